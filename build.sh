@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds everything and lays out artifacts/ (see docs/ARCHITECTURE.md).
+set -euo pipefail
+cd "$(dirname "$0")"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+mkdir -p artifacts/workloads
+for c in tests/workloads/*.c; do
+  [ -e "$c" ] || continue
+  gcc -O1 -g -Wall -Werror -o "artifacts/workloads/$(basename "$c" .c)" "$c"
+done
+dotnet build CkptPS.sln -c Release -nologo -v quiet
+if [ "${CKPT_AOT:-0}" = 1 ]; then
+  dotnet publish src/Ckpt.Cli -c Release -nologo -v quiet -r linux-x64 -p:PublishAot=true -o artifacts/publish/ckpt
+else
+  dotnet publish src/Ckpt.Cli -c Release -nologo -v quiet -r linux-x64 --self-contained false \
+    -p:PublishSingleFile=true -o artifacts/publish/ckpt
+fi
+cp artifacts/publish/ckpt/ckpt artifacts/ckpt
+if [ -x module/build-module.sh ]; then module/build-module.sh; fi
+echo "built: artifacts/ckpt"

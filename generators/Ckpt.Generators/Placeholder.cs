@@ -1,0 +1,4 @@
+namespace Ckpt.Generators
+{
+    internal static class Placeholder { }
+}

@@ -1,0 +1,1 @@
+namespace CkptPS; internal static class ModuleAssembly { }

@@ -1,0 +1,1 @@
+namespace Ckpt.Engine; internal static class EngineAssembly { }

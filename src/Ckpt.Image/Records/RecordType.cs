@@ -1,0 +1,56 @@
+namespace Ckpt.Image.Records;
+
+/// <summary>
+/// Record type numbers. They follow linux-cr's include/linux/checkpoint_hdr.h as of
+/// ckpt-v21 (Oren Laadan's series) wherever linux-cr had the record; records CkptPS adds
+/// extend the same ranges (marked "CkptPS" below).
+/// </summary>
+public enum RecordType : uint
+{
+    // header and objects
+    Header = 1,
+    HeaderArch = 2,
+    Container = 3,          // linux-cr only; never written by CkptPS
+    Buffer = 4,
+    String = 5,
+    Objref = 6,
+
+    // tasks
+    Tree = 101,
+    Task = 102,
+    TaskNamespaces = 103,   // linux-cr only
+    TaskObjects = 104,
+    RestartBlock = 105,
+    Thread = 106,
+    Cpu = 107,
+    Credentials = 113,
+    GroupInfo = 115,
+    Rseq = 120,             // CkptPS: per-thread rseq registration
+    SignalStack = 121,      // CkptPS: sigaltstack
+
+    // 201-299: architecture dependent (x86-64)
+    CpuXstate = 201,
+
+    // files
+    FileTable = 301,
+    FileDescriptor = 302,
+    FileName = 303,
+    File = 304,
+    PipeBuffer = 305,
+
+    // memory
+    Mm = 401,
+    Vma = 402,
+    PageArray = 403,
+    MmContext = 404,
+
+    // signals
+    SignalHandlers = 601,
+    Signal = 602,
+    SignalTask = 603,
+    SignalPending = 604,
+    SignalAction = 610,     // CkptPS: one handler of the SignalHandlers table
+
+    Tail = 9001,
+    Error = 9999,
+}
