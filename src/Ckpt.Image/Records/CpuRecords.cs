@@ -78,7 +78,7 @@ public partial struct RseqRecord
 public partial struct SignalStackRecord
 {
     public ulong StackPointer;
-    public ulong Size;
+    public ulong StackSize;
     public int Flags;                    // SS_DISABLE, SS_AUTODISARM
     public int Reserved;
 }

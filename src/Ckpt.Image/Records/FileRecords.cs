@@ -45,7 +45,7 @@ public partial struct FileRecord
     public ulong Device;                // st_dev
     public ulong Inode;
     public ulong RawDevice;             // st_rdev for devices
-    public long Size;
+    public long FileSize;
     public long MtimeNanoseconds;
     [TrailingBytes] public uint PathLength;
     public uint Reserved;

@@ -1,4 +1,0 @@
-namespace Ckpt.Generators
-{
-    internal static class Placeholder { }
-}

@@ -1,0 +1,18 @@
+using Ckpt.Image.Records;
+
+namespace Ckpt.Image;
+
+/// <summary>Bounds the reader enforces before it trusts a length or a count from an image.</summary>
+public static class ImageLimits
+{
+    /// <summary>Largest record: a full page chunk of 64 KiB pages with their addresses.</summary>
+    public const uint MaxRecordLength = 8 + 8 + PageArrayRecord.MaxPagesPerChunk * (8u + MaxPageSize);
+
+    public const uint MaxPageSize = 64 * 1024;
+
+    /// <summary>Paths, messages and other strings.</summary>
+    public const int MaxStringLength = 1 << 20;
+
+    /// <summary>Buffers that are held in memory (xstate, group lists).</summary>
+    public const int MaxBufferLength = 1 << 20;
+}
