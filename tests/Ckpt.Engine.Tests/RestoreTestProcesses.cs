@@ -1,0 +1,88 @@
+using System.Runtime.InteropServices;
+using Xunit;
+
+namespace Ckpt.Engine.Tests;
+
+/// <summary>Starting, finding and cleaning up real processes for the restore tests (posix_spawn, waitpid).</summary>
+internal static unsafe partial class RestoreTestProcesses
+{
+    private const int WALL = 0x40000000, WNOHANG = 1, SIGKILL = 9, ECHILD = 10;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int kill(int pid, int signal);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int waitpid(int pid, int* status, int options);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int posix_spawn(int* pid, byte* path, nint fileActions, nint attributes, byte** argv, byte** envp);
+
+    /// <summary>A pid nothing uses now, from the upper part of the pid space.</summary>
+    public static int FreePid()
+    {
+        int max = int.Parse(File.ReadAllText("/proc/sys/kernel/pid_max").Trim());
+        int upper = Math.Min(max - 1, 4_000_000);
+        for (int attempt = 0; attempt < 1000; attempt++)
+        {
+            int candidate = Random.Shared.Next(upper / 2, upper);
+            if (!Directory.Exists($"/proc/{candidate}"))
+                return candidate;
+        }
+        throw new InvalidOperationException("no free pid found");
+    }
+
+    /// <summary>Starts `sleep 1000` as a child of the test process; returns its pid.</summary>
+    public static int StartSleeper() => Spawn("/usr/bin/sleep", "1000");
+
+    public static int Spawn(string path, params string[] arguments)
+    {
+        var strings = new[] { path }.Concat(arguments).Select(s => Marshal.StringToHGlobalAnsi(s)).ToArray();
+        try
+        {
+            byte** argv = stackalloc byte*[strings.Length + 1];
+            for (int i = 0; i < strings.Length; i++) argv[i] = (byte*)strings[i];
+            argv[strings.Length] = null;
+            byte** envp = stackalloc byte*[1];
+            envp[0] = null;
+            int pid;
+            int error = posix_spawn(&pid, argv[0], 0, 0, argv, envp);
+            if (error != 0) throw new InvalidOperationException($"posix_spawn {path}: errno {error}");
+            return pid;
+        }
+        finally
+        {
+            foreach (nint s in strings) Marshal.FreeHGlobal(s);
+        }
+    }
+
+    public static void KillAndReap(int pid)
+    {
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, WALL);
+        WaitUntilGone(pid);
+    }
+
+    /// <summary>Waits (bounded) until /proc/PID has gone; fails the test if it stays.</summary>
+    public static void WaitUntilGone(int pid)
+    {
+        for (int i = 0; i < 500 && Directory.Exists($"/proc/{pid}"); i++)
+            Thread.Sleep(10);
+        Assert.False(Directory.Exists($"/proc/{pid}"), $"process {pid} is still there");
+    }
+
+    /// <summary>No exited child of the test process waits to be reaped (the intermediate was reaped).</summary>
+    public static void AssertNoUnreapedChildren()
+    {
+        foreach (string task in Directory.GetDirectories($"/proc/{Environment.ProcessId}/task"))
+        {
+            string children = File.Exists($"{task}/children") ? File.ReadAllText($"{task}/children") : "";
+            foreach (string child in children.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            {
+                string stat = File.ReadAllText($"/proc/{child}/stat");
+                string state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
+                Assert.NotEqual("Z", state);
+            }
+        }
+    }
+}
