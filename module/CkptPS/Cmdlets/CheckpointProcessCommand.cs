@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using System.Management.Automation;
+using CkptPS.Reading;
+
+namespace CkptPS.Cmdlets;
+
+/// <summary>
+/// Checkpoint-Process: writes the image of one or more running processes through the engine.
+/// Targets are collected first and checkpointed in EndProcessing, because whether -Path
+/// names one image or a folder of them depends on how many processes arrive.
+/// </summary>
+[Cmdlet(VerbsData.Checkpoint, "Process", DefaultParameterSetName = IdSet, SupportsShouldProcess = true,
+    ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(CkptImageInfo))]
+public sealed class CheckpointProcessCommand : EngineCmdlet
+{
+    private const string IdSet = "Id";
+    private const string InputObjectSet = "InputObject";
+    private const int ProgressActivityId = 0x434b;
+
+    private readonly List<ProcessTarget> targets = [];
+    private bool yesToAll, noToAll;
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = IdSet, ValueFromPipelineByPropertyName = true)]
+    [Alias("ProcessId")]
+    [ValidateRange(1, int.MaxValue)]
+    [ArgumentCompleter(typeof(ProcessIdCompleter))]
+    public int[] Id { get; set; } = [];
+
+    [Parameter(Mandatory = true, ParameterSetName = InputObjectSet, ValueFromPipeline = true)]
+    public Process[] InputObject { get; set; } = [];
+
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    [Parameter]
+    public SwitchParameter Kill { get; set; }
+
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (ParameterSetName == InputObjectSet)
+        {
+            foreach (var process in InputObject) AddTarget(process.Id, process);
+        }
+        else
+        {
+            foreach (int pid in Id) AddTarget(pid, pid);
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        if (targets.Count == 0) return;
+        string resolved = PathResolution.ResolveForOutput(this, Path);
+        bool folder = targets.Count > 1 || Directory.Exists(resolved);
+        if (folder && !Directory.Exists(resolved))
+        {
+            string action = $"Performing the operation \"Create the folder for the images\" on target \"{resolved}\".";
+            if (ShouldProcess(action, action, "Create the folder for the images", out var reason))
+                Directory.CreateDirectory(resolved);
+            else if (reason != ShouldProcessReason.WhatIf)
+                return; // declined: no folder, no images; under -WhatIf go on and tell what would be done
+        }
+        foreach (var target in targets)
+        {
+            string image = folder ? System.IO.Path.Combine(resolved, $"{target.Name}-{target.Pid}.ckpt") : resolved;
+            CheckpointOne(target, image);
+        }
+    }
+
+    private void AddTarget(int pid, object source)
+    {
+        if (targets.Any(target => target.Pid == pid)) return;
+        if (ProcessTarget.TryFind(pid, source, out var target, out var error))
+            targets.Add(target!);
+        else
+            WriteError(error!);
+    }
+
+    private void CheckpointOne(ProcessTarget target, string image)
+    {
+        if (File.Exists(image) && !Force)
+        {
+            WriteError(new ErrorRecord(
+                new IOException($"The image '{image}' already exists; use -Force to overwrite it."),
+                "ImageExists", ErrorCategory.ResourceExists, image));
+            return;
+        }
+        string action = Kill ? $"Checkpoint to '{image}', then kill the process" : $"Checkpoint to '{image}'";
+        if (!ShouldProcess(target.Description, action)) return;
+        if (Kill && !ConfirmKill(target)) return;
+
+        // Written beside the destination and renamed into place on success, so a failed
+        // checkpoint never leaves a half image or destroys the one -Force would replace.
+        string partial = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(image) ?? ".",
+            $".{System.IO.Path.GetFileName(image)}.{Guid.NewGuid():N}.partial");
+        var arguments = new List<string> { "checkpoint", "--pid", target.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), "--output", partial };
+        if (Kill) arguments.Add("--kill");
+        try
+        {
+            var outcome = RunEngine(arguments, ProgressActivityId, $"Checkpoint {target.Description}");
+            if (!outcome.Succeeded)
+            {
+                WriteError(outcome.ToErrorRecord("CheckpointFailed", $"Cannot checkpoint {target.Description}", target.Source));
+                return;
+            }
+            File.Move(partial, image, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(partial)) File.Delete(partial);
+        }
+        if (PassThru) WriteObject(ImageSummary.Read(image, Kill));
+    }
+
+    /// <summary>
+    /// -Kill is a high-impact action on a medium-impact cmdlet: ask as PowerShell would for a
+    /// ConfirmImpact High cmdlet, unless the user already answered with -Confirm or -Confirm:$false.
+    /// </summary>
+    private bool ConfirmKill(ProcessTarget target)
+    {
+        if (MyInvocation.BoundParameters.ContainsKey("Confirm")) return true;
+        var preference = ConfirmImpact.High;
+        if (GetVariableValue("ConfirmPreference") is { } value
+            && LanguagePrimitives.TryConvertTo(value, out ConfirmImpact parsed))
+            preference = parsed;
+        if (preference == ConfirmImpact.None || preference > ConfirmImpact.High) return true;
+        return ShouldContinue($"Kill {target.Description} once its image is written?", "Confirm -Kill",
+            ref yesToAll, ref noToAll);
+    }
+}

@@ -1,0 +1,57 @@
+using System.Management.Automation;
+using Ckpt.Image;
+using CkptPS.Reading;
+
+namespace CkptPS.Cmdlets;
+
+/// <summary>
+/// Get-CkptImage: reads an image (without its page contents) and emits its task(s), then
+/// its VMAs, then its files. Pure managed code: no engine, no privileges.
+/// </summary>
+[Cmdlet(VerbsCommon.Get, "CkptImage")]
+[OutputType(typeof(CkptTask), typeof(CkptVma), typeof(CkptFile))]
+public sealed class GetCkptImageCommand : PSCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("PSPath", "FullName", "ImagePath")]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = [];
+
+    protected override void ProcessRecord()
+    {
+        foreach (string path in Path)
+        {
+            var images = PathResolution.ResolveExisting(this, path, out var error);
+            if (error is not null) WriteError(error);
+            foreach (string image in images) Emit(image);
+        }
+    }
+
+    private void Emit(string image)
+    {
+        ImageModel model;
+        try
+        {
+            model = ImageModelReader.Read(image);
+        }
+        catch (ImageFormatException exception)
+        {
+            WriteError(new ErrorRecord(exception, "InvalidImage", ErrorCategory.InvalidData, image));
+            return;
+        }
+        catch (Exception exception) when (exception is FailedCheckpointImageException or InvalidDataException)
+        {
+            WriteError(new ErrorRecord(exception, "FailedCheckpointImage", ErrorCategory.InvalidData, image));
+            return;
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            var category = exception is UnauthorizedAccessException ? ErrorCategory.PermissionDenied : ErrorCategory.ReadError;
+            WriteError(new ErrorRecord(exception, "ImageUnreadable", category, image));
+            return;
+        }
+        foreach (var task in model.Tasks) WriteObject(task);
+        foreach (var vma in model.Vmas) WriteObject(vma);
+        foreach (var file in model.Files) WriteObject(file);
+    }
+}

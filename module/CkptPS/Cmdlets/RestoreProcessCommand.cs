@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Management.Automation;
+using CkptPS.Reading;
+
+namespace CkptPS.Cmdlets;
+
+/// <summary>
+/// Restore-Process: recreates the process of each image through the engine, with its
+/// original pid. The restored process is not a child of the shell (the engine makes sure).
+/// </summary>
+[Cmdlet(VerbsData.Restore, "Process", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(Process))]
+public sealed class RestoreProcessCommand : EngineCmdlet
+{
+    private const int ProgressActivityId = 0x5253;
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("PSPath", "FullName", "ImagePath")]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = [];
+
+    [Parameter]
+    public SwitchParameter Wait { get; set; }
+
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (string path in Path)
+        {
+            var images = PathResolution.ResolveExisting(this, path, out var error);
+            if (error is not null) WriteError(error);
+            foreach (string image in images) RestoreOne(image);
+        }
+    }
+
+    private void RestoreOne(string image)
+    {
+        string what = ImageSummary.TryDescribe(image) is { } task ? $"Restore {task}" : "Restore the process";
+        if (!ShouldProcess(image, what)) return;
+
+        var arguments = new List<string> { "restore", "--input", image };
+        if (Wait) arguments.Add("--wait");
+        if (Force) arguments.Add("--force");
+        // Taken as soon as the result arrives: with -Wait the process may be gone by the time the engine exits.
+        Process? restored = null;
+        var outcome = RunEngine(arguments, ProgressActivityId, what, result =>
+        {
+            if (PassThru && result is { Ok: true, Pid: int pid }) restored = TryGetProcess(pid);
+        });
+        if (!outcome.Succeeded)
+        {
+            WriteError(outcome.ToErrorRecord("RestoreFailed", $"Cannot restore '{image}'", image));
+            return;
+        }
+        if (!PassThru) return;
+        int? restoredPid = outcome.Result?.Pid ?? ParsePid(outcome.StandardOutput);
+        restored ??= restoredPid is int id ? TryGetProcess(id) : null;
+        if (restored is not null)
+            WriteObject(restored);
+        else
+            WriteWarning($"The process restored from '{image}' (pid {restoredPid?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}) has already exited.");
+    }
+
+    private static Process? TryGetProcess(int pid)
+    {
+        try { return Process.GetProcessById(pid); }
+        catch (ArgumentException) { return null; }
+        catch (InvalidOperationException) { return null; }
+    }
+
+    /// <summary>`ckpt restore` prints the restored pid; the first integer line is it.</summary>
+    private static int? ParsePid(string standardOutput)
+    {
+        foreach (string line in standardOutput.Split('\n'))
+        {
+            if (int.TryParse(line.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) return pid;
+        }
+        return null;
+    }
+}

@@ -1,1 +1,0 @@
-namespace CkptPS; internal static class ModuleAssembly { }

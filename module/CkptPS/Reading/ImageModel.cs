@@ -1,0 +1,20 @@
+using Ckpt.Image.Records;
+
+namespace CkptPS.Reading;
+
+/// <summary>What Get-CkptImage shows of an image: its tasks, VMAs and files, in that order.</summary>
+internal sealed class ImageModel
+{
+    public required HeaderRecord Header { get; init; }
+    public List<CkptTask> Tasks { get; } = [];
+    public List<CkptVma> Vmas { get; } = [];
+    public List<CkptFile> Files { get; } = [];
+}
+
+/// <summary>The image is well formed but records a checkpoint that failed (an ERROR record).</summary>
+public sealed class FailedCheckpointImageException(string message, int errno, long offset)
+    : Exception(message)
+{
+    public int Errno { get; } = errno;
+    public long Offset { get; } = offset;
+}

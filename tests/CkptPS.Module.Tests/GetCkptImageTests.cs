@@ -1,0 +1,186 @@
+using System.Management.Automation;
+using Ckpt.Image.Records;
+using CkptPS.Module.Tests.Infrastructure;
+using Xunit;
+using static CkptPS.Module.Tests.Infrastructure.SyntheticImage;
+
+namespace CkptPS.Module.Tests;
+
+/// <summary>Get-CkptImage and Test-CkptImage on an image whose every field is known.</summary>
+public sealed class GetCkptImageTests : IDisposable
+{
+    private readonly ModuleSession session = new();
+    private readonly string scratch = RepoPaths.NewScratchDirectory();
+    private readonly string image;
+
+    public GetCkptImageTests() => image = SyntheticImage.Write(scratch);
+
+    [Fact]
+    public void Emits_the_task_then_the_VMAs_then_the_files_each_with_ImagePath_and_Pid()
+    {
+        var result = session.Run("Get-CkptImage $args[0]", image).AssertClean();
+        var kinds = result.Output.Select(o => o.BaseObject.GetType().Name).ToList();
+        Assert.Equal(["CkptTask", "CkptVma", "CkptVma", "CkptVma", "CkptVma", "CkptVma", "CkptVma", "CkptFile", "CkptFile", "CkptFile"], kinds);
+        Assert.All(result.Output, o =>
+        {
+            Assert.Equal(image, o.Properties["ImagePath"].Value);
+            Assert.Equal(Pid, o.Properties["Pid"].Value);
+        });
+    }
+
+    [Fact]
+    public void The_task_carries_what_the_image_recorded()
+    {
+        var task = Assert.Single(session.Run("Get-CkptImage $args[0]", image).AssertClean().OfType<CkptTask>());
+        Assert.Equal((Pid, Ppid, Comm, Exe, "/home/synthetic"), (task.Pid, task.Ppid, task.Comm, task.Exe, task.Cwd));
+        Assert.Equal(((uint)Uid, (uint)Gid, 0x1ff_ffff_ffffUL), (task.Uid, task.Credentials.Gid, task.Credentials.CapBounding));
+        Assert.Equal((6, 3, 7UL, 7UL * PageSize), (task.VmaCount, task.FileCount, task.PagesSaved, task.SavedBytes));
+        Assert.Equal("6.18.0-synthetic", task.KernelRelease);
+        Assert.Equal(new DateTime(2025, 11, 23, 0, 0, 0, DateTimeKind.Utc), task.CheckpointTimeUtc);
+    }
+
+    [Fact]
+    public void Where_vma_type_eq_Anon_works_as_written()
+    {
+        var result = session.Run("Get-CkptImage $args[0] | Where vma_type -eq Anon", image).AssertClean();
+        var anon = result.OfType<CkptVma>().ToList();
+        Assert.Equal(AnonVmaCount, anon.Count);
+        Assert.Equal(result.Output.Count, anon.Count);
+        Assert.All(anon, vma => Assert.Equal(VmaType.Anon, vma.VmaType));
+        Assert.Equal(["[heap]", "", "[stack]"], anon.Select(v => v.Path));
+    }
+
+    [Fact]
+    public void VMAs_read_like_proc_maps()
+    {
+        var vmas = session.Run("Get-CkptImage $args[0] | Where-Object { $_ -is [CkptPS.CkptVma] }", image).AssertClean().OfType<CkptVma>().ToList();
+        var text = vmas[0];
+        Assert.Equal((CodeStart, CodeStart + 0x2000, 0x2000UL, "r-xp", Exe, 4UL, 4UL * PageSize, 0UL),
+            (text.Start, text.End, text.Size, text.Protection, text.Path, text.PageOffset, text.Offset, text.PagesSaved));
+        Assert.Equal("08:01", text.DeviceText);
+        Assert.Equal(1010UL, text.Inode);
+        Assert.Equal("rw-p", vmas[1].Protection);
+        Assert.Equal((VmaType.SharedAnon, "rw-s", "/dev/zero (deleted)"), (vmas[3].VmaType, vmas[3].Protection, vmas[3].Path));
+        Assert.Equal((VmaType.Vdso, "[vdso]"), (vmas[5].VmaType, vmas[5].Path));
+        Assert.Equal(VmaFlags.Read | VmaFlags.Write | VmaFlags.MayRead | VmaFlags.MayWrite | VmaFlags.MayExec | VmaFlags.GrowsDown | VmaFlags.Account,
+            vmas[4].Flags);
+        Assert.Equal("rd wr mr mw me gd ac", vmas[4].FlagsText);
+    }
+
+    [Fact]
+    public void Kernel_field_names_are_alias_properties()
+    {
+        var result = session.Run("""
+            $all = Get-CkptImage $args[0]
+            $vma = $all | Where-Object { $_ -is [CkptPS.CkptVma] } | Where-Object vm_pgoff -eq 4
+            $file = $all | Where-Object { $_ -is [CkptPS.CkptFile] } | Where-Object f_pos -eq 1234 | Where-Object fd -eq 1
+            $task = $all | Where-Object { $_ -is [CkptPS.CkptTask] }
+            $vma.vm_start -eq $vma.Start; $vma.vm_end -eq $vma.End; $vma.vm_flags -eq $vma.Flags
+            $vma.vm_file -eq $vma.Path; $vma.vma_type -eq 'File'; $vma.vm_page_prot -eq 'r-xp'
+            $file.f_flags -band [CkptPS.OpenFlags]::Append; $file.f_mode -eq 'Write'; $file.i_ino -eq 1021
+            $task.Id -eq $task.Pid; $task.ProcessName -eq 'synthetic'; $task.nr_threads -eq 1; $task.cred.Uid -eq 1000
+            """, image).AssertClean();
+        Assert.Equal(13, result.Output.Count);
+        Assert.All(result.Output, o => Assert.True(LanguagePrimitives.IsTrue(o), $"alias check {result.Output.IndexOf(o)} failed"));
+    }
+
+    [Fact]
+    public void Files_read_like_ls_l_proc_fd()
+    {
+        var files = session.Run("Get-CkptImage $args[0] | Where-Object { $_ -is [CkptPS.CkptFile] }", image).AssertClean().OfType<CkptFile>().ToList();
+        Assert.Equal([0, 1, 2], files.Select(f => f.Fd));
+        Assert.Equal(("lr-x------", "/dev/null", FileKind.CharacterDevice), (files[0].LinkMode, files[0].Path, files[0].Kind));
+        Assert.Equal(("l-wx------", 1234L, OpenFlags.WriteOnly | OpenFlags.Append | OpenFlags.LargeFile), (files[1].LinkMode, files[1].Position, files[1].Flags));
+    }
+
+    [Fact]
+    public void Default_views_format_maps_fd_and_process_tables()
+    {
+        session.Run("Get-CkptImage $args[0] | Out-Default", image).AssertClean();
+        string text = session.Host.Output;
+        Assert.Contains($"Memory of {Pid} (like /proc/{Pid}/maps)", text);
+        Assert.Contains($"Files of {Pid} (like ls -l /proc/{Pid}/fd)", text);
+        Assert.Matches(@"Saved\(M\)\s+VMAs\s+Files\s+Threads\s+Id\s+PPid\s+Uid\s+ProcessName", text);
+        Assert.Matches(@"0\.03\s+6\s+3\s+1\s+4242\s+1\s+1000\s+synthetic\s+/usr/bin/synthetic", text);
+        Assert.Matches(@"555555554000-555555556000\s+r-xp\s+00004000\s+08:01\s+1010\s+8\.0K\s+0B\s+File\s+/usr/bin/synthetic", text);
+        Assert.Matches(@"7f0000000000-7f0000400000\s+rw-p\s+00000000\s+00:00\s+0\s+4\.0M\s+4\.0K\s+Anon", text);
+        Assert.Matches(@"555555560000-555555581000\s+rw-p .* 132K\s+8\.0K\s+Anon\s+\[heap\]", text);
+        Assert.Matches(@"lr-x------\s+0 -> /dev/null\s+0\s+CharacterDevice", text);
+        Assert.Matches(@"l-wx------\s+1 -> /tmp/synthetic\.log\s+1234\s+Regular", text);
+    }
+
+    [Fact]
+    public void FileInfo_objects_bind_through_FullName_and_strings_through_the_pipeline()
+    {
+        var fromFileInfo = session.Run("[System.IO.FileInfo]::new($args[0]) | Get-CkptImage", image).AssertClean();
+        Assert.Equal(10, fromFileInfo.Output.Count);
+        var relative = session.Run("$null = $ExecutionContext.SessionState.Path.SetLocation($args[0]); 'synthetic.ckpt' | Get-CkptImage | Where vma_type -eq Vdso", scratch).AssertClean();
+        Assert.Equal(VmaType.Vdso, Assert.Single(relative.OfType<CkptVma>()).VmaType);
+    }
+
+    [Fact]
+    public void A_truncated_image_is_InvalidData_naming_record_and_offset_and_the_next_path_still_runs()
+    {
+        string truncated = Path.Combine(scratch, "truncated.ckpt");
+        File.WriteAllBytes(truncated, File.ReadAllBytes(image)[..1000]);
+        var result = session.Run("Get-CkptImage $args[0], $args[1]", truncated, image);
+        var error = Assert.Single(result.Errors);
+        Assert.Equal(ErrorCategory.InvalidData, error.CategoryInfo.Category);
+        Assert.StartsWith("InvalidImage,", error.FullyQualifiedErrorId);
+        Assert.Matches(@"record \w+ \(\d+\) at offset \d+", error.Exception.Message);
+        Assert.Equal(10, result.Output.Count); // the good image after it
+    }
+
+    [Fact]
+    public void A_missing_image_is_ObjectNotFound()
+    {
+        var result = session.Run("Get-CkptImage $args[0]", Path.Combine(scratch, "absent.ckpt"));
+        var error = Assert.Single(result.Errors);
+        Assert.Equal(ErrorCategory.ObjectNotFound, error.CategoryInfo.Category);
+        Assert.StartsWith("ImageNotFound,", error.FullyQualifiedErrorId);
+    }
+
+    [Fact]
+    public void An_image_of_a_failed_checkpoint_reports_the_engines_reason()
+    {
+        string failed = SyntheticImage.Write(scratch, "failed.ckpt", failAfterMm: true);
+        var result = session.Run("Get-CkptImage $args[0]", failed);
+        var error = Assert.Single(result.Errors);
+        Assert.Equal(ErrorCategory.InvalidData, error.CategoryInfo.Category);
+        Assert.StartsWith("FailedCheckpointImage,", error.FullyQualifiedErrorId);
+        Assert.Contains("Permission denied (errno 13)", error.Exception.Message);
+    }
+
+    [Fact]
+    public void Test_CkptImage_is_true_for_an_intact_image_and_false_for_damage_with_details()
+    {
+        byte[] bytes = File.ReadAllBytes(image);
+        string flipped = Path.Combine(scratch, "flipped.ckpt");
+        byte[] damaged = (byte[])bytes.Clone();
+        damaged[bytes.Length / 3] ^= 0x40; // inside the page contents: only the checksum can notice
+        File.WriteAllBytes(flipped, damaged);
+        string truncated = Path.Combine(scratch, "cut.ckpt");
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length - 8)]);
+
+        var first = session.Run("Test-CkptImage $args[0] -Detailed", image).AssertClean().OfType<CkptImageValidation>().Single();
+        Assert.True(first.IsValid, first.Problem);
+        var plain = session.Run("Test-CkptImage $args[0], $args[1], $args[2], $args[3]", image, flipped, truncated,
+            Path.Combine(scratch, "absent.ckpt")).AssertClean();
+        Assert.Equal([true, false, false, false], plain.Output.Select(o => (bool)o.BaseObject));
+
+        var detailed = session.Run("Test-CkptImage $args[0], $args[1] -Detailed", image, truncated).AssertClean().OfType<CkptImageValidation>().ToList();
+        Assert.True(detailed[0].IsValid);
+        Assert.Equal(Pid, detailed[0].Pid);
+        Assert.Equal(bytes.Length, detailed[0].Length);
+        Assert.False(detailed[1].IsValid);
+        Assert.Equal(RecordType.Tail, detailed[1].RecordType);
+        Assert.Equal(bytes.Length - 32, detailed[1].Offset); // the tail record is 32 bytes
+        Assert.Contains("truncated", detailed[1].Problem);
+    }
+
+    public void Dispose()
+    {
+        session.Dispose();
+        Directory.Delete(scratch, recursive: true);
+    }
+}
