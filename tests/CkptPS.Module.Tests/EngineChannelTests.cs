@@ -130,6 +130,31 @@ public sealed class EngineChannelTests : IDisposable
     }
 
     [Fact]
+    public void Ctrl_C_asks_the_engine_to_stop_and_waits_for_it()
+    {
+        using var target = TargetProcess.StartSleep();
+        string stopped = Path.Combine(scratch, "engine-stopped");
+        UseScriptedEngine($$"""
+            sleep 1000 & child=$!
+            trap 'kill $child; echo terminated > "{{stopped}}"; exit 1' TERM
+            echo '{"event":"progress","phase":"freeze"}' >&3
+            wait
+            """);
+        using var shell = session.CreateShell();
+        shell.AddScript("Checkpoint-Process -Id $args[0] -Path $args[1]").AddArgument(target.Pid).AddArgument(Path.Combine(scratch, "x.ckpt"));
+        using var progressSeen = new ManualResetEventSlim();
+        shell.Streams.Progress.DataAdded += (_, _) => progressSeen.Set();
+        var invocation = shell.BeginInvoke();
+        progressSeen.Wait(); // the engine is running and has reported
+        shell.Stop();        // what Ctrl+C does: StopProcessing, then the pipeline unwinds
+        Assert.Equal(PSInvocationState.Stopped, shell.InvocationStateInfo.State);
+        Assert.True(invocation.IsCompleted);
+        Assert.Equal("terminated\n", File.ReadAllText(stopped));
+        Assert.False(File.Exists(Path.Combine(scratch, "x.ckpt")));
+        Assert.True(target.IsAlive);
+    }
+
+    [Fact]
     public void A_missing_engine_stops_the_pipeline_with_an_error_naming_it()
     {
         using var first = TargetProcess.StartSleep();

@@ -45,6 +45,14 @@ internal sealed class ModuleSession : IDisposable
             shell.Streams.Progress.ToList(), terminating);
     }
 
+    /// <summary>A PowerShell instance on this session's runspace, for tests that invoke asynchronously.</summary>
+    public PowerShell CreateShell()
+    {
+        var shell = PowerShell.Create();
+        shell.Runspace = runspace;
+        return shell;
+    }
+
     public void Dispose() => runspace.Dispose();
 }
 
