@@ -46,12 +46,13 @@ Describe 'The CkptPS module' {
     }
 
     It 'has help with examples for <_>' -ForEach 'Checkpoint-Process', 'Restore-Process', 'Get-CkptImage', 'Test-CkptImage' {
-        $help = Get-Help $_ -Full
+        $command = $_
+        $help = Get-Help $command -Full
         $help.Synopsis | Should -Not -BeNullOrEmpty
         @($help.examples.example).Count | Should -BeGreaterOrEqual 2
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
-        foreach ($name in (Get-Command $_).Parameters.Keys | Where-Object { $_ -notin $common }) {
-            (Get-Help $_ -Parameter $name).description.Text | Should -Match 'For example' -Because "-$name needs help"
+        foreach ($name in (Get-Command $command).Parameters.Keys | Where-Object { $_ -notin $common }) {
+            (Get-Help $command -Parameter $name).description.Text | Should -Match 'For example' -Because "-$name needs help"
         }
     }
 

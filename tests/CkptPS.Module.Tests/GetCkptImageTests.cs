@@ -114,6 +114,8 @@ public sealed class GetCkptImageTests : IDisposable
     {
         var fromFileInfo = session.Run("[System.IO.FileInfo]::new($args[0]) | Get-CkptImage", image).AssertClean();
         Assert.Equal(10, fromFileInfo.Output.Count);
+        var fromPSPath = session.Run("[pscustomobject]@{ PSPath = 'Microsoft.PowerShell.Core\\FileSystem::' + $args[0] } | Get-CkptImage", image).AssertClean();
+        Assert.Equal(10, fromPSPath.Output.Count);
         var relative = session.Run("$null = $ExecutionContext.SessionState.Path.SetLocation($args[0]); 'synthetic.ckpt' | Get-CkptImage | Where vma_type -eq Vdso", scratch).AssertClean();
         Assert.Equal(VmaType.Vdso, Assert.Single(relative.OfType<CkptVma>()).VmaType);
     }
