@@ -1,1 +1,12 @@
-return 2;
+using System.CommandLine;
+using Ckpt.Cli;
+
+var root = new RootCommand("ckpt: checkpoint and restore Linux processes (see docs/ARCHITECTURE.md)");
+root.Subcommands.Add(RestoreCommand.Create());
+ParseResult parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    foreach (var error in parsed.Errors) Console.Error.WriteLine($"ckpt: {error.Message}");
+    return 2; // usage (docs/ARCHITECTURE.md exit codes)
+}
+return parsed.Invoke();

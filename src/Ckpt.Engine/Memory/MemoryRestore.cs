@@ -1,0 +1,90 @@
+using Ckpt.Engine.Restore;
+using Ckpt.Image.Records;
+
+namespace Ckpt.Engine.Memory;
+
+/// <summary>
+/// Recreates the image's VMAs at their addresses (MAP_FIXED_NOREPLACE: never over something
+/// else), writable while their pages are written, then with the recorded protections.
+/// Private file mappings are mapped from their path again (identity checked by validation);
+/// each shared anonymous object is created once and duplicated (mremap with old size 0)
+/// wherever else it was mapped.
+/// </summary>
+public static class MemoryRestore
+{
+    private const long SYS_mmap = 9, SYS_mprotect = 10, SYS_close = 3, SYS_mremap = 25, SYS_openat = 257;
+    private const ulong PROT_WRITE = 2;
+    private const ulong MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_GROWSDOWN = 0x100, MAP_FIXED_NOREPLACE = 0x100000;
+    private const ulong VM_GROWSDOWN = 0x100;
+    private const ulong MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+    private const ulong O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
+    private const ulong AT_FDCWD = unchecked((ulong)-100);
+
+    public static void Run(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
+    {
+        var sharedAnonymous = new Dictionary<int, VmaRecord>();
+        foreach (VmaPlan vma in plan.Vmas)
+        {
+            if (vma.Record.VmaType is VmaType.Vdso or VmaType.Vvar or VmaType.VvarVclock or VmaType.Vsyscall) continue;
+            scratch.Reset();
+            Map(syscalls, vma, scratch, sharedAnonymous);
+        }
+        PageWriter.WriteAll(syscalls.Pid, plan);
+        foreach (VmaPlan vma in plan.Vmas)
+        {
+            if (NeedsWriteWhileFilling(vma) && (vma.Record.Protection & PROT_WRITE) == 0)
+                syscalls.Call($"mprotect of {Describe(vma)}", SYS_mprotect, vma.Record.VmStart, vma.Length, vma.Record.Protection);
+        }
+    }
+
+    private static bool NeedsWriteWhileFilling(VmaPlan vma) =>
+        vma.Chunks.Count > 0 && vma.Record.VmaType is VmaType.Anon or VmaType.File or VmaType.SharedAnon;
+
+    private static void Map(InjectedSyscalls syscalls, VmaPlan vma, ScratchArea scratch, Dictionary<int, VmaRecord> sharedAnonymous)
+    {
+        VmaRecord record = vma.Record;
+        ulong protection = record.Protection | (NeedsWriteWhileFilling(vma) ? PROT_WRITE : 0);
+        ulong growsDown = (record.VmFlags & VM_GROWSDOWN) != 0 ? MAP_GROWSDOWN : 0;
+        string what = $"mmap of {Describe(vma)}";
+        switch (record.VmaType)
+        {
+            case VmaType.Anon:
+                syscalls.Call(what, SYS_mmap, record.VmStart, vma.Length, protection, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | growsDown, ulong.MaxValue, 0);
+                break;
+            case VmaType.SharedAnon when sharedAnonymous.TryGetValue(record.SharedMemoryObjRef, out VmaRecord first):
+                ulong source = first.VmStart + (record.VmPgoff - first.VmPgoff) * 4096;
+                syscalls.Call($"mremap duplicating shared memory {record.SharedMemoryObjRef} at 0x{record.VmStart:x}", SYS_mremap, source, 0, vma.Length, MREMAP_MAYMOVE | MREMAP_FIXED, record.VmStart);
+                syscalls.Call($"mprotect of {Describe(vma)}", SYS_mprotect, record.VmStart, vma.Length, protection);
+                break;
+            case VmaType.SharedAnon:
+                syscalls.Call(what, SYS_mmap, record.VmStart, vma.Length, protection, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, ulong.MaxValue, 0);
+                sharedAnonymous[record.SharedMemoryObjRef] = record;
+                break;
+            case VmaType.File or VmaType.SharedFile:
+                MapFile(syscalls, vma, scratch, protection, what);
+                break;
+            default:
+                throw new RestoreRefusedException($"VMA {Describe(vma)} has unknown type {record.VmaType}");
+        }
+    }
+
+    private static void MapFile(InjectedSyscalls syscalls, VmaPlan vma, ScratchArea scratch, ulong protection, string what)
+    {
+        FilePlan file = vma.File ?? throw new RestoreRefusedException($"file VMA {Describe(vma)} has no file");
+        bool shared = vma.Record.VmaType == VmaType.SharedFile;
+        ulong openFlags = (shared && (vma.Record.Protection & PROT_WRITE) != 0 ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+        long fd = syscalls.Call($"openat of {file.Path} for {Describe(vma)}", SYS_openat, AT_FDCWD, scratch.PutString(file.Path), openFlags, 0);
+        try
+        {
+            syscalls.Call(what, SYS_mmap, vma.Record.VmStart, vma.Length, protection,
+                (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE, (ulong)fd, vma.Record.VmPgoff * 4096);
+        }
+        finally
+        {
+            syscalls.CallRaw(SYS_close, (ulong)fd);
+        }
+    }
+
+    internal static string Describe(VmaPlan vma) =>
+        $"VMA 0x{vma.Record.VmStart:x}-0x{vma.Record.VmEnd:x} ({vma.Record.VmaType}{(vma.File is null ? "" : " " + vma.File.Path)})";
+}

@@ -1,0 +1,82 @@
+using Ckpt.Engine.Restore;
+using Ckpt.Image.Records;
+
+namespace Ckpt.Engine.Memory;
+
+/// <summary>
+/// Empties the new task's address space of everything but its special mappings and the
+/// scratch area, then moves vdso, vvar and vvar_vclock (each with its own mremap: one mremap
+/// cannot span two VMAs) to the addresses the image recorded, by way of a free spot so that
+/// no move lands on a special mapping that has not moved yet.
+/// </summary>
+public static class SpecialMappingsRestore
+{
+    private const long SYS_munmap = 11, SYS_mremap = 25;
+    private const ulong MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+
+    public static void Run(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
+    {
+        foreach (MapsLine mapping in MapsLine.ReadAll(syscalls.Pid))
+        {
+            if (mapping.IsSpecial || mapping.Start == scratch.Address) continue;
+            syscalls.Call($"munmap of the stub's {Describe(mapping)}", SYS_munmap, mapping.Start, mapping.End - mapping.Start);
+        }
+        var moves = PlanMoves(syscalls.Pid, plan);
+        if (moves.Count == 0) return;
+
+        ulong spanStart = moves.Min(m => m.Current.Start);
+        ulong spanEnd = moves.Max(m => m.Current.End);
+        ulong parking = FreeSpot(syscalls.Pid, plan, spanEnd - spanStart);
+        foreach (var move in moves)
+            Move(syscalls, move.Current.Name, move.Current.Start, parking + (move.Current.Start - spanStart), move.Current.End - move.Current.Start);
+        foreach (var move in moves)
+            Move(syscalls, move.Current.Name, parking + (move.Current.Start - spanStart), move.Target.VmStart, move.Current.End - move.Current.Start);
+    }
+
+    private static List<(MapsLine Current, VmaRecord Target)> PlanMoves(int pid, RestorePlan plan)
+    {
+        var current = MapsLine.ReadAll(pid).Where(m => m.IsSpecial && m.Name != "[vsyscall]").ToList();
+        var moves = new List<(MapsLine, VmaRecord)>();
+        foreach (var mapping in current)
+        {
+            VmaType type = mapping.Name switch { "[vdso]" => VmaType.Vdso, "[vvar]" => VmaType.Vvar, _ => VmaType.VvarVclock };
+            var recorded = plan.Vmas.Where(v => v.Record.VmaType == type).ToList();
+            if (recorded.Count != 1)
+                throw new RestoreRefusedException($"this kernel gives the task a {mapping.Name} mapping, the image records {recorded.Count}: the kernels differ too much");
+            if (recorded[0].Length != mapping.End - mapping.Start)
+                throw new RestoreRefusedException($"{mapping.Name} is {mapping.End - mapping.Start} bytes here, {recorded[0].Length} in the image: the kernels differ");
+            moves.Add((mapping, recorded[0].Record));
+        }
+        foreach (var vma in plan.Vmas.Where(v => v.Record.VmaType is VmaType.Vdso or VmaType.Vvar or VmaType.VvarVclock))
+        {
+            if (!moves.Any(m => m.Item2.VmStart == vma.Record.VmStart))
+                throw new RestoreRefusedException($"the image has a {vma.Record.VmaType} mapping that this kernel does not give a new task");
+        }
+        return moves;
+    }
+
+    private static void Move(InjectedSyscalls syscalls, string name, ulong from, ulong to, ulong length)
+    {
+        if (from == to) return;
+        syscalls.Call($"mremap of {name} to 0x{to:x}", SYS_mremap, from, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+        if (name == "[vdso]") syscalls.RelocateSyscall((long)(to - from));
+    }
+
+    /// <summary>A free range of the given length, clear of the task's mappings and the image's.</summary>
+    internal static ulong FreeSpot(int pid, RestorePlan plan, ulong length)
+    {
+        var taken = plan.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd))
+            .Concat(MapsLine.ReadAll(pid).Select(m => (m.Start, m.End))).OrderBy(r => r.Item1).ToList();
+        ulong candidate = 0x20000000;
+        foreach (var (start, end) in taken)
+        {
+            if (end <= candidate) continue;
+            if (start >= candidate + length) break;
+            candidate = (end + 0xffff) & ~0xfffful;
+        }
+        return candidate;
+    }
+
+    private static string Describe(MapsLine mapping) =>
+        $"0x{mapping.Start:x}-0x{mapping.End:x} {(mapping.Name.Length > 0 ? mapping.Name : "(anonymous)")}";
+}

@@ -1,0 +1,87 @@
+using System.Text;
+using Ckpt.Engine.Linux;
+using Ckpt.Image.Records;
+
+namespace Ckpt.Engine.Restore;
+
+/// <summary>
+/// The refusals, checked before any process exists: wrong architecture or page size, another
+/// kernel release (unless forced), state this engine cannot rebuild, a pid in use, and backing
+/// files that are missing or changed since the checkpoint.
+/// </summary>
+public static class RestoreValidation
+{
+    public static void Validate(RestorePlan plan, bool force)
+    {
+        CheckMachine(plan, force);
+        CheckTask(plan);
+        CheckFiles(plan);
+        if (Directory.Exists($"/proc/{plan.Pid}"))
+            throw new PidInUseException(plan.Pid, ProcessNames.CommOf(plan.Pid));
+    }
+
+    private static unsafe void CheckMachine(RestorePlan plan, bool force)
+    {
+        HeaderRecord header = plan.Header;
+        if (header.Arch != Architecture.X86_64)
+            throw new RestoreRefusedException($"the image is for architecture {(uint)header.Arch}, this engine restores x86-64 (62) only");
+        string machine = Fixed(header.Machine, 65);
+        if (machine != "x86_64")
+            throw new RestoreRefusedException($"the image was written on a '{machine}' machine, this is x86_64");
+        if (header.PageSize != (uint)Environment.SystemPageSize)
+            throw new RestoreRefusedException($"the image's page size is {header.PageSize}, this system's {Environment.SystemPageSize}");
+        string imageRelease = Fixed(header.KernelRelease, 65);
+        string release = File.ReadAllText("/proc/sys/kernel/osrelease").Trim();
+        if (imageRelease != release && !force)
+            throw new RestoreRefusedException($"the image comes from kernel {imageRelease}, this is {release}: vdso layout and syscall behaviour may differ (use --force to restore anyway)");
+    }
+
+    private static void CheckTask(RestorePlan plan)
+    {
+        if (plan.Task.SeccompMode != 0)
+            throw new RestoreRefusedException($"the process used seccomp (mode {plan.Task.SeccompMode}), which restore does not rebuild");
+        if (plan.Task.ThreadCount != 1 || plan.Threads.Count != 1)
+            throw new RestoreRefusedException($"the process had {plan.Task.ThreadCount} threads: only single-threaded processes are restored");
+        if (plan.Root != "/")
+            throw new RestoreRefusedException($"the process had root directory {plan.Root}: only / is supported");
+        if (plan.Threads[0].Thread.Tid != plan.Pid)
+            throw new RestoreRefusedException($"the image's thread {plan.Threads[0].Thread.Tid} is not its main thread {plan.Pid}");
+        if (FileIdentity.Of(plan.ExePath) is null)
+            throw new RestoreRefusedException($"the program {plan.ExePath} is missing");
+    }
+
+    private static void CheckFiles(RestorePlan plan)
+    {
+        foreach (VmaPlan vma in plan.Vmas)
+        {
+            if (vma.Record.VmaType is not (VmaType.File or VmaType.SharedFile)) continue;
+            FilePlan file = vma.File!;
+            FileIdentity identity = FileIdentity.Of(file.Path)
+                ?? throw new RestoreRefusedException($"file {file.Path}, mapped at 0x{vma.Record.VmStart:x}, is missing");
+            FileRecord r = file.Record;
+            string? change = identity.Device != r.Device || identity.Inode != r.Inode ? $"it is another file now (device {identity.Device} inode {identity.Inode}, was {r.Device}/{r.Inode})"
+                : identity.Size != r.FileSize ? $"its size is {identity.Size}, was {r.FileSize}"
+                : identity.MtimeNanoseconds != r.MtimeNanoseconds ? "it was modified (mtime differs)"
+                : null;
+            if (change is not null && vma.Record.VmaType == VmaType.File)
+                throw new RestoreRefusedException($"file {file.Path}, mapped at 0x{vma.Record.VmStart:x}, changed since the checkpoint: {change}");
+        }
+        foreach (FileDescriptorRecord descriptor in plan.Descriptors)
+        {
+            FilePlan file = plan.Files[descriptor.FileObjRef];
+            if (file.Record.Kind is not (FileKind.Regular or FileKind.Directory or FileKind.CharacterDevice or FileKind.BlockDevice))
+                throw new RestoreRefusedException($"fd {descriptor.Fd} is a {file.Record.Kind} ({file.Path}): only files, directories and devices are restored");
+            FileIdentity identity = FileIdentity.Of(file.Path)
+                ?? throw new RestoreRefusedException($"file {file.Path} of fd {descriptor.Fd} is missing");
+            if (file.Record.Kind == FileKind.Regular && (identity.Device != file.Record.Device || identity.Inode != file.Record.Inode))
+                throw new RestoreRefusedException($"file {file.Path} of fd {descriptor.Fd} was replaced by another file since the checkpoint");
+        }
+    }
+
+    private static unsafe string Fixed(byte* bytes, int capacity)
+    {
+        int length = 0;
+        while (length < capacity && bytes[length] != 0) length++;
+        return Encoding.UTF8.GetString(bytes, length);
+    }
+}

@@ -1,0 +1,64 @@
+using System.Runtime.InteropServices;
+
+namespace Ckpt.Engine.Restore;
+
+/// <summary>
+/// A private anonymous area the engine maps in the task, where the image has nothing, to pass
+/// strings and structs to injected system calls. It is unmapped before the task resumes.
+/// </summary>
+public sealed class ScratchArea
+{
+    public const ulong Size = 64 * 1024;
+    private const long SYS_mmap = 9, SYS_munmap = 11;
+    private const ulong MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
+
+    private readonly InjectedSyscalls _syscalls;
+    private ulong _used;
+
+    private ScratchArea(InjectedSyscalls syscalls, ulong address)
+    {
+        _syscalls = syscalls;
+        Address = address;
+    }
+
+    public ulong Address { get; }
+
+    /// <summary>Maps the area at the first free spot that neither the task nor the image uses.</summary>
+    public static ScratchArea Map(InjectedSyscalls syscalls, IEnumerable<(ulong Start, ulong End)> imageRanges)
+    {
+        var taken = imageRanges.Concat(MapsLine.ReadAll(syscalls.Pid).Select(m => (m.Start, m.End))).OrderBy(r => r.Item1).ToList();
+        ulong candidate = 0x10000000;
+        foreach (var (start, end) in taken)
+        {
+            if (end <= candidate) continue;
+            if (start >= candidate + Size) break;
+            candidate = (end + 0xffff) & ~0xfffful;
+        }
+        syscalls.Call("mmap (scratch area)", SYS_mmap, candidate, Size, 3, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, ulong.MaxValue, 0);
+        return new ScratchArea(syscalls, candidate);
+    }
+
+    /// <summary>Forgets earlier contents: call at the start of each step.</summary>
+    public void Reset() => _used = 0;
+
+    /// <summary>Copies bytes into the area; returns their address in the task.</summary>
+    public ulong Put(ReadOnlySpan<byte> data)
+    {
+        ulong aligned = (_used + 15) & ~15ul;
+        if (aligned + (ulong)data.Length > Size)
+            throw new InvalidOperationException($"scratch area of {Size} bytes is too small for {data.Length} more bytes");
+        TaskMemory.Write(_syscalls.Pid, Address + aligned, data);
+        _used = aligned + (ulong)data.Length;
+        return Address + aligned;
+    }
+
+    public ulong PutStruct<T>(in T value) where T : unmanaged => Put(MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value)));
+
+    /// <summary>A NUL-terminated UTF-8 string.</summary>
+    public ulong PutString(string value) => Put(System.Text.Encoding.UTF8.GetBytes(value + "\0"));
+
+    /// <summary>Reserves bytes (zeroed) for the kernel to write into.</summary>
+    public ulong Reserve(int length) => Put(new byte[length]);
+
+    public void Unmap() => _syscalls.Call("munmap (scratch area)", SYS_munmap, Address, Size);
+}

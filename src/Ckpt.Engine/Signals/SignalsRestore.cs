@@ -1,0 +1,74 @@
+using System.Runtime.InteropServices;
+using Ckpt.Engine.Restore;
+using Ckpt.Image.Records;
+
+namespace Ckpt.Engine.Signals;
+
+/// <summary>
+/// Process-wide signal state, injected: handlers (rt_sigaction), interval timers (setitimer)
+/// and queued signals (rt_sigqueueinfo / rt_tgsigqueueinfo: sent by the task to itself, the
+/// kernel accepts any siginfo, so the original sender and code survive). The new task blocks
+/// every signal until its recorded mask is set last, so nothing is delivered early.
+/// </summary>
+public static class SignalsRestore
+{
+    private const long SYS_rt_sigaction = 13, SYS_setitimer = 38, SYS_rt_sigqueueinfo = 129, SYS_rt_tgsigqueueinfo = 297;
+    private const int SIGKILL = 9, SIGSTOP = 19;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct KernelSigaction
+    {
+        public ulong Handler, Flags, Restorer, Mask;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct ItimerValue
+    {
+        public long IntervalSeconds, IntervalMicroseconds, ValueSeconds, ValueMicroseconds;
+    }
+
+    public static void Run(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
+    {
+        foreach (SignalActionRecord action in plan.SignalActions)
+        {
+            if (action.Signal is SIGKILL or SIGSTOP) continue;
+            if (action.Signal < 1 || action.Signal > 64)
+                throw new RestoreRefusedException($"signal action for signal {action.Signal}, outside 1..64");
+            scratch.Reset();
+            var kernelAction = new KernelSigaction { Handler = action.Handler, Flags = action.Flags, Restorer = action.Restorer, Mask = action.Mask };
+            syscalls.Call($"rt_sigaction({action.Signal})", SYS_rt_sigaction, (ulong)action.Signal, scratch.PutStruct(kernelAction), 0, 8);
+        }
+        SignalRecord signal = plan.Signal;
+        SetTimer(syscalls, scratch, 0, "ITIMER_REAL", signal.RealTimerValueNs, signal.RealTimerIntervalNs);
+        SetTimer(syscalls, scratch, 1, "ITIMER_VIRTUAL", signal.VirtualTimerValueNs, signal.VirtualTimerIntervalNs);
+        SetTimer(syscalls, scratch, 2, "ITIMER_PROF", signal.ProfTimerValueNs, signal.ProfTimerIntervalNs);
+        foreach (SignalPendingRecord pending in plan.PendingSignals)
+            Queue(syscalls, scratch, plan.Pid, pending);
+    }
+
+    private static void SetTimer(InjectedSyscalls syscalls, ScratchArea scratch, ulong which, string name, long valueNs, long intervalNs)
+    {
+        if (valueNs <= 0 && intervalNs <= 0) return;
+        scratch.Reset();
+        // A timer about to fire must still fire: never round a running value down to 0 (disarmed).
+        long valueUs = Math.Max(1, (valueNs + 999) / 1000), intervalUs = (intervalNs + 999) / 1000;
+        var value = new ItimerValue
+        {
+            IntervalSeconds = intervalUs / 1_000_000, IntervalMicroseconds = intervalUs % 1_000_000,
+            ValueSeconds = valueUs / 1_000_000, ValueMicroseconds = valueUs % 1_000_000,
+        };
+        syscalls.Call($"setitimer({name})", SYS_setitimer, which, scratch.PutStruct(value), 0);
+    }
+
+    private static unsafe void Queue(InjectedSyscalls syscalls, ScratchArea scratch, int pid, SignalPendingRecord pending)
+    {
+        scratch.Reset();
+        var siginfo = new byte[128];
+        for (int i = 0; i < siginfo.Length; i++) siginfo[i] = pending.Siginfo[i];
+        ulong address = scratch.Put(siginfo);
+        if (pending.Shared != 0)
+            syscalls.Call($"rt_sigqueueinfo({pending.Signal})", SYS_rt_sigqueueinfo, (ulong)pid, (ulong)pending.Signal, address);
+        else
+            syscalls.Call($"rt_tgsigqueueinfo({pending.Signal})", SYS_rt_tgsigqueueinfo, (ulong)pid, (ulong)pid, (ulong)pending.Signal, address);
+    }
+}
