@@ -12,7 +12,13 @@ BeforeAll {
     # (which would reap them through System.Diagnostics.Process) and have no pipe descriptors.
     function script:Start-Target {
         $log = Join-Path $TestDrive "target-$([guid]::NewGuid().ToString('N')).log"
-        [int](bash -c "setsid sleep 1000 </dev/null >'$log' 2>&1 & echo `$!")
+        $id = [int](bash -c "setsid sleep 1000 </dev/null >'$log' 2>&1 & echo `$!")
+        # The pid is known before the exec has renamed it: wait until it is `sleep`.
+        $deadline = [datetime]::UtcNow.AddSeconds(10)
+        while ((Get-Content "/proc/$id/comm" -ErrorAction SilentlyContinue) -ne 'sleep' -and [datetime]::UtcNow -lt $deadline) {
+            Start-Sleep -Milliseconds 5
+        }
+        $id
     }
     function script:Test-Alive([int] $ProcessId) {
         $stat = Get-Content "/proc/$ProcessId/stat" -ErrorAction SilentlyContinue

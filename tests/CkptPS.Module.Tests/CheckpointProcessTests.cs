@@ -21,7 +21,7 @@ public sealed class CheckpointProcessTests : IDisposable
         Assert.False(File.Exists(image));
         Assert.Empty(Directory.EnumerateFileSystemEntries(scratch));
         Assert.True(target.IsAlive);
-        Assert.Equal("S", ProcessState(target.Pid)); // still sleeping: never traced or stopped
+        AssertNotTracedOrStopped(target.Pid);
     }
 
     [Fact]
@@ -107,6 +107,13 @@ public sealed class CheckpointProcessTests : IDisposable
         using var target = TargetProcess.StartSleep();
         session.Run("Checkpoint-Process -Id $args[0] -Path $args[1] -WhatIf", target.Pid, Path.Combine(scratch, "a.ckpt")).AssertClean();
         Assert.Empty(session.Host.Prompts);
+    }
+
+    /// <summary>Running or sleeping, no tracer attached: nobody froze the process.</summary>
+    internal static void AssertNotTracedOrStopped(int pid)
+    {
+        Assert.DoesNotContain(ProcessState(pid), new[] { "T", "t" });
+        Assert.Contains("TracerPid:\t0", File.ReadAllLines($"/proc/{pid}/status"));
     }
 
     internal static string ProcessState(int pid)

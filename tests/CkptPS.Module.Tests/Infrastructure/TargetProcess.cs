@@ -62,6 +62,7 @@ internal sealed unsafe partial class TargetProcess : IDisposable
             byte* envp = null;
             int error = posix_spawn(out int pid, program, actions, attributes, argv, &envp);
             if (error != 0) throw new InvalidOperationException($"posix_spawn {program} failed: errno {error}");
+            WaitForExec(pid, program);
             return new TargetProcess(pid, log);
         }
         finally
@@ -69,6 +70,22 @@ internal sealed unsafe partial class TargetProcess : IDisposable
             posix_spawn_file_actions_destroy(actions);
             posix_spawnattr_destroy(attributes);
             foreach (var pointer in allocations) Marshal.FreeHGlobal(pointer);
+        }
+    }
+
+    /// <summary>
+    /// posix_spawn returns once the child's exec has released the parent's memory, which is
+    /// a moment before the kernel renames the task: wait for the new name.
+    /// </summary>
+    private static void WaitForExec(int pid, string program)
+    {
+        string name = Path.GetFileName(program);
+        name = name.Length > 15 ? name[..15] : name;
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (File.ReadAllText($"/proc/{pid}/comm").TrimEnd('\n') != name)
+        {
+            if (DateTime.UtcNow > deadline) throw new InvalidOperationException($"{program} (pid {pid}) did not exec");
+            Thread.Sleep(1);
         }
     }
 
