@@ -14,6 +14,21 @@ internal static unsafe partial class RestoreTestProcesses
     [LibraryImport("libc", SetLastError = true)]
     private static partial int waitpid(int pid, int* status, int options);
 
+    [LibraryImport("libc")]
+    private static partial int posix_spawn_file_actions_init(byte* actions);
+
+    [LibraryImport("libc")]
+    private static partial int posix_spawn_file_actions_addopen(byte* actions, int fd, byte* path, int flags, uint mode);
+
+    [LibraryImport("libc")]
+    private static partial int posix_spawn_file_actions_adddup2(byte* actions, int fd, int newFd);
+
+    [LibraryImport("libc")]
+    private static partial int posix_spawn_file_actions_addclosefrom_np(byte* actions, int from);
+
+    [LibraryImport("libc")]
+    private static partial int posix_spawn_file_actions_destroy(byte* actions);
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial int posix_spawn(int* pid, byte* path, nint fileActions, nint attributes, byte** argv, byte** envp);
 
@@ -32,10 +47,21 @@ internal static unsafe partial class RestoreTestProcesses
     }
 
     /// <summary>Starts `sleep 1000` as a child of the test process; returns its pid.</summary>
-    public static int StartSleeper() => Spawn("/usr/bin/sleep", "1000");
+    public static int StartSleeper() => Spawn("/dev/null", "/usr/bin/sleep", "1000");
 
-    public static int Spawn(string path, params string[] arguments)
+    /// <summary>
+    /// Starts a program with stdin from /dev/null and stdout and stderr appended to a log file
+    /// (pipes are not restorable); returns its pid.
+    /// </summary>
+    public static int Spawn(string logPath, string path, params string[] arguments)
     {
+        byte* actions = stackalloc byte[256];
+        posix_spawn_file_actions_init(actions);
+        nint devNull = Marshal.StringToHGlobalAnsi("/dev/null"), log = Marshal.StringToHGlobalAnsi(logPath);
+        posix_spawn_file_actions_addopen(actions, 0, (byte*)devNull, 0, 0);
+        posix_spawn_file_actions_addopen(actions, 1, (byte*)log, 0x441 /* O_WRONLY|O_CREAT|O_APPEND */, 0x1a4);
+        posix_spawn_file_actions_adddup2(actions, 1, 2);
+        posix_spawn_file_actions_addclosefrom_np(actions, 3); // the test host's own descriptors
         var strings = new[] { path }.Concat(arguments).Select(s => Marshal.StringToHGlobalAnsi(s)).ToArray();
         try
         {
@@ -45,14 +71,40 @@ internal static unsafe partial class RestoreTestProcesses
             byte** envp = stackalloc byte*[1];
             envp[0] = null;
             int pid;
-            int error = posix_spawn(&pid, argv[0], 0, 0, argv, envp);
+            int error = posix_spawn(&pid, argv[0], (nint)actions, 0, argv, envp);
             if (error != 0) throw new InvalidOperationException($"posix_spawn {path}: errno {error}");
             return pid;
         }
         finally
         {
             foreach (nint s in strings) Marshal.FreeHGlobal(s);
+            posix_spawn_file_actions_destroy(actions);
+            Marshal.FreeHGlobal(devNull);
+            Marshal.FreeHGlobal(log);
         }
+    }
+
+    /// <summary>Waits (bounded) until the process blocks in the given system call (/proc/PID/syscall).</summary>
+    public static void WaitUntilInSyscall(int pid, int number)
+    {
+        for (int i = 0; i < 1000; i++)
+        {
+            string current = File.ReadAllText($"/proc/{pid}/syscall").Split(' ')[0];
+            if (current == number.ToString()) return;
+            Thread.Sleep(10);
+        }
+        Assert.Fail($"process {pid} never blocked in syscall {number}");
+    }
+
+    /// <summary>Waits (bounded) until a line of the log equals the text (READY, PASS ...).</summary>
+    public static void WaitForLine(string logPath, string text)
+    {
+        for (int i = 0; i < 1000; i++)
+        {
+            if (File.Exists(logPath) && File.ReadAllLines(logPath).Contains(text)) return;
+            Thread.Sleep(10);
+        }
+        Assert.Fail($"'{text}' never appeared in {logPath}: {(File.Exists(logPath) ? File.ReadAllText(logPath) : "(no log)")}");
     }
 
     public static void KillAndReap(int pid)
