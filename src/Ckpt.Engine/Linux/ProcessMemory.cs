@@ -1,0 +1,111 @@
+using static Ckpt.Engine.Linux.Native;
+
+namespace Ckpt.Engine.Linux;
+
+/// <summary>
+/// Another process's memory. API: ReadExact/Write for small pieces (through /proc/PID/mem, which a
+/// ptracer may use on any mapping, read-only and PROT_NONE ones included); ReadRanges for bulk
+/// page reads: one process_vm_readv with many iovecs into the caller's buffer, and /proc/PID/mem
+/// for whatever process_vm_readv refuses (it honours page protections).
+/// </summary>
+public static unsafe class ProcessMemory
+{
+    private const int MaxIovecs = 1024; // IOV_MAX
+
+    public static byte[] ReadExact(int pid, ulong address, int length)
+    {
+        byte[] buffer = new byte[length];
+        int fd = OpenMem(pid, O_RDONLY);
+        try
+        {
+            fixed (byte* bytes = buffer) PreadExact(fd, pid, bytes, length, address);
+        }
+        finally
+        {
+            close(fd);
+        }
+        return buffer;
+    }
+
+    public static void Write(int pid, ulong address, ReadOnlySpan<byte> data)
+    {
+        int fd = OpenMem(pid, O_RDWR);
+        try
+        {
+            fixed (byte* bytes = data)
+            {
+                for (int done = 0; done < data.Length;)
+                {
+                    nint n = pwrite(fd, bytes + done, (nuint)(data.Length - done), (long)address + done);
+                    if (n <= 0) throw new SyscallException("pwrite(/proc/PID/mem)", n < 0 ? LastErrno : Errno.EIO, pid, $"{data.Length} bytes at 0x{address:x}");
+                    done += (int)n;
+                }
+            }
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    /// <summary>
+    /// Reads the given ranges back to back into <paramref name="destination"/> (which must hold
+    /// their total length). <paramref name="memFd"/> is an open /proc/PID/mem for the fallback.
+    /// </summary>
+    public static void ReadRanges(int pid, int memFd, ReadOnlySpan<(ulong Address, int Length)> ranges, Span<byte> destination)
+    {
+        fixed (byte* buffer = destination)
+        {
+            int offset = 0;
+            for (int first = 0; first < ranges.Length; first += MaxIovecs)
+            {
+                var batch = ranges.Slice(first, Math.Min(MaxIovecs, ranges.Length - first));
+                offset += ReadBatch(pid, memFd, batch, buffer + offset);
+            }
+        }
+    }
+
+    private static int ReadBatch(int pid, int memFd, ReadOnlySpan<(ulong Address, int Length)> ranges, byte* buffer)
+    {
+        var remote = new Iovec[ranges.Length];
+        int total = 0;
+        for (int i = 0; i < ranges.Length; i++)
+        {
+            remote[i] = new Iovec { Base = (nint)ranges[i].Address, Length = (nuint)ranges[i].Length };
+            total += ranges[i].Length;
+        }
+        var local = new Iovec { Base = (nint)buffer, Length = (nuint)total };
+        nint read;
+        fixed (Iovec* remoteIovecs = remote) read = process_vm_readv(pid, &local, 1, remoteIovecs, (nuint)remote.Length, 0);
+        if (read < 0) read = 0; // nothing readable this way (e.g. the first range is PROT_NONE)
+        // process_vm_readv stops at the first range it cannot read: the rest goes through /proc/PID/mem.
+        int position = 0;
+        foreach (var (address, length) in ranges)
+        {
+            if (position + length > read)
+            {
+                int already = Math.Max(0, (int)read - position);
+                PreadExact(memFd, pid, buffer + position + already, length - already, address + (ulong)already);
+            }
+            position += length;
+        }
+        return total;
+    }
+
+    public static int OpenMem(int pid, int flags)
+    {
+        int fd = open($"/proc/{pid}/mem", flags | O_CLOEXEC, 0);
+        if (fd < 0) throw new SyscallException("open(/proc/PID/mem)", LastErrno, pid);
+        return fd;
+    }
+
+    private static void PreadExact(int fd, int pid, byte* buffer, int length, ulong address)
+    {
+        for (int done = 0; done < length;)
+        {
+            nint n = pread(fd, buffer + done, (nuint)(length - done), (long)address + done);
+            if (n <= 0) throw new SyscallException("pread(/proc/PID/mem)", n < 0 ? LastErrno : Errno.EIO, pid, $"{length} bytes at 0x{address:x}");
+            done += (int)n;
+        }
+    }
+}

@@ -1,0 +1,202 @@
+using System.Runtime.InteropServices;
+using static Ckpt.Engine.Linux.Native;
+
+namespace Ckpt.Engine.Linux;
+
+/// <summary>
+/// One ptrace-attached task. Every call must come from the thread that called <see cref="Seize"/>
+/// (the kernel ties a tracee to the tracing thread).
+/// API: Seize(pid) attaches without stopping; Interrupt() stops the task (PTRACE_INTERRUPT +
+/// wait for the event stop); WaitForStop(); Get/SetRegisters; Get/SetXstate (NT_X86_XSTATE);
+/// Get/SetSignalMask; PeekSignals(shared); GetRseqConfiguration(); SingleStep(); Continue(signal);
+/// Detach() resumes it; Kill() ends it and reaps the trace. A task that dies meanwhile raises
+/// <see cref="TraceeExitedException"/>.
+/// </summary>
+public sealed unsafe class Tracee
+{
+    private const int PTRACE_CONT = 7, PTRACE_KILL = 8, PTRACE_SINGLESTEP = 9, PTRACE_GETREGS = 12, PTRACE_SETREGS = 13,
+        PTRACE_DETACH = 17, PTRACE_GETREGSET = 0x4204, PTRACE_SETREGSET = 0x4205, PTRACE_SEIZE = 0x4206,
+        PTRACE_INTERRUPT = 0x4207, PTRACE_PEEKSIGINFO = 0x4209, PTRACE_GETSIGMASK = 0x420a, PTRACE_SETSIGMASK = 0x420b,
+        PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
+    private const int NT_X86_XSTATE = 0x202;
+    private const int PTRACE_EVENT_STOP = 128;
+    public const int PTRACE_O_TRACESYSGOOD = 1;
+    private const int MaxXstateSize = 64 * 1024;
+
+    private Tracee(int pid) => Pid = pid;
+
+    public int Pid { get; }
+    public bool Attached { get; private set; }
+
+    /// <summary>Attaches with PTRACE_SEIZE (the task keeps running until <see cref="Interrupt"/>).</summary>
+    public static Tracee Seize(int pid, int options = PTRACE_O_TRACESYSGOOD)
+    {
+        if (ptrace(PTRACE_SEIZE, pid, 0, options) != 0)
+            throw new SyscallException("ptrace(PTRACE_SEIZE)", LastErrno, pid);
+        return new Tracee(pid) { Attached = true };
+    }
+
+    /// <summary>
+    /// Stops the task at a PTRACE_EVENT_STOP. Signals that arrive first (signal-delivery stops)
+    /// are passed on to the task, as if the freeze had come a moment later.
+    /// </summary>
+    public void Interrupt()
+    {
+        Request(PTRACE_INTERRUPT, "PTRACE_INTERRUPT");
+        while (true)
+        {
+            int status = WaitForStop("PTRACE_INTERRUPT");
+            if (WaitStatus.PtraceEvent(status) == PTRACE_EVENT_STOP) return;
+            Continue(WaitStatus.StopSignal(status));
+        }
+    }
+
+    /// <summary>waitpid(__WALL) for the next stop; throws if the task exited or was killed.</summary>
+    public int WaitForStop(string waitingFor)
+    {
+        int status;
+        int result;
+        do result = waitpid(Pid, &status, WALL);
+        while (result < 0 && LastErrno == Errno.EINTR);
+        if (result < 0) throw new SyscallException("waitpid", LastErrno, Pid, $"waiting for the stop after {waitingFor}");
+        if (!WaitStatus.Stopped(status))
+        {
+            Attached = false;
+            throw new TraceeExitedException(Pid, $"{WaitStatus.Describe(status)} while waiting for the stop after {waitingFor}");
+        }
+        return status;
+    }
+
+    public void Continue(int signal = 0) => Request(PTRACE_CONT, "PTRACE_CONT", 0, signal);
+
+    /// <summary>Executes one instruction and waits for its SIGTRAP stop.</summary>
+    public void SingleStep()
+    {
+        Request(PTRACE_SINGLESTEP, "PTRACE_SINGLESTEP");
+        int status = WaitForStop("PTRACE_SINGLESTEP");
+        if (WaitStatus.StopSignal(status) != SIGTRAP)
+            throw new InvalidOperationException($"task {Pid}: single step ended with {WaitStatus.Describe(status)}, expected SIGTRAP");
+    }
+
+    public UserRegisters GetRegisters()
+    {
+        UserRegisters regs;
+        Request(PTRACE_GETREGS, "PTRACE_GETREGS", 0, (nint)(&regs));
+        return regs;
+    }
+
+    public void SetRegisters(in UserRegisters registers)
+    {
+        fixed (UserRegisters* regs = &registers) Request(PTRACE_SETREGS, "PTRACE_SETREGS", 0, (nint)regs);
+    }
+
+    /// <summary>The xsave area (FPU, SSE, AVX, AVX-512 ...) at the size the kernel reports.</summary>
+    public byte[] GetXstate()
+    {
+        byte[] buffer = new byte[MaxXstateSize];
+        fixed (byte* bytes = buffer)
+        {
+            var iov = new Iovec { Base = (nint)bytes, Length = (nuint)buffer.Length };
+            Request(PTRACE_GETREGSET, "PTRACE_GETREGSET(NT_X86_XSTATE)", NT_X86_XSTATE, (nint)(&iov));
+            return buffer.AsSpan(0, (int)iov.Length).ToArray();
+        }
+    }
+
+    public void SetXstate(byte[] xstate)
+    {
+        fixed (byte* bytes = xstate)
+        {
+            var iov = new Iovec { Base = (nint)bytes, Length = (nuint)xstate.Length };
+            Request(PTRACE_SETREGSET, "PTRACE_SETREGSET(NT_X86_XSTATE)", NT_X86_XSTATE, (nint)(&iov));
+        }
+    }
+
+    public ulong GetSignalMask()
+    {
+        ulong mask;
+        Request(PTRACE_GETSIGMASK, "PTRACE_GETSIGMASK", sizeof(ulong), (nint)(&mask));
+        return mask;
+    }
+
+    public void SetSignalMask(ulong mask) => Request(PTRACE_SETSIGMASK, "PTRACE_SETSIGMASK", sizeof(ulong), (nint)(&mask));
+
+    /// <summary>Queued signals without dequeuing them: the thread's own queue, or the process-wide one.</summary>
+    public List<byte[]> PeekSignals(bool shared)
+    {
+        const int Batch = 32, SiginfoSize = 128;
+        var result = new List<byte[]>();
+        byte[] buffer = new byte[Batch * SiginfoSize];
+        fixed (byte* bytes = buffer)
+        {
+            while (true)
+            {
+                var args = new PeekSiginfoArgs { Offset = (ulong)result.Count, Flags = shared ? 1u : 0u, Count = Batch };
+                long n = Request(PTRACE_PEEKSIGINFO, "PTRACE_PEEKSIGINFO", (nint)(&args), (nint)bytes);
+                for (int i = 0; i < n; i++) result.Add(buffer.AsSpan(i * SiginfoSize, SiginfoSize).ToArray());
+                if (n < Batch) return result;
+            }
+        }
+    }
+
+    /// <summary>The task's rseq registration; Address 0 when it has none.</summary>
+    public RseqConfiguration GetRseqConfiguration()
+    {
+        RseqConfiguration configuration;
+        Request(PTRACE_GET_RSEQ_CONFIGURATION, "PTRACE_GET_RSEQ_CONFIGURATION", sizeof(RseqConfiguration), (nint)(&configuration));
+        return configuration;
+    }
+
+    /// <summary>Lets the task run on, untraced.</summary>
+    public void Detach(int signal = 0)
+    {
+        Request(PTRACE_DETACH, "PTRACE_DETACH", 0, signal);
+        Attached = false;
+    }
+
+    /// <summary>SIGKILL, then collects the tracer's exit notification.</summary>
+    public void Kill()
+    {
+        if (kill(Pid, SIGKILL) != 0 && LastErrno != Errno.ESRCH)
+            throw new SyscallException("kill(SIGKILL)", LastErrno, Pid);
+        int status;
+        while (waitpid(Pid, &status, WALL) >= 0 && WaitStatus.Stopped(status)) { }
+        Attached = false;
+    }
+
+    private long Request(int request, string name, nint address = 0, nint data = 0)
+    {
+        long result = ptrace(request, Pid, address, data);
+        if (result < 0 && request != PTRACE_PEEKSIGINFO || result == -1)
+        {
+            int errno = LastErrno;
+            if (errno == Errno.ESRCH && !Directory.Exists($"/proc/{Pid}")) throw new TraceeExitedException(Pid, $"gone at ptrace({name})");
+            throw new SyscallException($"ptrace({name})", errno, Pid);
+        }
+        return result;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PeekSiginfoArgs
+    {
+        public ulong Offset;
+        public uint Flags;
+        public int Count;
+    }
+}
+
+/// <summary>struct ptrace_rseq_configuration.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct RseqConfiguration
+{
+    public ulong Address;
+    public uint Length;
+    public uint Signature;
+    public uint Flags;
+    public uint Padding;
+}
+
+/// <summary>The traced task exited or was killed while the engine worked on it.</summary>
+public sealed class TraceeExitedException(int pid, string detail) : Exception($"process {pid} {detail}")
+{
+    public int Pid { get; } = pid;
+}
