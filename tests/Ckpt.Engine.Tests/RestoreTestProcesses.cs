@@ -57,6 +57,7 @@ internal static unsafe partial class RestoreTestProcesses
     {
         byte* actions = stackalloc byte[256];
         posix_spawn_file_actions_init(actions);
+        nint path0 = Marshal.StringToHGlobalAnsi("PATH=/usr/local/bin:/usr/bin:/bin");
         nint devNull = Marshal.StringToHGlobalAnsi("/dev/null"), log = Marshal.StringToHGlobalAnsi(logPath);
         posix_spawn_file_actions_addopen(actions, 0, (byte*)devNull, 0, 0);
         posix_spawn_file_actions_addopen(actions, 1, (byte*)log, 0x441 /* O_WRONLY|O_CREAT|O_APPEND */, 0x1a4);
@@ -68,8 +69,9 @@ internal static unsafe partial class RestoreTestProcesses
             byte** argv = stackalloc byte*[strings.Length + 1];
             for (int i = 0; i < strings.Length; i++) argv[i] = (byte*)strings[i];
             argv[strings.Length] = null;
-            byte** envp = stackalloc byte*[1];
-            envp[0] = null;
+            byte** envp = stackalloc byte*[2];
+            envp[0] = (byte*)path0;
+            envp[1] = null;
             int pid;
             int error = posix_spawn(&pid, argv[0], (nint)actions, 0, argv, envp);
             if (error != 0) throw new InvalidOperationException($"posix_spawn {path}: errno {error}");
@@ -80,6 +82,7 @@ internal static unsafe partial class RestoreTestProcesses
             foreach (nint s in strings) Marshal.FreeHGlobal(s);
             posix_spawn_file_actions_destroy(actions);
             Marshal.FreeHGlobal(devNull);
+            Marshal.FreeHGlobal(path0);
             Marshal.FreeHGlobal(log);
         }
     }
@@ -105,6 +108,22 @@ internal static unsafe partial class RestoreTestProcesses
             Thread.Sleep(10);
         }
         Assert.Fail($"'{text}' never appeared in {logPath}: {(File.Exists(logPath) ? File.ReadAllText(logPath) : "(no log)")}");
+    }
+
+    /// <summary>waitpid for a child; returns its exit code (128 + signal if killed).</summary>
+    public static int WaitForExit(int pid)
+    {
+        int status;
+        while (waitpid(pid, &status, WALL) < 0)
+        {
+            if (Marshal.GetLastPInvokeError() != 4) throw new InvalidOperationException($"waitpid {pid}: errno {Marshal.GetLastPInvokeError()}");
+        }
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
+    }
+
+    public static void Signal(int pid, int signal)
+    {
+        if (kill(pid, signal) != 0) throw new InvalidOperationException($"kill({pid}, {signal}): errno {Marshal.GetLastPInvokeError()}");
     }
 
     public static void KillAndReap(int pid)
@@ -136,5 +155,38 @@ internal static unsafe partial class RestoreTestProcesses
                 Assert.NotEqual("Z", state);
             }
         }
+    }
+}
+
+/// <summary>Restore workloads (tests/workloads/restore_*.c), compiled with the machine's gcc.</summary>
+internal static class RestoreWorkloads
+{
+    private static readonly Lock Gate = new();
+
+    /// <summary>The compiled workload: artifacts/workloads/NAME if build.sh made it, else compiled now.</summary>
+    public static string Path(string name)
+    {
+        string root = RepositoryRoot();
+        string built = System.IO.Path.Combine(root, "artifacts", "workloads", name);
+        string source = System.IO.Path.Combine(root, "tests", "workloads", name + ".c");
+        if (File.Exists(built) && File.GetLastWriteTimeUtc(built) >= File.GetLastWriteTimeUtc(source)) return built;
+        lock (Gate)
+        {
+            string output = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"ckpt-workload-{name}-{Environment.ProcessId}");
+            if (File.Exists(output)) return output;
+            int pid = RestoreTestProcesses.Spawn(output + ".log", "/usr/bin/gcc", "-O1", "-g", "-Wall", "-Werror", "-o", output, source);
+            int status = RestoreTestProcesses.WaitForExit(pid);
+            Xunit.Assert.True(status == 0, $"gcc {source} failed: {File.ReadAllText(output + ".log")}");
+            return output;
+        }
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(System.IO.Path.Combine(directory.FullName, "CkptPS.sln"))) return directory.FullName;
+        }
+        throw new InvalidOperationException("CkptPS.sln not found above " + AppContext.BaseDirectory);
     }
 }

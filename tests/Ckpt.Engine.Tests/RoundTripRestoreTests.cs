@@ -42,5 +42,56 @@ public sealed class RoundTripRestoreTests : IDisposable
         }
     }
 
+    [Fact]
+    public void WorkloadKeepsFilePositionHandlersMaskAndMemory()
+    {
+        string log = Path.Combine(_directory, "state.log");
+        string data = Path.Combine(_directory, "data.txt");
+        int pid = RestoreTestProcesses.Spawn(log, RestoreWorkloads.Path("restore_state"), data);
+        string image = Path.Combine(_directory, "state.img");
+        string[] mapsBefore;
+        try
+        {
+            RestoreTestProcesses.WaitForLine(log, "READY");
+            RestoreTestProcesses.WaitUntilInSyscall(pid, 34); // pause
+            RestoreTestProcesses.Signal(pid, SIGUSR2);
+            RestoreTestProcesses.WaitUntilInSyscall(pid, 34);
+            RestoreTestCheckpoint.Checkpoint(pid, image);
+            mapsBefore = File.ReadAllLines($"/proc/{pid}/maps");
+        }
+        finally
+        {
+            RestoreTestProcesses.KillAndReap(pid);
+        }
+
+        Assert.Equal(pid, Restorer.Restore(new RestoreOptions(image)).Pid);
+        try
+        {
+            Assert.Equal(ComparableMaps(mapsBefore), ComparableMaps(File.ReadAllLines($"/proc/{pid}/maps")));
+            RestoreTestProcesses.WaitUntilInSyscall(pid, 34); // the interrupted pause() runs again
+            RestoreTestProcesses.Signal(pid, SIGUSR2);
+            RestoreTestProcesses.WaitUntilInSyscall(pid, 34);
+            RestoreTestProcesses.Signal(pid, SIGUSR1);
+            RestoreTestProcesses.WaitForLine(log, "PASS 2");
+            RestoreTestProcesses.WaitUntilGone(pid);
+            Assert.Equal("0123456789X", File.ReadAllText(data));
+        }
+        finally
+        {
+            RestoreTestProcesses.KillAndReap(pid);
+        }
+    }
+
+    /// <summary>
+    /// maps lines with the inode of shared anonymous memory masked: a restore recreates the
+    /// object (same contents, same addresses), and the kernel gives every new one a new inode.
+    /// </summary>
+    internal static string[] ComparableMaps(string[] lines) =>
+        lines.Select(line => line.Contains("/dev/zero (deleted)")
+            ? string.Join(' ', line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select((field, i) => i == 4 ? "*" : field))
+            : line).ToArray();
+
+    private const int SIGUSR1 = 10, SIGUSR2 = 12;
+
     private static string ProcessNamesFor(int pid) => File.ReadAllText($"/proc/{pid}/comm").TrimEnd('\n');
 }
