@@ -2,7 +2,9 @@ using System.CommandLine;
 using Ckpt.Cli;
 
 var root = new RootCommand("ckpt: checkpoint and restore Linux processes (see docs/ARCHITECTURE.md)");
+root.Subcommands.Add(CheckpointCommand.Create());
 root.Subcommands.Add(RestoreCommand.Create());
+root.Subcommands.Add(ShowCommand.Create());
 ParseResult parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)
 {

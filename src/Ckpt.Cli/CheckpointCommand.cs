@@ -1,0 +1,80 @@
+using System.CommandLine;
+using Ckpt.Engine.Checkpoint;
+using Ckpt.Engine.Linux;
+
+namespace Ckpt.Cli;
+
+/// <summary>`ckpt checkpoint --pid N --output FILE|- [--kill] [--progress-fd N]`.</summary>
+public static class CheckpointCommand
+{
+    public static Command Create()
+    {
+        var pid = new Option<int>("--pid") { Description = "process to checkpoint", Required = true };
+        var output = new Option<string>("--output") { Description = "image file, or - for standard output", Required = true };
+        var kill = new Option<bool>("--kill") { Description = "kill the process once the image is complete and flushed" };
+        var progressFd = new Option<int?>("--progress-fd") { Description = "file descriptor for JSON progress and result lines" };
+        var command = new Command("checkpoint", "Write an image of a running process; it runs on unless --kill") { pid, output, kill, progressFd };
+        command.SetAction(parse => Run(parse.GetValue(pid), parse.GetValue(output)!, parse.GetValue(kill), parse.GetValue(progressFd)));
+        return command;
+    }
+
+    private static int Run(int pid, string output, bool kill, int? progressFd)
+    {
+        using var progress = ProgressChannel.Open(progressFd);
+        try
+        {
+            using Stream stream = output == "-" ? Console.OpenStandardOutput()
+                : new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.Read, bufferSize: 1);
+            Action? durable = stream is FileStream file && output != "-" ? () => file.Flush(flushToDisk: true) : null;
+            var result = Checkpointer.Run(new CheckpointOptions(pid, stream, kill, durable), (phase, done, total) => progress.Write(w =>
+            {
+                w.WriteString("event", "progress");
+                w.WriteString("phase", phase);
+                if (total > 0)
+                {
+                    w.WriteNumber("done", done);
+                    w.WriteNumber("total", total);
+                }
+            }));
+            progress.Write(w =>
+            {
+                w.WriteString("event", "result");
+                w.WriteBoolean("ok", true);
+                w.WriteNumber("pid", result.Pid);
+                w.WriteString("image", output == "-" ? "-" : Path.GetFullPath(output));
+                w.WriteNumber("bytes", result.Bytes);
+            });
+            return 0;
+        }
+        catch (Exception e)
+        {
+            var (code, category, errno) = Classify(e);
+            Console.Error.WriteLine($"ckpt: {e.Message}");
+            progress.Write(w =>
+            {
+                w.WriteString("event", "result");
+                w.WriteBoolean("ok", false);
+                w.WriteString("category", category);
+                w.WriteString("message", e.Message);
+                w.WriteNumber("errno", errno);
+            });
+            return code;
+        }
+    }
+
+    // Exit codes and categories of docs/ARCHITECTURE.md.
+    private static (int Code, string Category, int Errno) Classify(Exception e)
+    {
+        int errno = (e as SyscallException)?.Errno ?? (e.InnerException as SyscallException)?.Errno ?? 0;
+        return e switch
+        {
+            TargetNotFoundException => (3, "ObjectNotFound", Errno.ESRCH),
+            CheckpointRefusedException => (6, "InvalidOperation", 0),
+            TraceeExitedException => (1, "ResourceUnavailable", Errno.ESRCH),
+            SyscallException { Errno: Errno.EPERM or Errno.EACCES } => (4, "PermissionDenied", errno),
+            UnauthorizedAccessException => (4, "PermissionDenied", Errno.EACCES),
+            IOException => (1, "WriteError", e.HResult & 0xffff),
+            _ => (1, "InvalidOperation", errno),
+        };
+    }
+}

@@ -1,0 +1,122 @@
+using Ckpt.Engine.Files;
+using Ckpt.Engine.Linux;
+using Ckpt.Engine.Memory;
+using Ckpt.Engine.Signals;
+using Ckpt.Engine.Tasks;
+using Ckpt.Image;
+using Ckpt.Image.Records;
+
+namespace Ckpt.Engine.Checkpoint;
+
+/// <param name="Pid">The process to checkpoint.</param>
+/// <param name="Output">Where the image goes (a file, a pipe, stdout); flushed, not closed.</param>
+/// <param name="Kill">End the process once the image is complete and flushed.</param>
+/// <param name="Durable">Called after the last flush (e.g. fsync of a file) before the kill.</param>
+public sealed record CheckpointOptions(int Pid, Stream Output, bool Kill, Action? Durable = null);
+
+public sealed record CheckpointResult(int Pid, long Bytes);
+
+/// <summary>
+/// checkpoint = freeze (seize + interrupt) -> inspect and refuse early (threads, children, seccomp,
+/// fds, mappings) -> read the injected state -> write the image in docs/ARCHITECTURE.md order ->
+/// tail and flush -> resume (detach) or, with Kill, SIGKILL. On any failure the image gets an ERROR
+/// record (when the stream still takes one) and the process is detached and runs on untouched.
+/// All ptrace work happens on one dedicated thread.
+/// </summary>
+public static class Checkpointer
+{
+    public static CheckpointResult Run(CheckpointOptions options, Action<string, long, long>? progress = null)
+    {
+        CheckpointResult? result = null;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try { result = RunOnTracerThread(options, progress ?? ((_, _, _) => { })); }
+            catch (Exception e) { failure = e; }
+        }, 1 << 20) { Name = "ckpt-tracer" };
+        thread.Start();
+        thread.Join();
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        return result!;
+    }
+
+    private static CheckpointResult RunOnTracerThread(CheckpointOptions options, Action<string, long, long> progress)
+    {
+        int pid = options.Pid;
+        if (pid <= 0 || !Directory.Exists($"/proc/{pid}")) throw new TargetNotFoundException(pid);
+        progress("freeze", 0, 0);
+        Tracee tracee;
+        try { tracee = Tracee.Seize(pid); }
+        catch (SyscallException e) when (e.Errno == Errno.ESRCH) { throw new TargetNotFoundException(pid); }
+        var writer = new ImageWriter(options.Output, leaveOpen: true);
+        bool imageComplete = false;
+        try
+        {
+            tracee.Interrupt();
+            long bytes = WriteImage(tracee, writer, progress);
+            options.Durable?.Invoke();
+            imageComplete = true;
+            if (options.Kill) tracee.Kill();
+            else tracee.Detach();
+            return new CheckpointResult(pid, bytes);
+        }
+        catch (Exception e)
+        {
+            if (!imageComplete) TryWriteError(writer, e);
+            if (tracee.Attached) TryDetach(tracee);
+            throw;
+        }
+    }
+
+    private static long WriteImage(Tracee tracee, ImageWriter writer, Action<string, long, long> progress)
+    {
+        int pid = tracee.Pid;
+        var objRefs = new ObjRefs();
+        ProcStatus status = ProcStatus.Read(pid);
+        TaskCheckpoint.Refuse(pid, status);
+        progress("inspect", 0, 0);
+        int mmRef = objRefs.Next(), filesRef = objRefs.Next(), handlersRef = objRefs.Next();
+        FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objRefs);
+        InjectedTaskState injected = InjectedTaskState.Read(tracee);
+        ThreadCheckpoint thread = ThreadCheckpoint.Capture(tracee, injected);
+        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objRefs);
+        ProcStat stat = ProcStat.Read(pid);
+
+        progress("task", 0, 0);
+        HeaderWriter.Write(writer, thread.Xstate);
+        writer.Write(new TreeRecord { TaskCount = 1 });
+        TaskCheckpoint.Write(writer, pid, status, stat, injected.SecureBits);
+        writer.Write(new TaskObjectsRecord { MmObjRef = mmRef, FileTableObjRef = filesRef, SignalHandlersObjRef = handlersRef });
+
+        long total = memory.TotalPages;
+        progress("pages", 0, total);
+        memory.Write(writer, mmRef, stat, injected.Brk, done => progress("pages", done, total));
+        progress("files", 0, 0);
+        files.Write(writer, filesRef);
+        progress("signals", 0, 0);
+        SignalsCheckpoint.Write(writer, tracee, injected, handlersRef);
+        thread.Write(writer);
+        writer.WriteTail();
+        return writer.BytesWritten;
+    }
+
+    private static void TryWriteError(ImageWriter writer, Exception e)
+    {
+        try
+        {
+            int errno = (e as SyscallException)?.Errno ?? 0;
+            writer.WriteError(errno, e.Message);
+            writer.WriteTail();
+        }
+        catch (Exception)
+        {
+            // The stream itself failed (disk full, reader gone): the caller reports the first error.
+        }
+    }
+
+    private static void TryDetach(Tracee tracee)
+    {
+        try { tracee.Detach(); }
+        catch (Exception) { /* already gone: nothing left to resume */ }
+    }
+}

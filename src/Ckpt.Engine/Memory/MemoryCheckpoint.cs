@@ -1,0 +1,117 @@
+using System.Text;
+using Ckpt.Engine.Checkpoint;
+using Ckpt.Engine.Files;
+using Ckpt.Engine.Linux;
+using Ckpt.Image;
+using Ckpt.Image.Records;
+
+namespace Ckpt.Engine.Memory;
+
+/// <summary>
+/// The address space: MM (fields from /proc/PID/stat, brk by injection, auxv), then per VMA from
+/// smaps its FILE (first use), VMA and page chunks. Pages with contents come from PAGEMAP_SCAN:
+/// for private mappings only the pages the process itself wrote (anonymous, not the zero page),
+/// for shared anonymous memory every present page, for shared file mappings none (the file holds
+/// them), for [vdso]/[vvar]/[vsyscall] none. Contents stream in chunks of at most
+/// PageArrayRecord.MaxPagesPerChunk pages through one reused buffer, so engine memory stays bounded.
+/// </summary>
+public sealed class MemoryCheckpoint
+{
+    private readonly int _pid;
+    private readonly List<VmaPlanned> _vmas;
+
+    private MemoryCheckpoint(int pid, List<VmaPlanned> vmas) => (_pid, _vmas) = (pid, vmas);
+
+    private sealed record VmaPlanned(MapsEntry Map, VmaRecord Record, FileRecord? NewFile, string? FilePath, List<(ulong Start, ulong End)> Pages);
+
+    public long TotalPages => _vmas.Sum(v => (long)v.Record.PagesSaved);
+
+    /// <summary>Reads smaps and selects pages; refuses mappings it cannot describe, before any write.</summary>
+    public static MemoryCheckpoint Inspect(int pid, ObjRefs objRefs)
+    {
+        var files = new Dictionary<(ulong, ulong), int>();
+        var sharedMemory = new Dictionary<ulong, int>();
+        var vmas = new List<VmaPlanned>();
+        using PageScan scan = PageScan.Open(pid);
+        foreach (MapsEntry map in ProcMaps.ReadSmaps(pid))
+        {
+            VmaType type = TypeOf(map);
+            var record = new VmaRecord
+            {
+                VmStart = map.Start, VmEnd = map.End, VmPgoff = map.Offset / (ulong)Environment.SystemPageSize,
+                VmFlags = map.VmFlags, VmaType = type, Protection = map.Protection,
+            };
+            FileRecord? newFile = null;
+            string? path = null;
+            if (type is VmaType.File or VmaType.SharedFile)
+            {
+                if (map.Name.EndsWith(" (deleted)", StringComparison.Ordinal))
+                    throw new CheckpointRefusedException($"process {pid} maps a deleted file at 0x{map.Start:x} ({map.Name}): unsupported");
+                path = map.Name;
+                Native.Stat stat = Native.StatOrThrow($"/proc/{pid}/map_files/{map.Start:x}-{map.End:x}", pid);
+                if (!files.TryGetValue((stat.Device, stat.Inode), out int objRef))
+                {
+                    objRef = objRefs.Next();
+                    files[(stat.Device, stat.Inode)] = objRef;
+                    newFile = OpenFileRecords.Record(objRef, FileKind.Regular, stat, path, 0, 0);
+                }
+                record.FileObjRef = objRef;
+            }
+            if (type == VmaType.SharedAnon)
+            {
+                if (!sharedMemory.TryGetValue(map.Inode, out int objRef)) sharedMemory[map.Inode] = objRef = objRefs.Next();
+                record.SharedMemoryObjRef = objRef;
+            }
+            var pages = type switch
+            {
+                VmaType.Anon or VmaType.File => scan.Populated(map.Start, map.End, anonymousOnly: true),
+                VmaType.SharedAnon => scan.Populated(map.Start, map.End, anonymousOnly: false),
+                _ => [],
+            };
+            record.PagesSaved = (ulong)pages.Sum(r => (long)((r.End - r.Start) / (ulong)Environment.SystemPageSize));
+            vmas.Add(new VmaPlanned(map, record, newFile, path, pages));
+        }
+        return new MemoryCheckpoint(pid, vmas);
+    }
+
+    private static VmaType TypeOf(MapsEntry map) => map.Name switch
+    {
+        "[vdso]" => VmaType.Vdso,
+        "[vvar]" => VmaType.Vvar,
+        "[vvar_vclock]" => VmaType.VvarVclock,
+        "[vsyscall]" => VmaType.Vsyscall,
+        _ when map.Inode == 0 => map.Shared ? VmaType.SharedAnon : VmaType.Anon,
+        // MAP_SHARED|MAP_ANONYMOUS shows as "/dev/zero (deleted)", SysV segments as "/SYSV...".
+        _ when map.Shared && (map.Name.StartsWith("/dev/zero", StringComparison.Ordinal) || map.Name.StartsWith("/SYSV", StringComparison.Ordinal)) => VmaType.SharedAnon,
+        _ when map.Shared => VmaType.SharedFile,
+        _ => VmaType.File,
+    };
+
+    /// <summary>MM, then every VMA with its pages. <paramref name="progress"/> gets pages done so far.</summary>
+    public unsafe void Write(ImageWriter writer, int mmObjRef, ProcStat stat, ulong brk, Action<long> progress)
+    {
+        var mm = new MmRecord
+        {
+            ObjRef = mmObjRef, VmaCount = _vmas.Count,
+            StartCode = stat.UnsignedField(26), EndCode = stat.UnsignedField(27), StartStack = stat.UnsignedField(28),
+            StartData = stat.UnsignedField(45), EndData = stat.UnsignedField(46), StartBrk = stat.UnsignedField(47), Brk = brk,
+            ArgStart = stat.UnsignedField(48), ArgEnd = stat.UnsignedField(49), EnvStart = stat.UnsignedField(50), EnvEnd = stat.UnsignedField(51),
+        };
+        ulong[] auxv = ProcAuxv.Read(_pid);
+        if (auxv.Length > MmRecord.AuxvCapacity)
+            throw new CheckpointRefusedException($"process {_pid} has {auxv.Length} auxv words, the image holds {MmRecord.AuxvCapacity}");
+        mm.AuxvWords = (uint)auxv.Length;
+        for (int i = 0; i < auxv.Length; i++) mm.SavedAuxv[i] = auxv[i];
+        writer.Write(mm);
+
+        using var pages = new PageStreamer(_pid, writer);
+        long done = 0;
+        foreach (VmaPlanned vma in _vmas)
+        {
+            if (vma.NewFile is { } file) writer.Write(file, Encoding.UTF8.GetBytes(vma.FilePath!));
+            writer.Write(vma.Record);
+            pages.Write(vma.Pages, chunk => progress(done += chunk));
+            writer.WritePageArrayEnd();
+        }
+    }
+}

@@ -1,0 +1,92 @@
+using Ckpt.Engine.Linux;
+using Ckpt.Image;
+using Ckpt.Image.Records;
+
+namespace Ckpt.Engine.Tasks;
+
+/// <summary>
+/// One stopped thread: registers, how it stopped inside a system call (and the restart block of an
+/// interrupted sleep), its blocked mask, rseq registration (with the ip moved to the abort handler
+/// when it stopped inside a critical section), the xsave area. Read with <see cref="Capture"/>
+/// while frozen, written with <see cref="Write"/>.
+/// </summary>
+public sealed record ThreadCheckpoint(
+    ThreadRecord Thread, RestartBlockRecord? RestartBlock, SignalStackRecord SignalStack,
+    RseqRecord Rseq, CpuRecord Cpu, CpuXstateRecord XstateRecord, byte[] Xstate)
+{
+    private const long ERESTARTSYS = -512, ERESTARTNOINTR = -513, ERESTARTNOHAND = -514, ERESTART_RESTARTBLOCK = -516;
+    private const int XstateBvOffset = 512;
+
+    public static ThreadCheckpoint Capture(Tracee tracee, InjectedTaskState injected)
+    {
+        UserRegisters regs = tracee.GetRegisters();
+        var (state, number) = SyscallStateOf(regs);
+        RestartBlockRecord? block = state == SyscallState.RestartBlock ? RestartBlocks.Read(tracee.Pid, regs) : null;
+        RseqConfiguration rseq = tracee.GetRseqConfiguration();
+        regs.Rip = RseqCriticalSection.ResumeAddress(tracee.Pid, rseq, regs.Rip);
+        byte[] xstate = tracee.GetXstate();
+        var thread = new ThreadRecord
+        {
+            Tid = tracee.Pid, SyscallState = state, SyscallNumber = number, SyscallResult = (long)regs.Rax,
+            BlockedSignals = tracee.GetSignalMask(), ClearChildTid = injected.ClearChildTid,
+        };
+        return new ThreadCheckpoint(thread, block, injected.SignalStack,
+            new RseqRecord { Address = rseq.Address, Length = rseq.Length, Signature = rseq.Signature, Flags = rseq.Flags },
+            ToRecord(regs),
+            new CpuXstateRecord { XstateFeatures = BitConverter.ToUInt64(xstate, XstateBvOffset), Length = (uint)xstate.Length },
+            xstate);
+    }
+
+    /// <summary>In image order: THREAD, [RESTART_BLOCK], SIGNAL_STACK, RSEQ, CPU, CPU_XSTATE.</summary>
+    public void Write(ImageWriter writer)
+    {
+        writer.Write(Thread);
+        if (RestartBlock is { } block) writer.Write(block);
+        writer.Write(SignalStack);
+        writer.Write(Rseq);
+        writer.Write(Cpu);
+        writer.Write(XstateRecord, Xstate);
+    }
+
+    // A thread frozen inside a syscall sits in the kernel's signal path with orig_rax = its number
+    // and rax = one of the internal restart codes; any other rax means the call had completed.
+    private static (SyscallState State, long Number) SyscallStateOf(in UserRegisters regs)
+    {
+        long number = (long)regs.OrigRax;
+        if (number < 0) return (SyscallState.NotInSyscall, -1);
+        return (long)regs.Rax switch
+        {
+            ERESTARTSYS or ERESTARTNOINTR or ERESTARTNOHAND => (SyscallState.Restart, number),
+            ERESTART_RESTARTBLOCK => (SyscallState.RestartBlock, number),
+            _ => (SyscallState.NotInSyscall, number),
+        };
+    }
+
+    private static CpuRecord ToRecord(in UserRegisters r) => new()
+    {
+        R15 = r.R15, R14 = r.R14, R13 = r.R13, R12 = r.R12, Rbp = r.Rbp, Rbx = r.Rbx, R11 = r.R11, R10 = r.R10,
+        R9 = r.R9, R8 = r.R8, Rax = r.Rax, Rcx = r.Rcx, Rdx = r.Rdx, Rsi = r.Rsi, Rdi = r.Rdi, OrigRax = r.OrigRax,
+        Rip = r.Rip, Cs = r.Cs, Eflags = r.Eflags, Rsp = r.Rsp, Ss = r.Ss, FsBase = r.FsBase, GsBase = r.GsBase,
+        Ds = r.Ds, Es = r.Es, Fs = r.Fs, Gs = r.Gs,
+    };
+}
+
+/// <summary>
+/// rseq: a thread stopped between a critical section's start_ip and start_ip + post_commit_offset
+/// must resume at its abort_ip (the kernel would move it there on the next return to user space).
+/// </summary>
+public static class RseqCriticalSection
+{
+    private const int RseqCsPointerOffset = 8; // struct rseq: cpu_id_start, cpu_id, rseq_cs
+
+    public static ulong ResumeAddress(int pid, RseqConfiguration rseq, ulong rip)
+    {
+        if (rseq.Address == 0) return rip;
+        ulong descriptor = BitConverter.ToUInt64(ProcessMemory.ReadExact(pid, rseq.Address + RseqCsPointerOffset, 8));
+        if (descriptor == 0) return rip;
+        // struct rseq_cs { u32 version; u32 flags; u64 start_ip; u64 post_commit_offset; u64 abort_ip; }
+        byte[] cs = ProcessMemory.ReadExact(pid, descriptor, 32);
+        ulong start = BitConverter.ToUInt64(cs, 8), length = BitConverter.ToUInt64(cs, 16), abort = BitConverter.ToUInt64(cs, 24);
+        return rip >= start && rip - start < length ? abort : rip;
+    }
+}
