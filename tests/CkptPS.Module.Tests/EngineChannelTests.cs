@@ -155,6 +155,18 @@ public sealed class EngineChannelTests : IDisposable
     }
 
     [Fact]
+    public void Restore_Wait_succeeds_whatever_status_the_restored_process_exits_with()
+    {
+        string image = Path.Combine(scratch, "app.ckpt");
+        File.WriteAllText(image, "not read by the module for a restore");
+        // `ckpt restore --wait` exits with the restored process's status; the result line says the restore worked.
+        UseScriptedEngine("""echo 4321; echo '{"event":"result","ok":true,"pid":4321,"exitStatus":3}' >&3; exit 3""");
+        var result = session.Run("Restore-Process -Path $args[0] -Wait -Verbose", image).AssertClean();
+        Assert.Empty(result.Output);
+        Assert.Contains($"VERBOSE: The process restored from '{image}' exited with status 3.", session.Host.Output);
+    }
+
+    [Fact]
     public void A_missing_engine_stops_the_pipeline_with_an_error_naming_it()
     {
         using var first = TargetProcess.StartSleep();

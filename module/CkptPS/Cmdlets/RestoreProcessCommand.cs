@@ -58,6 +58,8 @@ public sealed class RestoreProcessCommand : EngineCmdlet
             WriteError(outcome.ToErrorRecord("RestoreFailed", $"Cannot restore '{image}'", image));
             return;
         }
+        if (outcome.Result?.ExitStatus is int status)
+            WriteVerbose($"The process restored from '{image}' exited with status {status}.");
         if (!PassThru) return;
         int? restoredPid = outcome.Result?.Pid ?? ParsePid(outcome.StandardOutput);
         restored ??= restoredPid is int id ? TryGetProcess(id) : null;

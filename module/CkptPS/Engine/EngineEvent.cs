@@ -28,6 +28,8 @@ internal sealed record EngineEvent(EngineEventKind Kind)
     public string? Category { get; init; }
     public string? Message { get; init; }
     public int? Errno { get; init; }
+    /// <summary>With `restore --wait`: how the restored process ended.</summary>
+    public int? ExitStatus { get; init; }
     public int ExitCode { get; init; }
     public string? Text { get; init; }
 
@@ -57,6 +59,7 @@ internal sealed record EngineEvent(EngineEventKind Kind)
                 Category = String(root, "category"),
                 Message = String(root, "message"),
                 Errno = (int?)Int64(root, "errno"),
+                ExitStatus = (int?)Int64(root, "exitStatus"),
                 Text = line,
             };
         }

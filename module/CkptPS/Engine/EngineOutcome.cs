@@ -10,7 +10,11 @@ internal sealed class EngineOutcome(int exitCode, EngineEvent? result, string st
     public string StandardOutput { get; } = standardOutput;
     public string StandardError { get; } = standardError;
 
-    public bool Succeeded => ExitCode == 0 && (Result is null || Result.Ok);
+    /// <summary>
+    /// The result line decides when there is one: with `restore --wait` the engine exits with
+    /// the restored process's status, which says nothing about the restore.
+    /// </summary>
+    public bool Succeeded => Result is { } result ? result.Ok : ExitCode == 0;
 
     /// <summary>The channel's category when it sent one, else the documented exit code's meaning.</summary>
     public ErrorCategory Category
