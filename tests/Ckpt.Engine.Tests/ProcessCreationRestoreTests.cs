@@ -6,6 +6,7 @@ using Xunit;
 namespace Ckpt.Engine.Tests;
 
 /// <summary>Process creation with a chosen pid and syscall injection into the new task, for real.</summary>
+[Collection(RestoreCollection.Name)]
 public sealed class ProcessCreationRestoreTests
 {
     [Fact]

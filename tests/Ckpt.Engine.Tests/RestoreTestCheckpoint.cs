@@ -27,7 +27,9 @@ internal static unsafe partial class RestoreTestCheckpoint
     private static partial int waitpid(int pid, int* status, int options);
 
     /// <summary>Stops the process (it stays stopped and traced by the calling thread) and writes its image.</summary>
-    public static void Checkpoint(int pid, string imagePath)
+    /// <param name="kernelRelease">written instead of this kernel's release (refusal tests)</param>
+    /// <param name="architecture">written instead of x86-64 (refusal tests)</param>
+    public static void Checkpoint(int pid, string imagePath, string? kernelRelease = null, uint? architecture = null)
     {
         Check(ptrace(PTRACE_SEIZE, pid, 0, 0x100000 | 1 /* EXITKILL, TRACESYSGOOD */), "PTRACE_SEIZE", pid);
         Check(ptrace(PTRACE_INTERRUPT, pid, 0, 0), "PTRACE_INTERRUPT", pid);
@@ -39,7 +41,7 @@ internal static unsafe partial class RestoreTestCheckpoint
 
         using var output = File.Create(imagePath);
         using var writer = new ImageWriter(output);
-        WriteHeader(writer, xstate);
+        WriteHeader(writer, xstate, kernelRelease, architecture);
         writer.Write(new TreeRecord { TaskCount = 1 });
         WriteTask(writer, pid);
         var syscalls = InjectedSyscalls.ForInterruptedTask(pid);
@@ -67,15 +69,15 @@ internal static unsafe partial class RestoreTestCheckpoint
         }
     }
 
-    private static void WriteHeader(ImageWriter writer, byte[] xstate)
+    private static void WriteHeader(ImageWriter writer, byte[] xstate, string? kernelRelease, uint? architecture)
     {
         var header = new HeaderRecord
         {
             Magic = HeaderRecord.ExpectedMagic, FormatVersion = HeaderRecord.CurrentFormatVersion,
-            LinuxCrNumbering = HeaderRecord.LinuxCrVersion, Arch = Ckpt.Image.Records.Architecture.X86_64, PageSize = 4096,
+            LinuxCrNumbering = HeaderRecord.LinuxCrVersion, Arch = (Ckpt.Image.Records.Architecture)(architecture ?? 62), PageSize = 4096,
             TaskCommLength = 16, SignalCount = 64, RlimitCount = 16, AuxvWords = MmRecord.AuxvCapacity, UserRegsSize = 216,
         };
-        Fill(header.KernelRelease, 65, File.ReadAllText("/proc/sys/kernel/osrelease").Trim());
+        Fill(header.KernelRelease, 65, kernelRelease ?? File.ReadAllText("/proc/sys/kernel/osrelease").Trim());
         Fill(header.Machine, 65, "x86_64");
         writer.Write(header);
         writer.Write(new HeaderArchRecord { XFeatures = BitConverter.ToUInt64(xstate, 464), XstateSize = (uint)xstate.Length });

@@ -27,6 +27,9 @@ internal static unsafe partial class RestoreTestProcesses
     private static partial int posix_spawn_file_actions_addclosefrom_np(byte* actions, int from);
 
     [LibraryImport("libc")]
+    private static partial int posix_spawn_file_actions_addchdir_np(byte* actions, byte* path);
+
+    [LibraryImport("libc")]
     private static partial int posix_spawn_file_actions_destroy(byte* actions);
 
     [LibraryImport("libc", SetLastError = true)]
@@ -53,7 +56,10 @@ internal static unsafe partial class RestoreTestProcesses
     /// Starts a program with stdin from /dev/null and stdout and stderr appended to a log file
     /// (pipes are not restorable); returns its pid.
     /// </summary>
-    public static int Spawn(string logPath, string path, params string[] arguments)
+    public static int Spawn(string logPath, string path, params string[] arguments) => SpawnIn(null, logPath, path, arguments);
+
+    /// <summary><see cref="Spawn"/> with a working directory.</summary>
+    public static int SpawnIn(string? workingDirectory, string logPath, string path, params string[] arguments)
     {
         byte* actions = stackalloc byte[256];
         posix_spawn_file_actions_init(actions);
@@ -63,6 +69,8 @@ internal static unsafe partial class RestoreTestProcesses
         posix_spawn_file_actions_addopen(actions, 1, (byte*)log, 0x441 /* O_WRONLY|O_CREAT|O_APPEND */, 0x1a4);
         posix_spawn_file_actions_adddup2(actions, 1, 2);
         posix_spawn_file_actions_addclosefrom_np(actions, 3); // the test host's own descriptors
+        nint directory = Marshal.StringToHGlobalAnsi(workingDirectory ?? ".");
+        if (workingDirectory is not null) posix_spawn_file_actions_addchdir_np(actions, (byte*)directory);
         var strings = new[] { path }.Concat(arguments).Select(s => Marshal.StringToHGlobalAnsi(s)).ToArray();
         try
         {
@@ -83,6 +91,7 @@ internal static unsafe partial class RestoreTestProcesses
             posix_spawn_file_actions_destroy(actions);
             Marshal.FreeHGlobal(devNull);
             Marshal.FreeHGlobal(path0);
+            Marshal.FreeHGlobal(directory);
             Marshal.FreeHGlobal(log);
         }
     }
@@ -189,4 +198,14 @@ internal static class RestoreWorkloads
         }
         throw new InvalidOperationException("CkptPS.sln not found above " + AppContext.BaseDirectory);
     }
+}
+
+/// <summary>
+/// The restore tests run one at a time: they trace, kill and recreate processes by pid, take
+/// seconds of wall time to check sleeps, and must not compete for the 2 cores while timing.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class RestoreCollection
+{
+    public const string Name = "restore (processes by pid)";
 }

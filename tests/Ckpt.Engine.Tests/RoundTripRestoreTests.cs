@@ -4,6 +4,7 @@ using Xunit;
 namespace Ckpt.Engine.Tests;
 
 /// <summary>Checkpoint a real process, kill it, restore it: same pid, same mappings, still working.</summary>
+[Collection(RestoreCollection.Name)]
 public sealed class RoundTripRestoreTests : IDisposable
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("ckpt-restore-test-").FullName;

@@ -1,0 +1,131 @@
+using Ckpt.Engine.Linux;
+using Ckpt.Engine.Restore;
+using Ckpt.Image;
+using Xunit;
+
+namespace Ckpt.Engine.Tests;
+
+/// <summary>Each refusal and failure path: a clear error, and no process left behind.</summary>
+[Collection(RestoreCollection.Name)]
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed class RestoreRefusalTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("ckpt-restore-refusal-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    /// <summary>Checkpoints a process started by <paramref name="start"/> and kills it; returns its pid.</summary>
+    private int CheckpointAndKill(string image, Func<int> start, string? kernelRelease = null, uint? architecture = null)
+    {
+        int pid = start();
+        try
+        {
+            RestoreTestProcesses.WaitUntilInSyscall(pid, 230);
+            RestoreTestCheckpoint.Checkpoint(pid, image, kernelRelease, architecture);
+        }
+        finally
+        {
+            RestoreTestProcesses.KillAndReap(pid);
+        }
+        return pid;
+    }
+
+    [Fact]
+    public void PidInUseIsRefusedNamingTheHolder()
+    {
+        string image = Path.Combine(_directory, "a.img");
+        int pid = RestoreTestProcesses.StartSleeper();
+        try
+        {
+            RestoreTestProcesses.WaitUntilInSyscall(pid, 230);
+            RestoreTestCheckpoint.Checkpoint(pid, image); // the original stays alive (stopped)
+            string startBefore = File.ReadAllText($"/proc/{pid}/stat");
+            var error = Assert.Throws<PidInUseException>(() => Restorer.Restore(new RestoreOptions(image)));
+            Assert.Contains($"pid {pid} is in use by 'sleep'", error.Message);
+            Assert.Equal(startBefore.Split(' ')[21], File.ReadAllText($"/proc/{pid}/stat").Split(' ')[21]); // same process
+            RestoreTestProcesses.AssertNoUnreapedChildren();
+        }
+        finally
+        {
+            RestoreTestProcesses.KillAndReap(pid);
+        }
+    }
+
+    [Fact]
+    public void OtherKernelReleaseIsRefusedUnlessForced()
+    {
+        string image = Path.Combine(_directory, "k.img");
+        int pid = CheckpointAndKill(image, RestoreTestProcesses.StartSleeper, kernelRelease: "5.4.0-other");
+        var error = Assert.Throws<RestoreRefusedException>(() => Restorer.Restore(new RestoreOptions(image)));
+        Assert.Contains("5.4.0-other", error.Message);
+        Assert.Contains("--force", error.Message);
+        Assert.False(Directory.Exists($"/proc/{pid}"));
+
+        Assert.Equal(pid, Restorer.Restore(new RestoreOptions(image, Force: true)).Pid);
+        RestoreTestProcesses.WaitUntilInSyscall(pid, 230);
+        RestoreTestProcesses.KillAndReap(pid);
+    }
+
+    [Fact]
+    public void OtherArchitectureIsRefused()
+    {
+        string image = Path.Combine(_directory, "arch.img");
+        int pid = CheckpointAndKill(image, RestoreTestProcesses.StartSleeper, architecture: 183 /* EM_AARCH64 */);
+        var error = Assert.Throws<RestoreRefusedException>(() => Restorer.Restore(new RestoreOptions(image)));
+        Assert.Contains("architecture 183", error.Message);
+        Assert.False(Directory.Exists($"/proc/{pid}"));
+    }
+
+    [Fact]
+    public void ChangedOrMissingMappedFileIsRefusedNamingIt()
+    {
+        string program = Path.Combine(_directory, "mysleep");
+        File.Copy("/usr/bin/sleep", program);
+        File.SetUnixFileMode(program, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        string image = Path.Combine(_directory, "f.img");
+        int pid = CheckpointAndKill(image, () => RestoreTestProcesses.Spawn("/dev/null", program, "1000"));
+
+        File.SetUnixFileMode(program, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.AppendAllText(program, "changed");
+        var changed = Assert.Throws<RestoreRefusedException>(() => Restorer.Restore(new RestoreOptions(image)));
+        Assert.Contains(program, changed.Message);
+        Assert.Contains("changed since the checkpoint", changed.Message);
+        Assert.False(Directory.Exists($"/proc/{pid}"));
+
+        File.Delete(program);
+        var missing = Assert.Throws<RestoreRefusedException>(() => Restorer.Restore(new RestoreOptions(image)));
+        Assert.Contains(program, missing.Message);
+        Assert.Contains("missing", missing.Message);
+        Assert.False(Directory.Exists($"/proc/{pid}"));
+    }
+
+    [Fact]
+    public void CorruptedImageIsRefusedBeforeAnyProcessExists()
+    {
+        string image = Path.Combine(_directory, "c.img");
+        int pid = CheckpointAndKill(image, RestoreTestProcesses.StartSleeper);
+        byte[] bytes = File.ReadAllBytes(image);
+        bytes[bytes.Length / 2] ^= 0xff; // inside page contents: only the checksum can tell
+        File.WriteAllBytes(image, bytes);
+        var error = Assert.Throws<ImageFormatException>(() => Restorer.Restore(new RestoreOptions(image)));
+        Assert.Contains("checksum", error.Message);
+        Assert.False(Directory.Exists($"/proc/{pid}"));
+    }
+
+    [Fact]
+    public void FailureAfterCreationKillsTheTaskAndNamesStepSyscallAndErrno()
+    {
+        string workingDirectory = Directory.CreateDirectory(Path.Combine(_directory, "cwd")).FullName;
+        string image = Path.Combine(_directory, "cwd.img");
+        int pid = CheckpointAndKill(image, () => RestoreTestProcesses.SpawnIn(workingDirectory, "/dev/null", "/usr/bin/sleep", "1000"));
+        Directory.Delete(workingDirectory);
+
+        var error = Assert.Throws<RestoreException>(() => Restorer.Restore(new RestoreOptions(image)));
+        Assert.Equal("task state", error.Step);
+        var syscall = Assert.IsType<SyscallException>(error.InnerException);
+        Assert.Equal(Errno.ENOENT, syscall.Errno);
+        Assert.Equal(pid, syscall.Pid);
+        Assert.Contains($"chdir({workingDirectory})", error.Message);
+        RestoreTestProcesses.WaitUntilGone(pid);
+    }
+}
