@@ -8,6 +8,8 @@ namespace Ckpt.Generators
     /// </summary>
     internal static class RecordEmitter
     {
+        private const string Inline = "[MethodImpl(MethodImplOptions.AggressiveInlining)]";
+
         public static string Emit(RecordModel record)
         {
             var w = new SourceWriter();
@@ -16,6 +18,8 @@ namespace Ckpt.Generators
             w.Line("#nullable enable");
             w.Line("using global::System;");
             w.Line("using global::System.Buffers.Binary;");
+            w.Line("using global::System.Runtime.CompilerServices;");
+            w.Line("using global::System.Runtime.InteropServices;");
             w.Line();
             if (record.Namespace.Length > 0) w.Line($"namespace {record.Namespace};");
             w.Line();
@@ -35,6 +39,8 @@ namespace Ckpt.Generators
             WriteReader(w, record);
             w.Line();
             WriteWriter(w, record);
+            w.Line();
+            WriteThrowHelpers(w, record);
             w.Close();
             return w.ToString();
         }
@@ -58,23 +64,30 @@ namespace Ckpt.Generators
             w.Line("//");
         }
 
+        // Reads and writes go through one bounds check per record, then unaligned loads and
+        // stores at constant offsets: no per-field slicing, no per-field length checks. The
+        // IsLittleEndian test is a JIT-time constant, so on x86-64 the byte swap is compiled out.
         private static void WriteReader(SourceWriter w, RecordModel record)
         {
-            w.Line("/// <summary>Reads the record from <paramref name=\"record\"/>, which starts at its header.</summary>");
+            w.Line("/// <summary>Reads the record from <paramref name=\"record\"/>, which starts at its header (whose type must be Type).</summary>");
+            w.Line(Inline);
             w.Open($"public static {record.Name} ReadFrom(ReadOnlySpan<byte> record)");
-            w.Line("if (record.Length < Size)");
-            w.Line($"    throw new ArgumentException(\"{record.Name} needs {record.Size} bytes, got \" + record.Length, nameof(record));");
+            w.Line("if (record.Length < Size) ThrowTooShort(record.Length, nameof(record));");
+            w.Line("ref byte source = ref MemoryMarshal.GetReference(record);");
+            w.Line("// Bounds are checked once above; IsLittleEndian is a JIT constant, so no swap on x86-64.");
+            w.Line($"var type = {Load("uint", "0")};");
+            w.Line("if (type != (uint)Type) ThrowWrongType(type);");
             w.Line($"var value = new {record.Name}();");
             foreach (var field in record.Fields)
             {
                 if (field.IsFixedBuffer)
                 {
                     w.Line($"for (var i = 0; i < {field.Count}; i++)");
-                    w.Line($"    value.{field.Name}[i] = {ReadExpression(field, $"{field.Offset} + i * {field.ElementSize}")};");
+                    w.Line($"    value.{field.Name}[i] = {Load(field.Primitive, $"{field.Offset} + i * {field.ElementSize}")};");
                 }
                 else
                 {
-                    var read = ReadExpression(field, field.Offset.ToString());
+                    var read = Load(field.Primitive, field.Offset.ToString());
                     w.Line($"value.{field.Name} = {(field.EnumType is null ? read : $"({field.EnumType}){read}")};");
                 }
             }
@@ -85,50 +98,59 @@ namespace Ckpt.Generators
         private static void WriteWriter(SourceWriter w, RecordModel record)
         {
             w.Line("/// <summary>Writes header and payload; the padding bytes are zeroed.</summary>");
+            w.Line(Inline);
             w.Open("public readonly void WriteTo(Span<byte> destination, uint recordLength)");
-            w.Line("destination = destination.Slice(0, Size);");
-            w.Line("destination.Clear();");
-            w.Line("BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)Type);");
-            w.Line("BinaryPrimitives.WriteUInt32LittleEndian(destination.Slice(4), recordLength);");
+            w.Line("if (destination.Length < Size) ThrowTooShort(destination.Length, nameof(destination));");
+            w.Line("// Bounds are checked once above; IsLittleEndian is a JIT constant, so no swap on x86-64.");
+            w.Line("ref byte target = ref MemoryMarshal.GetReference(destination);");
+            w.Line(Store("uint", "0", "(uint)Type"));
+            w.Line(Store("uint", "4", "recordLength"));
+            var end = 8;
             foreach (var field in record.Fields)
             {
+                ZeroPadding(w, end, field.Offset);
                 if (field.IsFixedBuffer)
                 {
                     w.Line($"for (var i = 0; i < {field.Count}; i++)");
-                    w.Line($"    {WriteStatement(field, $"{field.Offset} + i * {field.ElementSize}", $"{field.Name}[i]")}");
+                    w.Line($"    {Store(field.Primitive, $"{field.Offset} + i * {field.ElementSize}", $"{field.Name}[i]")}");
                 }
                 else
                 {
                     var value = field.EnumType is null ? field.Name : $"({field.Primitive}){field.Name}";
-                    w.Line(WriteStatement(field, field.Offset.ToString(), value));
+                    w.Line(Store(field.Primitive, field.Offset.ToString(), value));
                 }
+                end = field.Offset + field.Size;
             }
+            ZeroPadding(w, end, record.Size);
             w.Close();
         }
 
-        private static string ReadExpression(FieldModel field, string offset) => field.Primitive switch
+        // Throws live out of line so that ReadFrom and WriteTo stay small enough to inline.
+        private static void WriteThrowHelpers(SourceWriter w, RecordModel record)
         {
-            "byte" => $"record[{offset}]",
-            "sbyte" => $"(sbyte)record[{offset}]",
-            _ => $"BinaryPrimitives.Read{Method(field)}LittleEndian(record.Slice({offset}, {field.ElementSize}))",
-        };
+            w.Line("[global::System.Diagnostics.CodeAnalysis.DoesNotReturn]");
+            w.Line($"private static void ThrowTooShort(int length, string parameter) => throw new ArgumentException(\"{record.Name} needs {record.Size} bytes, got \" + length, parameter);");
+            w.Line();
+            w.Line("[global::System.Diagnostics.CodeAnalysis.DoesNotReturn]");
+            w.Line($"private static void ThrowWrongType(uint type) => throw new ArgumentException(\"not a {record.Name}: record type \" + type, \"record\");");
+        }
 
-        private static string WriteStatement(FieldModel field, string offset, string value) => field.Primitive switch
+        private static void ZeroPadding(SourceWriter w, int from, int to)
         {
-            "byte" => $"destination[{offset}] = {value};",
-            "sbyte" => $"destination[{offset}] = (byte){value};",
-            _ => $"BinaryPrimitives.Write{Method(field)}LittleEndian(destination.Slice({offset}, {field.ElementSize}), {value});",
-        };
+            if (to > from) w.Line($"Unsafe.InitBlockUnaligned(ref Unsafe.Add(ref target, {from}), 0, {to - from}); // padding");
+        }
 
-        private static string Method(FieldModel field) => field.Primitive switch
+        private static string Load(string primitive, string offset)
         {
-            "ushort" => "UInt16",
-            "short" => "Int16",
-            "uint" => "UInt32",
-            "int" => "Int32",
-            "ulong" => "UInt64",
-            _ => "Int64",
-        };
+            var load = $"Unsafe.ReadUnaligned<{primitive}>(ref Unsafe.Add(ref source, {offset}))";
+            return primitive is "byte" or "sbyte" ? load : $"(BitConverter.IsLittleEndian ? {load} : BinaryPrimitives.ReverseEndianness({load}))";
+        }
+
+        private static string Store(string primitive, string offset, string value)
+        {
+            var stored = primitive is "byte" or "sbyte" ? value : $"BitConverter.IsLittleEndian ? {value} : BinaryPrimitives.ReverseEndianness({value})";
+            return $"Unsafe.WriteUnaligned<{primitive}>(ref Unsafe.Add(ref target, {offset}), {stored});";
+        }
 
         /// <summary>VmStart -> vm_start; the C names mirror the kernel's.</summary>
         internal static string SnakeCase(string name)
