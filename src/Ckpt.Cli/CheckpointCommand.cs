@@ -73,7 +73,7 @@ public static class CheckpointCommand
             TraceeExitedException => (1, "ResourceUnavailable", Errno.ESRCH),
             SyscallException { Errno: Errno.EPERM or Errno.EACCES } => (4, "PermissionDenied", errno),
             UnauthorizedAccessException => (4, "PermissionDenied", Errno.EACCES),
-            IOException => (1, "WriteError", e.HResult & 0xffff),
+            IOException => (1, "WriteError", e.HResult is > 0 and < 4096 ? e.HResult : 0),
             _ => (1, "InvalidOperation", errno),
         };
     }

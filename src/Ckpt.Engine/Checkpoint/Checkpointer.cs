@@ -64,7 +64,23 @@ public static class Checkpointer
         {
             if (!imageComplete) TryWriteError(writer, e);
             if (tracee.Attached) TryDetach(tracee);
+            if (e is not TraceeExitedException && TargetGone(pid))
+                throw new TraceeExitedException(pid, $"exited during the checkpoint ({e.Message})");
             throw;
+        }
+    }
+
+    // Gone, or a zombie its parent has not reaped yet: nothing to checkpoint or resume any more.
+    private static bool TargetGone(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z') || stat[(stat.LastIndexOf(')') + 2)..].StartsWith('X');
+        }
+        catch (IOException)
+        {
+            return true;
         }
     }
 

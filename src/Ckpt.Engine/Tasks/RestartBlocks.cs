@@ -15,9 +15,11 @@ public static class RestartBlocks
     private const long SYS_poll = 7, SYS_nanosleep = 35, SYS_futex = 202, SYS_clock_nanosleep = 230, SYS_ppoll = 271;
     private const ulong TIMER_ABSTIME = 1, CLOCK_MONOTONIC = 1;
 
+    private const long SYS_restart_syscall = 219;
+
     public static unsafe RestartBlockRecord Read(int pid, in UserRegisters regs)
     {
-        long number = (long)regs.OrigRax;
+        long number = OriginalSyscall(pid, regs);
         var block = new RestartBlockRecord { SyscallNumber = number };
         switch (number)
         {
@@ -55,6 +57,21 @@ public static class RestartBlocks
                 break;
         }
         return block;
+    }
+
+    /// <summary>
+    /// The call a restart block belongs to. A sleep interrupted before (an earlier checkpoint, a
+    /// stopped-and-continued process) runs on as restart_syscall, whose number says nothing about
+    /// the original; its arguments are still in the registers, and the original number is found
+    /// in the `mov $nr, %eax` (b8 nr32) that glibc's wrappers put right before `syscall` (0f 05).
+    /// When that pattern is absent, restart_syscall itself is recorded (Function Other).
+    /// </summary>
+    public static long OriginalSyscall(int pid, in UserRegisters regs)
+    {
+        long number = (long)regs.OrigRax;
+        if (number != SYS_restart_syscall || regs.Rip < 7) return number;
+        byte[] code = ProcessMemory.ReadExact(pid, regs.Rip - 7, 7);
+        return code[0] == 0xb8 && code[5] == 0x0f && code[6] == 0x05 ? BitConverter.ToInt32(code, 1) : number;
     }
 
     private static ulong Timespec(int pid, ulong address)

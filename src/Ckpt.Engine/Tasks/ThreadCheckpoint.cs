@@ -21,6 +21,7 @@ public sealed record ThreadCheckpoint(
     {
         UserRegisters regs = tracee.GetRegisters();
         var (state, number) = SyscallStateOf(regs);
+        if (state == SyscallState.RestartBlock) number = RestartBlocks.OriginalSyscall(tracee.Pid, regs);
         RestartBlockRecord? block = state == SyscallState.RestartBlock ? RestartBlocks.Read(tracee.Pid, regs) : null;
         RseqConfiguration rseq = tracee.GetRseqConfiguration();
         regs.Rip = RseqCriticalSection.ResumeAddress(tracee.Pid, rseq, regs.Rip);
