@@ -54,6 +54,7 @@ int main(int argc, char **argv)
     struct itimerval timer = { .it_interval = { 5000, 0 }, .it_value = { 5000, 0 } };
     setitimer(ITIMER_VIRTUAL, &timer, NULL);
 
+    printf("ANON %p\n", (void *)anon);
     printf("READY %d\n", getpid());
     while (!got_usr1) pause();
 

@@ -62,10 +62,12 @@ public static class Checkpointer
         }
         catch (Exception e)
         {
-            if (!imageComplete) TryWriteError(writer, e);
             if (tracee.Attached) TryDetach(tracee);
-            if (e is not TraceeExitedException && TargetGone(pid))
-                throw new TraceeExitedException(pid, $"exited during the checkpoint ({e.Message})");
+            Exception reported = e is not TraceeExitedException && TargetGone(pid)
+                ? new TraceeExitedException(pid, $"exited during the checkpoint ({e.Message})")
+                : e;
+            if (!imageComplete) TryWriteError(writer, reported);
+            if (reported != e) throw reported;
             throw;
         }
     }

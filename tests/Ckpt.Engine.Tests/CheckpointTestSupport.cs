@@ -1,0 +1,226 @@
+using System.Runtime.InteropServices;
+using Ckpt.Image;
+using Ckpt.Image.Records;
+using Xunit;
+
+namespace Ckpt.Engine.Tests;
+
+/// <summary>
+/// Helpers of the checkpoint tests: the workloads (tests/workloads/ckpt_*.c), a started target with
+/// its log, the `ckpt` executable run as a real process, and a full ImageReader pass over an image.
+/// </summary>
+internal static unsafe partial class CheckpointTestSupport
+{
+    public const int SIGUSR1 = 10;
+
+    /// <summary>Starts a workload in its own session, stdin /dev/null, output to a log file; waits for READY.</summary>
+    public static Target Start(string workload, params string[] arguments) => StartProgram(RestoreWorkloads.Path(workload), arguments);
+
+    public static Target StartProgram(string path, params string[] arguments)
+    {
+        string log = TempPath(Path.GetFileName(path) + ".log");
+        int pid = SpawnWithEnvironment([path, .. arguments], log, log, newSession: true);
+        if (path.StartsWith("/usr/bin/", StringComparison.Ordinal)) return new Target(pid, log); // not a workload: no READY line
+        RestoreTestProcesses.WaitForLine(log, $"READY {pid}");
+        return new Target(pid, log);
+    }
+
+    public static string TempPath(string name) => Path.Combine(Path.GetTempPath(), $"ckpt-test-{Environment.ProcessId}-{Guid.NewGuid():N}-{name}");
+
+    /// <summary>Runs the ckpt executable with the given arguments (optionally through a prefix such as setpriv); returns exit code and stderr.</summary>
+    public static (int ExitCode, string Stdout, string Stderr) RunCli(string[] arguments, string[]? prefix = null, string? stdoutPath = null)
+    {
+        string stdout = stdoutPath ?? TempPath("stdout"), stderr = TempPath("stderr");
+        string[] argv = [.. prefix ?? [], CkptPath(), .. arguments];
+        int pid = SpawnWithEnvironment(argv, stdout, stderr, newSession: false);
+        int code = RestoreTestProcesses.WaitForExit(pid);
+        return (code, File.ReadAllText(stdout), File.ReadAllText(stderr));
+    }
+
+    /// <summary>The newest built `ckpt`: artifacts/ckpt (build.sh) or the Release/Debug build output.</summary>
+    public static string CkptPath()
+    {
+        string root = RepositoryRoot();
+        string[] candidates =
+        [
+            Path.Combine(root, "artifacts", "ckpt"),
+            Path.Combine(root, "src", "Ckpt.Cli", "bin", "Release", "net10.0", "ckpt"),
+            Path.Combine(root, "src", "Ckpt.Cli", "bin", "Debug", "net10.0", "ckpt"),
+        ];
+        return candidates.Where(File.Exists).OrderByDescending(File.GetLastWriteTimeUtc).FirstOrDefault()
+            ?? throw new InvalidOperationException($"no ckpt executable under {root}: run ./build.sh or build src/Ckpt.Cli");
+    }
+
+    /// <summary>Reads every record of an image, page contents included, and checks the tail checksum.</summary>
+    public static ImageContents ReadImage(string path)
+    {
+        var contents = new ImageContents();
+        using var stream = File.OpenRead(path);
+        using var reader = new ImageReader(stream);
+        reader.ReadHeader();
+        byte[] page = new byte[reader.PageSize * PageArrayRecord.MaxPagesPerChunk];
+        ulong[] addresses = new ulong[PageArrayRecord.MaxPagesPerChunk];
+        VmaRecord? currentVma = null;
+        while (reader.PeekType() is { } type && type != RecordType.Tail)
+        {
+            switch (type)
+            {
+                case RecordType.Task: contents.Task = reader.Read<TaskRecord>(); break;
+                case RecordType.Vma: contents.Vmas.Add((currentVma = reader.Read<VmaRecord>()).Value); break;
+                case RecordType.PageArray:
+                    var array = reader.Read<PageArrayRecord>();
+                    if (array.PageCount == 0) break;
+                    int count = reader.ReadPageAddresses(addresses);
+                    reader.ReadPageContents(page.AsSpan(0, count * (int)reader.PageSize));
+                    for (int i = 0; i < count; i++)
+                        contents.Pages[addresses[i]] = page.AsSpan(i * (int)reader.PageSize, (int)reader.PageSize).ToArray();
+                    Assert.True(currentVma is not null, "page array before any VMA");
+                    break;
+                case RecordType.Thread: contents.Thread = reader.Read<ThreadRecord>(); break;
+                case RecordType.RestartBlock: contents.RestartBlock = reader.Read<RestartBlockRecord>(); break;
+                case RecordType.Error:
+                    reader.Read<ErrorRecord>();
+                    contents.Error = reader.ReadTrailingString();
+                    break;
+                case RecordType.SignalAction: contents.Actions.Add(reader.Read<SignalActionRecord>()); break;
+                case RecordType.SignalStack: contents.SignalStack = reader.Read<SignalStackRecord>(); break;
+                case RecordType.Signal: contents.Signal = reader.Read<SignalRecord>(); break;
+                case RecordType.Cpu: contents.Cpu = reader.Read<CpuRecord>(); break;
+                default: SkipAny(reader, type); break;
+            }
+        }
+        reader.ReadTail();
+        Assert.True(reader.ChecksumVerified, "the tail checksum was not verified");
+        return contents;
+    }
+
+    private static void SkipAny(ImageReader reader, RecordType type)
+    {
+        // PeekType skips the unread rest of a record; reading the fixed part validates its length.
+        switch (type)
+        {
+            case RecordType.Header: reader.Read<HeaderRecord>(); break;
+            case RecordType.HeaderArch: reader.Read<HeaderArchRecord>(); break;
+            case RecordType.Tree: reader.Read<TreeRecord>(); break;
+            case RecordType.String: reader.Read<StringRecord>(); break;
+            case RecordType.Credentials: reader.Read<CredentialsRecord>(); break;
+            case RecordType.GroupInfo: reader.Read<GroupInfoRecord>(); break;
+            case RecordType.TaskObjects: reader.Read<TaskObjectsRecord>(); break;
+            case RecordType.Mm: reader.Read<MmRecord>(); break;
+            case RecordType.File: reader.Read<FileRecord>(); break;
+            case RecordType.FileTable: reader.Read<FileTableRecord>(); break;
+            case RecordType.FileDescriptor: reader.Read<FileDescriptorRecord>(); break;
+            case RecordType.SignalHandlers: reader.Read<SignalHandlersRecord>(); break;
+            case RecordType.SignalPending: reader.Read<SignalPendingRecord>(); break;
+            case RecordType.Rseq: reader.Read<RseqRecord>(); break;
+            case RecordType.CpuXstate: reader.Read<CpuXstateRecord>(); break;
+            default: throw new InvalidOperationException($"unexpected record {type}");
+        }
+    }
+
+    public static bool IsAlive(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            return !stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+            if (File.Exists(Path.Combine(directory.FullName, "CkptPS.sln"))) return directory.FullName;
+        throw new InvalidOperationException("CkptPS.sln not found above " + AppContext.BaseDirectory);
+    }
+
+    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_init(byte* actions);
+    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_addopen(byte* actions, int fd, byte* path, int flags, uint mode);
+    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_addclosefrom_np(byte* actions, int from);
+    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_destroy(byte* actions);
+    [LibraryImport("libc")] private static partial int posix_spawnattr_init(byte* attributes);
+    [LibraryImport("libc")] private static partial int posix_spawnattr_setflags(byte* attributes, short flags);
+    [LibraryImport("libc")] private static partial int posix_spawnattr_destroy(byte* attributes);
+    [LibraryImport("libc")] private static partial int posix_spawnp(int* pid, byte* file, nint fileActions, nint attributes, byte** argv, byte** envp);
+
+    // Like RestoreTestProcesses.Spawn, but with the test host's environment (DOTNET_ROOT, HOME),
+    // stdout/stderr files of our choice (appended, so one file can take both) and optionally setsid.
+    private static int SpawnWithEnvironment(string[] argv, string stdoutPath, string stderrPath, bool newSession)
+    {
+        const short POSIX_SPAWN_SETSID = 0x80;
+        byte* actions = stackalloc byte[256];
+        byte* attributes = stackalloc byte[512];
+        posix_spawn_file_actions_init(actions);
+        posix_spawnattr_init(attributes);
+        if (newSession) posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETSID);
+        var allocations = new List<nint>();
+        byte* Ansi(string s)
+        {
+            nint p = Marshal.StringToHGlobalAnsi(s);
+            allocations.Add(p);
+            return (byte*)p;
+        }
+        try
+        {
+            posix_spawn_file_actions_addopen(actions, 0, Ansi("/dev/null"), 0, 0);
+            posix_spawn_file_actions_addopen(actions, 1, Ansi(stdoutPath), 0x441 /* O_WRONLY|O_CREAT|O_APPEND */, 0x1b6);
+            posix_spawn_file_actions_addopen(actions, 2, Ansi(stderrPath), 0x441, 0x1b6);
+            posix_spawn_file_actions_addclosefrom_np(actions, 3);
+            byte** args = stackalloc byte*[argv.Length + 1];
+            for (int i = 0; i < argv.Length; i++) args[i] = Ansi(argv[i]);
+            args[argv.Length] = null;
+            var environment = Environment.GetEnvironmentVariables();
+            byte** envp = stackalloc byte*[environment.Count + 1];
+            int n = 0;
+            foreach (System.Collections.DictionaryEntry entry in environment) envp[n++] = Ansi($"{entry.Key}={entry.Value}");
+            envp[n] = null;
+            int pid;
+            int error = posix_spawnp(&pid, args[0], (nint)actions, (nint)attributes, args, envp);
+            if (error != 0) throw new InvalidOperationException($"posix_spawnp {argv[0]}: errno {error}");
+            return pid;
+        }
+        finally
+        {
+            posix_spawn_file_actions_destroy(actions);
+            posix_spawnattr_destroy(attributes);
+            foreach (nint p in allocations) Marshal.FreeHGlobal(p);
+        }
+    }
+}
+
+/// <summary>A running workload: pid and log; Dispose kills and reaps it.</summary>
+internal sealed class Target(int pid, string log) : IDisposable
+{
+    public int Pid { get; } = pid;
+    public string Log { get; } = log;
+
+    /// <summary>SIGUSR1, then PASS must appear in the log (the workload verified its state).</summary>
+    public void RequirePass()
+    {
+        RestoreTestProcesses.Signal(Pid, CheckpointTestSupport.SIGUSR1);
+        RestoreTestProcesses.WaitForLine(Log, "PASS");
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists($"/proc/{Pid}")) RestoreTestProcesses.KillAndReap(Pid);
+    }
+}
+
+internal sealed class ImageContents
+{
+    public TaskRecord Task;
+    public ThreadRecord Thread;
+    public RestartBlockRecord? RestartBlock;
+    public SignalStackRecord SignalStack;
+    public SignalRecord Signal;
+    public CpuRecord Cpu;
+    public string? Error;
+    public List<VmaRecord> Vmas { get; } = [];
+    public List<SignalActionRecord> Actions { get; } = [];
+    public Dictionary<ulong, byte[]> Pages { get; } = [];
+}
