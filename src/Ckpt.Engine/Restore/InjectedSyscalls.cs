@@ -19,24 +19,13 @@ public sealed unsafe class InjectedSyscalls
 
     /// <summary>Takes the task from its PTRACE_EVENT_EXEC stop to execve's syscall-exit-stop,
     /// the state where its registers can be replaced without the kernel overwriting rax.</summary>
-    public InjectedSyscalls(int pid) : this(pid, fromExecStop: true)
-    {
-    }
-
-    private InjectedSyscalls(int pid, bool fromExecStop)
+    public InjectedSyscalls(int pid)
     {
         Pid = pid;
-        if (fromExecStop) ResumeToSyscallStop("execve (exit)");
+        ResumeToSyscallStop("execve (exit)");
         _template = GetRegisters();
         SyscallAddress = FindVdsoSyscall();
     }
-
-    /// <summary>
-    /// For a task already in a ptrace stop after which its registers may be replaced (a
-    /// PTRACE_INTERRUPT stop: the kernel's restart logic is disarmed by orig_rax = -1).
-    /// The caller saves and puts back the task's registers around the calls.
-    /// </summary>
-    public static InjectedSyscalls ForInterruptedTask(int pid) => new(pid, fromExecStop: false);
 
     public int Pid { get; }
 
