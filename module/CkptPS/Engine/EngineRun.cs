@@ -106,6 +106,9 @@ internal sealed class EngineRun : IDisposable
             Native.posix_spawn_file_actions_addopen(actions, 2, stderrPath, OWronlyCreateTruncate, 0x180);
             // dup2 onto 3 clears close-on-exec for the engine's copy only.
             Native.posix_spawn_file_actions_adddup2(actions, channelWriteFd, ProgressFd);
+            // Descriptors the host leaked without close-on-exec must not reach the engine (and through
+            // it a restored process): only 0-3 pass.
+            Native.posix_spawn_file_actions_addclosefrom_np(actions, ProgressFd + 1);
             Native.posix_spawnattr_setsigmask(attributes, emptyMask);
             Native.posix_spawnattr_setsigdefault(attributes, defaults);
             // Its own session: a Ctrl+C on the shell's terminal reaches the engine only via RequestStop,

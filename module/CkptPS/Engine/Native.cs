@@ -44,6 +44,10 @@ internal static unsafe partial class Native
     [LibraryImport("libc")]
     public static partial int posix_spawn_file_actions_adddup2(void* actions, int fd, int newFd);
 
+    /// <summary>glibc 2.34+: closes every descriptor from <paramref name="fromFd"/> up in the child.</summary>
+    [LibraryImport("libc")]
+    public static partial int posix_spawn_file_actions_addclosefrom_np(void* actions, int fromFd);
+
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
     public static partial int posix_spawn_file_actions_addopen(void* actions, int fd, string path, int flags, uint mode);
 

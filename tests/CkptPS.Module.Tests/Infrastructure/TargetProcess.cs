@@ -46,6 +46,9 @@ internal sealed unsafe partial class TargetProcess : IDisposable
             posix_spawn_file_actions_addopen(actions, 0, "/dev/null", 0, 0);
             posix_spawn_file_actions_addopen(actions, 1, log, 0x1 | 0x40 | 0x200, 0x1a4);
             posix_spawn_file_actions_adddup2(actions, 1, 2);
+            // The test host has descriptors without close-on-exec (its runner's pipes): a target must
+            // have only 0, 1 and 2, or the engine rightly refuses to checkpoint it.
+            posix_spawn_file_actions_addclosefrom_np(actions, 3);
             posix_spawnattr_setsigmask(attributes, emptyMask);
             posix_spawnattr_setsigdefault(attributes, defaults);
             posix_spawnattr_setflags(attributes, 0x04 | 0x08 | 0x80); // SETSIGDEF | SETSIGMASK | SETSID
@@ -131,6 +134,8 @@ internal sealed unsafe partial class TargetProcess : IDisposable
     private static partial int posix_spawn_file_actions_destroy(void* actions);
     [LibraryImport("libc")]
     private static partial int posix_spawn_file_actions_adddup2(void* actions, int fd, int newFd);
+    [LibraryImport("libc")]
+    private static partial int posix_spawn_file_actions_addclosefrom_np(void* actions, int fromFd);
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int posix_spawn_file_actions_addopen(void* actions, int fd, string path, int flags, uint mode);
     [LibraryImport("libc")]

@@ -1,0 +1,121 @@
+using System.Management.Automation;
+using Ckpt.Image.Records;
+using CkptPS.Module.Tests.Infrastructure;
+using Xunit;
+
+namespace CkptPS.Module.Tests;
+
+/// <summary>
+/// The three command lines of DESIGN.md and the issue's scenarios, through the real engine
+/// (artifacts/CkptPS/ckpt) against real processes: ptrace, /proc, clone3 with set_tid.
+/// </summary>
+[Collection(EngineCollection.Name)]
+public sealed class EndToEndTests : IDisposable
+{
+    private readonly ModuleSession session = new();
+    private readonly string scratch = RepoPaths.NewScratchDirectory();
+    private readonly List<int> restoredPids = [];
+
+    [Fact]
+    public void Checkpoint_Process_Id_Path_writes_a_valid_image_and_the_process_runs_on()
+    {
+        using var target = TargetProcess.StartSleep();
+        string image = Path.Combine(scratch, "app.ckpt");
+        var result = session.Run("Checkpoint-Process -Id $args[0] -Path $args[1]", target.Pid, image).AssertClean();
+        Assert.Empty(result.Output);
+        Assert.True(File.Exists(image));
+        Assert.Single(Directory.EnumerateFiles(scratch)); // no partial file left behind
+        Assert.True(target.IsAlive);
+        CheckpointProcessTests.AssertNotTracedOrStopped(target.Pid); // running again, detached
+
+        var progress = result.Progress.Count > 0 ? result.Progress : session.Host.Progress;
+        Assert.Contains(progress, p => p.Activity == $"Checkpoint process sleep ({target.Pid})" && p.RecordType == ProgressRecordType.Processing);
+        Assert.Equal(ProgressRecordType.Completed, progress[^1].RecordType);
+
+        var valid = session.Run("Test-CkptImage $args[0] -Detailed", image).AssertClean().OfType<CkptImageValidation>().Single();
+        Assert.True(valid.IsValid, valid.Problem);
+        Assert.Equal(target.Pid, valid.Pid);
+    }
+
+    [Fact]
+    public void Get_CkptImage_Where_vma_type_eq_Anon_on_a_real_image()
+    {
+        using var target = TargetProcess.StartSleep();
+        string image = Path.Combine(scratch, "app.ckpt");
+        session.Run("Checkpoint-Process -Id $args[0] -Path $args[1]", target.Pid, image).AssertClean();
+        var all = session.Run("Get-CkptImage $args[0]", image).AssertClean();
+        var task = Assert.Single(all.OfType<CkptTask>());
+        Assert.Equal((target.Pid, "sleep", "/usr/bin/sleep"), (task.Pid, task.Comm, task.Exe));
+        Assert.Equal(all.OfType<CkptVma>().Count(), task.VmaCount);
+
+        var anon = session.Run("Get-CkptImage $args[0] | Where vma_type -eq Anon", image).AssertClean().OfType<CkptVma>().ToList();
+        Assert.NotEmpty(anon);
+        Assert.Contains(anon, vma => vma.Path == "[stack]" && vma.PagesSaved > 0);
+        Assert.All(anon, vma => Assert.Equal(VmaType.Anon, vma.VmaType));
+
+        // The same mappings the kernel shows for the live process (it is still running, unchanged).
+        var maps = File.ReadAllLines($"/proc/{target.Pid}/maps")
+            .Where(line => !line.Contains("[vsyscall]"))
+            .Select(line => line.Split(' ', 2)[0]).ToList();
+        var fromImage = all.OfType<CkptVma>().Where(v => v.VmaType != VmaType.Vsyscall).Select(v => $"{v.Start:x}-{v.End:x}").ToList();
+        Assert.Equal(maps.Where(m => fromImage.Contains(m)).Count(), fromImage.Count);
+
+        var files = all.OfType<CkptFile>().ToList();
+        Assert.Equal(("/dev/null", FileAccess.Read), (files[0].Path, files[0].Access));
+        Assert.Equal(target.LogPath, files.Single(f => f.Fd == 1).Path);
+    }
+
+    [Fact]
+    public void Get_Process_objects_and_several_processes_checkpoint_into_a_folder_with_PassThru()
+    {
+        using var first = TargetProcess.StartSleep();
+        using var second = TargetProcess.StartSleep();
+        string folder = Path.Combine(scratch, "images");
+        var result = session.Run("""
+            [System.Diagnostics.Process]::GetProcessById($args[0]), [System.Diagnostics.Process]::GetProcessById($args[1]) |
+                Checkpoint-Process -Path $args[2] -PassThru
+            """, first.Pid, second.Pid, folder).AssertClean();
+        var infos = result.OfType<CkptImageInfo>().ToList();
+        Assert.Equal([first.Pid, second.Pid], infos.Select(i => i.Pid));
+        Assert.Equal([Path.Combine(folder, $"sleep-{first.Pid}.ckpt"), Path.Combine(folder, $"sleep-{second.Pid}.ckpt")], infos.Select(i => i.ImagePath));
+        Assert.All(infos, info => Assert.True(info.Length == new FileInfo(info.ImagePath).Length && info.VmaCount > 0 && !info.Killed));
+        Assert.True(first.IsAlive && second.IsAlive);
+    }
+
+    [Fact]
+    public void Restore_Process_Path_brings_a_killed_process_back_with_its_pid()
+    {
+        using var target = TargetProcess.StartSleep();
+        string image = Path.Combine(scratch, "app.ckpt");
+        var checkpoint = session.Run("Checkpoint-Process -Id $args[0] -Path $args[1] -Kill -Confirm:$false -PassThru", target.Pid, image).AssertClean();
+        Assert.True(Assert.Single(checkpoint.OfType<CkptImageInfo>()).Killed);
+        target.Reap(); // killed by the engine; collect it so its pid is free again
+        Assert.False(TargetProcess.IsRunning(target.Pid));
+
+        var whatIf = session.Run("Restore-Process -Path $args[0] -WhatIf", image).AssertClean();
+        Assert.Empty(whatIf.Output);
+        Assert.Contains($"Restore process sleep ({target.Pid})", session.Host.Output);
+        Assert.False(Directory.Exists($"/proc/{target.Pid}"));
+
+        restoredPids.Add(target.Pid);
+        var restored = session.Run("[System.IO.FileInfo]::new($args[0]) | Restore-Process -PassThru", image).AssertClean();
+        var process = Assert.IsType<System.Diagnostics.Process>(Assert.Single(restored.Output).BaseObject);
+        Assert.Equal(target.Pid, process.Id);
+        Assert.True(TargetProcess.IsRunning(target.Pid));
+        Assert.Equal("sleep", File.ReadAllText($"/proc/{target.Pid}/comm").Trim());
+        Assert.NotEqual(Environment.ProcessId, ParentOf(target.Pid)); // not a child of the shell
+    }
+
+    private static int ParentOf(int pid)
+    {
+        string stat = File.ReadAllText($"/proc/{pid}/stat");
+        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1]);
+    }
+
+    public void Dispose()
+    {
+        foreach (int pid in restoredPids) TargetProcess.kill(pid, 9);
+        session.Dispose();
+        Directory.Delete(scratch, recursive: true);
+    }
+}
