@@ -1,5 +1,12 @@
 using BenchmarkDotNet.Running;
+using Ckpt.Benchmarks;
 
 // dotnet run -c Release --project tests/Ckpt.Benchmarks -- --filter '*'
-// (see docs/benchmarks.md for the exact command and the measured table)
-BenchmarkSwitcher.FromAssembly(typeof(Ckpt.Benchmarks.SerializerBenchmarks).Assembly).Run(args);
+// dotnet run -c Release --project tests/Ckpt.Benchmarks -- --interleaved 200
+// (docs/benchmarks.md has the exact commands and the measured tables)
+if (args is ["--interleaved", var rounds])
+{
+    InterleavedCheck.Run(int.Parse(rounds));
+    return;
+}
+BenchmarkSwitcher.FromAssembly(typeof(SerializerBenchmarks).Assembly).Run(args);
