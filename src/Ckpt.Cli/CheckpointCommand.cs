@@ -43,6 +43,7 @@ public static class CheckpointCommand
                 w.WriteNumber("pid", result.Pid);
                 w.WriteString("image", output == "-" ? "-" : Path.GetFullPath(output));
                 w.WriteNumber("bytes", result.Bytes);
+                w.WriteNumber("frozen_seconds", result.Frozen.TotalSeconds);
             });
             return 0;
         }

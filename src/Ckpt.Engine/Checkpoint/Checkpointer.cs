@@ -14,7 +14,8 @@ namespace Ckpt.Engine.Checkpoint;
 /// <param name="Durable">Called after the last flush (e.g. fsync of a file) before the kill.</param>
 public sealed record CheckpointOptions(int Pid, Stream Output, bool Kill, Action? Durable = null);
 
-public sealed record CheckpointResult(int Pid, long Bytes);
+/// <param name="Frozen">From PTRACE_INTERRUPT to the resume (or kill): how long the application was stopped.</param>
+public sealed record CheckpointResult(int Pid, long Bytes, TimeSpan Frozen);
 
 /// <summary>
 /// checkpoint = freeze (seize + interrupt) -> inspect and refuse early (threads, children, seccomp,
@@ -52,13 +53,14 @@ public static class Checkpointer
         bool imageComplete = false;
         try
         {
+            var frozen = System.Diagnostics.Stopwatch.StartNew();
             tracee.Interrupt();
             long bytes = WriteImage(tracee, writer, progress);
             options.Durable?.Invoke();
             imageComplete = true;
             if (options.Kill) tracee.Kill();
             else tracee.Detach();
-            return new CheckpointResult(pid, bytes);
+            return new CheckpointResult(pid, bytes, frozen.Elapsed);
         }
         catch (Exception e)
         {
