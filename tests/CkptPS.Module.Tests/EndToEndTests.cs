@@ -106,6 +106,66 @@ public sealed class EndToEndTests : IDisposable
         Assert.NotEqual(Environment.ProcessId, ParentOf(target.Pid)); // not a child of the shell
     }
 
+    [Fact]
+    public void VMA_flags_agree_with_the_live_process_smaps_and_the_default_view_reads_like_maps()
+    {
+        using var target = TargetProcess.StartSleep();
+        string image = Path.Combine(scratch, "app.ckpt");
+        session.Run("Checkpoint-Process -Id $args[0] -Path $args[1]", target.Pid, image).AssertClean();
+        var smaps = SmapsFlags(target.Pid);
+        var vmas = session.Run("Get-CkptImage $args[0]", image).AssertClean().OfType<CkptVma>().ToList();
+        Assert.NotEmpty(vmas);
+        Assert.All(vmas, vma =>
+        {
+            Assert.True(smaps.ContainsKey(vma.Start), $"{vma} is not a mapping of the live process");
+            Assert.Subset(smaps[vma.Start], vma.FlagsText.Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet());
+            Assert.Equal(vma.Protection[0] == 'r', vma.Flags.HasFlag(VmaFlags.Read));
+            Assert.Equal(vma.Protection[1] == 'w', vma.Flags.HasFlag(VmaFlags.Write));
+            Assert.Equal(vma.Protection[2] == 'x', vma.Flags.HasFlag(VmaFlags.Exec));
+        });
+
+        session.Run("Get-CkptImage $args[0] | Out-Default", image).AssertClean();
+        string text = session.Host.Output;
+        Assert.Matches(@"[0-9a-f]{12}-[0-9a-f]{12} r-xp [0-9a-f]{8} [0-9a-f]{2}:[0-9a-f]{2}\s+\d+\s+\S+\s+\S+ File\s+/usr/bin/sleep", text);
+        Assert.Matches(@"rw-p 00000000 00:00\s+0\s+\S+\s+\S+ Anon\s+\[stack\]", text);
+        Assert.Matches(@"lr-x------\s+0 -> /dev/null", text);
+        Assert.Matches($@"l-wx------\s+1 -> {System.Text.RegularExpressions.Regex.Escape(target.LogPath)}", text);
+    }
+
+    [Fact]
+    public void A_process_the_engine_refuses_is_an_InvalidOperation_error_and_keeps_running()
+    {
+        string fifo = Path.Combine(scratch, "fifo");
+        Assert.Equal(0, TargetProcess.mkfifo(fifo, 0x180));
+        // fd 5 is a FIFO: the engine does not checkpoint pipes.
+        using var target = TargetProcess.StartNamed("sleep", "/bin/bash", "-c", $"exec 5<>'{fifo}'; exec sleep 1000");
+        string image = Path.Combine(scratch, "refused.ckpt");
+        var result = session.Run("Checkpoint-Process -Id $args[0] -Path $args[1]", target.Pid, image);
+        var error = Assert.Single(result.Errors);
+        Assert.Equal(ErrorCategory.InvalidOperation, error.CategoryInfo.Category);
+        Assert.StartsWith("CheckpointFailed,", error.FullyQualifiedErrorId);
+        Assert.Contains("fd 5", error.Exception.Message);
+        Assert.False(File.Exists(image));
+        Assert.Equal(["fifo"], Directory.EnumerateFileSystemEntries(scratch).Select(Path.GetFileName));
+        Assert.True(target.IsAlive);
+        CheckpointProcessTests.AssertNotTracedOrStopped(target.Pid);
+    }
+
+    /// <summary>VmFlags mnemonics of each mapping, by start address, from the live /proc/PID/smaps.</summary>
+    private static Dictionary<ulong, HashSet<string>> SmapsFlags(int pid)
+    {
+        var flags = new Dictionary<ulong, HashSet<string>>();
+        ulong current = 0;
+        foreach (string line in File.ReadLines($"/proc/{pid}/smaps"))
+        {
+            if (line.StartsWith("VmFlags:", StringComparison.Ordinal))
+                flags[current] = line["VmFlags:".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+            else if (System.Text.RegularExpressions.Regex.Match(line, "^([0-9a-f]+)-[0-9a-f]+ ") is { Success: true } header)
+                current = Convert.ToUInt64(header.Groups[1].Value, 16);
+        }
+        return flags;
+    }
+
     private static int ParentOf(int pid)
     {
         string stat = File.ReadAllText($"/proc/{pid}/stat");

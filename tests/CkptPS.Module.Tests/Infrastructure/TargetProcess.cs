@@ -23,7 +23,11 @@ internal sealed unsafe partial class TargetProcess : IDisposable
 
     public static TargetProcess StartSleep() => Start("/usr/bin/sleep", "1000");
 
-    public static TargetProcess Start(string program, params string[] arguments)
+    public static TargetProcess Start(string program, params string[] arguments) =>
+        StartNamed(Path.GetFileName(program), program, arguments);
+
+    /// <summary>Starts <paramref name="program"/> and returns once the process is called <paramref name="finalName"/> (after its last exec).</summary>
+    public static TargetProcess StartNamed(string finalName, string program, params string[] arguments)
     {
         string log = Path.Combine(RepoPaths.NewScratchDirectory(), "target.log");
         byte* actions = stackalloc byte[128];
@@ -65,7 +69,7 @@ internal sealed unsafe partial class TargetProcess : IDisposable
             byte* envp = null;
             int error = posix_spawn(out int pid, program, actions, attributes, argv, &envp);
             if (error != 0) throw new InvalidOperationException($"posix_spawn {program} failed: errno {error}");
-            WaitForExec(pid, program);
+            WaitForExec(pid, finalName);
             return new TargetProcess(pid, log);
         }
         finally
@@ -80,14 +84,13 @@ internal sealed unsafe partial class TargetProcess : IDisposable
     /// posix_spawn returns once the child's exec has released the parent's memory, which is
     /// a moment before the kernel renames the task: wait for the new name.
     /// </summary>
-    private static void WaitForExec(int pid, string program)
+    private static void WaitForExec(int pid, string finalName)
     {
-        string name = Path.GetFileName(program);
-        name = name.Length > 15 ? name[..15] : name;
+        string name = finalName.Length > 15 ? finalName[..15] : finalName;
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (File.ReadAllText($"/proc/{pid}/comm").TrimEnd('\n') != name)
         {
-            if (DateTime.UtcNow > deadline) throw new InvalidOperationException($"{program} (pid {pid}) did not exec");
+            if (DateTime.UtcNow > deadline) throw new InvalidOperationException($"pid {pid} did not become {name}");
             Thread.Sleep(1);
         }
     }
@@ -128,6 +131,8 @@ internal sealed unsafe partial class TargetProcess : IDisposable
     private static partial int waitpid(int pid, int* status, int options);
     [LibraryImport("libc", SetLastError = true)]
     internal static partial int kill(int pid, int signal);
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int mkfifo(string path, uint mode);
     [LibraryImport("libc")]
     private static partial int posix_spawn_file_actions_init(void* actions);
     [LibraryImport("libc")]
