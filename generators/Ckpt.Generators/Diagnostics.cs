@@ -32,12 +32,24 @@ namespace Ckpt.Generators
             "Field '{0}' of record '{1}' is marked [TrailingBytes] but {2}: mark exactly one 'uint' field",
             "CkptPS.Records", DiagnosticSeverity.Error, isEnabledByDefault: true);
 
+        public static readonly DiagnosticDescriptor AutoProperty = new DiagnosticDescriptor(
+            "CKPT006", "Auto-property in an image record",
+            "Record '{1}' declares auto-property '{0}', whose hidden backing field cannot be laid out by name: declare it as a public field, 'public {2} {0};'",
+            "CkptPS.Records", DiagnosticSeverity.Error, isEnabledByDefault: true);
+
+        public static readonly DiagnosticDescriptor Nested = new DiagnosticDescriptor(
+            "CKPT007", "Image record nested in another type",
+            "Record '{0}' is declared inside '{1}': declare image records directly in a namespace",
+            "CkptPS.Records", DiagnosticSeverity.Error, isEnabledByDefault: true);
+
         public static DiagnosticDescriptor ById(string id) => id switch
         {
             "CKPT001" => NotPartial,
             "CKPT002" => UnsupportedField,
             "CKPT003" => DuplicateType,
             "CKPT004" => PayloadTooLarge,
+            "CKPT006" => AutoProperty,
+            "CKPT007" => Nested,
             _ => BadTrailingField,
         };
     }

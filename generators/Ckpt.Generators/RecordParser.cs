@@ -25,6 +25,12 @@ namespace Ckpt.Generators
                 return new ParseResult(null, new EquatableArray<DiagnosticInfo>(diagnostics.ToImmutable()));
             }
 
+            if (type.ContainingType is { } container)
+            {
+                diagnostics.Add(Diagnostic(Diagnostics.Nested.Id, syntax.Identifier.GetLocation(), type.Name, container.Name));
+                return new ParseResult(null, new EquatableArray<DiagnosticInfo>(diagnostics.ToImmutable()));
+            }
+
             var attribute = context.Attributes[0];
             var typeArgument = attribute.ConstructorArguments.Length == 1 ? attribute.ConstructorArguments[0] : default;
             var typeNumber = typeArgument.Value is uint number ? number : 0u;
@@ -40,6 +46,12 @@ namespace Ckpt.Generators
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 if (field.IsStatic || field.IsConst) continue;
+                if (field.AssociatedSymbol is IPropertySymbol property)
+                {
+                    var propertyLocation = property.Locations.FirstOrDefault() ?? syntax.Identifier.GetLocation();
+                    diagnostics.Add(Diagnostic(Diagnostics.AutoProperty.Id, propertyLocation, property.Name, type.Name, property.Type.ToDisplayString()));
+                    continue;
+                }
                 var location = field.Locations.FirstOrDefault() ?? syntax.Identifier.GetLocation();
                 var model = DescribeField(field, offset);
                 if (model is null)

@@ -66,6 +66,28 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void AutoPropertyIsReportedWithTheFieldToWriteInstead()
+    {
+        var (_, diagnostics, _) = GeneratorHarness.Run("""
+            namespace Ckpt.Image.Records { [ImageRecord(RecordType.Sample)] public partial struct PropertyRecord { public ulong Size { get; set; } } }
+            """);
+        var diagnostic = Assert.Single(diagnostics);
+        Assert.Equal("CKPT006", diagnostic.Id);
+        Assert.Contains("'public ulong Size;'", diagnostic.GetMessage());
+    }
+
+    [Fact]
+    public void NestedRecordIsReported()
+    {
+        var (_, diagnostics, _) = GeneratorHarness.Run("""
+            namespace Ckpt.Image.Records { public static partial class Outer { [ImageRecord(RecordType.Sample)] public partial struct InnerRecord { public int A; } } }
+            """);
+        var diagnostic = Assert.Single(diagnostics);
+        Assert.Equal("CKPT007", diagnostic.Id);
+        Assert.Contains("'Outer'", diagnostic.GetMessage());
+    }
+
+    [Fact]
     public void ValidRecordsCompileWithoutDiagnostics()
     {
         var (output, diagnostics, _) = GeneratorHarness.Run("""
