@@ -122,6 +122,21 @@ Describe 'Checkpoint-Process' {
         Join-Path $folder "sleep-$Target.ckpt" | Should -Exist
     }
 
+    It 'reports a process the engine refuses (a FIFO descriptor) as InvalidOperation and leaves it running' {
+        $fifo = Join-Path $TestDrive 'fifo'
+        mkfifo $fifo
+        $refused = [int](bash -c "setsid bash -c 'exec 5<>$fifo; exec sleep 1000' </dev/null >/dev/null 2>&1 & echo `$!")
+        try {
+            while ((Get-Content "/proc/$refused/comm" -ErrorAction SilentlyContinue) -ne 'sleep') { Start-Sleep -Milliseconds 5 }
+            Checkpoint-Process -Id $refused -Path $Image -ErrorVariable failures -ErrorAction SilentlyContinue
+            $failures[0].CategoryInfo.Category | Should -Be 'InvalidOperation'
+            $failures[0].Exception.Message | Should -Match 'fd 5'
+            $Image | Should -Not -Exist
+            Test-Alive $refused | Should -BeTrue
+        }
+        finally { Stop-Process -Id $refused -Force -ErrorAction SilentlyContinue }
+    }
+
     It 'does not overwrite an existing image without -Force' {
         Set-Content -Path $Image -Value 'precious'
         Checkpoint-Process -Id $Target -Path $Image -ErrorVariable failures -ErrorAction SilentlyContinue

@@ -30,6 +30,7 @@ public sealed class EndToEndTests : IDisposable
 
         var progress = result.Progress.Count > 0 ? result.Progress : session.Host.Progress;
         Assert.Contains(progress, p => p.Activity == $"Checkpoint process sleep ({target.Pid})" && p.RecordType == ProgressRecordType.Processing);
+        Assert.Contains(progress, p => p.StatusDescription.StartsWith("pages: ", StringComparison.Ordinal) && p.PercentComplete == 100);
         Assert.Equal(ProgressRecordType.Completed, progress[^1].RecordType);
 
         var valid = session.Run("Test-CkptImage $args[0] -Detailed", image).AssertClean().OfType<CkptImageValidation>().Single();
