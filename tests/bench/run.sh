@@ -18,8 +18,20 @@ gcc -O2 -Wall -Werror -o "$work/measure" tests/bench/measure.c
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 seconds_of() { "$work/measure" "$work/time" "$@" >/dev/null; cat "$work/time"; }
 
+# Kill a target and wait until its pid is free again: the first one is our child (reap it), a
+# restored one is not (PID 1 reaps it, sometimes after a while).
+end_target() {
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  for _ in $(seq 500); do [ -e "/proc/$1" ] || return 0; sleep 0.01; done
+}
+
 start_target() {  # $1: MiB or sparse; sets pid, address, bytes
-  "$work/bench_target" "$1" </dev/null >"$work/target.log" 2>&1 &
+  : >"$work/target.log"
+  (
+    for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+    exec setsid "$work/bench_target" "$1" </dev/null >"$work/target.log" 2>&1
+  ) &
   pid=$!
   for _ in $(seq 200); do grep -q READY "$work/target.log" && break; sleep 0.05; done
   read -r _ address bytes <"$work/target.log"
@@ -45,7 +57,7 @@ for target in 0 sparse 64 256 1024; do
       floor_tmpfs=0; floor_disk=0; floor_restore=0
     fi
     read -r disk_s _ < <(seconds_of "$ckpt" checkpoint --pid "$pid" --output "$work/image.ckpt")
-    kill -9 "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+    end_target "$pid"
     read -r restore_s restore_rss < <(seconds_of "$ckpt" restore --input "$image")
     rm -f "$tmpfs/floor.bin" "$work/floor.bin"
     echo "$ck_s ${frozen:-nan} $floor_tmpfs $disk_s $floor_disk $restore_s $floor_restore $size $ck_rss $restore_rss" >>"$work/rows"
@@ -63,7 +75,7 @@ for target in 0 sparse 64 256 1024; do
     read -r show_s _ < <(seconds_of "$ckpt" show "$tmpfs/image.ckpt")
     echo "ckpt show on the 1 GiB image: ${show_s} s" >"$work/extra"
   fi
-  kill -9 "$pid" 2>/dev/null || true
+  end_target "$pid"
 done
 startup=$(for _ in $(seq 11); do seconds_of "$ckpt" --version | cut -d' ' -f1; done | median)
 echo
