@@ -62,6 +62,47 @@ public class CheckpointEngineTests
     }
 
     [Fact]
+    public void Blocked_pending_signals_and_the_rseq_area_are_recorded_and_stay_with_the_target()
+    {
+        const int SIGWINCH = 28;
+        using var target = Start("ckpt_state", TempPath("data"));
+        RestoreTestProcesses.Signal(target.Pid, SIGWINCH); // blocked by the workload: stays queued
+        string image = TempPath("pending.img");
+        Checkpoint(target.Pid, image);
+        ImageContents contents = ReadImage(image);
+        SignalPendingRecord pending = Assert.Single(contents.Pending);
+        Assert.Equal(SIGWINCH, pending.Signal);
+        Assert.Equal(1, pending.Shared);
+        // glibc registers an rseq area for the main thread; its address lies in the static TLS block.
+        Assert.NotEqual(0ul, contents.Rseq.Address);
+        Assert.True(contents.Rseq.Length >= 32, $"rseq length {contents.Rseq.Length}");
+        string status = File.ReadAllText($"/proc/{target.Pid}/status");
+        Assert.Contains(status.Split('\n'), l => l.StartsWith("ShdPnd:") && l.EndsWith("08000000"));
+        target.RequirePass();
+    }
+
+    [Fact]
+    public void A_thread_stopped_in_an_rseq_critical_section_is_saved_at_its_abort_handler()
+    {
+        using var target = Start("ckpt_rseq");
+        ulong[] addresses = File.ReadAllLines(target.Log).First(l => l.StartsWith("RSEQ "))
+            .Split(' ')[1..].Select(a => Convert.ToUInt64(a, 16)).ToArray();
+        (ulong start, ulong end, ulong abort) = (addresses[0], addresses[1], addresses[2]);
+        int atAbort = 0;
+        for (int i = 0; i < 3; i++)
+        {
+            string image = TempPath($"rseq{i}.img");
+            Checkpoint(target.Pid, image);
+            ulong rip = ReadImage(image).Cpu.Rip;
+            Assert.False(rip >= start && rip < end, $"image {i} resumes inside the critical section at 0x{rip:x}");
+            if (rip == abort) atAbort++;
+        }
+        // The workload spins inside the section nearly all the time: a freeze lands there.
+        Assert.True(atAbort > 0, "no checkpoint stopped the workload inside its critical section");
+        target.RequirePass(); // and the live process, moved to the abort handler too, still works
+    }
+
+    [Fact]
     public void Interrupted_sleep_records_the_remaining_time_and_keeps_sleeping()
     {
         using var target = StartProgram("/usr/bin/sleep", "1000");

@@ -86,6 +86,8 @@ internal static unsafe partial class CheckpointTestSupport
                 case RecordType.SignalStack: contents.SignalStack = reader.Read<SignalStackRecord>(); break;
                 case RecordType.Signal: contents.Signal = reader.Read<SignalRecord>(); break;
                 case RecordType.Cpu: contents.Cpu = reader.Read<CpuRecord>(); break;
+                case RecordType.SignalPending: contents.Pending.Add(reader.Read<SignalPendingRecord>()); break;
+                case RecordType.Rseq: contents.Rseq = reader.Read<RseqRecord>(); break;
                 default: SkipAny(reader, type); break;
             }
         }
@@ -111,8 +113,6 @@ internal static unsafe partial class CheckpointTestSupport
             case RecordType.FileTable: reader.Read<FileTableRecord>(); break;
             case RecordType.FileDescriptor: reader.Read<FileDescriptorRecord>(); break;
             case RecordType.SignalHandlers: reader.Read<SignalHandlersRecord>(); break;
-            case RecordType.SignalPending: reader.Read<SignalPendingRecord>(); break;
-            case RecordType.Rseq: reader.Read<RseqRecord>(); break;
             case RecordType.CpuXstate: reader.Read<CpuXstateRecord>(); break;
             default: throw new InvalidOperationException($"unexpected record {type}");
         }
@@ -219,6 +219,8 @@ internal sealed class ImageContents
     public SignalStackRecord SignalStack;
     public SignalRecord Signal;
     public CpuRecord Cpu;
+    public RseqRecord Rseq;
+    public List<SignalPendingRecord> Pending { get; } = [];
     public string? Error;
     public List<VmaRecord> Vmas { get; } = [];
     public List<SignalActionRecord> Actions { get; } = [];

@@ -20,7 +20,15 @@
 
 static volatile sig_atomic_t got_usr1;
 static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-static void *idle_thread(void *arg) { (void)arg; for (;;) pause(); return NULL; }
+/* Blocks every signal so SIGUSR1 always reaches the main thread. */
+static void *idle_thread(void *arg)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    for (;;) pause();
+    return arg;
+}
 
 int main(int argc, char **argv)
 {
@@ -38,7 +46,11 @@ int main(int argc, char **argv)
         if (pipe(fds) != 0) { printf("FAIL pipe\n"); return 1; }
     } else if (!strcmp(mode, "thread")) {
         pthread_t t;
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread starts with everything blocked */
         pthread_create(&t, NULL, idle_thread, NULL);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     } else if (!strcmp(mode, "child")) {
         child = fork();
         if (child == 0) { for (;;) pause(); }

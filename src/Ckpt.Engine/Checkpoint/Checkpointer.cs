@@ -74,18 +74,27 @@ public static class Checkpointer
         }
     }
 
-    // Gone, or a zombie its parent has not reaped yet: nothing to checkpoint or resume any more.
-    private static bool TargetGone(int pid)
+    // Gone, or exiting: a zombie, or a task whose exit the tracer (us) is told of. A task killed a
+    // moment ago may still be on its way out, so look a few times before calling it alive.
+    private static unsafe bool TargetGone(int pid)
     {
-        try
+        for (int attempt = 0; attempt < 50; attempt++)
         {
-            string stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z') || stat[(stat.LastIndexOf(')') + 2)..].StartsWith('X');
+            try
+            {
+                string stat = File.ReadAllText($"/proc/{pid}/stat");
+                char state = stat[stat.LastIndexOf(')') + 2];
+                if (state is 'Z' or 'X') return true;
+            }
+            catch (IOException)
+            {
+                return true;
+            }
+            int status;
+            if (Native.waitpid(pid, &status, Native.WALL | Native.WNOHANG) == pid && !WaitStatus.Stopped(status)) return true;
+            Thread.Sleep(2);
         }
-        catch (IOException)
-        {
-            return true;
-        }
+        return false;
     }
 
     private static long WriteImage(Tracee tracee, ImageWriter writer, Action<string, long, long> progress)
@@ -97,6 +106,7 @@ public static class Checkpointer
         progress("inspect", 0, 0);
         int mmRef = objRefs.Next(), filesRef = objRefs.Next(), handlersRef = objRefs.Next();
         FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objRefs);
+        RseqCriticalSection.MoveToAbort(tracee);
         InjectedTaskState injected = InjectedTaskState.Read(tracee);
         ThreadCheckpoint thread = ThreadCheckpoint.Capture(tracee, injected);
         MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objRefs);

@@ -163,13 +163,19 @@ public sealed unsafe class Tracee
         Attached = false;
     }
 
+    // ptrace requests other than SEIZE need the tracee in a ptrace stop. A task this engine has
+    // stopped only leaves the stop when SIGKILL hits it, so ESRCH here means it is exiting.
     private long Request(int request, string name, nint address = 0, nint data = 0)
     {
         long result = ptrace(request, Pid, address, data);
-        if (result < 0 && request != PTRACE_PEEKSIGINFO || result == -1)
+        if (result == -1 || (result < 0 && request != PTRACE_PEEKSIGINFO))
         {
             int errno = LastErrno;
-            if (errno == Errno.ESRCH && !Directory.Exists($"/proc/{Pid}")) throw new TraceeExitedException(Pid, $"gone at ptrace({name})");
+            if (errno == Errno.ESRCH)
+            {
+                Attached = false;
+                throw new TraceeExitedException(Pid, $"was killed or exited (ptrace({name}): ESRCH)");
+            }
             throw new SyscallException($"ptrace({name})", errno, Pid);
         }
         return result;

@@ -24,7 +24,6 @@ public sealed record ThreadCheckpoint(
         if (state == SyscallState.RestartBlock) number = RestartBlocks.OriginalSyscall(tracee.Pid, regs);
         RestartBlockRecord? block = state == SyscallState.RestartBlock ? RestartBlocks.Read(tracee.Pid, regs) : null;
         RseqConfiguration rseq = tracee.GetRseqConfiguration();
-        regs.Rip = RseqCriticalSection.ResumeAddress(tracee.Pid, rseq, regs.Rip);
         byte[] xstate = tracee.GetXstate();
         var thread = new ThreadRecord
         {
@@ -74,11 +73,24 @@ public sealed record ThreadCheckpoint(
 
 /// <summary>
 /// rseq: a thread stopped between a critical section's start_ip and start_ip + post_commit_offset
-/// must resume at its abort_ip (the kernel would move it there on the next return to user space).
+/// must resume at its abort_ip, which the kernel would do on its next return to user space.
+/// <see cref="MoveToAbort"/> does it at once, before anything is injected: an injected syscall
+/// returns to user space outside the section, and the kernel then just clears rseq_cs, after
+/// which the thread would resume inside the section unprotected (and the image would too).
 /// </summary>
 public static class RseqCriticalSection
 {
     private const int RseqCsPointerOffset = 8; // struct rseq: cpu_id_start, cpu_id, rseq_cs
+
+    /// <summary>Moves a stopped thread's ip to the abort handler if it is inside a critical section.</summary>
+    public static void MoveToAbort(Tracee tracee)
+    {
+        UserRegisters regs = tracee.GetRegisters();
+        ulong resume = ResumeAddress(tracee.Pid, tracee.GetRseqConfiguration(), regs.Rip);
+        if (resume == regs.Rip) return;
+        regs.Rip = resume;
+        tracee.SetRegisters(regs);
+    }
 
     public static ulong ResumeAddress(int pid, RseqConfiguration rseq, ulong rip)
     {
