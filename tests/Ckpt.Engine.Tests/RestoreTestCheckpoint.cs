@@ -15,10 +15,11 @@ internal static class RestoreTestCheckpoint
     // HeaderRecord layout (see the generated HeaderRecord.g.cs): Arch at 20, KernelRelease[65] at 56.
     private const int ArchOffset = 20, KernelReleaseOffset = 56, KernelReleaseLength = 65, TailSize = 32, TailChecksumOffset = 16;
 
-    public static void Checkpoint(int pid, string imagePath, string? kernelRelease = null, uint? architecture = null)
+    /// <param name="kill">let the checkpoint engine kill the process once the image is complete</param>
+    public static void Checkpoint(int pid, string imagePath, string? kernelRelease = null, uint? architecture = null, bool kill = false)
     {
         using (var output = File.Create(imagePath))
-            Checkpointer.Run(new CheckpointOptions(pid, output, Kill: false));
+            Checkpointer.Run(new CheckpointOptions(pid, output, Kill: kill));
         if (kernelRelease is null && architecture is null) return;
 
         byte[] image = File.ReadAllBytes(imagePath);
