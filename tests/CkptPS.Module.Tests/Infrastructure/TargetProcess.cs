@@ -122,9 +122,12 @@ internal sealed unsafe partial class TargetProcess : IDisposable
 
     public void Dispose()
     {
-        if (reaped) return;
-        kill(Pid, 9);
-        Reap();
+        if (!reaped)
+        {
+            kill(Pid, 9);
+            Reap();
+        }
+        Directory.Delete(Path.GetDirectoryName(LogPath)!, recursive: true);
     }
 
     [LibraryImport("libc", SetLastError = true)]
