@@ -35,7 +35,7 @@ public static class RestorePlanReader
     private static SafeFileHandle SpoolToUnlinkedFile(Stream input)
     {
         string temporary = Path.Combine(Path.GetTempPath(), $"ckpt-restore-{Environment.ProcessId}-{Guid.NewGuid():N}.img");
-        SafeFileHandle handle = File.OpenHandle(temporary, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        SafeFileHandle handle = File.OpenHandle(temporary, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite);
         File.Delete(temporary);
         byte[] buffer = new byte[1 << 20];
         long offset = 0;
