@@ -185,8 +185,10 @@ public sealed class ImageReader : IDisposable
     /// <summary>Reads the tail, checks the checksum and that nothing follows it.</summary>
     public TailRecord ReadTail()
     {
-        var hash = checksum.GetCurrentHashAsUInt64();
+        // Peek first: it skips (and hashes) unread trailing bytes of the last record, which the
+        // checksum covers; the tail's own header is not hashed.
         var offset = PeekType() is null ? Position : CurrentRecordOffset;
+        var hash = checksum.GetCurrentHashAsUInt64();
         var tail = Read<TailRecord>();
         if (tail.Magic != HeaderRecord.ExpectedMagic) throw Error(RecordType.Tail, "bad tail magic", offset);
         if ((long)tail.RecordCount != RecordCount - 1)

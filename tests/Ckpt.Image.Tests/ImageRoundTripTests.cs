@@ -69,3 +69,24 @@ public class ImageRoundTripTests
         }
     }
 }
+
+public class TailChecksumTests
+{
+    [Fact]
+    public void UnreadTrailingBytesOfTheLastRecordCountInTheChecksum()
+    {
+        using var image = new MemoryStream();
+        using (var writer = new ImageWriter(image, leaveOpen: true))
+        {
+            writer.Write(new HeaderRecord { Magic = HeaderRecord.ExpectedMagic, FormatVersion = HeaderRecord.CurrentFormatVersion, PageSize = 4096 });
+            writer.WriteString("trailing bytes nobody reads");
+            writer.WriteTail();
+        }
+        image.Position = 0;
+        using var reader = new ImageReader(image);
+        reader.ReadHeader();
+        reader.Read<StringRecord>(); // its text stays unread
+        reader.ReadTail();
+        Assert.True(reader.ChecksumVerified);
+    }
+}
