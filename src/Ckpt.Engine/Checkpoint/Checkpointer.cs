@@ -103,6 +103,9 @@ public static class Checkpointer
         var objRefs = new ObjRefs();
         ProcStatus status = ProcStatus.Read(pid);
         TaskCheckpoint.Refuse(pid, status);
+        // A job-control-stopped task cannot run the injected calls (it re-enters the group stop).
+        if (tracee.InGroupStop)
+            throw new CheckpointRefusedException($"process {pid} is stopped by job control: continue it (SIGCONT) before checkpointing");
         progress("inspect", 0, 0);
         int mmRef = objRefs.Next(), filesRef = objRefs.Next(), handlersRef = objRefs.Next();
         FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objRefs);

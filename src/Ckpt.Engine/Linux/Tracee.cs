@@ -28,6 +28,9 @@ public sealed unsafe class Tracee
     public int Pid { get; }
     public bool Attached { get; private set; }
 
+    /// <summary>After <see cref="Interrupt"/>: the task was in a job-control stop (SIGSTOP, SIGTSTP, ...).</summary>
+    public bool InGroupStop { get; private set; }
+
     /// <summary>Attaches with PTRACE_SEIZE (the task keeps running until <see cref="Interrupt"/>).</summary>
     public static Tracee Seize(int pid, int options = PTRACE_O_TRACESYSGOOD)
     {
@@ -46,7 +49,12 @@ public sealed unsafe class Tracee
         while (true)
         {
             int status = WaitForStop("PTRACE_INTERRUPT");
-            if (WaitStatus.PtraceEvent(status) == PTRACE_EVENT_STOP) return;
+            if (WaitStatus.PtraceEvent(status) == PTRACE_EVENT_STOP)
+            {
+                // A plain interrupt reports SIGTRAP; a group stop reports its stop signal.
+                InGroupStop = WaitStatus.StopSignal(status) != SIGTRAP;
+                return;
+            }
             Continue(WaitStatus.StopSignal(status));
         }
     }
