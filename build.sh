@@ -9,8 +9,8 @@ for c in tests/workloads/*.c; do
   gcc -O1 -g -Wall -Werror -o "artifacts/workloads/$(basename "$c" .c)" "$c"
 done
 dotnet build CkptPS.sln -c Release -nologo -v quiet
-if [ "${CKPT_AOT:-0}" = 1 ]; then
-  dotnet publish src/Ckpt.Cli -c Release -nologo -v quiet -r linux-x64 -p:PublishAot=true -o artifacts/publish/ckpt
+if [ "${CKPT_AOT:-1}" = 1 ]; then   # NativeAOT by default: ~15 ms startup instead of ~110 ms
+  dotnet publish src/Ckpt.Cli -c Release -nologo -v quiet -r linux-x64 -p:CkptAot=true -o artifacts/publish/ckpt
 else
   dotnet publish src/Ckpt.Cli -c Release -nologo -v quiet -r linux-x64 --self-contained false \
     -p:PublishSingleFile=true -o artifacts/publish/ckpt
