@@ -58,8 +58,15 @@ public static class Checkpointer
             long bytes = WriteImage(tracee, writer, progress);
             options.Durable?.Invoke();
             imageComplete = true;
-            if (options.Kill) tracee.Kill();
-            else tracee.Detach();
+            if (options.Kill)
+            {
+                tracee.Kill();
+                WaitUntilReaped(pid);
+            }
+            else
+            {
+                tracee.Detach();
+            }
             return new CheckpointResult(pid, bytes, frozen.Elapsed);
         }
         catch (Exception e)
@@ -131,6 +138,14 @@ public static class Checkpointer
         thread.Write(writer);
         writer.WriteTail();
         return writer.BytesWritten;
+    }
+
+    // After --kill the pid stays taken until the target's parent reaps the zombie. A restore that
+    // reads this image from a pipe starts as soon as we exit, so give the parent a moment (bounded:
+    // a parent that reaps only after we exit must not hang us).
+    private static void WaitUntilReaped(int pid)
+    {
+        for (int i = 0; i < 1000 && Directory.Exists($"/proc/{pid}"); i++) Thread.Sleep(2);
     }
 
     private static void TryWriteError(ImageWriter writer, Exception e)
