@@ -16,12 +16,13 @@ public sealed class RoundTripRestoreTests : IDisposable
     {
         int pid = RestoreTestProcesses.StartSleeper();
         string image = Path.Combine(_directory, "sleep.img");
-        string[] mapsBefore;
+        string[] mapsBefore, fdsBefore;
         try
         {
             RestoreTestProcesses.WaitUntilInSyscall(pid, 230); // clock_nanosleep: started up and sleeping
             RestoreTestCheckpoint.Checkpoint(pid, image);
             mapsBefore = File.ReadAllLines($"/proc/{pid}/maps");
+            fdsBefore = Descriptors(pid);
         }
         finally
         {
@@ -34,6 +35,8 @@ public sealed class RoundTripRestoreTests : IDisposable
             Assert.Equal(pid, result.Pid);
             Assert.Equal("sleep", ProcessNamesFor(pid));
             Assert.Equal(mapsBefore, File.ReadAllLines($"/proc/{pid}/maps"));
+            Assert.Equal(fdsBefore, Descriptors(pid)); // nothing of the engine's left open
+            Assert.Single(Directory.GetDirectories($"/proc/{pid}/task"));
             Thread.Sleep(200);
             Assert.Contains("State:\tS (sleeping)", File.ReadAllText($"/proc/{pid}/status"));
         }
@@ -93,6 +96,9 @@ public sealed class RoundTripRestoreTests : IDisposable
             : line).ToArray();
 
     private const int SIGUSR1 = 10, SIGUSR2 = 12;
+
+    private static string[] Descriptors(int pid) =>
+        Directory.GetFiles($"/proc/{pid}/fd").Order().Select(fd => $"{Path.GetFileName(fd)} -> {new FileInfo(fd).LinkTarget}").ToArray();
 
     private static string ProcessNamesFor(int pid) => File.ReadAllText($"/proc/{pid}/comm").TrimEnd('\n');
 }
