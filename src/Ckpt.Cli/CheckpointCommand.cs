@@ -26,7 +26,7 @@ public static class CheckpointCommand
             using Stream stream = output == "-" ? Console.OpenStandardOutput()
                 : new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.Read, bufferSize: 1);
             Action? durable = stream is FileStream file && output != "-" ? () => file.Flush(flushToDisk: true) : null;
-            var result = Checkpointer.Run(new CheckpointOptions(pid, stream, kill, durable), (phase, done, total) => progress.Write(w =>
+            var result = Checkpointer.Run(new CheckpointOptions(pid, stream, kill, durable, WaitForReap: output == "-"), (phase, done, total) => progress.Write(w =>
             {
                 w.WriteString("event", "progress");
                 w.WriteString("phase", phase);

@@ -12,7 +12,9 @@ namespace Ckpt.Engine.Checkpoint;
 /// <param name="Output">Where the image goes (a file, a pipe, stdout); flushed, not closed.</param>
 /// <param name="Kill">End the process once the image is complete and flushed.</param>
 /// <param name="Durable">Called after the last flush (e.g. fsync of a file) before the kill.</param>
-public sealed record CheckpointOptions(int Pid, Stream Output, bool Kill, Action? Durable = null);
+/// <param name="WaitForReap">With Kill: wait (at most 2 s) until the parent has reaped the target, so a
+/// restore reading the image from a pipe finds its pid free.</param>
+public sealed record CheckpointOptions(int Pid, Stream Output, bool Kill, Action? Durable = null, bool WaitForReap = false);
 
 /// <param name="Frozen">From PTRACE_INTERRUPT to the resume (or kill): how long the application was stopped.</param>
 public sealed record CheckpointResult(int Pid, long Bytes, TimeSpan Frozen);
@@ -58,16 +60,11 @@ public static class Checkpointer
             long bytes = WriteImage(tracee, writer, progress);
             options.Durable?.Invoke();
             imageComplete = true;
-            if (options.Kill)
-            {
-                tracee.Kill();
-                WaitUntilReaped(pid);
-            }
-            else
-            {
-                tracee.Detach();
-            }
-            return new CheckpointResult(pid, bytes, frozen.Elapsed);
+            if (options.Kill) tracee.Kill();
+            else tracee.Detach();
+            TimeSpan frozenFor = frozen.Elapsed;
+            if (options.Kill && options.WaitForReap) WaitUntilReaped(pid);
+            return new CheckpointResult(pid, bytes, frozenFor);
         }
         catch (Exception e)
         {
