@@ -50,6 +50,10 @@ public static class RestorePlanReader
 
     private static RestorePlan ReadPlan(ImageReader reader, SafeFileHandle handle)
     {
+        // A checkpoint that failed before its header wrote only ERROR and TAIL: report its reason.
+        Span<byte> firstType = stackalloc byte[4];
+        if (RandomAccess.Read(handle, firstType, 0) == 4 && BitConverter.ToUInt32(firstType) == (uint)RecordType.Error)
+            ThrowFailedImage(reader);
         HeaderRecord header = reader.ReadHeader();
         if (reader.PeekType() == RecordType.Error) ThrowFailedImage(reader);
         var arch = reader.Read<HeaderArchRecord>();
