@@ -51,14 +51,7 @@ public static class CheckpointCommand
         {
             var (code, category, errno) = Classify(e);
             Console.Error.WriteLine($"ckpt: {e.Message}");
-            progress.Write(w =>
-            {
-                w.WriteString("event", "result");
-                w.WriteBoolean("ok", false);
-                w.WriteString("category", category);
-                w.WriteString("message", e.Message);
-                w.WriteNumber("errno", errno);
-            });
+            progress.Failure(category, e.Message, errno);
             return code;
         }
     }
