@@ -64,15 +64,6 @@ public sealed record InjectedTaskState(
     }
 
     [StructLayout(LayoutKind.Sequential)]
-    private struct StackT
-    {
-        public ulong Pointer;
-        public int Flags;
-        public int Padding;
-        public ulong Size;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
     private struct Itimerval
     {
         public long IntervalSeconds, IntervalMicroseconds, ValueSeconds, ValueMicroseconds;

@@ -18,15 +18,6 @@ public static unsafe class ThreadRestore
     private const int NT_X86_XSTATE = 0x202;
 
     [StructLayout(LayoutKind.Sequential)]
-    private struct StackT
-    {
-        public ulong Pointer;
-        public int Flags;
-        public int Padding;
-        public ulong Size;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
     private struct Iovec
     {
         public nint Base;
