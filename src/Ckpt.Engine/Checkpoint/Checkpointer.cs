@@ -11,7 +11,7 @@ namespace Ckpt.Engine.Checkpoint;
 /// <param name="Pid">The process to checkpoint.</param>
 /// <param name="Output">Where the image goes (a file, a pipe, stdout); flushed, not closed.</param>
 /// <param name="Kill">End the process once the image is complete and flushed.</param>
-/// <param name="Durable">Called after the last flush (e.g. fsync of a file) before the kill.</param>
+/// <param name="Durable">Makes the image durable (fsync of a file): before the kill with Kill, after the resume otherwise.</param>
 /// <param name="WaitForReap">With Kill: wait (at most 2 s) until the parent has reaped the target, so a
 /// restore reading the image from a pipe finds its pid free.</param>
 public sealed record CheckpointOptions(int Pid, Stream Output, bool Kill, Action? Durable = null, bool WaitForReap = false);
@@ -58,11 +58,20 @@ public static class Checkpointer
             var frozen = System.Diagnostics.Stopwatch.StartNew();
             tracee.Interrupt();
             long bytes = WriteImage(tracee, writer, progress);
-            options.Durable?.Invoke();
             imageComplete = true;
-            if (options.Kill) tracee.Kill();
-            else tracee.Detach();
+            if (options.Kill)
+            {
+                // The image is about to be the only copy of the process: on storage first.
+                options.Durable?.Invoke();
+                tracee.Kill();
+            }
+            else
+            {
+                tracee.Detach();
+            }
             TimeSpan frozenFor = frozen.Elapsed;
+            // A process that runs on need not stay frozen while the image reaches the disk.
+            if (!options.Kill) options.Durable?.Invoke();
             if (options.Kill && options.WaitForReap) WaitUntilReaped(pid);
             return new CheckpointResult(pid, bytes, frozenFor);
         }
