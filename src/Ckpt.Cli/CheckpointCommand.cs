@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Ckpt.Engine.Checkpoint;
 using Ckpt.Engine.Linux;
+using Ckpt.Image;
 
 namespace Ckpt.Cli;
 
@@ -13,12 +14,18 @@ public static class CheckpointCommand
         var output = new Option<string>("--output") { Description = "image file, or - for standard output", Required = true };
         var kill = new Option<bool>("--kill") { Description = "kill the process once the image is complete and flushed" };
         var progressFd = new Option<int?>("--progress-fd") { Description = "file descriptor for JSON progress and result lines" };
-        var command = new Command("checkpoint", "Write an image of a running process; it runs on unless --kill") { pid, output, kill, progressFd };
-        command.SetAction(parse => Run(parse.GetValue(pid), parse.GetValue(output)!, parse.GetValue(kill), parse.GetValue(progressFd)));
+        var deferred = new Option<bool>("--deferred-write")
+        {
+            Description = "copy every page into the engine while the process is frozen and write the image after it resumes "
+                + "(shortest freeze; the engine needs memory as large as the image)",
+        };
+        var command = new Command("checkpoint", "Write an image of a running process; it runs on unless --kill") { pid, output, kill, progressFd, deferred };
+        command.SetAction(parse => Run(parse.GetValue(pid), parse.GetValue(output)!, parse.GetValue(kill), parse.GetValue(progressFd),
+            parse.GetValue(deferred) ? WriteBehind.Deferred : WriteBehind.Pipelined));
         return command;
     }
 
-    private static int Run(int pid, string output, bool kill, int? progressFd)
+    private static int Run(int pid, string output, bool kill, int? progressFd, WriteBehind writeBehind)
     {
         using var progress = ProgressChannel.Open(progressFd);
         try
@@ -26,7 +33,7 @@ public static class CheckpointCommand
             using Stream stream = output == "-" ? Console.OpenStandardOutput()
                 : new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.Read, bufferSize: 1);
             Action? durable = stream is FileStream file && output != "-" ? () => file.Flush(flushToDisk: true) : null;
-            var result = Checkpointer.Run(new CheckpointOptions(pid, stream, kill, durable, WaitForReap: output == "-"), (phase, done, total) => progress.Write(w =>
+            var result = Checkpointer.Run(new CheckpointOptions(pid, stream, kill, durable, WaitForReap: output == "-", writeBehind), (phase, done, total) => progress.Write(w =>
             {
                 w.WriteString("event", "progress");
                 w.WriteString("phase", phase);

@@ -22,7 +22,7 @@ public sealed class ImageReader : IDisposable
     private readonly Stream stream;
     private readonly bool leaveOpen;
     private readonly bool verifyChecksum;
-    private readonly XxHash64 checksum = new();
+    private readonly XxHash3 checksum = ImageChecksum.Create();
     private readonly byte[] scratch = new byte[ScratchSize];
     private RecordType? peekedType;
     private uint peekedLength;

@@ -1,4 +1,3 @@
-using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using System.Text;
 using Ckpt.Image.Records;
@@ -6,38 +5,47 @@ using Ckpt.Image.Records;
 namespace Ckpt.Image;
 
 /// <summary>
-/// Writes an image forward only, so any Stream works, pipes and stdout included. Small records
-/// are gathered in a buffer; page contents go straight from the caller's span to the stream.
-/// Every byte before the tail is fed to an XxHash64 that the tail record carries.
+/// Writes an image forward only, so any Stream works, pipes and stdout included. Records are
+/// gathered in blocks of about 4 MiB; page contents can be read straight into a block
+/// (<see cref="BeginPageArray"/>), so a page is copied once on its way from the process to the
+/// stream. Full blocks go to the stream, and into the tail's checksum (see
+/// <see cref="ImageChecksum"/>), as <see cref="WriteBehind"/> says: at once, from a background
+/// thread, or only after <see cref="StartWriteOut"/>.
 /// </summary>
 public sealed class ImageWriter : IDisposable
 {
-    private const int BufferSize = 256 * 1024;
-    private static readonly byte[] Padding = new byte[8];
-
     private readonly Stream stream;
     private readonly bool leaveOpen;
-    private readonly byte[] buffer = new byte[BufferSize];
-    private readonly XxHash64 checksum = new();
-    private int buffered;
+    private readonly BlockOutput output;
+    private byte[] block;
+    private int used;
+    private int openPageArrayLength;   // > 0 between BeginPageArray and EndPageArray
     private bool tailWritten;
 
-    public ImageWriter(Stream stream, bool leaveOpen = false)
+    public ImageWriter(Stream stream, bool leaveOpen = false, WriteBehind writeBehind = WriteBehind.None)
     {
         this.stream = stream;
         this.leaveOpen = leaveOpen;
+        output = new BlockOutput(stream, writeBehind);
+        block = output.Rent(BlockOutput.BlockSize);
     }
 
-    /// <summary>Bytes of the image so far, buffered ones included.</summary>
+    /// <summary>Bytes of the image so far, those still in blocks included.</summary>
     public long BytesWritten { get; private set; }
 
     public long RecordCount { get; private set; }
+
+    /// <summary>Prepares memory for about <paramref name="bytes"/> of image, see <see cref="WriteBehind.Deferred"/>.</summary>
+    public void Preallocate(long bytes) => output.Preallocate(bytes);
+
+    /// <summary>With <see cref="WriteBehind.Deferred"/>: start writing to the stream now.</summary>
+    public void StartWriteOut() => output.StartWriteOut();
 
     public void Write<T>(in T record) where T : struct, IImageRecord<T>
     {
         if (record.TrailingLength != 0)
             throw new ArgumentException($"{typeof(T).Name} declares {record.TrailingLength} trailing bytes; pass them");
-        WriteRecord(record, ReadOnlySpan<byte>.Empty, ReadOnlySpan<byte>.Empty);
+        WriteRecord(record, ReadOnlySpan<byte>.Empty);
     }
 
     /// <summary>Writes a record whose [TrailingBytes] field equals <paramref name="trailing"/>'s length.</summary>
@@ -45,7 +53,7 @@ public sealed class ImageWriter : IDisposable
     {
         if (record.TrailingLength != trailing.Length)
             throw new ArgumentException($"{typeof(T).Name} declares {record.TrailingLength} trailing bytes, got {trailing.Length}");
-        WriteRecord(record, trailing, ReadOnlySpan<byte>.Empty);
+        WriteRecord(record, trailing);
     }
 
     public void WriteString(string value)
@@ -57,14 +65,37 @@ public sealed class ImageWriter : IDisposable
     /// <summary>One chunk of pages: their addresses, then their contents (page size each).</summary>
     public void WritePageArray(ReadOnlySpan<ulong> addresses, ReadOnlySpan<byte> contents)
     {
+        if (addresses.Length == 0 || contents.Length % addresses.Length != 0)
+            throw new ArgumentException("contents must be whole pages, one per address");
+        contents.CopyTo(BeginPageArray(addresses, contents.Length / addresses.Length));
+        EndPageArray();
+    }
+
+    /// <summary>
+    /// Starts a chunk of pages and returns the space for their contents, for the caller to fill
+    /// (a process_vm_readv straight into the image); <see cref="EndPageArray"/> completes the
+    /// chunk. Any other write before that abandons it.
+    /// </summary>
+    public Span<byte> BeginPageArray(ReadOnlySpan<ulong> addresses, int pageSize)
+    {
         if (addresses.Length == 0 || addresses.Length > PageArrayRecord.MaxPagesPerChunk)
             throw new ArgumentOutOfRangeException(nameof(addresses), $"a chunk holds 1 to {PageArrayRecord.MaxPagesPerChunk} pages");
-        if (contents.Length % addresses.Length != 0)
-            throw new ArgumentException("contents must be whole pages, one per address");
-        var record = new PageArrayRecord { PageCount = (uint)addresses.Length };
-        var addressBytes = MemoryMarshal.AsBytes(addresses);
+        if (pageSize <= 0 || pageSize > ImageLimits.MaxPageSize || pageSize % 8 != 0)
+            throw new ArgumentOutOfRangeException(nameof(pageSize), $"page size {pageSize} is not supported");
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("images are little endian");
-        WriteRecord(record, addressBytes, contents);
+        ReadOnlySpan<byte> addressBytes = MemoryMarshal.AsBytes(addresses);
+        int contentsLength = addresses.Length * pageSize;
+        Span<byte> record = Reserve<PageArrayRecord>(new PageArrayRecord { PageCount = (uint)addresses.Length },
+            addressBytes.Length + contentsLength, out int padded);
+        addressBytes.CopyTo(record[PageArrayRecord.Size..]);
+        openPageArrayLength = padded;
+        return record.Slice(PageArrayRecord.Size + addressBytes.Length, contentsLength);
+    }
+
+    public void EndPageArray()
+    {
+        if (openPageArrayLength == 0) throw new InvalidOperationException("no page array is open");
+        Commit(openPageArrayLength);
     }
 
     /// <summary>The empty chunk that ends a VMA's pages.</summary>
@@ -76,74 +107,90 @@ public sealed class ImageWriter : IDisposable
         Write(new ErrorRecord { Errno = errno, MessageLength = (uint)bytes.Length }, bytes);
     }
 
-    /// <summary>Ends the image with the checksum of everything before the tail, and flushes.</summary>
+    /// <summary>
+    /// Waits until every record is on the stream, then ends the image with the checksum of
+    /// everything before the tail, and flushes the stream.
+    /// </summary>
     public void WriteTail()
     {
         if (tailWritten) throw new InvalidOperationException("the tail is already written");
+        SubmitBlock();
         var tail = new TailRecord
         {
             Magic = HeaderRecord.ExpectedMagic,
-            Checksum = checksum.GetCurrentHashAsUInt64(),
+            Checksum = output.Drain(),
             RecordCount = (ulong)RecordCount,
         };
         Span<byte> bytes = stackalloc byte[TailRecord.Size];
         tail.WriteTo(bytes, TailRecord.Size);
-        Append(bytes, hash: false);
+        stream.Write(bytes);
+        BytesWritten += bytes.Length;
         tailWritten = true;
-        Flush();
-    }
-
-    public void Flush()
-    {
-        FlushBuffer();
         stream.Flush();
     }
 
+    /// <summary>
+    /// An image without its tail is incomplete anyway, but what was written still goes to the
+    /// stream (for None and Pipelined), so that a reader can name where it ends.
+    /// </summary>
     public void Dispose()
     {
-        FlushBuffer();
-        if (!leaveOpen) stream.Dispose();
+        try
+        {
+            if (!tailWritten)
+            {
+                SubmitBlock();
+                output.Drain();
+            }
+        }
+        finally
+        {
+            output.Dispose();
+            if (!leaveOpen) stream.Dispose();
+        }
     }
 
-    private void WriteRecord<T>(in T record, ReadOnlySpan<byte> trailing1, ReadOnlySpan<byte> trailing2)
-        where T : struct, IImageRecord<T>
+    private void WriteRecord<T>(in T record, ReadOnlySpan<byte> trailing) where T : struct, IImageRecord<T>
+    {
+        Span<byte> space = Reserve(record, trailing.Length, out int padded);
+        trailing.CopyTo(space[T.FixedSize..]);
+        Commit(padded);
+    }
+
+    // Room for a whole record in the current block, its header and padding written.
+    private Span<byte> Reserve<T>(scoped in T record, int trailingLength, out int padded) where T : struct, IImageRecord<T>
     {
         if (tailWritten) throw new InvalidOperationException("no record may follow the tail");
-        var payload = (long)trailing1.Length + trailing2.Length;
-        var length = T.FixedSize + payload;
-        var padded = (length + 7) & ~7L;
-        if (padded > ImageLimits.MaxRecordLength)
-            throw new ArgumentException($"{typeof(T).Name} would be {padded} bytes, over the record limit");
-        Span<byte> header = stackalloc byte[T.FixedSize];
-        record.WriteTo(header, (uint)padded);
-        Append(header, hash: true);
-        Append(trailing1, hash: true);
-        Append(trailing2, hash: true);
-        Append(Padding.AsSpan(0, (int)(padded - length)), hash: true);
-        RecordCount++;
-    }
-
-    private void Append(ReadOnlySpan<byte> bytes, bool hash)
-    {
-        if (bytes.IsEmpty) return;
-        if (hash) checksum.Append(bytes);
-        BytesWritten += bytes.Length;
-        if (bytes.Length >= BufferSize / 2)
+        long length = T.FixedSize + (long)trailingLength;
+        long paddedLength = (length + 7) & ~7L;
+        if (paddedLength > ImageLimits.MaxRecordLength)
+            throw new ArgumentException($"{typeof(T).Name} would be {paddedLength} bytes, over the record limit");
+        padded = (int)paddedLength;
+        openPageArrayLength = 0;
+        if (used + padded > block.Length)
         {
-            // Large page runs: write through, no copy.
-            FlushBuffer();
-            stream.Write(bytes);
-            return;
+            SubmitBlock();
+            if (block.Length < padded) block = output.Rent(padded);
         }
-        if (buffered + bytes.Length > BufferSize) FlushBuffer();
-        bytes.CopyTo(buffer.AsSpan(buffered));
-        buffered += bytes.Length;
+        Span<byte> space = block.AsSpan(used, padded);
+        record.WriteTo(space, (uint)padded);
+        space[(int)length..].Clear();
+        return space;
     }
 
-    private void FlushBuffer()
+    private void Commit(int padded)
     {
-        if (buffered == 0) return;
-        stream.Write(buffer, 0, buffered);
-        buffered = 0;
+        used += padded;
+        BytesWritten += padded;
+        RecordCount++;
+        openPageArrayLength = 0;
+    }
+
+    private void SubmitBlock()
+    {
+        if (used == 0) return;
+        output.Submit(block, used);
+        block = output.Rent(BlockOutput.BlockSize);
+        used = 0;
     }
 }

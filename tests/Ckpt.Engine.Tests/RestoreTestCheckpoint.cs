@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.Hashing;
 using System.Text;
 using Ckpt.Engine.Checkpoint;
 
@@ -31,7 +30,7 @@ internal static class RestoreTestCheckpoint
             field.Clear();
             Encoding.ASCII.GetBytes(kernelRelease).CopyTo(field);
         }
-        ulong checksum = XxHash64.HashToUInt64(image.AsSpan(0, image.Length - TailSize));
+        ulong checksum = Ckpt.Image.ImageChecksum.Of(image.AsSpan(0, image.Length - TailSize));
         BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan(image.Length - TailSize + TailChecksumOffset), checksum);
         File.WriteAllBytes(imagePath, image);
     }

@@ -8,10 +8,10 @@ internal static class SampleImage
 {
     public const uint PageSize = 4096;
 
-    public static byte[] Build()
+    public static byte[] Build(WriteBehind writeBehind = WriteBehind.None)
     {
         using var output = new MemoryStream();
-        using (var writer = new ImageWriter(output, leaveOpen: true))
+        using (var writer = new ImageWriter(output, leaveOpen: true, writeBehind))
         {
             var header = new HeaderRecord
             {

@@ -14,7 +14,11 @@ namespace Ckpt.Engine.Checkpoint;
 /// <param name="Durable">Makes the image durable (fsync of a file): before the kill with Kill, after the resume otherwise.</param>
 /// <param name="WaitForReap">With Kill: wait (at most 2 s) until the parent has reaped the target, so a
 /// restore reading the image from a pipe finds its pid free.</param>
-public sealed record CheckpointOptions(int Pid, Stream Output, bool Kill, Action? Durable = null, bool WaitForReap = false);
+/// <param name="WriteBehind">Pipelined: the device is written while the next pages are read, memory
+/// bounded. Deferred: every page is copied into the engine while the process is frozen and written
+/// out after it resumes (shortest freeze, engine memory as large as the image).</param>
+public sealed record CheckpointOptions(int Pid, Stream Output, bool Kill, Action? Durable = null, bool WaitForReap = false,
+    WriteBehind WriteBehind = WriteBehind.Pipelined);
 
 /// <param name="Frozen">From PTRACE_INTERRUPT to the resume (or kill): how long the application was stopped.</param>
 public sealed record CheckpointResult(int Pid, long Bytes, TimeSpan Frozen);
@@ -22,7 +26,7 @@ public sealed record CheckpointResult(int Pid, long Bytes, TimeSpan Frozen);
 /// <summary>
 /// checkpoint = freeze (seize + interrupt) -> inspect and refuse early (threads, children, seccomp,
 /// fds, mappings) -> read the injected state -> write the image in docs/ARCHITECTURE.md order ->
-/// tail and flush -> resume (detach) or, with Kill, SIGKILL. On any failure the image gets an ERROR
+/// resume (detach), then tail and flush; with Kill: tail, flush, then SIGKILL. On any failure the image gets an ERROR
 /// record (when the stream still takes one) and the process is detached and runs on untouched.
 /// All ptrace work happens on one dedicated thread.
 /// </summary>
@@ -51,29 +55,39 @@ public static class Checkpointer
         Tracee tracee;
         try { tracee = Tracee.Seize(pid); }
         catch (SyscallException e) when (e.Errno == Errno.ESRCH) { throw new TargetNotFoundException(pid); }
-        var writer = new ImageWriter(options.Output, leaveOpen: true);
+        var writer = new ImageWriter(options.Output, leaveOpen: true, options.WriteBehind);
         bool imageComplete = false;
         try
         {
+            // Deferred write-out holds every page in the engine: fault its memory in now, while the
+            // process still runs (a page fault costs about 10 us in a VM).
+            if (options.WriteBehind == WriteBehind.Deferred) writer.Preallocate(MemoryCheckpoint.EstimateImageBytes(pid));
             var frozen = System.Diagnostics.Stopwatch.StartNew();
             tracee.Interrupt();
-            long bytes = WriteImage(tracee, writer, progress);
-            imageComplete = true;
+            WriteImage(tracee, writer, progress);
+            TimeSpan frozenFor;
             if (options.Kill)
             {
-                // The image is about to be the only copy of the process: on storage first.
+                // The image is about to be the only copy of the process: complete and on storage first.
+                writer.WriteTail();
+                imageComplete = true;
                 options.Durable?.Invoke();
                 tracee.Kill();
+                frozenFor = frozen.Elapsed;
             }
             else
             {
+                // Every page has been read: the process runs on while the rest reaches the stream.
                 tracee.Detach();
+                frozenFor = frozen.Elapsed;
+                progress("write-out", 0, 0);
+                writer.StartWriteOut();
+                writer.WriteTail();
+                imageComplete = true;
+                options.Durable?.Invoke();
             }
-            TimeSpan frozenFor = frozen.Elapsed;
-            // A process that runs on need not stay frozen while the image reaches the disk.
-            if (!options.Kill) options.Durable?.Invoke();
             if (options.Kill && options.WaitForReap) WaitUntilReaped(pid);
-            return new CheckpointResult(pid, bytes, frozenFor);
+            return new CheckpointResult(pid, writer.BytesWritten, frozenFor);
         }
         catch (Exception e)
         {
@@ -85,6 +99,18 @@ public static class Checkpointer
             if (reported != e) throw reported;
             throw;
         }
+        finally
+        {
+            DisposeQuietly(writer);
+        }
+    }
+
+    // Only reached after the image's outcome is decided; a stream that fails again here (disk
+    // full) must not hide the first error.
+    private static void DisposeQuietly(ImageWriter writer)
+    {
+        try { writer.Dispose(); }
+        catch (Exception) { /* reported by the checkpoint's own failure, if any */ }
     }
 
     // Gone, or exiting: a zombie, or a task whose exit the tracer (us) is told of. A task killed a
@@ -110,7 +136,8 @@ public static class Checkpointer
         return false;
     }
 
-    private static long WriteImage(Tracee tracee, ImageWriter writer, Action<string, long, long> progress)
+    // Everything but the tail: once this returns, nothing more is read from the process.
+    private static void WriteImage(Tracee tracee, ImageWriter writer, Action<string, long, long> progress)
     {
         int pid = tracee.Pid;
         var objRefs = new ObjRefs();
@@ -142,8 +169,6 @@ public static class Checkpointer
         progress("signals", 0, 0);
         SignalsCheckpoint.Write(writer, tracee, injected, handlersRef);
         thread.Write(writer);
-        writer.WriteTail();
-        return writer.BytesWritten;
     }
 
     // After --kill the pid stays taken until the target's parent reaps the zombie. A restore that

@@ -67,7 +67,7 @@ public static unsafe class ProcessMemory
 
     private static int ReadBatch(int pid, int memFd, ReadOnlySpan<(ulong Address, int Length)> ranges, byte* buffer)
     {
-        var remote = new Iovec[ranges.Length];
+        Span<Iovec> remote = stackalloc Iovec[ranges.Length]; // at most IOV_MAX: 16 KiB
         int total = 0;
         for (int i = 0; i < ranges.Length; i++)
         {

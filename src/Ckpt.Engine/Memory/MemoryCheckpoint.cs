@@ -74,6 +74,24 @@ public sealed class MemoryCheckpoint
         return new MemoryCheckpoint(pid, vmas);
     }
 
+    /// <summary>
+    /// About how many bytes the image of a process will take: its anonymous and shared memory
+    /// from /proc/PID/smaps_rollup plus room for the records. Read before the freeze, so it only
+    /// sizes memory; the checkpoint itself is driven by what PAGEMAP_SCAN finds.
+    /// </summary>
+    public static long EstimateImageBytes(int pid)
+    {
+        const long RecordsAllowance = 1 << 20;
+        long kibibytes = 0;
+        foreach (string line in File.ReadLines($"/proc/{pid}/smaps_rollup"))
+        {
+            if (!line.StartsWith("Anonymous:", StringComparison.Ordinal) && !line.StartsWith("Pss_Shmem:", StringComparison.Ordinal)) continue;
+            string[] parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length >= 2 && long.TryParse(parts[1], out long value)) kibibytes += value;
+        }
+        return kibibytes * 1024 + RecordsAllowance;
+    }
+
     private static VmaType TypeOf(MapsEntry map) => map.Name switch
     {
         "[vdso]" => VmaType.Vdso,

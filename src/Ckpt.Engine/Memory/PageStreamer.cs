@@ -7,7 +7,7 @@ namespace Ckpt.Engine.Memory;
 /// <summary>
 /// Copies page ranges of the target into PAGE_ARRAY chunks: up to MaxPagesPerChunk pages per
 /// chunk, read with one process_vm_readv (falling back to /proc/PID/mem for protected pages)
-/// into a buffer reused for every chunk.
+/// straight into the image writer's block, so a page is copied once on its way to the image.
 /// </summary>
 public sealed class PageStreamer : IDisposable
 {
@@ -15,7 +15,6 @@ public sealed class PageStreamer : IDisposable
     private readonly ImageWriter _writer;
     private readonly int _memFd;
     private readonly int _pageSize = Environment.SystemPageSize;
-    private readonly byte[] _contents;
     private readonly ulong[] _addresses = new ulong[PageArrayRecord.MaxPagesPerChunk];
     private readonly List<(ulong Address, int Length)> _ranges = [];
 
@@ -24,7 +23,6 @@ public sealed class PageStreamer : IDisposable
         _pid = pid;
         _writer = writer;
         _memFd = ProcessMemory.OpenMem(pid, Native.O_RDONLY);
-        _contents = new byte[PageArrayRecord.MaxPagesPerChunk * _pageSize];
     }
 
     public void Write(IReadOnlyList<(ulong Start, ulong End)> regions, Action<int> chunkWritten)
@@ -61,9 +59,9 @@ public sealed class PageStreamer : IDisposable
             else
                 _ranges.Add((_addresses[i], _pageSize));
         }
-        Span<byte> contents = _contents.AsSpan(0, count * _pageSize);
+        Span<byte> contents = _writer.BeginPageArray(_addresses.AsSpan(0, count), _pageSize);
         ProcessMemory.ReadRanges(_pid, _memFd, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ranges), contents);
-        _writer.WritePageArray(_addresses.AsSpan(0, count), contents);
+        _writer.EndPageArray();
     }
 
     public void Dispose() => Native.close(_memFd);

@@ -10,7 +10,7 @@ public enum Architecture : uint
 public unsafe partial struct HeaderRecord
 {
     public const ulong ExpectedMagic = 0x3130_5350_5450_4B43; // "CKPTPS01" little endian
-    public const ushort CurrentFormatVersion = 1;
+    public const ushort CurrentFormatVersion = 2;   // 2: tail checksum XXH3 (was XXH64)
     public const ushort LinuxCrVersion = 21;
 
     public ulong Magic;
@@ -75,7 +75,7 @@ public partial struct ObjrefRecord
 public partial struct TailRecord
 {
     public ulong Magic;                  // HeaderRecord.ExpectedMagic again
-    public ulong Checksum;               // XxHash64 of all bytes before the tail record
+    public ulong Checksum;               // XXH3-64 of all bytes before the tail record (ImageChecksum)
     public ulong RecordCount;            // records before the tail
 }
 
