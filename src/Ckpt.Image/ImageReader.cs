@@ -23,7 +23,10 @@ public sealed class ImageReader : IDisposable
     private readonly bool leaveOpen;
     private readonly bool verifyChecksum;
     private readonly XxHash3 checksum = ImageChecksum.Create();
+    private const int SkipBufferSize = 1 << 20;
+
     private readonly byte[] scratch = new byte[ScratchSize];
+    private byte[]? skipBuffer;
     private RecordType? peekedType;
     private uint peekedLength;
     private long pendingTrailing;   // unread trailing bytes of the current record (padding included)
@@ -235,9 +238,11 @@ public sealed class ImageReader : IDisposable
             checksumComplete = false;
             return;
         }
+        // Page contents being hashed: large reads, so a 1 GiB image takes 1024 reads, not 16384.
+        byte[] buffer = count > ScratchSize ? skipBuffer ??= new byte[SkipBufferSize] : scratch;
         while (count > 0)
         {
-            var chunk = scratch.AsSpan(0, (int)Math.Min(count, scratch.Length));
+            var chunk = buffer.AsSpan(0, (int)Math.Min(count, buffer.Length));
             ReadExactly(chunk, null);
             Hash(chunk);
             count -= chunk.Length;

@@ -29,7 +29,7 @@ public static class MemoryRestore
             scratch.Reset();
             Map(syscalls, vma, scratch, sharedAnonymous);
         }
-        PageWriter.WriteAll(syscalls.Pid, plan);
+        PageWriter.WriteAll(syscalls, plan, scratch);
         foreach (VmaPlan vma in plan.Vmas)
         {
             if (NeedsWriteWhileFilling(vma) && (vma.Record.Protection & PROT_WRITE) == 0)
