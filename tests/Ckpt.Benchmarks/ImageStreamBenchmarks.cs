@@ -6,8 +6,9 @@ namespace Ckpt.Benchmarks;
 
 /// <summary>
 /// The same 100,000 VMAs (one 4 KiB page each) through the real ImageWriter and ImageReader:
-/// framing, buffering and the XxHash64 checksum included. Allocations are per image (the
-/// writer's buffer, the reader's scratch), not per record.
+/// framing, blocks and the XXH3 checksum included (the writer synchronous, WriteBehind.None, so
+/// the time is the serializing thread's). Allocations are per image (the writer's block, the
+/// reader's scratch), not per record.
 /// </summary>
 [MemoryDiagnoser]
 [MinColumn, MedianColumn]
