@@ -91,7 +91,7 @@ internal static unsafe partial class ProcOracle
 
     /// <summary>/proc/PID/fd links with fdinfo's pos and flags (octal, O_CLOEXEC included).</summary>
     public static List<Descriptor> Descriptors(int pid) =>
-        Directory.GetFiles($"/proc/{pid}/fd").Select(p => int.Parse(Path.GetFileName(p), CultureInfo.InvariantCulture)).Order().Select(fd =>
+        Directory.GetFileSystemEntries($"/proc/{pid}/fd") /* directory fds too */.Select(p => int.Parse(Path.GetFileName(p), CultureInfo.InvariantCulture)).Order().Select(fd =>
         {
             string[] info = File.ReadAllLines($"/proc/{pid}/fdinfo/{fd}");
             long position = long.Parse(info.First(l => l.StartsWith("pos:"))[4..].Trim(), CultureInfo.InvariantCulture);
