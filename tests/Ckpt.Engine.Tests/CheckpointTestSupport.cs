@@ -28,10 +28,10 @@ internal static unsafe partial class CheckpointTestSupport
     public static string TempPath(string name) => Path.Combine(Path.GetTempPath(), $"ckpt-test-{Environment.ProcessId}-{Guid.NewGuid():N}-{name}");
 
     /// <summary>Runs the ckpt executable with the given arguments (optionally through a prefix such as setpriv); returns exit code and stderr.</summary>
-    public static (int ExitCode, string Stdout, string Stderr) RunCli(string[] arguments, string[]? prefix = null, string? stdoutPath = null)
+    public static (int ExitCode, string Stdout, string Stderr) RunCli(string[] arguments, string[]? prefix = null, string? stdoutPath = null, string? executable = null)
     {
         string stdout = stdoutPath ?? TempPath("stdout"), stderr = TempPath("stderr");
-        string[] argv = [.. prefix ?? [], CkptPath(), .. arguments];
+        string[] argv = [.. prefix ?? [], executable ?? CkptPath(), .. arguments];
         int pid = SpawnWithEnvironment(argv, stdout, stderr, newSession: false);
         int code = RestoreTestProcesses.WaitForExit(pid);
         return (code, File.ReadAllText(stdout), File.ReadAllText(stderr));
