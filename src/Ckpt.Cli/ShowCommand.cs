@@ -70,7 +70,15 @@ internal sealed class ImageSummary
     public static ImageSummary Read(Stream stream)
     {
         var summary = new ImageSummary();
+        bool failedBeforeHeader = StartsWithError(stream);
         using var reader = new ImageReader(stream, leaveOpen: true, verifyChecksum: false);
+        // A checkpoint refused before its header wrote only ERROR and TAIL: show its reason.
+        if (failedBeforeHeader)
+        {
+            var error = reader.Read<ErrorRecord>();
+            throw new ImageFormatException(RecordType.Error, reader.CurrentRecordOffset,
+                $"the checkpoint that wrote this image failed: {reader.ReadTrailingString()} (errno {error.Errno})");
+        }
         summary.Header = reader.ReadHeader();
         while (reader.PeekType() is { } type)
         {
@@ -105,6 +113,17 @@ internal sealed class ImageSummary
             }
         }
         throw new ImageFormatException(null, reader.Position, "the image ends without a tail record (truncated)");
+    }
+
+    // The reader insists on a header first; a seekable image can be looked at before that.
+    private static bool StartsWithError(Stream stream)
+    {
+        if (!stream.CanSeek) return false;
+        Span<byte> type = stackalloc byte[4];
+        long start = stream.Position;
+        int read = stream.ReadAtLeast(type, 4, throwOnEndOfStream: false);
+        stream.Position = start;
+        return read == 4 && BitConverter.ToUInt32(type) == (uint)RecordType.Error;
     }
 
     // Records shown only as counts: read them as their type so lengths are still validated.

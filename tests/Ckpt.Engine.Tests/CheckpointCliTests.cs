@@ -9,6 +9,7 @@ namespace Ckpt.Engine.Tests;
 /// codes and `ckpt:` lines of docs/ARCHITECTURE.md, the progress channel, images on stdout.
 /// </summary>
 [Collection("checkpoint")]
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public class CheckpointCliTests
 {
     [Fact]
@@ -35,21 +36,44 @@ public class CheckpointCliTests
         // The engine runs as nobody against a root-owned target: the kernel refuses PTRACE_SEIZE.
         using var target = Start("ckpt_state", TempPath("data"));
         // The output goes to the sticky, world-writable temp directory, where nobody may create it.
+        // The engine runs from a world-readable copy: the checkout (CI: /check/work/main, or under
+        // /root) need not be searchable by nobody, and exec would fail before ptrace is tried.
+        string engine = WorldExecutableCopy(CkptPath());
         var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", TempPath("nobody.img")],
-            prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]);
+            prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], executable: engine);
         Assert.True(code == 4, $"exit {code}: {stderr}");
         Assert.Contains("EPERM", stderr);
         target.RequirePass();
+    }
+
+    private static string WorldExecutableCopy(string path)
+    {
+        const UnixFileMode ReadExecute = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead
+            | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        string directory = Directory.CreateTempSubdirectory("ckpt-engine-copy-").FullName; // 0700 by default
+        File.SetUnixFileMode(directory, ReadExecute);
+        // A framework-dependent apphost needs its ckpt.dll and runtimeconfig beside it: copy its neighbours too.
+        foreach (string file in Directory.GetFiles(Path.GetDirectoryName(path)!))
+        {
+            string copy = Path.Combine(directory, Path.GetFileName(file));
+            File.Copy(file, copy);
+            File.SetUnixFileMode(copy, ReadExecute);
+        }
+        return Path.Combine(directory, Path.GetFileName(path));
     }
 
     [Fact]
     public void Unsupported_descriptor_exits_6_naming_the_fd()
     {
         using var target = Start("ckpt_modes", "pipe");
-        var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", TempPath("pipe.img")]);
+        string image = TempPath("pipe.img");
+        var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", image]);
         Assert.Equal(6, code);
         Assert.Contains("fd 3", stderr);
         Assert.Contains("pipe", stderr);
+        var (showCode, _, showError) = RunCli(["show", image]); // the image holds an ERROR record giving the reason
+        Assert.Equal(5, showCode);
+        Assert.Contains("fd 3", showError);
         target.RequirePass();
     }
 

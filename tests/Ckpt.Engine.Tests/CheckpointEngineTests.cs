@@ -137,10 +137,18 @@ public class CheckpointEngineTests
         using var target = Start("ckpt_modes", "reserve");
         string image = TempPath("reserve.img");
         var result = Checkpoint(target.Pid, image);
-        Assert.InRange(result.Bytes, 1L << 20, 3L << 20);
+        // Two reservations with 1 MiB written in each, plus the program's own few hundred KiB.
+        Assert.InRange(result.Bytes, 2L << 20, 4L << 20);
         ImageContents contents = ReadImage(image);
-        VmaRecord reservation = Assert.Single(contents.Vmas, v => v.VmEnd - v.VmStart == 64ul << 30);
-        Assert.Equal(256ul, reservation.PagesSaved);
+        VmaRecord writable = Assert.Single(contents.Vmas, v => v.VmEnd - v.VmStart == 64ul << 30);
+        Assert.Equal(256ul, writable.PagesSaved);
+        // The PROT_NONE reservation: two untouched halves around a 1 MiB read-write window.
+        VmaRecord window = Assert.Single(contents.Vmas, v => v.VmEnd - v.VmStart == 1ul << 20 && v.Protection == 3);
+        Assert.Equal(256ul, window.PagesSaved);
+        VmaRecord below = Assert.Single(contents.Vmas, v => v.VmEnd == window.VmStart);
+        VmaRecord above = Assert.Single(contents.Vmas, v => v.VmStart == window.VmEnd);
+        Assert.Equal(64ul << 30, below.VmEnd - below.VmStart + (1ul << 20) + above.VmEnd - above.VmStart);
+        Assert.All(new[] { below, above }, v => Assert.Equal((0u, 0ul), (v.Protection, v.PagesSaved)));
         target.RequirePass();
     }
 
@@ -225,7 +233,10 @@ public class CheckpointEngineTests
     {
         using var target = Start("ckpt_state", TempPath("data"));
         string image = TempPath("kill.img");
-        Checkpoint(target.Pid, image, kill: true);
+        var alivePhases = new List<string>();
+        Checkpoint(target.Pid, image, kill: true, progress: (phase, _, _) => { if (IsAlive(target.Pid)) alivePhases.Add(phase); });
+        // Alive through the last phase (signals and registers come after the pages and files).
+        Assert.Equal(["freeze", "inspect", "task", "pages", "files", "signals"], alivePhases.Distinct());
         Assert.False(IsAlive(target.Pid));
         ImageContents contents = ReadImage(image);
         Assert.Null(contents.Error);

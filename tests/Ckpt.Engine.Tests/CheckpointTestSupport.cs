@@ -28,10 +28,10 @@ internal static unsafe partial class CheckpointTestSupport
     public static string TempPath(string name) => Path.Combine(Path.GetTempPath(), $"ckpt-test-{Environment.ProcessId}-{Guid.NewGuid():N}-{name}");
 
     /// <summary>Runs the ckpt executable with the given arguments (optionally through a prefix such as setpriv); returns exit code and stderr.</summary>
-    public static (int ExitCode, string Stdout, string Stderr) RunCli(string[] arguments, string[]? prefix = null, string? stdoutPath = null)
+    public static (int ExitCode, string Stdout, string Stderr) RunCli(string[] arguments, string[]? prefix = null, string? stdoutPath = null, string? executable = null)
     {
         string stdout = stdoutPath ?? TempPath("stdout"), stderr = TempPath("stderr");
-        string[] argv = [.. prefix ?? [], CkptPath(), .. arguments];
+        string[] argv = [.. prefix ?? [], executable ?? CkptPath(), .. arguments];
         int pid = SpawnWithEnvironment(argv, stdout, stderr, newSession: false);
         int code = RestoreTestProcesses.WaitForExit(pid);
         return (code, File.ReadAllText(stdout), File.ReadAllText(stderr));
@@ -88,6 +88,15 @@ internal static unsafe partial class CheckpointTestSupport
                 case RecordType.Cpu: contents.Cpu = reader.Read<CpuRecord>(); break;
                 case RecordType.SignalPending: contents.Pending.Add(reader.Read<SignalPendingRecord>()); break;
                 case RecordType.Rseq: contents.Rseq = reader.Read<RseqRecord>(); break;
+                case RecordType.File:
+                    var file = reader.Read<FileRecord>();
+                    contents.Files[file.ObjRef] = (file, reader.ReadTrailingString());
+                    break;
+                case RecordType.FileDescriptor: contents.Descriptors.Add(reader.Read<FileDescriptorRecord>()); break;
+                case RecordType.CpuXstate:
+                    contents.XstateRecord = reader.Read<CpuXstateRecord>();
+                    contents.Xstate = reader.ReadTrailingBytes();
+                    break;
                 default: SkipAny(reader, type); break;
             }
         }
@@ -109,11 +118,8 @@ internal static unsafe partial class CheckpointTestSupport
             case RecordType.GroupInfo: reader.Read<GroupInfoRecord>(); break;
             case RecordType.TaskObjects: reader.Read<TaskObjectsRecord>(); break;
             case RecordType.Mm: reader.Read<MmRecord>(); break;
-            case RecordType.File: reader.Read<FileRecord>(); break;
             case RecordType.FileTable: reader.Read<FileTableRecord>(); break;
-            case RecordType.FileDescriptor: reader.Read<FileDescriptorRecord>(); break;
             case RecordType.SignalHandlers: reader.Read<SignalHandlersRecord>(); break;
-            case RecordType.CpuXstate: reader.Read<CpuXstateRecord>(); break;
             default: throw new InvalidOperationException($"unexpected record {type}");
         }
     }
@@ -192,11 +198,16 @@ internal static unsafe partial class CheckpointTestSupport
     }
 }
 
-/// <summary>A running workload: pid and log; Dispose kills and reaps it.</summary>
+/// <summary>
+/// A running workload: pid and log; Dispose kills and reaps it, but only if the pid still
+/// belongs to it (same start time): a target killed by the test may have been restored, or
+/// its pid reused by an unrelated process, which must not be killed.
+/// </summary>
 internal sealed class Target(int pid, string log) : IDisposable
 {
     public int Pid { get; } = pid;
     public string Log { get; } = log;
+    private readonly string? _startTime = RestoreTestProcesses.StartTimeOf(pid);
 
     /// <summary>SIGUSR1, then PASS must appear in the log (the workload verified its state).</summary>
     public void RequirePass()
@@ -207,7 +218,7 @@ internal sealed class Target(int pid, string log) : IDisposable
 
     public void Dispose()
     {
-        if (Directory.Exists($"/proc/{Pid}")) RestoreTestProcesses.KillAndReap(Pid);
+        if (_startTime is not null && RestoreTestProcesses.StartTimeOf(Pid) == _startTime) RestoreTestProcesses.KillAndReap(Pid);
     }
 }
 
@@ -220,6 +231,10 @@ internal sealed class ImageContents
     public SignalRecord Signal;
     public CpuRecord Cpu;
     public RseqRecord Rseq;
+    public CpuXstateRecord XstateRecord;
+    public byte[] Xstate = [];
+    public Dictionary<int, (FileRecord Record, string Path)> Files { get; } = [];
+    public List<FileDescriptorRecord> Descriptors { get; } = [];
     public List<SignalPendingRecord> Pending { get; } = [];
     public string? Error;
     public List<VmaRecord> Vmas { get; } = [];

@@ -130,6 +130,34 @@ internal static unsafe partial class RestoreTestProcesses
         return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
     }
 
+    /// <summary>Field 22 of /proc/PID/stat (start time in clock ticks): tells two processes with one pid apart. Null if gone.</summary>
+    public static string? StartTimeOf(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[19];
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Exited: gone, or a zombie (its reaping is up to its parent, often init, not to the test).</summary>
+    public static bool HasExited(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[stat.LastIndexOf(')') + 2] is 'Z' or 'X';
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }
+
     public static void Signal(int pid, int signal)
     {
         if (kill(pid, signal) != 0) throw new InvalidOperationException($"kill({pid}, {signal}): errno {Marshal.GetLastPInvokeError()}");

@@ -98,7 +98,7 @@ public sealed class RoundTripRestoreTests : IDisposable
     private const int SIGUSR1 = 10, SIGUSR2 = 12;
 
     private static string[] Descriptors(int pid) =>
-        Directory.GetFiles($"/proc/{pid}/fd").Order().Select(fd => $"{Path.GetFileName(fd)} -> {new FileInfo(fd).LinkTarget}").ToArray();
+        Directory.GetFileSystemEntries($"/proc/{pid}/fd").Order().Select(fd => $"{Path.GetFileName(fd)} -> {new FileInfo(fd).LinkTarget}").ToArray();
 
     private static string ProcessNamesFor(int pid) => File.ReadAllText($"/proc/{pid}/comm").TrimEnd('\n');
 }

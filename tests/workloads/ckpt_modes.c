@@ -3,9 +3,15 @@
  *   thread   runs a second thread
  *   child    has a child process
  *   seccomp  runs under a seccomp filter (one that allows everything)
- *   reserve  reserves 64 GiB of address space and writes 1 MiB of it
+ *   reserve  reserves 64 GiB of address space and writes 1 MiB of it, twice: a writable
+ *            reservation (transparent huge pages off for it: they would populate 2 MiB where
+ *            1 MiB was written), and a PROT_NONE one with a 1 MiB read-write window
+ *   cow FILE maps FILE (created with 16 known pages) privately, reads every page, changes
+ *            pages 3 and 10 (copy-on-write); prints "COW <address>"; checks the other pages
+ *            still read the file and the file itself is unchanged
  * Prints READY, waits for SIGUSR1, checks it still has its state, prints PASS or FAIL <what>. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
@@ -30,17 +36,59 @@ static void *idle_thread(void *arg)
     return arg;
 }
 
+#define COW_PAGES 16
+static int cow_changed(int page) { return page == 3 || page == 10; }
+static uint8_t cow_file_byte(int page) { return (uint8_t)('A' + page); }
+static uint8_t cow_new_byte(int page) { return (uint8_t)(0x80 + page); }
+
+static uint8_t *map_cow_file(const char *path)
+{
+    static uint8_t page[4096];
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) { printf("FAIL create %s\n", path); return NULL; }
+    for (int p = 0; p < COW_PAGES; p++) {
+        memset(page, cow_file_byte(p), sizeof page);
+        if (write(fd, page, sizeof page) != sizeof page) { printf("FAIL write %s\n", path); return NULL; }
+    }
+    uint8_t *map = mmap(NULL, COW_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    close(fd); /* the mapping alone keeps the file: no descriptor in the image */
+    if (map == MAP_FAILED) { printf("FAIL mmap %s\n", path); return NULL; }
+    volatile uint8_t sum = 0;
+    for (int p = 0; p < COW_PAGES; p++) sum += map[p * 4096]; /* file pages, present in the page table */
+    for (int p = 0; p < COW_PAGES; p++)
+        if (cow_changed(p)) memset(map + p * 4096, cow_new_byte(p), 4096);
+    return map;
+}
+
+static int check_cow_file(const uint8_t *map, const char *path)
+{
+    static uint8_t page[4096];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) { printf("FAIL open %s\n", path); return 0; }
+    for (int p = 0; p < COW_PAGES; p++) {
+        uint8_t expected = cow_changed(p) ? cow_new_byte(p) : cow_file_byte(p);
+        for (int b = 0; b < 4096; b++)
+            if (map[p * 4096 + b] != expected) { printf("FAIL private file mapping page %d\n", p); return 0; }
+        if (pread(fd, page, sizeof page, p * 4096) != sizeof page) { printf("FAIL read %s\n", path); return 0; }
+        for (int b = 0; b < 4096; b++)
+            if (page[b] != cow_file_byte(p)) { printf("FAIL file page %d was written\n", p); return 0; }
+    }
+    close(fd);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2) { fprintf(stderr, "usage: %s pipe|thread|child|seccomp|reserve\n", argv[0]); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: %s pipe|thread|child|seccomp|reserve|cow FILE\n", argv[0]); return 2; }
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct sigaction sa = { .sa_handler = on_usr1 };
     sigaction(SIGUSR1, &sa, NULL);
     const char *mode = argv[1];
     int fds[2] = { -1, -1 };
     pid_t child = -1;
-    uint8_t *reserve = NULL;
+    uint8_t *reserve = NULL, *none = NULL, *cow = NULL;
     const size_t reserve_size = 64ull << 30, used = 1 << 20;
+    const char *cow_path = argc > 2 ? argv[2] : NULL;
 
     if (!strcmp(mode, "pipe")) {
         if (pipe(fds) != 0) { printf("FAIL pipe\n"); return 1; }
@@ -62,7 +110,15 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "reserve")) {
         reserve = mmap(NULL, reserve_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (reserve == MAP_FAILED) { printf("FAIL mmap\n"); return 1; }
+        madvise(reserve, reserve_size, MADV_NOHUGEPAGE);
         for (size_t i = 0; i < used; i++) reserve[(reserve_size / 2) + i] = (uint8_t)(i * 7 + 1);
+        none = mmap(NULL, reserve_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (none == MAP_FAILED || mprotect(none + reserve_size / 2, used, PROT_READ | PROT_WRITE) != 0) { printf("FAIL PROT_NONE reservation\n"); return 1; }
+        for (size_t i = 0; i < used; i++) none[(reserve_size / 2) + i] = (uint8_t)(i * 5 + 3);
+    } else if (!strcmp(mode, "cow") && cow_path) {
+        cow = map_cow_file(cow_path);
+        if (!cow) return 1;
+        printf("COW %p\n", (void *)cow);
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;
@@ -75,7 +131,10 @@ int main(int argc, char **argv)
     if (reserve) {
         for (size_t i = 0; i < used; i++)
             if (reserve[(reserve_size / 2) + i] != (uint8_t)(i * 7 + 1)) { printf("FAIL reserve contents\n"); return 1; }
+        for (size_t i = 0; i < used; i++)
+            if (none[(reserve_size / 2) + i] != (uint8_t)(i * 5 + 3)) { printf("FAIL PROT_NONE window contents\n"); return 1; }
     }
+    if (cow && !check_cow_file(cow, cow_path)) return 1;
     if (child > 0) { kill(child, SIGKILL); waitpid(child, NULL, 0); }
     printf("PASS\n");
     return 0;

@@ -1,5 +1,6 @@
 /* Checkpoint workload (DESIGN.md "Tests"): sets up heap, anonymous, file-backed and read-only
- * memory, a regular file descriptor with a position, signal handlers, a blocked signal, an
+ * memory, regular file descriptors at known positions (one read-write, a dup of it sharing its
+ * offset, one read-only close-on-exec), a directory descriptor, signal handlers, a blocked signal, an
  * alternate signal stack and an interval timer; prints READY; waits for SIGUSR1 (in pause(),
  * so it is checkpointed inside a restartable system call); verifies every piece of state and
  * prints PASS or FAIL <what>. Usage: ckpt_state DATAFILE */
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -38,6 +40,11 @@ int main(int argc, char **argv)
 
     int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (fd < 0 || write(fd, "0123456789", 10) != 10 || lseek(fd, 4, SEEK_SET) != 4) return fail("datafile");
+    int shared_offset = dup(fd);
+    int reader = open(argv[1], O_RDONLY | O_CLOEXEC);
+    if (shared_offset < 0 || reader < 0 || lseek(reader, 7, SEEK_SET) != 7) return fail("second descriptors");
+    int directory = open("/", O_RDONLY | O_DIRECTORY);
+    if (directory < 0) return fail("directory descriptor");
 
     struct sigaction sa = { .sa_handler = on_usr1 };
     sigaction(SIGUSR1, &sa, NULL);
@@ -65,6 +72,12 @@ int main(int argc, char **argv)
     for (int b = 0; b < 4096; b++) if (ro[b] != 0x5a) return fail("read-only mapping");
     char c;
     if (read(fd, &c, 1) != 1 || c != '4') return fail("file position");
+    if (lseek(shared_offset, 0, SEEK_CUR) != 5) return fail("offset shared with a dup");
+    if (read(reader, &c, 1) != 1 || c != '7') return fail("read-only file position");
+    if (!(fcntl(reader, F_GETFD) & FD_CLOEXEC) || (fcntl(fd, F_GETFD) & FD_CLOEXEC)) return fail("close-on-exec flags");
+    if ((fcntl(reader, F_GETFL) & O_ACCMODE) != O_RDONLY || (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR) return fail("open modes");
+    struct stat st;
+    if (fstat(directory, &st) != 0 || !S_ISDIR(st.st_mode)) return fail("directory descriptor");
     struct sigaction now;
     sigaction(SIGUSR2, NULL, &now);
     if (now.sa_handler != on_usr2 || !(now.sa_flags & SA_RESTART) || !(now.sa_flags & SA_ONSTACK)) return fail("SIGUSR2 handler");

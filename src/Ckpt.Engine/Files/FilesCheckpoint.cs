@@ -15,12 +15,17 @@ namespace Ckpt.Engine.Files;
 public sealed class FilesCheckpoint
 {
     private const uint O_CLOEXEC = 0x80000;
-    private readonly List<(FileRecord File, string Path, FileDescriptorRecord Descriptor)> _entries = [];
+    private readonly List<Entry> _entries = [];
+
+    /// <param name="FirstUse">the FILE record goes before this descriptor; later sharers write only the objref</param>
+    private sealed record Entry(FileRecord File, string Path, FileDescriptorRecord Descriptor, bool FirstUse);
 
     public static FilesCheckpoint Inspect(int pid, ObjRefs objRefs)
     {
         var table = new FilesCheckpoint();
-        var fds = Directory.GetFiles($"/proc/{pid}/fd").Select(p => int.Parse(Path.GetFileName(p))).Order();
+        // GetFileSystemEntries, not GetFiles: a directory's descriptor is a link to a directory,
+        // which GetFiles leaves out (it follows the link), and the fd would silently vanish.
+        var fds = Directory.GetFileSystemEntries($"/proc/{pid}/fd").Select(p => int.Parse(Path.GetFileName(p))).Order();
         foreach (int fd in fds)
         {
             string target = new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget ?? "";
@@ -32,20 +37,40 @@ public sealed class FilesCheckpoint
             if (target.EndsWith(" (deleted)", StringComparison.Ordinal))
                 throw new CheckpointRefusedException($"fd {fd} of process {pid} refers to a deleted file ({target}): unsupported");
             ProcFdInfo info = ProcFdInfo.Read(pid, fd);
+            var descriptor = new FileDescriptorRecord { Fd = fd, CloseOnExec = (info.Flags & O_CLOEXEC) != 0 ? 1 : 0 };
+            if (table.SharedWith(pid, fd, stat) is { } sibling)
+            {
+                table._entries.Add(sibling with { Descriptor = descriptor with { FileObjRef = sibling.File.ObjRef }, FirstUse = false });
+                continue;
+            }
             int objRef = objRefs.Next();
-            table._entries.Add((OpenFileRecords.Record(objRef, kind, stat, target, info.Flags, info.Position), target,
-                new FileDescriptorRecord { Fd = fd, FileObjRef = objRef, CloseOnExec = (info.Flags & O_CLOEXEC) != 0 ? 1 : 0 }));
+            table._entries.Add(new Entry(OpenFileRecords.Record(objRef, kind, stat, target, info.Flags, info.Position), target,
+                descriptor with { FileObjRef = objRef }, FirstUse: true));
         }
         return table;
+    }
+
+    // Descriptors made by dup() share one open file description, and with it the offset and the
+    // status flags: kcmp(KCMP_FILE) tells, so they become one file object, restored once and dup'ed.
+    private Entry? SharedWith(int pid, int fd, in Native.Stat stat)
+    {
+        foreach (Entry earlier in _entries)
+        {
+            if (!earlier.FirstUse || earlier.File.Device != stat.Device || earlier.File.Inode != stat.Inode) continue;
+            int order = Native.kcmp(pid, pid, Native.KCMP_FILE, earlier.Descriptor.Fd, fd);
+            if (order < 0) throw new SyscallException("kcmp(KCMP_FILE)", Native.LastErrno, pid, $"fd {earlier.Descriptor.Fd} and fd {fd}");
+            if (order == 0) return earlier;
+        }
+        return null;
     }
 
     public void Write(ImageWriter writer, int tableObjRef)
     {
         writer.Write(new FileTableRecord { ObjRef = tableObjRef, DescriptorCount = _entries.Count });
-        foreach (var (file, path, descriptor) in _entries)
+        foreach (Entry entry in _entries)
         {
-            writer.Write(file, Encoding.UTF8.GetBytes(path));
-            writer.Write(descriptor);
+            if (entry.FirstUse) writer.Write(entry.File, Encoding.UTF8.GetBytes(entry.Path));
+            writer.Write(entry.Descriptor);
         }
     }
 

@@ -18,7 +18,8 @@ public static class FilesRestore
 
     public static void CloseInherited(InjectedSyscalls syscalls)
     {
-        foreach (string entry in Directory.GetFiles($"/proc/{syscalls.Pid}/fd"))
+        // Directory descriptors included (GetFiles would skip them: they link to directories).
+        foreach (string entry in Directory.GetFileSystemEntries($"/proc/{syscalls.Pid}/fd"))
         {
             int fd = int.Parse(Path.GetFileName(entry));
             syscalls.Call($"close of inherited fd {fd}", SYS_close, (ulong)fd);

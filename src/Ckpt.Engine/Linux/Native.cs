@@ -59,6 +59,15 @@ public static unsafe partial class Native
 
     public static int pidfd_open(int pid, uint flags) => (int)syscall(SYS_pidfd_open, pid, flags);
 
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial long syscall5(long number, long a1, long a2, long a3, long a4, long a5);
+
+    private const long SYS_kcmp = 312;
+    public const int KCMP_FILE = 0;
+
+    /// <summary>kcmp(2): 0 when the two (pid, index) name the same kernel object, 1 or 2 for an ordering, -1 on error.</summary>
+    public static int kcmp(int pid1, int pid2, int type, long index1, long index2) => (int)syscall5(SYS_kcmp, pid1, pid2, type, index1, index2);
+
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int open(string path, int flags, int mode);
 

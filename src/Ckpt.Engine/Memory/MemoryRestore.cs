@@ -12,10 +12,10 @@ namespace Ckpt.Engine.Memory;
 /// </summary>
 public static class MemoryRestore
 {
-    private const long SYS_mmap = 9, SYS_mprotect = 10, SYS_close = 3, SYS_mremap = 25, SYS_openat = 257;
+    private const long SYS_mmap = 9, SYS_mprotect = 10, SYS_close = 3, SYS_mremap = 25, SYS_madvise = 28, SYS_openat = 257;
     private const ulong PROT_WRITE = 2;
-    private const ulong MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_GROWSDOWN = 0x100, MAP_FIXED_NOREPLACE = 0x100000;
-    private const ulong VM_GROWSDOWN = 0x100;
+    private const ulong MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_GROWSDOWN = 0x100, MAP_NORESERVE = 0x4000, MAP_FIXED_NOREPLACE = 0x100000;
+    private const ulong VM_GROWSDOWN = 0x100, VM_NORESERVE = 0x200000;
     private const ulong MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
     private const ulong O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
@@ -28,6 +28,7 @@ public static class MemoryRestore
             if (vma.Record.VmaType is VmaType.Vdso or VmaType.Vvar or VmaType.VvarVclock or VmaType.Vsyscall) continue;
             scratch.Reset();
             Map(syscalls, vma, scratch, sharedAnonymous);
+            Advise(syscalls, vma);
         }
         PageWriter.WriteAll(syscalls, plan, scratch);
         foreach (VmaPlan vma in plan.Vmas)
@@ -45,11 +46,14 @@ public static class MemoryRestore
         VmaRecord record = vma.Record;
         ulong protection = record.Protection | (NeedsWriteWhileFilling(vma) ? PROT_WRITE : 0);
         ulong growsDown = (record.VmFlags & VM_GROWSDOWN) != 0 ? MAP_GROWSDOWN : 0;
+        // A reservation made with MAP_NORESERVE (VM_NORESERVE) is not charged against the commit
+        // limit: without it a 64 GiB writable reservation fails with ENOMEM on a smaller machine.
+        ulong noReserve = (record.VmFlags & VM_NORESERVE) != 0 ? MAP_NORESERVE : 0;
         string what = $"mmap of {Describe(vma)}";
         switch (record.VmaType)
         {
             case VmaType.Anon:
-                syscalls.Call(what, SYS_mmap, record.VmStart, vma.Length, protection, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | growsDown, ulong.MaxValue, 0);
+                syscalls.Call(what, SYS_mmap, record.VmStart, vma.Length, protection, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | growsDown | noReserve, ulong.MaxValue, 0);
                 break;
             case VmaType.SharedAnon when sharedAnonymous.TryGetValue(record.SharedMemoryObjRef, out VmaRecord first):
                 ulong source = first.VmStart + (record.VmPgoff - first.VmPgoff) * 4096;
@@ -57,7 +61,7 @@ public static class MemoryRestore
                 syscalls.Call($"mprotect of {Describe(vma)}", SYS_mprotect, record.VmStart, vma.Length, protection);
                 break;
             case VmaType.SharedAnon:
-                syscalls.Call(what, SYS_mmap, record.VmStart, vma.Length, protection, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, ulong.MaxValue, 0);
+                syscalls.Call(what, SYS_mmap, record.VmStart, vma.Length, protection, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | noReserve, ulong.MaxValue, 0);
                 sharedAnonymous[record.SharedMemoryObjRef] = record;
                 break;
             case VmaType.File or VmaType.SharedFile:
@@ -65,6 +69,22 @@ public static class MemoryRestore
                 break;
             default:
                 throw new RestoreRefusedException($"VMA {Describe(vma)} has unknown type {record.VmaType}");
+        }
+    }
+
+    // VMA flags that only madvise sets, so mmap cannot give them back: (VM_* bit, MADV_*).
+    private static readonly (ulong Flag, ulong Advice, string Name)[] AdvisedFlags =
+    [
+        (0x20000, 10, "MADV_DONTFORK"), (0x2000000, 18, "MADV_WIPEONFORK"), (0x4000000, 16, "MADV_DONTDUMP"),
+        (0x20000000, 14, "MADV_HUGEPAGE"), (0x40000000, 15, "MADV_NOHUGEPAGE"),
+    ];
+
+    private static void Advise(InjectedSyscalls syscalls, VmaPlan vma)
+    {
+        foreach (var (flag, advice, name) in AdvisedFlags)
+        {
+            if ((vma.Record.VmFlags & flag) != 0)
+                syscalls.Call($"madvise({name}) of {Describe(vma)}", SYS_madvise, vma.Record.VmStart, vma.Length, advice);
         }
     }
 
