@@ -109,6 +109,31 @@ public sealed class GetCkptImageTests : IDisposable
         Assert.Matches(@"l-wx------\s+1 -> /tmp/synthetic\.log\s+1234\s+Regular", text);
     }
 
+    /// <summary>
+    /// Out-String lives in Microsoft.PowerShell.Utility, which this runspace does not have; Out-Default
+    /// to the capturing host runs the same formatter over the same views.
+    /// </summary>
+    [Fact]
+    public void Sections_follow_the_object_order_and_a_filtered_stream_shows_only_its_own()
+    {
+        session.Run("Get-CkptImage $args[0] | Out-Default", image).AssertClean();
+        string all = session.Host.Output;
+        Assert.Matches(@"Tasks in .*synthetic\.ckpt", all);
+        Assert.Matches(@"7ffd00000000-7ffd00021000\s+rw-p\s+00000000\s+00:00\s+0\s+132K\s+12K\s+Anon\s+\[stack\]", all);
+        Assert.Matches(@"l-wx------\s+2 -> /tmp/synthetic\.log", all);
+        Assert.True(all.IndexOf("Tasks in", StringComparison.Ordinal) < all.IndexOf("Memory of", StringComparison.Ordinal));
+        Assert.True(all.IndexOf("Memory of", StringComparison.Ordinal) < all.IndexOf("Files of", StringComparison.Ordinal));
+
+        session.Host.ClearOutput();
+        session.Run("Get-CkptImage $args[0] | Where vma_type -eq Anon | Out-Default", image).AssertClean();
+        string anon = session.Host.Output;
+        Assert.Contains($"Memory of {Pid} (like /proc/{Pid}/maps)", anon);
+        Assert.DoesNotContain("Files of", anon);
+        Assert.DoesNotContain("Tasks in", anon);
+        Assert.DoesNotContain("[vdso]", anon);
+        Assert.Equal(AnonVmaCount, anon.Split('\n').Count(line => System.Text.RegularExpressions.Regex.IsMatch(line, @"^[0-9a-f]{12}-[0-9a-f]{12} .* Anon\b")));
+    }
+
     [Fact]
     public void FileInfo_objects_bind_through_FullName_and_strings_through_the_pipeline()
     {
