@@ -178,6 +178,28 @@ public sealed class GetCkptImageTests : IDisposable
         Assert.Contains("Permission denied (errno 13)", error.Exception.Message);
     }
 
+    /// <summary>
+    /// Read bytes of the pipeline thread (/proc/thread-self/io, rchar) around each command: listing
+    /// seeks over the page contents, validating reads (and hashes) all of them.
+    /// </summary>
+    [Fact]
+    public void Get_CkptImage_skips_page_contents_that_Test_CkptImage_reads()
+    {
+        string large = SyntheticImage.Write(scratch, "large.ckpt", anonMmapPages: AnonMmapCapacity);
+        long contents = AnonMmapCapacity * PageSize;
+        var result = session.Run("""
+            function Get-ReadBytes { [long](([System.IO.File]::ReadAllLines('/proc/thread-self/io') -match '^rchar:')[0] -replace '\D', '') }
+            $before = Get-ReadBytes; $objects = @(Get-CkptImage $args[0]); $listed = (Get-ReadBytes) - $before
+            $before = Get-ReadBytes; $valid = Test-CkptImage $args[0]; $validated = (Get-ReadBytes) - $before
+            $objects.Count; $listed; $valid; $validated
+            """, large).AssertClean();
+        Assert.Equal(10, Convert.ToInt32(result.Output[0].BaseObject));
+        long listed = Convert.ToInt64(result.Output[1].BaseObject), validated = Convert.ToInt64(result.Output[3].BaseObject);
+        Assert.True(LanguagePrimitives.IsTrue(result.Output[2]));
+        Assert.True(validated >= contents, $"Test-CkptImage read {validated} bytes of an image with {contents} bytes of pages");
+        Assert.True(listed < contents / 16, $"Get-CkptImage read {listed} bytes of an image with {contents} bytes of pages");
+    }
+
     [Fact]
     public void Test_CkptImage_is_true_for_an_intact_image_and_false_for_damage_with_details()
     {
