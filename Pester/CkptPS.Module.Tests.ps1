@@ -1,36 +1,50 @@
 #Requires -Version 7.4
 # Pester 5 tests of the CkptPS module, written as a user of the module would check it.
 # Run from the repository root after ./build.sh:  Invoke-Pester -Path ./Pester -Output Detailed
-# They need root (the engine ptraces and recreates processes).
+# They need root (the engine ptraces and recreates processes) and mirror the xUnit tests in
+# tests/CkptPS.Module.Tests. Not covered here: Write-Progress records and prompts (pwsh cannot
+# capture them without a custom host; the xUnit tests have one).
 
 BeforeAll {
     $script:RepoRoot = Split-Path -Parent $PSScriptRoot
     $script:ModulePath = Join-Path $RepoRoot 'artifacts/CkptPS'
     Import-Module $ModulePath -Force
+    $script:Cmdlets = @('Checkpoint-Process', 'Get-CkptImage', 'Restore-Process', 'Test-CkptImage')
 
     # Targets are started by bash in their own session, so they are not children of pwsh
     # (which would reap them through System.Diagnostics.Process) and have no pipe descriptors.
-    function script:Start-Target {
+    # Their parent is then init (or the nearest subreaper), which reaps them once they are killed.
+    function script:Start-Target([string] $Command = 'exec sleep 1000', [string] $Name = 'sleep') {
         $log = Join-Path $TestDrive "target-$([guid]::NewGuid().ToString('N')).log"
-        $id = [int](bash -c "setsid sleep 1000 </dev/null >'$log' 2>&1 & echo `$!")
-        # The pid is known before the exec has renamed it: wait until it is `sleep`.
+        $id = [int](bash -c "setsid bash -c '$Command' </dev/null >'$log' 2>&1 & echo `$!")
+        # The pid is known before the exec has renamed it: wait until it has its final name.
         $deadline = [datetime]::UtcNow.AddSeconds(10)
-        while ((Get-Content "/proc/$id/comm" -ErrorAction SilentlyContinue) -ne 'sleep' -and [datetime]::UtcNow -lt $deadline) {
+        while ((Get-Content "/proc/$id/comm" -ErrorAction SilentlyContinue) -ne $Name) {
+            if ([datetime]::UtcNow -gt $deadline) { throw "pid $id did not become $Name" }
             Start-Sleep -Milliseconds 5
         }
         $id
     }
     function script:Test-Alive([int] $ProcessId) {
-        $stat = Get-Content "/proc/$ProcessId/stat" -ErrorAction SilentlyContinue
-        $stat -and ($stat.Substring($stat.LastIndexOf(')') + 2, 1) -notin 'Z', 'X')
+        $stat = Get-Content "/proc/$ProcessId/stat" -Raw -ErrorAction SilentlyContinue
+        [bool]($stat -and ($stat.Substring($stat.LastIndexOf(')') + 2, 1) -notin 'Z', 'X'))
+    }
+    # Nobody froze it: not stopped, no tracer attached.
+    function script:Test-Untouched([int] $ProcessId) {
+        $stat = Get-Content "/proc/$ProcessId/stat" -Raw
+        $state = $stat.Substring($stat.LastIndexOf(')') + 2, 1)
+        ($state -notin 'T', 't') -and ((Get-Content "/proc/$ProcessId/status") -contains "TracerPid:`t0")
     }
     function script:Wait-Gone([int] $ProcessId) {
         $deadline = [datetime]::UtcNow.AddSeconds(10)
-        while ((Test-Path "/proc/$ProcessId") -and [datetime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+        while ((Test-Path "/proc/$ProcessId") -and [datetime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
     }
     function script:Get-FreePid {
         $max = [int](Get-Content /proc/sys/kernel/pid_max)
-        ($max - 1)..2 | Where-Object { -not (Test-Path "/proc/$_") } | Select-Object -First 1
+        for ($candidate = $max - 1; $candidate -gt 1; $candidate--) {
+            if (-not (Test-Path "/proc/$candidate")) { return $candidate }
+        }
+        throw 'no free pid'
     }
 }
 
@@ -39,37 +53,51 @@ AfterAll {
 }
 
 Describe 'The CkptPS module' {
-    It 'has a manifest that passes Test-ModuleManifest' {
+    It 'has a manifest that passes Test-ModuleManifest and declares its views and types' {
         $manifest = Test-ModuleManifest -Path (Join-Path $ModulePath 'CkptPS.psd1')
-        $manifest.ExportedCmdlets.Keys | Sort-Object | Should -Be @('Checkpoint-Process', 'Get-CkptImage', 'Restore-Process', 'Test-CkptImage')
+        $manifest.ExportedCmdlets.Keys | Sort-Object | Should -Be $Cmdlets
+        $manifest.ExportedFunctions.Count | Should -Be 0
+        $manifest.ExportedAliases.Count | Should -Be 0
         $manifest.ExportedFormatFiles | Should -Match 'CkptPS\.format\.ps1xml$'
         $manifest.ExportedTypeFiles | Should -Match 'CkptPS\.types\.ps1xml$'
     }
 
-    It 'exports exactly its four cmdlets' {
-        (Get-Command -Module CkptPS).Name | Sort-Object |
-            Should -Be @('Checkpoint-Process', 'Get-CkptImage', 'Restore-Process', 'Test-CkptImage')
+    It 'exports exactly its four cmdlets, from the module folder' {
+        $commands = Get-Command -Module CkptPS
+        $commands.Name | Sort-Object | Should -Be $Cmdlets
+        $commands | ForEach-Object { $_.CommandType | Should -Be 'Cmdlet'; $_.DLL | Should -Be (Join-Path $ModulePath 'CkptPS.dll') }
     }
 
     It 'has help with examples for <_>' -ForEach 'Checkpoint-Process', 'Restore-Process', 'Get-CkptImage', 'Test-CkptImage' {
         $command = $_
         $help = Get-Help $command -Full
         $help.Synopsis | Should -Not -BeNullOrEmpty
+        $help.Synopsis | Should -Not -Match ([regex]::Escape($command)) -Because 'pwsh shows the syntax as synopsis when help is missing'
         @($help.examples.example).Count | Should -BeGreaterOrEqual 2
+        $help.examples.example | ForEach-Object { $_.code | Should -Match ([regex]::Escape($command)) }
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
         foreach ($name in (Get-Command $command).Parameters.Keys | Where-Object { $_ -notin $common }) {
-            (Get-Help $command -Parameter $name).description.Text | Should -Match 'For example' -Because "-$name needs help"
+            ((Get-Help $command -Parameter $name).description.Text -join ' ') | Should -Match 'For example' -Because "-$name needs help"
         }
     }
 
-    It 'completes -Id with live pids and their names' {
-        $target = Start-Target
-        try {
-            $line = "Checkpoint-Process -Path x.ckpt -Id $target"
+    Context 'the -Id argument completer' {
+        BeforeAll { $script:Completed = Start-Target }
+        AfterAll { Stop-Process -Id $Completed -Force -ErrorAction SilentlyContinue }
+
+        It 'offers live pids with their names' {
+            $prefix = "$Completed".Substring(0, "$Completed".Length - 1)
+            $line = "Checkpoint-Process -Path x.ckpt -Id $prefix"
             $completions = (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches
-            $completions.ListItemText | Should -Contain "$target sleep"
+            $completions.ListItemText | Should -Contain "$Completed sleep"
+            $completions.CompletionText | ForEach-Object { $_ | Should -BeLike "$prefix*" }
         }
-        finally { Stop-Process -Id $target -Force -ErrorAction SilentlyContinue }
+
+        It 'matches process names too' {
+            $line = 'Checkpoint-Process -Path x.ckpt -Id slee'
+            (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText |
+                Should -Contain "$Completed"
+        }
     }
 }
 
@@ -82,32 +110,54 @@ Describe 'Checkpoint-Process' {
         Stop-Process -Id $Target -Force -ErrorAction SilentlyContinue
     }
 
-    It 'writes an image: Checkpoint-Process -Id 1234 -Path app.ckpt' {
-        Checkpoint-Process -Id $Target -Path $Image
+    It 'writes an image and the process runs on: Checkpoint-Process -Id 1234 -Path app.ckpt' {
+        $output = Checkpoint-Process -Id $Target -Path $Image
+        $output | Should -BeNullOrEmpty
         $Image | Should -Exist
+        Get-ChildItem (Split-Path $Image) -Filter '*.partial' -Force | Should -BeNullOrEmpty
         Test-CkptImage $Image | Should -BeTrue
         Test-Alive $Target | Should -BeTrue
+        Test-Untouched $Target | Should -BeTrue
     }
 
     It 'does nothing with -WhatIf' {
+        $folder = Join-Path $TestDrive 'whatif-images'
         Checkpoint-Process -Id $Target -Path $Image -Kill -WhatIf
+        Checkpoint-Process -Id $Target, $PID -Path $folder -WhatIf
         $Image | Should -Not -Exist
+        $folder | Should -Not -Exist
         Test-Alive $Target | Should -BeTrue
+        Test-Untouched $Target | Should -BeTrue
     }
 
-    It 'binds Get-Process output from the pipeline' {
-        Get-Process -Id $Target | Checkpoint-Process -Path $Image -PassThru |
-            ForEach-Object { $_.Pid | Should -Be $Target; $_.ImagePath | Should -Be $Image }
-        $Image | Should -Exist
+    It 'binds Get-Process output from the pipeline, with the path as first positional argument' {
+        $info = @(Get-Process -Id $Target | Checkpoint-Process $Image -PassThru)
+        $info.Count | Should -Be 1
+        $info[0] | Should -BeOfType CkptPS.CkptImageInfo
+        $info[0].Pid | Should -Be $Target
+        $info[0].ImagePath | Should -Be $Image
+        $info[0].Length | Should -Be (Get-Item $Image).Length
+        $info[0].Killed | Should -BeFalse
     }
 
-    It 'writes one <name>-<pid>.ckpt per process into a folder' {
+    It 'binds -Id by property name and takes -InputObject' {
+        $byName = Join-Path $TestDrive 'by-name.ckpt'
+        $byInputObject = Join-Path $TestDrive 'by-input-object.ckpt'
+        [pscustomobject]@{ Id = $Target; Name = 'whatever' } | Checkpoint-Process -Path $byName
+        Checkpoint-Process -InputObject (Get-Process -Id $Target) -Path $byInputObject
+        (Get-CkptImage $byName | Where-Object { $_ -is [CkptPS.CkptTask] }).Pid | Should -Be $Target
+        (Get-CkptImage $byInputObject | Where-Object { $_ -is [CkptPS.CkptTask] }).Pid | Should -Be $Target
+    }
+
+    It 'writes one sleep-PID.ckpt per process into a folder' {
         $second = Start-Target
         try {
             $folder = Join-Path $TestDrive 'images'
-            Get-Process -Id $Target, $second | Checkpoint-Process -Path $folder
+            $infos = Get-Process -Id $Target, $second | Checkpoint-Process -Path $folder -PassThru
+            $infos.ImagePath | Sort-Object | Should -Be (@("sleep-$Target.ckpt", "sleep-$second.ckpt") | ForEach-Object { Join-Path $folder $_ } | Sort-Object)
             Join-Path $folder "sleep-$Target.ckpt" | Should -Exist
             Join-Path $folder "sleep-$second.ckpt" | Should -Exist
+            Test-Alive $second | Should -BeTrue
         }
         finally { Stop-Process -Id $second -Force -ErrorAction SilentlyContinue }
     }
@@ -118,31 +168,70 @@ Describe 'Checkpoint-Process' {
         Checkpoint-Process -Id $missing, $Target -Path $folder -ErrorVariable failures -ErrorAction SilentlyContinue
         $failures.Count | Should -Be 1
         $failures[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
-        $failures[0].FullyQualifiedErrorId | Should -BeLike 'ProcessNotFound,*'
+        $failures[0].FullyQualifiedErrorId | Should -Be 'ProcessNotFound,CkptPS.Cmdlets.CheckpointProcessCommand'
+        $failures[0].TargetObject | Should -Be $missing
         Join-Path $folder "sleep-$Target.ckpt" | Should -Exist
+    }
+
+    It 'throws the ProcessNotFound error with -ErrorAction Stop' {
+        $missing = Get-FreePid
+        { Checkpoint-Process -Id $missing -Path $Image -ErrorAction Stop } |
+            Should -Throw -ErrorId 'ProcessNotFound,CkptPS.Cmdlets.CheckpointProcessCommand'
     }
 
     It 'reports a process the engine refuses (a FIFO descriptor) as InvalidOperation and leaves it running' {
         $fifo = Join-Path $TestDrive 'fifo'
         mkfifo $fifo
-        $refused = [int](bash -c "setsid bash -c 'exec 5<>$fifo; exec sleep 1000' </dev/null >/dev/null 2>&1 & echo `$!")
+        $refused = Start-Target -Command "exec 5<>$fifo; exec sleep 1000"
         try {
-            while ((Get-Content "/proc/$refused/comm" -ErrorAction SilentlyContinue) -ne 'sleep') { Start-Sleep -Milliseconds 5 }
             Checkpoint-Process -Id $refused -Path $Image -ErrorVariable failures -ErrorAction SilentlyContinue
+            $failures.Count | Should -Be 1
             $failures[0].CategoryInfo.Category | Should -Be 'InvalidOperation'
+            $failures[0].FullyQualifiedErrorId | Should -BeLike 'CheckpointFailed,*'
             $failures[0].Exception.Message | Should -Match 'fd 5'
             $Image | Should -Not -Exist
             Test-Alive $refused | Should -BeTrue
+            Test-Untouched $refused | Should -BeTrue
         }
         finally { Stop-Process -Id $refused -Force -ErrorAction SilentlyContinue }
     }
 
-    It 'does not overwrite an existing image without -Force' {
+    It 'reports a refusal by ptrace as PermissionDenied when the engine has no privileges' {
+        # The real engine, run as nobody: what a user without CAP_SYS_PTRACE gets from the kernel.
+        $unprivileged = Join-Path $TestDrive 'ckpt-as-nobody'
+        Set-Content -Path $unprivileged -Value "#!/bin/sh`nexec setpriv --reuid=65534 --regid=65534 --clear-groups '$(Join-Path $ModulePath 'ckpt')' `"`$@`""
+        chmod 700 $unprivileged
+        $folder = Join-Path $TestDrive 'writable-by-nobody'
+        $null = New-Item -ItemType Directory $folder
+        chmod 777 $folder
+        $global:CkptPSEnginePath = $unprivileged
+        try {
+            Checkpoint-Process -Id $Target -Path (Join-Path $folder 'denied.ckpt') -ErrorVariable failures -ErrorAction SilentlyContinue
+        }
+        finally { Remove-Variable -Name CkptPSEnginePath -Scope Global }
+        $failures.Count | Should -Be 1
+        $failures[0].CategoryInfo.Category | Should -Be 'PermissionDenied'
+        $failures[0].Exception.Message | Should -Match 'EPERM'
+        Get-ChildItem $folder -Force | Should -BeNullOrEmpty
+        Test-Untouched $Target | Should -BeTrue
+    }
+
+    It 'does not overwrite an existing image without -Force, and does with it' {
         Set-Content -Path $Image -Value 'precious'
         Checkpoint-Process -Id $Target -Path $Image -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures.Count | Should -Be 1
         $failures[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'ImageExists,*'
         Get-Content $Image | Should -Be 'precious'
         Checkpoint-Process -Id $Target -Path $Image -Force
+        Test-CkptImage $Image | Should -BeTrue
+    }
+
+    It 'kills without asking when $ConfirmPreference is None' {
+        $ConfirmPreference = 'None'
+        Checkpoint-Process -Id $Target -Path $Image -Kill
+        Wait-Gone $Target
+        Test-Alive $Target | Should -BeFalse
         Test-CkptImage $Image | Should -BeTrue
     }
 }
@@ -160,42 +249,78 @@ Describe 'Get-CkptImage' {
     It 'filters VMAs by type as written: Get-CkptImage app.ckpt | Where vma_type -eq Anon' {
         $anon = Get-CkptImage $Image | Where vma_type -eq Anon
         $anon | Should -Not -BeNullOrEmpty
-        $anon | ForEach-Object { $_.VmaType | Should -Be ([Ckpt.Image.Records.VmaType]::Anon) }
-        $anon | ForEach-Object { $_.Pid | Should -Be $Target; $_.ImagePath | Should -Be $Image }
+        $anon | ForEach-Object { $_ | Should -BeOfType CkptPS.CkptVma; $_.VmaType | Should -Be ([Ckpt.Image.Records.VmaType]::Anon) }
+        $anon.Path | Should -Contain '[stack]'
     }
 
-    It 'emits the task first, then VMAs, then files' {
+    It 'emits the task first, then VMAs, then files, each with ImagePath and Pid' {
         $objects = Get-CkptImage $Image
         $objects[0] | Should -BeOfType CkptPS.CkptTask
         $objects[0].Pid | Should -Be $Target
         $objects[0].Comm | Should -Be 'sleep'
-        $kinds = $objects | ForEach-Object { $_.GetType().Name }
-        ($kinds -join ',') | Should -Match '^CkptTask(,CkptVma)+(,CkptFile)+$'
+        $objects[0].Exe | Should -Be '/usr/bin/sleep'
+        $objects[0].VmaCount | Should -Be @($objects | Where-Object { $_ -is [CkptPS.CkptVma] }).Count
+        ($objects | ForEach-Object { $_.GetType().Name }) -join ',' | Should -Match '^CkptTask(,CkptVma)+(,CkptFile)+$'
+        $objects | ForEach-Object { $_.Pid | Should -Be $Target; $_.ImagePath | Should -Be $Image }
+    }
+
+    It 'has the mappings of the live process, with protections like r-xp' {
+        $maps = Get-Content "/proc/$Target/maps" | ForEach-Object { ($_ -split ' ')[0, 1] -join ' ' }
+        $vmas = Get-CkptImage $Image | Where-Object { $_ -is [CkptPS.CkptVma] -and $_.VmaType -ne 'Vsyscall' }
+        foreach ($vma in $vmas) {
+            $vma.Protection | Should -Match '^[r-][w-][x-][ps]$'
+            $maps | Should -Contain ('{0:x}-{1:x} {2}' -f $vma.Start, $vma.End, $vma.Protection)
+        }
     }
 
     It 'has the kernel field names as alias properties' {
-        $vma = Get-CkptImage $Image | Where-Object { $_ -is [CkptPS.CkptVma] } | Select-Object -First 1
+        $all = Get-CkptImage $Image
+        $vma = $all | Where-Object { $_ -is [CkptPS.CkptVma] } | Select-Object -First 1
         $vma.vm_start | Should -Be $vma.Start
         $vma.vm_end | Should -Be $vma.End
         $vma.vm_flags | Should -Be $vma.Flags
         $vma.vm_pgoff | Should -Be $vma.PageOffset
         $vma.vma_type | Should -Be $vma.VmaType
+        $file = $all | Where-Object { $_ -is [CkptPS.CkptFile] } | Where-Object fd -eq 1
+        $file.f_pos | Should -Be $file.Position
+        $file.f_flags | Should -Be $file.Flags
+        $task = $all | Where-Object { $_ -is [CkptPS.CkptTask] }
+        $task.Id | Should -Be $Target
+        $task.ProcessName | Should -Be 'sleep'
+        $task.nr_threads | Should -Be 1
+        $task.cred.Uid | Should -Be 0
     }
 
     It 'shows VMAs like /proc/PID/maps and files like ls -l /proc/PID/fd' {
         $text = Get-CkptImage $Image | Out-String -Width 200
-        $text | Should -Match '[0-9a-f]{12}-[0-9a-f]{12}\s+r-xp'
-        $text | Should -Match '\[stack\]'
+        $text | Should -Match 'Tasks in '
+        $text | Should -Match "Memory of $Target \(like /proc/$Target/maps\)"
+        $text | Should -Match '[0-9a-f]{12}-[0-9a-f]{12} r-xp [0-9a-f]{8} [0-9a-f]{2}:[0-9a-f]{2}\s+\d+\s+\S+\s+\S+ File\s+/usr/bin/sleep'
+        $text | Should -Match 'rw-p 00000000 00:00\s+0\s+\d+(\.\d)?[KMG]\s+\S+ Anon\s+\[stack\]'
         $text | Should -Match 'lr-x------\s+0 -> /dev/null'
+        $anonText = Get-CkptImage $Image | Where vma_type -eq Anon | Out-String -Width 200
+        $anonText | Should -Not -Match 'Files of'
     }
 
-    It 'reports a damaged image as InvalidData with the record and offset' {
+    It 'takes FileInfo objects from Get-ChildItem' {
+        (Get-ChildItem $Image | Get-CkptImage | Where-Object { $_ -is [CkptPS.CkptTask] }).Pid | Should -Be $Target
+    }
+
+    It 'reports a damaged image as InvalidData with the record and offset, and goes on with the next' {
         $bad = Join-Path $TestDrive 'bad.ckpt'
         $bytes = [System.IO.File]::ReadAllBytes($Image)
         [System.IO.File]::WriteAllBytes($bad, $bytes[0..199])
-        Get-CkptImage $bad -ErrorVariable failures -ErrorAction SilentlyContinue
+        $good = Get-CkptImage $bad, $Image -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures.Count | Should -Be 1
         $failures[0].CategoryInfo.Category | Should -Be 'InvalidData'
-        $failures[0].Exception.Message | Should -Match 'offset'
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'InvalidImage,*'
+        $failures[0].Exception.Message | Should -Match 'record \w+ \(\d+\) at offset \d+'
+        ($good | Where-Object { $_ -is [CkptPS.CkptTask] }).Pid | Should -Be $Target
+    }
+
+    It 'reports a missing image as ObjectNotFound' {
+        { Get-CkptImage (Join-Path $TestDrive 'absent.ckpt') -ErrorAction Stop } |
+            Should -Throw -ErrorId 'ImageNotFound,CkptPS.Cmdlets.GetCkptImageCommand'
     }
 }
 
@@ -207,16 +332,30 @@ Describe 'Test-CkptImage' {
     }
     AfterAll { Stop-Process -Id $Target -Force -ErrorAction SilentlyContinue }
 
-    It 'is true for an intact image and false for a damaged one' {
-        Test-CkptImage $Image | Should -BeTrue
-        $bad = Join-Path $TestDrive 'flipped.ckpt'
+    It 'is true for an intact image and false for a damaged, a truncated or a missing one' {
         $bytes = [System.IO.File]::ReadAllBytes($Image)
-        $bytes[$bytes.Length - 100] = $bytes[$bytes.Length - 100] -bxor 0xff
-        [System.IO.File]::WriteAllBytes($bad, $bytes)
-        Test-CkptImage $bad | Should -BeFalse
-        $detail = Test-CkptImage $bad -Detailed
+        $flipped = Join-Path $TestDrive 'flipped.ckpt'
+        $damaged = [byte[]]$bytes.Clone()
+        $damaged[[int]($bytes.Length / 2)] = $damaged[[int]($bytes.Length / 2)] -bxor 0xff
+        [System.IO.File]::WriteAllBytes($flipped, $damaged)
+        $cut = Join-Path $TestDrive 'cut.ckpt'
+        [System.IO.File]::WriteAllBytes($cut, $bytes[0..($bytes.Length - 9)])
+        Test-CkptImage $Image, $flipped, $cut, (Join-Path $TestDrive 'absent.ckpt') | Should -Be @($true, $false, $false, $false)
+    }
+
+    It 'says with -Detailed what is wrong and where' {
+        $valid = Test-CkptImage $Image -Detailed
+        $valid | Should -BeOfType CkptPS.CkptImageValidation
+        $valid.IsValid | Should -BeTrue
+        $valid.Pid | Should -Be $Target
+        $bytes = [System.IO.File]::ReadAllBytes($Image)
+        $cut = Join-Path $TestDrive 'cut-detailed.ckpt'
+        [System.IO.File]::WriteAllBytes($cut, $bytes[0..($bytes.Length - 9)])
+        $detail = Test-CkptImage $cut -Detailed
         $detail.IsValid | Should -BeFalse
-        $detail.Problem | Should -Not -BeNullOrEmpty
+        "$($detail.RecordType)" | Should -Be 'Tail'
+        $detail.Offset | Should -Be ($bytes.Length - 32) # the tail record is 32 bytes
+        $detail.Problem | Should -Match 'truncated'
     }
 
     It 'accepts FileInfo objects from Get-ChildItem' {
@@ -225,19 +364,46 @@ Describe 'Test-CkptImage' {
 }
 
 Describe 'Restore-Process' {
+    BeforeEach { $script:Restored = $null }
+    AfterEach { if ($Restored) { Stop-Process -Id $Restored -Force -ErrorAction SilentlyContinue } }
+
     It 'restores a killed process with its pid: Restore-Process -Path app.ckpt' {
         $target = Start-Target
         $image = Join-Path $TestDrive 'restore.ckpt'
         Checkpoint-Process -Id $target -Path $image -Kill -Confirm:$false
         Wait-Gone $target
         Test-Alive $target | Should -BeFalse
-        try {
-            $restored = Get-ChildItem $image | Restore-Process -PassThru
-            $restored.Id | Should -Be $target
-            Test-Alive $target | Should -BeTrue
-            (Get-Content "/proc/$target/comm") | Should -Be 'sleep'
-        }
-        finally { Stop-Process -Id $target -Force -ErrorAction SilentlyContinue }
+        $script:Restored = $target
+        $process = Get-ChildItem $image | Restore-Process -PassThru
+        $process | Should -BeOfType System.Diagnostics.Process
+        $process.Id | Should -Be $target
+        Test-Alive $target | Should -BeTrue
+        Get-Content "/proc/$target/comm" | Should -Be 'sleep'
+    }
+
+    It 'takes the output of Checkpoint-Process -PassThru' {
+        $target = Start-Target
+        $script:Restored = $target
+        # Wait-Gone: init has to collect the killed process before its pid is free again.
+        $process = Checkpoint-Process -Id $target -Path (Join-Path $TestDrive 'moved.ckpt') -Kill -Confirm:$false -PassThru |
+            ForEach-Object { Wait-Gone $_.Pid; $_ } |
+            Restore-Process -PassThru
+        $process.Id | Should -Be $target
+        Test-Alive $target | Should -BeTrue
+    }
+
+    It 'waits for the restored process to exit with -Wait' {
+        $target = Start-Target -Command 'exec sleep 3'
+        $image = Join-Path $TestDrive 'sleep3.ckpt'
+        Checkpoint-Process -Id $target -Path $image -Kill -Confirm:$false
+        Wait-Gone $target
+        $script:Restored = $target
+        $clock = [System.Diagnostics.Stopwatch]::StartNew()
+        $messages = Restore-Process -Path $image -Wait -Verbose 4>&1
+        $clock.Stop()
+        $clock.Elapsed.TotalSeconds | Should -BeGreaterThan 1 -Because 'the restored sleep has the rest of its 3 seconds to go'
+        Test-Alive $target | Should -BeFalse
+        ($messages | Out-String) | Should -Match 'exited with status 0'
     }
 
     It 'does nothing with -WhatIf' {
@@ -245,14 +411,37 @@ Describe 'Restore-Process' {
         $image = Join-Path $TestDrive 'whatif.ckpt'
         Checkpoint-Process -Id $target -Path $image -Kill -Confirm:$false
         Wait-Gone $target
-        Restore-Process -Path $image -WhatIf
+        Restore-Process -Path $image -WhatIf -PassThru | Should -BeNullOrEmpty
         Test-Path "/proc/$target" | Should -BeFalse
     }
 
-    It 'reports a damaged image as InvalidData and restores nothing' {
-        $bad = Join-Path $TestDrive 'garbage.ckpt'
-        [System.IO.File]::WriteAllBytes($bad, [byte[]](1..64))
-        Restore-Process -Path $bad -ErrorVariable failures -ErrorAction SilentlyContinue
-        $failures[0].CategoryInfo.Category | Should -Be 'InvalidData'
+    It 'reports a pid still in use as ResourceExists and leaves that process alone' {
+        $target = Start-Target
+        try {
+            $image = Join-Path $TestDrive 'live.ckpt'
+            Checkpoint-Process -Id $target -Path $image
+            Restore-Process -Path $image -ErrorVariable failures -ErrorAction SilentlyContinue
+            $failures.Count | Should -Be 1
+            $failures[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+            $failures[0].FullyQualifiedErrorId | Should -BeLike 'RestoreFailed,*'
+            Test-Untouched $target | Should -BeTrue
+        }
+        finally { Stop-Process -Id $target -Force -ErrorAction SilentlyContinue }
+    }
+
+    It 'reports damaged images as InvalidData, one error per image' {
+        $garbage = Join-Path $TestDrive 'garbage.ckpt'
+        [System.IO.File]::WriteAllBytes($garbage, [byte[]](1..64))
+        $empty = Join-Path $TestDrive 'empty.ckpt'
+        [System.IO.File]::WriteAllBytes($empty, [byte[]]@())
+        $garbage, $empty | Restore-Process -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures.Count | Should -Be 2
+        $failures | ForEach-Object { $_.CategoryInfo.Category | Should -Be 'InvalidData' }
+        $failures.TargetObject | Should -Be @($garbage, $empty)
+    }
+
+    It 'reports a missing image as ObjectNotFound' {
+        { Restore-Process -Path (Join-Path $TestDrive 'absent.ckpt') -ErrorAction Stop } |
+            Should -Throw -ErrorId 'ImageNotFound,CkptPS.Cmdlets.RestoreProcessCommand'
     }
 }

@@ -45,6 +45,8 @@ def command(c):
             p = dict(params[n])
             if isinstance(p.get("required"), dict):
                 p["required"] = p["required"].get(setname, False)
+            if isinstance(p.get("position"), dict):
+                p["position"] = p["position"].get(setname, "named")
             out.append(param(p, "    "))
         out.append('   </command:syntaxItem>')
     out.append('  </command:syntax>')
@@ -53,6 +55,8 @@ def command(c):
         p = dict(p)
         if isinstance(p.get("required"), dict):
             p["required"] = any(p["required"].values())
+        if isinstance(p.get("position"), dict):  # differs per parameter set: say which is which
+            p["position"] = ", ".join(f"{position} ({setname})" for setname, position in p["position"].items())
         out.append(param(p, "   "))
     out.append('  </command:parameters>')
     out.append('  <command:inputTypes>')

@@ -35,6 +35,31 @@ public sealed class CheckpointProcessTests : IDisposable
     }
 
     [Fact]
+    public void Piped_processes_take_the_image_path_as_the_first_positional_argument()
+    {
+        using var target = TargetProcess.StartSleep();
+        string image = Path.Combine(scratch, "positional.ckpt");
+        // Get-Process myapp | Checkpoint-Process app.ckpt: the path must not be taken for an -Id.
+        session.Run("[System.Diagnostics.Process]::GetProcessById($args[0]) | Checkpoint-Process $args[1] -WhatIf",
+            target.Pid, image).AssertClean();
+        Assert.Contains($"Checkpoint to '{image}'\" on target \"process sleep ({target.Pid})\"", session.Host.Output);
+    }
+
+    [Fact]
+    public void Id_and_Path_bind_by_position_and_InputObject_by_name()
+    {
+        using var target = TargetProcess.StartSleep();
+        string byPosition = Path.Combine(scratch, "by-position.ckpt"), byInputObject = Path.Combine(scratch, "by-input-object.ckpt");
+        session.Run("""
+            Checkpoint-Process $args[0] $args[1] -WhatIf
+            Checkpoint-Process -InputObject ([System.Diagnostics.Process]::GetProcessById($args[0])) -Path $args[2] -WhatIf
+            """, target.Pid, byPosition, byInputObject).AssertClean();
+        Assert.Contains($"Checkpoint to '{byPosition}'\" on target \"process sleep ({target.Pid})\"", session.Host.Output);
+        Assert.Contains($"Checkpoint to '{byInputObject}'\" on target \"process sleep ({target.Pid})\"", session.Host.Output);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(scratch));
+    }
+
+    [Fact]
     public void Objects_with_an_Id_property_bind_to_Id_by_property_name()
     {
         using var target = TargetProcess.StartSleep();

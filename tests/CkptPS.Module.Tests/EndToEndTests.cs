@@ -54,12 +54,11 @@ public sealed class EndToEndTests : IDisposable
         Assert.Contains(anon, vma => vma.Path == "[stack]" && vma.PagesSaved > 0);
         Assert.All(anon, vma => Assert.Equal(VmaType.Anon, vma.VmaType));
 
-        // The same mappings the kernel shows for the live process (it is still running, unchanged).
-        var maps = File.ReadAllLines($"/proc/{target.Pid}/maps")
-            .Where(line => !line.Contains("[vsyscall]"))
-            .Select(line => line.Split(' ', 2)[0]).ToList();
-        var fromImage = all.OfType<CkptVma>().Where(v => v.VmaType != VmaType.Vsyscall).Select(v => $"{v.Start:x}-{v.End:x}").ToList();
-        Assert.Equal(maps.Where(m => fromImage.Contains(m)).Count(), fromImage.Count);
+        // The same mappings, protections, offsets and names the kernel shows for the live process
+        // (it is still running, unchanged).
+        var maps = File.ReadAllLines($"/proc/{target.Pid}/maps").Select(MapsKey).ToHashSet();
+        var fromImage = all.OfType<CkptVma>().Where(v => v.VmaType != VmaType.Vsyscall).ToList();
+        Assert.All(fromImage, vma => Assert.Contains($"{vma.Start:x}-{vma.End:x} {vma.Protection} {vma.Offset:x8} {vma.Path}", maps));
 
         var files = all.OfType<CkptFile>().ToList();
         Assert.Equal(("/dev/null", FileAccess.Read), (files[0].Path, files[0].Access));
@@ -150,6 +149,13 @@ public sealed class EndToEndTests : IDisposable
         Assert.Equal(["fifo"], Directory.EnumerateFileSystemEntries(scratch).Select(Path.GetFileName));
         Assert.True(target.IsAlive);
         CheckpointProcessTests.AssertNotTracedOrStopped(target.Pid);
+    }
+
+    /// <summary>"start-end perms offset path" of a /proc/PID/maps line, without the device and inode columns.</summary>
+    private static string MapsKey(string line)
+    {
+        string[] fields = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
+        return $"{fields[0]} {fields[1]} {fields[2]} {(fields.Length > 5 ? fields[5].Trim() : "")}";
     }
 
     /// <summary>VmFlags mnemonics of each mapping, by start address, from the live /proc/PID/smaps.</summary>

@@ -109,6 +109,31 @@ public sealed class GetCkptImageTests : IDisposable
         Assert.Matches(@"l-wx------\s+1 -> /tmp/synthetic\.log\s+1234\s+Regular", text);
     }
 
+    /// <summary>
+    /// Out-String lives in Microsoft.PowerShell.Utility, which this runspace does not have; Out-Default
+    /// to the capturing host runs the same formatter over the same views.
+    /// </summary>
+    [Fact]
+    public void Sections_follow_the_object_order_and_a_filtered_stream_shows_only_its_own()
+    {
+        session.Run("Get-CkptImage $args[0] | Out-Default", image).AssertClean();
+        string all = session.Host.Output;
+        Assert.Matches(@"Tasks in .*synthetic\.ckpt", all);
+        Assert.Matches(@"7ffd00000000-7ffd00021000\s+rw-p\s+00000000\s+00:00\s+0\s+132K\s+12K\s+Anon\s+\[stack\]", all);
+        Assert.Matches(@"l-wx------\s+2 -> /tmp/synthetic\.log", all);
+        Assert.True(all.IndexOf("Tasks in", StringComparison.Ordinal) < all.IndexOf("Memory of", StringComparison.Ordinal));
+        Assert.True(all.IndexOf("Memory of", StringComparison.Ordinal) < all.IndexOf("Files of", StringComparison.Ordinal));
+
+        session.Host.ClearOutput();
+        session.Run("Get-CkptImage $args[0] | Where vma_type -eq Anon | Out-Default", image).AssertClean();
+        string anon = session.Host.Output;
+        Assert.Contains($"Memory of {Pid} (like /proc/{Pid}/maps)", anon);
+        Assert.DoesNotContain("Files of", anon);
+        Assert.DoesNotContain("Tasks in", anon);
+        Assert.DoesNotContain("[vdso]", anon);
+        Assert.Equal(AnonVmaCount, anon.Split('\n').Count(line => System.Text.RegularExpressions.Regex.IsMatch(line, @"^[0-9a-f]{12}-[0-9a-f]{12} .* Anon\b")));
+    }
+
     [Fact]
     public void FileInfo_objects_bind_through_FullName_and_strings_through_the_pipeline()
     {
@@ -151,6 +176,28 @@ public sealed class GetCkptImageTests : IDisposable
         Assert.Equal(ErrorCategory.InvalidData, error.CategoryInfo.Category);
         Assert.StartsWith("FailedCheckpointImage,", error.FullyQualifiedErrorId);
         Assert.Contains("Permission denied (errno 13)", error.Exception.Message);
+    }
+
+    /// <summary>
+    /// Read bytes of the pipeline thread (/proc/thread-self/io, rchar) around each command: listing
+    /// seeks over the page contents, validating reads (and hashes) all of them.
+    /// </summary>
+    [Fact]
+    public void Get_CkptImage_skips_page_contents_that_Test_CkptImage_reads()
+    {
+        string large = SyntheticImage.Write(scratch, "large.ckpt", anonMmapPages: AnonMmapCapacity);
+        long contents = AnonMmapCapacity * PageSize;
+        var result = session.Run("""
+            function Get-ReadBytes { [long](([System.IO.File]::ReadAllLines('/proc/thread-self/io') -match '^rchar:')[0] -replace '\D', '') }
+            $before = Get-ReadBytes; $objects = @(Get-CkptImage $args[0]); $listed = (Get-ReadBytes) - $before
+            $before = Get-ReadBytes; $valid = Test-CkptImage $args[0]; $validated = (Get-ReadBytes) - $before
+            $objects.Count; $listed; $valid; $validated
+            """, large).AssertClean();
+        Assert.Equal(10, Convert.ToInt32(result.Output[0].BaseObject));
+        long listed = Convert.ToInt64(result.Output[1].BaseObject), validated = Convert.ToInt64(result.Output[3].BaseObject);
+        Assert.True(LanguagePrimitives.IsTrue(result.Output[2]));
+        Assert.True(validated >= contents, $"Test-CkptImage read {validated} bytes of an image with {contents} bytes of pages");
+        Assert.True(listed < contents / 16, $"Get-CkptImage read {listed} bytes of an image with {contents} bytes of pages");
     }
 
     [Fact]

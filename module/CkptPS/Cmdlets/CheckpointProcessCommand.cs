@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Management.Automation;
+using CkptPS.Engine;
 using CkptPS.Reading;
 
 namespace CkptPS.Cmdlets;
@@ -30,7 +31,10 @@ public sealed class CheckpointProcessCommand : EngineCmdlet
     [Parameter(Mandatory = true, ParameterSetName = InputObjectSet, ValueFromPipeline = true)]
     public Process[] InputObject { get; set; } = [];
 
-    [Parameter(Mandatory = true, Position = 1)]
+    // Position 0 in the InputObject set, so `Get-Process app | Checkpoint-Process app.ckpt` binds
+    // the path positionally instead of failing to convert it to an -Id.
+    [Parameter(Mandatory = true, Position = 1, ParameterSetName = IdSet)]
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = InputObjectSet)]
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = "";
 
@@ -103,21 +107,53 @@ public sealed class CheckpointProcessCommand : EngineCmdlet
             $".{System.IO.Path.GetFileName(image)}.{Guid.NewGuid():N}.partial");
         var arguments = new List<string> { "checkpoint", "--pid", target.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), "--output", partial };
         if (Kill) arguments.Add("--kill");
+        EngineOutcome outcome;
         try
         {
-            var outcome = RunEngine(arguments, ProgressActivityId, $"Checkpoint {target.Description}");
-            if (!outcome.Succeeded)
-            {
-                WriteError(outcome.ToErrorRecord("CheckpointFailed", $"Cannot checkpoint {target.Description}", target.Source));
-                return;
-            }
-            File.Move(partial, image, overwrite: true);
+            outcome = RunEngine(arguments, ProgressActivityId, $"Checkpoint {target.Description}");
         }
-        finally
+        catch
         {
-            if (File.Exists(partial)) File.Delete(partial);
+            DeleteIfPresent(partial); // stopped (Ctrl+C) or the engine could not start
+            throw;
         }
+        if (!outcome.Succeeded)
+        {
+            DeleteIfPresent(partial);
+            WriteError(outcome.ToErrorRecord("CheckpointFailed", $"Cannot checkpoint {target.Description}", target.Source));
+            return;
+        }
+        if (!TryMoveIntoPlace(partial, image, target)) return;
         if (PassThru) WriteObject(ImageSummary.Read(image, Kill));
+    }
+
+    /// <summary>
+    /// Renames the finished image into place. Without -Force an image that appeared while the
+    /// engine ran is not replaced. On failure the complete image stays under its temporary name
+    /// and the error says where: after -Kill it may be the only copy of the process.
+    /// </summary>
+    private bool TryMoveIntoPlace(string partial, string image, ProcessTarget target)
+    {
+        try
+        {
+            File.Move(partial, image, overwrite: Force);
+            return true;
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            bool exists = File.Exists(image);
+            var problem = new IOException(
+                $"The image of {target.Description} was written to '{partial}' but could not be renamed to '{image}': {exception.Message}",
+                exception);
+            WriteError(new ErrorRecord(problem, exists ? "ImageExists" : "ImageNotRenamed",
+                exists ? ErrorCategory.ResourceExists : ErrorCategory.WriteError, image));
+            return false;
+        }
+    }
+
+    private static void DeleteIfPresent(string path)
+    {
+        if (File.Exists(path)) File.Delete(path);
     }
 
     /// <summary>

@@ -16,7 +16,9 @@ internal static class ImageModelReader
 
     public static ImageModel Read(string path, bool verifyChecksum, out ImageReader finishedReader)
     {
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        // Listing seeks from chunk header to chunk header, 4 MiB apart: a small buffer reads only
+        // the headers' page from disk. Hashing reads everything, through the reader's own 64 KiB.
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, verifyChecksum ? 1 << 16 : 4096);
         var reader = new ImageReader(stream, leaveOpen: false, verifyChecksum);
         try
         {

@@ -18,8 +18,15 @@ internal static unsafe class SyntheticImage
     public const int AnonVmaCount = 3; // heap, anon mmap, stack
     public const uint PageSize = 4096;
 
-    /// <summary>Writes the image; <paramref name="failAfterMm"/> makes it an image of a failed checkpoint instead.</summary>
-    public static string Write(string directory, string name = "synthetic.ckpt", bool failAfterMm = false)
+    /// <summary>Pages the 4 MiB anonymous mapping can hold.</summary>
+    public const uint AnonMmapCapacity = 0x40_0000 / PageSize;
+
+    /// <summary>
+    /// Writes the image; <paramref name="failAfterMm"/> makes it an image of a failed checkpoint instead.
+    /// <paramref name="anonMmapPages"/> (up to <see cref="AnonMmapCapacity"/>) sets how many pages of
+    /// the anonymous mapping are saved, for images with megabytes of page contents.
+    /// </summary>
+    public static string Write(string directory, string name = "synthetic.ckpt", bool failAfterMm = false, uint anonMmapPages = 1)
     {
         string path = Path.Combine(directory, name);
         using var stream = File.Create(path);
@@ -27,7 +34,7 @@ internal static unsafe class SyntheticImage
         WriteHeader(writer);
         writer.Write(new TreeRecord { TaskCount = 1 });
         WriteTask(writer);
-        WriteMemory(writer);
+        WriteMemory(writer, anonMmapPages);
         if (failAfterMm)
         {
             writer.WriteError(13, "reading /proc/4242/fdinfo/3: Permission denied");
@@ -68,7 +75,7 @@ internal static unsafe class SyntheticImage
         writer.Write(new TaskObjectsRecord { MmObjRef = 1, FileTableObjRef = 2, SignalHandlersObjRef = 3 });
     }
 
-    private static void WriteMemory(ImageWriter writer)
+    private static void WriteMemory(ImageWriter writer, uint anonMmapPages)
     {
         writer.Write(new MmRecord
         {
@@ -79,7 +86,7 @@ internal static unsafe class SyntheticImage
         WriteFile(writer, 10, FileKind.Regular, Exe, openFlags: 0x8000, mode: 0x81ed, position: 0);
         WriteVma(writer, CodeStart, CodeStart + 0x2000, VmaType.File, 5, 0x75, fileObjRef: 10, pgoff: 4);
         WriteVma(writer, HeapStart, HeapStart + 0x21000, VmaType.Anon, 3, 0x100073, pages: 2);
-        WriteVma(writer, AnonStart, AnonStart + 0x40_0000, VmaType.Anon, 3, 0x100073, pages: 1);
+        WriteVma(writer, AnonStart, AnonStart + 0x40_0000, VmaType.Anon, 3, 0x100073, pages: anonMmapPages);
         WriteVma(writer, SharedStart, SharedStart + 0x1000, VmaType.SharedAnon, 3, 0xfb, pages: 1, sharedObjRef: 11);
         WriteVma(writer, StackStart, StackStart + 0x21000, VmaType.Anon, 3, 0x100173, pages: 3);
         WriteVma(writer, VdsoStart, VdsoStart + 0x2000, VmaType.Vdso, 5, 0x8040075);
