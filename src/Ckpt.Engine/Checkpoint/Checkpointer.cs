@@ -114,21 +114,13 @@ public static class Checkpointer
     }
 
     // Gone, or exiting: a zombie, or a task whose exit the tracer (us) is told of. A task killed a
-    // moment ago may still be on its way out, so look a few times before calling it alive.
+    // moment ago may still be on its way out (slowly, on a starved machine), so look for up to half
+    // a second before calling it alive; this only runs on a failure path.
     private static unsafe bool TargetGone(int pid)
     {
-        for (int attempt = 0; attempt < 50; attempt++)
+        for (int attempt = 0; attempt < 250; attempt++)
         {
-            try
-            {
-                string stat = File.ReadAllText($"/proc/{pid}/stat");
-                char state = stat[stat.LastIndexOf(')') + 2];
-                if (state is 'Z' or 'X') return true;
-            }
-            catch (IOException)
-            {
-                return true;
-            }
+            if (ProcStat.IsZombie(pid) != false) return true;
             int status;
             if (Native.waitpid(pid, &status, Native.WALL | Native.WNOHANG) == pid && !WaitStatus.Stopped(status)) return true;
             Thread.Sleep(2);

@@ -49,6 +49,23 @@ public sealed class ProcStat(string comm, string[] rest)
         return new ProcStat(text[(open + 1)..close], text[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries));
     }
 
+    /// <summary>
+    /// True when the process has exited but is not reaped yet (state Z or X), false while it
+    /// runs; null when it is gone altogether.
+    /// </summary>
+    public static bool? IsZombie(int pid)
+    {
+        try
+        {
+            string text = File.ReadAllText($"/proc/{pid}/stat");
+            return text[text.LastIndexOf(')') + 2] is 'Z' or 'X';
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Field number as in proc(5) (1 = pid, 3 = state, ...).</summary>
     public long Field(int number) => long.Parse(rest[number - 3], CultureInfo.InvariantCulture);
 

@@ -16,8 +16,25 @@ public static class RestoreValidation
         CheckMachine(plan, force);
         CheckTask(plan);
         CheckFiles(plan);
-        if (Directory.Exists($"/proc/{plan.Pid}"))
+        if (!PidBecomesFree(plan.Pid))
             throw new PidInUseException(plan.Pid, ProcessNames.CommOf(plan.Pid));
+    }
+
+    // The usual holder right after `checkpoint --kill` is the killed process itself, a zombie
+    // until its parent reaps it: give the parent a moment (bounded), but never wait for a live one.
+    private static bool PidBecomesFree(int pid)
+    {
+        const int Attempts = 1000, SleepMilliseconds = 2;
+        for (int attempt = 0; attempt < Attempts; attempt++)
+        {
+            switch (ProcStat.IsZombie(pid))
+            {
+                case null: return true;
+                case false: return false;
+            }
+            Thread.Sleep(SleepMilliseconds);
+        }
+        return ProcStat.IsZombie(pid) is null;
     }
 
     private static unsafe void CheckMachine(RestorePlan plan, bool force)
