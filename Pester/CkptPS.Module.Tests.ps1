@@ -120,6 +120,13 @@ Describe 'Checkpoint-Process' {
         Test-Untouched $Target | Should -BeTrue
     }
 
+    It 'writes a valid image with -DeferredWrite and the process runs on' {
+        Checkpoint-Process -Id $Target -Path $Image -DeferredWrite
+        Test-CkptImage $Image | Should -BeTrue
+        Test-Alive $Target | Should -BeTrue
+        Test-Untouched $Target | Should -BeTrue
+    }
+
     It 'does nothing with -WhatIf' {
         $folder = Join-Path $TestDrive 'whatif-images'
         Checkpoint-Process -Id $Target -Path $Image -Kill -WhatIf
@@ -198,8 +205,14 @@ Describe 'Checkpoint-Process' {
 
     It 'reports a refusal by ptrace as PermissionDenied when the engine has no privileges' {
         # The real engine, run as nobody: what a user without CAP_SYS_PTRACE gets from the kernel.
+        # A copy nobody can reach: the checkout's own folders need not be searchable by nobody.
+        $reachable = Join-Path ([IO.Path]::GetTempPath()) "ckptps-nobody-$([guid]::NewGuid().ToString('N'))"
+        $null = New-Item -ItemType Directory $reachable
+        chmod 755 $reachable
+        Copy-Item (Join-Path $ModulePath 'ckpt') (Join-Path $reachable 'ckpt')
+        chmod 755 (Join-Path $reachable 'ckpt')
         $unprivileged = Join-Path $TestDrive 'ckpt-as-nobody'
-        Set-Content -Path $unprivileged -Value "#!/bin/sh`nexec setpriv --reuid=65534 --regid=65534 --clear-groups '$(Join-Path $ModulePath 'ckpt')' `"`$@`""
+        Set-Content -Path $unprivileged -Value "#!/bin/sh`nexec setpriv --reuid=65534 --regid=65534 --clear-groups '$(Join-Path $reachable 'ckpt')' `"`$@`""
         chmod 700 $unprivileged
         $folder = Join-Path $TestDrive 'writable-by-nobody'
         $null = New-Item -ItemType Directory $folder

@@ -28,6 +28,18 @@ public sealed class CheckpointEndToEndTests : IDisposable
     }
 
     [Fact]
+    public void DeferredWrite_writes_a_valid_image_and_the_process_runs_on()
+    {
+        using var target = TargetProcess.StartSleep();
+        string image = Path.Combine(scratch, "deferred.ckpt");
+        session.Run("Checkpoint-Process -Id $args[0] -Path $args[1] -DeferredWrite", target.Pid, image).AssertClean();
+        var validation = session.Run("Test-CkptImage $args[0] -Detailed", image).AssertClean().OfType<CkptImageValidation>().Single();
+        Assert.True(validation.IsValid, validation.Problem);
+        Assert.Equal(target.Pid, validation.Pid);
+        Assert.True(target.IsAlive);
+    }
+
+    [Fact]
     public void Kill_confirmed_with_Yes_kills_the_process_once_its_image_is_written()
     {
         using var target = TargetProcess.StartSleep();
@@ -44,8 +56,14 @@ public sealed class CheckpointEndToEndTests : IDisposable
     public void An_engine_without_privileges_gets_a_PermissionDenied_error_and_the_process_is_untouched()
     {
         // The real engine, run as nobody: what a user without CAP_SYS_PTRACE gets from the kernel.
+        // A copy in the scratch folder (under /tmp): the checkout's own folders need not be searchable by nobody.
+        string engine = Path.Combine(scratch, "ckpt");
+        File.Copy(RepoPaths.ModuleEngine, engine);
+        const UnixFileMode ReadAndExecuteForAll = (UnixFileMode)0x1ed; // 0755
+        File.SetUnixFileMode(engine, ReadAndExecuteForAll);
+        File.SetUnixFileMode(scratch, ReadAndExecuteForAll);
         string unprivileged = Path.Combine(scratch, "ckpt-as-nobody");
-        File.WriteAllText(unprivileged, $"#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups '{RepoPaths.ModuleEngine}' \"$@\"\n");
+        File.WriteAllText(unprivileged, $"#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups '{engine}' \"$@\"\n");
         File.SetUnixFileMode(unprivileged, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         session.Run("$global:CkptPSEnginePath = $args[0]", unprivileged).AssertClean();
         using var first = TargetProcess.StartSleep();

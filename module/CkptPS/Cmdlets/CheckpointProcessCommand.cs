@@ -44,6 +44,10 @@ public sealed class CheckpointProcessCommand : EngineCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    /// <summary>Shortest freeze: the engine copies every page while the process is stopped and writes after it resumes.</summary>
+    [Parameter]
+    public SwitchParameter DeferredWrite { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
@@ -107,6 +111,7 @@ public sealed class CheckpointProcessCommand : EngineCmdlet
             $".{System.IO.Path.GetFileName(image)}.{Guid.NewGuid():N}.partial");
         var arguments = new List<string> { "checkpoint", "--pid", target.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), "--output", partial };
         if (Kill) arguments.Add("--kill");
+        if (DeferredWrite) arguments.Add("--deferred-write");
         EngineOutcome outcome;
         try
         {
