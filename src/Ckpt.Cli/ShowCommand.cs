@@ -57,6 +57,7 @@ internal sealed class ImageSummary
     public CredentialsRecord Credentials;
     public List<string> Strings { get; } = [];
     public List<(VmaRecord Vma, string? Path)> Vmas { get; } = [];
+    public List<ulong> VmaPagesSaved { get; } = [];   // pages in each VMA's chunks, counted from their headers
     public Dictionary<int, string> FilePaths { get; } = [];
     public List<FileDescriptorRecord> Descriptors { get; } = [];
     public List<SignalActionRecord> Handlers { get; } = [];
@@ -94,6 +95,12 @@ internal sealed class ImageSummary
                 case RecordType.Vma:
                     var vma = reader.Read<VmaRecord>();
                     summary.Vmas.Add((vma, summary.FilePaths.GetValueOrDefault(vma.FileObjRef)));
+                    summary.VmaPagesSaved.Add(0);
+                    break;
+                case RecordType.PageArray:
+                    uint pages = reader.Read<PageArrayRecord>().PageCount;
+                    if (summary.VmaPagesSaved.Count == 0) throw new ImageFormatException(RecordType.PageArray, reader.CurrentRecordOffset, "page array before any VMA");
+                    summary.VmaPagesSaved[^1] += pages;
                     break;
                 case RecordType.FileDescriptor: summary.Descriptors.Add(reader.Read<FileDescriptorRecord>()); break;
                 case RecordType.SignalAction: summary.Handlers.Add(reader.Read<SignalActionRecord>()); break;
@@ -136,7 +143,6 @@ internal sealed class ImageSummary
             RecordType.GroupInfo => reader.Read<GroupInfoRecord>().GetHashCode(),
             RecordType.TaskObjects => reader.Read<TaskObjectsRecord>().GetHashCode(),
             RecordType.Mm => reader.Read<MmRecord>().GetHashCode(),
-            RecordType.PageArray => reader.Read<PageArrayRecord>().GetHashCode(),
             RecordType.FileTable => reader.Read<FileTableRecord>().GetHashCode(),
             RecordType.SignalHandlers => reader.Read<SignalHandlersRecord>().GetHashCode(),
             RecordType.Signal => reader.Read<SignalRecord>().GetHashCode(),
@@ -161,7 +167,7 @@ internal sealed class ImageSummary
     }
 
     private string Exe => Strings.Count > 2 ? Strings[2] : "";
-    private ulong PagesSaved => (ulong)Vmas.Sum(v => (long)v.Vma.PagesSaved);
+    private ulong PagesSaved => (ulong)VmaPagesSaved.Sum(p => (long)p);
     private DateTime Created => DateTime.UnixEpoch.AddTicks(Header.CreatedUnixNanoseconds / 100);
 
     public string ToText()
@@ -172,8 +178,8 @@ internal sealed class ImageSummary
         text.AppendLine($"task: pid {Task.Pid} ({Comm()}) {Exe}, ppid {Task.Ppid}, sid {Task.Sid}, threads {Task.ThreadCount}");
         text.AppendLine($"credentials: uid {Credentials.Uid}/{Credentials.Euid} gid {Credentials.Gid}/{Credentials.Egid}");
         text.AppendLine($"memory: {Vmas.Count} VMAs, {PagesSaved} pages saved");
-        foreach (var (vma, path) in Vmas)
-            text.AppendLine($"  {vma.VmStart:x12}-{vma.VmEnd:x12} {Protection(vma.Protection)} {vma.VmaType,-10} {vma.PagesSaved,8} pages {path}");
+        foreach (var ((vma, path), pages) in Vmas.Zip(VmaPagesSaved))
+            text.AppendLine($"  {vma.VmStart:x12}-{vma.VmEnd:x12} {Protection(vma.Protection)} {vma.VmaType,-10} {pages,8} pages {path}");
         text.AppendLine($"files: {Descriptors.Count} descriptors");
         foreach (var fd in Descriptors) text.AppendLine($"  fd {fd.Fd}: {FilePaths.GetValueOrDefault(fd.FileObjRef)}{(fd.CloseOnExec != 0 ? " (cloexec)" : "")}");
         var handled = Handlers.Where(h => h.Handler > 1).Select(h => h.Signal).ToList();
@@ -203,14 +209,14 @@ internal sealed class ImageSummary
             json.WriteNumber("gid", Credentials.Gid);
             json.WriteNumber("pagesSaved", PagesSaved);
             json.WriteStartArray("vmas");
-            foreach (var (vma, path) in Vmas)
+            foreach (var ((vma, path), pages) in Vmas.Zip(VmaPagesSaved))
             {
                 json.WriteStartObject();
                 json.WriteString("start", $"0x{vma.VmStart:x}");
                 json.WriteString("end", $"0x{vma.VmEnd:x}");
                 json.WriteString("protection", Protection(vma.Protection));
                 json.WriteString("type", vma.VmaType.ToString());
-                json.WriteNumber("pages", vma.PagesSaved);
+                json.WriteNumber("pages", pages);
                 if (path is not null) json.WriteString("path", path);
                 json.WriteEndObject();
             }

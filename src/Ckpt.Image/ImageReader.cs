@@ -109,6 +109,20 @@ public sealed class ImageReader : IDisposable
         return record;
     }
 
+    /// <summary>
+    /// Passes over the next record without interpreting its payload (PeekType checked its type and
+    /// length); for callers that look for some records only. Its bytes still count in the checksum.
+    /// </summary>
+    public void SkipRecord()
+    {
+        var type = PeekType() ?? throw Error(null, "image ends before the record to skip");
+        if (type == RecordType.Tail) throw Error(type, "the tail is read with ReadTail, not skipped");
+        pendingTrailing = peekedLength - HeaderSize;
+        TrailingLength = 0;
+        peekedType = null;
+        RecordCount++;
+    }
+
     /// <summary>Declared trailing bytes of the record just read (without padding).</summary>
     public long TrailingLength { get; private set; }
 

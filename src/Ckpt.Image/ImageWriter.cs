@@ -20,6 +20,7 @@ public sealed class ImageWriter : IDisposable
     private byte[] block;
     private int used;
     private int openPageArrayLength;   // > 0 between BeginPageArray and EndPageArray
+    private int openPageCount, openPageSize;
     private bool tailWritten;
 
     public ImageWriter(Stream stream, bool leaveOpen = false, WriteBehind writeBehind = WriteBehind.None)
@@ -88,14 +89,57 @@ public sealed class ImageWriter : IDisposable
         Span<byte> record = Reserve<PageArrayRecord>(new PageArrayRecord { PageCount = (uint)addresses.Length },
             addressBytes.Length + contentsLength, out int padded);
         addressBytes.CopyTo(record[PageArrayRecord.Size..]);
-        openPageArrayLength = padded;
+        (openPageArrayLength, openPageCount, openPageSize) = (padded, addresses.Length, pageSize);
         return record.Slice(PageArrayRecord.Size + addressBytes.Length, contentsLength);
     }
 
-    public void EndPageArray()
+    /// <summary>
+    /// Completes the chunk <see cref="BeginPageArray"/> opened. With <paramref name="dropZeroPages"/>
+    /// pages that hold only zeros are taken out of it first (and a chunk left empty is not written
+    /// at all). Returns the number of pages the chunk holds.
+    /// </summary>
+    public int EndPageArray(bool dropZeroPages = false)
     {
         if (openPageArrayLength == 0) throw new InvalidOperationException("no page array is open");
-        Commit(openPageArrayLength);
+        int kept = dropZeroPages ? CompactOutZeroPages() : openPageCount;
+        if (kept == openPageCount)
+        {
+            Commit(openPageArrayLength);
+            return kept;
+        }
+        openPageArrayLength = 0;
+        if (kept == 0) return 0;
+        int length = PageArrayRecord.Size + kept * (sizeof(ulong) + openPageSize);
+        int padded = (length + 7) & ~7;
+        Span<byte> record = block.AsSpan(used, padded);
+        new PageArrayRecord { PageCount = (uint)kept }.WriteTo(record, (uint)padded);
+        record[length..].Clear();
+        Commit(padded);
+        return kept;
+    }
+
+    // Moves the pages with a non-zero byte (and their addresses) to the front of the open chunk,
+    // keeping their order, then the contents down next to the shortened address list.
+    private int CompactOutZeroPages()
+    {
+        Span<byte> record = block.AsSpan(used, openPageArrayLength);
+        Span<ulong> addresses = MemoryMarshal.Cast<byte, ulong>(record.Slice(PageArrayRecord.Size, openPageCount * sizeof(ulong)));
+        Span<byte> contents = record.Slice(PageArrayRecord.Size + openPageCount * sizeof(ulong), openPageCount * openPageSize);
+        int kept = 0;
+        for (int i = 0; i < openPageCount; i++)
+        {
+            Span<byte> page = contents.Slice(i * openPageSize, openPageSize);
+            if (!page.ContainsAnyExcept((byte)0)) continue; // a data page stops this scan at its first non-zero byte
+            if (kept != i)
+            {
+                addresses[kept] = addresses[i];
+                page.CopyTo(contents.Slice(kept * openPageSize, openPageSize));
+            }
+            kept++;
+        }
+        if (kept != openPageCount)
+            contents[..(kept * openPageSize)].CopyTo(record[(PageArrayRecord.Size + kept * sizeof(ulong))..]);
+        return kept;
     }
 
     /// <summary>The empty chunk that ends a VMA's pages.</summary>

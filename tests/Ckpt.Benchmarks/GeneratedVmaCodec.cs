@@ -42,7 +42,7 @@ public static class GeneratedVmaCodec
             var vma = VmaRecord.ReadFrom(image[position..]);
             ExpectLength(image[position..], VmaRecord.Size);
             position += VmaRecord.Size;
-            fingerprint += vma.VmStart ^ vma.VmEnd ^ vma.VmPgoff ^ vma.VmFlags ^ vma.PagesSaved;
+            fingerprint += vma.VmStart ^ vma.VmEnd ^ vma.VmPgoff ^ vma.VmFlags ^ vma.PagesPopulated;
             fingerprint += (ulong)vma.VmaType + vma.Protection + (ulong)(vma.FileObjRef + vma.SharedMemoryObjRef);
 
             var chunk = PageArrayRecord.ReadFrom(image[position..]);

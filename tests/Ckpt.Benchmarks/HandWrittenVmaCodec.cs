@@ -30,7 +30,7 @@ public static class HandWrittenVmaCodec
             BinaryPrimitives.WriteUInt32LittleEndian(record[44..], vma.Protection);
             BinaryPrimitives.WriteInt32LittleEndian(record[48..], vma.FileObjRef);
             BinaryPrimitives.WriteInt32LittleEndian(record[52..], vma.SharedMemoryObjRef);
-            BinaryPrimitives.WriteUInt64LittleEndian(record[56..], vma.PagesSaved);
+            BinaryPrimitives.WriteUInt64LittleEndian(record[56..], vma.PagesPopulated);
             position += VmaSize;
 
             WriteChunkHeader(destination.Slice(position, ChunkSize), chunkLength, VmaImageShape.PagesPerChunk);

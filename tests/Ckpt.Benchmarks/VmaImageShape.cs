@@ -29,7 +29,7 @@ public sealed class VmaImageShape
                 Protection = (uint)(i % 8),
                 FileObjRef = i % 3,
                 SharedMemoryObjRef = i % 5,
-                PagesSaved = PagesPerChunk,
+                PagesPopulated = PagesPerChunk,
             };
         }
         Page = new byte[PageSize];

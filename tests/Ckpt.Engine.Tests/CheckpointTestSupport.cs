@@ -248,4 +248,7 @@ internal sealed class ImageContents
     public List<VmaRecord> Vmas { get; } = [];
     public List<SignalActionRecord> Actions { get; } = [];
     public Dictionary<ulong, byte[]> Pages { get; } = [];
+
+    /// <summary>Pages the image holds for a VMA (its chunks), as opposed to its PagesPopulated bound.</summary>
+    public ulong PagesSaved(VmaRecord vma) => (ulong)Pages.Keys.Count(a => a >= vma.VmStart && a < vma.VmEnd);
 }

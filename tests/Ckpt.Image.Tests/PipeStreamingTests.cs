@@ -29,7 +29,7 @@ public class PipeStreamingTests
             });
             for (var i = 0; i < vmaCount; i++)
             {
-                writer.Write(new VmaRecord { VmStart = (ulong)i << 20, VmEnd = ((ulong)i << 20) + 0x4000, PagesSaved = 4 });
+                writer.Write(new VmaRecord { VmStart = (ulong)i << 20, VmEnd = ((ulong)i << 20) + 0x4000, PagesPopulated = 4 });
                 writer.WritePageArray(addresses, page);
                 writer.WritePageArrayEnd();
             }

@@ -13,21 +13,12 @@ internal static class SampleImage
         using var output = new MemoryStream();
         using (var writer = new ImageWriter(output, leaveOpen: true, writeBehind))
         {
-            var header = new HeaderRecord
-            {
-                Magic = HeaderRecord.ExpectedMagic,
-                FormatVersion = HeaderRecord.CurrentFormatVersion,
-                LinuxCrNumbering = HeaderRecord.LinuxCrVersion,
-                Arch = Architecture.X86_64,
-                PageSize = PageSize,
-                TaskCommLength = 16,
-            };
-            writer.Write(header);
+            WriteHeader(writer);
             writer.Write(new TreeRecord { TaskCount = 1 });
             writer.Write(new TaskRecord { Pid = 1234, Ppid = 1, Umask = 0x12 });
             writer.WriteString("/home/user");
             writer.Write(new MmRecord { VmaCount = 1, Brk = 0x5000_0000 });
-            writer.Write(new VmaRecord { VmStart = 0x7000_0000, VmEnd = 0x7000_3000, VmaType = VmaType.Anon, Protection = 3, PagesSaved = 2 });
+            writer.Write(new VmaRecord { VmStart = 0x7000_0000, VmEnd = 0x7000_3000, VmaType = VmaType.Anon, Protection = 3, PagesPopulated = 2 });
             var contents = new byte[2 * PageSize];
             for (var i = 0; i < contents.Length; i++) contents[i] = (byte)(i * 7 + 1);
             writer.WritePageArray([0x7000_0000, 0x7000_2000], contents);
@@ -39,6 +30,17 @@ internal static class SampleImage
         }
         return output.ToArray();
     }
+
+    /// <summary>A valid header for 4 KiB pages, the first record of every test image.</summary>
+    public static void WriteHeader(ImageWriter writer) => writer.Write(new HeaderRecord
+    {
+        Magic = HeaderRecord.ExpectedMagic,
+        FormatVersion = HeaderRecord.CurrentFormatVersion,
+        LinuxCrNumbering = HeaderRecord.LinuxCrVersion,
+        Arch = Architecture.X86_64,
+        PageSize = PageSize,
+        TaskCommLength = 16,
+    });
 
     /// <summary>Reads the whole sample back, checking what it holds.</summary>
     public static void ReadAndCheck(byte[] image, bool verifyChecksum = true)

@@ -64,7 +64,7 @@ public class WriteBehindTests
         using var output = new MemoryStream();
         using (var writer = new ImageWriter(output, leaveOpen: true))
         {
-            WriteHeader(writer);
+            SampleImage.WriteHeader(writer);
             writer.BeginPageArray([0x1000, 0x2000], PageSize).Fill(0xAA);
             writer.WriteError(14, "process_vm_readv failed");
             writer.WriteTail();
@@ -97,12 +97,12 @@ public class WriteBehindTests
     // Chunks of varied sizes, each page numbered, with small records between them.
     private static void WritePages(ImageWriter writer, int pages)
     {
-        WriteHeader(writer);
+        SampleImage.WriteHeader(writer);
         int written = 0;
         for (int chunk = 1; written < pages; chunk++)
         {
             int count = Math.Min(pages - written, chunk % 3 == 0 ? PageArrayRecord.MaxPagesPerChunk : 77 * chunk % 700 + 1);
-            writer.Write(new VmaRecord { VmStart = (ulong)written * PageSize, PagesSaved = (ulong)count });
+            writer.Write(new VmaRecord { VmStart = (ulong)written * PageSize, PagesPopulated = (ulong)count });
             var addresses = new ulong[count];
             for (int i = 0; i < count; i++) addresses[i] = (ulong)(written + i) * PageSize;
             Span<byte> contents = writer.BeginPageArray(addresses, PageSize);
@@ -112,12 +112,6 @@ public class WriteBehindTests
             written += count;
         }
     }
-
-    private static void WriteHeader(ImageWriter writer) => writer.Write(new HeaderRecord
-    {
-        Magic = HeaderRecord.ExpectedMagic, FormatVersion = HeaderRecord.CurrentFormatVersion,
-        LinuxCrNumbering = HeaderRecord.LinuxCrVersion, Arch = Architecture.X86_64, PageSize = PageSize, TaskCommLength = 16,
-    });
 
     // Reads every record back, checks each page's number and the checksum.
     private static void ReadAll(byte[] image)

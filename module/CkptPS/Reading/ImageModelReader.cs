@@ -55,9 +55,9 @@ internal static class ImageModelReader
         {
             ReadFileIfFirstUse(reader, files);
             var vma = Next<VmaRecord>(reader);
-            SkipPageArrays(reader);
-            pagesSaved += vma.PagesSaved;
-            model.Vmas.Add(VmaView.Create(path, task.Pid, header.PageSize, vma, mm, files));
+            ulong vmaPages = SkipPageArrays(reader);
+            pagesSaved += vmaPages;
+            model.Vmas.Add(VmaView.Create(path, task.Pid, header.PageSize, vma, vmaPages, mm, files));
         }
 
         var table = Next<FileTableRecord>(reader);
@@ -103,10 +103,15 @@ internal static class ImageModelReader
         files[file.ObjRef] = (file, reader.ReadTrailingString());
     }
 
-    /// <summary>Page chunks up to the empty one; their contents are skipped (seeked over when not hashing).</summary>
-    private static void SkipPageArrays(ImageReader reader)
+    /// <summary>
+    /// Page chunks up to the empty one; their contents are skipped (seeked over when not hashing).
+    /// Returns the pages they hold: the VMA's saved pages.
+    /// </summary>
+    private static ulong SkipPageArrays(ImageReader reader)
     {
-        while (Next<PageArrayRecord>(reader).PageCount != 0) { }
+        ulong pages = 0;
+        for (uint count; (count = Next<PageArrayRecord>(reader).PageCount) != 0;) pages += count;
+        return pages;
     }
 
     private static uint[] ReadGroups(ImageReader reader)

@@ -7,7 +7,8 @@ internal static class VmaView
 {
     private const uint ProtRead = 1, ProtWrite = 2, ProtExec = 4;
 
-    public static CkptVma Create(string image, int pid, uint pageSize, in VmaRecord vma, in MmRecord mm,
+    /// <param name="pagesSaved">the pages the VMA's chunks hold</param>
+    public static CkptVma Create(string image, int pid, uint pageSize, in VmaRecord vma, ulong pagesSaved, in MmRecord mm,
         Dictionary<int, (FileRecord Record, string Path)> files)
     {
         bool hasFile = files.TryGetValue(vma.FileObjRef, out var file) && vma.FileObjRef != 0;
@@ -25,8 +26,8 @@ internal static class VmaView
             Path = hasFile ? file.Path : KernelName(vma, mm),
             Device = hasFile ? file.Record.Device : 0,
             Inode = hasFile ? file.Record.Inode : 0,
-            PagesSaved = vma.PagesSaved,
-            SavedBytes = vma.PagesSaved * pageSize,
+            PagesSaved = pagesSaved,
+            SavedBytes = pagesSaved * pageSize,
         };
     }
 

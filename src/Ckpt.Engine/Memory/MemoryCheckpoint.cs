@@ -24,7 +24,7 @@ public sealed class MemoryCheckpoint
 
     private sealed record VmaPlanned(MapsEntry Map, VmaRecord Record, FileRecord? NewFile, string? FilePath, List<(ulong Start, ulong End)> Pages);
 
-    public long TotalPages => _vmas.Sum(v => (long)v.Record.PagesSaved);
+    public long TotalPages => _vmas.Sum(v => (long)v.Record.PagesPopulated);
 
     /// <summary>Reads smaps and selects pages; refuses mappings it cannot describe, before any write.</summary>
     public static MemoryCheckpoint Inspect(int pid, ObjRefs objRefs)
@@ -68,7 +68,7 @@ public sealed class MemoryCheckpoint
                 VmaType.SharedAnon => scan.Populated(map.Start, map.End, anonymousOnly: false),
                 _ => [],
             };
-            record.PagesSaved = (ulong)pages.Sum(r => (long)((r.End - r.Start) / (ulong)Environment.SystemPageSize));
+            record.PagesPopulated = (ulong)pages.Sum(r => (long)((r.End - r.Start) / (ulong)Environment.SystemPageSize));
             vmas.Add(new VmaPlanned(map, record, newFile, path, pages));
         }
         return new MemoryCheckpoint(pid, vmas);
@@ -128,7 +128,9 @@ public sealed class MemoryCheckpoint
         {
             if (vma.NewFile is { } file) writer.Write(file, Encoding.UTF8.GetBytes(vma.FilePath!));
             writer.Write(vma.Record);
-            pages.Write(vma.Pages, chunk => progress(done += chunk));
+            // A missing page of a fresh anonymous mapping reads as zeros: an all-zero one need not be stored.
+            bool dropZeroPages = vma.Record.VmaType is VmaType.Anon or VmaType.SharedAnon;
+            pages.Write(vma.Pages, dropZeroPages, chunk => progress(done += chunk));
             writer.WritePageArrayEnd();
         }
     }

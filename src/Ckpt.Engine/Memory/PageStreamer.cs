@@ -25,7 +25,9 @@ public sealed class PageStreamer : IDisposable
         _memFd = ProcessMemory.OpenMem(pid, Native.O_RDONLY);
     }
 
-    public void Write(IReadOnlyList<(ulong Start, ulong End)> regions, Action<int> chunkWritten)
+    /// <param name="dropZeroPages">leave all-zero pages out (where the restored mapping reads as zeros without them)</param>
+    /// <param name="chunkRead">pages read so far in this call, after every chunk</param>
+    public void Write(IReadOnlyList<(ulong Start, ulong End)> regions, bool dropZeroPages, Action<int> chunkRead)
     {
         int count = 0;
         foreach (var (start, end) in regions)
@@ -35,21 +37,21 @@ public sealed class PageStreamer : IDisposable
                 _addresses[count++] = page;
                 if (count == _addresses.Length)
                 {
-                    Flush(count);
-                    chunkWritten(count);
+                    Flush(count, dropZeroPages);
+                    chunkRead(count);
                     count = 0;
                 }
             }
         }
         if (count > 0)
         {
-            Flush(count);
-            chunkWritten(count);
+            Flush(count, dropZeroPages);
+            chunkRead(count);
         }
     }
 
     // Adjacent pages become one iovec, so a contiguous chunk is a single remote range.
-    private void Flush(int count)
+    private void Flush(int count, bool dropZeroPages)
     {
         _ranges.Clear();
         for (int i = 0; i < count; i++)
@@ -61,7 +63,7 @@ public sealed class PageStreamer : IDisposable
         }
         Span<byte> contents = _writer.BeginPageArray(_addresses.AsSpan(0, count), _pageSize);
         ProcessMemory.ReadRanges(_pid, _memFd, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ranges), contents);
-        _writer.EndPageArray();
+        _writer.EndPageArray(dropZeroPages);
     }
 
     public void Dispose() => Native.close(_memFd);

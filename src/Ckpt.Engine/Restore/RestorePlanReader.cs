@@ -130,10 +130,15 @@ public static class RestorePlanReader
     private static List<PageChunk> ReadChunks(ImageReader reader, VmaRecord vma)
     {
         var chunks = new List<PageChunk>();
+        ulong pages = 0;
         while (true)
         {
             var array = reader.Read<PageArrayRecord>();
             if (array.PageCount == 0) return chunks;
+            pages += array.PageCount;
+            if (pages > vma.PagesPopulated)
+                throw new ImageFormatException(RecordType.PageArray, reader.CurrentRecordOffset,
+                    $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} has more pages in its chunks than the {vma.PagesPopulated} it counted");
             var addresses = new ulong[array.PageCount];
             reader.ReadPageAddresses(addresses);
             foreach (ulong address in addresses)

@@ -30,7 +30,10 @@ public enum VmaType : uint
 
 /// <summary>
 /// One VMA. For File/SharedFile a FileRecord with FileObjRef precedes it (first use only).
-/// Followed by PageArrayRecords, the last of which has PageCount = 0.
+/// Followed by PageArrayRecords, the last of which has PageCount = 0. The pages those chunks
+/// hold are the pages saved; PagesPopulated is counted before the contents are read, so it is an
+/// upper bound: an all-zero page of anonymous memory (Anon, SharedAnon) is left out, since a
+/// fresh mapping reads as zeros anyway.
 /// </summary>
 [ImageRecord(RecordType.Vma)]
 public partial struct VmaRecord
@@ -43,7 +46,7 @@ public partial struct VmaRecord
     public uint Protection;             // PROT_READ|PROT_WRITE|PROT_EXEC
     public int FileObjRef;              // 0: none
     public int SharedMemoryObjRef;      // 0: none
-    public ulong PagesSaved;            // pages whose contents follow in PageArrayRecords
+    public ulong PagesPopulated;        // pages with contents per the page map, >= the pages in the chunks
 }
 
 /// <summary>

@@ -98,7 +98,7 @@ internal static unsafe class SyntheticImage
         writer.Write(new VmaRecord
         {
             VmStart = start, VmEnd = end, VmPgoff = pgoff, VmFlags = flags, VmaType = type, Protection = protection,
-            FileObjRef = fileObjRef, SharedMemoryObjRef = sharedObjRef, PagesSaved = pages,
+            FileObjRef = fileObjRef, SharedMemoryObjRef = sharedObjRef, PagesPopulated = pages,
         });
         if (pages > 0)
         {
