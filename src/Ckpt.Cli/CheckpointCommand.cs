@@ -51,6 +51,7 @@ public static class CheckpointCommand
                 w.WriteString("image", output == "-" ? "-" : Path.GetFullPath(output));
                 w.WriteNumber("bytes", result.Bytes);
                 w.WriteNumber("frozen_seconds", result.Frozen.TotalSeconds);
+                w.WriteNumber("peak_rss_kib", ProgressChannel.PeakResidentKib());
             });
             return 0;
         }

@@ -48,6 +48,21 @@ internal sealed unsafe partial class ProgressChannel : IDisposable
 
     public void Dispose() { }
 
+    /// <summary>
+    /// The engine's own peak resident set (VmHWM of /proc/self/status), for the result line. Not
+    /// wait4's ru_maxrss: that also counts the memory of a parent that spawned the engine with vfork.
+    /// </summary>
+    public static long PeakResidentKib()
+    {
+        foreach (string line in File.ReadLines("/proc/self/status"))
+        {
+            if (!line.StartsWith("VmHWM:", StringComparison.Ordinal)) continue;
+            string[] parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return parts.Length >= 2 && long.TryParse(parts[1], out long kib) ? kib : -1;
+        }
+        return -1;
+    }
+
     [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
     private static partial nint write(int fd, byte* buffer, nuint count);
 }

@@ -35,6 +35,7 @@ public static class RestoreCommand
                 w.WriteNumber("pid", result.Pid);
                 w.WriteString("image", input);
                 if (result.ExitStatus is { } status) w.WriteNumber("exitStatus", status);
+                w.WriteNumber("peak_rss_kib", ProgressChannel.PeakResidentKib());
             });
             return result.ExitStatus ?? 0;
         }

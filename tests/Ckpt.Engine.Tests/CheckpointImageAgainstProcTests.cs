@@ -73,7 +73,7 @@ public class CheckpointImageAgainstProcTests
             Assert.True((ulong)saved.Count <= vma.PagesPopulated, $"{where}: PagesPopulated {vma.PagesPopulated}, {saved.Count} pages in its chunks");
             Assert.Equal(ExpectedPages(pid, map, vma.VmaType, zeroPfn).Where(a => !IsAllZeroAnonymous(pid, a, vma.VmaType)), saved);
             foreach (ulong address in saved)
-                Assert.True(image.Pages[address].AsSpan().SequenceEqual(Ckpt.Engine.Restore.TaskMemory.Read(pid, address, 4096)), $"{where}: contents of page 0x{address:x}");
+                Assert.True(image.Pages[address].AsSpan().SequenceEqual(Ckpt.Engine.Linux.ProcessMemory.ReadExact(pid, address, 4096)), $"{where}: contents of page 0x{address:x}");
         }
     }
 
@@ -108,7 +108,7 @@ public class CheckpointImageAgainstProcTests
 
     // An anonymous page the process filled with zeros is not stored: a fresh mapping reads the same.
     private static bool IsAllZeroAnonymous(int pid, ulong address, VmaType type) =>
-        type is VmaType.Anon or VmaType.SharedAnon && !Ckpt.Engine.Restore.TaskMemory.Read(pid, address, 4096).AsSpan().ContainsAnyExcept((byte)0);
+        type is VmaType.Anon or VmaType.SharedAnon && !Ckpt.Engine.Linux.ProcessMemory.ReadExact(pid, address, 4096).AsSpan().ContainsAnyExcept((byte)0);
 
     private static void AssertDescriptors(int pid, ImageContents image)
     {

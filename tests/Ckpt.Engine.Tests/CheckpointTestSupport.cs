@@ -30,19 +30,11 @@ internal static unsafe partial class CheckpointTestSupport
     /// <summary>Runs the ckpt executable with the given arguments (optionally through a prefix such as setpriv); returns exit code and stderr.</summary>
     public static (int ExitCode, string Stdout, string Stderr) RunCli(string[] arguments, string[]? prefix = null, string? stdoutPath = null, string? executable = null)
     {
-        var (code, stdout, stderr, _) = RunCliMeasured(arguments, prefix, stdoutPath, executable);
-        return (code, stdout, stderr);
-    }
-
-    /// <summary>RunCli, plus the engine's peak resident set in KiB (from wait4).</summary>
-    public static (int ExitCode, string Stdout, string Stderr, long PeakRssKib) RunCliMeasured(
-        string[] arguments, string[]? prefix = null, string? stdoutPath = null, string? executable = null)
-    {
         string stdout = stdoutPath ?? TempPath("stdout"), stderr = TempPath("stderr");
         string[] argv = [.. prefix ?? [], executable ?? CkptPath(), .. arguments];
         int pid = SpawnWithEnvironment(argv, stdout, stderr, newSession: false);
-        var (code, peakRss) = RestoreTestProcesses.WaitForExitMeasured(pid);
-        return (code, File.ReadAllText(stdout), File.ReadAllText(stderr), peakRss);
+        int code = RestoreTestProcesses.WaitForExit(pid);
+        return (code, File.ReadAllText(stdout), File.ReadAllText(stderr));
     }
 
     /// <summary>The newest built `ckpt`: artifacts/ckpt (build.sh) or the Release/Debug build output.</summary>

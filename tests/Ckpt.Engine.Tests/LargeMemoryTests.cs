@@ -16,9 +16,9 @@ namespace Ckpt.Engine.Tests;
 public class LargeMemoryTests
 {
     private const int TargetMebibytes = 512;
-    // Far below the target's size (an engine holding the image would need all of it), with room for
-    // a framework-dependent build's runtime; the NativeAOT engine stays near 20 MiB.
-    private const long EngineBoundKib = TargetMebibytes / 4 * 1024;
+    // Issue 6's bound for a 1 GiB target, far below this target's size (an engine holding the image
+    // would need all of it); the NativeAOT engine stays near 25 MiB, a framework-dependent one near 60.
+    private const long EngineBoundKib = 100 * 1024;
     private const int PageSize = 4096, UntouchedEvery = 97, ZeroedEvery = 89; // as in ckpt_dirty.c
 
     [Fact]
@@ -26,18 +26,20 @@ public class LargeMemoryTests
     {
         using var target = Start("ckpt_dirty", TargetMebibytes.ToString());
         string image = TempPath("large.img");
-        var (code, _, stderr, checkpointRss) = RunCliMeasured(["checkpoint", "--pid", target.Pid.ToString(), "--output", image, "--kill"]);
+        var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", image, "--kill", "--progress-fd", "2"]);
         Assert.True(code == 0, stderr);
+        long checkpointRss = PeakResidentKib(stderr);
         Assert.True(new FileInfo(image).Length > TargetMebibytes * 0.98 * (1 << 20), "the image holds the dirty pages");
         Assert.True(checkpointRss < EngineBoundKib, $"checkpoint engine peak RSS {checkpointRss} KiB for a {TargetMebibytes} MiB target");
         Assert.Equal(ExpectedDataPages(RegionOf(target)), SavedPagesIn(image, RegionOf(target)));
         RestoreTestProcesses.WaitForExit(target.Pid);
         RestoreTestProcesses.WaitUntilGone(target.Pid);
 
-        var (restoreCode, stdout, restoreError, restoreRss) = RunCliMeasured(["restore", "--input", image]);
+        var (restoreCode, stdout, restoreError) = RunCli(["restore", "--input", image, "--progress-fd", "2"]);
         try
         {
             Assert.True(restoreCode == 0, restoreError);
+            long restoreRss = PeakResidentKib(restoreError);
             Assert.Equal(target.Pid, int.Parse(stdout.Trim()));
             Assert.True(restoreRss < EngineBoundKib, $"restore engine peak RSS {restoreRss} KiB for a {TargetMebibytes} MiB image");
             target.RequirePass();
@@ -47,6 +49,14 @@ public class LargeMemoryTests
             if (IsAlive(target.Pid)) RestoreTestProcesses.Signal(target.Pid, 9);
             File.Delete(image);
         }
+    }
+
+    // The engine's VmHWM from its result line (wait4's ru_maxrss would count our own memory: the
+    // engine is spawned with vfork semantics and inherits the spawner's high-water mark).
+    private static long PeakResidentKib(string progressLines)
+    {
+        string result = progressLines.Split('\n').Last(line => line.Contains("\"event\":\"result\"", StringComparison.Ordinal));
+        return System.Text.Json.JsonDocument.Parse(result).RootElement.GetProperty("peak_rss_kib").GetInt64();
     }
 
     private static ulong RegionOf(Target target)

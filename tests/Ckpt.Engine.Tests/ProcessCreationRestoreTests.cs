@@ -76,8 +76,8 @@ public sealed class ProcessCreationRestoreTests
             const ulong address = 0x5a5a_0000_0000;
             long mapped = syscalls.Call("mmap", 9, address, 8192, 3, 0x22 | 0x100000, ulong.MaxValue, 0);
             Assert.Equal((long)address, mapped);
-            TaskMemory.Write(pid, address + 4096, "hello"u8);
-            Assert.Equal("hello"u8.ToArray(), TaskMemory.Read(pid, address + 4096, 5));
+            ProcessMemory.Write(pid, address + 4096, "hello"u8);
+            Assert.Equal("hello"u8.ToArray(), ProcessMemory.ReadExact(pid, address + 4096, 5));
             Assert.Contains(MapsLine.ReadAll(pid), m => m.Start == address && m.End == address + 8192 && m.Permissions == "rw-p");
 
             // A failing call reports the syscall, the errno and the pid.

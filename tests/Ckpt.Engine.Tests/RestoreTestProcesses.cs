@@ -14,9 +14,6 @@ internal static unsafe partial class RestoreTestProcesses
     [LibraryImport("libc", SetLastError = true)]
     private static partial int waitpid(int pid, int* status, int options);
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int wait4(int pid, int* status, int options, long* usage);
-
     [LibraryImport("libc")]
     private static partial int posix_spawn_file_actions_init(byte* actions);
 
@@ -123,19 +120,14 @@ internal static unsafe partial class RestoreTestProcesses
     }
 
     /// <summary>waitpid for a child; returns its exit code (128 + signal if killed).</summary>
-    public static int WaitForExit(int pid) => WaitForExitMeasured(pid).ExitCode;
-
-    /// <summary>Like WaitForExit, and the child's peak resident set (wait4's ru_maxrss) in KiB.</summary>
-    public static (int ExitCode, long PeakRssKib) WaitForExitMeasured(int pid)
+    public static int WaitForExit(int pid)
     {
-        const int RusageLongs = 18, MaxRssIndex = 4; // struct rusage: two timevals, then ru_maxrss
         int status;
-        long* usage = stackalloc long[RusageLongs];
-        while (wait4(pid, &status, WALL, usage) < 0)
+        while (waitpid(pid, &status, WALL) < 0)
         {
-            if (Marshal.GetLastPInvokeError() != 4) throw new InvalidOperationException($"wait4 {pid}: errno {Marshal.GetLastPInvokeError()}");
+            if (Marshal.GetLastPInvokeError() != 4) throw new InvalidOperationException($"waitpid {pid}: errno {Marshal.GetLastPInvokeError()}");
         }
-        return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), usage[MaxRssIndex]);
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
     }
 
     /// <summary>Field 22 of /proc/PID/stat (start time in clock ticks): tells two processes with one pid apart. Null if gone.</summary>

@@ -3,8 +3,9 @@ using static Ckpt.Engine.Linux.Native;
 namespace Ckpt.Engine.Linux;
 
 /// <summary>
-/// Another process's memory. API: ReadExact/Write for small pieces (through /proc/PID/mem, which a
-/// ptracer may use on any mapping, read-only and PROT_NONE ones included); ReadRanges for bulk
+/// Another process's memory, for both checkpoint and restore. API: ReadExact/Write for small
+/// pieces (through /proc/PID/mem, which a ptracer may use on any mapping, read-only, PROT_NONE
+/// and not yet populated ones included); ReadRanges for bulk
 /// page reads: one process_vm_readv with many iovecs into the caller's buffer, and /proc/PID/mem
 /// for whatever process_vm_readv refuses (it honours page protections).
 /// </summary>
@@ -32,19 +33,25 @@ public static unsafe class ProcessMemory
         int fd = OpenMem(pid, O_RDWR);
         try
         {
-            fixed (byte* bytes = data)
-            {
-                for (int done = 0; done < data.Length;)
-                {
-                    nint n = pwrite(fd, bytes + done, (nuint)(data.Length - done), (long)address + done);
-                    if (n <= 0) throw new SyscallException("pwrite(/proc/PID/mem)", n < 0 ? LastErrno : Errno.EIO, pid, $"{data.Length} bytes at 0x{address:x}");
-                    done += (int)n;
-                }
-            }
+            Write(fd, pid, address, data);
         }
         finally
         {
             close(fd);
+        }
+    }
+
+    /// <summary>Writes through an open /proc/PID/mem (<see cref="OpenMem"/> with O_RDWR), for many writes.</summary>
+    public static void Write(int memFd, int pid, ulong address, ReadOnlySpan<byte> data)
+    {
+        fixed (byte* bytes = data)
+        {
+            for (int done = 0; done < data.Length;)
+            {
+                nint n = pwrite(memFd, bytes + done, (nuint)(data.Length - done), (long)address + done);
+                if (n <= 0) throw new SyscallException("pwrite(/proc/PID/mem)", n < 0 ? LastErrno : Errno.EIO, pid, $"{data.Length} bytes at 0x{address:x}");
+                done += (int)n;
+            }
         }
     }
 

@@ -1,5 +1,5 @@
+using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
-using Microsoft.Win32.SafeHandles;
 
 namespace Ckpt.Engine.Memory;
 
@@ -22,7 +22,7 @@ public static class PageWriter
     public static void WriteAll(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
     {
         int pageSize = (int)plan.Header.PageSize;
-        using SafeFileHandle mem = File.OpenHandle($"/proc/{syscalls.Pid}/mem", FileMode.Open, FileAccess.ReadWrite);
+        int mem = ProcessMemory.OpenMem(syscalls.Pid, Native.O_RDWR);
         long imageFd = -1;
         byte[] buffer = [];
         try
@@ -47,6 +47,7 @@ public static class PageWriter
         finally
         {
             if (imageFd >= 0) syscalls.CallRaw(SYS_close, (ulong)imageFd);
+            Native.close(mem);
         }
     }
 
@@ -86,7 +87,7 @@ public static class PageWriter
         }
     }
 
-    private static void WriteThroughMem(RestorePlan plan, SafeFileHandle mem, int pid, PageRun run, int pageSize, ref byte[] buffer)
+    private static void WriteThroughMem(RestorePlan plan, int mem, int pid, PageRun run, int pageSize, ref byte[] buffer)
     {
         int length = run.Pages * pageSize;
         if (buffer.Length < length) buffer = new byte[length];
@@ -97,6 +98,6 @@ public static class PageWriter
             if (n <= 0) throw new IOException($"image ends inside the page contents at offset {run.ContentsOffset + done}");
             done += n;
         }
-        TaskMemory.Write(mem, pid, run.Address, contents);
+        ProcessMemory.Write(mem, pid, run.Address, contents);
     }
 }

@@ -88,7 +88,7 @@ public sealed unsafe class InjectedSyscalls
     {
         MapsLine vdso = MapsLine.ReadAll(Pid).FirstOrDefault(m => m.Name == "[vdso]")
             ?? throw new InvalidOperationException($"task {Pid} has no [vdso] mapping to run system calls through");
-        byte[] code = TaskMemory.Read(Pid, vdso.Start, checked((int)(vdso.End - vdso.Start)));
+        byte[] code = ProcessMemory.ReadExact(Pid, vdso.Start, checked((int)(vdso.End - vdso.Start)));
         for (int i = 0; i + 1 < code.Length; i++)
         {
             if (code[i] == 0x0f && code[i + 1] == 0x05)

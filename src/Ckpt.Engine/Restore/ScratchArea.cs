@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Ckpt.Engine.Linux;
 
 namespace Ckpt.Engine.Restore;
 
@@ -47,7 +48,7 @@ public sealed class ScratchArea
         ulong aligned = (_used + 15) & ~15ul;
         if (aligned + (ulong)data.Length > Size)
             throw new InvalidOperationException($"scratch area of {Size} bytes is too small for {data.Length} more bytes");
-        TaskMemory.Write(_syscalls.Pid, Address + aligned, data);
+        ProcessMemory.Write(_syscalls.Pid, Address + aligned, data);
         _used = aligned + (ulong)data.Length;
         return Address + aligned;
     }

@@ -55,7 +55,7 @@ public static unsafe class InterruptedSyscallRestore
         Span<byte> timespec = stackalloc byte[16];
         BitConverter.TryWriteBytes(timespec, (long)(remaining / 1_000_000_000));
         BitConverter.TryWriteBytes(timespec[8..], (long)(remaining % 1_000_000_000));
-        TaskMemory.Write(plan.Pid, buffer, timespec);
+        ProcessMemory.Write(plan.Pid, buffer, timespec);
     }
 
     // Where the remaining time goes: the call's own rem buffer (the kernel writes it on EINTR
