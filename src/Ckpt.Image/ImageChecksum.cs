@@ -11,6 +11,5 @@ public static class ImageChecksum
 {
     public static ulong Of(ReadOnlySpan<byte> bytes) => XxHash3.HashToUInt64(bytes);
 
-    /// <summary>A hash to append the image's bytes to, in order.</summary>
-    public static XxHash3 Create() => new();
+    internal static XxHash3 Create() => new();
 }
