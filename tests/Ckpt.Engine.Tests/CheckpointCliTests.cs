@@ -156,19 +156,6 @@ public class CheckpointCliTests
         string image = TempPath("roundtrip.img");
         var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", image, "--kill"]);
         Assert.True(code == 0, stderr);
-        RestoreTestProcesses.WaitForExit(target.Pid);
-        RestoreTestProcesses.WaitUntilGone(target.Pid);
-
-        var (restoreCode, stdout, restoreError) = RunCli(["restore", "--input", image]);
-        Assert.True(restoreCode == 0, restoreError);
-        Assert.Equal(target.Pid, int.Parse(stdout.Trim()));
-        try
-        {
-            target.RequirePass();
-        }
-        finally
-        {
-            if (IsAlive(target.Pid)) RestoreTestProcesses.Signal(target.Pid, 9);
-        }
+        RestoreAndRequirePass(target, image);
     }
 }

@@ -37,6 +37,33 @@ internal static unsafe partial class CheckpointTestSupport
         return (code, File.ReadAllText(stdout), File.ReadAllText(stderr));
     }
 
+    /// <summary>
+    /// Once the target is dead (reaped here: it is our child), `ckpt restore` of its image must bring
+    /// it back with its pid and the workload must then check its own state and print PASS. The
+    /// restored process is killed afterwards whatever happened.
+    /// </summary>
+    public static void RestoreAndRequirePass(Target target, string image)
+    {
+        RestoreTestProcesses.WaitForExit(target.Pid);
+        RestoreTestProcesses.WaitUntilGone(target.Pid);
+        RequireRestoredAndPass(target, RunCli(["restore", "--input", image]));
+    }
+
+    /// <summary>A `ckpt restore` run printed the target's pid, and the restored workload passes its own check.</summary>
+    public static void RequireRestoredAndPass(Target target, (int ExitCode, string Stdout, string Stderr) restore)
+    {
+        try
+        {
+            Assert.True(restore.ExitCode == 0, restore.Stderr);
+            Assert.Equal(target.Pid, int.Parse(restore.Stdout.Trim()));
+            target.RequirePass();
+        }
+        finally
+        {
+            if (IsAlive(target.Pid)) RestoreTestProcesses.Signal(target.Pid, 9);
+        }
+    }
+
     /// <summary>The newest built `ckpt`: artifacts/ckpt (build.sh) or the Release/Debug build output.</summary>
     public static string CkptPath()
     {

@@ -21,19 +21,7 @@ public class DeferredWriteCheckpointTests
         ReadImage(image); // every record and page readable, checksum verified
 
         RestoreTestProcesses.Signal(target.Pid, 9);
-        RestoreTestProcesses.WaitForExit(target.Pid);
-        RestoreTestProcesses.WaitUntilGone(target.Pid);
-        var (restoreCode, stdout, restoreError) = RunCli(["restore", "--input", image]);
-        Assert.True(restoreCode == 0, restoreError);
-        Assert.Equal(target.Pid, int.Parse(stdout.Trim()));
-        try
-        {
-            target.RequirePass();
-        }
-        finally
-        {
-            if (IsAlive(target.Pid)) RestoreTestProcesses.Signal(target.Pid, 9);
-        }
+        RestoreAndRequirePass(target, image);
     }
 
     [Fact]

@@ -18,17 +18,8 @@ public class PipeCheckpointRestoreTests
         // free when the restore at the other end of the pipe wants it (ckpt waits up to 2 s for that).
         var reaper = Task.Run(() => RestoreTestProcesses.WaitForExit(target.Pid));
         string script = $"\"$0\" checkpoint --pid {target.Pid} --output - --kill | \"$0\" restore --input -";
-        var (code, stdout, stderr) = RunCli([], prefix: ["/bin/sh", "-c", script]);
+        var pipeline = RunCli([], prefix: ["/bin/sh", "-c", script]);
         await reaper.WaitAsync(TimeSpan.FromSeconds(10));
-        try
-        {
-            Assert.True(code == 0, stderr);
-            Assert.Equal(target.Pid, int.Parse(stdout.Trim()));
-            target.RequirePass();
-        }
-        finally
-        {
-            if (IsAlive(target.Pid)) RestoreTestProcesses.Signal(target.Pid, 9);
-        }
+        RequireRestoredAndPass(target, pipeline);
     }
 }
