@@ -100,6 +100,32 @@ public sealed class RestoreRefusalTests : IDisposable
     }
 
     [Fact]
+    public void MissingOrReplacedFileOfADescriptorIsRefusedNamingIt()
+    {
+        string data = Path.Combine(_directory, "data");
+        string image = Path.Combine(_directory, "fd.img");
+        int pid;
+        using (var target = CheckpointTestSupport.Start("ckpt_state", data))
+        {
+            pid = target.Pid;
+            RestoreTestCheckpoint.Checkpoint(pid, image);
+        }
+        RestoreTestProcesses.WaitUntilGone(pid);
+
+        File.Move(data, data + ".moved");
+        var missing = Assert.Throws<RestoreRefusedException>(() => Restorer.Restore(new RestoreOptions(image)));
+        Assert.Contains(data, missing.Message);
+        Assert.Contains("missing", missing.Message);
+        Assert.False(Directory.Exists($"/proc/{pid}"));
+
+        File.WriteAllText(data, "another file with the same name");
+        var replaced = Assert.Throws<RestoreRefusedException>(() => Restorer.Restore(new RestoreOptions(image)));
+        Assert.Contains(data, replaced.Message);
+        Assert.Contains("replaced", replaced.Message);
+        Assert.False(Directory.Exists($"/proc/{pid}"));
+    }
+
+    [Fact]
     public void CorruptedImageIsRefusedBeforeAnyProcessExists()
     {
         string image = Path.Combine(_directory, "c.img");
