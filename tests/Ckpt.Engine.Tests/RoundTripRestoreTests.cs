@@ -68,6 +68,13 @@ public sealed class RoundTripRestoreTests : IDisposable
             RestoreTestProcesses.KillAndReap(pid);
         }
 
+        // The 8 KiB of shared memory is mapped twice (a second view made with mremap): stored once.
+        ImageContents contents = CheckpointTestSupport.ReadImage(image);
+        var shared = contents.Vmas.Where(v => v.VmaType == Ckpt.Image.Records.VmaType.SharedAnon).ToList();
+        Assert.Equal(2, shared.Count);
+        Assert.Single(shared.Select(v => v.SharedMemoryObjRef).Distinct());
+        Assert.Equal(2ul, (ulong)shared.Sum(v => (long)contents.PagesSaved(v)));
+
         Assert.Equal(pid, Restorer.Restore(new RestoreOptions(image)).Pid);
         try
         {

@@ -27,6 +27,9 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < heap_size; i++) heap[i] = (unsigned char)(i * 7);
     unsigned char *shared = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     memset(shared, 0x5a, 8192);
+    /* A second view of the same shared memory (old size 0 duplicates the mapping). */
+    unsigned char *alias = mremap(shared, 0, 8192, MREMAP_MAYMOVE);
+    if (alias == MAP_FAILED) return fail("mremap alias");
     unsigned char *readonly = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     memset(readonly, 0xa5, 4096);
     mprotect(readonly, 4096, PROT_READ);
@@ -54,7 +57,9 @@ int main(int argc, char **argv) {
     if (read(fd, &c, 1) != 1 || c != '4') return fail("file contents");
     if (lseek(fd, 0, SEEK_END) != 10 || write(fd, "X", 1) != 1) return fail("file write");
     for (size_t i = 0; i < heap_size; i++) if (heap[i] != (unsigned char)(i * 7)) return fail("heap");
-    for (int i = 0; i < 8192; i++) if (shared[i] != 0x5a) return fail("shared memory");
+    for (int i = 0; i < 8192; i++) if (shared[i] != 0x5a || alias[i] != 0x5a) return fail("shared memory");
+    alias[4100] = 0x11;
+    if (shared[4100] != 0x11) return fail("shared memory and its second view no longer shared");
     for (int i = 0; i < 4096; i++) if (readonly[i] != 0xa5) return fail("read-only memory");
     stack_t now;
     if (sigaltstack(NULL, &now) != 0 || now.ss_sp != altstack || now.ss_size != sizeof altstack) return fail("sigaltstack");

@@ -22,6 +22,51 @@ public sealed class MemoryCheckpoint
 
     private MemoryCheckpoint(int pid, List<VmaPlanned> vmas) => (_pid, _vmas) = (pid, vmas);
 
+    /// <summary>A shared anonymous memory object: its objref and which of its pages (by offset in it) the image holds.</summary>
+    private sealed class SharedMemoryObject(int objRef)
+    {
+        private static readonly ulong PageSize = (ulong)Environment.SystemPageSize;
+        private readonly List<(ulong Start, ulong End)> _stored = []; // object page offsets, [Start, End)
+
+        public int ObjRef { get; } = objRef;
+
+        /// <summary>
+        /// The parts of <paramref name="present"/> (addresses of a mapping at <paramref name="mappingStart"/>
+        /// showing the object from page <paramref name="firstPage"/>) not stored with an earlier mapping; remembers them.
+        /// </summary>
+        public List<(ulong Start, ulong End)> NotYetStored(List<(ulong Start, ulong End)> present, ulong mappingStart, ulong firstPage)
+        {
+            ulong ToPage(ulong address) => firstPage + (address - mappingStart) / PageSize;
+            ulong ToAddress(ulong page) => mappingStart + (page - firstPage) * PageSize;
+            var result = new List<(ulong Start, ulong End)>();
+            foreach (var (start, end) in present)
+            {
+                foreach (var (from, to) in Subtract(ToPage(start), ToPage(end)))
+                    result.Add((ToAddress(from), ToAddress(to)));
+            }
+            foreach (var (start, end) in result) _stored.Add((ToPage(start), ToPage(end)));
+            return result;
+        }
+
+        // [start, end) minus every stored range.
+        private IEnumerable<(ulong Start, ulong End)> Subtract(ulong start, ulong end)
+        {
+            var pieces = new List<(ulong Start, ulong End)> { (start, end) };
+            foreach (var (storedStart, storedEnd) in _stored)
+            {
+                var next = new List<(ulong Start, ulong End)>();
+                foreach (var (from, to) in pieces)
+                {
+                    if (storedEnd <= from || storedStart >= to) { next.Add((from, to)); continue; }
+                    if (from < storedStart) next.Add((from, storedStart));
+                    if (storedEnd < to) next.Add((storedEnd, to));
+                }
+                pieces = next;
+            }
+            return pieces;
+        }
+    }
+
     private sealed record VmaPlanned(MapsEntry Map, VmaRecord Record, FileRecord? NewFile, string? FilePath, List<(ulong Start, ulong End)> Pages);
 
     public long TotalPages => _vmas.Sum(v => (long)v.Record.PagesPopulated);
@@ -30,7 +75,7 @@ public sealed class MemoryCheckpoint
     public static MemoryCheckpoint Inspect(int pid, ObjRefs objRefs)
     {
         var files = new Dictionary<(ulong, ulong), int>();
-        var sharedMemory = new Dictionary<ulong, int>();
+        var sharedMemory = new Dictionary<ulong, SharedMemoryObject>();
         var vmas = new List<VmaPlanned>();
         using PageScan scan = PageScan.Open(pid);
         foreach (MapsEntry map in ProcMaps.ReadSmaps(pid))
@@ -57,15 +102,19 @@ public sealed class MemoryCheckpoint
                 }
                 record.FileObjRef = objRef;
             }
+            SharedMemoryObject? shared = null;
             if (type == VmaType.SharedAnon)
             {
-                if (!sharedMemory.TryGetValue(map.Inode, out int objRef)) sharedMemory[map.Inode] = objRef = objRefs.Next();
-                record.SharedMemoryObjRef = objRef;
+                if (!sharedMemory.TryGetValue(map.Inode, out shared))
+                    sharedMemory[map.Inode] = shared = new SharedMemoryObject(objRefs.Next());
+                record.SharedMemoryObjRef = shared.ObjRef;
             }
             var pages = type switch
             {
                 VmaType.Anon or VmaType.File => scan.Populated(map.Start, map.End, anonymousOnly: true),
-                VmaType.SharedAnon => scan.Populated(map.Start, map.End, anonymousOnly: false),
+                // Each page of a shared object once, with the first of its mappings that has it present
+                // (a second view made by mremap shows only the pages touched through it).
+                VmaType.SharedAnon => shared!.NotYetStored(scan.Populated(map.Start, map.End, anonymousOnly: false), map.Start, record.VmPgoff),
                 _ => [],
             };
             record.PagesPopulated = (ulong)pages.Sum(r => (long)((r.End - r.Start) / (ulong)Environment.SystemPageSize));
