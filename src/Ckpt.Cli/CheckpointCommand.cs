@@ -28,21 +28,26 @@ public static class CheckpointCommand
     private static int Run(int pid, string output, bool kill, int? progressFd, WriteBehind writeBehind)
     {
         using var progress = ProgressChannel.Open(progressFd);
+        using var stop = StopRequest.Listen();
         try
         {
             using Stream stream = output == "-" ? Console.OpenStandardOutput()
                 : new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.Read, bufferSize: 1);
             Action? durable = stream is FileStream file && output != "-" ? () => file.Flush(flushToDisk: true) : null;
-            var result = Checkpointer.Run(new CheckpointOptions(pid, stream, kill, durable, WaitForReap: output == "-", writeBehind), (phase, done, total) => progress.Write(w =>
+            var result = Checkpointer.Run(new CheckpointOptions(pid, stream, kill, durable, WaitForReap: output == "-", writeBehind), (phase, done, total) =>
             {
-                w.WriteString("event", "progress");
-                w.WriteString("phase", phase);
-                if (total > 0)
+                stop.ThrowIfRequested(); // between phases and page chunks: a safe point to stop at
+                progress.Write(w =>
                 {
-                    w.WriteNumber("done", done);
-                    w.WriteNumber("total", total);
-                }
-            }));
+                    w.WriteString("event", "progress");
+                    w.WriteString("phase", phase);
+                    if (total > 0)
+                    {
+                        w.WriteNumber("done", done);
+                        w.WriteNumber("total", total);
+                    }
+                });
+            });
             progress.Write(w =>
             {
                 w.WriteString("event", "result");
@@ -72,6 +77,7 @@ public static class CheckpointCommand
         {
             TargetNotFoundException => (3, "ObjectNotFound", Errno.ESRCH),
             CheckpointRefusedException => (6, "InvalidOperation", 0),
+            OperationCanceledException => (1, "OperationStopped", 0),
             TraceeExitedException => (1, "ResourceUnavailable", Errno.ESRCH),
             SyscallException { Errno: Errno.EPERM or Errno.EACCES } => (4, "PermissionDenied", errno),
             UnauthorizedAccessException => (4, "PermissionDenied", Errno.EACCES),

@@ -23,9 +23,14 @@ public static class RestoreCommand
     private static int Run(string input, bool wait, bool force, int? progressFd)
     {
         using var progress = ProgressChannel.Open(progressFd);
+        using var stop = StopRequest.Listen();
         try
         {
-            var result = Restorer.Restore(new RestoreOptions(input, wait, force), phase => progress.Write(w => { w.WriteString("event", "progress"); w.WriteString("phase", phase); }));
+            var result = Restorer.Restore(new RestoreOptions(input, wait, force), phase =>
+            {
+                stop.ThrowIfRequested();
+                progress.Write(w => { w.WriteString("event", "progress"); w.WriteString("phase", phase); });
+            });
             Console.Out.WriteLine(result.Pid);
             Console.Out.Flush();
             progress.Write(w =>
@@ -57,6 +62,7 @@ public static class RestoreCommand
             RestoreRefusedException => (6, "InvalidOperation", 0),
             RestoreException { InnerException: RestoreRefusedException } => (6, "InvalidOperation", 0),
             ImageFormatException => (5, "InvalidData", 0),
+            OperationCanceledException or RestoreException { InnerException: OperationCanceledException } => (1, "OperationStopped", 0),
             FileNotFoundException or DirectoryNotFoundException => (3, "ObjectNotFound", Errno.ENOENT),
             _ when errno is Errno.EPERM or Errno.EACCES => (4, "PermissionDenied", errno),
             UnauthorizedAccessException => (4, "PermissionDenied", Errno.EACCES),

@@ -92,7 +92,8 @@ public static class Checkpointer
         catch (Exception e)
         {
             if (tracee.Attached) TryDetach(tracee);
-            Exception reported = e is not TraceeExitedException && TargetGone(pid)
+            // A refusal or a stop request says what happened; other failures may be the target dying.
+            Exception reported = e is not (TraceeExitedException or CheckpointRefusedException or OperationCanceledException) && TargetGone(pid)
                 ? new TraceeExitedException(pid, $"exited during the checkpoint ({e.Message})")
                 : e;
             if (!imageComplete) TryWriteError(writer, reported);

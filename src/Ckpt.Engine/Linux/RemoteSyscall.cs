@@ -10,7 +10,8 @@ namespace Ckpt.Engine.Linux;
 /// scratch bytes, every register and the signal mask.
 /// How: rip points at a `0f 05` pair in the task's [vdso] (no code of ours enters the task),
 /// orig_rax = -1 so the kernel's syscall-restart logic cannot rewrite the injected call, all
-/// signals are blocked meanwhile, and PTRACE_SINGLESTEP executes exactly that one instruction.
+/// signals are blocked meanwhile, and PTRACE_SYSCALL runs the task from there to that call's entry
+/// stop and on to its exit stop (no single-stepping: see <see cref="Tracee.ResumeToSyscallStop"/>).
 /// The scratch area lies below the stack's 128-byte red zone, which no code of the task uses
 /// while it is stopped; its previous bytes are saved and written back.
 /// </summary>
@@ -54,7 +55,8 @@ public sealed class RemoteSyscall : IDisposable
         regs.OrigRax = ulong.MaxValue;
         (regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9) = (a1, a2, a3, a4, a5, a6);
         _tracee.SetRegisters(regs);
-        _tracee.SingleStep();
+        _tracee.ResumeToSyscallStop($"entry of injected syscall {number}");
+        _tracee.ResumeToSyscallStop($"exit of injected syscall {number}");
         UserRegisters after = _tracee.GetRegisters();
         if (after.Rip != _syscallAddress + 2)
             throw new InvalidOperationException($"task {_tracee.Pid}: injected syscall {number} stopped at 0x{after.Rip:x}, expected 0x{_syscallAddress + 2:x}");

@@ -8,13 +8,13 @@ namespace Ckpt.Engine.Linux;
 /// (the kernel ties a tracee to the tracing thread).
 /// API: Seize(pid) attaches without stopping; Interrupt() stops the task (PTRACE_INTERRUPT +
 /// wait for the event stop); WaitForStop(); Get/SetRegisters; Get/SetXstate (NT_X86_XSTATE);
-/// Get/SetSignalMask; PeekSignals(shared); GetRseqConfiguration(); SingleStep(); Continue(signal);
+/// Get/SetSignalMask; PeekSignals(shared); GetRseqConfiguration(); ResumeToSyscallStop(); Continue(signal);
 /// Detach() resumes it; Kill() ends it and reaps the trace. A task that dies meanwhile raises
 /// <see cref="TraceeExitedException"/>.
 /// </summary>
 public sealed unsafe class Tracee
 {
-    private const int PTRACE_CONT = 7, PTRACE_KILL = 8, PTRACE_SINGLESTEP = 9, PTRACE_GETREGS = 12, PTRACE_SETREGS = 13,
+    private const int PTRACE_CONT = 7, PTRACE_KILL = 8, PTRACE_GETREGS = 12, PTRACE_SYSCALL = 24, PTRACE_SETREGS = 13,
         PTRACE_DETACH = 17, PTRACE_GETREGSET = 0x4204, PTRACE_SETREGSET = 0x4205, PTRACE_SEIZE = 0x4206,
         PTRACE_INTERRUPT = 0x4207, PTRACE_PEEKSIGINFO = 0x4209, PTRACE_GETSIGMASK = 0x420a, PTRACE_SETSIGMASK = 0x420b,
         PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
@@ -77,13 +77,18 @@ public sealed unsafe class Tracee
 
     public void Continue(int signal = 0) => Request(PTRACE_CONT, "PTRACE_CONT", 0, signal);
 
-    /// <summary>Executes one instruction and waits for its SIGTRAP stop.</summary>
-    public void SingleStep()
+    /// <summary>
+    /// Resumes the task to its next syscall-entry or syscall-exit stop (PTRACE_SYSCALL, reported as
+    /// SIGTRAP | 0x80 with PTRACE_O_TRACESYSGOOD). Unlike PTRACE_SINGLESTEP it leaves no single-step
+    /// state behind: should the engine die, the kernel's automatic detach lets the task run on, while
+    /// a task last single-stepped would take a fatal SIGTRAP at its next syscall exit.
+    /// </summary>
+    public void ResumeToSyscallStop(string what)
     {
-        Request(PTRACE_SINGLESTEP, "PTRACE_SINGLESTEP");
-        int status = WaitForStop("PTRACE_SINGLESTEP");
-        if (WaitStatus.StopSignal(status) != SIGTRAP)
-            throw new InvalidOperationException($"task {Pid}: single step ended with {WaitStatus.Describe(status)}, expected SIGTRAP");
+        Request(PTRACE_SYSCALL, "PTRACE_SYSCALL");
+        int status = WaitForStop(what);
+        if (WaitStatus.StopSignal(status) != (SIGTRAP | 0x80) || WaitStatus.PtraceEvent(status) != 0)
+            throw new InvalidOperationException($"task {Pid}: {WaitStatus.Describe(status)} while waiting for the stop at {what}");
     }
 
     public UserRegisters GetRegisters()
