@@ -158,7 +158,7 @@ public sealed class ImageWriter : IDisposable
     public void WriteTail()
     {
         if (tailWritten) throw new InvalidOperationException("the tail is already written");
-        SubmitBlock();
+        SubmitBlock(last: true);
         var tail = new TailRecord
         {
             Magic = HeaderRecord.ExpectedMagic,
@@ -183,7 +183,7 @@ public sealed class ImageWriter : IDisposable
         {
             if (!tailWritten)
             {
-                SubmitBlock();
+                SubmitBlock(last: true);
                 output.Drain();
             }
         }
@@ -230,11 +230,12 @@ public sealed class ImageWriter : IDisposable
         openPageArrayLength = 0;
     }
 
-    private void SubmitBlock()
+    // After the last block nothing is written into a new one: no block is rented for it.
+    private void SubmitBlock(bool last = false)
     {
         if (used == 0) return;
         output.Submit(block, used);
-        block = output.Rent(BlockOutput.BlockSize);
+        block = last ? [] : output.Rent(BlockOutput.BlockSize);
         used = 0;
     }
 }
