@@ -61,7 +61,7 @@ public static class RestoreCommand
             PidInUseException => (6, "ResourceExists", Errno.EEXIST),
             RestoreRefusedException => (6, "InvalidOperation", 0),
             RestoreException { InnerException: RestoreRefusedException } => (6, "InvalidOperation", 0),
-            ImageFormatException => (5, "InvalidData", 0),
+            ImageFormatException or FailedCheckpointException => (5, "InvalidData", 0),
             OperationCanceledException or RestoreException { InnerException: OperationCanceledException } => (1, "OperationStopped", 0),
             FileNotFoundException or DirectoryNotFoundException => (3, "ObjectNotFound", Errno.ENOENT),
             _ when errno is Errno.EPERM or Errno.EACCES => (4, "PermissionDenied", errno),

@@ -31,7 +31,7 @@ public static class ShowCommand
             Console.Out.Write(json ? summary.ToJson() : summary.ToText());
             return summary.Error is null ? 0 : 5;
         }
-        catch (ImageFormatException e)
+        catch (Exception e) when (e is ImageFormatException or FailedCheckpointException)
         {
             Console.Error.WriteLine($"ckpt: {path}: {e.Message}");
             return 5;
@@ -71,16 +71,8 @@ internal sealed class ImageSummary
     public static ImageSummary Read(Stream stream)
     {
         var summary = new ImageSummary();
-        bool failedBeforeHeader = StartsWithError(stream);
         using var reader = new ImageReader(stream, leaveOpen: true, verifyChecksum: false);
-        // A checkpoint refused before its header wrote only ERROR and TAIL: show its reason.
-        if (failedBeforeHeader)
-        {
-            var error = reader.Read<ErrorRecord>();
-            throw new ImageFormatException(RecordType.Error, reader.CurrentRecordOffset,
-                $"the checkpoint that wrote this image failed: {reader.ReadTrailingString()} (errno {error.Errno})");
-        }
-        summary.Header = reader.ReadHeader();
+        summary.Header = reader.ReadHeader(); // names the reason of a checkpoint refused before its header
         while (reader.PeekType() is { } type)
         {
             switch (type)
@@ -120,17 +112,6 @@ internal sealed class ImageSummary
             }
         }
         throw new ImageFormatException(null, reader.Position, "the image ends without a tail record (truncated)");
-    }
-
-    // The reader insists on a header first; a seekable image can be looked at before that.
-    private static bool StartsWithError(Stream stream)
-    {
-        if (!stream.CanSeek) return false;
-        Span<byte> type = stackalloc byte[4];
-        long start = stream.Position;
-        int read = stream.ReadAtLeast(type, 4, throwOnEndOfStream: false);
-        stream.Position = start;
-        return read == 4 && BitConverter.ToUInt32(type) == (uint)RecordType.Error;
     }
 
     // Records shown only as counts: read them as their type so lengths are still validated.

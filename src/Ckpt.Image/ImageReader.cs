@@ -18,13 +18,12 @@ public sealed class ImageReader : IDisposable
 {
     private const int HeaderSize = 8;
     private const int ScratchSize = 64 * 1024;
+    private const int SkipBufferSize = 1 << 20;
 
     private readonly Stream stream;
     private readonly bool leaveOpen;
     private readonly bool verifyChecksum;
     private readonly XxHash3 checksum = ImageChecksum.Create();
-    private const int SkipBufferSize = 1 << 20;
-
     private readonly byte[] scratch = new byte[ScratchSize];
     private byte[]? skipBuffer;
     private RecordType? peekedType;
@@ -123,6 +122,18 @@ public sealed class ImageReader : IDisposable
         RecordCount++;
     }
 
+    /// <summary>
+    /// When the next record is an ERROR (the checkpoint that wrote the image failed there), reads
+    /// it and throws a <see cref="FailedCheckpointException"/> with the checkpoint's own reason.
+    /// </summary>
+    public void ThrowIfFailedCheckpoint()
+    {
+        if (PeekType() != RecordType.Error) return;
+        var error = Read<ErrorRecord>();
+        long offset = CurrentRecordOffset;
+        throw new FailedCheckpointException(ReadTrailingString(), error.Errno, offset);
+    }
+
     /// <summary>Declared trailing bytes of the record just read (without padding).</summary>
     public long TrailingLength { get; private set; }
 
@@ -174,6 +185,7 @@ public sealed class ImageReader : IDisposable
     public HeaderRecord ReadHeader()
     {
         if (RecordCount != 0 || Position != 0) throw Error(null, "the header must be the first record");
+        ThrowIfFailedCheckpoint(); // a checkpoint refused before its header wrote only ERROR and TAIL
         var header = Read<HeaderRecord>();
         if (header.Magic != HeaderRecord.ExpectedMagic) throw Error(RecordType.Header, "bad magic: not a CkptPS image");
         if (header.FormatVersion != HeaderRecord.CurrentFormatVersion)

@@ -39,7 +39,7 @@ public sealed class GetCkptImageCommand : PSCmdlet
             WriteError(new ErrorRecord(exception, "InvalidImage", ErrorCategory.InvalidData, image));
             return;
         }
-        catch (Exception exception) when (exception is FailedCheckpointImageException or InvalidDataException)
+        catch (Exception exception) when (exception is FailedCheckpointException or InvalidDataException)
         {
             WriteError(new ErrorRecord(exception, "FailedCheckpointImage", ErrorCategory.InvalidData, image));
             return;

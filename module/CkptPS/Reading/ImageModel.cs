@@ -11,10 +11,3 @@ internal sealed class ImageModel
     public List<CkptFile> Files { get; } = [];
 }
 
-/// <summary>The image is well formed but records a checkpoint that failed (an ERROR record).</summary>
-public sealed class FailedCheckpointImageException(string message, int errno, long offset)
-    : Exception(message)
-{
-    public int Errno { get; } = errno;
-    public long Offset { get; } = offset;
-}

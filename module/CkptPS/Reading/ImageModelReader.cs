@@ -129,15 +129,7 @@ internal static class ImageModelReader
     /// <summary>The next record, which must be a T; an ERROR record in its place means the checkpoint failed.</summary>
     private static T Next<T>(ImageReader reader) where T : struct, IImageRecord<T>
     {
-        if (reader.PeekType() == RecordType.Error)
-        {
-            long offset = reader.CurrentRecordOffset;
-            var error = reader.Read<ErrorRecord>();
-            string message = reader.ReadTrailingString();
-            throw new FailedCheckpointImageException(
-                $"The image records a failed checkpoint (ERROR record at offset {offset}): {message}" +
-                (error.Errno != 0 ? $" (errno {error.Errno})" : ""), error.Errno, offset);
-        }
+        reader.ThrowIfFailedCheckpoint();
         return reader.Read<T>();
     }
 

@@ -32,7 +32,7 @@ internal static class ImageSummary
             return task is null ? null : $"process {task.Comm} ({task.Pid})";
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException
-                                              or InvalidDataException or FailedCheckpointImageException
+                                              or InvalidDataException or Ckpt.Image.FailedCheckpointException
                                               or Ckpt.Image.ImageFormatException)
         {
             return null;

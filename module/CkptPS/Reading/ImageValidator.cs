@@ -24,7 +24,7 @@ internal static class ImageValidator
         {
             return Invalid(path, length, exception.Problem, exception.Record, exception.Offset);
         }
-        catch (FailedCheckpointImageException exception)
+        catch (FailedCheckpointException exception)
         {
             return Invalid(path, length, exception.Message, RecordType.Error, exception.Offset);
         }

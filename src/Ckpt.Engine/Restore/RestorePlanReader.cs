@@ -8,7 +8,7 @@ namespace Ckpt.Engine.Restore;
 /// <summary>
 /// Reads a whole image (checksum included) into a <see cref="RestorePlan"/>, in the order
 /// docs/ARCHITECTURE.md fixes. Every problem is an <see cref="ImageFormatException"/> naming
-/// the record and its offset.
+/// the record and its offset; an image of a failed checkpoint is a <see cref="FailedCheckpointException"/>.
 /// </summary>
 public static class RestorePlanReader
 {
@@ -50,12 +50,8 @@ public static class RestorePlanReader
 
     private static RestorePlan ReadPlan(ImageReader reader, SafeFileHandle handle)
     {
-        // A checkpoint that failed before its header wrote only ERROR and TAIL: report its reason.
-        Span<byte> firstType = stackalloc byte[4];
-        if (RandomAccess.Read(handle, firstType, 0) == 4 && BitConverter.ToUInt32(firstType) == (uint)RecordType.Error)
-            ThrowFailedImage(reader);
         HeaderRecord header = reader.ReadHeader();
-        if (reader.PeekType() == RecordType.Error) ThrowFailedImage(reader);
+        reader.ThrowIfFailedCheckpoint();
         var arch = reader.Read<HeaderArchRecord>();
         var tree = reader.Read<TreeRecord>();
         if (tree.TaskCount != 1)
@@ -88,7 +84,7 @@ public static class RestorePlanReader
 
         var threads = new List<ThreadPlan>();
         for (int i = 0; i < task.ThreadCount; i++) threads.Add(ReadThread(reader));
-        if (reader.PeekType() == RecordType.Error) ThrowFailedImage(reader);
+        reader.ThrowIfFailedCheckpoint();
         reader.ReadTail();
 
         return new RestorePlan
@@ -177,10 +173,4 @@ public static class RestorePlanReader
         return new ThreadPlan(thread, restartBlock, stack, rseq, cpu, xstateRecord, xstate);
     }
 
-    private static void ThrowFailedImage(ImageReader reader)
-    {
-        var error = reader.Read<ErrorRecord>();
-        long offset = reader.CurrentRecordOffset;
-        throw new ImageFormatException(RecordType.Error, offset, $"the checkpoint that wrote this image failed: {reader.ReadTrailingString()} (errno {error.Errno})");
-    }
 }
