@@ -240,7 +240,29 @@ internal sealed class Target(int pid, string log) : IDisposable
     public void RequirePass()
     {
         RestoreTestProcesses.Signal(Pid, CheckpointTestSupport.SIGUSR1);
-        RestoreTestProcesses.WaitForLine(Log, "PASS");
+        try
+        {
+            RestoreTestProcesses.WaitForLine(Log, "PASS");
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // What the kernel says about the process, so that a rare failure can be diagnosed from the log.
+            throw new Xunit.Sdk.XunitException($"{e.Message}\nprocess {Pid}: {DescribeState(Pid)}");
+        }
+    }
+
+    private static string DescribeState(int pid)
+    {
+        try
+        {
+            var status = File.ReadLines($"/proc/{pid}/status")
+                .Where(l => l.StartsWith("State:") || l.StartsWith("TracerPid:") || l.StartsWith("Sig") || l.StartsWith("ShdPnd:"));
+            return $"{string.Join("; ", status)}; syscall {File.ReadAllText($"/proc/{pid}/syscall").Trim()}; wchan {File.ReadAllText($"/proc/{pid}/wchan")}";
+        }
+        catch (IOException)
+        {
+            return "gone (exited or killed)";
+        }
     }
 
     public void Dispose()
