@@ -42,6 +42,7 @@ public class LargeMemoryTests
             long restoreRss = PeakResidentKib(restoreError);
             Assert.Equal(target.Pid, int.Parse(stdout.Trim()));
             Assert.True(restoreRss < EngineBoundKib, $"restore engine peak RSS {restoreRss} KiB for a {TargetMebibytes} MiB image");
+            WaitUntilBackInPause(target.Pid);
             target.RequirePass();
         }
         finally
