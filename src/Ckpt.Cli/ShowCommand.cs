@@ -77,7 +77,7 @@ internal sealed class ImageSummary
         {
             switch (type)
             {
-                case RecordType.Task: summary.Task = reader.Read<TaskRecord>(); break;
+                case RecordType.Task: var task = reader.Read<TaskRecord>(); if (task.Pid == task.Tgid) summary.Task = task; break;
                 case RecordType.String: summary.Strings.Add(reader.ReadString()); break;
                 case RecordType.Credentials: summary.Credentials = reader.Read<CredentialsRecord>(); break;
                 case RecordType.File:
@@ -121,6 +121,7 @@ internal sealed class ImageSummary
         {
             RecordType.HeaderArch => reader.Read<HeaderArchRecord>().GetHashCode(),
             RecordType.Tree => reader.Read<TreeRecord>().GetHashCode(),
+            RecordType.TaskIds => reader.Read<TaskIdsRecord>().GetHashCode(),
             RecordType.GroupInfo => reader.Read<GroupInfoRecord>().GetHashCode(),
             RecordType.TaskObjects => reader.Read<TaskObjectsRecord>().GetHashCode(),
             RecordType.Mm => reader.Read<MmRecord>().GetHashCode(),

@@ -15,4 +15,16 @@ public static class ImageLimits
 
     /// <summary>Buffers that are held in memory (xstate, group lists).</summary>
     public const int MaxBufferLength = 1 << 20;
+
+    /// <summary>Tasks (threads of every process) in one image.</summary>
+    public const int MaxTasks = 1 << 16;
+
+    /// <summary>VMAs of one mm (the kernel's default vm.max_map_count is 65530).</summary>
+    public const int MaxVmas = 1 << 20;
+
+    /// <summary>Descriptors of one table.</summary>
+    public const int MaxDescriptors = 1 << 20;
+
+    /// <summary>Queued signals in one queue (RLIMIT_SIGPENDING bounds them in the kernel).</summary>
+    public const int MaxPendingSignals = 1 << 20;
 }

@@ -64,13 +64,13 @@ public sealed class ProcessCreationRestoreTests
     }
 
     [Fact]
-    public void InjectedSyscallsRunInTheNewTask()
+    public void SyscallInjectorRunsCallsInTheNewTask()
     {
         int pid = RestoreTestProcesses.FreePid();
         ProcessCreation.CreateStoppedAtExec(pid, "/usr/bin/sleep", false);
         try
         {
-            var syscalls = new InjectedSyscalls(pid);
+            var syscalls = SyscallInjector.AtExecStop(Tracee.Adopt(pid));
             Assert.Equal(pid, syscalls.Call("getpid", 39));
 
             const ulong address = 0x5a5a_0000_0000;

@@ -24,7 +24,7 @@ public sealed record CheckpointOptions(int Pid, Stream Output, bool Kill, Action
 public sealed record CheckpointResult(int Pid, long Bytes, TimeSpan Frozen);
 
 /// <summary>
-/// checkpoint = freeze (seize + interrupt) -> inspect and refuse early (threads, children, seccomp,
+/// checkpoint = freeze (seize + interrupt) -> inspect and refuse early (children, seccomp, unshared threads,
 /// fds, mappings) -> read the injected state -> write the image in docs/ARCHITECTURE.md order ->
 /// resume (detach), then tail and flush; with Kill: tail, flush, then SIGKILL. On any failure the image gets an ERROR
 /// record (when the stream still takes one) and the process is detached and runs on untouched.
@@ -52,8 +52,8 @@ public static class Checkpointer
         int pid = options.Pid;
         if (pid <= 0 || !Directory.Exists($"/proc/{pid}")) throw new TargetNotFoundException(pid);
         progress("freeze", 0, 0);
-        Tracee tracee;
-        try { tracee = Tracee.Seize(pid); }
+        ThreadGroupFreeze freeze;
+        try { freeze = ThreadGroupFreeze.Seize(pid); }
         catch (SyscallException e) when (e.Errno == Errno.ESRCH) { throw new TargetNotFoundException(pid); }
         var writer = new ImageWriter(options.Output, leaveOpen: true, options.WriteBehind);
         bool imageComplete = false;
@@ -63,8 +63,8 @@ public static class Checkpointer
             // process still runs (a page fault costs about 10 us in a VM).
             if (options.WriteBehind == WriteBehind.Deferred) writer.Preallocate(MemoryCheckpoint.EstimateImageBytes(pid));
             var frozen = System.Diagnostics.Stopwatch.StartNew();
-            tracee.Interrupt();
-            WriteImage(tracee, writer, progress);
+            freeze.StopAll();
+            WriteImage(freeze, writer, progress);
             TimeSpan frozenFor;
             if (options.Kill)
             {
@@ -72,13 +72,13 @@ public static class Checkpointer
                 writer.WriteTail();
                 imageComplete = true;
                 options.Durable?.Invoke();
-                tracee.Kill();
+                freeze.KillAll();
                 frozenFor = frozen.Elapsed;
             }
             else
             {
                 // Every page has been read: the process runs on while the rest reaches the stream.
-                tracee.Detach();
+                freeze.DetachAll();
                 frozenFor = frozen.Elapsed;
                 progress("write-out", 0, 0);
                 writer.StartWriteOut();
@@ -91,7 +91,7 @@ public static class Checkpointer
         }
         catch (Exception e)
         {
-            if (tracee.Attached) TryDetach(tracee);
+            if (freeze.AnyAttached) freeze.DetachAll();
             // A refusal or a stop request says what happened; other failures may be the target dying.
             Exception reported = e is not (TraceeExitedException or CheckpointRefusedException or OperationCanceledException) && TargetGone(pid)
                 ? new TraceeExitedException(pid, $"exited during the checkpoint ({e.Message})")
@@ -130,38 +130,58 @@ public static class Checkpointer
     }
 
     // Everything but the tail: once this returns, nothing more is read from the process.
-    private static void WriteImage(Tracee tracee, ImageWriter writer, Action<string, long, long> progress)
+    // Order (docs/ARCHITECTURE.md): header, tree and task table, the leader's section with the
+    // process-wide objects, then each other thread's section referring to them by objref.
+    private static void WriteImage(ThreadGroupFreeze freeze, ImageWriter writer, Action<string, long, long> progress)
     {
-        int pid = tracee.Pid;
+        int pid = freeze.Pid;
+        Tracee leader = freeze.Leader;
         var objRefs = new ObjRefs();
         ProcStatus status = ProcStatus.Read(pid);
-        TaskCheckpoint.Refuse(pid, status);
+        if (ProcStat.IsZombie(pid) == true)
+            throw new CheckpointRefusedException($"the main thread of process {pid} has exited while other threads run on: not supported");
+        List<int> tids = freeze.Tracees.Select(t => t.Pid).ToList();
+        TaskCheckpoint.Refuse(pid, status, tids);
         // A job-control-stopped task cannot run the injected calls (it re-enters the group stop).
-        if (tracee.InGroupStop)
+        if (freeze.Tracees.Any(t => t.InGroupStop))
             throw new CheckpointRefusedException($"process {pid} is stopped by job control: continue it (SIGCONT) before checkpointing");
         progress("inspect", 0, 0);
-        int mmRef = objRefs.Next(), filesRef = objRefs.Next(), handlersRef = objRefs.Next();
+        var uses = new TaskObjectsRecord { MmObjRef = objRefs.Next(), FileTableObjRef = objRefs.Next(), SignalHandlersObjRef = objRefs.Next(), SignalObjRef = objRefs.Next() };
         FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objRefs);
-        RseqCriticalSection.MoveToAbort(tracee);
-        InjectedTaskState injected = InjectedTaskState.Read(tracee);
-        ThreadCheckpoint thread = ThreadCheckpoint.Capture(tracee, injected);
+        ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
+        InjectedTaskState injected = InjectedTaskState.Read(leader, syscallAddress);
+        List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
         MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objRefs);
         ProcStat stat = ProcStat.Read(pid);
 
         progress("task", 0, 0);
-        HeaderWriter.Write(writer, thread.Xstate);
-        writer.Write(new TreeRecord { TaskCount = 1 });
-        TaskCheckpoint.Write(writer, pid, status, stat, injected.SecureBits);
-        writer.Write(new TaskObjectsRecord { MmObjRef = mmRef, FileTableObjRef = filesRef, SignalHandlersObjRef = handlersRef });
+        HeaderWriter.Write(writer, threads[0].Xstate);
+        writer.Write(new TreeRecord { TaskCount = tids.Count, ProcessCount = 1 });
+        foreach (int tid in tids) writer.Write(TaskCheckpoint.Ids(tid, pid, stat));
 
+        TaskCheckpoint.WriteLeader(writer, pid, status, stat, injected.SecureBits, tids.Count);
+        writer.Write(uses);
         long total = memory.TotalPages;
         progress("pages", 0, total);
-        memory.Write(writer, mmRef, stat, injected.Brk, done => progress("pages", done, total));
+        memory.Write(writer, uses.MmObjRef, stat, injected.Brk, done => progress("pages", done, total));
         progress("files", 0, 0);
-        files.Write(writer, filesRef);
+        files.Write(writer, uses.FileTableObjRef);
         progress("signals", 0, 0);
-        SignalsCheckpoint.Write(writer, tracee, injected, handlersRef);
-        thread.Write(writer);
+        SignalsCheckpoint.WriteHandlers(writer, injected, uses.SignalHandlersObjRef);
+        SignalsCheckpoint.WriteSignal(writer, leader, injected, uses.SignalObjRef);
+        threads[0].Write(writer);
+
+        for (int i = 1; i < threads.Count; i++)
+        {
+            int tid = tids[i];
+            writer.Write(TaskCheckpoint.Task(tid, ProcStatus.Read(tid), ProcStat.Read(tid), tids.Count));
+            writer.Write(uses);
+            writer.Write(new ObjrefRecord { ObjectType = ObjectType.Mm, ObjRef = uses.MmObjRef });
+            writer.Write(new ObjrefRecord { ObjectType = ObjectType.FileTable, ObjRef = uses.FileTableObjRef });
+            writer.Write(new ObjrefRecord { ObjectType = ObjectType.SignalHandlers, ObjRef = uses.SignalHandlersObjRef });
+            writer.Write(new ObjrefRecord { ObjectType = ObjectType.Signal, ObjRef = uses.SignalObjRef });
+            threads[i].Write(writer);
+        }
     }
 
     // After --kill the pid stays taken until the target's parent reaps the zombie. A restore that
@@ -186,9 +206,4 @@ public static class Checkpointer
         }
     }
 
-    private static void TryDetach(Tracee tracee)
-    {
-        try { tracee.Detach(); }
-        catch (Exception) { /* already gone: nothing left to resume */ }
-    }
 }

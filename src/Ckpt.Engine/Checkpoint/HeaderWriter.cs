@@ -22,6 +22,8 @@ public static class HeaderWriter
             LinuxCrNumbering = HeaderRecord.LinuxCrVersion,
             Arch = Architecture.X86_64,
             CreatedUnixNanoseconds = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100,
+            ImageId = NewImageId(),
+            ParentImageId = 0, // every image is a full image for now
             PageSize = (uint)Environment.SystemPageSize,
             TaskCommLength = 16,
             SignalCount = 64,
@@ -38,6 +40,14 @@ public static class HeaderWriter
             XFeatures = BitConverter.ToUInt64(xstate, SwReservedXfeaturesOffset),
             XstateSize = (uint)xstate.Length,
         });
+    }
+
+    private static ulong NewImageId()
+    {
+        ulong id;
+        do id = BitConverter.ToUInt64(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+        while (id == 0);
+        return id;
     }
 
     private static unsafe void Copy(string value, byte* destination)

@@ -1,4 +1,6 @@
+using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
+using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 
 namespace Ckpt.Engine.Files;
@@ -16,7 +18,7 @@ public static class FilesRestore
     private const uint O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100, O_TRUNC = 0x200, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
-    public static void CloseInherited(InjectedSyscalls syscalls)
+    public static void CloseInherited(SyscallInjector syscalls)
     {
         // Directory descriptors included (GetFiles would skip them: they link to directories).
         foreach (string entry in Directory.GetFileSystemEntries($"/proc/{syscalls.Pid}/fd"))
@@ -26,13 +28,13 @@ public static class FilesRestore
         }
     }
 
-    public static void Run(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         var placed = new Dictionary<int, int>(); // file objref -> first descriptor restored for it
         foreach (FileDescriptorRecord descriptor in plan.Descriptors.OrderBy(d => d.Fd))
         {
             scratch.Reset();
-            FilePlan file = plan.Files[descriptor.FileObjRef];
+            FileImage file = plan.Files[descriptor.FileObjRef];
             ulong cloexec = descriptor.CloseOnExec != 0 ? O_CLOEXEC : 0;
             if (placed.TryGetValue(descriptor.FileObjRef, out int sibling))
             {

@@ -63,9 +63,11 @@ public static unsafe partial class Native
     private static partial long syscall5(long number, long a1, long a2, long a3, long a4, long a5);
 
     private const long SYS_kcmp = 312;
-    public const int KCMP_FILE = 0;
+    public const int KCMP_FILE = 0, KCMP_VM = 1, KCMP_FILES = 2, KCMP_FS = 3, KCMP_SIGHAND = 4;
 
     /// <summary>kcmp(2): 0 when the two (pid, index) name the same kernel object, 1 or 2 for an ordering, -1 on error.</summary>
+    public static long syscall3(long number, long a1, long a2, long a3) => syscall5(number, a1, a2, a3, 0, 0);
+
     public static int kcmp(int pid1, int pid2, int type, long index1, long index2) => (int)syscall5(SYS_kcmp, pid1, pid2, type, index1, index2);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]

@@ -15,7 +15,7 @@ namespace Ckpt.Engine.Linux;
 public sealed unsafe class Tracee
 {
     private const int PTRACE_CONT = 7, PTRACE_KILL = 8, PTRACE_GETREGS = 12, PTRACE_SYSCALL = 24, PTRACE_SETREGS = 13,
-        PTRACE_DETACH = 17, PTRACE_GETREGSET = 0x4204, PTRACE_SETREGSET = 0x4205, PTRACE_SEIZE = 0x4206,
+        PTRACE_DETACH = 17, PTRACE_GETEVENTMSG = 0x4201, PTRACE_GETREGSET = 0x4204, PTRACE_SETREGSET = 0x4205, PTRACE_SEIZE = 0x4206,
         PTRACE_INTERRUPT = 0x4207, PTRACE_PEEKSIGINFO = 0x4209, PTRACE_GETSIGMASK = 0x420a, PTRACE_SETSIGMASK = 0x420b,
         PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
     private const int NT_X86_XSTATE = 0x202;
@@ -24,6 +24,9 @@ public sealed unsafe class Tracee
     private const int MaxXstateSize = 64 * 1024;
 
     private Tracee(int pid) => Pid = pid;
+
+    /// <summary>A task this thread already traces (created stopped by the engine, or auto-attached by PTRACE_O_TRACECLONE).</summary>
+    public static Tracee Adopt(int pid) => new(pid) { Attached = true };
 
     public int Pid { get; }
     public bool Attached { get; private set; }
@@ -45,7 +48,16 @@ public sealed unsafe class Tracee
     /// </summary>
     public void Interrupt()
     {
-        Request(PTRACE_INTERRUPT, "PTRACE_INTERRUPT");
+        RequestInterrupt();
+        WaitForInterruptStop();
+    }
+
+    /// <summary>PTRACE_INTERRUPT without waiting: interrupt every thread first, then wait for each.</summary>
+    public void RequestInterrupt() => Request(PTRACE_INTERRUPT, "PTRACE_INTERRUPT");
+
+    /// <summary>Waits for the stop a <see cref="RequestInterrupt"/> asked for (see <see cref="Interrupt"/>).</summary>
+    public void WaitForInterruptStop()
+    {
         while (true)
         {
             int status = WaitForStop("PTRACE_INTERRUPT");
@@ -85,10 +97,26 @@ public sealed unsafe class Tracee
     /// </summary>
     public void ResumeToSyscallStop(string what)
     {
-        Request(PTRACE_SYSCALL, "PTRACE_SYSCALL");
-        int status = WaitForStop(what);
-        if (WaitStatus.StopSignal(status) != (SIGTRAP | 0x80) || WaitStatus.PtraceEvent(status) != 0)
+        int status = ResumeToNextStop(what);
+        if (!IsSyscallStop(status))
             throw new InvalidOperationException($"task {Pid}: {WaitStatus.Describe(status)} while waiting for the stop at {what}");
+    }
+
+    /// <summary>PTRACE_SYSCALL and the status of the next stop, whatever it is (syscall, event, signal).</summary>
+    public int ResumeToNextStop(string what, int signal = 0)
+    {
+        Request(PTRACE_SYSCALL, "PTRACE_SYSCALL", 0, signal);
+        return WaitForStop(what);
+    }
+
+    public static bool IsSyscallStop(int status) => WaitStatus.StopSignal(status) == (SIGTRAP | 0x80) && WaitStatus.PtraceEvent(status) == 0;
+
+    /// <summary>PTRACE_GETEVENTMSG: the new task's id at a clone/fork event stop, the exit status at an exit stop.</summary>
+    public ulong GetEventMessage()
+    {
+        ulong message;
+        Request(PTRACE_GETEVENTMSG, "PTRACE_GETEVENTMSG", 0, (nint)(&message));
+        return message;
     }
 
     public UserRegisters GetRegisters()
@@ -169,8 +197,23 @@ public sealed unsafe class Tracee
     /// <summary>SIGKILL, then collects the tracer's exit notification.</summary>
     public void Kill()
     {
+        SendKill();
+        WaitForExit();
+    }
+
+    /// <summary>SIGKILL to the task's whole thread group, without waiting.</summary>
+    public void SendKill()
+    {
         if (kill(Pid, SIGKILL) != 0 && LastErrno != Errno.ESRCH)
             throw new SyscallException("kill(SIGKILL)", LastErrno, Pid);
+    }
+
+    /// <summary>
+    /// Collects the tracer's exit notification of a killed task. Wait for every other thread of
+    /// a group before its leader: the kernel reports a leader's exit only after its threads'.
+    /// </summary>
+    public void WaitForExit()
+    {
         int status;
         while (waitpid(Pid, &status, WALL) >= 0 && WaitStatus.Stopped(status)) { }
         Attached = false;

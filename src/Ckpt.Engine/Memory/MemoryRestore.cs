@@ -1,4 +1,6 @@
+using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
+using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 
 namespace Ckpt.Engine.Memory;
@@ -20,10 +22,10 @@ public static class MemoryRestore
     private const ulong O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
-    public static void Run(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         var sharedAnonymous = new Dictionary<int, VmaRecord>();
-        foreach (VmaPlan vma in plan.Vmas)
+        foreach (VmaImage vma in plan.Vmas)
         {
             if (vma.Record.VmaType is VmaType.Vdso or VmaType.Vvar or VmaType.VvarVclock or VmaType.Vsyscall) continue;
             scratch.Reset();
@@ -31,17 +33,17 @@ public static class MemoryRestore
             Advise(syscalls, vma);
         }
         PageWriter.WriteAll(syscalls, plan, scratch);
-        foreach (VmaPlan vma in plan.Vmas)
+        foreach (VmaImage vma in plan.Vmas)
         {
             if (NeedsWriteWhileFilling(vma) && (vma.Record.Protection & PROT_WRITE) == 0)
                 syscalls.Call($"mprotect of {Describe(vma)}", SYS_mprotect, vma.Record.VmStart, vma.Length, vma.Record.Protection);
         }
     }
 
-    private static bool NeedsWriteWhileFilling(VmaPlan vma) =>
+    private static bool NeedsWriteWhileFilling(VmaImage vma) =>
         vma.Chunks.Count > 0 && vma.Record.VmaType is VmaType.Anon or VmaType.File or VmaType.SharedAnon;
 
-    private static void Map(InjectedSyscalls syscalls, VmaPlan vma, ScratchArea scratch, Dictionary<int, VmaRecord> sharedAnonymous)
+    private static void Map(SyscallInjector syscalls, VmaImage vma, ScratchArea scratch, Dictionary<int, VmaRecord> sharedAnonymous)
     {
         VmaRecord record = vma.Record;
         ulong protection = record.Protection | (NeedsWriteWhileFilling(vma) ? PROT_WRITE : 0);
@@ -79,7 +81,7 @@ public static class MemoryRestore
         (0x20000000, 14, "MADV_HUGEPAGE"), (0x40000000, 15, "MADV_NOHUGEPAGE"),
     ];
 
-    private static void Advise(InjectedSyscalls syscalls, VmaPlan vma)
+    private static void Advise(SyscallInjector syscalls, VmaImage vma)
     {
         foreach (var (flag, advice, name) in AdvisedFlags)
         {
@@ -88,9 +90,9 @@ public static class MemoryRestore
         }
     }
 
-    private static void MapFile(InjectedSyscalls syscalls, VmaPlan vma, ScratchArea scratch, ulong protection, string what)
+    private static void MapFile(SyscallInjector syscalls, VmaImage vma, ScratchArea scratch, ulong protection, string what)
     {
-        FilePlan file = vma.File ?? throw new RestoreRefusedException($"file VMA {Describe(vma)} has no file");
+        FileImage file = vma.File ?? throw new RestoreRefusedException($"file VMA {Describe(vma)} has no file");
         bool shared = vma.Record.VmaType == VmaType.SharedFile;
         ulong openFlags = (shared && (vma.Record.Protection & PROT_WRITE) != 0 ? O_RDWR : O_RDONLY) | O_CLOEXEC;
         long fd = syscalls.Call($"openat of {file.Path} for {Describe(vma)}", SYS_openat, AT_FDCWD, scratch.PutString(file.Path), openFlags, 0);
@@ -105,6 +107,6 @@ public static class MemoryRestore
         }
     }
 
-    internal static string Describe(VmaPlan vma) =>
+    internal static string Describe(VmaImage vma) =>
         $"VMA 0x{vma.Record.VmStart:x}-0x{vma.Record.VmEnd:x} ({vma.Record.VmaType}{(vma.File is null ? "" : " " + vma.File.Path)})";
 }

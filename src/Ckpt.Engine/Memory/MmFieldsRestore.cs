@@ -1,3 +1,4 @@
+using Ckpt.Engine.Linux;
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Records;
@@ -22,7 +23,7 @@ public static unsafe class MmFieldsRestore
         public uint ExeFd;
     }
 
-    public static void Run(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
         MmRecord mm = plan.Mm;

@@ -1,3 +1,4 @@
+using Ckpt.Image.Model;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
 
@@ -19,7 +20,7 @@ public static class PageWriter
     private const ulong O_RDONLY = 0, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
-    public static void WriteAll(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
+    public static void WriteAll(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         int pageSize = (int)plan.Header.PageSize;
         int mem = ProcessMemory.OpenMem(syscalls.Pid, Native.O_RDWR);
@@ -27,7 +28,7 @@ public static class PageWriter
         byte[] buffer = [];
         try
         {
-            foreach (VmaPlan vma in plan.Vmas)
+            foreach (VmaImage vma in plan.Vmas)
             {
                 foreach (PageChunk chunk in vma.Chunks)
                 {
@@ -67,14 +68,14 @@ public static class PageWriter
     }
 
     // The engine's handle, reopened through /proc: works for a spooled (unlinked) stdin image too.
-    private static long OpenImageInTask(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
+    private static long OpenImageInTask(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         string path = $"/proc/{Environment.ProcessId}/fd/{plan.ImageFile.DangerousGetHandle()}";
         scratch.Reset();
         return syscalls.Call($"openat of the image ({path}) to read its pages", SYS_openat, AT_FDCWD, scratch.PutString(path), O_RDONLY | O_CLOEXEC, 0);
     }
 
-    private static void ReadInTask(InjectedSyscalls syscalls, VmaPlan vma, long imageFd, PageRun run, int pageSize)
+    private static void ReadInTask(SyscallInjector syscalls, VmaImage vma, long imageFd, PageRun run, int pageSize)
     {
         ulong length = (ulong)run.Pages * (ulong)pageSize;
         string where = $"{run.Pages} pages at 0x{run.Address:x} of {MemoryRestore.Describe(vma)}";

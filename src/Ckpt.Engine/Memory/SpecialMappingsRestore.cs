@@ -1,3 +1,4 @@
+using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Records;
 
@@ -14,7 +15,7 @@ public static class SpecialMappingsRestore
     private const long SYS_munmap = 11, SYS_mremap = 25;
     private const ulong MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 
-    public static void Run(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         foreach (MapsLine mapping in MapsLine.ReadAll(syscalls.Pid))
         {
@@ -55,7 +56,7 @@ public static class SpecialMappingsRestore
         return moves;
     }
 
-    private static void Move(InjectedSyscalls syscalls, string name, ulong from, ulong to, ulong length)
+    private static void Move(SyscallInjector syscalls, string name, ulong from, ulong to, ulong length)
     {
         if (from == to) return;
         syscalls.Call($"mremap of {name} to 0x{to:x}", SYS_mremap, from, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to);

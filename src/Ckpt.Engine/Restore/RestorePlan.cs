@@ -1,57 +1,42 @@
+using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 using Microsoft.Win32.SafeHandles;
 
 namespace Ckpt.Engine.Restore;
 
 /// <summary>
-/// Everything a restore needs, read and checked before any process exists. Page contents stay
-/// in the image file: only their offsets are kept (<see cref="PageChunk"/>).
+/// Everything a restore needs, read and checked before any process exists: the image model of
+/// the one process being restored, and the open image file its page contents are read from.
 /// </summary>
 public sealed class RestorePlan : IDisposable
 {
-    public required HeaderRecord Header { get; init; }
-    public required HeaderArchRecord HeaderArch { get; init; }
-    public required TaskRecord Task { get; init; }
-    public required string Cwd { get; init; }
-    public required string Root { get; init; }
-    public required string ExePath { get; init; }
-    public required CredentialsRecord Credentials { get; init; }
-    public required uint[] Groups { get; init; }
-    public required MmRecord Mm { get; init; }
-    public required IReadOnlyList<VmaPlan> Vmas { get; init; }
-    public required IReadOnlyDictionary<int, FilePlan> Files { get; init; }
-    public required IReadOnlyList<FileDescriptorRecord> Descriptors { get; init; }
-    public required IReadOnlyList<SignalActionRecord> SignalActions { get; init; }
-    public required SignalRecord Signal { get; init; }
-    public required IReadOnlyList<SignalPendingRecord> PendingSignals { get; init; }
-    public required IReadOnlyList<ThreadPlan> Threads { get; init; }
+    public required ImageModel Image { get; init; }
 
     /// <summary>The image file, open for reading page contents at their offsets.</summary>
     public required SafeFileHandle ImageFile { get; init; }
+
+    public ProcessImage Process => Image.Processes[0];
+
+    public HeaderRecord Header => Image.Header;
+    public HeaderArchRecord HeaderArch => Image.Arch;
+    public TaskRecord Task => Process.Task;
+    public string Cwd => Process.Cwd;
+    public string Root => Process.Root;
+    public string ExePath => Process.ExePath;
+    public CredentialsRecord Credentials => Process.Credentials;
+    public uint[] Groups => Process.Groups;
+    public MmRecord Mm => Process.Memory.Mm;
+    public IReadOnlyList<VmaImage> Vmas => Process.Memory.Vmas;
+    public IReadOnlyDictionary<int, FileImage> Files => Process.FileTable.Files;
+    public IReadOnlyList<FileDescriptorRecord> Descriptors => Process.FileTable.Descriptors;
+    public IReadOnlyList<SignalActionRecord> SignalActions => Process.SignalHandlers.Actions;
+    public SignalRecord Signal => Process.Signal.Record;
+    public IReadOnlyList<SignalPendingRecord> SharedPendingSignals => Process.Signal.SharedPending;
+
+    /// <summary>The threads, the leader first.</summary>
+    public IReadOnlyList<ThreadImage> Threads => Process.Threads;
 
     public int Pid => Task.Pid;
 
     public void Dispose() => ImageFile.Dispose();
 }
-
-/// <summary>An open file object of the image (FileRecord) with its path.</summary>
-public sealed record FilePlan(FileRecord Record, string Path);
-
-/// <summary>One VMA, its backing file if any, and where its saved pages are in the image.</summary>
-public sealed record VmaPlan(VmaRecord Record, FilePlan? File, IReadOnlyList<PageChunk> Chunks)
-{
-    public ulong Length => Record.VmEnd - Record.VmStart;
-}
-
-/// <summary>A PAGE_ARRAY chunk: the page addresses, and the image offset of their contents.</summary>
-public sealed record PageChunk(ulong[] Addresses, long ContentsOffset);
-
-/// <summary>One thread: how it stopped, its signal stack, rseq area and CPU state.</summary>
-public sealed record ThreadPlan(
-    ThreadRecord Thread,
-    RestartBlockRecord? RestartBlock,
-    SignalStackRecord SignalStack,
-    RseqRecord Rseq,
-    CpuRecord Cpu,
-    CpuXstateRecord XstateRecord,
-    byte[] Xstate);

@@ -1,5 +1,6 @@
 using System.Text;
 using Ckpt.Engine.Linux;
+using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 
 namespace Ckpt.Engine.Restore;
@@ -18,6 +19,12 @@ public static class RestoreValidation
         CheckFiles(plan);
         if (!PidBecomesFree(plan.Pid))
             throw new PidInUseException(plan.Pid, ProcessNames.CommOf(plan.Pid));
+        // Thread ids are pids too: each must be free (a zombie leader's threads are already gone).
+        foreach (var thread in plan.Threads.Skip(1))
+        {
+            if (ProcStat.IsZombie(thread.Tid) is not null)
+                throw new PidInUseException(thread.Tid, ProcessNames.CommOf(thread.Tid));
+        }
     }
 
     // The usual holder right after `checkpoint --kill` is the killed process itself, a zombie
@@ -57,8 +64,8 @@ public static class RestoreValidation
     {
         if (plan.Task.SeccompMode != 0)
             throw new RestoreRefusedException($"the process used seccomp (mode {plan.Task.SeccompMode}), which restore does not rebuild");
-        if (plan.Task.ThreadCount != 1 || plan.Threads.Count != 1)
-            throw new RestoreRefusedException($"the process had {plan.Task.ThreadCount} threads: only single-threaded processes are restored");
+        if (plan.Task.ThreadCount != plan.Threads.Count)
+            throw new RestoreRefusedException($"the process's task record says {plan.Task.ThreadCount} threads, the image holds {plan.Threads.Count}");
         if (plan.Root != "/")
             throw new RestoreRefusedException($"the process had root directory {plan.Root}: only / is supported");
         if (plan.Threads[0].Thread.Tid != plan.Pid)
@@ -69,10 +76,10 @@ public static class RestoreValidation
 
     private static void CheckFiles(RestorePlan plan)
     {
-        foreach (VmaPlan vma in plan.Vmas)
+        foreach (VmaImage vma in plan.Vmas)
         {
             if (vma.Record.VmaType is not (VmaType.File or VmaType.SharedFile)) continue;
-            FilePlan file = vma.File!;
+            FileImage file = vma.File!;
             FileIdentity identity = FileIdentity.Of(file.Path)
                 ?? throw new RestoreRefusedException($"file {file.Path}, mapped at 0x{vma.Record.VmStart:x}, is missing");
             FileRecord r = file.Record;
@@ -85,7 +92,7 @@ public static class RestoreValidation
         }
         foreach (FileDescriptorRecord descriptor in plan.Descriptors)
         {
-            FilePlan file = plan.Files[descriptor.FileObjRef];
+            FileImage file = plan.Files[descriptor.FileObjRef];
             if (file.Record.Kind is not (FileKind.Regular or FileKind.Directory or FileKind.CharacterDevice or FileKind.BlockDevice))
                 throw new RestoreRefusedException($"fd {descriptor.Fd} is a {file.Record.Kind} ({file.Path}): only files, directories and devices are restored");
             FileIdentity identity = FileIdentity.Of(file.Path)

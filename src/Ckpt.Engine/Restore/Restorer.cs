@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using Ckpt.Image.Model;
 using Ckpt.Engine.Files;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Memory;
@@ -14,14 +14,13 @@ public sealed record RestoreOptions(string ImagePath, bool Wait = false, bool Fo
 public sealed record RestoreResult(int Pid, int? ExitStatus);
 
 /// <summary>
-/// The restore: read and validate the whole image, then create the task with its pid and
-/// rebuild it by injection, step by step; a failure kills the task and names the step.
+/// The restore: read and validate the whole image, then create the process with its pid and
+/// rebuild it by injection, stage by stage for every thread; a failure kills every task made so
+/// far and names the step.
 /// Every ptrace request comes from one dedicated thread.
 /// </summary>
 public static class Restorer
 {
-    private const int PTRACE_DETACH = 17;
-
     public static RestoreResult Restore(RestoreOptions options, Action<string>? phase = null)
     {
         phase?.Invoke("read");
@@ -43,63 +42,86 @@ public static class Restorer
         return result!;
     }
 
+    // The stages, each done for every task before the next starts: created, memory, files,
+    // signals, threads, thread state, credentials, registers; then all tasks are released together.
     private static RestoreResult RestoreOnTracerThread(RestorePlan plan, RestoreOptions options, Action<string>? phase)
     {
         phase?.Invoke("create");
         ProcessCreation.CreateStoppedAtExec(plan.Pid, plan.ExePath, reparentToCaller: options.Wait);
+        var created = new List<Tracee> { Tracee.Adopt(plan.Pid) };
         string step = "attach";
         try
         {
-            var syscalls = new InjectedSyscalls(plan.Pid);
-            ThreadPlan thread = plan.Threads[0];
+            var leader = SyscallInjector.AtExecStop(created[0]);
             step = "scratch area";
-            var scratch = ScratchArea.Map(syscalls, plan.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd)));
+            var scratch = ScratchArea.Map(leader, plan.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd)));
             step = "close inherited files";
-            FilesRestore.CloseInherited(syscalls);
+            FilesRestore.CloseInherited(leader);
             step = "special mappings";
             phase?.Invoke(step);
-            SpecialMappingsRestore.Run(syscalls, plan, scratch);
+            SpecialMappingsRestore.Run(leader, plan, scratch);
             step = "memory";
             phase?.Invoke(step);
-            MemoryRestore.Run(syscalls, plan, scratch);
+            MemoryRestore.Run(leader, plan, scratch);
             step = "mm fields";
-            MmFieldsRestore.Run(syscalls, plan, scratch);
+            MmFieldsRestore.Run(leader, plan, scratch);
             step = "files";
             phase?.Invoke(step);
-            FilesRestore.Run(syscalls, plan, scratch);
+            FilesRestore.Run(leader, plan, scratch);
             step = "task state";
-            TaskStateRestore.Run(syscalls, plan, scratch);
+            TaskStateRestore.Run(leader, plan, scratch);
             step = "signals";
-            SignalsRestore.Run(syscalls, plan, scratch);
-            step = "signal stack and rseq";
-            ThreadRestore.SetStackAndRseq(syscalls, thread, scratch);
-            step = "xstate";
-            ThreadRestore.SetXstate(plan.Pid, thread);
-            step = "credentials";
-            CredentialsRestore.Run(syscalls, plan, scratch);
+            SignalsRestore.Run(leader, plan, scratch);
+            step = "threads";
+            phase?.Invoke(step);
+            var threads = ThreadRestore.CreateThreads(leader, plan, scratch, created);
+            foreach (var (thread, syscalls) in threads)
+            {
+                step = $"thread {thread.Tid}: signal stack, rseq, robust list, name, queued signals";
+                ThreadRestore.SetThreadState(syscalls, thread, plan, scratch);
+                step = $"thread {thread.Tid}: xstate";
+                ThreadRestore.SetXstate(syscalls.Tracee, thread);
+            }
+            phase?.Invoke("credentials");
+            foreach (var (thread, syscalls) in threads)
+            {
+                step = $"thread {thread.Tid}: credentials";
+                CredentialsRestore.Run(syscalls, plan, scratch);
+                step = $"thread {thread.Tid}: scheduling";
+                ThreadRestore.SetScheduling(syscalls, thread, scratch);
+            }
             step = "scratch area removal";
             scratch.Unmap();
-            step = "registers";
-            ThreadRestore.SetMaskAndRegisters(syscalls, thread, plan);
+            var signalsOnRelease = new int[threads.Count];
+            for (int i = 0; i < threads.Count; i++)
+            {
+                var (thread, syscalls) = threads[i];
+                step = $"thread {thread.Tid}: registers";
+                ThreadRestore.SetMaskAndRegisters(syscalls, thread, plan);
+                signalsOnRelease[i] = ThreadRestore.EnterInterruptedSyscall(syscalls, thread);
+            }
             step = "resume";
             phase?.Invoke(step);
-            if (ptrace(PTRACE_DETACH, plan.Pid, 0, 0) != 0)
-                throw new SyscallException("ptrace(PTRACE_DETACH)", Marshal.GetLastPInvokeError(), plan.Pid);
+            for (int i = 0; i < threads.Count; i++) threads[i].Injector.Tracee.Detach(signalsOnRelease[i]);
         }
         catch (Exception e)
         {
-            KillAndReap(plan.Pid);
+            KillAndReap(created);
             throw new RestoreException(step, e.Message, e);
         }
         return new RestoreResult(plan.Pid, options.Wait ? WaitForExit(plan.Pid) : null);
     }
 
-    private static void KillAndReap(int pid)
+    // SIGKILL ends the whole thread group. As tracer we are told of each death: threads first, the
+    // leader's is reported after them; its parent (init, or us as subreaper) reaps it.
+    private static void KillAndReap(List<Tracee> created)
     {
-        kill(pid, SIGKILL);
-        // As tracer we see its death; its parent (init, or us as subreaper) reaps it.
-        try { ProcessCreation.WaitForStop(pid); }
-        catch (SyscallException) { }
+        kill(created[0].Pid, SIGKILL);
+        foreach (Tracee tracee in created.Skip(1).Append(created[0]))
+        {
+            try { ProcessCreation.WaitForStop(tracee.Pid); }
+            catch (SyscallException) { }
+        }
     }
 
     private static int WaitForExit(int pid)

@@ -13,10 +13,10 @@ public sealed class ScratchArea
     private const long SYS_mmap = 9, SYS_munmap = 11;
     private const ulong MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
 
-    private readonly InjectedSyscalls _syscalls;
+    private readonly SyscallInjector _syscalls;
     private ulong _used;
 
-    private ScratchArea(InjectedSyscalls syscalls, ulong address)
+    private ScratchArea(SyscallInjector syscalls, ulong address)
     {
         _syscalls = syscalls;
         Address = address;
@@ -25,7 +25,7 @@ public sealed class ScratchArea
     public ulong Address { get; }
 
     /// <summary>Maps the area at the first free spot that neither the task nor the image uses.</summary>
-    public static ScratchArea Map(InjectedSyscalls syscalls, IEnumerable<(ulong Start, ulong End)> imageRanges)
+    public static ScratchArea Map(SyscallInjector syscalls, IEnumerable<(ulong Start, ulong End)> imageRanges)
     {
         var taken = imageRanges.Concat(MapsLine.ReadAll(syscalls.Pid).Select(m => (m.Start, m.End))).OrderBy(r => r.Item1).ToList();
         ulong candidate = 0x10000000;

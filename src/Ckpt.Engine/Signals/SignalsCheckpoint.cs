@@ -6,30 +6,24 @@ using Ckpt.Image.Records;
 namespace Ckpt.Engine.Signals;
 
 /// <summary>
-/// Writes SIGNAL_HANDLERS + 64 SIGNAL_ACTIONs (read by injection), SIGNAL (limits from
-/// /proc/PID/limits, itimers by injection) and the queued signals of the thread and of the
-/// process (PTRACE_PEEKSIGINFO, which leaves them queued).
+/// The process-wide signal objects: SIGNAL_HANDLERS + 64 SIGNAL_ACTIONs (read by injection), and
+/// SIGNAL (limits from /proc/PID/limits, itimers by injection) with the process-wide queue.
+/// Queues are read with PTRACE_PEEKSIGINFO, which leaves them queued; the thread-directed queue of
+/// each thread goes with its thread (<see cref="Pending"/>).
 /// </summary>
 public static class SignalsCheckpoint
 {
-    public static unsafe void Write(ImageWriter writer, Tracee tracee, InjectedTaskState injected, int handlersObjRef)
+    public static void WriteHandlers(ImageWriter writer, InjectedTaskState injected, int handlersObjRef)
     {
         writer.Write(new SignalHandlersRecord { ObjRef = handlersObjRef, ActionCount = injected.Actions.Length });
         foreach (SignalActionRecord action in injected.Actions) writer.Write(action);
+    }
 
-        var pending = new List<SignalPendingRecord>();
-        foreach (bool shared in new[] { false, true })
-        {
-            foreach (byte[] siginfo in tracee.PeekSignals(shared))
-            {
-                var record = new SignalPendingRecord { Signal = BitConverter.ToInt32(siginfo, 0), Shared = shared ? 1 : 0 };
-                for (int i = 0; i < siginfo.Length; i++) record.Siginfo[i] = siginfo[i];
-                pending.Add(record);
-            }
-        }
-
-        var signal = new SignalRecord { PendingCount = pending.Count };
-        var limits = ProcLimits.Read(tracee.Pid);
+    public static unsafe void WriteSignal(ImageWriter writer, Tracee leader, InjectedTaskState injected, int signalObjRef)
+    {
+        List<SignalPendingRecord> pending = Pending(leader, shared: true);
+        var signal = new SignalRecord { PendingCount = pending.Count, ObjRef = signalObjRef };
+        var limits = ProcLimits.Read(leader.Pid);
         for (int i = 0; i < SignalRecord.RlimitCapacity; i++)
         {
             signal.RlimitCurrent[i] = limits[i].Current;
@@ -40,5 +34,18 @@ public static class SignalsCheckpoint
         (signal.ProfTimerValueNs, signal.ProfTimerIntervalNs) = injected.Itimers[2];
         writer.Write(signal);
         foreach (SignalPendingRecord record in pending) writer.Write(record);
+    }
+
+    /// <summary>The queued signals of a thread's own queue, or of the process-wide one.</summary>
+    public static unsafe List<SignalPendingRecord> Pending(Tracee tracee, bool shared)
+    {
+        var pending = new List<SignalPendingRecord>();
+        foreach (byte[] siginfo in tracee.PeekSignals(shared))
+        {
+            var record = new SignalPendingRecord { Signal = BitConverter.ToInt32(siginfo, 0), Shared = shared ? 1 : 0 };
+            for (int i = 0; i < siginfo.Length; i++) record.Siginfo[i] = siginfo[i];
+            pending.Add(record);
+        }
+        return pending;
     }
 }

@@ -1,3 +1,4 @@
+using Ckpt.Engine.Linux;
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Records;
@@ -27,7 +28,7 @@ public static class SignalsRestore
         public long IntervalSeconds, IntervalMicroseconds, ValueSeconds, ValueMicroseconds;
     }
 
-    public static void Run(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         foreach (SignalActionRecord action in plan.SignalActions)
         {
@@ -42,11 +43,11 @@ public static class SignalsRestore
         SetTimer(syscalls, scratch, 0, "ITIMER_REAL", signal.RealTimerValueNs, signal.RealTimerIntervalNs);
         SetTimer(syscalls, scratch, 1, "ITIMER_VIRTUAL", signal.VirtualTimerValueNs, signal.VirtualTimerIntervalNs);
         SetTimer(syscalls, scratch, 2, "ITIMER_PROF", signal.ProfTimerValueNs, signal.ProfTimerIntervalNs);
-        foreach (SignalPendingRecord pending in plan.PendingSignals)
+        foreach (SignalPendingRecord pending in plan.SharedPendingSignals)
             Queue(syscalls, scratch, plan.Pid, pending);
     }
 
-    private static void SetTimer(InjectedSyscalls syscalls, ScratchArea scratch, ulong which, string name, long valueNs, long intervalNs)
+    private static void SetTimer(SyscallInjector syscalls, ScratchArea scratch, ulong which, string name, long valueNs, long intervalNs)
     {
         if (valueNs <= 0 && intervalNs <= 0) return;
         scratch.Reset();
@@ -60,7 +61,7 @@ public static class SignalsRestore
         syscalls.Call($"setitimer({name})", SYS_setitimer, which, scratch.PutStruct(value), 0);
     }
 
-    private static unsafe void Queue(InjectedSyscalls syscalls, ScratchArea scratch, int pid, SignalPendingRecord pending)
+    private static unsafe void Queue(SyscallInjector syscalls, ScratchArea scratch, int pid, SignalPendingRecord pending)
     {
         scratch.Reset();
         var siginfo = new byte[128];

@@ -1,3 +1,4 @@
+using Ckpt.Engine.Linux;
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Records;
@@ -22,7 +23,7 @@ public static class CredentialsRestore
     [StructLayout(LayoutKind.Sequential)]
     private struct CapData { public uint Effective0, Permitted0, Inheritable0, Effective1, Permitted1, Inheritable1; }
 
-    public static void Run(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
         CredentialsRecord c = plan.Credentials;

@@ -5,25 +5,24 @@ using Ckpt.Image.Records;
 namespace Ckpt.Engine.Tasks;
 
 /// <summary>
-/// The state that has no /proc source, read by syscall injection into the stopped target in one
-/// <see cref="RemoteSyscall"/> session: signal handlers (rt_sigaction with a NULL new action), the
-/// alternate signal stack, the three itimers, the program break, securebits and clear_child_tid.
+/// The process-wide state that has no /proc source, read by syscall injection into the stopped
+/// leader in one <see cref="RemoteSyscall"/> session: signal handlers (rt_sigaction with a NULL new
+/// action), the three itimers, the program break and securebits. Per-thread injected state
+/// (alternate signal stack, clear_child_tid) is read by <see cref="ThreadCheckpoint"/>.
 /// </summary>
 public sealed record InjectedTaskState(
     SignalActionRecord[] Actions,
-    SignalStackRecord SignalStack,
     (long ValueNs, long IntervalNs)[] Itimers,
     ulong Brk,
-    uint SecureBits,
-    ulong ClearChildTid)
+    uint SecureBits)
 {
     public const int SignalCount = 64;
-    private const long SYS_brk = 12, SYS_rt_sigaction = 13, SYS_getitimer = 36, SYS_sigaltstack = 131, SYS_prctl = 157;
-    private const ulong PR_GET_SECUREBITS = 27, PR_GET_TID_ADDRESS = 40;
+    private const long SYS_brk = 12, SYS_rt_sigaction = 13, SYS_getitimer = 36, SYS_prctl = 157;
+    private const ulong PR_GET_SECUREBITS = 27;
 
-    public static InjectedTaskState Read(Tracee tracee)
+    public static InjectedTaskState Read(Tracee tracee, ulong syscallAddress)
     {
-        using var remote = RemoteSyscall.Begin(tracee);
+        using var remote = RemoteSyscall.Begin(tracee, syscallAddress);
         var actions = new SignalActionRecord[SignalCount];
         for (int signal = 1; signal <= SignalCount; signal++)
         {
@@ -34,9 +33,6 @@ public sealed record InjectedTaskState(
                 Signal = signal, Handler = action.Handler, Flags = action.Flags, Restorer = action.Restorer, Mask = action.Mask,
             };
         }
-
-        remote.Call("sigaltstack", SYS_sigaltstack, 0, remote.Scratch);
-        var stack = remote.ReadScratch<StackT>(0);
 
         var itimers = new (long, long)[3];
         for (int which = 0; which < 3; which++)
@@ -49,12 +45,7 @@ public sealed record InjectedTaskState(
 
         ulong brk = (ulong)remote.Call("brk(0)", SYS_brk, 0);
         uint secureBits = (uint)remote.Call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS);
-        remote.Call("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, remote.Scratch);
-        ulong clearChildTid = remote.ReadScratch<ulong>(0);
-
-        return new InjectedTaskState(actions,
-            new SignalStackRecord { StackPointer = stack.Pointer, StackSize = stack.Size, Flags = stack.Flags },
-            itimers, brk, secureBits, clearChildTid);
+        return new InjectedTaskState(actions, itimers, brk, secureBits);
     }
 
     [StructLayout(LayoutKind.Sequential)]

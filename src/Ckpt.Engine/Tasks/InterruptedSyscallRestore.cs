@@ -1,5 +1,6 @@
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
+using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 
 namespace Ckpt.Engine.Tasks;
@@ -17,7 +18,7 @@ public static unsafe class InterruptedSyscallRestore
     private const long SYS_nanosleep = 35, SYS_clock_nanosleep = 230;
     private const int RedZone = 128;
 
-    public static UserRegisters Registers(ThreadPlan thread, RestorePlan plan)
+    public static UserRegisters Registers(ThreadImage thread, RestorePlan plan)
     {
         UserRegisters regs = FromRecord(thread.Cpu);
         regs.OrigRax = ulong.MaxValue;
@@ -44,7 +45,7 @@ public static unsafe class InterruptedSyscallRestore
         regs.Rip -= 2;
     }
 
-    private static void RestartBlock(ref UserRegisters regs, ThreadPlan thread, RestorePlan plan)
+    private static void RestartBlock(ref UserRegisters regs, ThreadImage thread, RestorePlan plan)
     {
         RestartBlockRecord block = thread.RestartBlock
             ?? throw new RestoreRefusedException($"thread {thread.Thread.Tid} stopped in a restartable sleep but the image has no RESTART_BLOCK for it");

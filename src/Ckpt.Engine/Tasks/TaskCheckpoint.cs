@@ -9,24 +9,60 @@ namespace Ckpt.Engine.Tasks;
 
 /// <summary>
 /// The task's identity and credentials from /proc/PID/{stat,status,personality,cwd,root,exe},
-/// and the refusals that depend on them (threads, children, seccomp).
+/// and the refusals that depend on them (children, seccomp, threads that share too little).
 /// </summary>
 public static class TaskCheckpoint
 {
-    public static void Refuse(int pid, ProcStatus status)
+    /// <summary>
+    /// Refuses what the image cannot describe yet, before anything is written: child processes,
+    /// seccomp, and threads that do not share the leader's descriptor table, fs information or
+    /// credentials (possible with clone() flags or unshare(), not with pthreads).
+    /// </summary>
+    public static void Refuse(int pid, ProcStatus status, IReadOnlyList<int> tids)
     {
-        long threads = status.Number("Threads");
-        if (threads != 1)
-            throw new CheckpointRefusedException($"process {pid} has {threads} threads: only single-threaded processes are checkpointed");
-        string children = File.ReadAllText($"/proc/{pid}/task/{pid}/children").Trim();
+        string children = string.Join(' ', tids.Select(tid => File.ReadAllText($"/proc/{pid}/task/{tid}/children").Trim()).Where(c => c.Length > 0));
         if (children.Length > 0)
             throw new CheckpointRefusedException($"process {pid} has child processes ({children}): process trees are not checkpointed");
-        long seccomp = status.Number("Seccomp");
-        if (seccomp != 0)
-            throw new CheckpointRefusedException($"process {pid} runs under seccomp (mode {seccomp}{(seccomp == 2 ? ", filter" : "")}), which restore cannot rebuild");
+        foreach (int tid in tids)
+        {
+            ProcStatus thread = tid == pid ? status : ProcStatus.Read(tid);
+            long seccomp = thread.Number("Seccomp");
+            if (seccomp != 0)
+                throw new CheckpointRefusedException($"thread {tid} of process {pid} runs under seccomp (mode {seccomp}{(seccomp == 2 ? ", filter" : "")}), which restore cannot rebuild");
+            if (tid == pid) continue;
+            RefuseUnshared(pid, tid, Native.KCMP_FILES, "descriptor table");
+            RefuseUnshared(pid, tid, Native.KCMP_FS, "fs information (cwd, root, umask)");
+            foreach (string key in CredentialKeys)
+            {
+                if (thread.Text(key) != status.Text(key))
+                    throw new CheckpointRefusedException($"thread {tid} of process {pid} has its own credentials ({key} {thread.Text(key)}, the leader's {status.Text(key)}): per-thread credentials are not checkpointed");
+            }
+        }
     }
 
-    public static unsafe TaskRecord Task(int pid, ProcStatus status, ProcStat stat)
+    private static readonly string[] CredentialKeys = ["Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs"];
+
+    private static void RefuseUnshared(int pid, int tid, int kcmpType, string what)
+    {
+        int order = Native.kcmp(pid, tid, kcmpType, 0, 0);
+        if (order < 0) throw new SyscallException("kcmp", Native.LastErrno, tid, $"comparing the {what} of threads {pid} and {tid}");
+        if (order != 0)
+            throw new CheckpointRefusedException($"thread {tid} of process {pid} has its own {what} (clone without CLONE_FILES/CLONE_FS, or unshare): not supported until process trees are");
+    }
+
+    /// <summary>The task table entry of a thread of the process.</summary>
+    public static unsafe TaskIdsRecord Ids(int tid, int tgid, ProcStat stat)
+    {
+        var ids = new TaskIdsRecord
+        {
+            Pid = tid, Tgid = tgid, Ppid = (int)stat.Field(4), Pgid = (int)stat.Field(5), Sid = (int)stat.Field(6), NamespaceLevels = 1,
+        };
+        ids.NamespacePids[0] = tid;
+        return ids;
+    }
+
+    /// <summary>The TASK record of a thread (pid = its tid) of process tgid.</summary>
+    public static unsafe TaskRecord Task(int pid, ProcStatus status, ProcStat stat, int threadCount)
     {
         var task = new TaskRecord
         {
@@ -40,7 +76,7 @@ public static class TaskCheckpoint
             Umask = status.OctalNumber("Umask"),
             NoNewPrivileges = (int)status.Number("NoNewPrivs"),
             SeccompMode = (int)status.Number("Seccomp"),
-            ThreadCount = (int)status.Number("Threads"),
+            ThreadCount = threadCount,
             StartTimeTicks = stat.UnsignedField(22),
         };
         byte[] comm = Encoding.UTF8.GetBytes(stat.Comm);
@@ -62,10 +98,10 @@ public static class TaskCheckpoint
         };
     }
 
-    /// <summary>Task, its three path strings, credentials and supplementary groups, in image order.</summary>
-    public static void Write(ImageWriter writer, int pid, ProcStatus status, ProcStat stat, uint secureBits)
+    /// <summary>A thread group leader's TASK, its three path strings, credentials and supplementary groups, in image order.</summary>
+    public static void WriteLeader(ImageWriter writer, int pid, ProcStatus status, ProcStat stat, uint secureBits, int threadCount)
     {
-        writer.Write(Task(pid, status, stat));
+        writer.Write(Task(pid, status, stat, threadCount));
         writer.WriteString(Link(pid, "cwd"));
         writer.WriteString(Link(pid, "root"));
         writer.WriteString(Link(pid, "exe"));

@@ -1,3 +1,4 @@
+using Ckpt.Engine.Linux;
 using System.Runtime.InteropServices;
 using System.Text;
 using Ckpt.Engine.Restore;
@@ -13,7 +14,7 @@ public static unsafe class TaskStateRestore
     private static readonly string[] LimitNames =
         ["CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"];
 
-    public static void Run(InjectedSyscalls syscalls, RestorePlan plan, ScratchArea scratch)
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
         syscalls.Call($"chdir({plan.Cwd})", SYS_chdir, scratch.PutString(plan.Cwd));

@@ -1,4 +1,5 @@
 using Ckpt.Engine.Linux;
+using Ckpt.Engine.Signals;
 using Ckpt.Image;
 using Ckpt.Image.Records;
 
@@ -6,38 +7,84 @@ namespace Ckpt.Engine.Tasks;
 
 /// <summary>
 /// One stopped thread: registers, how it stopped inside a system call (and the restart block of an
-/// interrupted sleep), its blocked mask, rseq registration (with the ip moved to the abort handler
-/// when it stopped inside a critical section), the xsave area. Read with <see cref="Capture"/>
-/// while frozen, written with <see cref="Write"/>.
+/// interrupted sleep), its blocked mask, queued thread-directed signals, alternate signal stack and
+/// clear_child_tid (both injected into the thread itself), robust futex list, name, scheduling,
+/// rseq registration (the ip moved to the abort handler first when it stopped inside a critical
+/// section), and the xsave area. Read with <see cref="Capture"/> while frozen, written with <see cref="Write"/>.
 /// </summary>
 public sealed record ThreadCheckpoint(
     ThreadRecord Thread, RestartBlockRecord? RestartBlock, SignalStackRecord SignalStack,
-    RseqRecord Rseq, CpuRecord Cpu, CpuXstateRecord XstateRecord, byte[] Xstate)
+    RseqRecord Rseq, CpuRecord Cpu, CpuXstateRecord XstateRecord, byte[] Xstate, List<SignalPendingRecord> Pending)
 {
     private const long ERESTARTSYS = -512, ERESTARTNOINTR = -513, ERESTARTNOHAND = -514, ERESTART_RESTARTBLOCK = -516;
     private const int XstateBvOffset = 512;
+    private const long SYS_sigaltstack = 131, SYS_prctl = 157, SYS_getpriority = 140, SYS_sched_getparam = 143,
+        SYS_sched_getscheduler = 145, SYS_get_robust_list = 274;
+    private const ulong PR_GET_TID_ADDRESS = 40;
 
-    public static ThreadCheckpoint Capture(Tracee tracee, InjectedTaskState injected)
+    /// <param name="syscallAddress">a `syscall` instruction in the process's vdso, for injection</param>
+    public static unsafe ThreadCheckpoint Capture(Tracee tracee, int tgid, ulong syscallAddress)
     {
+        int tid = tracee.Pid;
+        RseqCriticalSection.MoveToAbort(tracee);
+        StackT stack;
+        ulong clearChildTid;
+        using (var remote = RemoteSyscall.Begin(tracee, syscallAddress))
+        {
+            remote.Call("sigaltstack", SYS_sigaltstack, 0, remote.Scratch);
+            stack = remote.ReadScratch<StackT>(0);
+            remote.Call("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, remote.Scratch);
+            clearChildTid = remote.ReadScratch<ulong>(0);
+        }
+
         UserRegisters regs = tracee.GetRegisters();
         var (state, number) = SyscallStateOf(regs);
-        if (state == SyscallState.RestartBlock) number = RestartBlocks.OriginalSyscall(tracee.Pid, regs);
-        RestartBlockRecord? block = state == SyscallState.RestartBlock ? RestartBlocks.Read(tracee.Pid, regs) : null;
+        if (state == SyscallState.RestartBlock) number = RestartBlocks.OriginalSyscall(tid, regs);
+        RestartBlockRecord? block = state == SyscallState.RestartBlock ? RestartBlocks.Read(tid, regs) : null;
         RseqConfiguration rseq = tracee.GetRseqConfiguration();
         byte[] xstate = tracee.GetXstate();
+        List<SignalPendingRecord> pending = SignalsCheckpoint.Pending(tracee, shared: false);
+
         var thread = new ThreadRecord
         {
-            Tid = tracee.Pid, SyscallState = state, SyscallNumber = number, SyscallResult = (long)regs.Rax,
-            BlockedSignals = tracee.GetSignalMask(), ClearChildTid = injected.ClearChildTid,
+            Tid = tid, SyscallState = state, SyscallNumber = number, SyscallResult = (long)regs.Rax,
+            BlockedSignals = tracee.GetSignalMask(), ClearChildTid = clearChildTid, PendingCount = pending.Count,
         };
-        return new ThreadCheckpoint(thread, block, injected.SignalStack,
+        ReadRobustList(tid, ref thread);
+        ReadScheduling(tid, ref thread);
+        RecordText.SetCString(thread.Comm, 16, File.ReadAllText($"/proc/{tgid}/task/{tid}/comm").TrimEnd('\n'));
+        return new ThreadCheckpoint(thread, block,
+            new SignalStackRecord { StackPointer = stack.Pointer, StackSize = stack.Size, Flags = stack.Flags },
             new RseqRecord { Address = rseq.Address, Length = rseq.Length, Signature = rseq.Signature, Flags = rseq.Flags },
             ToRecord(regs),
             new CpuXstateRecord { XstateFeatures = BitConverter.ToUInt64(xstate, XstateBvOffset), Length = (uint)xstate.Length },
-            xstate);
+            xstate, pending);
     }
 
-    /// <summary>In image order: THREAD, [RESTART_BLOCK], SIGNAL_STACK, RSEQ, CPU, CPU_XSTATE.</summary>
+    private static unsafe void ReadRobustList(int tid, ref ThreadRecord thread)
+    {
+        ulong head = 0, length = 0;
+        if (Native.syscall3(SYS_get_robust_list, tid, (long)&head, (long)&length) != 0)
+            throw new SyscallException("get_robust_list", Native.LastErrno, tid);
+        (thread.RobustListHead, thread.RobustListLength) = (head, length);
+    }
+
+    private static unsafe void ReadScheduling(int tid, ref ThreadRecord thread)
+    {
+        long policy = Native.syscall3(SYS_sched_getscheduler, tid, 0, 0);
+        if (policy < 0) throw new SyscallException("sched_getscheduler", Native.LastErrno, tid);
+        int priority = 0;
+        if (Native.syscall3(SYS_sched_getparam, tid, (long)&priority, 0) != 0)
+            throw new SyscallException("sched_getparam", Native.LastErrno, tid);
+        // The raw getpriority returns 20 - nice, so it is never negative.
+        long raw = Native.syscall3(SYS_getpriority, 0 /* PRIO_PROCESS */, tid, 0);
+        if (raw < 0) throw new SyscallException("getpriority", Native.LastErrno, tid);
+        thread.SchedulingPolicy = (int)policy & ~0x40000000; // without SCHED_RESET_ON_FORK
+        thread.SchedulingPriority = priority;
+        thread.Nice = 20 - (int)raw;
+    }
+
+    /// <summary>In image order: THREAD, [RESTART_BLOCK], SIGNAL_STACK, RSEQ, CPU, CPU_XSTATE, SIGNAL_PENDING...</summary>
     public void Write(ImageWriter writer)
     {
         writer.Write(Thread);
@@ -46,6 +93,7 @@ public sealed record ThreadCheckpoint(
         writer.Write(Rseq);
         writer.Write(Cpu);
         writer.Write(XstateRecord, Xstate);
+        foreach (SignalPendingRecord record in Pending) writer.Write(record);
     }
 
     // A thread frozen inside a syscall sits in the kernel's signal path with orig_rax = its number

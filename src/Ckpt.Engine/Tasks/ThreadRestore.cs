@@ -1,30 +1,61 @@
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
+using Ckpt.Image.Model;
 using Ckpt.Image.Records;
-using static Ckpt.Engine.Linux.ProcessCreationNative;
 
 namespace Ckpt.Engine.Tasks;
 
 /// <summary>
-/// Per-thread state: the alternate signal stack and the rseq area (injected), the xsave area
-/// (PTRACE_SETREGSET), and at the very end the blocked mask (PTRACE_SETSIGMASK) and registers.
-/// The new task never ran glibc (it stopped at exec), so it has no rseq registration to drop.
+/// Threads on the restore side. <see cref="CreateThreads"/>: every thread but the leader is made by
+/// the leader itself, by an injected clone3 with CLONE_THREAD and set_tid (so it gets its original
+/// tid and shares the restored memory, descriptors and handlers); PTRACE_O_TRACECLONE attaches it
+/// stopped before it runs a single instruction. Then per thread, injected into the thread itself:
+/// alternate signal stack, rseq area, robust futex list, clear_child_tid, name, its own queued
+/// signals; the xsave area (PTRACE_SETREGSET); scheduling after the credentials; and at the very
+/// end the blocked mask and registers, with an interrupted system call re-entered (run to its
+/// syscall-entry stop) before the thread is released, so a signal that arrives the moment the
+/// restore returns interrupts the call as it would have interrupted the original.
+/// New threads have no rseq registration (the kernel drops it on clone with CLONE_VM), and the
+/// leader never ran glibc (it stopped at exec), so there is none to drop.
 /// </summary>
 public static unsafe class ThreadRestore
 {
-    private const long SYS_sigaltstack = 131, SYS_rseq = 334;
-    private const int PTRACE_GETREGSET = 0x4204, PTRACE_SETREGSET = 0x4205, PTRACE_SETSIGMASK = 0x420b;
-    private const int NT_X86_XSTATE = 0x202;
+    private const long SYS_sigaltstack = 131, SYS_rseq = 334, SYS_clone3 = 435, SYS_set_robust_list = 273, SYS_set_tid_address = 218,
+        SYS_prctl = 157, SYS_rt_tgsigqueueinfo = 297, SYS_setpriority = 141, SYS_sched_setscheduler = 144;
+    private const ulong CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000, CLONE_SYSVSEM = 0x40000;
+    private const ulong PR_SET_NAME = 15;
+    private const int PTRACE_EVENT_STOP = 128;
 
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Iovec
+    /// <summary>Creates every thread but the leader; returns all of them, the leader first, with their injectors.</summary>
+    public static List<(ThreadImage Thread, SyscallInjector Injector)> CreateThreads(SyscallInjector leader, RestorePlan plan, ScratchArea scratch, List<Tracee> created)
     {
-        public nint Base;
-        public nuint Length;
+        var threads = new List<(ThreadImage, SyscallInjector)> { (plan.Threads[0], leader) };
+        foreach (ThreadImage thread in plan.Threads.Skip(1))
+        {
+            scratch.Reset();
+            int tid = thread.Tid;
+            ulong setTid = scratch.PutStruct(tid);
+            var arguments = new CloneArgs
+            {
+                Flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
+                SetTid = setTid, SetTidSize = 1,
+            };
+            long result = leader.CallRaw(SYS_clone3, scratch.PutStruct(arguments), (ulong)sizeof(CloneArgs));
+            if (result == -Errno.EEXIST) throw new PidInUseException(tid, ProcessNames.CommOf(tid));
+            if (result < 0) throw new SyscallException($"clone3(CLONE_THREAD, set_tid {tid})", (int)-result, plan.Pid, "injected into the restored leader");
+            var tracee = Tracee.Adopt((int)result);
+            created.Add(tracee);
+            int status = tracee.WaitForStop($"creation of thread {tid}");
+            if (WaitStatus.PtraceEvent(status) != PTRACE_EVENT_STOP)
+                throw new InvalidOperationException($"new thread {tid} {WaitStatus.Describe(status)} instead of its first ptrace stop");
+            threads.Add((thread, SyscallInjector.ForNewThread(tracee, leader.SyscallAddress)));
+        }
+        return threads;
     }
 
-    public static void SetStackAndRseq(InjectedSyscalls syscalls, ThreadPlan thread, ScratchArea scratch)
+    /// <summary>State only the thread itself can set: signal stack, rseq, robust list, clear_child_tid, name, own queue.</summary>
+    public static void SetThreadState(SyscallInjector syscalls, ThreadImage thread, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
         SignalStackRecord stack = thread.SignalStack;
@@ -37,33 +68,66 @@ public static unsafe class ThreadRestore
         RseqRecord rseq = thread.Rseq;
         if (rseq.Address != 0)
             syscalls.Call($"rseq(0x{rseq.Address:x})", SYS_rseq, rseq.Address, rseq.Length, 0, rseq.Signature);
+        ThreadRecord record = thread.Thread;
+        if (record.RobustListHead != 0)
+            syscalls.Call("set_robust_list", SYS_set_robust_list, record.RobustListHead, record.RobustListLength);
+        if (record.ClearChildTid != 0)
+            syscalls.Call("set_tid_address", SYS_set_tid_address, record.ClearChildTid);
+        byte[] name = new byte[16];
+        for (int i = 0; i < 15 && record.Comm[i] != 0; i++) name[i] = record.Comm[i];
+        syscalls.Call($"prctl(PR_SET_NAME, {thread.Name})", SYS_prctl, PR_SET_NAME, scratch.Put(name));
+        // Sent by the thread to itself: the kernel accepts any siginfo then, so sender and code survive.
+        foreach (SignalPendingRecord pending in thread.Pending)
+        {
+            scratch.Reset();
+            var siginfo = new byte[128];
+            for (int i = 0; i < siginfo.Length; i++) siginfo[i] = pending.Siginfo[i];
+            syscalls.Call($"rt_tgsigqueueinfo({pending.Signal})", SYS_rt_tgsigqueueinfo, (ulong)plan.Pid, (ulong)thread.Tid, (ulong)pending.Signal, scratch.Put(siginfo));
+        }
+    }
+
+    /// <summary>
+    /// Policy and nice value where they are not the default, set by the thread itself after its
+    /// credentials: the kernel then allows only what the restored user may do.
+    /// </summary>
+    public static void SetScheduling(SyscallInjector syscalls, ThreadImage thread, ScratchArea scratch)
+    {
+        ThreadRecord record = thread.Thread;
+        if (record.SchedulingPolicy != 0)
+        {
+            scratch.Reset();
+            syscalls.Call($"sched_setscheduler({record.SchedulingPolicy})", SYS_sched_setscheduler, 0, (ulong)record.SchedulingPolicy, scratch.PutStruct(record.SchedulingPriority));
+        }
+        if (record.Nice != 0)
+            syscalls.Call($"setpriority(nice {record.Nice})", SYS_setpriority, 0 /* PRIO_PROCESS */, 0, (ulong)(long)record.Nice);
     }
 
     /// <summary>Writes the xsave area after checking this CPU's area has the same size.</summary>
-    public static void SetXstate(int pid, ThreadPlan thread)
+    public static void SetXstate(Tracee tracee, ThreadImage thread)
     {
-        byte[] current = new byte[thread.Xstate.Length + 4096];
-        fixed (byte* buffer = current)
-        {
-            var iov = new Iovec { Base = (nint)buffer, Length = (nuint)current.Length };
-            if (ptrace(PTRACE_GETREGSET, pid, NT_X86_XSTATE, (nint)(&iov)) != 0)
-                throw new SyscallException("ptrace(PTRACE_GETREGSET, NT_X86_XSTATE)", Marshal.GetLastPInvokeError(), pid);
-            if ((int)iov.Length != thread.Xstate.Length)
-                throw new RestoreRefusedException($"this CPU's xsave area is {iov.Length} bytes, the image's {thread.Xstate.Length}: FPU state cannot move between them");
-        }
-        fixed (byte* buffer = thread.Xstate)
-        {
-            var iov = new Iovec { Base = (nint)buffer, Length = (nuint)thread.Xstate.Length };
-            if (ptrace(PTRACE_SETREGSET, pid, NT_X86_XSTATE, (nint)(&iov)) != 0)
-                throw new SyscallException("ptrace(PTRACE_SETREGSET, NT_X86_XSTATE)", Marshal.GetLastPInvokeError(), pid);
-        }
+        byte[] current = tracee.GetXstate();
+        if (current.Length != thread.Xstate.Length)
+            throw new RestoreRefusedException($"this CPU's xsave area is {current.Length} bytes, the image's {thread.Xstate.Length}: FPU state cannot move between them");
+        tracee.SetXstate(thread.Xstate);
     }
 
-    public static void SetMaskAndRegisters(InjectedSyscalls syscalls, ThreadPlan thread, RestorePlan plan)
+    public static void SetMaskAndRegisters(SyscallInjector syscalls, ThreadImage thread, RestorePlan plan)
     {
-        ulong mask = thread.Thread.BlockedSignals;
-        if (ptrace(PTRACE_SETSIGMASK, syscalls.Pid, 8, (nint)(&mask)) != 0)
-            throw new SyscallException("ptrace(PTRACE_SETSIGMASK)", Marshal.GetLastPInvokeError(), syscalls.Pid);
+        syscalls.Tracee.SetSignalMask(thread.Thread.BlockedSignals);
         syscalls.SetRegisters(InterruptedSyscallRestore.Registers(thread, plan));
+    }
+
+    /// <summary>
+    /// A thread that was inside a restartable call runs to that call's syscall-entry stop, so that
+    /// once released it is already inside the call. Returns the signal to deliver on release when a
+    /// pending unblocked signal stopped it first (delivered, it interrupts the call as it would have).
+    /// </summary>
+    public static int EnterInterruptedSyscall(SyscallInjector syscalls, ThreadImage thread)
+    {
+        if (thread.Thread.SyscallState is not (SyscallState.Restart or SyscallState.RestartBlock)) return 0;
+        int status = syscalls.Tracee.ResumeToNextStop($"entry of the interrupted syscall {thread.Thread.SyscallNumber} of thread {thread.Tid}");
+        if (Tracee.IsSyscallStop(status)) return 0;
+        if (WaitStatus.PtraceEvent(status) == 0) return WaitStatus.StopSignal(status); // signal-delivery stop
+        throw new InvalidOperationException($"thread {thread.Tid} {WaitStatus.Describe(status)} on its way back into syscall {thread.Thread.SyscallNumber}");
     }
 }

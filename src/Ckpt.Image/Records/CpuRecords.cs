@@ -9,16 +9,27 @@ public enum SyscallState : uint
     Interrupted = 3,       // returns -EINTR to the program
 }
 
-/// <summary>A thread of the task.</summary>
+/// <summary>
+/// The per-thread state of a task, followed by [RESTART_BLOCK], SIGNAL_STACK, RSEQ, CPU,
+/// CPU_XSTATE and PendingCount SIGNAL_PENDING records (signals queued for this thread alone).
+/// set_child_tid is not saved: the kernel uses it once, when the thread starts.
+/// </summary>
 [ImageRecord(RecordType.Thread)]
-public partial struct ThreadRecord
+public unsafe partial struct ThreadRecord
 {
     public int Tid;
     public SyscallState SyscallState;
     public long SyscallNumber;           // orig_rax at the stop, -1 when not in a syscall
     public long SyscallResult;           // rax at the stop (-ERESTART...)
     public ulong BlockedSignals;         // sigmask
-    public ulong ClearChildTid;          // 0 when unknown
+    public ulong ClearChildTid;          // set_tid_address; 0: none
+    public ulong RobustListHead;         // set_robust_list; 0: none
+    public ulong RobustListLength;
+    public int SchedulingPolicy;         // SCHED_OTHER = 0, ...
+    public int SchedulingPriority;       // sched_param.sched_priority (real-time policies)
+    public int Nice;
+    public int PendingCount;             // thread-directed SignalPendingRecords after CPU_XSTATE
+    public fixed byte Comm[16];          // the thread's name
 }
 
 public enum RestartFunction : uint

@@ -10,7 +10,7 @@ public enum Architecture : uint
 public unsafe partial struct HeaderRecord
 {
     public const ulong ExpectedMagic = 0x3130_5350_5450_4B43; // "CKPTPS01" little endian
-    public const ushort CurrentFormatVersion = 2;   // 2: tail checksum XXH3 (was XXH64)
+    public const ushort CurrentFormatVersion = 3;   // 3: task table, per-task sections, objrefs (2: one task, XXH3 tail)
     public const ushort LinuxCrVersion = 21;
 
     public ulong Magic;
@@ -18,6 +18,8 @@ public unsafe partial struct HeaderRecord
     public ushort LinuxCrNumbering;      // linux-cr series whose record numbers we follow (ckpt-v21)
     public Architecture Arch;
     public long CreatedUnixNanoseconds;
+    public ulong ImageId;                // random, never 0: names this image
+    public ulong ParentImageId;          // the image this one is a delta of; 0: a full image
     public uint PageSize;
     public uint TaskCommLength;          // 16
     public uint SignalCount;             // _NSIG = 64
@@ -60,6 +62,9 @@ public enum ObjectType : uint
     Mm = 2,
     SharedMemory = 3,
     Pipe = 4,
+    FileTable = 5,       // the descriptor table (files_struct)
+    SignalHandlers = 6,  // the handler table (sighand_struct)
+    Signal = 7,          // process-wide signal state: limits, itimers, shared queue (signal_struct)
 }
 
 /// <summary>A reference to a shared object already written earlier in the image.</summary>

@@ -23,6 +23,7 @@ public enum RecordType : uint
     RestartBlock = 105,
     Thread = 106,
     Cpu = 107,
+    TaskIds = 108,          // CkptPS: one entry of the task table (linux-cr kept pids in TREE)
     Credentials = 113,
     GroupInfo = 115,
     Rseq = 120,             // CkptPS: per-thread rseq registration

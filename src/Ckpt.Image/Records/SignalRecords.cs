@@ -20,7 +20,7 @@ public partial struct SignalActionRecord
     public ulong Mask;
 }
 
-/// <summary>Process-wide signal state: resource limits and interval timers.</summary>
+/// <summary>Process-wide signal state (signal_struct): resource limits, interval timers, the shared queue.</summary>
 [ImageRecord(RecordType.Signal)]
 public unsafe partial struct SignalRecord
 {
@@ -31,8 +31,8 @@ public unsafe partial struct SignalRecord
     public long RealTimerValueNs, RealTimerIntervalNs;      // ITIMER_REAL
     public long VirtualTimerValueNs, VirtualTimerIntervalNs;
     public long ProfTimerValueNs, ProfTimerIntervalNs;
-    public int PendingCount;            // SignalPendingRecords follow
-    public int Reserved;
+    public int PendingCount;            // process-wide queued SignalPendingRecords follow
+    public int ObjRef;
 }
 
 /// <summary>One queued signal: the siginfo as PTRACE_PEEKSIGINFO returns it.</summary>

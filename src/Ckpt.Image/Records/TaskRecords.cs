@@ -1,15 +1,39 @@
 namespace Ckpt.Image.Records;
 
-/// <summary>The process tree: how many tasks follow (one, for now).</summary>
+/// <summary>
+/// The process tree: TaskCount TASK_IDS records follow (the task table, leaders before their
+/// threads), then one section per task in the same order.
+/// </summary>
 [ImageRecord(RecordType.Tree)]
 public partial struct TreeRecord
 {
-    public int TaskCount;
-    public int Reserved;
+    public int TaskCount;                // every thread of every process
+    public int ProcessCount;             // thread groups
 }
 
 /// <summary>
-/// One task. Followed by three StringRecords: cwd, root, exe path.
+/// One entry of the task table: who the task is and where it sits in the tree, so a restore
+/// can plan every task before reading any section. NamespacePids[0..NamespaceLevels) is the
+/// task's pid in each pid namespace from the outermost one the checkpoint saw inwards.
+/// </summary>
+[ImageRecord(RecordType.TaskIds)]
+public unsafe partial struct TaskIdsRecord
+{
+    public const int MaxNamespaceLevels = 4;
+
+    public int Pid;                      // thread id (= Tgid for a thread group leader)
+    public int Tgid;
+    public int Ppid;
+    public int Pgid;
+    public int Sid;
+    public int NamespaceLevels;          // 1: the pid namespace the checkpoint ran in
+    public fixed int NamespacePids[4];
+}
+
+/// <summary>
+/// Starts the section of one task. A thread group leader (Pid = Tgid) is followed by the
+/// process-wide STRINGs cwd, root, exe path and its CREDENTIALS (shared by all its threads);
+/// every task then has TASK_OBJECTS and the thread records.
 /// </summary>
 [ImageRecord(RecordType.Task)]
 public unsafe partial struct TaskRecord
@@ -30,14 +54,18 @@ public unsafe partial struct TaskRecord
     public fixed byte Comm[16];
 }
 
-/// <summary>Which shared objects the task uses (objrefs of earlier records).</summary>
+/// <summary>
+/// Which shared objects the task uses. Each follows in this order, written in full on its
+/// first use (MM, FILE_TABLE, SIGNAL_HANDLERS, SIGNAL with the objref given here) or as an
+/// OBJREF record when an earlier task already wrote it.
+/// </summary>
 [ImageRecord(RecordType.TaskObjects)]
 public partial struct TaskObjectsRecord
 {
     public int MmObjRef;
     public int FileTableObjRef;
     public int SignalHandlersObjRef;
-    public int Reserved;
+    public int SignalObjRef;
 }
 
 /// <summary>Real, effective, saved and fs ids and the capability sets of a task.</summary>

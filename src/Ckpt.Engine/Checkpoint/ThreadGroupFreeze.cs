@@ -1,0 +1,120 @@
+using Ckpt.Engine.Linux;
+
+namespace Ckpt.Engine.Checkpoint;
+
+/// <summary>
+/// Freezes every thread of a process: PTRACE_SEIZE each thread listed in /proc/PID/task, then
+/// PTRACE_INTERRUPT them all and wait for each stop, and list again until a pass finds no new
+/// thread (a running thread may create one until it is itself stopped; once all are stopped, no
+/// thread can appear). A thread that exits meanwhile is dropped; the leader exiting is the
+/// process exiting. The leader comes first in <see cref="Tracees"/>.
+/// </summary>
+public sealed class ThreadGroupFreeze
+{
+    private const int MaxPasses = 1000;
+    private readonly List<Tracee> _tracees = [];
+
+    private ThreadGroupFreeze(int pid) => Pid = pid;
+
+    public int Pid { get; }
+
+    /// <summary>Every stopped thread, the leader first, then by tid.</summary>
+    public IReadOnlyList<Tracee> Tracees => _tracees;
+
+    public Tracee Leader => _tracees[0];
+
+    /// <summary>Seizes the leader only (the process keeps running); <see cref="StopAll"/> freezes.</summary>
+    public static ThreadGroupFreeze Seize(int pid)
+    {
+        var freeze = new ThreadGroupFreeze(pid);
+        freeze._tracees.Add(Tracee.Seize(pid));
+        return freeze;
+    }
+
+    public void StopAll()
+    {
+        var stopped = new HashSet<int>();
+        for (int pass = 0; pass < MaxPasses; pass++)
+        {
+            var fresh = new List<Tracee>();
+            foreach (int tid in ListThreads())
+            {
+                if (stopped.Contains(tid)) continue;
+                Tracee? tracee = _tracees.Find(t => t.Pid == tid) ?? TrySeize(tid);
+                if (tracee is not null) fresh.Add(tracee);
+            }
+            if (fresh.Count == 0) break;
+            foreach (Tracee tracee in fresh) TryRequestInterrupt(tracee);
+            foreach (Tracee tracee in fresh)
+            {
+                if (!tracee.Attached) continue;
+                try
+                {
+                    tracee.WaitForInterruptStop();
+                    stopped.Add(tracee.Pid);
+                }
+                catch (TraceeExitedException) when (tracee.Pid != Pid)
+                {
+                    // The thread exited before it stopped: it is not part of the process any more.
+                }
+            }
+            _tracees.RemoveAll(t => !t.Attached && t.Pid != Pid);
+            if (pass == MaxPasses - 1)
+                throw new CheckpointRefusedException($"process {Pid} keeps creating threads faster than they can be stopped");
+        }
+        _tracees.Sort((a, b) => a.Pid == Pid ? -1 : b.Pid == Pid ? 1 : a.Pid.CompareTo(b.Pid));
+    }
+
+    /// <summary>Detaches every thread (each resumes as it was); errors of vanished threads are ignored.</summary>
+    public void DetachAll()
+    {
+        foreach (Tracee tracee in _tracees)
+        {
+            if (!tracee.Attached) continue;
+            try { tracee.Detach(); }
+            catch (Exception) { /* already gone: nothing left to resume */ }
+        }
+    }
+
+    public bool AnyAttached => _tracees.Any(t => t.Attached);
+
+    /// <summary>SIGKILL ends the whole process; collect every thread's exit notification.</summary>
+    public void KillAll()
+    {
+        Leader.SendKill();
+        foreach (Tracee tracee in _tracees.Skip(1)) tracee.WaitForExit();
+        Leader.WaitForExit();
+    }
+
+    private Tracee? TrySeize(int tid)
+    {
+        try
+        {
+            Tracee tracee = Tracee.Seize(tid);
+            _tracees.Add(tracee);
+            return tracee;
+        }
+        catch (SyscallException e) when (e.Errno is Errno.ESRCH or Errno.EPERM && tid != Pid && !Directory.Exists($"/proc/{Pid}/task/{tid}"))
+        {
+            return null; // exited between the listing and the seize
+        }
+    }
+
+    private static void TryRequestInterrupt(Tracee tracee)
+    {
+        try { tracee.RequestInterrupt(); }
+        catch (TraceeExitedException) { /* WaitForInterruptStop reports it */ }
+    }
+
+    private IEnumerable<int> ListThreads()
+    {
+        try
+        {
+            return Directory.GetDirectories($"/proc/{Pid}/task").Select(p => int.Parse(Path.GetFileName(p))).ToList();
+        }
+        catch (DirectoryNotFoundException)
+        {
+            throw new TraceeExitedException(Pid, "exited while it was being frozen");
+        }
+    }
+}

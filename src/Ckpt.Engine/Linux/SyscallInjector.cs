@@ -1,0 +1,100 @@
+using Ckpt.Engine.Linux;
+namespace Ckpt.Engine.Linux;
+
+/// <summary>
+/// Runs system calls inside a ptrace-stopped task, for checkpoint (<see cref="RemoteSyscall"/>,
+/// which puts everything back afterwards) and restore alike. Each call: registers = the template
+/// with rip at a `syscall` instruction of the task's own vdso (no code of ours enters the task),
+/// rax = number, orig_rax = -1 (so the kernel's restart logic cannot rewrite the call), then
+/// PTRACE_SYSCALL to the call's entry stop and on to its exit stop, and rax is the result.
+/// Event stops in between are handled: a clone/fork made by the call reports the new task's id
+/// (<see cref="LastCreatedTask"/>), which PTRACE_O_TRACECLONE has attached to this tracer.
+/// Never single-steps: should the engine die, the kernel's automatic detach lets the task run.
+/// </summary>
+public sealed class SyscallInjector
+{
+    private const int PTRACE_EVENT_FORK = 1, PTRACE_EVENT_VFORK = 2, PTRACE_EVENT_CLONE = 3;
+
+    private readonly UserRegisters _template;
+
+    public SyscallInjector(Tracee tracee, ulong syscallAddress, UserRegisters template)
+    {
+        Tracee = tracee;
+        SyscallAddress = syscallAddress;
+        _template = template;
+    }
+
+    /// <summary>
+    /// For a task the engine created (<see cref="ProcessCreation"/>): from its PTRACE_EVENT_EXEC stop
+    /// to execve's syscall-exit stop, where its registers can be replaced without the kernel
+    /// overwriting rax.
+    /// </summary>
+    public static SyscallInjector AtExecStop(Tracee tracee)
+    {
+        tracee.ResumeToSyscallStop("execve (exit)");
+        return new SyscallInjector(tracee, RemoteSyscall.FindSyscallInstruction(tracee.Pid), tracee.GetRegisters());
+    }
+
+    /// <summary>For a thread just created and stopped (PTRACE_EVENT_STOP) in a task this engine restores.</summary>
+    public static SyscallInjector ForNewThread(Tracee thread, ulong syscallAddress) =>
+        new(thread, syscallAddress, thread.GetRegisters());
+
+    public Tracee Tracee { get; }
+
+    public int Pid => Tracee.Pid;
+
+    /// <summary>Address of the `syscall` instruction; changes when the vdso is moved.</summary>
+    public ulong SyscallAddress { get; private set; }
+
+    /// <summary>The id of the task the last injected clone/fork created, 0 if none.</summary>
+    public int LastCreatedTask { get; private set; }
+
+    /// <summary>Call after moving the vdso: the instruction moved with it.</summary>
+    public void RelocateSyscall(long delta) => SyscallAddress = (ulong)((long)SyscallAddress + delta);
+
+    /// <summary>Runs one system call; returns rax (negative errno on failure).</summary>
+    public long CallRaw(long number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    {
+        UserRegisters regs = _template;
+        regs.Rip = SyscallAddress;
+        regs.Rax = (ulong)number;
+        regs.OrigRax = ulong.MaxValue;
+        (regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9) = (a1, a2, a3, a4, a5, a6);
+        Tracee.SetRegisters(regs);
+        LastCreatedTask = 0;
+        RunToSyscallStop($"entry of injected syscall {number}");
+        RunToSyscallStop($"exit of injected syscall {number}");
+        UserRegisters after = Tracee.GetRegisters();
+        if (after.Rip != SyscallAddress + 2)
+            throw new InvalidOperationException($"task {Pid}: injected syscall {number} stopped at 0x{after.Rip:x}, expected 0x{SyscallAddress + 2:x}");
+        return (long)after.Rax;
+    }
+
+    /// <summary>Runs one system call and throws a <see cref="SyscallException"/> naming it on failure.</summary>
+    public long Call(string name, long number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    {
+        long result = CallRaw(number, a1, a2, a3, a4, a5, a6);
+        if (result < 0 && result > -4096) throw new SyscallException(name, (int)-result, Pid, "injected into the task");
+        return result;
+    }
+
+    public UserRegisters GetRegisters() => Tracee.GetRegisters();
+
+    public void SetRegisters(in UserRegisters registers) => Tracee.SetRegisters(registers);
+
+    private void RunToSyscallStop(string what)
+    {
+        while (true)
+        {
+            int status = Tracee.ResumeToNextStop(what);
+            if (Tracee.IsSyscallStop(status)) return;
+            int ptraceEvent = WaitStatus.PtraceEvent(status);
+            if (ptraceEvent is PTRACE_EVENT_CLONE or PTRACE_EVENT_FORK or PTRACE_EVENT_VFORK)
+            {
+                LastCreatedTask = (int)Tracee.GetEventMessage();
+                continue;
+            }
+            throw new InvalidOperationException($"task {Pid}: {WaitStatus.Describe(status)} while waiting for the stop at {what}");
+        }
+    }
+}

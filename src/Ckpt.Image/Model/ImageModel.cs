@@ -1,0 +1,93 @@
+using Ckpt.Image.Records;
+
+namespace Ckpt.Image.Model;
+
+/// <summary>
+/// A whole image as objects: the task table, and per process its credentials, memory, files,
+/// signals and threads, with shared objects resolved to the same instance. Page contents are
+/// not held: each <see cref="PageChunk"/> keeps the image offset of its contents. Read with
+/// <see cref="ImageModelReader"/>, the only code that knows the record order.
+/// </summary>
+public sealed class ImageModel
+{
+    public required HeaderRecord Header { get; init; }
+    public required HeaderArchRecord Arch { get; init; }
+    public required TreeRecord Tree { get; init; }
+
+    /// <summary>Every task, leaders before their threads, in the order of their sections.</summary>
+    public required IReadOnlyList<TaskIdsRecord> TaskTable { get; init; }
+
+    public required IReadOnlyList<ProcessImage> Processes { get; init; }
+
+    /// <summary>Records before the tail, and the image's length in bytes.</summary>
+    public long RecordCount { get; init; }
+    public long Bytes { get; init; }
+}
+
+/// <summary>One thread group: its process-wide state and its threads (the leader first).</summary>
+public sealed class ProcessImage
+{
+    public required TaskRecord Task { get; init; }
+    public required string Cwd { get; init; }
+    public required string Root { get; init; }
+    public required string ExePath { get; init; }
+    public required CredentialsRecord Credentials { get; init; }
+    public required uint[] Groups { get; init; }
+    public required MemoryImage Memory { get; init; }
+    public required FileTableImage FileTable { get; init; }
+    public required SignalHandlersImage SignalHandlers { get; init; }
+    public required SignalImage Signal { get; init; }
+    public required IReadOnlyList<ThreadImage> Threads { get; init; }
+
+    public int Pid => Task.Pid;
+}
+
+/// <summary>An mm: its fields and VMAs.</summary>
+public sealed record MemoryImage(MmRecord Mm, IReadOnlyList<VmaImage> Vmas);
+
+/// <summary>An open file object (FILE), shared by every descriptor and mapping that uses it.</summary>
+public sealed record FileImage(FileRecord Record, string Path);
+
+/// <summary>One VMA, its backing file if any, and where its saved pages are in the image.</summary>
+public sealed record VmaImage(VmaRecord Record, FileImage? File, IReadOnlyList<PageChunk> Chunks)
+{
+    public ulong Length => Record.VmEnd - Record.VmStart;
+
+    /// <summary>Pages stored in the chunks (all-zero anonymous pages are left out at checkpoint).</summary>
+    public ulong PagesSaved => (ulong)Chunks.Sum(c => (long)c.Addresses.Length);
+}
+
+/// <summary>A PAGE_ARRAY chunk: the page addresses, and the image offset of their contents.</summary>
+public sealed record PageChunk(ulong[] Addresses, long ContentsOffset);
+
+/// <summary>A descriptor table; Files holds every file object its descriptors use, by objref.</summary>
+public sealed record FileTableImage(int ObjRef, IReadOnlyList<FileDescriptorRecord> Descriptors, IReadOnlyDictionary<int, FileImage> Files);
+
+public sealed record SignalHandlersImage(int ObjRef, IReadOnlyList<SignalActionRecord> Actions);
+
+/// <summary>signal_struct: limits, itimers and the process-wide pending queue.</summary>
+public sealed record SignalImage(SignalRecord Record, IReadOnlyList<SignalPendingRecord> SharedPending);
+
+/// <summary>One thread: its task record, how it stopped, its stack, rseq, CPU state and own queue.</summary>
+public sealed record ThreadImage(
+    TaskRecord Task,
+    ThreadRecord Thread,
+    RestartBlockRecord? RestartBlock,
+    SignalStackRecord SignalStack,
+    RseqRecord Rseq,
+    CpuRecord Cpu,
+    CpuXstateRecord XstateRecord,
+    byte[] Xstate,
+    IReadOnlyList<SignalPendingRecord> Pending)
+{
+    public int Tid => Thread.Tid;
+
+    public unsafe string Name
+    {
+        get
+        {
+            ThreadRecord thread = Thread;
+            return RecordText.CString(thread.Comm, 16);
+        }
+    }
+}

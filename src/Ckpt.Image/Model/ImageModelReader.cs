@@ -1,0 +1,340 @@
+using System.Runtime.InteropServices;
+using Ckpt.Image.Records;
+
+namespace Ckpt.Image.Model;
+
+/// <summary>
+/// Reads a whole image into an <see cref="ImageModel"/>: the only code that knows the record order
+/// (docs/ARCHITECTURE.md, "Image order"). Page contents are skipped (seeked over when the reader
+/// does not verify the checksum). Every count, range, objref and task id is checked before it is
+/// trusted; a problem is an <see cref="ImageFormatException"/> naming the record and its offset,
+/// an image of a failed checkpoint a <see cref="FailedCheckpointException"/>.
+/// </summary>
+public static class ImageModelReader
+{
+    public static ImageModel Read(ImageReader reader)
+    {
+        HeaderRecord header = reader.ReadHeader();
+        var arch = Next<HeaderArchRecord>(reader);
+        var tree = Next<TreeRecord>(reader);
+        if (tree.TaskCount < 1 || tree.TaskCount > ImageLimits.MaxTasks || tree.ProcessCount < 1 || tree.ProcessCount > tree.TaskCount)
+            throw Error(reader, RecordType.Tree, $"{tree.TaskCount} tasks in {tree.ProcessCount} processes is not a valid tree (at most {ImageLimits.MaxTasks} tasks)");
+        List<TaskIdsRecord> table = ReadTaskTable(reader, tree);
+
+        var objects = new ObjectTable();
+        var processes = new List<ProcessBuilder>();
+        foreach (TaskIdsRecord ids in table) ReadTaskSection(reader, ids, objects, processes);
+
+        reader.ThrowIfFailedCheckpoint();
+        if (reader.PeekType() is { } next && next != RecordType.Tail)
+            throw Error(reader, next, "found after the last task section, where the tail belongs");
+        reader.ReadTail();
+        return new ImageModel
+        {
+            Header = header, Arch = arch, Tree = tree, TaskTable = table,
+            Processes = processes.Select(p => p.Build()).ToList(),
+            RecordCount = reader.RecordCount, Bytes = reader.Position,
+        };
+    }
+
+    // ---- the task table ----
+
+    private static List<TaskIdsRecord> ReadTaskTable(ImageReader reader, TreeRecord tree)
+    {
+        var table = new List<TaskIdsRecord>(tree.TaskCount);
+        var pids = new HashSet<int>();
+        int leaders = 0;
+        for (int i = 0; i < tree.TaskCount; i++)
+        {
+            var ids = Next<TaskIdsRecord>(reader);
+            if (ids.Pid <= 0 || ids.Tgid <= 0 || ids.Ppid < 0 || ids.Pgid < 0 || ids.Sid < 0)
+                throw Error(reader, RecordType.TaskIds, $"task {ids.Pid} (tgid {ids.Tgid}, ppid {ids.Ppid}, pgid {ids.Pgid}, sid {ids.Sid}) has an invalid id");
+            if (!pids.Add(ids.Pid))
+                throw Error(reader, RecordType.TaskIds, $"task {ids.Pid} appears twice in the task table");
+            if (ids.NamespaceLevels != 1 || NamespacePid(ids, 0) != ids.Pid)
+                throw Error(reader, RecordType.TaskIds, $"task {ids.Pid} has {ids.NamespaceLevels} pid namespace levels: nested pid namespaces are not supported");
+            if (ids.Pid == ids.Tgid) leaders++;
+            else if (!pids.Contains(ids.Tgid) || table.Find(t => t.Pid == ids.Tgid).Tgid != ids.Tgid)
+                throw Error(reader, RecordType.TaskIds, $"thread {ids.Pid} of thread group {ids.Tgid}, whose leader does not come before it in the task table");
+            table.Add(ids);
+        }
+        if (leaders != tree.ProcessCount)
+            throw Error(reader, RecordType.Tree, $"says {tree.ProcessCount} processes, the task table has {leaders} thread group leaders");
+        return table;
+    }
+
+    private static unsafe int NamespacePid(TaskIdsRecord ids, int level) => ids.NamespacePids[level];
+
+    // ---- one task's section ----
+
+    private static void ReadTaskSection(ImageReader reader, TaskIdsRecord ids, ObjectTable objects, List<ProcessBuilder> processes)
+    {
+        var task = Next<TaskRecord>(reader);
+        if (task.Pid != ids.Pid || task.Tgid != ids.Tgid)
+            throw Error(reader, RecordType.Task, $"section of task {task.Pid} (tgid {task.Tgid}) where the task table has task {ids.Pid} (tgid {ids.Tgid})");
+
+        ProcessBuilder process;
+        if (task.Pid == task.Tgid)
+        {
+            process = new ProcessBuilder { Task = task };
+            process.Cwd = NextString(reader);
+            process.Root = NextString(reader);
+            process.ExePath = NextString(reader);
+            process.Credentials = Next<CredentialsRecord>(reader);
+            process.Groups = ReadGroups(reader, process.Credentials);
+            processes.Add(process);
+        }
+        else
+        {
+            process = processes.Find(p => p.Task.Pid == task.Tgid)!; // the task table put the leader first
+        }
+
+        var uses = Next<TaskObjectsRecord>(reader);
+        long usesOffset = reader.CurrentRecordOffset;
+        var memory = objects.Use(reader, ObjectType.Mm, uses.MmObjRef, () => ReadMemory(reader, uses.MmObjRef, objects));
+        var fileTable = objects.Use(reader, ObjectType.FileTable, uses.FileTableObjRef, () => ReadFileTable(reader, uses.FileTableObjRef, objects));
+        var handlers = objects.Use(reader, ObjectType.SignalHandlers, uses.SignalHandlersObjRef, () => ReadSignalHandlers(reader, uses.SignalHandlersObjRef));
+        var signal = objects.Use(reader, ObjectType.Signal, uses.SignalObjRef, () => ReadSignal(reader, uses.SignalObjRef));
+        process.Share(memory, fileTable, handlers, signal, task.Pid, usesOffset);
+
+        process.Threads.Add(ReadThread(reader, task));
+    }
+
+    private static uint[] ReadGroups(ImageReader reader, CredentialsRecord credentials)
+    {
+        if (credentials.GroupCount == 0) return [];
+        if (credentials.GroupCount < 0 || credentials.GroupCount > 65536)
+            throw Error(reader, RecordType.Credentials, $"{credentials.GroupCount} supplementary groups");
+        var info = Next<GroupInfoRecord>(reader);
+        if (info.GroupCount != credentials.GroupCount || info.ByteLength != (uint)info.GroupCount * sizeof(uint))
+            throw Error(reader, RecordType.GroupInfo, $"{info.GroupCount} groups in {info.ByteLength} bytes, the credentials say {credentials.GroupCount}");
+        return MemoryMarshal.Cast<byte, uint>(reader.ReadTrailingBytes()).ToArray();
+    }
+
+    // ---- memory ----
+
+    private static MemoryImage ReadMemory(ImageReader reader, int objRef, ObjectTable objects)
+    {
+        var mm = Next<MmRecord>(reader);
+        if (mm.ObjRef != objRef)
+            throw Error(reader, RecordType.Mm, $"has objref {mm.ObjRef}, TASK_OBJECTS announced {objRef}");
+        if (mm.VmaCount < 0 || mm.VmaCount > ImageLimits.MaxVmas || mm.AuxvWords > MmRecord.AuxvCapacity)
+            throw Error(reader, RecordType.Mm, $"{mm.VmaCount} VMAs, {mm.AuxvWords} auxv words");
+        var vmas = new List<VmaImage>(mm.VmaCount);
+        ulong previousEnd = 0;
+        for (int i = 0; i < mm.VmaCount; i++)
+        {
+            ReadFileIfFirstUse(reader, objects);
+            var vma = Next<VmaRecord>(reader);
+            if (vma.VmEnd <= vma.VmStart || vma.VmStart < previousEnd || vma.VmStart % reader.PageSize != 0 || vma.VmEnd % reader.PageSize != 0)
+                throw Error(reader, RecordType.Vma, $"bad or unordered range 0x{vma.VmStart:x}-0x{vma.VmEnd:x}");
+            previousEnd = vma.VmEnd;
+            FileImage? file = vma.FileObjRef == 0 ? null : objects.File(reader, vma.FileObjRef, RecordType.Vma);
+            vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
+        }
+        return new MemoryImage(mm, vmas);
+    }
+
+    private static List<PageChunk> ReadChunks(ImageReader reader, VmaRecord vma)
+    {
+        var chunks = new List<PageChunk>();
+        ulong pages = 0;
+        while (true)
+        {
+            var array = Next<PageArrayRecord>(reader);
+            if (array.PageCount == 0) return chunks;
+            pages += array.PageCount;
+            if (pages > vma.PagesPopulated)
+                throw Error(reader, RecordType.PageArray, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} has more pages in its chunks than the {vma.PagesPopulated} it counted");
+            var addresses = new ulong[array.PageCount];
+            reader.ReadPageAddresses(addresses);
+            ulong previous = 0;
+            foreach (ulong address in addresses)
+            {
+                if (address < vma.VmStart || address >= vma.VmEnd || address % reader.PageSize != 0 || (previous != 0 && address <= previous))
+                    throw Error(reader, RecordType.PageArray, $"page 0x{address:x} is outside its VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} or out of order");
+                previous = address;
+            }
+            chunks.Add(new PageChunk(addresses, reader.Position));
+            reader.SkipPageContents();
+        }
+    }
+
+    // ---- files ----
+
+    private static FileTableImage ReadFileTable(ImageReader reader, int objRef, ObjectTable objects)
+    {
+        var table = Next<FileTableRecord>(reader);
+        if (table.ObjRef != objRef || table.DescriptorCount < 0 || table.DescriptorCount > ImageLimits.MaxDescriptors)
+            throw Error(reader, RecordType.FileTable, $"objref {table.ObjRef} (announced {objRef}) with {table.DescriptorCount} descriptors");
+        var descriptors = new List<FileDescriptorRecord>(table.DescriptorCount);
+        var files = new Dictionary<int, FileImage>();
+        var fds = new HashSet<int>();
+        for (int i = 0; i < table.DescriptorCount; i++)
+        {
+            ReadFileIfFirstUse(reader, objects);
+            var descriptor = Next<FileDescriptorRecord>(reader);
+            if (descriptor.Fd < 0 || !fds.Add(descriptor.Fd))
+                throw Error(reader, RecordType.FileDescriptor, $"fd {descriptor.Fd} is negative or appears twice");
+            files[descriptor.FileObjRef] = objects.File(reader, descriptor.FileObjRef, RecordType.FileDescriptor);
+            descriptors.Add(descriptor);
+        }
+        return new FileTableImage(objRef, descriptors, files);
+    }
+
+    private static void ReadFileIfFirstUse(ImageReader reader, ObjectTable objects)
+    {
+        if (reader.PeekType() != RecordType.File) return;
+        var file = Next<FileRecord>(reader);
+        long offset = reader.CurrentRecordOffset;
+        objects.Define(reader, ObjectType.File, file.ObjRef, new FileImage(file, reader.ReadTrailingString()), offset, RecordType.File);
+    }
+
+    // ---- signals ----
+
+    private static SignalHandlersImage ReadSignalHandlers(ImageReader reader, int objRef)
+    {
+        var handlers = Next<SignalHandlersRecord>(reader);
+        if (handlers.ObjRef != objRef || handlers.ActionCount < 0 || handlers.ActionCount > 64)
+            throw Error(reader, RecordType.SignalHandlers, $"objref {handlers.ObjRef} (announced {objRef}) with {handlers.ActionCount} actions (at most 64)");
+        var actions = new List<SignalActionRecord>(handlers.ActionCount);
+        for (int i = 0; i < handlers.ActionCount; i++)
+        {
+            var action = Next<SignalActionRecord>(reader);
+            if (action.Signal < 1 || action.Signal > 64 || (actions.Count > 0 && action.Signal <= actions[^1].Signal))
+                throw Error(reader, RecordType.SignalAction, $"signal {action.Signal} is outside 1..64 or out of order");
+            actions.Add(action);
+        }
+        return new SignalHandlersImage(objRef, actions);
+    }
+
+    private static SignalImage ReadSignal(ImageReader reader, int objRef)
+    {
+        var signal = Next<SignalRecord>(reader);
+        if (signal.ObjRef != objRef)
+            throw Error(reader, RecordType.Signal, $"has objref {signal.ObjRef}, TASK_OBJECTS announced {objRef}");
+        return new SignalImage(signal, ReadPending(reader, signal.PendingCount, shared: true));
+    }
+
+    private static List<SignalPendingRecord> ReadPending(ImageReader reader, int count, bool shared)
+    {
+        if (count < 0 || count > ImageLimits.MaxPendingSignals)
+            throw Error(reader, shared ? RecordType.Signal : RecordType.Thread, $"{count} pending signals");
+        var pending = new List<SignalPendingRecord>(count);
+        for (int i = 0; i < count; i++)
+        {
+            var record = Next<SignalPendingRecord>(reader);
+            if (record.Signal < 1 || record.Signal > 64 || record.Shared != (shared ? 1 : 0))
+                throw Error(reader, RecordType.SignalPending, $"signal {record.Signal} (shared {record.Shared}) in the {(shared ? "process" : "thread")} queue");
+            pending.Add(record);
+        }
+        return pending;
+    }
+
+    // ---- threads ----
+
+    private static ThreadImage ReadThread(ImageReader reader, TaskRecord task)
+    {
+        var thread = Next<ThreadRecord>(reader);
+        if (thread.Tid != task.Pid)
+            throw Error(reader, RecordType.Thread, $"thread {thread.Tid} in the section of task {task.Pid}");
+        RestartBlockRecord? restartBlock = reader.PeekType() == RecordType.RestartBlock ? Next<RestartBlockRecord>(reader) : null;
+        var stack = Next<SignalStackRecord>(reader);
+        var rseq = Next<RseqRecord>(reader);
+        var cpu = Next<CpuRecord>(reader);
+        var xstateRecord = Next<CpuXstateRecord>(reader);
+        byte[] xstate = reader.ReadTrailingBytes();
+        var pending = ReadPending(reader, thread.PendingCount, shared: false);
+        return new ThreadImage(task, thread, restartBlock, stack, rseq, cpu, xstateRecord, xstate, pending);
+    }
+
+    // ---- helpers ----
+
+    /// <summary>The next record, which must be a T; an ERROR record in its place means the checkpoint failed.</summary>
+    private static T Next<T>(ImageReader reader) where T : struct, IImageRecord<T>
+    {
+        reader.ThrowIfFailedCheckpoint();
+        return reader.Read<T>();
+    }
+
+    private static string NextString(ImageReader reader)
+    {
+        Next<StringRecord>(reader);
+        return reader.ReadTrailingString();
+    }
+
+    private static ImageFormatException Error(ImageReader reader, RecordType? record, string problem) =>
+        new(record, reader.CurrentRecordOffset, problem);
+
+    /// <summary>
+    /// linux-cr's objhash on the reading side: an object is defined once, by its first use, and
+    /// later uses are OBJREF records that must name an object of the same type already defined.
+    /// </summary>
+    private sealed class ObjectTable
+    {
+        private readonly Dictionary<int, (ObjectType Type, object Value)> _objects = [];
+
+        public T Use<T>(ImageReader reader, ObjectType type, int objRef, Func<T> readFirstUse) where T : class
+        {
+            if (objRef <= 0) throw Error(reader, RecordType.TaskObjects, $"{type} objref {objRef} is not valid");
+            if (reader.PeekType() == RecordType.Objref)
+            {
+                var reference = Next<ObjrefRecord>(reader);
+                if (reference.ObjectType != type || reference.ObjRef != objRef)
+                    throw Error(reader, RecordType.Objref, $"refers to {reference.ObjectType} {reference.ObjRef} where {type} {objRef} was announced");
+                if (!_objects.TryGetValue(objRef, out var known) || known.Type != type)
+                    throw Error(reader, RecordType.Objref, $"refers to {type} objref {objRef}, which no earlier record defines");
+                return (T)known.Value;
+            }
+            if (_objects.ContainsKey(objRef))
+                throw Error(reader, RecordType.TaskObjects, $"{type} objref {objRef} is defined again instead of referred to with OBJREF");
+            long offset = reader.Position;
+            T value = readFirstUse();
+            Define(reader, type, objRef, value, offset, RecordType.TaskObjects);
+            return value;
+        }
+
+        public void Define(ImageReader reader, ObjectType type, int objRef, object value, long offset, RecordType record)
+        {
+            if (objRef <= 0 || !_objects.TryAdd(objRef, (type, value)))
+                throw new ImageFormatException(record, offset, $"objref {objRef} is invalid or already defined");
+        }
+
+        public FileImage File(ImageReader reader, int objRef, RecordType user) =>
+            _objects.TryGetValue(objRef, out var known) && known.Type == ObjectType.File ? (FileImage)known.Value
+                : throw Error(reader, user, $"refers to file objref {objRef}, which no earlier FILE record defines");
+    }
+
+    /// <summary>A process while its tasks' sections are read.</summary>
+    private sealed class ProcessBuilder
+    {
+        public required TaskRecord Task { get; init; }
+        public string Cwd = "", Root = "", ExePath = "";
+        public CredentialsRecord Credentials;
+        public uint[] Groups = [];
+        public readonly List<ThreadImage> Threads = [];
+        private MemoryImage? _memory;
+        private FileTableImage? _fileTable;
+        private SignalHandlersImage? _handlers;
+        private SignalImage? _signal;
+
+        /// <summary>Threads share their leader's objects: anything else is not a thread group this format describes.</summary>
+        public void Share(MemoryImage memory, FileTableImage fileTable, SignalHandlersImage handlers, SignalImage signal, int tid, long offset)
+        {
+            if (_memory is null)
+            {
+                (_memory, _fileTable, _handlers, _signal) = (memory, fileTable, handlers, signal);
+                return;
+            }
+            if (!ReferenceEquals(_memory, memory) || !ReferenceEquals(_fileTable, fileTable) || !ReferenceEquals(_handlers, handlers) || !ReferenceEquals(_signal, signal))
+                throw new ImageFormatException(RecordType.TaskObjects, offset,
+                    $"thread {tid} does not share its memory, descriptor table and signal state with its leader {Task.Pid}");
+        }
+
+        public ProcessImage Build() => new()
+        {
+            Task = Task, Cwd = Cwd, Root = Root, ExePath = ExePath, Credentials = Credentials, Groups = Groups,
+            Memory = _memory!, FileTable = _fileTable!, SignalHandlers = _handlers!, Signal = _signal!, Threads = Threads,
+        };
+    }
+}
