@@ -2,6 +2,7 @@ using Ckpt.Engine.Linux;
 using Ckpt.Engine.Signals;
 using Ckpt.Image;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Tasks;
 
@@ -18,8 +19,6 @@ public sealed record ThreadCheckpoint(
 {
     private const long ERESTARTSYS = -512, ERESTARTNOINTR = -513, ERESTARTNOHAND = -514, ERESTART_RESTARTBLOCK = -516;
     private const int XstateBvOffset = 512;
-    private const long SYS_sigaltstack = 131, SYS_prctl = 157, SYS_getpriority = 140, SYS_sched_getparam = 143,
-        SYS_sched_getscheduler = 145, SYS_get_robust_list = 274;
     private const ulong PR_GET_TID_ADDRESS = 40;
 
     /// <param name="syscallAddress">a `syscall` instruction in the process's vdso, for injection</param>
