@@ -1,4 +1,3 @@
-using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.Linq;
 
@@ -58,12 +57,15 @@ namespace Ckpt.Generators
             w.Line("// Sorted by type number (TryGet searches it). FixedSize is header + fixed payload, a multiple of 8;");
             w.Line("// TrailingLengthOffset is the byte offset (from the header) of the [TrailingBytes] u32, null when none.");
             w.Open("private static readonly RecordDescriptor[] records =");
-            var rows = model.Entries.Select(e => (
-                Code: $"new({TypeExpression(e) + ",",-36} {Quote(e.DisplayName) + ",",-18} {e.Size,4}, {(e.TrailingLengthOffset is { } offset ? offset.ToString() : "null"),4}),",
-                Comment: $"// {e.TypeNumber,4}  {e.StructName}")).ToList();
-            var header = $"//  {"type",-36} {"name",-18} {"size",4}  {"trailing length at",4}";
-            w.Line(header);
-            foreach (var (code, comment) in rows) w.Line($"{code,-75} {comment}");
+            // Columns as wide as their longest entry, so the table reads like the format's index.
+            var typeWidth = model.Entries.Max(e => TypeExpression(e).Length) + 1;
+            var nameWidth = model.Entries.Max(e => e.DisplayName.Length) + 3;
+            w.Line($"//  {"type".PadRight(typeWidth)} {"name".PadRight(nameWidth)} {"size",4}  trailing length at");
+            foreach (var e in model.Entries)
+            {
+                var trailing = e.TrailingLengthOffset is { } offset ? offset.ToString() : "null";
+                w.Line($"new({(TypeExpression(e) + ",").PadRight(typeWidth)} {(Quote(e.DisplayName) + ",").PadRight(nameWidth)} {e.Size,4}, {(trailing + "),").PadRight(6)} // {e.TypeNumber,4} {e.StructName}");
+            }
             w.Close(";");
             w.Line();
             w.Line("private static readonly global::System.Collections.ObjectModel.ReadOnlyCollection<RecordDescriptor> all = global::System.Array.AsReadOnly(records);");
