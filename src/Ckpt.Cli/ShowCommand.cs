@@ -108,34 +108,12 @@ internal sealed class ImageSummary
                     summary.Records = reader.RecordCount;
                     summary.Bytes = reader.Position;
                     return summary;
-                default: SkipRecord(reader, type); break;
+                // Records shown only as counts: SkipRecord validates their length against RecordCatalog
+                // and refuses a record type CkptPS never writes.
+                default: reader.SkipRecord(); break;
             }
         }
         throw new ImageFormatException(null, reader.Position, "the image ends without a tail record (truncated)");
-    }
-
-    // Records shown only as counts: read them as their type so lengths are still validated.
-    private static void SkipRecord(ImageReader reader, RecordType type)
-    {
-        _ = type switch
-        {
-            RecordType.HeaderArch => reader.Read<HeaderArchRecord>().GetHashCode(),
-            RecordType.Tree => reader.Read<TreeRecord>().GetHashCode(),
-            RecordType.TaskIds => reader.Read<TaskIdsRecord>().GetHashCode(),
-            RecordType.GroupInfo => reader.Read<GroupInfoRecord>().GetHashCode(),
-            RecordType.TaskObjects => reader.Read<TaskObjectsRecord>().GetHashCode(),
-            RecordType.Mm => reader.Read<MmRecord>().GetHashCode(),
-            RecordType.FileTable => reader.Read<FileTableRecord>().GetHashCode(),
-            RecordType.SignalHandlers => reader.Read<SignalHandlersRecord>().GetHashCode(),
-            RecordType.Signal => reader.Read<SignalRecord>().GetHashCode(),
-            RecordType.RestartBlock => reader.Read<RestartBlockRecord>().GetHashCode(),
-            RecordType.SignalStack => reader.Read<SignalStackRecord>().GetHashCode(),
-            RecordType.Rseq => reader.Read<RseqRecord>().GetHashCode(),
-            RecordType.CpuXstate => reader.Read<CpuXstateRecord>().GetHashCode(),
-            RecordType.Buffer => reader.Read<BufferRecord>().GetHashCode(),
-            RecordType.Objref => reader.Read<ObjrefRecord>().GetHashCode(),
-            _ => throw new ImageFormatException(type, reader.CurrentRecordOffset, "a record CkptPS never writes"),
-        };
     }
 
     private unsafe string Comm()
