@@ -148,6 +148,8 @@ public static class Checkpointer
         progress("inspect", 0, 0);
         var uses = new TaskObjectsRecord { MmObjRef = objRefs.Next(), FileTableObjRef = objRefs.Next(), SignalHandlersObjRef = objRefs.Next(), SignalObjRef = objRefs.Next() };
         FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objRefs);
+        // Before anything is injected into any thread (see RseqCriticalSection).
+        foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
         ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
         InjectedTaskState injected = InjectedTaskState.Read(leader, syscallAddress);
         List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();

@@ -10,8 +10,8 @@ namespace Ckpt.Engine.Tasks;
 /// One stopped thread: registers, how it stopped inside a system call (and the restart block of an
 /// interrupted sleep), its blocked mask, queued thread-directed signals, alternate signal stack and
 /// clear_child_tid (both injected into the thread itself), robust futex list, name, scheduling,
-/// rseq registration (the ip moved to the abort handler first when it stopped inside a critical
-/// section), and the xsave area. Read with <see cref="Capture"/> while frozen, written with <see cref="Write"/>.
+/// rseq registration (<see cref="RseqCriticalSection.MoveToAbort"/> must have run before any
+/// injection into the process), and the xsave area. Read with <see cref="Capture"/> while frozen, written with <see cref="Write"/>.
 /// </summary>
 public sealed record ThreadCheckpoint(
     ThreadRecord Thread, RestartBlockRecord? RestartBlock, SignalStackRecord SignalStack,
@@ -25,7 +25,6 @@ public sealed record ThreadCheckpoint(
     public static unsafe ThreadCheckpoint Capture(Tracee tracee, int tgid, ulong syscallAddress)
     {
         int tid = tracee.Pid;
-        RseqCriticalSection.MoveToAbort(tracee);
         StackT stack;
         ulong clearChildTid;
         using (var remote = RemoteSyscall.Begin(tracee, syscallAddress))
