@@ -5,7 +5,13 @@
  * checkpoint that loses, repeats or corrupts a thread's work is seen. The threads are created
  * and exit while the checkpoint freezes the process: it must neither hang nor fail.
  *
- * Usage: ckpt_thread_churn [BATCH_WIDTH (1..16, default 4)]
+ * Each job thread also sleeps JOB_SLEEP_MS (default 10) between its halves: there are nearly always
+ * threads alive (a checkpoint finds some in clock_nanosleep, some starting or exiting), while
+ * the process uses only some 500 tids a second. The pid space is small (pid_max is often 32768):
+ * a faster churn would wrap it within seconds, and an image's old tids would then belong to
+ * other processes when it is restored.
+ *
+ * Usage: ckpt_thread_churn [BATCH_WIDTH (1..16, default 4)] [JOB_SLEEP_MS (0..1000, default 10)]
  * Prints "READY <pid>" after the first batch, "PROGRESS <jobs>" about every 200 ms, and on
  * SIGUSR1 (kept blocked everywhere and polled by the main thread between batches, so no
  * short-lived thread ever takes it) stops, recomputes every checksum serially, prints
@@ -33,6 +39,7 @@ static uint64_t mix(uint64_t x, int rounds)
 
 static uint64_t first_half(uint64_t k) { return mix(k * 0x9E3779B97F4A7C15ULL + 1, 1000); }
 static uint64_t second_half(uint64_t k) { return mix(k * 0xC2B2AE3D27D4EB4FULL + 7, 1000); }
+static int job_sleep_ms = 10;
 static uint64_t rotl(uint64_t x, unsigned r) { r &= 63; return r ? (x << r) | (x >> (64 - r)) : x; }
 
 struct job { pthread_t thread; uint64_t k, result; };
@@ -48,6 +55,8 @@ static void *run_job(void *arg)
 {
     struct job *j = arg;
     uint64_t a = first_half(j->k), b;
+    struct timespec nap = { job_sleep_ms / 1000, (job_sleep_ms % 1000) * 1000000L };
+    if (job_sleep_ms) nanosleep(&nap, NULL);
     if (j->k % 4 == 0) { /* a thread that starts a thread */
         struct job inner = { .k = j->k };
         if (pthread_create(&inner.thread, NULL, helper, &inner) != 0) { j->result = 0; return NULL; }
@@ -81,7 +90,11 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     int width = argc > 1 ? atoi(argv[1]) : 4;
-    if (width < 1 || width > MAX_WIDTH) { fprintf(stderr, "usage: ckpt_thread_churn [1..16]\n"); return 2; }
+    if (argc > 2) job_sleep_ms = atoi(argv[2]);
+    if (width < 1 || width > MAX_WIDTH || job_sleep_ms < 0 || job_sleep_ms > 1000) {
+        fprintf(stderr, "usage: ckpt_thread_churn [1..16] [0..1000]\n");
+        return 2;
+    }
     sigset_t usr1;
     sigemptyset(&usr1);
     sigaddset(&usr1, SIGUSR1);
