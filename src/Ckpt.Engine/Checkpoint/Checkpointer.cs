@@ -28,7 +28,8 @@ public sealed record CheckpointResult(int Pid, long Bytes, TimeSpan Frozen, Time
 /// <summary>
 /// checkpoint = freeze (seize + interrupt) -> inspect and refuse early (children, seccomp, unshared threads,
 /// fds, mappings) -> read the injected state -> write the image in docs/ARCHITECTURE.md order ->
-/// resume (detach), then tail and flush; with Kill: tail, flush, then SIGKILL. On any failure the image gets an ERROR
+/// resume (every thread continued, the interrupted calls re-entered; the kernel detaches them when the tracer
+/// thread exits), then tail and flush; with Kill: tail, flush, then SIGKILL. On any failure the image gets an ERROR
 /// record (when the stream still takes one) and the process is detached and runs on untouched.
 /// All ptrace work happens on one dedicated thread.
 /// </summary>
@@ -36,20 +37,24 @@ public static class Checkpointer
 {
     public static CheckpointResult Run(CheckpointOptions options, Action<string, long, long>? progress = null)
     {
-        CheckpointResult? result = null;
+        Func<CheckpointResult>? finish = null;
         Exception? failure = null;
+        progress ??= (_, _, _) => { };
         var thread = new Thread(() =>
         {
-            try { result = RunOnTracerThread(options, progress ?? ((_, _, _) => { })); }
+            try { finish = RunOnTracerThread(options, progress); }
             catch (Exception e) { failure = e; }
         }, 1 << 20) { Name = "ckpt-tracer" };
         thread.Start();
         thread.Join();
         if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
-        return result!;
+        // The tracer thread has exited, so the kernel has let go of every thread of the target
+        // (see SyscallReentry); the rest of the image reaches the stream from here.
+        return finish!();
     }
 
-    private static CheckpointResult RunOnTracerThread(CheckpointOptions options, Action<string, long, long> progress)
+    // Returns what is left to do once the tracer thread is gone: nothing with Kill, the write-out otherwise.
+    private static Func<CheckpointResult> RunOnTracerThread(CheckpointOptions options, Action<string, long, long> progress)
     {
         int pid = options.Pid;
         if (pid <= 0 || !Directory.Exists($"/proc/{pid}")) throw new TargetNotFoundException(pid);
@@ -58,7 +63,7 @@ public static class Checkpointer
         try { freeze = ThreadGroupFreeze.Seize(pid); }
         catch (SyscallException e) when (e.Errno == Errno.ESRCH) { throw new TargetNotFoundException(pid); }
         var writer = new ImageWriter(options.Output, leaveOpen: true, options.WriteBehind);
-        bool imageComplete = false;
+        bool imageComplete = false, handedOver = false;
         try
         {
             // Deferred write-out holds every page in the engine: fault its memory in now, while the
@@ -68,7 +73,6 @@ public static class Checkpointer
             freeze.StopAll();
             TimeSpan stopping = frozen.Elapsed;
             WriteImage(freeze, writer, progress);
-            TimeSpan frozenFor;
             if (options.Kill)
             {
                 // The image is about to be the only copy of the process: complete and on storage first.
@@ -76,31 +80,48 @@ public static class Checkpointer
                 imageComplete = true;
                 options.Durable?.Invoke();
                 freeze.KillAll();
-                frozenFor = frozen.Elapsed;
+                var killed = new CheckpointResult(pid, writer.BytesWritten, frozen.Elapsed, stopping, freeze.Tracees.Count);
+                if (options.WaitForReap) WaitUntilReaped(pid);
+                return () => killed;
             }
-            else
-            {
-                // Every page has been read: the process runs on while the rest reaches the stream.
-                freeze.DetachAll();
-                frozenFor = frozen.Elapsed;
-                progress("write-out", 0, 0);
-                writer.StartWriteOut();
-                writer.WriteTail();
-                imageComplete = true;
-                options.Durable?.Invoke();
-            }
-            if (options.Kill && options.WaitForReap) WaitUntilReaped(pid);
-            return new CheckpointResult(pid, writer.BytesWritten, frozenFor, stopping, freeze.Tracees.Count);
+            // Every page has been read: the process runs on while the rest reaches the stream.
+            freeze.ReleaseAll();
+            TimeSpan frozenFor = frozen.Elapsed;
+            handedOver = true;
+            return () => WriteOut(options, writer, progress, new CheckpointResult(pid, 0, frozenFor, stopping, freeze.Tracees.Count));
         }
         catch (Exception e)
         {
-            if (freeze.AnyAttached) freeze.DetachAll();
+            if (freeze.AnyAttached) freeze.ReleaseAll();
             // A refusal or a stop request says what happened; other failures may be the target dying.
             Exception reported = e is not (TraceeExitedException or CheckpointRefusedException or OperationCanceledException) && TargetGone(pid)
                 ? new TraceeExitedException(pid, $"exited during the checkpoint ({e.Message})")
                 : e;
             if (!imageComplete) TryWriteError(writer, reported);
             if (reported != e) throw reported;
+            throw;
+        }
+        finally
+        {
+            if (!handedOver) DisposeQuietly(writer);
+        }
+    }
+
+    private static CheckpointResult WriteOut(CheckpointOptions options, ImageWriter writer, Action<string, long, long> progress, CheckpointResult result)
+    {
+        bool imageComplete = false;
+        try
+        {
+            progress("write-out", 0, 0);
+            writer.StartWriteOut();
+            writer.WriteTail();
+            imageComplete = true;
+            options.Durable?.Invoke();
+            return result with { Bytes = writer.BytesWritten };
+        }
+        catch (Exception e)
+        {
+            if (!imageComplete) TryWriteError(writer, e);
             throw;
         }
         finally

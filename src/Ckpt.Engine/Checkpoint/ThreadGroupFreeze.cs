@@ -65,6 +65,29 @@ public sealed class ThreadGroupFreeze
         _tracees.Sort((a, b) => a.Pid == Pid ? -1 : b.Pid == Pid ? 1 : a.Pid.CompareTo(b.Pid));
     }
 
+    /// <summary>
+    /// Lets every thread run on as it was (see <see cref="Tasks.SyscallReentry"/>); the kernel detaches
+    /// them when the calling (tracer) thread exits, which the caller must let happen promptly.
+    /// A thread that cannot be released so is detached instead.
+    /// </summary>
+    public void ReleaseAll()
+    {
+        foreach (Tracee tracee in _tracees)
+        {
+            if (!tracee.Attached) continue;
+            try
+            {
+                Tasks.SyscallReentry.ReleaseAsStopped(tracee);
+                tracee.MarkReleased();
+            }
+            catch (Exception)
+            {
+                try { if (tracee.Attached) tracee.Detach(); }
+                catch (Exception) { /* already gone: nothing left to resume */ }
+            }
+        }
+    }
+
     /// <summary>Detaches every thread (each resumes as it was); errors of vanished threads are ignored.</summary>
     public void DetachAll()
     {

@@ -15,7 +15,7 @@ namespace Ckpt.Engine.Linux;
 public sealed unsafe class Tracee
 {
     private const int PTRACE_CONT = 7, PTRACE_KILL = 8, PTRACE_GETREGS = 12, PTRACE_SYSCALL = 24, PTRACE_SETREGS = 13,
-        PTRACE_DETACH = 17, PTRACE_GETEVENTMSG = 0x4201, PTRACE_GETREGSET = 0x4204, PTRACE_SETREGSET = 0x4205, PTRACE_SEIZE = 0x4206,
+        PTRACE_DETACH = 17, PTRACE_SETOPTIONS = 0x4200, PTRACE_GETEVENTMSG = 0x4201, PTRACE_GETREGSET = 0x4204, PTRACE_SETREGSET = 0x4205, PTRACE_SEIZE = 0x4206,
         PTRACE_INTERRUPT = 0x4207, PTRACE_PEEKSIGINFO = 0x4209, PTRACE_GETSIGMASK = 0x420a, PTRACE_SETSIGMASK = 0x420b,
         PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
     private const int NT_X86_XSTATE = 0x202;
@@ -88,6 +88,15 @@ public sealed unsafe class Tracee
     }
 
     public void Continue(int signal = 0) => Request(PTRACE_CONT, "PTRACE_CONT", 0, signal);
+
+    /// <summary>PTRACE_SETOPTIONS (PTRACE_O_*).</summary>
+    public void SetOptions(int options) => Request(PTRACE_SETOPTIONS, "PTRACE_SETOPTIONS", 0, options);
+
+    /// <summary>
+    /// After the task was continued for good (see Tasks/SyscallReentry): the kernel detaches it when
+    /// the tracing thread exits; nothing else may be asked of it.
+    /// </summary>
+    public void MarkReleased() => Attached = false;
 
     /// <summary>
     /// Resumes the task to its next syscall-entry or syscall-exit stop (PTRACE_SYSCALL, reported as

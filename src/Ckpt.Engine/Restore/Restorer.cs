@@ -39,7 +39,8 @@ public static class Restorer
         tracer.Join();
         if (failure is not null)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
-        return result!;
+        // The tracer thread has exited: the kernel has detached every restored thread (SyscallReentry).
+        return options.Wait ? result! with { ExitStatus = WaitForExit(result!.Pid) } : result!;
     }
 
     // The stages, each done for every task before the next starts: created, memory, files,
@@ -92,24 +93,19 @@ public static class Restorer
             }
             step = "scratch area removal";
             scratch.Unmap();
-            var signalsOnRelease = new int[threads.Count];
-            for (int i = 0; i < threads.Count; i++)
+            phase?.Invoke("resume");
+            foreach (var (thread, syscalls) in threads)
             {
-                var (thread, syscalls) = threads[i];
-                step = $"thread {thread.Tid}: registers";
-                ThreadRestore.SetMaskAndRegisters(syscalls, thread, plan);
-                signalsOnRelease[i] = ThreadRestore.EnterInterruptedSyscall(syscalls, thread);
+                step = $"thread {thread.Tid}: registers and release";
+                ThreadRestore.Release(syscalls, thread, plan);
             }
-            step = "resume";
-            phase?.Invoke(step);
-            for (int i = 0; i < threads.Count; i++) threads[i].Injector.Tracee.Detach(signalsOnRelease[i]);
         }
         catch (Exception e)
         {
             KillAndReap(created);
             throw new RestoreException(step, e.Message, e);
         }
-        return new RestoreResult(plan.Pid, options.Wait ? WaitForExit(plan.Pid) : null);
+        return new RestoreResult(plan.Pid, null);
     }
 
     // SIGKILL ends the whole thread group. As tracer we are told of each death: threads first, the

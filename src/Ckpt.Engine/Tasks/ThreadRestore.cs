@@ -14,9 +14,8 @@ namespace Ckpt.Engine.Tasks;
 /// stopped before it runs a single instruction. Then per thread, injected into the thread itself:
 /// alternate signal stack, rseq area, robust futex list, clear_child_tid, name, its own queued
 /// signals; the xsave area (PTRACE_SETREGSET); scheduling after the credentials; and at the very
-/// end the blocked mask and registers, with an interrupted system call re-entered (run to its
-/// syscall-entry stop) before the thread is released, so a signal that arrives the moment the
-/// restore returns interrupts the call as it would have interrupted the original.
+/// end the blocked mask and registers, and the release (<see cref="SyscallReentry"/>: a signal that
+/// arrives the moment the restore returns interrupts a re-entered call as it would the original).
 /// New threads have no rseq registration (the kernel drops it on clone with CLONE_VM), and the
 /// leader never ran glibc (it stopped at exec), so there is none to drop.
 /// </summary>
@@ -110,23 +109,18 @@ public static unsafe class ThreadRestore
         tracee.SetXstate(thread.Xstate);
     }
 
-    public static void SetMaskAndRegisters(SyscallInjector syscalls, ThreadImage thread, RestorePlan plan)
-    {
-        syscalls.Tracee.SetSignalMask(thread.Thread.BlockedSignals);
-        syscalls.SetRegisters(InterruptedSyscallRestore.Registers(thread, plan));
-    }
-
     /// <summary>
-    /// A thread that was inside a restartable call runs to that call's syscall-entry stop, so that
-    /// once released it is already inside the call. Returns the signal to deliver on release when a
-    /// pending unblocked signal stopped it first (delivered, it interrupts the call as it would have).
+    /// The last step of a thread: its blocked mask and registers, PTRACE_O_EXITKILL off, and the
+    /// thread let go (an interrupted call re-entered first, see <see cref="SyscallReentry"/>).
     /// </summary>
-    public static int EnterInterruptedSyscall(SyscallInjector syscalls, ThreadImage thread)
+    public static void Release(SyscallInjector syscalls, ThreadImage thread, RestorePlan plan)
     {
-        if (thread.Thread.SyscallState is not (SyscallState.Restart or SyscallState.RestartBlock)) return 0;
-        int status = syscalls.Tracee.ResumeToNextStop($"entry of the interrupted syscall {thread.Thread.SyscallNumber} of thread {thread.Tid}");
-        if (Tracee.IsSyscallStop(status)) return 0;
-        if (WaitStatus.PtraceEvent(status) == 0) return WaitStatus.StopSignal(status); // signal-delivery stop
-        throw new InvalidOperationException($"thread {thread.Tid} {WaitStatus.Describe(status)} on its way back into syscall {thread.Thread.SyscallNumber}");
+        Tracee tracee = syscalls.Tracee;
+        tracee.SetSignalMask(thread.Thread.BlockedSignals);
+        tracee.SetOptions(ProcessCreation.PTRACE_O_TRACESYSGOOD | ProcessCreation.PTRACE_O_TRACEEXEC);
+        UserRegisters registers = InterruptedSyscallRestore.Registers(thread, plan);
+        long? interrupted = thread.Thread.SyscallState is SyscallState.Restart or SyscallState.RestartBlock ? thread.Thread.SyscallResult : null;
+        SyscallReentry.ReleaseRestored(tracee, registers, interrupted);
+        tracee.MarkReleased();
     }
 }
