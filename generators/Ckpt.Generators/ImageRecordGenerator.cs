@@ -6,14 +6,16 @@ using Microsoft.CodeAnalysis.Text;
 namespace Ckpt.Generators
 {
     /// <summary>
-    /// Generates the serializer of every [ImageRecord] struct: parse into an equatable model,
-    /// then emit. Step names let tests check that unrelated edits are served from the cache.
+    /// Generates the serializer of every [ImageRecord] struct (parse into an equatable model, then
+    /// emit) and one RecordCatalog of them all. Step names let tests check that unrelated edits
+    /// are served from the cache.
     /// </summary>
     [Generator(LanguageNames.CSharp)]
     public sealed class ImageRecordGenerator : IIncrementalGenerator
     {
         public const string ParseStep = "ParseRecords";
         public const string CollectStep = "CollectRecords";
+        public const string CatalogStep = "RecordCatalog";
         private const string AttributeName = "Ckpt.Image.Records.ImageRecordAttribute";
 
         public void Initialize(IncrementalGeneratorInitializationContext context)
@@ -45,6 +47,19 @@ namespace Ckpt.Generators
                     for (var i = 1; i < names.Length; i++)
                         output.ReportDiagnostic(Diagnostic.Create(Diagnostics.DuplicateType, Location.None, names[0], names[i], group.Key));
                 }
+            });
+
+            // One catalog of all records (type, name, fixed size, trailing length), sorted by type.
+            var catalog = parsed
+                .Select(static (result, _) => result.Record is { } r ? CatalogEntry.From(r) : null)
+                .Where(static entry => entry is not null)
+                .Collect()
+                .Select(static (entries, _) => CatalogModel.From(entries))
+                .WithTrackingName(CatalogStep);
+            context.RegisterSourceOutput(catalog, static (output, model) =>
+            {
+                if (model.Entries.Count > 0) // a compilation without records gets no catalog
+                    output.AddSource(CatalogEmitter.HintName, SourceText.From(CatalogEmitter.Emit(model), System.Text.Encoding.UTF8));
             });
         }
 

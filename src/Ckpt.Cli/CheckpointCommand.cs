@@ -56,6 +56,8 @@ public static class CheckpointCommand
                 w.WriteString("image", output == "-" ? "-" : Path.GetFullPath(output));
                 w.WriteNumber("bytes", result.Bytes);
                 w.WriteNumber("frozen_seconds", result.Frozen.TotalSeconds);
+                w.WriteNumber("stop_seconds", result.Stopping.TotalSeconds);
+                w.WriteNumber("threads", result.Threads);
                 w.WriteNumber("peak_rss_kib", ProgressChannel.PeakResidentKib());
             });
             return 0;

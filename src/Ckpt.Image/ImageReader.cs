@@ -109,14 +109,40 @@ public sealed class ImageReader : IDisposable
     }
 
     /// <summary>
-    /// Passes over the next record without interpreting its payload (PeekType checked its type and
-    /// length); for callers that look for some records only. Its bytes still count in the checksum.
+    /// Passes over the next record without interpreting its payload; for callers that look for some
+    /// records only. Its length is validated as Read would: against RecordCatalog's fixed size and,
+    /// for a record with trailing bytes, its trailing length field (a page array: its page count).
+    /// A type with no record struct (a number CkptPS never writes) is refused. Its bytes still
+    /// count in the checksum.
     /// </summary>
     public void SkipRecord()
     {
         var type = PeekType() ?? throw Error(null, "image ends before the record to skip");
         if (type == RecordType.Tail) throw Error(type, "the tail is read with ReadTail, not skipped");
-        pendingTrailing = peekedLength - HeaderSize;
+        if (type == RecordType.PageArray)
+        {
+            Read<PageArrayRecord>(); // its contents stay pending and are skipped with the record
+            return;
+        }
+        if (!RecordCatalog.TryGet(type, out var record))
+            throw Error(type, $"record type {(uint)type} has no record struct: a record CkptPS never writes");
+        if (peekedLength < record.FixedSize)
+            throw Error(type, $"record length {peekedLength} is shorter than the fixed size {record.FixedSize} of a {record.Name} record");
+        var consumed = HeaderSize;
+        if (record.TrailingLengthOffset is { } lengthAt)
+        {
+            var fixedPayload = scratch.AsSpan(HeaderSize, record.FixedSize - HeaderSize);
+            ReadExactly(fixedPayload, type);
+            Hash(fixedPayload);
+            consumed = record.FixedSize;
+            var trailing = BinaryPrimitives.ReadUInt32LittleEndian(scratch.AsSpan(lengthAt));
+            var expectedLength = ((long)record.FixedSize + trailing + 7) & ~7L;
+            if (expectedLength != peekedLength)
+                throw Error(type, $"record length {peekedLength} does not match the {record.Name} record's trailing length {trailing} ({expectedLength} bytes)");
+        }
+        else if (peekedLength != record.FixedSize)
+            throw Error(type, $"record length {peekedLength} is not the fixed size {record.FixedSize} of a {record.Name} record, which has no trailing bytes");
+        pendingTrailing = peekedLength - consumed;
         TrailingLength = 0;
         peekedType = null;
         RecordCount++;

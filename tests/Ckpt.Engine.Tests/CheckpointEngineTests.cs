@@ -154,7 +154,7 @@ public class CheckpointEngineTests
 
     [Theory]
     [InlineData("pipe", "fd 3")]
-    [InlineData("thread", "2 threads")]
+    [InlineData("unshared-thread", "has its own descriptor table")]
     [InlineData("child", "child processes")]
     [InlineData("seccomp", "seccomp (mode 2, filter)")]
     public void Unsupported_targets_are_refused_and_run_on(string mode, string reason)

@@ -11,8 +11,8 @@ namespace Ckpt.Engine.Tests;
 /// </summary>
 internal static class RestoreTestCheckpoint
 {
-    // HeaderRecord layout (see the generated HeaderRecord.g.cs): Arch at 20, KernelRelease[65] at 56.
-    private const int ArchOffset = 20, KernelReleaseOffset = 56, KernelReleaseLength = 65, TailSize = 32, TailChecksumOffset = 16;
+    // HeaderRecord layout (see the generated HeaderRecord.g.cs): Arch at 20, KernelRelease[65] at 72.
+    private const int ArchOffset = 20, KernelReleaseOffset = 72, KernelReleaseLength = 65, TailSize = 32, TailChecksumOffset = 16;
 
     /// <param name="kill">let the checkpoint engine kill the process once the image is complete</param>
     public static void Checkpoint(int pid, string imagePath, string? kernelRelease = null, uint? architecture = null, bool kill = false)

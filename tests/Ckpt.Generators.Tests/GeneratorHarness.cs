@@ -29,6 +29,10 @@ internal static class GeneratorHarness
                 void WriteTo(System.Span<byte> destination, uint recordLength);
                 uint TrailingLength { get; }
             }
+            public readonly record struct RecordDescriptor(Ckpt.Image.Records.RecordType Type, string Name, int FixedSize, int? TrailingLengthOffset)
+            {
+                public bool HasTrailingBytes => TrailingLengthOffset is not null;
+            }
         }
         """;
 

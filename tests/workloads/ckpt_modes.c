@@ -1,6 +1,7 @@
 /* Checkpoint workload for refusals and sizes (DESIGN.md "Tests"). Usage: ckpt_modes MODE
  *   pipe     holds a pipe open (fd 3, 4): an unsupported descriptor kind
  *   thread   runs a second thread
+ *   unshared-thread  runs a second thread with its own descriptor table (unshare(CLONE_FILES))
  *   child    has a child process
  *   seccomp  runs under a seccomp filter (one that allows everything)
  *   reserve  reserves 64 GiB of address space and writes 1 MiB of it, twice: a writable
@@ -11,6 +12,7 @@
  *            still read the file and the file itself is unchanged
  * Prints READY, waits for SIGUSR1, checks it still has its state, prints PASS or FAIL <what>. */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -26,12 +28,15 @@
 
 static volatile sig_atomic_t got_usr1;
 static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
+static volatile int thread_ready;
 /* Blocks every signal so SIGUSR1 always reaches the main thread. */
 static void *idle_thread(void *arg)
 {
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
+    if (arg != NULL && unshare(CLONE_FILES) != 0) { printf("FAIL unshare\n"); fflush(stdout); }
+    thread_ready = 1;
     for (;;) pause();
     return arg;
 }
@@ -79,7 +84,7 @@ static int check_cow_file(const uint8_t *map, const char *path)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) { fprintf(stderr, "usage: %s pipe|thread|child|seccomp|reserve|cow FILE\n", argv[0]); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: %s pipe|thread|unshared-thread|child|seccomp|reserve|cow FILE\n", argv[0]); return 2; }
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct sigaction sa = { .sa_handler = on_usr1 };
     sigaction(SIGUSR1, &sa, NULL);
@@ -92,13 +97,14 @@ int main(int argc, char **argv)
 
     if (!strcmp(mode, "pipe")) {
         if (pipe(fds) != 0) { printf("FAIL pipe\n"); return 1; }
-    } else if (!strcmp(mode, "thread")) {
+    } else if (!strcmp(mode, "thread") || !strcmp(mode, "unshared-thread")) {
         pthread_t t;
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread starts with everything blocked */
-        pthread_create(&t, NULL, idle_thread, NULL);
+        pthread_create(&t, NULL, idle_thread, strcmp(mode, "thread") ? (void *)1 : NULL);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
+        while (!thread_ready) usleep(1000);
     } else if (!strcmp(mode, "child")) {
         child = fork();
         if (child == 0) { for (;;) pause(); }

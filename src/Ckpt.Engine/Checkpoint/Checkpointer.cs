@@ -21,7 +21,9 @@ public sealed record CheckpointOptions(int Pid, Stream Output, bool Kill, Action
     WriteBehind WriteBehind = WriteBehind.Pipelined);
 
 /// <param name="Frozen">From PTRACE_INTERRUPT to the resume (or kill): how long the application was stopped.</param>
-public sealed record CheckpointResult(int Pid, long Bytes, TimeSpan Frozen);
+/// <param name="Stopping">From the first PTRACE_INTERRUPT until every thread was stopped.</param>
+/// <param name="Threads">Threads frozen and saved.</param>
+public sealed record CheckpointResult(int Pid, long Bytes, TimeSpan Frozen, TimeSpan Stopping = default, int Threads = 1);
 
 /// <summary>
 /// checkpoint = freeze (seize + interrupt) -> inspect and refuse early (children, seccomp, unshared threads,
@@ -64,6 +66,7 @@ public static class Checkpointer
             if (options.WriteBehind == WriteBehind.Deferred) writer.Preallocate(MemoryCheckpoint.EstimateImageBytes(pid));
             var frozen = System.Diagnostics.Stopwatch.StartNew();
             freeze.StopAll();
+            TimeSpan stopping = frozen.Elapsed;
             WriteImage(freeze, writer, progress);
             TimeSpan frozenFor;
             if (options.Kill)
@@ -87,7 +90,7 @@ public static class Checkpointer
                 options.Durable?.Invoke();
             }
             if (options.Kill && options.WaitForReap) WaitUntilReaped(pid);
-            return new CheckpointResult(pid, writer.BytesWritten, frozenFor);
+            return new CheckpointResult(pid, writer.BytesWritten, frozenFor, stopping, freeze.Tracees.Count);
         }
         catch (Exception e)
         {
@@ -148,6 +151,8 @@ public static class Checkpointer
         progress("inspect", 0, 0);
         var uses = new TaskObjectsRecord { MmObjRef = objRefs.Next(), FileTableObjRef = objRefs.Next(), SignalHandlersObjRef = objRefs.Next(), SignalObjRef = objRefs.Next() };
         FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objRefs);
+        // Before anything is injected into any thread (see RseqCriticalSection).
+        foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
         ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
         InjectedTaskState injected = InjectedTaskState.Read(leader, syscallAddress);
         List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();

@@ -2,6 +2,7 @@ using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Model;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Files;
 
@@ -13,7 +14,6 @@ namespace Ckpt.Engine.Files;
 /// </summary>
 public static class FilesRestore
 {
-    private const long SYS_close = 3, SYS_lseek = 8, SYS_openat = 257, SYS_dup3 = 292, SYS_fcntl = 72;
     private const ulong F_SETFD = 2, FD_CLOEXEC = 1;
     private const uint O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100, O_TRUNC = 0x200, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);

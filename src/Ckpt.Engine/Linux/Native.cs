@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Linux;
 
@@ -15,7 +16,6 @@ public static unsafe partial class Native
     public const int O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
     public const int PROT_READ = 1, PROT_WRITE = 2, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
     public const int SIGKILL = 9, SIGTRAP = 5, SIGSTOP = 19, SIGCONT = 18;
-    private const long SYS_pidfd_open = 434;
 
     [StructLayout(LayoutKind.Sequential)]
     public struct Iovec
@@ -62,7 +62,6 @@ public static unsafe partial class Native
     [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
     private static partial long syscall5(long number, long a1, long a2, long a3, long a4, long a5);
 
-    private const long SYS_kcmp = 312;
     public const int KCMP_FILE = 0, KCMP_VM = 1, KCMP_FILES = 2, KCMP_FS = 3, KCMP_SIGHAND = 4;
 
     /// <summary>kcmp(2): 0 when the two (pid, index) name the same kernel object, 1 or 2 for an ordering, -1 on error.</summary>

@@ -2,6 +2,7 @@ using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Model;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Memory;
 
@@ -14,7 +15,6 @@ namespace Ckpt.Engine.Memory;
 /// </summary>
 public static class MemoryRestore
 {
-    private const long SYS_mmap = 9, SYS_mprotect = 10, SYS_close = 3, SYS_mremap = 25, SYS_madvise = 28, SYS_openat = 257;
     private const ulong PROT_WRITE = 2;
     private const ulong MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_GROWSDOWN = 0x100, MAP_NORESERVE = 0x4000, MAP_FIXED_NOREPLACE = 0x100000;
     private const ulong VM_GROWSDOWN = 0x100, VM_NORESERVE = 0x200000;

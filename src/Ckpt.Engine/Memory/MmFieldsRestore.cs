@@ -2,6 +2,7 @@ using Ckpt.Engine.Linux;
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Memory;
 
@@ -11,7 +12,6 @@ namespace Ckpt.Engine.Memory;
 /// </summary>
 public static unsafe class MmFieldsRestore
 {
-    private const long SYS_prctl = 157;
     private const ulong PR_SET_MM = 35, PR_SET_MM_MAP = 14;
 
     [StructLayout(LayoutKind.Sequential)]

@@ -1,6 +1,7 @@
 using Ckpt.Image.Model;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Memory;
 
@@ -15,7 +16,6 @@ namespace Ckpt.Engine.Memory;
 public static class PageWriter
 {
     private const int ShortRunPages = 16;
-    private const long SYS_pread64 = 17, SYS_madvise = 28, SYS_openat = 257, SYS_close = 3;
     private const ulong MADV_POPULATE_WRITE = 23;
     private const ulong O_RDONLY = 0, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);

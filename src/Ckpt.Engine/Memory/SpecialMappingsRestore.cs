@@ -1,6 +1,7 @@
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Memory;
 
@@ -12,7 +13,6 @@ namespace Ckpt.Engine.Memory;
 /// </summary>
 public static class SpecialMappingsRestore
 {
-    private const long SYS_munmap = 11, SYS_mremap = 25;
     private const ulong MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 
     public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Linux;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Restore;
 
@@ -10,7 +11,6 @@ namespace Ckpt.Engine.Restore;
 public sealed class ScratchArea
 {
     public const ulong Size = 64 * 1024;
-    private const long SYS_mmap = 9, SYS_munmap = 11;
     private const ulong MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
 
     private readonly SyscallInjector _syscalls;

@@ -2,6 +2,7 @@ using Ckpt.Engine.Linux;
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Signals;
 
@@ -13,7 +14,6 @@ namespace Ckpt.Engine.Signals;
 /// </summary>
 public static class SignalsRestore
 {
-    private const long SYS_rt_sigaction = 13, SYS_setitimer = 38, SYS_rt_sigqueueinfo = 129, SYS_rt_tgsigqueueinfo = 297;
     private const int SIGKILL = 9, SIGSTOP = 19;
 
     [StructLayout(LayoutKind.Sequential)]

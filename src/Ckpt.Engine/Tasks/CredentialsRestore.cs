@@ -2,6 +2,7 @@ using Ckpt.Engine.Linux;
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Tasks;
 
@@ -12,8 +13,6 @@ namespace Ckpt.Engine.Tasks;
 /// </summary>
 public static class CredentialsRestore
 {
-    private const long SYS_setgroups = 116, SYS_setresuid = 117, SYS_setresgid = 119, SYS_setfsuid = 122, SYS_setfsgid = 123,
-        SYS_capset = 126, SYS_prctl = 157;
     private const ulong PR_CAPBSET_DROP = 24, PR_SET_KEEPCAPS = 8, PR_SET_SECUREBITS = 28, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2;
     private const uint LinuxCapabilityVersion3 = 0x20080522;
 

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Linux;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Tasks;
 
@@ -17,7 +18,6 @@ public sealed record InjectedTaskState(
     uint SecureBits)
 {
     public const int SignalCount = 64;
-    private const long SYS_brk = 12, SYS_rt_sigaction = 13, SYS_getitimer = 36, SYS_prctl = 157;
     private const ulong PR_GET_SECUREBITS = 27;
 
     public static InjectedTaskState Read(Tracee tracee, ulong syscallAddress)

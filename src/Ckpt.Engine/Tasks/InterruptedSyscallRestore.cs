@@ -2,6 +2,7 @@ using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Model;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Tasks;
 
@@ -15,7 +16,6 @@ namespace Ckpt.Engine.Tasks;
 /// </summary>
 public static unsafe class InterruptedSyscallRestore
 {
-    private const long SYS_nanosleep = 35, SYS_clock_nanosleep = 230;
     private const int RedZone = 128;
 
     public static UserRegisters Registers(ThreadImage thread, RestorePlan plan)

@@ -1,5 +1,6 @@
 using Ckpt.Engine.Linux;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Tasks;
 
@@ -12,10 +13,8 @@ namespace Ckpt.Engine.Tasks;
 /// </summary>
 public static class RestartBlocks
 {
-    private const long SYS_poll = 7, SYS_nanosleep = 35, SYS_futex = 202, SYS_clock_nanosleep = 230, SYS_ppoll = 271;
     private const ulong TIMER_ABSTIME = 1, CLOCK_MONOTONIC = 1;
 
-    private const long SYS_restart_syscall = 219;
 
     public static unsafe RestartBlockRecord Read(int pid, in UserRegisters regs)
     {

@@ -3,13 +3,13 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Tasks;
 
 /// <summary>cwd, umask, resource limits, comm and personality, set by the task itself (injected).</summary>
 public static unsafe class TaskStateRestore
 {
-    private const long SYS_chdir = 80, SYS_umask = 95, SYS_personality = 135, SYS_prctl = 157, SYS_prlimit64 = 302;
     private const ulong PR_SET_NAME = 15;
     private static readonly string[] LimitNames =
         ["CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"];

@@ -2,6 +2,7 @@ using Ckpt.Engine.Linux;
 using Ckpt.Engine.Signals;
 using Ckpt.Image;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Tasks;
 
@@ -9,8 +10,8 @@ namespace Ckpt.Engine.Tasks;
 /// One stopped thread: registers, how it stopped inside a system call (and the restart block of an
 /// interrupted sleep), its blocked mask, queued thread-directed signals, alternate signal stack and
 /// clear_child_tid (both injected into the thread itself), robust futex list, name, scheduling,
-/// rseq registration (the ip moved to the abort handler first when it stopped inside a critical
-/// section), and the xsave area. Read with <see cref="Capture"/> while frozen, written with <see cref="Write"/>.
+/// rseq registration (<see cref="RseqCriticalSection.MoveToAbort"/> must have run before any
+/// injection into the process), and the xsave area. Read with <see cref="Capture"/> while frozen, written with <see cref="Write"/>.
 /// </summary>
 public sealed record ThreadCheckpoint(
     ThreadRecord Thread, RestartBlockRecord? RestartBlock, SignalStackRecord SignalStack,
@@ -18,15 +19,12 @@ public sealed record ThreadCheckpoint(
 {
     private const long ERESTARTSYS = -512, ERESTARTNOINTR = -513, ERESTARTNOHAND = -514, ERESTART_RESTARTBLOCK = -516;
     private const int XstateBvOffset = 512;
-    private const long SYS_sigaltstack = 131, SYS_prctl = 157, SYS_getpriority = 140, SYS_sched_getparam = 143,
-        SYS_sched_getscheduler = 145, SYS_get_robust_list = 274;
     private const ulong PR_GET_TID_ADDRESS = 40;
 
     /// <param name="syscallAddress">a `syscall` instruction in the process's vdso, for injection</param>
     public static unsafe ThreadCheckpoint Capture(Tracee tracee, int tgid, ulong syscallAddress)
     {
         int tid = tracee.Pid;
-        RseqCriticalSection.MoveToAbort(tracee);
         StackT stack;
         ulong clearChildTid;
         using (var remote = RemoteSyscall.Begin(tracee, syscallAddress))

@@ -3,6 +3,7 @@ using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Model;
 using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Tasks;
 
@@ -21,8 +22,6 @@ namespace Ckpt.Engine.Tasks;
 /// </summary>
 public static unsafe class ThreadRestore
 {
-    private const long SYS_sigaltstack = 131, SYS_rseq = 334, SYS_clone3 = 435, SYS_set_robust_list = 273, SYS_set_tid_address = 218,
-        SYS_prctl = 157, SYS_rt_tgsigqueueinfo = 297, SYS_setpriority = 141, SYS_sched_setscheduler = 144;
     private const ulong CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000, CLONE_SYSVSEM = 0x40000;
     private const ulong PR_SET_NAME = 15;
     private const int PTRACE_EVENT_STOP = 128;

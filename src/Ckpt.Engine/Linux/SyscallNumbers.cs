@@ -1,0 +1,57 @@
+namespace Ckpt.Engine.Linux;
+
+/// <summary>
+/// The x86-64 system call numbers the engine uses (arch/x86/entry/syscalls/syscall_64.tbl), in one
+/// table for the injector, the restart-block code and direct calls alike.
+/// </summary>
+#pragma warning disable IDE1006 // named as in the kernel's unistd_64.h
+public static class SyscallNumbers
+{
+    public const long SYS_close = 3;
+    public const long SYS_poll = 7;
+    public const long SYS_lseek = 8;
+    public const long SYS_mmap = 9;
+    public const long SYS_mprotect = 10;
+    public const long SYS_munmap = 11;
+    public const long SYS_brk = 12;
+    public const long SYS_rt_sigaction = 13;
+    public const long SYS_pread64 = 17;
+    public const long SYS_mremap = 25;
+    public const long SYS_madvise = 28;
+    public const long SYS_nanosleep = 35;
+    public const long SYS_getitimer = 36;
+    public const long SYS_setitimer = 38;
+    public const long SYS_fcntl = 72;
+    public const long SYS_chdir = 80;
+    public const long SYS_umask = 95;
+    public const long SYS_setgroups = 116;
+    public const long SYS_setresuid = 117;
+    public const long SYS_setresgid = 119;
+    public const long SYS_setfsuid = 122;
+    public const long SYS_setfsgid = 123;
+    public const long SYS_capset = 126;
+    public const long SYS_rt_sigqueueinfo = 129;
+    public const long SYS_sigaltstack = 131;
+    public const long SYS_personality = 135;
+    public const long SYS_getpriority = 140;
+    public const long SYS_setpriority = 141;
+    public const long SYS_sched_getparam = 143;
+    public const long SYS_sched_setscheduler = 144;
+    public const long SYS_sched_getscheduler = 145;
+    public const long SYS_prctl = 157;
+    public const long SYS_futex = 202;
+    public const long SYS_set_tid_address = 218;
+    public const long SYS_restart_syscall = 219;
+    public const long SYS_clock_nanosleep = 230;
+    public const long SYS_openat = 257;
+    public const long SYS_ppoll = 271;
+    public const long SYS_set_robust_list = 273;
+    public const long SYS_get_robust_list = 274;
+    public const long SYS_dup3 = 292;
+    public const long SYS_rt_tgsigqueueinfo = 297;
+    public const long SYS_prlimit64 = 302;
+    public const long SYS_kcmp = 312;
+    public const long SYS_rseq = 334;
+    public const long SYS_pidfd_open = 434;
+    public const long SYS_clone3 = 435;
+}
