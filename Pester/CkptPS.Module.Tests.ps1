@@ -357,7 +357,7 @@ Describe 'Get-CkptImage' {
             ($threads | Where-Object Name -eq 'ckpt-sleep').SyscallName | Should -Be 'clock_nanosleep'
             ($threads | Where-Object Name -eq 'ckpt-wait').Syscall | Should -Be '202 futex'
             $threads | ForEach-Object { $_.Pid | Should -Be $python; $_.State | Should -Not -Be 'NotInSyscall' }
-            (Get-CkptImage $pythonImage | Out-String -Width 200) | Should -Match 'ckpt-sleep\s+RestartBlock\s+230 clock_nanosleep'
+            (Get-CkptImage $pythonImage | Out-String -Width 200) | Should -Match 'ckpt-sleep\s+(Restart|RestartBlock)\s+230 clock_nanosleep'
             Test-Alive $python | Should -BeTrue
         }
         finally {
