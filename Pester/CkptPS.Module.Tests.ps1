@@ -266,14 +266,14 @@ Describe 'Get-CkptImage' {
         $anon.Path | Should -Contain '[stack]'
     }
 
-    It 'emits the task first, then VMAs, then files, each with ImagePath and Pid' {
+    It 'emits the task first, then VMAs, then files, then threads, each with ImagePath and Pid' {
         $objects = Get-CkptImage $Image
         $objects[0] | Should -BeOfType CkptPS.CkptTask
         $objects[0].Pid | Should -Be $Target
         $objects[0].Comm | Should -Be 'sleep'
         $objects[0].Exe | Should -Be '/usr/bin/sleep'
         $objects[0].VmaCount | Should -Be @($objects | Where-Object { $_ -is [CkptPS.CkptVma] }).Count
-        ($objects | ForEach-Object { $_.GetType().Name }) -join ',' | Should -Match '^CkptTask(,CkptVma)+(,CkptFile)+$'
+        ($objects | ForEach-Object { $_.GetType().Name }) -join ',' | Should -Match '^CkptTask(,CkptVma)+(,CkptFile)+,CkptThread$'
         $objects | ForEach-Object { $_.Pid | Should -Be $Target; $_.ImagePath | Should -Be $Image }
     }
 
@@ -313,6 +313,56 @@ Describe 'Get-CkptImage' {
         $text | Should -Match 'lr-x------\s+0 -> /dev/null'
         $anonText = Get-CkptImage $Image | Where vma_type -eq Anon | Out-String -Width 200
         $anonText | Should -Not -Match 'Files of'
+    }
+
+    It 'emits one thread object per thread of a multi-threaded python, with its tid, name and syscall' {
+        $script = Join-Path $TestDrive 'threads.py'
+        Set-Content -Path $script -Value @(
+            'import ctypes, threading, time'
+            'libc = ctypes.CDLL(None)'
+            'lock = threading.Lock(); lock.acquire(); stop = threading.Event()'
+            'def run(name, work):'
+            '    libc.prctl(15, name.encode(), 0, 0, 0)'
+            '    work()'
+            'threads = [threading.Thread(target=run, args=(n, w)) for n, w in'
+            '           (("ckpt-wait", stop.wait), ("ckpt-sleep", lambda: time.sleep(1000)), ("ckpt-lock", lock.acquire))]'
+            'for t in threads: t.start()'
+            'for t in threads: t.join()'
+        )
+        $python = Start-Target -Command "exec /usr/bin/python3 -I $script" -Name 'python3'
+        try {
+            $deadline = [datetime]::UtcNow.AddSeconds(20)
+            do {
+                Start-Sleep -Milliseconds 20
+                $live = Get-ChildItem "/proc/$python/task" | ForEach-Object {
+                    [pscustomobject]@{
+                        Tid     = [int]$_.Name
+                        Name    = (Get-Content "/proc/$python/task/$($_.Name)/comm")
+                        Syscall = [int](((Get-Content "/proc/$python/task/$($_.Name)/syscall") -split ' ')[0] -replace '^running$', '-1')
+                    }
+                }
+                $settled = $live.Count -eq 4 -and @($live | Where-Object { $_.Syscall -notin 202, 230 }).Count -eq 0 -and
+                    @($live | Where-Object Name -like 'ckpt-*').Count -eq 3
+            } until ($settled -or [datetime]::UtcNow -gt $deadline)
+            $settled | Should -BeTrue
+
+            $pythonImage = Join-Path $TestDrive 'python.ckpt'
+            Checkpoint-Process -Id $python -Path $pythonImage
+            $threads = @(Get-CkptImage $pythonImage | Where-Object { $_ -is [CkptPS.CkptThread] })
+            $threads.Count | Should -Be 4
+            $threads[0].Tid | Should -Be $python
+            $threads[0].IsLeader | Should -BeTrue
+            ($threads | Sort-Object Tid | ForEach-Object { '{0}={1}' -f $_.Tid, $_.Name }) -join ',' |
+                Should -Be (($live | Sort-Object Tid | ForEach-Object { '{0}={1}' -f $_.Tid, $_.Name }) -join ',')
+            ($threads | Where-Object Name -eq 'ckpt-sleep').SyscallName | Should -Be 'clock_nanosleep'
+            ($threads | Where-Object Name -eq 'ckpt-wait').Syscall | Should -Be '202 futex'
+            $threads | ForEach-Object { $_.Pid | Should -Be $python; $_.State | Should -Not -Be 'NotInSyscall' }
+            (Get-CkptImage $pythonImage | Out-String -Width 200) | Should -Match 'ckpt-sleep\s+(Restart|RestartBlock)\s+230 clock_nanosleep'
+            Test-Alive $python | Should -BeTrue
+        }
+        finally {
+            Stop-Process -Id $python -Force -ErrorAction SilentlyContinue
+        }
     }
 
     It 'takes FileInfo objects from Get-ChildItem' {

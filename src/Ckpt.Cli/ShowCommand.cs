@@ -2,13 +2,15 @@ using System.CommandLine;
 using System.Text;
 using System.Text.Json;
 using Ckpt.Image;
+using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 
 namespace Ckpt.Cli;
 
 /// <summary>
-/// `ckpt show FILE [--json]`: what an image holds, through ImageReader alone. Page contents are
-/// skipped (seeked over), never read, so the checksum is not verified here.
+/// `ckpt show FILE [--json]`: what an image holds, read by <see cref="ImageModelReader"/> (the one
+/// reader of the record order). Page contents are skipped (seeked over), never read, so the
+/// checksum is not verified here.
 /// </summary>
 public static class ShowCommand
 {
@@ -25,14 +27,16 @@ public static class ShowCommand
     {
         try
         {
-            ImageSummary summary;
+            ImageModel image;
             using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16))
-                summary = ImageSummary.Read(stream);
-            Console.Out.Write(json ? summary.ToJson() : summary.ToText());
-            return summary.Error is null ? 0 : 5;
+            using (var reader = new ImageReader(stream, leaveOpen: true, verifyChecksum: false))
+                image = ImageModelReader.Read(reader);
+            Console.Out.Write(json ? ImageDescription.ToJson(image) : ImageDescription.ToText(image));
+            return 0;
         }
         catch (Exception e) when (e is ImageFormatException or FailedCheckpointException)
         {
+            // A failed checkpoint's image names the checkpoint's reason; a damaged or truncated one the record and offset.
             Console.Error.WriteLine($"ckpt: {path}: {e.Message}");
             return 5;
         }
@@ -49,156 +53,59 @@ public static class ShowCommand
     }
 }
 
-/// <summary>The records of an image gathered for display (no page contents).</summary>
-internal sealed class ImageSummary
+/// <summary>An <see cref="ImageModel"/> as `ckpt show` prints it, text or JSON.</summary>
+internal static class ImageDescription
 {
-    public HeaderRecord Header;
-    public TaskRecord Task;
-    public CredentialsRecord Credentials;
-    public List<string> Strings { get; } = [];
-    public List<(VmaRecord Vma, string? Path)> Vmas { get; } = [];
-    public List<ulong> VmaPagesSaved { get; } = [];   // pages in each VMA's chunks, counted from their headers
-    public Dictionary<int, string> FilePaths { get; } = [];
-    public List<FileDescriptorRecord> Descriptors { get; } = [];
-    public List<SignalActionRecord> Handlers { get; } = [];
-    public List<SignalPendingRecord> Pending { get; } = [];
-    public List<ThreadRecord> Threads { get; } = [];
-    public List<CpuRecord> Cpus { get; } = [];
-    public string? Error;
-    public long Records;
-    public long Bytes;
-
-    public static ImageSummary Read(Stream stream)
-    {
-        var summary = new ImageSummary();
-        using var reader = new ImageReader(stream, leaveOpen: true, verifyChecksum: false);
-        summary.Header = reader.ReadHeader(); // names the reason of a checkpoint refused before its header
-        while (reader.PeekType() is { } type)
-        {
-            switch (type)
-            {
-                case RecordType.Task: var task = reader.Read<TaskRecord>(); if (task.Pid == task.Tgid) summary.Task = task; break;
-                case RecordType.String: summary.Strings.Add(reader.ReadString()); break;
-                case RecordType.Credentials: summary.Credentials = reader.Read<CredentialsRecord>(); break;
-                case RecordType.File:
-                    var file = reader.Read<FileRecord>();
-                    summary.FilePaths[file.ObjRef] = reader.ReadTrailingString();
-                    break;
-                case RecordType.Vma:
-                    var vma = reader.Read<VmaRecord>();
-                    summary.Vmas.Add((vma, summary.FilePaths.GetValueOrDefault(vma.FileObjRef)));
-                    summary.VmaPagesSaved.Add(0);
-                    break;
-                case RecordType.PageArray:
-                    uint pages = reader.Read<PageArrayRecord>().PageCount;
-                    if (summary.VmaPagesSaved.Count == 0) throw new ImageFormatException(RecordType.PageArray, reader.CurrentRecordOffset, "page array before any VMA");
-                    summary.VmaPagesSaved[^1] += pages;
-                    break;
-                case RecordType.FileDescriptor: summary.Descriptors.Add(reader.Read<FileDescriptorRecord>()); break;
-                case RecordType.SignalAction: summary.Handlers.Add(reader.Read<SignalActionRecord>()); break;
-                case RecordType.SignalPending: summary.Pending.Add(reader.Read<SignalPendingRecord>()); break;
-                case RecordType.Thread: summary.Threads.Add(reader.Read<ThreadRecord>()); break;
-                case RecordType.Cpu: summary.Cpus.Add(reader.Read<CpuRecord>()); break;
-                case RecordType.Error:
-                    reader.Read<ErrorRecord>();
-                    summary.Error = reader.ReadTrailingString();
-                    break;
-                case RecordType.Tail:
-                    reader.ReadTail();
-                    summary.Records = reader.RecordCount;
-                    summary.Bytes = reader.Position;
-                    return summary;
-                // Records shown only as counts: SkipRecord validates their length against RecordCatalog
-                // and refuses a record type CkptPS never writes.
-                default: reader.SkipRecord(); break;
-            }
-        }
-        throw new ImageFormatException(null, reader.Position, "the image ends without a tail record (truncated)");
-    }
-
-    private unsafe string Comm()
-    {
-        fixed (byte* comm = Task.Comm) return Encoding.UTF8.GetString(comm, new ReadOnlySpan<byte>(comm, 16).IndexOf((byte)0) is var n and >= 0 ? n : 16);
-    }
-
-    private unsafe string Kernel()
-    {
-        fixed (byte* release = Header.KernelRelease) return Encoding.UTF8.GetString(release, new ReadOnlySpan<byte>(release, 65).IndexOf((byte)0));
-    }
-
-    private string Exe => Strings.Count > 2 ? Strings[2] : "";
-    private ulong PagesSaved => (ulong)VmaPagesSaved.Sum(p => (long)p);
-    private DateTime Created => DateTime.UnixEpoch.AddTicks(Header.CreatedUnixNanoseconds / 100);
-
-    public string ToText()
+    public static string ToText(ImageModel image)
     {
         var text = new StringBuilder();
-        if (Error is not null) text.AppendLine($"FAILED CHECKPOINT: {Error}");
-        text.AppendLine($"image: format {Header.FormatVersion}, kernel {Kernel()}, created {Created:u}, {Bytes} bytes, {Records} records");
-        text.AppendLine($"task: pid {Task.Pid} ({Comm()}) {Exe}, ppid {Task.Ppid}, sid {Task.Sid}, threads {Task.ThreadCount}");
-        text.AppendLine($"credentials: uid {Credentials.Uid}/{Credentials.Euid} gid {Credentials.Gid}/{Credentials.Egid}");
-        text.AppendLine($"memory: {Vmas.Count} VMAs, {PagesSaved} pages saved");
-        foreach (var ((vma, path), pages) in Vmas.Zip(VmaPagesSaved))
-            text.AppendLine($"  {vma.VmStart:x12}-{vma.VmEnd:x12} {Protection(vma.Protection)} {vma.VmaType,-10} {pages,8} pages {path}");
-        text.AppendLine($"files: {Descriptors.Count} descriptors");
-        foreach (var fd in Descriptors) text.AppendLine($"  fd {fd.Fd}: {FilePaths.GetValueOrDefault(fd.FileObjRef)}{(fd.CloseOnExec != 0 ? " (cloexec)" : "")}");
-        var handled = Handlers.Where(h => h.Handler > 1).Select(h => h.Signal).ToList();
-        text.AppendLine($"signals: handlers for [{string.Join(",", handled)}], {Pending.Count} pending");
-        for (int i = 0; i < Threads.Count; i++)
-            text.AppendLine($"thread {Threads[i].Tid}: {Threads[i].SyscallState} (syscall {Threads[i].SyscallNumber}), rip 0x{(i < Cpus.Count ? Cpus[i].Rip : 0):x}");
+        text.AppendLine($"image: format {image.Header.FormatVersion}, kernel {Kernel(image)}, created {Created(image):u}, {image.Bytes} bytes, {image.RecordCount} records");
+        foreach (ProcessImage process in image.Processes)
+        {
+            TaskRecord task = process.Task;
+            CredentialsRecord credentials = process.Credentials;
+            text.AppendLine($"task: pid {task.Pid} ({Comm(task)}) {process.ExePath}, ppid {task.Ppid}, sid {task.Sid}, threads {task.ThreadCount}");
+            text.AppendLine($"credentials: uid {credentials.Uid}/{credentials.Euid} gid {credentials.Gid}/{credentials.Egid}");
+            text.AppendLine($"memory: {process.Memory.Vmas.Count} VMAs, {PagesSaved(process)} pages saved");
+            foreach (VmaImage vma in process.Memory.Vmas)
+                text.AppendLine($"  {vma.Record.VmStart:x12}-{vma.Record.VmEnd:x12} {Protection(vma.Record.Protection)} {vma.Record.VmaType,-10} {vma.PagesSaved,8} pages {vma.File?.Path}");
+            text.AppendLine($"files: {process.FileTable.Descriptors.Count} descriptors");
+            foreach (FileDescriptorRecord fd in process.FileTable.Descriptors)
+                text.AppendLine($"  fd {fd.Fd}: {process.FileTable.Files[fd.FileObjRef].Path}{(fd.CloseOnExec != 0 ? " (cloexec)" : "")}");
+            var handled = process.SignalHandlers.Actions.Where(h => h.Handler > 1).Select(h => h.Signal).ToList();
+            text.AppendLine($"signals: handlers for [{string.Join(",", handled)}], {PendingCount(process)} pending");
+            foreach (ThreadImage thread in process.Threads)
+            {
+                ThreadRecord record = thread.Thread;
+                string syscall = SyscallNames.Name(record.SyscallNumber) is { } name ? $"{record.SyscallNumber} {name}" : $"{record.SyscallNumber}";
+                text.AppendLine($"thread {thread.Tid} '{thread.Name}': {record.SyscallState} (syscall {syscall}), rip 0x{thread.Cpu.Rip:x}");
+            }
+        }
         return text.ToString();
     }
 
-    public string ToJson()
+    public static string ToJson(ImageModel image)
     {
         var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
         {
+            // The first process's fields stay at the top level (as before multi-process images);
+            // "processes" has one such object per process.
+            ProcessImage first = image.Processes[0];
             json.WriteStartObject();
-            json.WriteBoolean("ok", Error is null);
-            if (Error is not null) json.WriteString("error", Error);
-            json.WriteNumber("formatVersion", Header.FormatVersion);
-            json.WriteString("kernel", Kernel());
-            json.WriteString("created", Created);
-            json.WriteNumber("bytes", Bytes);
-            json.WriteNumber("records", Records);
-            json.WriteNumber("pid", Task.Pid);
-            json.WriteString("comm", Comm());
-            json.WriteString("exe", Exe);
-            json.WriteNumber("uid", Credentials.Uid);
-            json.WriteNumber("gid", Credentials.Gid);
-            json.WriteNumber("pagesSaved", PagesSaved);
-            json.WriteStartArray("vmas");
-            foreach (var ((vma, path), pages) in Vmas.Zip(VmaPagesSaved))
+            json.WriteBoolean("ok", true);
+            json.WriteNumber("formatVersion", image.Header.FormatVersion);
+            json.WriteString("kernel", Kernel(image));
+            json.WriteString("created", Created(image));
+            json.WriteNumber("bytes", image.Bytes);
+            json.WriteNumber("records", image.RecordCount);
+            json.WriteNumber("taskCount", image.Tree.TaskCount);
+            WriteProcess(json, first);
+            json.WriteStartArray("processes");
+            foreach (ProcessImage process in image.Processes)
             {
                 json.WriteStartObject();
-                json.WriteString("start", $"0x{vma.VmStart:x}");
-                json.WriteString("end", $"0x{vma.VmEnd:x}");
-                json.WriteString("protection", Protection(vma.Protection));
-                json.WriteString("type", vma.VmaType.ToString());
-                json.WriteNumber("pages", pages);
-                if (path is not null) json.WriteString("path", path);
-                json.WriteEndObject();
-            }
-            json.WriteEndArray();
-            json.WriteStartArray("files");
-            foreach (var fd in Descriptors)
-            {
-                json.WriteStartObject();
-                json.WriteNumber("fd", fd.Fd);
-                json.WriteString("path", FilePaths.GetValueOrDefault(fd.FileObjRef));
-                json.WriteBoolean("closeOnExec", fd.CloseOnExec != 0);
-                json.WriteEndObject();
-            }
-            json.WriteEndArray();
-            json.WriteNumber("pendingSignals", Pending.Count);
-            json.WriteStartArray("threads");
-            foreach (var thread in Threads)
-            {
-                json.WriteStartObject();
-                json.WriteNumber("tid", thread.Tid);
-                json.WriteString("syscallState", thread.SyscallState.ToString());
-                json.WriteNumber("syscall", thread.SyscallNumber);
+                WriteProcess(json, process);
                 json.WriteEndObject();
             }
             json.WriteEndArray();
@@ -206,6 +113,73 @@ internal sealed class ImageSummary
         }
         return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
     }
+
+    private static void WriteProcess(Utf8JsonWriter json, ProcessImage process)
+    {
+        json.WriteNumber("pid", process.Task.Pid);
+        json.WriteString("comm", Comm(process.Task));
+        json.WriteString("exe", process.ExePath);
+        json.WriteNumber("uid", process.Credentials.Uid);
+        json.WriteNumber("gid", process.Credentials.Gid);
+        json.WriteNumber("pagesSaved", PagesSaved(process));
+        json.WriteStartArray("vmas");
+        foreach (VmaImage vma in process.Memory.Vmas)
+        {
+            json.WriteStartObject();
+            json.WriteString("start", $"0x{vma.Record.VmStart:x}");
+            json.WriteString("end", $"0x{vma.Record.VmEnd:x}");
+            json.WriteString("protection", Protection(vma.Record.Protection));
+            json.WriteString("type", vma.Record.VmaType.ToString());
+            json.WriteNumber("pages", vma.PagesSaved);
+            if (vma.File is { } file) json.WriteString("path", file.Path);
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        json.WriteStartArray("files");
+        foreach (FileDescriptorRecord fd in process.FileTable.Descriptors)
+        {
+            json.WriteStartObject();
+            json.WriteNumber("fd", fd.Fd);
+            json.WriteString("path", process.FileTable.Files[fd.FileObjRef].Path);
+            json.WriteBoolean("closeOnExec", fd.CloseOnExec != 0);
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        json.WriteNumber("pendingSignals", PendingCount(process));
+        json.WriteStartArray("threads");
+        foreach (ThreadImage thread in process.Threads)
+        {
+            ThreadRecord record = thread.Thread;
+            json.WriteStartObject();
+            json.WriteNumber("tid", thread.Tid);
+            json.WriteString("name", thread.Name);
+            json.WriteString("syscallState", record.SyscallState.ToString());
+            json.WriteNumber("syscall", record.SyscallNumber);
+            if (SyscallNames.Name(record.SyscallNumber) is { } name) json.WriteString("syscallName", name);
+            if (thread.RestartBlock is { } block) json.WriteString("restart", block.Function.ToString());
+            json.WriteString("blockedSignals", $"0x{record.BlockedSignals:x}");
+            json.WriteNumber("pendingSignals", thread.Pending.Count);
+            json.WriteString("rip", $"0x{thread.Cpu.Rip:x}");
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+    }
+
+    // Process-wide and thread-directed signals together, as the single "pending" count always was.
+    private static int PendingCount(ProcessImage process) =>
+        process.Signal.SharedPending.Count + process.Threads.Sum(t => t.Pending.Count);
+
+    private static ulong PagesSaved(ProcessImage process) => (ulong)process.Memory.Vmas.Sum(v => (long)v.PagesSaved);
+
+    private static unsafe string Comm(TaskRecord task) => RecordText.CString(task.Comm, 16);
+
+    private static unsafe string Kernel(ImageModel image)
+    {
+        HeaderRecord header = image.Header;
+        return RecordText.CString(header.KernelRelease, 65);
+    }
+
+    private static DateTime Created(ImageModel image) => DateTime.UnixEpoch.AddTicks(image.Header.CreatedUnixNanoseconds / 100);
 
     private static string Protection(uint p) => $"{((p & 1) != 0 ? 'r' : '-')}{((p & 2) != 0 ? 'w' : '-')}{((p & 4) != 0 ? 'x' : '-')}";
 }

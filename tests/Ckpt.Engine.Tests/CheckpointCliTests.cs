@@ -135,11 +135,16 @@ public class CheckpointCliTests
         Assert.Equal(comm, root.GetProperty("comm").GetString());
         Assert.Contains(root.GetProperty("vmas").EnumerateArray(), v => v.GetProperty("type").GetString() == "Vdso");
         Assert.Contains(root.GetProperty("files").EnumerateArray(), f => f.GetProperty("fd").GetInt32() == 3);
-        Assert.Equal("Restart", root.GetProperty("threads")[0].GetProperty("syscallState").GetString());
+        JsonElement thread = root.GetProperty("threads")[0];
+        Assert.Equal("Restart", thread.GetProperty("syscallState").GetString());
+        Assert.Equal((target.Pid, comm), (thread.GetProperty("tid").GetInt32(), thread.GetProperty("name").GetString()));
 
         var (textCode, text, _) = RunCli(["show", image]);
         Assert.Equal(0, textCode);
         Assert.Contains($"pid {target.Pid} ({comm})", text);
+        long syscall = thread.GetProperty("syscall").GetInt64();
+        string escapedComm = System.Text.RegularExpressions.Regex.Escape(comm);
+        Assert.Matches($@"(?m)^thread {target.Pid} '{escapedComm}': Restart \(syscall {syscall}( \w+)?\), rip 0x[0-9a-f]+$", text);
 
         string truncated = TempPath("truncated.img");
         File.WriteAllBytes(truncated, File.ReadAllBytes(image)[..4000]);

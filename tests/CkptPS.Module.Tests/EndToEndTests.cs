@@ -132,6 +132,65 @@ public sealed class EndToEndTests : IDisposable
         Assert.Matches($@"l-wx------\s+1 -> {System.Text.RegularExpressions.Regex.Escape(target.LogPath)}", text);
     }
 
+    /// <summary>
+    /// A real multi-threaded program (CPython, not written here): three named threads waiting on an
+    /// Event, sleeping in time.sleep and blocked on a lock, the main thread in join.
+    /// </summary>
+    [Fact]
+    public void Get_CkptImage_lists_every_thread_of_a_real_multi_threaded_python_with_its_tid_and_name()
+    {
+        const string script = """
+            import ctypes, threading, time
+            libc = ctypes.CDLL(None)
+            lock = threading.Lock(); lock.acquire(); stop = threading.Event()
+            def run(name, work):
+                libc.prctl(15, name.encode(), 0, 0, 0)
+                work()
+            threads = [threading.Thread(target=run, args=(n, w)) for n, w in
+                       (("ckpt-wait", stop.wait), ("ckpt-sleep", lambda: time.sleep(1000)), ("ckpt-lock", lock.acquire))]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            """;
+        using var target = TargetProcess.Start("/usr/bin/python3", "-I", "-c", script);
+        string[] names = ["ckpt-wait", "ckpt-sleep", "ckpt-lock"];
+        Dictionary<int, string> live = [];
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            live = Directory.EnumerateDirectories($"/proc/{target.Pid}/task")
+                .Select(d => int.Parse(Path.GetFileName(d)))
+                .ToDictionary(tid => tid, tid => File.ReadAllText($"/proc/{target.Pid}/task/{tid}/comm").TrimEnd('\n'));
+            if (live.Count == 4 && names.All(live.ContainsValue) && live.All(t => InSyscall(target.Pid, t.Key) == (t.Value == "ckpt-sleep" ? 230 : 202))) break;
+            Assert.True(DateTime.UtcNow < deadline, $"python did not start its threads: {string.Join(", ", live)}; log: {File.ReadAllText(target.LogPath)}");
+            Thread.Sleep(20);
+        }
+
+        string image = Path.Combine(scratch, "python.ckpt");
+        session.Run("Checkpoint-Process -Id $args[0] -Path $args[1]", target.Pid, image).AssertClean();
+        var all = session.Run("Get-CkptImage $args[0]", image).AssertClean();
+        var threads = all.OfType<CkptThread>().ToList();
+        Assert.Equal(4, Assert.Single(all.OfType<CkptTask>()).ThreadCount);
+        Assert.Equal(target.Pid, threads[0].Tid); // the leader first
+        Assert.Equal(live.OrderBy(t => t.Key), threads.Select(t => KeyValuePair.Create(t.Tid, t.Name)).OrderBy(t => t.Key));
+        Assert.All(threads, t => Assert.Equal((image, target.Pid), (t.ImagePath, t.Pid)));
+        Assert.Equal("python3", threads[0].Name);
+        Assert.Equal("clock_nanosleep", threads.Single(t => t.Name == "ckpt-sleep").SyscallName);
+        Assert.Equal("futex", threads.Single(t => t.Name == "ckpt-wait").SyscallName);
+        Assert.Equal("futex", threads.Single(t => t.Name == "ckpt-lock").SyscallName);
+        Assert.All(threads, t => Assert.NotEqual(SyscallState.NotInSyscall, t.State));
+        Assert.True(target.IsAlive);
+
+        session.Run("Get-CkptImage $args[0] | Out-Default", image).AssertClean();
+        Assert.Matches(@"ckpt-sleep\s+(Restart|RestartBlock)\s+230 clock_nanosleep", session.Host.Output); // absolute sleeps (CPython's) restart as they were
+    }
+
+    /// <summary>The system call a blocked thread is in (/proc/PID/task/TID/syscall), -1 when running or not in one.</summary>
+    private static long InSyscall(int pid, int tid)
+    {
+        string first = File.ReadAllText($"/proc/{pid}/task/{tid}/syscall").Split(' ', 2)[0].Trim();
+        return long.TryParse(first, out long number) ? number : -1;
+    }
+
     [Fact]
     public void A_process_the_engine_refuses_is_an_InvalidOperation_error_and_keeps_running()
     {

@@ -9,6 +9,9 @@ namespace CkptPS.Module.Tests;
 /// <summary>Get-CkptImage and Test-CkptImage on an image whose every field is known.</summary>
 public sealed class GetCkptImageTests : IDisposable
 {
+    /// <summary>Objects of the one-thread synthetic image: a task, 6 VMAs, 3 files, 1 thread.</summary>
+    private const int ObjectCount = 11;
+
     private readonly ModuleSession session = new();
     private readonly string scratch = RepoPaths.NewScratchDirectory();
     private readonly string image;
@@ -16,11 +19,11 @@ public sealed class GetCkptImageTests : IDisposable
     public GetCkptImageTests() => image = SyntheticImage.Write(scratch);
 
     [Fact]
-    public void Emits_the_task_then_the_VMAs_then_the_files_each_with_ImagePath_and_Pid()
+    public void Emits_the_task_then_the_VMAs_then_the_files_then_the_threads_each_with_ImagePath_and_Pid()
     {
         var result = session.Run("Get-CkptImage $args[0]", image).AssertClean();
         var kinds = result.Output.Select(o => o.BaseObject.GetType().Name).ToList();
-        Assert.Equal(["CkptTask", "CkptVma", "CkptVma", "CkptVma", "CkptVma", "CkptVma", "CkptVma", "CkptFile", "CkptFile", "CkptFile"], kinds);
+        Assert.Equal(["CkptTask", "CkptVma", "CkptVma", "CkptVma", "CkptVma", "CkptVma", "CkptVma", "CkptFile", "CkptFile", "CkptFile", "CkptThread"], kinds);
         Assert.All(result.Output, o =>
         {
             Assert.Equal(image, o.Properties["ImagePath"].Value);
@@ -107,6 +110,57 @@ public sealed class GetCkptImageTests : IDisposable
         Assert.Matches(@"555555560000-555555581000\s+rw-p .* 132K\s+8\.0K\s+Anon\s+\[heap\]", text);
         Assert.Matches(@"lr-x------\s+0 -> /dev/null\s+0\s+CharacterDevice", text);
         Assert.Matches(@"l-wx------\s+1 -> /tmp/synthetic\.log\s+1234\s+Regular", text);
+        Assert.Contains($"Threads of {Pid} (like ps -T -p {Pid})", text);
+        Assert.Matches(@"Tid\s+Name\s+State\s+Syscall\s+Nice\s+Policy\s+Pending\s+Blocked\s+SignalStack", text);
+        Assert.Matches(@"4242 synthetic\s+NotInSyscall\s+-\s+0 Other\s+0 0000000000000000 disabled", text);
+    }
+
+    [Fact]
+    public void A_three_thread_image_emits_one_thread_object_per_thread_with_tid_name_state_and_syscall()
+    {
+        string threaded = SyntheticImage.Write(scratch, "threads.ckpt", threads: 3);
+        var result = session.Run("Get-CkptImage $args[0]", threaded).AssertClean();
+        var threads = result.OfType<CkptThread>().ToList();
+        Assert.Equal(ThreadTids, threads.Select(t => t.Tid));
+        Assert.Equal(ThreadNames, threads.Select(t => t.Name));
+        Assert.All(threads, t => Assert.Equal((threaded, Pid), (t.ImagePath, t.Pid)));
+        Assert.Equal([true, false, false], threads.Select(t => t.IsLeader));
+        Assert.Equal(3, Assert.Single(result.OfType<CkptTask>()).ThreadCount);
+        Assert.Equal(6, result.OfType<CkptVma>().Count()); // the shared mm once, not once per thread
+        Assert.Equal(3, result.OfType<CkptFile>().Count());
+
+        var (leader, worker, sleeper) = (threads[0], threads[1], threads[2]);
+        Assert.Equal((SyscallState.NotInSyscall, -1L, "", "-"), (leader.State, leader.SyscallNumber, leader.SyscallName, leader.Syscall));
+        Assert.Equal((SyscallState.Restart, 202L, "futex", "202 futex"), (worker.State, worker.SyscallNumber, worker.SyscallName, worker.Syscall));
+        Assert.Equal((WorkerBlocked, 5, SchedulingPolicy.Other, 0), (worker.BlockedSignals, worker.Nice, worker.Policy, worker.PendingSignals));
+        Assert.Equal((SyscallState.RestartBlock, "230 clock_nanosleep", RestartFunction.Nanosleep), (sleeper.State, sleeper.Syscall, sleeper.RestartFunction));
+        Assert.Equal((1, SleeperAltStack, 8192UL, $"0x{SleeperAltStack:x}+8192"), (sleeper.PendingSignals, sleeper.SignalStackPointer, sleeper.SignalStackSize, sleeper.SignalStack));
+        Assert.Equal("disabled", leader.SignalStack);
+        Assert.Equal(CodeStart + 0x120, sleeper.Rip);
+
+        var filtered = session.Run("Get-CkptImage $args[0] | Where-Object { $_ -is [CkptPS.CkptThread] } | Where-Object State -eq Restart", threaded).AssertClean();
+        Assert.Equal(ThreadTids[1], Assert.Single(filtered.OfType<CkptThread>()).Tid);
+        Assert.True(LanguagePrimitives.IsTrue(Assert.Single(session.Run("Test-CkptImage $args[0]", threaded).AssertClean().Output)));
+    }
+
+    [Fact]
+    public void Thread_objects_have_kernel_name_aliases_and_a_ps_T_like_view()
+    {
+        string threaded = SyntheticImage.Write(scratch, "threads.ckpt", threads: 3);
+        var result = session.Run("""
+            $threads = @(Get-CkptImage $args[0] | Where-Object { $_ -is [CkptPS.CkptThread] })
+            $worker = $threads | Where-Object comm -eq 'worker-1'
+            $worker.Id -eq $worker.Tid; $worker.tgid -eq 4242; $worker.blocked -eq $worker.BlockedSignals
+            ($threads | Where-Object sas_ss_size -eq 8192).Name -eq 'sleeper'
+            """, threaded).AssertClean();
+        Assert.Equal(4, result.Output.Count);
+        Assert.All(result.Output, o => Assert.True(LanguagePrimitives.IsTrue(o), $"alias check {result.Output.IndexOf(o)} failed"));
+
+        session.Run("Get-CkptImage $args[0] | Out-Default", threaded).AssertClean();
+        string text = session.Host.Output;
+        Assert.True(text.IndexOf("Files of", StringComparison.Ordinal) < text.IndexOf("Threads of", StringComparison.Ordinal));
+        Assert.Matches(@"4243 worker-1\s+Restart\s+202 futex\s+5 Other\s+0 0000000000000200", text);
+        Assert.Matches(@"4249 sleeper\s+RestartBlock\s+230 clock_nanosleep\s+0 Other\s+1 0000000000000000 0x7f0001000000\+8192", text);
     }
 
     /// <summary>
@@ -138,9 +192,9 @@ public sealed class GetCkptImageTests : IDisposable
     public void FileInfo_objects_bind_through_FullName_and_strings_through_the_pipeline()
     {
         var fromFileInfo = session.Run("[System.IO.FileInfo]::new($args[0]) | Get-CkptImage", image).AssertClean();
-        Assert.Equal(10, fromFileInfo.Output.Count);
+        Assert.Equal(ObjectCount, fromFileInfo.Output.Count);
         var fromPSPath = session.Run("[pscustomobject]@{ PSPath = 'Microsoft.PowerShell.Core\\FileSystem::' + $args[0] } | Get-CkptImage", image).AssertClean();
-        Assert.Equal(10, fromPSPath.Output.Count);
+        Assert.Equal(ObjectCount, fromPSPath.Output.Count);
         var relative = session.Run("$null = $ExecutionContext.SessionState.Path.SetLocation($args[0]); 'synthetic.ckpt' | Get-CkptImage | Where vma_type -eq Vdso", scratch).AssertClean();
         Assert.Equal(VmaType.Vdso, Assert.Single(relative.OfType<CkptVma>()).VmaType);
     }
@@ -155,7 +209,7 @@ public sealed class GetCkptImageTests : IDisposable
         Assert.Equal(ErrorCategory.InvalidData, error.CategoryInfo.Category);
         Assert.StartsWith("InvalidImage,", error.FullyQualifiedErrorId);
         Assert.Matches(@"record \w+ \(\d+\) at offset \d+", error.Exception.Message);
-        Assert.Equal(10, result.Output.Count); // the good image after it
+        Assert.Equal(ObjectCount, result.Output.Count); // the good image after it
     }
 
     [Fact]
@@ -193,7 +247,7 @@ public sealed class GetCkptImageTests : IDisposable
             $before = Get-ReadBytes; $valid = Test-CkptImage $args[0]; $validated = (Get-ReadBytes) - $before
             $objects.Count; $listed; $valid; $validated
             """, large).AssertClean();
-        Assert.Equal(10, Convert.ToInt32(result.Output[0].BaseObject));
+        Assert.Equal(ObjectCount, Convert.ToInt32(result.Output[0].BaseObject));
         long listed = Convert.ToInt64(result.Output[1].BaseObject), validated = Convert.ToInt64(result.Output[3].BaseObject);
         Assert.True(LanguagePrimitives.IsTrue(result.Output[2]));
         Assert.True(validated >= contents, $"Test-CkptImage read {validated} bytes of an image with {contents} bytes of pages");

@@ -1,15 +1,16 @@
 using System.Management.Automation;
 using Ckpt.Image;
+using Ckpt.Image.Model;
 using CkptPS.Reading;
 
 namespace CkptPS.Cmdlets;
 
 /// <summary>
 /// Get-CkptImage: reads an image (without its page contents) and emits its task(s), then
-/// its VMAs, then its files. Pure managed code: no engine, no privileges.
+/// its VMAs, then its files, then its threads. Pure managed code: no engine, no privileges.
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "CkptImage")]
-[OutputType(typeof(CkptTask), typeof(CkptVma), typeof(CkptFile))]
+[OutputType(typeof(CkptTask), typeof(CkptVma), typeof(CkptFile), typeof(CkptThread))]
 public sealed class GetCkptImageCommand : PSCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
@@ -32,7 +33,7 @@ public sealed class GetCkptImageCommand : PSCmdlet
         ImageModel model;
         try
         {
-            model = ImageModelReader.Read(image);
+            model = ImageFile.Read(image);
         }
         catch (ImageFormatException exception)
         {
@@ -50,8 +51,6 @@ public sealed class GetCkptImageCommand : PSCmdlet
             WriteError(new ErrorRecord(exception, "ImageUnreadable", category, image));
             return;
         }
-        foreach (var task in model.Tasks) WriteObject(task);
-        foreach (var vma in model.Vmas) WriteObject(vma);
-        foreach (var file in model.Files) WriteObject(file);
+        foreach (object item in ImageObjects.All(image, model)) WriteObject(item);
     }
 }

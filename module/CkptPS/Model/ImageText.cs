@@ -3,7 +3,7 @@ using System.Globalization;
 namespace CkptPS;
 
 /// <summary>
-/// The text of Get-CkptImage's default view (CkptPS.format.ps1xml): one view for the three
+/// The text of Get-CkptImage's default view (CkptPS.format.ps1xml): one view for the four
 /// object types, so a mixed stream stays in one display instead of PowerShell's list
 /// fallback; each section gets a header, and lines read like the /proc files they mirror.
 /// </summary>
@@ -14,8 +14,11 @@ public static class ImageText
         CkptTask task => $"task|{task.ImagePath}",
         CkptVma vma => $"maps|{vma.ImagePath}|{vma.Pid}",
         CkptFile file => $"fd|{file.ImagePath}|{file.Pid}",
+        CkptThread thread => $"threads|{thread.ImagePath}|{thread.Pid}",
         _ => "",
     };
+
+    private const string ThreadFormat = "{0,7} {1,-16} {2,-12} {3,-20} {4,4} {5,-10} {6,7} {7,16} {8}";
 
     public static string Header(object item) => item switch
     {
@@ -28,6 +31,9 @@ public static class ImageText
         CkptFile file => $"Files of {file.Pid} (like ls -l /proc/{file.Pid}/fd)\n\n" +
             "Mode         Fd   Target                                   Pos Kind            Flags\n" +
             "----         --   ------                                   --- ----            -----",
+        CkptThread thread => $"Threads of {thread.Pid} (like ps -T -p {thread.Pid})\n\n" +
+            string.Format(CultureInfo.InvariantCulture, ThreadFormat, "Tid", "Name", "State", "Syscall", "Nice", "Policy", "Pending", "Blocked", "SignalStack") + "\n" +
+            string.Format(CultureInfo.InvariantCulture, ThreadFormat, "---", "----", "-----", "-------", "----", "------", "-------", "-------", "-----------"),
         _ => "",
     };
 
@@ -44,6 +50,9 @@ public static class ImageText
         CkptFile file => string.Format(CultureInfo.InvariantCulture,
             "{0} {1,4} {2,-40} {3,5} {4,-15} {5}",
             file.LinkMode, file.Fd, "-> " + file.Path, file.Position, file.Kind, file.Flags),
+        CkptThread thread => string.Format(CultureInfo.InvariantCulture, ThreadFormat,
+            thread.Tid, thread.Name, thread.State, thread.Syscall, thread.Nice, thread.Policy, thread.PendingSignals,
+            thread.BlockedSignals.ToString("x16", CultureInfo.InvariantCulture), thread.SignalStack),
         _ => item.ToString() ?? "",
     };
 }

@@ -5,8 +5,7 @@ internal static class ImageSummary
 {
     public static CkptImageInfo Read(string image, bool killed)
     {
-        var model = ImageModelReader.Read(image);
-        var task = model.Tasks.Single();
+        var task = ImageObjects.Tasks(image, ImageFile.Read(image)).First();
         return new CkptImageInfo
         {
             ImagePath = image,
@@ -28,7 +27,7 @@ internal static class ImageSummary
     {
         try
         {
-            var task = ImageModelReader.Read(image).Tasks.FirstOrDefault();
+            var task = ImageObjects.Tasks(image, ImageFile.Read(image)).FirstOrDefault();
             return task is null ? null : $"process {task.Comm} ({task.Pid})";
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException

@@ -11,13 +11,13 @@ internal static class ImageValidator
         long length = new FileInfo(path).Length;
         try
         {
-            var model = ImageModelReader.Read(path, verifyChecksum: true, out var reader);
+            var model = ImageFile.Read(path, verifyChecksum: true, out var reader);
             if (!reader.ChecksumVerified)
                 return Invalid(path, length, "the checksum could not be verified", RecordType.Tail, null);
             return new CkptImageValidation
             {
                 ImagePath = path, IsValid = true, Length = length, RecordCount = reader.RecordCount,
-                Pid = model.Tasks.FirstOrDefault()?.Pid,
+                Pid = model.Processes.FirstOrDefault()?.Pid,
             };
         }
         catch (ImageFormatException exception)

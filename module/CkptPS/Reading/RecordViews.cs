@@ -1,17 +1,41 @@
+using Ckpt.Image;
+using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 
 namespace CkptPS.Reading;
 
-/// <summary>Turns a VMA record into what /proc/PID/maps would have shown for it.</summary>
+/// <summary>
+/// Get-CkptImage's objects from the image model: per process its task, then its VMAs, then its
+/// files, then its threads.
+/// </summary>
+internal static class ImageObjects
+{
+    public static IEnumerable<object> All(string image, ImageModel model)
+    {
+        foreach (ProcessImage process in model.Processes)
+        {
+            yield return TaskView.Create(image, model.Header, process);
+            foreach (VmaImage vma in process.Memory.Vmas) yield return VmaView.Create(image, process.Pid, model.Header.PageSize, vma, process.Memory.Mm);
+            foreach (FileDescriptorRecord descriptor in process.FileTable.Descriptors)
+                yield return FileView.Create(image, process.Pid, descriptor, process.FileTable.Files[descriptor.FileObjRef]);
+            foreach (ThreadImage thread in process.Threads) yield return ThreadView.Create(image, process.Pid, thread);
+        }
+    }
+
+    public static IEnumerable<CkptTask> Tasks(string image, ImageModel model) =>
+        model.Processes.Select(process => TaskView.Create(image, model.Header, process));
+}
+
+/// <summary>Turns a VMA of the model into what /proc/PID/maps would have shown for it.</summary>
 internal static class VmaView
 {
     private const uint ProtRead = 1, ProtWrite = 2, ProtExec = 4;
 
-    /// <param name="pagesSaved">the pages the VMA's chunks hold</param>
-    public static CkptVma Create(string image, int pid, uint pageSize, in VmaRecord vma, ulong pagesSaved, in MmRecord mm,
-        Dictionary<int, (FileRecord Record, string Path)> files)
+    public static CkptVma Create(string image, int pid, uint pageSize, VmaImage vmaImage, in MmRecord mm)
     {
-        bool hasFile = files.TryGetValue(vma.FileObjRef, out var file) && vma.FileObjRef != 0;
+        VmaRecord vma = vmaImage.Record;
+        FileImage? file = vmaImage.File;
+        ulong pagesSaved = vmaImage.PagesSaved;
         return new CkptVma
         {
             ImagePath = image,
@@ -23,9 +47,9 @@ internal static class VmaView
             Flags = (VmaFlags)vma.VmFlags,
             PageOffset = vma.VmPgoff,
             Offset = vma.VmPgoff * pageSize,
-            Path = hasFile ? file.Path : KernelName(vma, mm),
-            Device = hasFile ? file.Record.Device : 0,
-            Inode = hasFile ? file.Record.Inode : 0,
+            Path = file is not null ? file.Path : KernelName(vma, mm),
+            Device = file?.Record.Device ?? 0,
+            Inode = file?.Record.Inode ?? 0,
             PagesSaved = pagesSaved,
             SavedBytes = pagesSaved * pageSize,
         };
@@ -58,21 +82,21 @@ internal static class VmaView
 
 internal static class FileView
 {
-    public static CkptFile Create(string image, int pid, in FileDescriptorRecord descriptor, in FileRecord file, string path) => new()
+    public static CkptFile Create(string image, int pid, in FileDescriptorRecord descriptor, FileImage file) => new()
     {
         ImagePath = image,
         Pid = pid,
         Fd = descriptor.Fd,
-        Kind = file.Kind,
-        Path = path,
-        Flags = (OpenFlags)file.OpenFlags,
-        Position = file.Position,
+        Kind = file.Record.Kind,
+        Path = file.Path,
+        Flags = (OpenFlags)file.Record.OpenFlags,
+        Position = file.Record.Position,
         CloseOnExec = descriptor.CloseOnExec != 0,
-        Mode = file.Mode,
-        Device = file.Device,
-        Inode = file.Inode,
-        Size = file.FileSize,
-        LastWriteTimeUtc = FromUnixNanoseconds(file.MtimeNanoseconds),
+        Mode = file.Record.Mode,
+        Device = file.Record.Device,
+        Inode = file.Record.Inode,
+        Size = file.Record.FileSize,
+        LastWriteTimeUtc = FromUnixNanoseconds(file.Record.MtimeNanoseconds),
     };
 
     public static DateTime FromUnixNanoseconds(long nanoseconds) =>
@@ -81,38 +105,76 @@ internal static class FileView
 
 internal static class TaskView
 {
-    public static unsafe CkptTask Create(string image, HeaderRecord header, TaskRecord task, string cwd, string root,
-        string exe, in CredentialsRecord credentials, uint[] groups, int vmaCount, int fileCount, ulong pagesSaved) => new()
+    public static unsafe CkptTask Create(string image, HeaderRecord header, ProcessImage process)
     {
-        ImagePath = image,
-        Pid = task.Pid,
-        Tgid = task.Tgid,
-        Ppid = task.Ppid,
-        Pgid = task.Pgid,
-        Sid = task.Sid,
-        Comm = ImageModelReader.CString(task.Comm, 16),
-        Exe = exe,
-        Cwd = cwd,
-        Root = root,
-        Credentials = new CkptCredentials
+        TaskRecord task = process.Task;
+        CredentialsRecord credentials = process.Credentials;
+        ulong pagesSaved = (ulong)process.Memory.Vmas.Sum(v => (long)v.PagesSaved);
+        return new CkptTask
         {
-            Uid = credentials.Uid, Euid = credentials.Euid, Suid = credentials.Suid, Fsuid = credentials.Fsuid,
-            Gid = credentials.Gid, Egid = credentials.Egid, Sgid = credentials.Sgid, Fsgid = credentials.Fsgid,
-            Groups = groups,
-            CapInheritable = credentials.CapInheritable, CapPermitted = credentials.CapPermitted,
-            CapEffective = credentials.CapEffective, CapBounding = credentials.CapBounding,
-            CapAmbient = credentials.CapAmbient, SecureBits = credentials.SecureBits,
-        },
-        ThreadCount = task.ThreadCount,
-        Umask = task.Umask,
-        Personality = task.Personality,
-        NoNewPrivileges = task.NoNewPrivileges != 0,
-        StartTimeTicks = task.StartTimeTicks,
-        VmaCount = vmaCount,
-        FileCount = fileCount,
-        PagesSaved = pagesSaved,
-        SavedBytes = pagesSaved * header.PageSize,
-        KernelRelease = ImageModelReader.CString(header.KernelRelease, 65),
-        CheckpointTimeUtc = FileView.FromUnixNanoseconds(header.CreatedUnixNanoseconds),
-    };
+            ImagePath = image,
+            Pid = task.Pid,
+            Tgid = task.Tgid,
+            Ppid = task.Ppid,
+            Pgid = task.Pgid,
+            Sid = task.Sid,
+            Comm = RecordText.CString(task.Comm, 16),
+            Exe = process.ExePath,
+            Cwd = process.Cwd,
+            Root = process.Root,
+            Credentials = new CkptCredentials
+            {
+                Uid = credentials.Uid, Euid = credentials.Euid, Suid = credentials.Suid, Fsuid = credentials.Fsuid,
+                Gid = credentials.Gid, Egid = credentials.Egid, Sgid = credentials.Sgid, Fsgid = credentials.Fsgid,
+                Groups = process.Groups,
+                CapInheritable = credentials.CapInheritable, CapPermitted = credentials.CapPermitted,
+                CapEffective = credentials.CapEffective, CapBounding = credentials.CapBounding,
+                CapAmbient = credentials.CapAmbient, SecureBits = credentials.SecureBits,
+            },
+            ThreadCount = task.ThreadCount,
+            Umask = task.Umask,
+            Personality = task.Personality,
+            NoNewPrivileges = task.NoNewPrivileges != 0,
+            StartTimeTicks = task.StartTimeTicks,
+            VmaCount = process.Memory.Vmas.Count,
+            FileCount = process.FileTable.Descriptors.Count,
+            PagesSaved = pagesSaved,
+            SavedBytes = pagesSaved * header.PageSize,
+            KernelRelease = RecordText.CString(header.KernelRelease, 65),
+            CheckpointTimeUtc = FileView.FromUnixNanoseconds(header.CreatedUnixNanoseconds),
+        };
+    }
+}
+
+internal static class ThreadView
+{
+    private const int SsDisable = 2;
+
+    public static CkptThread Create(string image, int pid, ThreadImage thread)
+    {
+        ThreadRecord record = thread.Thread;
+        SignalStackRecord stack = thread.SignalStack;
+        bool noStack = (stack.Flags & SsDisable) != 0 || stack.StackSize == 0;
+        return new CkptThread
+        {
+            ImagePath = image,
+            Pid = pid,
+            Tid = thread.Tid,
+            Name = thread.Name,
+            State = record.SyscallState,
+            SyscallNumber = record.SyscallNumber,
+            SyscallName = SyscallNames.Name(record.SyscallNumber) ?? "",
+            Syscall = SyscallNames.Describe(record.SyscallNumber),
+            RestartFunction = thread.RestartBlock?.Function ?? RestartFunction.None,
+            BlockedSignals = record.BlockedSignals,
+            PendingSignals = thread.Pending.Count,
+            SignalStack = noStack ? "disabled" : $"0x{stack.StackPointer:x}+{stack.StackSize}",
+            SignalStackPointer = stack.StackPointer,
+            SignalStackSize = stack.StackSize,
+            Nice = record.Nice,
+            Policy = (SchedulingPolicy)record.SchedulingPolicy,
+            Priority = record.SchedulingPriority,
+            Rip = thread.Cpu.Rip,
+        };
+    }
 }
