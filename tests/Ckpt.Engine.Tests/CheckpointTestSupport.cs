@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Ckpt.Image;
+using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 using Xunit;
 
@@ -87,77 +88,57 @@ internal static unsafe partial class CheckpointTestSupport
             ?? throw new InvalidOperationException($"no ckpt executable under {root}: run ./build.sh or build src/Ckpt.Cli");
     }
 
-    /// <summary>Reads every record of an image, page contents included, and checks the tail checksum.</summary>
+    /// <summary>
+    /// Reads an image through the image model (Ckpt.Image.Model, the one reader of the record order),
+    /// checks the tail checksum, and reads every saved page at its chunk's offset. The task, thread
+    /// and CPU fields are the leader's; Pending holds the process-wide queue and the leader's own.
+    /// </summary>
     public static ImageContents ReadImage(string path)
     {
         var contents = new ImageContents();
         using var stream = File.OpenRead(path);
         using var reader = new ImageReader(stream);
-        reader.ReadHeader();
-        byte[] page = new byte[reader.PageSize * PageArrayRecord.MaxPagesPerChunk];
-        ulong[] addresses = new ulong[PageArrayRecord.MaxPagesPerChunk];
-        VmaRecord? currentVma = null;
-        while (reader.PeekType() is { } type && type != RecordType.Tail)
+        ImageModel image;
+        try
         {
-            switch (type)
+            image = ImageModelReader.Read(reader);
+        }
+        catch (FailedCheckpointException failed)
+        {
+            contents.Error = failed.Reason;
+            reader.ReadTail();
+            Assert.True(reader.ChecksumVerified, "the tail checksum was not verified");
+            return contents;
+        }
+        Assert.True(reader.ChecksumVerified, "the tail checksum was not verified");
+
+        ProcessImage process = image.Processes[0];
+        ThreadImage leader = process.Threads[0];
+        contents.Image = image;
+        contents.Task = process.Task;
+        (contents.Thread, contents.RestartBlock, contents.SignalStack, contents.Cpu, contents.Rseq) =
+            (leader.Thread, leader.RestartBlock, leader.SignalStack, leader.Cpu, leader.Rseq);
+        (contents.XstateRecord, contents.Xstate) = (leader.XstateRecord, leader.Xstate);
+        contents.Signal = process.Signal.Record;
+        contents.Pending.AddRange(leader.Pending.Concat(process.Signal.SharedPending));
+        contents.Actions.AddRange(process.SignalHandlers.Actions);
+        contents.Descriptors.AddRange(process.FileTable.Descriptors);
+        foreach (var (objRef, file) in process.FileTable.Files) contents.Files[objRef] = (file.Record, file.Path);
+        int pageSize = (int)image.Header.PageSize;
+        foreach (VmaImage vma in process.Memory.Vmas)
+        {
+            contents.Vmas.Add(vma.Record);
+            if (vma.File is { } mapped) contents.Files[mapped.Record.ObjRef] = (mapped.Record, mapped.Path);
+            foreach (PageChunk chunk in vma.Chunks)
             {
-                case RecordType.Task: contents.Task = reader.Read<TaskRecord>(); break;
-                case RecordType.Vma: contents.Vmas.Add((currentVma = reader.Read<VmaRecord>()).Value); break;
-                case RecordType.PageArray:
-                    var array = reader.Read<PageArrayRecord>();
-                    if (array.PageCount == 0) break;
-                    int count = reader.ReadPageAddresses(addresses);
-                    reader.ReadPageContents(page.AsSpan(0, count * (int)reader.PageSize));
-                    for (int i = 0; i < count; i++)
-                        contents.Pages[addresses[i]] = page.AsSpan(i * (int)reader.PageSize, (int)reader.PageSize).ToArray();
-                    Assert.True(currentVma is not null, "page array before any VMA");
-                    break;
-                case RecordType.Thread: contents.Thread = reader.Read<ThreadRecord>(); break;
-                case RecordType.RestartBlock: contents.RestartBlock = reader.Read<RestartBlockRecord>(); break;
-                case RecordType.Error:
-                    reader.Read<ErrorRecord>();
-                    contents.Error = reader.ReadTrailingString();
-                    break;
-                case RecordType.SignalAction: contents.Actions.Add(reader.Read<SignalActionRecord>()); break;
-                case RecordType.SignalStack: contents.SignalStack = reader.Read<SignalStackRecord>(); break;
-                case RecordType.Signal: contents.Signal = reader.Read<SignalRecord>(); break;
-                case RecordType.Cpu: contents.Cpu = reader.Read<CpuRecord>(); break;
-                case RecordType.SignalPending: contents.Pending.Add(reader.Read<SignalPendingRecord>()); break;
-                case RecordType.Rseq: contents.Rseq = reader.Read<RseqRecord>(); break;
-                case RecordType.File:
-                    var file = reader.Read<FileRecord>();
-                    contents.Files[file.ObjRef] = (file, reader.ReadTrailingString());
-                    break;
-                case RecordType.FileDescriptor: contents.Descriptors.Add(reader.Read<FileDescriptorRecord>()); break;
-                case RecordType.CpuXstate:
-                    contents.XstateRecord = reader.Read<CpuXstateRecord>();
-                    contents.Xstate = reader.ReadTrailingBytes();
-                    break;
-                default: SkipAny(reader, type); break;
+                byte[] bytes = new byte[chunk.Addresses.Length * pageSize];
+                stream.Position = chunk.ContentsOffset;
+                stream.ReadExactly(bytes);
+                for (int i = 0; i < chunk.Addresses.Length; i++)
+                    contents.Pages[chunk.Addresses[i]] = bytes.AsSpan(i * pageSize, pageSize).ToArray();
             }
         }
-        reader.ReadTail();
-        Assert.True(reader.ChecksumVerified, "the tail checksum was not verified");
         return contents;
-    }
-
-    private static void SkipAny(ImageReader reader, RecordType type)
-    {
-        // PeekType skips the unread rest of a record; reading the fixed part validates its length.
-        switch (type)
-        {
-            case RecordType.Header: reader.Read<HeaderRecord>(); break;
-            case RecordType.HeaderArch: reader.Read<HeaderArchRecord>(); break;
-            case RecordType.Tree: reader.Read<TreeRecord>(); break;
-            case RecordType.String: reader.Read<StringRecord>(); break;
-            case RecordType.Credentials: reader.Read<CredentialsRecord>(); break;
-            case RecordType.GroupInfo: reader.Read<GroupInfoRecord>(); break;
-            case RecordType.TaskObjects: reader.Read<TaskObjectsRecord>(); break;
-            case RecordType.Mm: reader.Read<MmRecord>(); break;
-            case RecordType.FileTable: reader.Read<FileTableRecord>(); break;
-            case RecordType.SignalHandlers: reader.Read<SignalHandlersRecord>(); break;
-            default: reader.SkipRecord(); break; // validated against the record catalog
-        }
     }
 
     public static bool IsAlive(int pid)
@@ -282,6 +263,7 @@ internal sealed class Target(int pid, string log) : IDisposable
 
 internal sealed class ImageContents
 {
+    public ImageModel? Image;
     public TaskRecord Task;
     public ThreadRecord Thread;
     public RestartBlockRecord? RestartBlock;
