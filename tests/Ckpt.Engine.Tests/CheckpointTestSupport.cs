@@ -172,7 +172,7 @@ internal static unsafe partial class CheckpointTestSupport
 
     // Like RestoreTestProcesses.Spawn, but with the test host's environment (DOTNET_ROOT, HOME),
     // stdout/stderr files of our choice (appended, so one file can take both) and optionally setsid.
-    private static int SpawnWithEnvironment(string[] argv, string stdoutPath, string stderrPath, bool newSession)
+    internal static int SpawnWithEnvironment(string[] argv, string stdoutPath, string stderrPath, bool newSession)
     {
         const short POSIX_SPAWN_SETSID = 0x80;
         byte* actions = stackalloc byte[256];

@@ -24,7 +24,7 @@ internal static unsafe partial class ThreadTestSupport
     public static (int ExitCode, string Stdout, string Stderr) RunCkpt(TimeSpan timeout, params string[] arguments)
     {
         string stdout = CheckpointTestSupport.TempPath("ckpt.stdout"), stderr = CheckpointTestSupport.TempPath("ckpt.stderr");
-        int pid = SpawnWithEnvironment([CheckpointTestSupport.CkptPath(), .. arguments], stdout, stderr);
+        int pid = CheckpointTestSupport.SpawnWithEnvironment([CheckpointTestSupport.CkptPath(), .. arguments], stdout, stderr, newSession: false);
         var clock = Stopwatch.StartNew();
         int? code = null;
         while ((code = TryReap(pid)) is null && clock.Elapsed < timeout) Thread.Sleep(5);
@@ -219,48 +219,4 @@ internal static unsafe partial class ThreadTestSupport
     [LibraryImport("libc", SetLastError = true)] private static partial int tgkill(int tgid, int tid, int signal);
     [LibraryImport("libc", SetLastError = true)] private static partial int kill(int pid, int signal);
     [LibraryImport("libc", SetLastError = true)] private static partial int waitpid(int pid, int* status, int options);
-    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_init(byte* actions);
-    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_addopen(byte* actions, int fd, byte* path, int flags, uint mode);
-    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_addclosefrom_np(byte* actions, int from);
-    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_destroy(byte* actions);
-    [LibraryImport("libc")] private static partial int posix_spawnp(int* pid, byte* file, nint fileActions, nint attributes, byte** argv, byte** envp);
-
-    // As CheckpointTestSupport's spawn (the test host's environment, so a framework-dependent ckpt
-    // finds its runtime), without a new session; the caller waits with a bound.
-    private static int SpawnWithEnvironment(string[] argv, string stdoutPath, string stderrPath)
-    {
-        byte* actions = stackalloc byte[256];
-        posix_spawn_file_actions_init(actions);
-        var allocations = new List<nint>();
-        byte* Ansi(string s)
-        {
-            nint p = Marshal.StringToHGlobalAnsi(s);
-            allocations.Add(p);
-            return (byte*)p;
-        }
-        try
-        {
-            posix_spawn_file_actions_addopen(actions, 0, Ansi("/dev/null"), 0, 0);
-            posix_spawn_file_actions_addopen(actions, 1, Ansi(stdoutPath), 0x441 /* O_WRONLY|O_CREAT|O_APPEND */, 0x1b6);
-            posix_spawn_file_actions_addopen(actions, 2, Ansi(stderrPath), 0x441, 0x1b6);
-            posix_spawn_file_actions_addclosefrom_np(actions, 3);
-            byte** args = stackalloc byte*[argv.Length + 1];
-            for (int i = 0; i < argv.Length; i++) args[i] = Ansi(argv[i]);
-            args[argv.Length] = null;
-            var environment = Environment.GetEnvironmentVariables();
-            byte** envp = stackalloc byte*[environment.Count + 1];
-            int n = 0;
-            foreach (System.Collections.DictionaryEntry entry in environment) envp[n++] = Ansi($"{entry.Key}={entry.Value}");
-            envp[n] = null;
-            int pid;
-            int error = posix_spawnp(&pid, args[0], (nint)actions, 0, args, envp);
-            if (error != 0) throw new InvalidOperationException($"posix_spawnp {argv[0]}: errno {error}");
-            return pid;
-        }
-        finally
-        {
-            posix_spawn_file_actions_destroy(actions);
-            foreach (nint p in allocations) Marshal.FreeHGlobal(p);
-        }
-    }
 }

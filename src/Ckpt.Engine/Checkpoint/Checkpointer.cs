@@ -39,22 +39,25 @@ public static class Checkpointer
     {
         Func<CheckpointResult>? finish = null;
         Exception? failure = null;
+        List<int> threads = [];
         progress ??= (_, _, _) => { };
         var thread = new Thread(() =>
         {
-            try { finish = RunOnTracerThread(options, progress); }
+            try { finish = RunOnTracerThread(options, progress, threads); }
             catch (Exception e) { failure = e; }
         }, 1 << 20) { Name = "ckpt-tracer" };
         thread.Start();
         thread.Join();
+        // Once the tracer thread has exited the kernel lets go of every thread of the target (see
+        // SyscallReentry): wait for it, so that the target is untraced when we report, and a second
+        // checkpoint can seize it at once. The rest of the image reaches the stream from here.
+        TracerExit.WaitUntilDetached(threads);
         if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
-        // The tracer thread has exited, so the kernel has let go of every thread of the target
-        // (see SyscallReentry); the rest of the image reaches the stream from here.
         return finish!();
     }
 
     // Returns what is left to do once the tracer thread is gone: nothing with Kill, the write-out otherwise.
-    private static Func<CheckpointResult> RunOnTracerThread(CheckpointOptions options, Action<string, long, long> progress)
+    private static Func<CheckpointResult> RunOnTracerThread(CheckpointOptions options, Action<string, long, long> progress, List<int> threads)
     {
         int pid = options.Pid;
         if (pid <= 0 || !Directory.Exists($"/proc/{pid}")) throw new TargetNotFoundException(pid);
@@ -62,6 +65,7 @@ public static class Checkpointer
         ThreadGroupFreeze freeze;
         try { freeze = ThreadGroupFreeze.Seize(pid); }
         catch (SyscallException e) when (e.Errno == Errno.ESRCH) { throw new TargetNotFoundException(pid); }
+        threads.Add(pid);
         var writer = new ImageWriter(options.Output, leaveOpen: true, options.WriteBehind);
         bool imageComplete = false, handedOver = false;
         try
@@ -71,6 +75,7 @@ public static class Checkpointer
             if (options.WriteBehind == WriteBehind.Deferred) writer.Preallocate(MemoryCheckpoint.EstimateImageBytes(pid));
             var frozen = System.Diagnostics.Stopwatch.StartNew();
             freeze.StopAll();
+            threads.AddRange(freeze.Tracees.Select(t => t.Pid).Where(tid => tid != pid));
             TimeSpan stopping = frozen.Elapsed;
             WriteImage(freeze, writer, progress);
             if (options.Kill)

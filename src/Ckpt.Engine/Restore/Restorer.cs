@@ -37,6 +37,7 @@ public static class Restorer
         }, maxStackSize: 1 << 20) { Name = "ckpt restore tracer" };
         tracer.Start();
         tracer.Join();
+        TracerExit.WaitUntilDetached(plan.Threads.Select(t => t.Tid));
         if (failure is not null)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         // The tracer thread has exited: the kernel has detached every restored thread (SyscallReentry).
