@@ -12,11 +12,13 @@ BeforeAll {
     $script:Cmdlets = @('Checkpoint-Process', 'Get-CkptImage', 'Restore-Process', 'Test-CkptImage')
 
     # Targets are started by bash in their own session, so they are not children of pwsh
-    # (which would reap them through System.Diagnostics.Process) and have no pipe descriptors.
+    # (which would reap them through System.Diagnostics.Process) and have no pipe descriptors:
+    # descriptors above 2 that pwsh inherited (a CI runner's pipes, say) are closed before $Command.
     # Their parent is then init (or the nearest subreaper), which reaps them once they are killed.
     function script:Start-Target([string] $Command = 'exec sleep 1000', [string] $Name = 'sleep') {
         $log = Join-Path $TestDrive "target-$([guid]::NewGuid().ToString('N')).log"
-        $id = [int](bash -c "setsid bash -c '$Command' </dev/null >'$log' 2>&1 & echo `$!")
+        $closeInherited = 'for fd in $(ls /proc/$$/fd); do if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi; done; '
+        $id = [int](bash -c 'setsid bash -c "$1" </dev/null >"$2" 2>&1 & echo $!' bash ($closeInherited + $Command) $log)
         # The pid is known before the exec has renamed it: wait until it has its final name.
         $deadline = [datetime]::UtcNow.AddSeconds(10)
         while ((Get-Content "/proc/$id/comm" -ErrorAction SilentlyContinue) -ne $Name) {

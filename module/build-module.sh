@@ -17,3 +17,45 @@ cp module/CkptPS/en-US/CkptPS.dll-Help.xml "$out/en-US/"
 cp artifacts/ckpt "$out/ckpt"
 chmod +x "$out/ckpt"
 echo "built: $out"
+
+# The module package: artifacts/packages/CkptPS.<ModuleVersion>.nupkg, which PSResourceGet installs
+# from a repository folder (Register-PSResourceRepository -Uri artifacts/packages;
+# Install-PSResource CkptPS). Its nuspec is written from the manifest, so both say the same.
+manifest=module/CkptPS/CkptPS.psd1
+field() { sed -n "s/^ *$1 *= *'\(.*\)'.*$/\1/p" "$manifest" | head -1; }
+list() { sed -n "s/^ *$1 *= *@(\(.*\)).*$/\1/p" "$manifest" | head -1 | tr -d "'," ; }
+xml() { sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g'; }
+version=$(field ModuleVersion)
+[ -n "$version" ] || { echo "build-module.sh: no ModuleVersion in $manifest" >&2; exit 1; }
+# The tags Publish-PSResource would add: a module, its edition, its cmdlets.
+tags="$(list Tags) PSModule PSIncludes_Cmdlet"
+for edition in $(list CompatiblePSEditions); do tags="$tags PSEdition_$edition"; done
+for cmdlet in $(list CmdletsToExport); do tags="$tags PSCmdlet_$cmdlet PSCommand_$cmdlet"; done
+packaging=artifacts/obj/CkptPS.Package
+mkdir -p "$packaging" artifacts/packages
+rm -f artifacts/packages/CkptPS.*.nupkg
+cat >"$packaging/CkptPS.nuspec" <<NUSPEC
+<?xml version="1.0" encoding="utf-8"?>
+<package xmlns="http://schemas.microsoft.com/packaging/2011/08/nuspec.xsd">
+  <metadata>
+    <id>CkptPS</id>
+    <version>$version</version>
+    <authors>$(field Author | xml)</authors>
+    <owners>$(field CompanyName | xml)</owners>
+    <description>$(field Description | xml)</description>
+    <copyright>$(field Copyright | xml)</copyright>
+    <tags>$(printf '%s' "$tags" | xml)</tags>
+    <projectUrl>$(field ProjectUri | xml)</projectUrl>
+    <licenseUrl>$(field LicenseUri | xml)</licenseUrl>
+    <requireLicenseAcceptance>false</requireLicenseAcceptance>
+  </metadata>
+  <files>
+    <file src="**" target="" />
+  </files>
+</package>
+NUSPEC
+dotnet pack module/package/CkptPS.Package.csproj -c Release -nologo -v quiet \
+  -p:NuspecFile="$PWD/$packaging/CkptPS.nuspec" -p:NuspecBasePath="$PWD/$out" \
+  -p:PackageOutputPath="$PWD/artifacts/packages"
+[ -f "artifacts/packages/CkptPS.$version.nupkg" ] || { echo "build-module.sh: no artifacts/packages/CkptPS.$version.nupkg" >&2; exit 1; }
+echo "built: artifacts/packages/CkptPS.$version.nupkg"

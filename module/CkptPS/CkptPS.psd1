@@ -19,7 +19,9 @@
     PrivateData          = @{
         PSData = @{
             Tags       = @('checkpoint', 'restore', 'CRIU', 'Linux', 'ptrace')
+            # Placeholders: the project has no public address and no licence chosen yet.
             ProjectUri = 'https://example.invalid/CkptPS'
+            LicenseUri = 'https://example.invalid/CkptPS/LICENSE'
         }
     }
 }

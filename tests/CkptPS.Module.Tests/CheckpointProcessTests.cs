@@ -97,6 +97,8 @@ public sealed class CheckpointProcessTests : IDisposable
         Assert.StartsWith("ProcessNotFound,", error.FullyQualifiedErrorId);
         Assert.Equal(missing, error.TargetObject);
         Assert.Contains($"process sleep ({target.Pid})", session.Host.Output);
+        // Two pids were asked for, so -Path is a folder even though one of them does not exist.
+        Assert.Contains($"Checkpoint to '{Path.Combine(folder, $"sleep-{target.Pid}.ckpt")}'", session.Host.Output);
     }
 
     [Fact]

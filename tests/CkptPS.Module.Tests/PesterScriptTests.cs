@@ -5,8 +5,8 @@ using Xunit;
 namespace CkptPS.Module.Tests;
 
 /// <summary>
-/// The Pester tests cannot run here (no pwsh, no Pester), so at least the PowerShell parser must
-/// accept them: a syntax error would otherwise surface only on a user's machine.
+/// The Pester tests run under real pwsh in CI (.ci/run, after the xUnit projects); this is the
+/// quick check before that: the PowerShell parser must accept every Pester file.
 /// </summary>
 public class PesterScriptTests
 {

@@ -20,6 +20,9 @@ public sealed class CheckpointProcessCommand : EngineCmdlet
     private const int ProgressActivityId = 0x434b;
 
     private readonly List<ProcessTarget> targets = [];
+    // Every distinct pid asked for, found or not: whether -Path is a folder depends on what the
+    // user asked for, not on how many of the processes still exist.
+    private readonly HashSet<int> requested = [];
     private bool yesToAll, noToAll;
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = IdSet, ValueFromPipelineByPropertyName = true)]
@@ -67,7 +70,9 @@ public sealed class CheckpointProcessCommand : EngineCmdlet
     {
         if (targets.Count == 0) return;
         string resolved = PathResolution.ResolveForOutput(this, Path);
-        bool folder = targets.Count > 1 || Directory.Exists(resolved);
+        // A pid that does not exist (reported by AddTarget) still counts: with `-Id 1,2 -Path dir`
+        // and no process 1, the image of 2 goes into dir, not to a file named dir.
+        bool folder = requested.Count > 1 || Directory.Exists(resolved);
         if (folder && !Directory.Exists(resolved))
         {
             string action = $"Performing the operation \"Create the folder for the images\" on target \"{resolved}\".";
@@ -85,7 +90,7 @@ public sealed class CheckpointProcessCommand : EngineCmdlet
 
     private void AddTarget(int pid, object source)
     {
-        if (targets.Any(target => target.Pid == pid)) return;
+        if (!requested.Add(pid)) return;
         if (ProcessTarget.TryFind(pid, source, out var target, out var error))
             targets.Add(target!);
         else

@@ -23,7 +23,36 @@ public abstract class EngineCmdlet : PSCmdlet
                 return SessionState.Path.GetUnresolvedProviderPathFromPSPath(fromSession);
             if (Environment.GetEnvironmentVariable("CKPTPS_ENGINE") is { Length: > 0 } fromEnvironment)
                 return fromEnvironment;
-            return Path.Combine(Path.GetDirectoryName(typeof(EngineCmdlet).Assembly.Location) ?? ".", "ckpt");
+            string bundled = Path.Combine(Path.GetDirectoryName(typeof(EngineCmdlet).Assembly.Location) ?? ".", "ckpt");
+            MakeExecutable(bundled);
+            return bundled;
+        }
+    }
+
+    /// <summary>
+    /// A module package (.nupkg) carries no file modes: installed by Install-PSResource, the
+    /// bundled engine arrives as rw-r--r--. It gets the execute bits its read bits call for
+    /// (rw-r--r-- becomes rwxr-xr-x) when it is first needed. A file with any execute bit is left
+    /// as it is. Only its owner (who installed the module) or root can change it; for anyone else
+    /// posix_spawn fails with EACCES and the EngineNotStarted error names the file.
+    /// </summary>
+    private static void MakeExecutable(string path)
+    {
+        const UnixFileMode anyExecute = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+        if (OperatingSystem.IsWindows()) return; // for the analyzer: the module is Linux-only
+        try
+        {
+            UnixFileMode mode = File.GetUnixFileMode(path);
+            if ((mode & anyExecute) != 0) return;
+            UnixFileMode execute = UnixFileMode.None;
+            if (mode.HasFlag(UnixFileMode.UserRead)) execute |= UnixFileMode.UserExecute;
+            if (mode.HasFlag(UnixFileMode.GroupRead)) execute |= UnixFileMode.GroupExecute;
+            if (mode.HasFlag(UnixFileMode.OtherRead)) execute |= UnixFileMode.OtherExecute;
+            File.SetUnixFileMode(path, mode | execute);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            // Missing or not ours: posix_spawn reports it.
         }
     }
 
