@@ -45,80 +45,43 @@ public static class Restorer
     }
 
     // The stages, each done for every task before the next starts: created, memory, files,
-    // signals, threads, thread state, credentials, registers; then all tasks are released together.
+    // signals, threads, thread state, credentials; then every thread is released.
     private static RestoreResult RestoreOnTracerThread(RestorePlan plan, RestoreOptions options, Action<string>? phase)
     {
-        phase?.Invoke("create");
-        ProcessCreation.CreateStoppedAtExec(plan.Pid, plan.ExePath, reparentToCaller: options.Wait);
-        var created = new List<Tracee> { Tracee.Adopt(plan.Pid) };
-        string step = "attach";
+        var context = new RestoreContext(plan, phase);
+        context.Stage("create", () => ProcessCreation.CreateStoppedAtExec(plan.Pid, plan.ExePath, reparentToCaller: options.Wait), reported: true);
+        context.Created(Tracee.Adopt(plan.Pid));
         try
         {
-            var leader = SyscallInjector.AtExecStop(created[0]);
-            step = "scratch area";
-            var scratch = ScratchArea.Map(leader, plan.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd)));
-            step = "close inherited files";
-            FilesRestore.CloseInherited(leader);
-            step = "special mappings";
-            phase?.Invoke(step);
-            SpecialMappingsRestore.Run(leader, plan, scratch);
-            step = "memory";
-            phase?.Invoke(step);
-            MemoryRestore.Run(leader, plan, scratch);
-            step = "mm fields";
-            MmFieldsRestore.Run(leader, plan, scratch);
-            step = "files";
-            phase?.Invoke(step);
-            FilesRestore.Run(leader, plan, scratch);
-            step = "task state";
-            TaskStateRestore.Run(leader, plan, scratch);
-            step = "signals";
-            SignalsRestore.Run(leader, plan, scratch);
-            step = "threads";
-            phase?.Invoke(step);
-            var threads = ThreadRestore.CreateThreads(leader, plan, scratch, created);
-            foreach (var (thread, syscalls) in threads)
+            context.Stage("attach", () => context.AddThread(new RestoredThread(plan.Threads[0], SyscallInjector.AtExecStop(Tracee.Adopt(plan.Pid)))));
+            context.Stage("scratch area", () => context.Scratch = ScratchArea.Map(context.Leader, plan.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd))));
+            context.Stage("close inherited files", () => FilesRestore.CloseInherited(context.Leader));
+            context.Stage("special mappings", () => SpecialMappingsRestore.Run(context.Leader, plan, context.Scratch), reported: true);
+            context.Stage("memory", () => MemoryRestore.Run(context.Leader, plan, context.Scratch), reported: true);
+            context.Stage("mm fields", () => MmFieldsRestore.Run(context.Leader, plan, context.Scratch));
+            context.Stage("files", () => FilesRestore.Run(context.Leader, plan, context.Scratch), reported: true);
+            context.Stage("task state", () => TaskStateRestore.Run(context.Leader, plan, context.Scratch));
+            context.Stage("signals", () => SignalsRestore.Run(context.Leader, plan, context.Scratch));
+            context.Stage("threads", () => ThreadRestore.CreateThreads(context), reported: true);
+            context.EachThread("signal stack, rseq, robust list, name, queued signals, xstate", thread =>
             {
-                step = $"thread {thread.Tid}: signal stack, rseq, robust list, name, queued signals";
-                ThreadRestore.SetThreadState(syscalls, thread, plan, scratch);
-                step = $"thread {thread.Tid}: xstate";
-                ThreadRestore.SetXstate(syscalls.Tracee, thread);
-            }
-            phase?.Invoke("credentials");
-            foreach (var (thread, syscalls) in threads)
+                ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, plan, context.Scratch);
+                ThreadRestore.SetXstate(thread.Syscalls.Tracee, thread.Image);
+            });
+            context.EachThread("credentials", thread =>
             {
-                step = $"thread {thread.Tid}: credentials";
-                CredentialsRestore.Run(syscalls, plan, scratch);
-                step = $"thread {thread.Tid}: scheduling";
-                ThreadRestore.SetScheduling(syscalls, thread, scratch);
-            }
-            step = "scratch area removal";
-            scratch.Unmap();
-            phase?.Invoke("resume");
-            foreach (var (thread, syscalls) in threads)
-            {
-                step = $"thread {thread.Tid}: registers and release";
-                ThreadRestore.Release(syscalls, thread, plan);
-            }
+                CredentialsRestore.Run(thread.Syscalls, plan, context.Scratch);
+                ThreadRestore.SetScheduling(thread.Syscalls, thread.Image, context.Scratch);
+            }, reported: true);
+            context.Stage("scratch area removal", () => context.Scratch.Unmap());
+            context.EachThread("resume", thread => ThreadRestore.Release(thread.Syscalls, thread.Image, plan), reported: true);
         }
         catch (Exception e)
         {
-            KillAndReap(created);
-            throw new RestoreException(step, e.Message, e);
+            context.KillAll();
+            throw new RestoreException(context.Step, e.Message, e);
         }
         return new RestoreResult(plan.Pid, null);
-    }
-
-    // SIGKILL ends the whole thread group. As tracer we are told of each death: threads first, the
-    // leader's is reported after them; its parent (init, or us as subreaper) reaps it.
-    private static void KillAndReap(List<Tracee> created)
-    {
-        kill(created[0].Pid, SIGKILL);
-        foreach (Tracee tracee in created.Skip(1).Append(created[0]))
-        {
-            try { ProcessCreation.WaitForStop(tracee.Pid); }
-            catch (SyscallException) { }
-        }
     }
 
     private static int WaitForExit(int pid)

@@ -25,11 +25,12 @@ public static unsafe class ThreadRestore
     private const ulong PR_SET_NAME = 15;
     private const int PTRACE_EVENT_STOP = 128;
 
-    /// <summary>Creates every thread but the leader; returns all of them, the leader first, with their injectors.</summary>
-    public static List<(ThreadImage Thread, SyscallInjector Injector)> CreateThreads(SyscallInjector leader, RestorePlan plan, ScratchArea scratch, List<Tracee> created)
+    /// <summary>Creates every thread but the leader, from inside the leader, and adds them to the context.</summary>
+    public static void CreateThreads(RestoreContext context)
     {
-        var threads = new List<(ThreadImage, SyscallInjector)> { (plan.Threads[0], leader) };
-        foreach (ThreadImage thread in plan.Threads.Skip(1))
+        SyscallInjector leader = context.Leader;
+        ScratchArea scratch = context.Scratch;
+        foreach (ThreadImage thread in context.Plan.Threads.Skip(1))
         {
             scratch.Reset();
             int tid = thread.Tid;
@@ -41,15 +42,14 @@ public static unsafe class ThreadRestore
             };
             long result = leader.CallRaw(SYS_clone3, scratch.PutStruct(arguments), (ulong)sizeof(CloneArgs));
             if (result == -Errno.EEXIST) throw new PidInUseException(tid, ProcessNames.CommOf(tid));
-            if (result < 0) throw new SyscallException($"clone3(CLONE_THREAD, set_tid {tid})", (int)-result, plan.Pid, "injected into the restored leader");
+            if (result < 0) throw new SyscallException($"clone3(CLONE_THREAD, set_tid {tid})", (int)-result, context.Plan.Pid, "injected into the restored leader");
             var tracee = Tracee.Adopt((int)result);
-            created.Add(tracee);
+            context.Created(tracee);
             int status = tracee.WaitForStop($"creation of thread {tid}");
             if (WaitStatus.PtraceEvent(status) != PTRACE_EVENT_STOP)
                 throw new InvalidOperationException($"new thread {tid} {WaitStatus.Describe(status)} instead of its first ptrace stop");
-            threads.Add((thread, SyscallInjector.ForNewThread(tracee, leader.SyscallAddress)));
+            context.AddThread(new RestoredThread(thread, SyscallInjector.ForNewThread(tracee, leader.SyscallAddress)));
         }
-        return threads;
     }
 
     /// <summary>State only the thread itself can set: signal stack, rseq, robust list, clear_child_tid, name, own queue.</summary>
