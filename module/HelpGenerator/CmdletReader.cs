@@ -24,6 +24,7 @@ public sealed record CmdletMetadata(
     string Noun,
     string ClassName,
     bool SupportsShouldProcess,
+    string? DefaultParameterSet,                  // [Cmdlet(DefaultParameterSetName = ...)]
     IReadOnlyList<string> ParameterSets,          // named sets, the default first; empty: one unnamed set
     IReadOnlyList<CmdletParameter> Parameters,    // declaration order; WhatIf and Confirm last when SupportsShouldProcess
     IReadOnlyList<string> OutputTypes)            // full type names from [OutputType]
@@ -129,7 +130,7 @@ public static class CmdletReader
                 outputs.Add(argument.Value is Type t ? t.FullName! : (string)argument.Value!);
             }
         }
-        return new CmdletMetadata($"{verb}-{noun}", verb, noun, type.FullName!, shouldProcess, sets, parameters, outputs);
+        return new CmdletMetadata($"{verb}-{noun}", verb, noun, type.FullName!, shouldProcess, defaultSet, sets, parameters, outputs);
     }
 
     private static int Depth(Type type)
