@@ -83,6 +83,41 @@ Describe 'The CkptPS module' {
         }
     }
 
+    It 'shows every parameter of <_> with its description and its examples in Get-Help -Full' -ForEach 'Checkpoint-Process', 'Restore-Process', 'Get-CkptImage', 'Test-CkptImage' {
+        # The text a user reads (wide enough not to wrap), not the help objects.
+        $command = $_
+        $text = Get-Help $command -Full | Out-String -Width 4096
+        $text | Should -Match '(?m)^PARAMETERS\s*$'
+        $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
+        foreach ($parameter in (Get-Command $command).Parameters.Values | Where-Object { $_.Name -notin $common -or $_.Name -in 'WhatIf', 'Confirm' }) {
+            # "-Name <Type>" (or "-Name" for a switch), then a line of description before "Required?".
+            $heading = if ($parameter.SwitchParameter) { "-$($parameter.Name)" } else { "-$($parameter.Name) <$($parameter.ParameterType.Name)>" }
+            $text | Should -Match ("(?m)^ +{0}\s*\r?\n +(?!Required\?)\w[^\r\n]+\r?\n" -f [regex]::Escape($heading)) -Because "-$($parameter.Name) needs a description under PARAMETERS"
+        }
+        $examples = [regex]::Matches($text, '(?m)^ *-+ Example (\d+): \S[^\r\n]* -+\s*$')
+        $examples.Count | Should -BeGreaterOrEqual 2
+        $examples | ForEach-Object { $_.Groups[1].Value } | Should -Be (1..$examples.Count | ForEach-Object { "$_" })
+    }
+
+    It 'shows Checkpoint-Process help as the prose in module/help says, with the syntax of the cmdlet' {
+        $text = Get-Help Checkpoint-Process -Full | Out-String -Width 4096
+        $text | Should -Match 'Checkpoint-Process \[-Id\] <Int32\[\]> \[-Path\] <String> \[-Kill\] \[-Force\] \[-DeferredWrite\] \[-PassThru\] \[-WhatIf\] \[-Confirm\]'
+        $text | Should -Match 'Checkpoint-Process -InputObject <Process\[\]> \[-Path\] <String>'
+        $text | Should -Match '(?m)^ +-Id <Int32\[\]>\s*\r?\n +The process ids to checkpoint\. Binds from the Id property'
+        $text | Should -Match 'Position\? +1 \(Id\), 0 \(InputObject\)'
+        $text | Should -Match 'Aliases +ProcessId'
+        $text | Should -Match 'Accept pipeline input\? +True \(ByValue\)'
+        $text | Should -Match '(?m)^ +-Kill\s*\r?\n +Kills each process once its image is complete'
+        $text | Should -Match '-+ Example 1: Checkpoint a process by id -+'
+        $text | Should -Match ([regex]::Escape('PS> Checkpoint-Process -Id 1234 -Path app.ckpt'))
+        $text | Should -Match 'Writes the image of process 1234 to app\.ckpt in the current folder\.'
+        $text | Should -Match '-+ Example 4: See what would happen -+'
+        $text | Should -Match ([regex]::Escape('What if: Performing the operation "Checkpoint to'))
+        $text | Should -Match '(?m)^OUTPUTS\s*\r?\n(.*\r?\n)*? +CkptPS\.CkptImageInfo'
+        $text | Should -Match 'Requires CAP_CHECKPOINT_RESTORE and CAP_SYS_PTRACE'
+        (Get-Help Checkpoint-Process -Examples).examples.example.Count | Should -Be 4
+    }
+
     Context 'the -Id argument completer' {
         BeforeAll { $script:Completed = Start-Target }
         AfterAll { Stop-Process -Id $Completed -Force -ErrorAction SilentlyContinue }

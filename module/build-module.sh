@@ -5,14 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=module/CkptPS/bin/Release/net8.0
 out=artifacts/CkptPS
-for required in "$bin/CkptPS.dll" "$bin/Ckpt.Image.dll" "$bin/System.IO.Hashing.dll" artifacts/ckpt; do
+helpgen=module/HelpGenerator/bin/Release/net10.0/HelpGenerator.dll
+for required in "$bin/CkptPS.dll" "$bin/Ckpt.Image.dll" "$bin/System.IO.Hashing.dll" "$helpgen" artifacts/ckpt; do
   [ -e "$required" ] || { echo "build-module.sh: missing $required (build the solution first)" >&2; exit 1; }
 done
 rm -rf "$out"
 mkdir -p "$out/en-US"
 cp "$bin"/CkptPS.dll "$bin"/CkptPS.pdb "$bin"/Ckpt.Image.dll "$bin"/System.IO.Hashing.dll "$out"/
 cp module/CkptPS/CkptPS.psd1 module/CkptPS/CkptPS.format.ps1xml module/CkptPS/CkptPS.types.ps1xml "$out"/
-cp module/CkptPS/en-US/CkptPS.dll-Help.xml "$out/en-US/"
+# The help is generated, never kept: the cmdlets' attributes (read from the CkptPS.dll just copied)
+# and the prose in module/help/<Cmdlet-Name>.md give en-US/CkptPS.dll-Help.xml. Problems with the
+# prose are printed as warnings here; the module tests fail on them.
+dotnet "$helpgen" --assembly "$out/CkptPS.dll" --markdown module/help --output "$out/en-US/CkptPS.dll-Help.xml"
 # The module's own copy of the engine: the cmdlets run the `ckpt` next to CkptPS.dll.
 cp artifacts/ckpt "$out/ckpt"
 chmod +x "$out/ckpt"
