@@ -100,9 +100,32 @@ internal static unsafe partial class ProcOracle
         }).ToList();
 
     /// <summary>user_regs_struct (27 words, kernel order) and the NT_X86_XSTATE area of a task, read while it is briefly stopped.</summary>
+    /// <summary>
+    /// The live registers and xsave area, read by a short-lived tracer thread that lets the process
+    /// go as the engine does (Tasks/SyscallReentry: a plain PTRACE_DETACH would make a pause() leave
+    /// and re-enter the call from user space, where the test's next signal could be lost).
+    /// </summary>
     public static (ulong[] Registers, byte[] Xstate) Registers(int pid)
     {
-        if (ptrace(PTRACE_SEIZE, pid, 0, 0) != 0) throw new InvalidOperationException($"ptrace(PTRACE_SEIZE, {pid}): errno {Marshal.GetLastPInvokeError()}");
+        (ulong[], byte[])? result = null;
+        Exception? failure = null;
+        var tracer = new Thread(() =>
+        {
+            try { result = ReadRegistersAndRelease(pid); }
+            catch (Exception e) { failure = e; }
+        });
+        tracer.Start();
+        tracer.Join();
+        Ckpt.Engine.Linux.TracerExit.WaitUntilDetached([pid]);
+        if (failure is not null) throw failure;
+        return result!.Value;
+    }
+
+    private static (ulong[] Registers, byte[] Xstate) ReadRegistersAndRelease(int pid)
+    {
+        // PTRACE_O_TRACESYSGOOD: the release tells its syscall stop from a SIGTRAP by it.
+        if (ptrace(PTRACE_SEIZE, pid, 0, Ckpt.Engine.Linux.Tracee.PTRACE_O_TRACESYSGOOD) != 0) throw new InvalidOperationException($"ptrace(PTRACE_SEIZE, {pid}): errno {Marshal.GetLastPInvokeError()}");
+        var tracee = Ckpt.Engine.Linux.Tracee.Adopt(pid);
         try
         {
             if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) != 0) throw new InvalidOperationException($"ptrace(PTRACE_INTERRUPT, {pid}): errno {Marshal.GetLastPInvokeError()}");
@@ -124,7 +147,8 @@ internal static unsafe partial class ProcOracle
         }
         finally
         {
-            ptrace(PTRACE_DETACH, pid, 0, 0);
+            try { Ckpt.Engine.Tasks.SyscallReentry.ReleaseAsStopped(tracee); }
+            catch (Exception) { ptrace(PTRACE_DETACH, pid, 0, 0); }
         }
     }
 

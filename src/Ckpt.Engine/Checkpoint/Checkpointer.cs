@@ -159,13 +159,14 @@ public static class Checkpointer
     }
 
     // Everything but the tail: once this returns, nothing more is read from the process.
-    // Order (docs/ARCHITECTURE.md): header, tree and task table, the leader's section with the
-    // process-wide objects, then each other thread's section referring to them by objref.
+    // Order (docs/ARCHITECTURE.md): header, tree and task table, then one section per task, each
+    // using the process-wide objects through the object table (written by the first task, the
+    // leader; referred to by objref from the others).
     private static void WriteImage(ThreadGroupFreeze freeze, ImageWriter writer, Action<string, long, long> progress)
     {
         int pid = freeze.Pid;
         Tracee leader = freeze.Leader;
-        var objRefs = new ObjRefs();
+        var objects = new ObjectTable();
         ProcStatus status = ProcStatus.Read(pid);
         if (ProcStat.IsZombie(pid) == true)
             throw new CheckpointRefusedException($"the main thread of process {pid} has exited while other threads run on: not supported");
@@ -175,14 +176,18 @@ public static class Checkpointer
         if (freeze.Tracees.Any(t => t.InGroupStop))
             throw new CheckpointRefusedException($"process {pid} is stopped by job control: continue it (SIGCONT) before checkpointing");
         progress("inspect", 0, 0);
-        var uses = new TaskObjectsRecord { MmObjRef = objRefs.Next(), FileTableObjRef = objRefs.Next(), SignalHandlersObjRef = objRefs.Next(), SignalObjRef = objRefs.Next() };
-        FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objRefs);
+        var uses = new TaskObjectsRecord
+        {
+            MmObjRef = objects.RefOf(ObjectType.Mm, pid), FileTableObjRef = objects.RefOf(ObjectType.FileTable, pid),
+            SignalHandlersObjRef = objects.RefOf(ObjectType.SignalHandlers, pid), SignalObjRef = objects.RefOf(ObjectType.Signal, pid),
+        };
+        FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objects);
         // Before anything is injected into any thread (see RseqCriticalSection).
         foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
         ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
         InjectedTaskState injected = InjectedTaskState.Read(leader, syscallAddress);
         List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
-        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objRefs);
+        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects);
         ProcStat stat = ProcStat.Read(pid);
 
         progress("task", 0, 0);
@@ -190,27 +195,29 @@ public static class Checkpointer
         writer.Write(new TreeRecord { TaskCount = tids.Count, ProcessCount = 1 });
         foreach (int tid in tids) writer.Write(TaskCheckpoint.Ids(tid, pid, stat));
 
-        TaskCheckpoint.WriteLeader(writer, pid, status, stat, injected.SecureBits, tids.Count);
-        writer.Write(uses);
-        long total = memory.TotalPages;
-        progress("pages", 0, total);
-        memory.Write(writer, uses.MmObjRef, stat, injected.Brk, done => progress("pages", done, total));
-        progress("files", 0, 0);
-        files.Write(writer, uses.FileTableObjRef);
-        progress("signals", 0, 0);
-        SignalsCheckpoint.WriteHandlers(writer, injected, uses.SignalHandlersObjRef);
-        SignalsCheckpoint.WriteSignal(writer, leader, injected, uses.SignalObjRef);
-        threads[0].Write(writer);
-
-        for (int i = 1; i < threads.Count; i++)
+        for (int i = 0; i < threads.Count; i++)
         {
             int tid = tids[i];
-            writer.Write(TaskCheckpoint.Task(tid, ProcStatus.Read(tid), ProcStat.Read(tid), tids.Count));
+            if (tid == pid) TaskCheckpoint.WriteLeader(writer, pid, status, stat, injected.SecureBits, tids.Count);
+            else writer.Write(TaskCheckpoint.Task(tid, ProcStatus.Read(tid), ProcStat.Read(tid), tids.Count));
             writer.Write(uses);
-            writer.Write(new ObjrefRecord { ObjectType = ObjectType.Mm, ObjRef = uses.MmObjRef });
-            writer.Write(new ObjrefRecord { ObjectType = ObjectType.FileTable, ObjRef = uses.FileTableObjRef });
-            writer.Write(new ObjrefRecord { ObjectType = ObjectType.SignalHandlers, ObjRef = uses.SignalHandlersObjRef });
-            writer.Write(new ObjrefRecord { ObjectType = ObjectType.Signal, ObjRef = uses.SignalObjRef });
+            objects.WriteUse(writer, ObjectType.Mm, uses.MmObjRef, () =>
+            {
+                long total = memory.TotalPages;
+                progress("pages", 0, total);
+                memory.Write(writer, uses.MmObjRef, stat, injected.Brk, done => progress("pages", done, total));
+            });
+            objects.WriteUse(writer, ObjectType.FileTable, uses.FileTableObjRef, () =>
+            {
+                progress("files", 0, 0);
+                files.Write(writer, uses.FileTableObjRef);
+            });
+            objects.WriteUse(writer, ObjectType.SignalHandlers, uses.SignalHandlersObjRef, () =>
+            {
+                progress("signals", 0, 0);
+                SignalsCheckpoint.WriteHandlers(writer, injected, uses.SignalHandlersObjRef);
+            });
+            objects.WriteUse(writer, ObjectType.Signal, uses.SignalObjRef, () => SignalsCheckpoint.WriteSignal(writer, leader, injected, uses.SignalObjRef));
             threads[i].Write(writer);
         }
     }

@@ -20,7 +20,7 @@ public sealed class FilesCheckpoint
     /// <param name="FirstUse">the FILE record goes before this descriptor; later sharers write only the objref</param>
     private sealed record Entry(FileRecord File, string Path, FileDescriptorRecord Descriptor, bool FirstUse);
 
-    public static FilesCheckpoint Inspect(int pid, ObjRefs objRefs)
+    public static FilesCheckpoint Inspect(int pid, ObjectTable objRefs)
     {
         var table = new FilesCheckpoint();
         // GetFileSystemEntries, not GetFiles: a directory's descriptor is a link to a directory,

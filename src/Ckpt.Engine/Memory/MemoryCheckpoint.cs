@@ -72,7 +72,7 @@ public sealed class MemoryCheckpoint
     public long TotalPages => _vmas.Sum(v => (long)v.Record.PagesPopulated);
 
     /// <summary>Reads smaps and selects pages; refuses mappings it cannot describe, before any write.</summary>
-    public static MemoryCheckpoint Inspect(int pid, ObjRefs objRefs)
+    public static MemoryCheckpoint Inspect(int pid, ObjectTable objRefs)
     {
         var files = new Dictionary<(ulong, ulong), int>();
         var sharedMemory = new Dictionary<ulong, SharedMemoryObject>();

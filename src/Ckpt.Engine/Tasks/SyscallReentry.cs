@@ -12,7 +12,8 @@ namespace Ckpt.Engine.Tasks;
 /// every thread is continued with PTRACE_CONT (which sets no spurious signal), and the tracer thread
 /// then exits: the kernel detaches running and sleeping tracees without waking them. A signal that
 /// arrives while a thread is still traced stops it in a signal-delivery stop, and the tracer's exit
-/// delivers it. PTRACE_O_EXITKILL must be off by then (<see cref="Tracee.SetOptions"/>).
+/// delivers it. The tracee must have PTRACE_O_TRACESYSGOOD (to tell its syscall stop from a SIGTRAP)
+/// and PTRACE_O_EXITKILL must be off by then (<see cref="Tracee.SetOptions"/>).
 /// </summary>
 public static class SyscallReentry
 {
