@@ -1,3 +1,4 @@
+using Ckpt.Image;
 using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 using Microsoft.Win32.SafeHandles;
@@ -14,6 +15,16 @@ public sealed class RestorePlan : IDisposable
 
     /// <summary>The image file, open for reading page contents at their offsets.</summary>
     public required SafeFileHandle ImageFile { get; init; }
+
+    /// <summary>The checksum of everything before the tail, computed while the restore runs.</summary>
+    public required Task<bool> ChecksumMatches { get; init; }
+
+    /// <summary>Waits for the checksum; a mismatch is an <see cref="ImageFormatException"/> naming the tail.</summary>
+    public void RequireChecksum()
+    {
+        if (!ChecksumMatches.GetAwaiter().GetResult())
+            throw new ImageFormatException(RecordType.Tail, Image.TailOffset, $"checksum mismatch: the image's contents do not hash to {Image.Tail.Checksum:x16} (corrupt image)");
+    }
 
     public ProcessImage Process => Image.Processes[0];
 
@@ -38,5 +49,10 @@ public sealed class RestorePlan : IDisposable
 
     public int Pid => Task.Pid;
 
-    public void Dispose() => ImageFile.Dispose();
+    public void Dispose()
+    {
+        try { ChecksumMatches.Wait(); }
+        catch (AggregateException) { /* the restore reported its own failure */ }
+        ImageFile.Dispose();
+    }
 }

@@ -6,8 +6,10 @@ using Microsoft.Win32.SafeHandles;
 namespace Ckpt.Engine.Restore;
 
 /// <summary>
-/// Reads a whole image (checksum included) into a <see cref="RestorePlan"/>, with
-/// <see cref="ImageModelReader"/>. Every problem is an <see cref="ImageFormatException"/> naming
+/// Reads a whole image into a <see cref="RestorePlan"/>, with <see cref="ImageModelReader"/>: every
+/// record is read and checked, page contents are seeked over, and the checksum of the whole image
+/// is computed on another core while the restore goes on (<see cref="RestorePlan.ChecksumMatches"/>,
+/// awaited before the process is released). Every problem is an <see cref="ImageFormatException"/> naming
 /// the record and its offset; an image of a failed checkpoint is a <see cref="FailedCheckpointException"/>.
 /// </summary>
 public static class RestorePlanReader
@@ -19,9 +21,10 @@ public static class RestorePlanReader
             : File.OpenHandle(path, FileMode.Open, FileAccess.Read);
         try
         {
-            // A second open of the same file for the sequential pass: the plan keeps the first.
-            using var stream = new FileStream($"/proc/self/fd/{handle.DangerousGetHandle()}", FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1 << 20);
-            using var reader = new ImageReader(stream, leaveOpen: true);
+            // A second open of the same file for the pass over the records: the plan keeps the first.
+            // A small buffer: each seek over a chunk's contents then reads only the next headers.
+            using var stream = new FileStream($"/proc/self/fd/{handle.DangerousGetHandle()}", FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 16 << 10);
+            using var reader = new ImageReader(stream, leaveOpen: true, verifyChecksum: false);
             return ReadPlan(reader, handle);
         }
         catch
@@ -53,6 +56,10 @@ public static class RestorePlanReader
         ImageModel image = ImageModelReader.Read(reader);
         if (image.Processes.Count != 1)
             throw new ImageFormatException(RecordType.Tree, 0, $"{image.Processes.Count} processes: restoring a process tree is not supported yet");
-        return new RestorePlan { Image = image, ImageFile = handle };
+        return new RestorePlan
+        {
+            Image = image, ImageFile = handle,
+            ChecksumMatches = Task.Run(() => ImageChecksum.Matches(handle, image.TailOffset, image.Tail.Checksum)),
+        };
     }
 }

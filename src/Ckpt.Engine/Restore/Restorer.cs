@@ -1,3 +1,4 @@
+using Ckpt.Image;
 using Ckpt.Image.Model;
 using Ckpt.Engine.Files;
 using Ckpt.Engine.Linux;
@@ -74,11 +75,14 @@ public static class Restorer
                 ThreadRestore.SetScheduling(thread.Syscalls, thread.Image, context.Scratch);
             }, reported: true);
             context.Stage("scratch area removal", () => context.Scratch.Unmap());
+            // Nothing runs before the whole image is known intact (hashed on another core meanwhile).
+            context.Stage("checksum", plan.RequireChecksum);
             context.EachThread("resume", thread => ThreadRestore.Release(thread.Syscalls, thread.Image, plan), reported: true);
         }
         catch (Exception e)
         {
             context.KillAll();
+            if (e is ImageFormatException) throw; // a corrupt image, as when it is found before creation
             throw new RestoreException(context.Step, e.Message, e);
         }
         return new RestoreResult(plan.Pid, null);

@@ -19,6 +19,10 @@ public sealed class ImageModel
 
     public required IReadOnlyList<ProcessImage> Processes { get; init; }
 
+    /// <summary>The tail record and its offset: the checksum covers every byte before it.</summary>
+    public TailRecord Tail { get; init; }
+    public long TailOffset { get; init; }
+
     /// <summary>Records before the tail, and the image's length in bytes.</summary>
     public long RecordCount { get; init; }
     public long Bytes { get; init; }

@@ -28,10 +28,10 @@ public static class ImageModelReader
         reader.ThrowIfFailedCheckpoint();
         if (reader.PeekType() is { } next && next != RecordType.Tail)
             throw Error(reader, next, "found after the last task section, where the tail belongs");
-        reader.ReadTail();
+        TailRecord tail = reader.ReadTail();
         return new ImageModel
         {
-            Header = header, Arch = arch, Tree = tree, TaskTable = table,
+            Header = header, Arch = arch, Tree = tree, TaskTable = table, Tail = tail, TailOffset = reader.CurrentRecordOffset,
             Processes = processes.Select(p => p.Build()).ToList(),
             RecordCount = reader.RecordCount, Bytes = reader.Position,
         };
