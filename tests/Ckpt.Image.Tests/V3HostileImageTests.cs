@@ -215,6 +215,15 @@ public unsafe class V3HostileImageTests
     }
 
     [Fact]
+    public void FileInsideAnObjectClaimingThatObjectsObjrefIsRefused()
+    {
+        // The library's FILE, read inside the MM with objref 1, says it is objref 1 too.
+        byte[] image = new V3Image().Build();
+        int offset = V3Image.Patch<FileRecord>(image, 0, f => { f.ObjRef = V3Image.MmRef; return f; });
+        Assert.Contains($"File objref {V3Image.MmRef} is already defined (as a Mm)", Expect(image, RecordType.File, offset).Message);
+    }
+
+    [Fact]
     public void DescriptorOfAFileNeverDefinedIsRefused()
     {
         byte[] image = new V3Image().Build();

@@ -33,6 +33,15 @@ internal sealed unsafe class V3Image
 
     public ushort FormatVersion { get; init; } = HeaderRecord.CurrentFormatVersion;
 
+    /// <summary>
+    /// Adds a second process, <see cref="ChildPid"/> (a child of the leader, last in the table), that
+    /// shares the leader's descriptor table (clone with CLONE_FILES, not CLONE_THREAD) by an OBJREF
+    /// and has its own mm (no VMAs), handlers (none) and signal state (objrefs 8, 9, 10).
+    /// </summary>
+    public bool SecondProcess { get; init; }
+
+    public const int ChildPid = 6000, ChildMmRef = 8, ChildHandlersRef = 9, ChildSignalRef = 10;
+
     /// <summary>Replaces the four OBJREF records a thread (task index > 0) writes after its TASK_OBJECTS.</summary>
     public Action<V3Image, ImageWriter, int>? ThreadObjects { get; init; }
 
@@ -56,9 +65,11 @@ internal sealed unsafe class V3Image
         using (var writer = new ImageWriter(output, leaveOpen: true))
         {
             WriteHeader(writer);
-            writer.Write(new TreeRecord { TaskCount = Threads, ProcessCount = 1 });
+            writer.Write(new TreeRecord { TaskCount = Threads + (SecondProcess ? 1 : 0), ProcessCount = SecondProcess ? 2 : 1 });
             for (int i = 0; i < Threads; i++) writer.Write(TaskIds(i));
+            if (SecondProcess) writer.Write(ChildIds);
             for (int i = 0; i < Threads; i++) WriteTaskSection(writer, i);
+            if (SecondProcess) WriteChildSection(writer);
             writer.WriteTail();
         }
         return output.ToArray();
@@ -89,6 +100,41 @@ internal sealed unsafe class V3Image
         var ids = new TaskIdsRecord { Pid = Tid(index), Tgid = LeaderPid, Ppid = Ppid, Pgid = LeaderPid, Sid = Sid, NamespaceLevels = 1 };
         ids.NamespacePids[0] = Tid(index);
         return ids;
+    }
+
+    public static TaskIdsRecord ChildIds
+    {
+        get
+        {
+            var ids = new TaskIdsRecord { Pid = ChildPid, Tgid = ChildPid, Ppid = LeaderPid, Pgid = LeaderPid, Sid = Sid, NamespaceLevels = 1 };
+            ids.NamespacePids[0] = ChildPid;
+            return ids;
+        }
+    }
+
+    private static void WriteChildSection(ImageWriter writer)
+    {
+        var task = new TaskRecord { Pid = ChildPid, Tgid = ChildPid, Ppid = LeaderPid, Pgid = LeaderPid, Sid = Sid, ExitSignal = 17, ThreadCount = 1 };
+        RecordText.SetCString(task.Comm, 16, "child");
+        writer.Write(task);
+        writer.WriteString("/tmp");
+        writer.WriteString(Root);
+        writer.WriteString(Exe);
+        writer.Write(new CredentialsRecord { Uid = 1000, Euid = 1000, Suid = 1000, Fsuid = 1000 });
+        writer.Write(new TaskObjectsRecord { MmObjRef = ChildMmRef, FileTableObjRef = FileTableRef, SignalHandlersObjRef = ChildHandlersRef, SignalObjRef = ChildSignalRef });
+        var mm = Mm(ChildMmRef);
+        mm.VmaCount = 0;
+        writer.Write(mm);
+        writer.Write(new ObjrefRecord { ObjectType = ObjectType.FileTable, ObjRef = FileTableRef });
+        WriteSignalHandlers(writer, ChildHandlersRef, 0);
+        WriteSignal(writer, ChildSignalRef, 0);
+        var thread = new ThreadRecord { Tid = ChildPid };
+        RecordText.SetCString(thread.Comm, 16, "child");
+        writer.Write(thread);
+        writer.Write(new SignalStackRecord { Flags = 2 });
+        writer.Write(new RseqRecord());
+        writer.Write(new CpuRecord { Rip = 0x40_9000 });
+        writer.Write(new CpuXstateRecord { XstateFeatures = 3, Length = XstateLength }, Xstate(99));
     }
 
     public TaskRecord Task(int index)

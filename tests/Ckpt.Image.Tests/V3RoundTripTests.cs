@@ -151,6 +151,34 @@ public unsafe class V3RoundTripTests
         Assert.NotSame(process.Memory, again.Memory);
     }
 
+    [Fact]
+    public void AnObjrefFromAnotherProcessGivesTheSameInstance()
+    {
+        // Process 6000 shares the leader's descriptor table by OBJREF and has its own mm, handlers and signal state.
+        byte[] image = new V3Image { Threads = 2, SecondProcess = true }.Build();
+        ImageModel model = V3Image.Read(image);
+        Assert.Equal(2, model.Tree.ProcessCount);
+        Assert.Equal([V3Image.LeaderPid, V3Image.LeaderPid + 1, V3Image.ChildPid], model.TaskTable.Select(t => t.Pid));
+        Assert.Equal(2, model.Processes.Count);
+        ProcessImage parent = model.Processes[0], child = model.Processes[1];
+        Assert.Equal(V3Image.ChildPid, child.Pid);
+        Assert.Equal("/tmp", child.Cwd);
+        Assert.Empty(child.Groups);
+        Assert.Equal("child", Assert.Single(child.Threads).Name);
+        Assert.Equal(2, parent.Threads.Count);
+
+        Assert.Same(parent.FileTable, child.FileTable);
+        Assert.Same(parent.FileTable.Files[V3Image.LogRef], child.FileTable.Files[V3Image.LogRef]);
+        Assert.NotSame(parent.Memory, child.Memory);
+        Assert.Equal(V3Image.ChildMmRef, child.Memory.Mm.ObjRef);
+        Assert.Empty(child.Memory.Vmas);
+        Assert.NotSame(parent.SignalHandlers, child.SignalHandlers);
+        Assert.Empty(child.SignalHandlers.Actions);
+        Assert.NotSame(parent.Signal, child.Signal);
+        Assert.Equal(V3Image.ChildSignalRef, child.Signal.Record.ObjRef);
+        Assert.Empty(child.Signal.SharedPending);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
