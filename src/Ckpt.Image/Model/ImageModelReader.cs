@@ -38,7 +38,6 @@ public static class ImageModelReader
             Header = header, Arch = arch, Tree = tree, TaskTable = table,
             Processes = processes.Values.Select(p => p.Build()).ToList(),
             RecordCount = reader.RecordCount - 1, Bytes = reader.Position, // the tail is not counted
-
         };
     }
 
@@ -46,7 +45,7 @@ public static class ImageModelReader
 
     private static List<TaskIdsRecord> ReadTaskTable(ImageReader reader, TreeRecord tree, long treeOffset)
     {
-        var table = new List<TaskIdsRecord>(tree.TaskCount);
+        var table = new List<TaskIdsRecord>(Math.Min(tree.TaskCount, InitialCapacity));
         var tasks = new Dictionary<int, TaskIdsRecord>();
         int leaders = 0;
         for (int i = 0; i < tree.TaskCount; i++)
