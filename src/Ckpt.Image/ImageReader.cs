@@ -215,7 +215,10 @@ public sealed class ImageReader : IDisposable
         var header = Read<HeaderRecord>();
         if (header.Magic != HeaderRecord.ExpectedMagic) throw Error(RecordType.Header, "bad magic: not a CkptPS image");
         if (header.FormatVersion != HeaderRecord.CurrentFormatVersion)
-            throw Error(RecordType.Header, $"format version {header.FormatVersion} is not supported (this reader knows {HeaderRecord.CurrentFormatVersion})");
+            throw Error(RecordType.Header, $"format version {header.FormatVersion} is not supported: this reader reads version {HeaderRecord.CurrentFormatVersion} " +
+                (header.FormatVersion < HeaderRecord.CurrentFormatVersion
+                    ? "(checkpoint the process again with this version)"
+                    : "(read the image with the newer version that wrote it)"));
         if (header.PageSize < 4096 || header.PageSize > ImageLimits.MaxPageSize || (header.PageSize & (header.PageSize - 1)) != 0)
             throw Error(RecordType.Header, $"bad page size {header.PageSize}");
         PageSize = header.PageSize;

@@ -12,17 +12,21 @@ namespace Ckpt.Image.Model;
 /// </summary>
 public static class ImageModelReader
 {
+    // Lists sized by a count from the image start at most this big and grow as records really come.
+    private const int InitialCapacity = 256;
+
     public static ImageModel Read(ImageReader reader)
     {
         HeaderRecord header = reader.ReadHeader();
         var arch = Next<HeaderArchRecord>(reader);
         var tree = Next<TreeRecord>(reader);
+        long treeOffset = reader.CurrentRecordOffset;
         if (tree.TaskCount < 1 || tree.TaskCount > ImageLimits.MaxTasks || tree.ProcessCount < 1 || tree.ProcessCount > tree.TaskCount)
             throw Error(reader, RecordType.Tree, $"{tree.TaskCount} tasks in {tree.ProcessCount} processes is not a valid tree (at most {ImageLimits.MaxTasks} tasks)");
-        List<TaskIdsRecord> table = ReadTaskTable(reader, tree);
+        List<TaskIdsRecord> table = ReadTaskTable(reader, tree, treeOffset);
 
         var objects = new ObjectTable();
-        var processes = new List<ProcessBuilder>();
+        var processes = new Dictionary<int, ProcessBuilder>();
         foreach (TaskIdsRecord ids in table) ReadTaskSection(reader, ids, objects, processes);
 
         reader.ThrowIfFailedCheckpoint();
@@ -32,34 +36,39 @@ public static class ImageModelReader
         return new ImageModel
         {
             Header = header, Arch = arch, Tree = tree, TaskTable = table, Tail = tail, TailOffset = reader.CurrentRecordOffset,
-            Processes = processes.Select(p => p.Build()).ToList(),
-            RecordCount = reader.RecordCount, Bytes = reader.Position,
+            Processes = processes.Values.Select(p => p.Build()).ToList(),
+            RecordCount = reader.RecordCount - 1, Bytes = reader.Position, // the tail is not counted
         };
     }
 
     // ---- the task table ----
 
-    private static List<TaskIdsRecord> ReadTaskTable(ImageReader reader, TreeRecord tree)
+    private static List<TaskIdsRecord> ReadTaskTable(ImageReader reader, TreeRecord tree, long treeOffset)
     {
-        var table = new List<TaskIdsRecord>(tree.TaskCount);
-        var pids = new HashSet<int>();
+        var table = new List<TaskIdsRecord>(Math.Min(tree.TaskCount, InitialCapacity));
+        var tasks = new Dictionary<int, TaskIdsRecord>();
         int leaders = 0;
         for (int i = 0; i < tree.TaskCount; i++)
         {
+            reader.ThrowIfFailedCheckpoint();
+            if (reader.PeekType() is { } other && other != RecordType.TaskIds)
+                throw Error(reader, other, $"found where entry {i + 1} of the task table belongs: the TREE record says {tree.TaskCount} tasks, the table has {i}");
             var ids = Next<TaskIdsRecord>(reader);
             if (ids.Pid <= 0 || ids.Tgid <= 0 || ids.Ppid < 0 || ids.Pgid < 0 || ids.Sid < 0)
                 throw Error(reader, RecordType.TaskIds, $"task {ids.Pid} (tgid {ids.Tgid}, ppid {ids.Ppid}, pgid {ids.Pgid}, sid {ids.Sid}) has an invalid id");
-            if (!pids.Add(ids.Pid))
+            if (!tasks.TryAdd(ids.Pid, ids))
                 throw Error(reader, RecordType.TaskIds, $"task {ids.Pid} appears twice in the task table");
             if (ids.NamespaceLevels != 1 || NamespacePid(ids, 0) != ids.Pid)
                 throw Error(reader, RecordType.TaskIds, $"task {ids.Pid} has {ids.NamespaceLevels} pid namespace levels: nested pid namespaces are not supported");
             if (ids.Pid == ids.Tgid) leaders++;
-            else if (!pids.Contains(ids.Tgid) || table.Find(t => t.Pid == ids.Tgid).Tgid != ids.Tgid)
+            else if (!tasks.TryGetValue(ids.Tgid, out var leader) || leader.Tgid != ids.Tgid)
                 throw Error(reader, RecordType.TaskIds, $"thread {ids.Pid} of thread group {ids.Tgid}, whose leader does not come before it in the task table");
             table.Add(ids);
         }
+        if (reader.PeekType() == RecordType.TaskIds)
+            throw Error(reader, RecordType.TaskIds, $"the task table has more entries than the {tree.TaskCount} tasks the TREE record says");
         if (leaders != tree.ProcessCount)
-            throw Error(reader, RecordType.Tree, $"says {tree.ProcessCount} processes, the task table has {leaders} thread group leaders");
+            throw new ImageFormatException(RecordType.Tree, treeOffset, $"says {tree.ProcessCount} processes, the task table has {leaders} thread group leaders");
         return table;
     }
 
@@ -67,7 +76,7 @@ public static class ImageModelReader
 
     // ---- one task's section ----
 
-    private static void ReadTaskSection(ImageReader reader, TaskIdsRecord ids, ObjectTable objects, List<ProcessBuilder> processes)
+    private static void ReadTaskSection(ImageReader reader, TaskIdsRecord ids, ObjectTable objects, Dictionary<int, ProcessBuilder> processes)
     {
         var task = Next<TaskRecord>(reader);
         if (task.Pid != ids.Pid || task.Tgid != ids.Tgid)
@@ -82,15 +91,17 @@ public static class ImageModelReader
             process.ExePath = NextString(reader);
             process.Credentials = Next<CredentialsRecord>(reader);
             process.Groups = ReadGroups(reader, process.Credentials);
-            processes.Add(process);
+            processes.Add(task.Pid, process);
         }
         else
         {
-            process = processes.Find(p => p.Task.Pid == task.Tgid)!; // the task table put the leader first
+            process = processes[task.Tgid]; // the task table put the leader first, and sections follow its order
         }
 
         var uses = Next<TaskObjectsRecord>(reader);
         long usesOffset = reader.CurrentRecordOffset;
+        foreach (var (type, objRef) in new[] { (ObjectType.Mm, uses.MmObjRef), (ObjectType.FileTable, uses.FileTableObjRef), (ObjectType.SignalHandlers, uses.SignalHandlersObjRef), (ObjectType.Signal, uses.SignalObjRef) })
+            if (objRef <= 0) throw Error(reader, RecordType.TaskObjects, $"{type} objref {objRef} is not valid");
         var memory = objects.Use(reader, ObjectType.Mm, uses.MmObjRef, () => ReadMemory(reader, uses.MmObjRef, objects));
         var fileTable = objects.Use(reader, ObjectType.FileTable, uses.FileTableObjRef, () => ReadFileTable(reader, uses.FileTableObjRef, objects));
         var handlers = objects.Use(reader, ObjectType.SignalHandlers, uses.SignalHandlersObjRef, () => ReadSignalHandlers(reader, uses.SignalHandlersObjRef));
@@ -120,7 +131,7 @@ public static class ImageModelReader
             throw Error(reader, RecordType.Mm, $"has objref {mm.ObjRef}, TASK_OBJECTS announced {objRef}");
         if (mm.VmaCount < 0 || mm.VmaCount > ImageLimits.MaxVmas || mm.AuxvWords > MmRecord.AuxvCapacity)
             throw Error(reader, RecordType.Mm, $"{mm.VmaCount} VMAs, {mm.AuxvWords} auxv words");
-        var vmas = new List<VmaImage>(mm.VmaCount);
+        var vmas = new List<VmaImage>(Math.Min(mm.VmaCount, InitialCapacity));
         ulong previousEnd = 0;
         for (int i = 0; i < mm.VmaCount; i++)
         {
@@ -167,7 +178,7 @@ public static class ImageModelReader
         var table = Next<FileTableRecord>(reader);
         if (table.ObjRef != objRef || table.DescriptorCount < 0 || table.DescriptorCount > ImageLimits.MaxDescriptors)
             throw Error(reader, RecordType.FileTable, $"objref {table.ObjRef} (announced {objRef}) with {table.DescriptorCount} descriptors");
-        var descriptors = new List<FileDescriptorRecord>(table.DescriptorCount);
+        var descriptors = new List<FileDescriptorRecord>(Math.Min(table.DescriptorCount, InitialCapacity));
         var files = new Dictionary<int, FileImage>();
         var fds = new HashSet<int>();
         for (int i = 0; i < table.DescriptorCount; i++)
@@ -213,14 +224,20 @@ public static class ImageModelReader
         var signal = Next<SignalRecord>(reader);
         if (signal.ObjRef != objRef)
             throw Error(reader, RecordType.Signal, $"has objref {signal.ObjRef}, TASK_OBJECTS announced {objRef}");
+        CheckPendingCount(reader, signal.PendingCount, RecordType.Signal);
         return new SignalImage(signal, ReadPending(reader, signal.PendingCount, shared: true));
     }
 
-    private static List<SignalPendingRecord> ReadPending(ImageReader reader, int count, bool shared)
+    private static void CheckPendingCount(ImageReader reader, int count, RecordType holder)
     {
         if (count < 0 || count > ImageLimits.MaxPendingSignals)
-            throw Error(reader, shared ? RecordType.Signal : RecordType.Thread, $"{count} pending signals");
-        var pending = new List<SignalPendingRecord>(count);
+            throw Error(reader, holder, $"{count} pending signals (at most {ImageLimits.MaxPendingSignals})");
+    }
+
+    /// <summary>The queue of a SIGNAL (shared) or THREAD record, whose count was checked when that record was read.</summary>
+    private static List<SignalPendingRecord> ReadPending(ImageReader reader, int count, bool shared)
+    {
+        var pending = new List<SignalPendingRecord>(Math.Min(count, InitialCapacity));
         for (int i = 0; i < count; i++)
         {
             var record = Next<SignalPendingRecord>(reader);
@@ -238,6 +255,7 @@ public static class ImageModelReader
         var thread = Next<ThreadRecord>(reader);
         if (thread.Tid != task.Pid)
             throw Error(reader, RecordType.Thread, $"thread {thread.Tid} in the section of task {task.Pid}");
+        CheckPendingCount(reader, thread.PendingCount, RecordType.Thread);
         RestartBlockRecord? restartBlock = reader.PeekType() == RecordType.RestartBlock ? Next<RestartBlockRecord>(reader) : null;
         var stack = Next<SignalStackRecord>(reader);
         var rseq = Next<RseqRecord>(reader);
@@ -276,29 +294,41 @@ public static class ImageModelReader
 
         public T Use<T>(ImageReader reader, ObjectType type, int objRef, Func<T> readFirstUse) where T : class
         {
-            if (objRef <= 0) throw Error(reader, RecordType.TaskObjects, $"{type} objref {objRef} is not valid");
-            if (reader.PeekType() == RecordType.Objref)
+            // objRef > 0: checked with the TASK_OBJECTS record
+            reader.ThrowIfFailedCheckpoint();
+            RecordType? next = reader.PeekType();
+            bool defined = _objects.TryGetValue(objRef, out var known);
+            if (next == RecordType.Objref || (next is null && defined)) // at the end of the image: name the OBJREF that is missing
             {
                 var reference = Next<ObjrefRecord>(reader);
                 if (reference.ObjectType != type || reference.ObjRef != objRef)
                     throw Error(reader, RecordType.Objref, $"refers to {reference.ObjectType} {reference.ObjRef} where {type} {objRef} was announced");
-                if (!_objects.TryGetValue(objRef, out var known) || known.Type != type)
+                if (!defined)
                     throw Error(reader, RecordType.Objref, $"refers to {type} objref {objRef}, which no earlier record defines");
+                if (known.Type != type)
+                    throw Error(reader, RecordType.Objref, $"refers to {type} objref {objRef}, but objref {objRef} is a {known.Type}, not a {type}");
                 return (T)known.Value;
             }
-            if (_objects.ContainsKey(objRef))
-                throw Error(reader, RecordType.TaskObjects, $"{type} objref {objRef} is defined again instead of referred to with OBJREF");
-            long offset = reader.Position;
+            if (defined && next is { } record)
+                throw Error(reader, record, known.Type == type
+                    ? $"{type} objref {objRef} is defined again (a later use must be an OBJREF record)"
+                    : $"{type} objref {objRef} is defined again: the objref already names a {known.Type}");
+            // Taken before the object is read, so that a FILE inside it cannot claim its objref too.
+            Define(reader, type, objRef, Reading, reader.CurrentRecordOffset, next ?? RecordType.TaskObjects);
             T value = readFirstUse();
-            Define(reader, type, objRef, value, offset, RecordType.TaskObjects);
+            _objects[objRef] = (type, value);
             return value;
         }
 
         public void Define(ImageReader reader, ObjectType type, int objRef, object value, long offset, RecordType record)
         {
-            if (objRef <= 0 || !_objects.TryAdd(objRef, (type, value)))
-                throw new ImageFormatException(record, offset, $"objref {objRef} is invalid or already defined");
+            if (objRef <= 0)
+                throw new ImageFormatException(record, offset, $"{type} objref {objRef} is not valid");
+            if (!_objects.TryAdd(objRef, (type, value)))
+                throw new ImageFormatException(record, offset, $"{type} objref {objRef} is already defined (as a {_objects[objRef].Type})");
         }
+
+        private static readonly object Reading = new();
 
         public FileImage File(ImageReader reader, int objRef, RecordType user) =>
             _objects.TryGetValue(objRef, out var known) && known.Type == ObjectType.File ? (FileImage)known.Value
