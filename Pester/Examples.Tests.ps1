@@ -50,6 +50,16 @@ BeforeAll {
         $bytes[$middle] = $bytes[$middle] -bxor 0xff
         [System.IO.File]::WriteAllBytes($Image, $bytes)
     }
+    # Runs a script as a user at the prompt sees it: what it writes to the pipeline, and the errors
+    # it shows (-ErrorVariable would also collect the errors the script silenced or caught inside).
+    function script:Invoke-Visible([scriptblock] $Block) {
+        $ErrorActionPreference = 'Continue'
+        $all = @(& $Block 2>&1)
+        [pscustomobject]@{
+            Output = @($all | Where-Object { $_ -isnot [System.Management.Automation.ErrorRecord] })
+            Errors = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        }
+    }
     # Kills a process from outside, a moment from now, while the script under test is watching.
     function script:Stop-Later([int] $ProcessId, [double] $Seconds) {
         bash -c 'setsid bash -c "sleep $1; kill -KILL $2" bash "$1" "$2" </dev/null >/dev/null 2>&1 &' bash $Seconds $ProcessId
@@ -64,7 +74,8 @@ Describe 'The example scripts' {
     It '<_> has complete comment-based help and an approved verb' -ForEach 'Invoke-PeriodicCheckpoint', 'Start-CkptWatchdog', 'Move-CkptProcess', 'Get-CkptImageReport' {
         $script = Join-Path $Examples "$_.ps1"
         $script | Should -Exist
-        $null = [System.Management.Automation.Language.Parser]::ParseFile($script, [ref]$null, [ref]$errors)
+        $tokens = $errors = $null
+        $null = [System.Management.Automation.Language.Parser]::ParseFile($script, [ref]$tokens, [ref]$errors)
         $errors | Should -BeNullOrEmpty
         ($_ -split '-')[0] | Should -BeIn (Get-Verb).Verb
         $help = Get-Help $script -Full
@@ -299,8 +310,9 @@ Describe 'Move-CkptProcess.ps1' {
 
     It 'reports a failed transport as TransportFailed and keeps the image' {
         $image = Join-Path $TestDrive 'stranded.ckpt'
-        & $Move -Id $Target -ImagePath $image -CommandLine 'cat > /dev/null; echo "no route to node2" >&2; exit 3' -Confirm:$false -ErrorVariable failures -ErrorAction SilentlyContinue |
-            Should -BeNullOrEmpty
+        $run = Invoke-Visible { & $Move -Id $Target -ImagePath $image -CommandLine 'cat > /dev/null; echo "no route to node2" >&2; exit 3' -Confirm:$false }
+        $run.Output | Should -BeNullOrEmpty
+        $failures = $run.Errors
         $failures.Count | Should -Be 1
         $failures[0].FullyQualifiedErrorId | Should -BeLike 'TransportFailed*'
         $failures[0].CategoryInfo.Category | Should -Be 'ConnectionError'
@@ -312,8 +324,9 @@ Describe 'Move-CkptProcess.ps1' {
     }
 
     It 'restores the process here with -RestoreOnFailure when the transport fails' {
-        & $Move -Id $Target -Transport { param($Path) throw 'node2 is down' } -RestoreOnFailure -Confirm:$false -ErrorVariable failures -ErrorAction SilentlyContinue |
-            Should -BeNullOrEmpty
+        $run = Invoke-Visible { & $Move -Id $Target -Transport { param($Path) throw 'node2 is down' } -RestoreOnFailure -Confirm:$false }
+        $run.Output | Should -BeNullOrEmpty
+        $failures = $run.Errors
         $failures.Count | Should -Be 1
         $failures[0].Exception.Message | Should -Match 'node2 is down'
         $failures[0].Exception.Message | Should -Match "restored on this host \(pid $Target\)"
@@ -325,8 +338,9 @@ Describe 'Move-CkptProcess.ps1' {
         mkfifo $fifo
         $refused = Start-Target -Command "exec 5<>$fifo; exec sleep 1000"
         try {
-            & $Move -Id $refused -CommandLine "'$Engine' restore --input -" -Confirm:$false -ErrorVariable failures -ErrorAction SilentlyContinue |
-                Should -BeNullOrEmpty
+            $run = Invoke-Visible { & $Move -Id $refused -CommandLine "'$Engine' restore --input -" -Confirm:$false }
+            $run.Output | Should -BeNullOrEmpty
+            $failures = $run.Errors
             $failures.Count | Should -Be 1
             $failures[0].FullyQualifiedErrorId | Should -BeLike 'CheckpointFailed*'
             Test-Untouched $refused | Should -BeTrue
@@ -415,7 +429,9 @@ Describe 'Get-CkptImageReport.ps1' {
         Copy-Item $SleeperImage (Join-Path $other 'flipped.ckpt')
         Edit-Damage (Join-Path $other 'flipped.ckpt')
         [System.IO.File]::WriteAllBytes((Join-Path $other 'garbage.ckpt'), [byte[]](1..64))
-        $rows = @(Get-ChildItem $other -Filter '*.ckpt' | & $Report -Verify -ErrorVariable failures -ErrorAction SilentlyContinue)
+        $run = Invoke-Visible { Get-ChildItem $other -Filter '*.ckpt' | & $Report -Verify }
+        $rows = $run.Output
+        $failures = $run.Errors
         $rows.Count | Should -Be 1
         $rows[0].Name | Should -Be 'flipped.ckpt'
         $rows[0].Valid | Should -BeFalse

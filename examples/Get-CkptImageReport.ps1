@@ -1,4 +1,3 @@
-#Requires -Version 7.4
 <#
 .SYNOPSIS
     Reports what a folder of checkpoint images holds: processes, threads, memory of each kind, age.
@@ -67,6 +66,9 @@
 .OUTPUTS
     CkptPS.ImageReport objects (nothing with -CsvPath unless -PassThru).
 #>
+
+#Requires -Version 7.4
+
 [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Low')]
 [OutputType('CkptPS.ImageReport')]
 param(
@@ -91,11 +93,12 @@ param(
 begin {
     if (-not (Get-Command Get-CkptImage -ErrorAction Ignore)) { Import-Module CkptPS -ErrorAction Stop }
 
-    # A table by default: a script cannot ship a format file, so it loads one view for its type.
+    # A table by default: a script cannot ship a format file, so it writes one view for its type
+    # into the user's own data folder (not a shared temp folder: a format file holds script code)
+    # and loads it once per session. It stays there: the session rereads it on later format updates.
     if (-not (Get-FormatData -TypeName CkptPS.ImageReport -ErrorAction Ignore)) {
-        $view = Join-Path ([System.IO.Path]::GetTempPath()) "CkptPS.ImageReport.$PID.format.ps1xml"
         $columns = @(
-            @('Name', 'Name', 28), @('Pid', 'Pid', 8), @('Comm', 'Comm', 16), @('Threads', 'Threads', 7),
+            @('Name', 'Name', 40), @('Pid', 'Pid', 8), @('Comm', 'Comm', 16), @('Threads', 'Threads', 7),
             @('Anon', '[CkptPS.HumanSize]::Format([uint64]$_.AnonPages * 4096)', 7),
             @('File', '[CkptPS.HumanSize]::Format([uint64]$_.FilePages * 4096)', 7),
             @('Shared', '[CkptPS.HumanSize]::Format([uint64]$_.SharedPages * 4096)', 7),
@@ -107,7 +110,7 @@ begin {
             $kind = if ($_[1] -match '^\w+$') { 'PropertyName' } else { 'ScriptBlock' }
             "<TableColumnItem><$kind>$([System.Security.SecurityElement]::Escape($_[1]))</$kind></TableColumnItem>"
         }
-        Set-Content -LiteralPath $view -WhatIf:$false -Confirm:$false -Value @"
+        $xml = @"
 <?xml version="1.0" encoding="utf-8"?>
 <Configuration><ViewDefinitions><View><Name>CkptPS.ImageReport</Name>
 <ViewSelectedBy><TypeName>CkptPS.ImageReport</TypeName></ViewSelectedBy>
@@ -115,7 +118,13 @@ begin {
 <TableRowEntries><TableRowEntry><TableColumnItems>$($items -join '')</TableColumnItems></TableRowEntry></TableRowEntries>
 </TableControl></View></ViewDefinitions></Configuration>
 "@
-        try { Update-FormatData -PrependPath $view } finally { Remove-Item -LiteralPath $view -Force -WhatIf:$false -Confirm:$false }
+        $viewFolder = Join-Path ([Environment]::GetFolderPath('LocalApplicationData')) 'CkptPS'
+        $view = Join-Path $viewFolder 'CkptPS.ImageReport.format.ps1xml'
+        if ((Get-Content -LiteralPath $view -Raw -ErrorAction Ignore) -ne $xml) {
+            $null = New-Item -ItemType Directory -Path $viewFolder -Force -WhatIf:$false -Confirm:$false
+            Set-Content -LiteralPath $view -Value $xml -NoNewline -WhatIf:$false -Confirm:$false
+        }
+        Update-FormatData -PrependPath $view
     }
 
     $rows = [System.Collections.Generic.List[object]]::new()

@@ -1,4 +1,3 @@
-#Requires -Version 7.4
 <#
 .SYNOPSIS
     Checkpoints a long-running process at a fixed interval and keeps the last few good images.
@@ -71,6 +70,9 @@
     Restore the newest image with:
     Get-ChildItem ./images/*.ckpt | Sort-Object Name | Select-Object -Last 1 | Restore-Process
 #>
+
+#Requires -Version 7.4
+
 [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
 [OutputType('CkptPS.PeriodicCheckpoint')]
 param(

@@ -1,4 +1,3 @@
-#Requires -Version 7.4
 <#
 .SYNOPSIS
     Moves a running process to another host: checkpoint, kill, send the image, restore it there.
@@ -88,6 +87,9 @@
 .OUTPUTS
     CkptPS.MovedProcess objects: Pid, Destination, RestoredPid, Length, ImagePath (when kept), Output.
 #>
+
+#Requires -Version 7.4
+
 [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'High', DefaultParameterSetName = 'Ssh')]
 [OutputType('CkptPS.MovedProcess')]
 param(
@@ -166,7 +168,7 @@ process {
     $length = (Get-Item -LiteralPath $image).Length
 
     $output = @()
-    $problem = $null
+    $problem = $inner = $null
     if ($PSCmdlet.ParameterSetName -eq 'Transport') {
         try {
             $global:LASTEXITCODE = 0

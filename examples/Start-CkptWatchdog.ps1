@@ -1,4 +1,3 @@
-#Requires -Version 7.4
 <#
 .SYNOPSIS
     Watches a service's process and restores its last good image when it dies.
@@ -71,6 +70,9 @@
     The watchdog notices only that the pid is free or a zombie; if an unrelated process took the
     pid in between two polls, the restore fails with "pid in use" and the watchdog stops.
 #>
+
+#Requires -Version 7.4
+
 [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
 [OutputType('CkptPS.WatchdogRestore')]
 param(
