@@ -15,6 +15,11 @@ public sealed class RestoreProcessCommand : EngineCmdlet
 {
     private const int ProgressActivityId = 0x5253;
 
+    // Images already restored (or attempted) by this invocation. `Get-CkptImage app.ckpt | Restore-Process`
+    // binds ImagePath from every task, VMA, file and thread object of the image: the image is
+    // restored once, not once per object (the second attempt could only fail: pid in use).
+    private readonly HashSet<string> seen = new(StringComparer.Ordinal);
+
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("PSPath", "FullName", "ImagePath")]
     [ValidateNotNullOrEmpty]
@@ -35,7 +40,11 @@ public sealed class RestoreProcessCommand : EngineCmdlet
         {
             var images = PathResolution.ResolveExisting(this, path, out var error);
             if (error is not null) WriteError(error);
-            foreach (string image in images) RestoreOne(image);
+            foreach (string image in images)
+            {
+                if (seen.Add(image)) RestoreOne(image);
+                else WriteVerbose($"'{image}' was already restored by this command; skipping it.");
+            }
         }
     }
 
