@@ -72,23 +72,24 @@ AfterAll {
 
 Describe 'The example scripts' {
     It '<_> has complete comment-based help and an approved verb' -ForEach 'Invoke-PeriodicCheckpoint', 'Start-CkptWatchdog', 'Move-CkptProcess', 'Get-CkptImageReport' {
-        $script = Join-Path $Examples "$_.ps1"
+        $name = $_
+        $script = Join-Path $Examples "$name.ps1"
         $script | Should -Exist
         $tokens = $errors = $null
         $null = [System.Management.Automation.Language.Parser]::ParseFile($script, [ref]$tokens, [ref]$errors)
         $errors | Should -BeNullOrEmpty
-        ($_ -split '-')[0] | Should -BeIn (Get-Verb).Verb
+        ($name -split '-')[0] | Should -BeIn (Get-Verb).Verb
         $help = Get-Help $script -Full
         $help.Synopsis | Should -Not -BeNullOrEmpty
-        $help.Synopsis | Should -Not -Match ([regex]::Escape($_))
+        $help.Synopsis | Should -Not -Match ([regex]::Escape($name)) -Because 'pwsh shows the syntax as synopsis when help is missing'
         ($help.description.Text -join ' ') | Should -Not -BeNullOrEmpty
         @($help.examples.example).Count | Should -BeGreaterOrEqual 2
-        $help.examples.example | ForEach-Object { $_.code | Should -Match ([regex]::Escape("$_.ps1")) }
+        $help.examples.example | ForEach-Object { $_.code | Should -Match ([regex]::Escape("$name.ps1")) }
         $command = Get-Command $script
         $command.Parameters.ContainsKey('WhatIf') | Should -BeTrue -Because 'every script changes state and supports -WhatIf'
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
-        foreach ($name in $command.Parameters.Keys | Where-Object { $_ -notin $common }) {
-            ((Get-Help $script -Parameter $name).description.Text -join ' ') | Should -Match 'For example' -Because "-$name needs help"
+        foreach ($parameter in $command.Parameters.Keys | Where-Object { $_ -notin $common }) {
+            ((Get-Help $script -Parameter $parameter).description.Text -join ' ') | Should -Match 'For\s+example' -Because "-$parameter needs help"
         }
     }
 }

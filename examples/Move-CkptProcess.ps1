@@ -154,7 +154,7 @@ process {
     if (-not $PSCmdlet.ShouldProcess("process $Id", "Checkpoint to '$image', kill it and restore it through $where")) { return }
 
     $failures = $null
-    Checkpoint-Process -Id $Id -Path $image -Kill -Force:([bool]$ImagePath) -Confirm:$false -WhatIf:$false -ErrorAction SilentlyContinue -ErrorVariable failures
+    Checkpoint-Process -Id $Id -Path $image -Kill -Confirm:$false -WhatIf:$false -ErrorAction SilentlyContinue -ErrorVariable failures
     if ($failures) {
         # Nothing happened to the process: Checkpoint-Process kills only once the image is complete.
         foreach ($failure in $failures) { $PSCmdlet.WriteError($failure) }
