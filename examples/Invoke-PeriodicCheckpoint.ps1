@@ -58,7 +58,7 @@
 .EXAMPLE
     PS> ./Invoke-PeriodicCheckpoint.ps1 -Id 4242 -Path ./images -Count 1 -WhatIf
 
-    Says which image would be written and which old images would be deleted, and changes nothing.
+    Says which image the first round would write, and changes nothing.
 
 .INPUTS
     None.
@@ -76,7 +76,7 @@
 [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
 [OutputType('CkptPS.PeriodicCheckpoint')]
 param(
-    [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
+    [Parameter(Mandatory, Position = 0)]
     [Alias('ProcessId', 'Pid')]
     [ValidateRange(1, [int]::MaxValue)]
     [int] $Id,
@@ -162,7 +162,7 @@ while ($Count -eq 0 -or $round -lt $Count) {
     }
 
     if ($Count -ne 0 -and $round -ge $Count) { break }
-    if ($WhatIfPreference) { continue } # nothing happens under -WhatIf, no point waiting for it
+    if ($WhatIfPreference) { break } # every round would be the same: one is enough to tell
     $left = $started + $Interval - [datetime]::UtcNow
     if ($left -gt [timespan]::Zero) { Start-Sleep -Duration $left }
 }
