@@ -148,7 +148,7 @@ Describe 'Invoke-PeriodicCheckpoint.ps1' {
     }
 
     It 'stops with ProcessExited when the job ends between rounds' {
-        Stop-Later $Target 0.7
+        Stop-Later $Target 1.5
         $rounds = @(& $Periodic -Id $Target -Path $Folder -Interval 0:0:0.2 -Keep 2 -Count 50 -ErrorVariable failures -ErrorAction SilentlyContinue)
         $rounds.Count | Should -BeLessThan 50
         $rounds.Count | Should -BeGreaterOrEqual 1
@@ -207,9 +207,10 @@ Describe 'Start-CkptWatchdog.ps1' {
     }
 
     It 'restores again when the restored process dies again' {
+        # The second kill comes well after the first restore (about a second) has brought the pid back.
         Stop-Later $Target 0.5
-        Stop-Later $Target 4
-        $restores = @(& $Watchdog -Path $Folder -Id $Target -PollInterval 0:0:0.1 -Timeout 0:0:7)
+        Stop-Later $Target 5
+        $restores = @(& $Watchdog -Path $Folder -Id $Target -PollInterval 0:0:0.1 -Timeout 0:0:10)
         $restores.Count | Should -Be 2
         Test-Alive $Target | Should -BeTrue
     }
