@@ -545,3 +545,58 @@ Describe 'Restore-Process' {
             Should -Throw -ErrorId 'ImageNotFound,CkptPS.Cmdlets.RestoreProcessCommand'
     }
 }
+
+Describe 'Images through the pipeline' {
+    BeforeEach { $script:Restored = @() }
+    AfterEach { $Restored | ForEach-Object { Stop-Process -Id $_ -Force -ErrorAction SilentlyContinue } }
+
+    It 'writes name-pid.ckpt for one process into an existing folder and into a path ending in /' {
+        $target = Start-Target
+        try {
+            $existing = New-Item -ItemType Directory (Join-Path $TestDrive 'one-existing')
+            $missing = Join-Path $TestDrive 'one-new'
+            Checkpoint-Process -Id $target -Path $existing.FullName
+            Checkpoint-Process -Id $target -Path "$missing/"
+            Join-Path $existing "sleep-$target.ckpt" | Should -Exist
+            Join-Path $missing "sleep-$target.ckpt" | Should -Exist
+        }
+        finally { Stop-Process -Id $target -Force -ErrorAction SilentlyContinue }
+    }
+
+    It 'restores every image of a folder: Get-ChildItem *.ckpt | Restore-Process' {
+        $first, $second = (Start-Target), (Start-Target)
+        $folder = Join-Path $TestDrive 'pipeline-folder'
+        Checkpoint-Process -Id $first, $second -Path $folder -Kill -Confirm:$false
+        Wait-Gone $first; Wait-Gone $second
+        $script:Restored = $first, $second
+        $processes = Get-ChildItem (Join-Path $folder '*.ckpt') | Restore-Process -PassThru
+        $processes.Id | Sort-Object | Should -Be (@($first, $second) | Sort-Object)
+        Test-Alive $first | Should -BeTrue
+        Test-Alive $second | Should -BeTrue
+    }
+
+    It 'restores an image once from all the objects Get-CkptImage emits for it' {
+        $target = Start-Target
+        $image = Join-Path $TestDrive 'pipeline-inspected.ckpt'
+        Checkpoint-Process -Id $target -Path $image -Kill -Confirm:$false
+        Wait-Gone $target
+        $script:Restored = @($target)
+        $processes = @(Get-CkptImage $image | Restore-Process -PassThru -ErrorVariable failures)
+        $failures | Should -BeNullOrEmpty
+        $processes.Count | Should -Be 1
+        $processes[0].Id | Should -Be $target
+    }
+
+    It 'restores only the images Test-CkptImage -Detailed finds valid, by their ImagePath' {
+        $target = Start-Target
+        $folder = Join-Path $TestDrive 'pipeline-validated'
+        $null = New-Item -ItemType Directory $folder
+        $image = Join-Path $folder 'good.ckpt'
+        Checkpoint-Process -Id $target -Path $image -Kill -Confirm:$false
+        Wait-Gone $target
+        [System.IO.File]::WriteAllBytes((Join-Path $folder 'bad.ckpt'), [byte[]](1..64))
+        $script:Restored = @($target)
+        $processes = @(Test-CkptImage (Join-Path $folder '*.ckpt') -Detailed | Where-Object IsValid | Restore-Process -PassThru)
+        $processes.Id | Should -Be $target
+    }
+}

@@ -85,6 +85,22 @@ public sealed class CheckpointProcessTests : IDisposable
     }
 
     [Fact]
+    public void One_process_into_an_existing_folder_or_a_path_ending_in_a_slash_gets_a_name_pid_ckpt_image()
+    {
+        using var target = TargetProcess.StartSleep();
+        string existing = Directory.CreateDirectory(Path.Combine(scratch, "existing")).FullName;
+        string missing = Path.Combine(scratch, "new-folder");
+        session.Run("Checkpoint-Process -Id $args[0] -Path $args[1] -WhatIf; Checkpoint-Process -Id $args[0] -Path $args[2] -WhatIf",
+            target.Pid, existing, missing + "/").AssertClean();
+        string output = session.Host.Output;
+        Assert.Contains($"Checkpoint to '{Path.Combine(existing, $"sleep-{target.Pid}.ckpt")}'", output);
+        Assert.Contains($"\"Create the folder for the images\" on target \"{missing}\"", output);
+        Assert.Contains($"Checkpoint to '{Path.Combine(missing, $"sleep-{target.Pid}.ckpt")}'", output);
+        Assert.False(Directory.Exists(missing));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(existing));
+    }
+
+    [Fact]
     public void A_missing_pid_is_a_non_terminating_ObjectNotFound_error_and_the_others_go_on()
     {
         using var target = TargetProcess.StartSleep();

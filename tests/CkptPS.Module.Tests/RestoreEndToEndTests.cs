@@ -53,6 +53,21 @@ public sealed class RestoreEndToEndTests : IDisposable
     }
 
     [Fact]
+    public void Get_CkptImage_output_restores_its_image_once_through_ImagePath()
+    {
+        using var target = TargetProcess.StartSleep();
+        string image = Path.Combine(scratch, "inspected.ckpt");
+        session.Run("Checkpoint-Process -Id $args[0] -Path $args[1] -Kill -Confirm:$false", target.Pid, image).AssertClean();
+        target.Reap();
+        restoredPids.Add(target.Pid);
+        // Every task, VMA, file and thread object carries the ImagePath: one restore, not one per object.
+        var result = session.Run("Get-CkptImage $args[0] | Restore-Process -PassThru", image).AssertClean();
+        var process = Assert.IsType<Process>(Assert.Single(result.Output).BaseObject);
+        Assert.Equal(target.Pid, process.Id);
+        Assert.True(TargetProcess.IsRunning(target.Pid));
+    }
+
+    [Fact]
     public void A_pid_still_in_use_is_ResourceExists_and_the_running_process_is_untouched()
     {
         using var target = TargetProcess.StartSleep();

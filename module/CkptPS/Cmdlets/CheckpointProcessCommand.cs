@@ -72,7 +72,9 @@ public sealed class CheckpointProcessCommand : EngineCmdlet
         string resolved = PathResolution.ResolveForOutput(this, Path);
         // A pid that does not exist (reported by AddTarget) still counts: with `-Id 1,2 -Path dir`
         // and no process 1, the image of 2 goes into dir, not to a file named dir.
-        bool folder = requested.Count > 1 || Directory.Exists(resolved);
+        // A path ending in '/' names a folder too, even for one process and before it exists.
+        bool folder = requested.Count > 1 || Directory.Exists(resolved) || System.IO.Path.EndsInDirectorySeparator(Path);
+        if (folder) resolved = System.IO.Path.TrimEndingDirectorySeparator(resolved);
         if (folder && !Directory.Exists(resolved))
         {
             string action = $"Performing the operation \"Create the folder for the images\" on target \"{resolved}\".";

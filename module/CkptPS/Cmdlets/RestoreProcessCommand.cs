@@ -9,17 +9,34 @@ namespace CkptPS.Cmdlets;
 /// Restore-Process: recreates the process of each image through the engine, with its
 /// original pid. The restored process is not a child of the shell (the engine makes sure).
 /// </summary>
-[Cmdlet(VerbsData.Restore, "Process", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsData.Restore, "Process", DefaultParameterSetName = ImagePathSet, SupportsShouldProcess = true,
+    ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(Process))]
 public sealed class RestoreProcessCommand : EngineCmdlet
 {
     private const int ProgressActivityId = 0x5253;
+    private const string PathSet = "Path";
+    // The default set, so that piped objects with both properties bind ImagePath: the task, VMA,
+    // file and thread objects of Get-CkptImage carry ImagePath, and VMAs and files also a Path
+    // (the mapped or open file), which -Path would take first by its own name. Strings, FileInfo
+    // (PSPath, FullName) and positional arguments bind -Path as before.
+    private const string ImagePathSet = "ImagePath";
 
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [Alias("PSPath", "FullName", "ImagePath")]
+    // Images already restored (or attempted) by this invocation. `Get-CkptImage app.ckpt | Restore-Process`
+    // binds ImagePath from every task, VMA, file and thread object of the image: the image is
+    // restored once, not once per object (the second attempt could only fail: pid in use).
+    private readonly HashSet<string> seen = new(StringComparer.Ordinal);
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = PathSet)]
+    [Alias("PSPath", "FullName")]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[] Path { get; set; } = [];
+
+    /// <summary>The image path of objects from Get-CkptImage, Test-CkptImage -Detailed and Checkpoint-Process -PassThru.</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ImagePathSet)]
+    [ValidateNotNullOrEmpty]
+    public string[] ImagePath { get; set; } = [];
 
     [Parameter]
     public SwitchParameter Wait { get; set; }
@@ -32,11 +49,15 @@ public sealed class RestoreProcessCommand : EngineCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (string path in Path)
+        foreach (string path in ParameterSetName == ImagePathSet ? ImagePath : Path)
         {
             var images = PathResolution.ResolveExisting(this, path, out var error);
             if (error is not null) WriteError(error);
-            foreach (string image in images) RestoreOne(image);
+            foreach (string image in images)
+            {
+                if (seen.Add(image)) RestoreOne(image);
+                else WriteVerbose($"'{image}' was already restored by this command; skipping it.");
+            }
         }
     }
 
