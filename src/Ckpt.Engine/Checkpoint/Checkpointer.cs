@@ -171,7 +171,9 @@ public static class Checkpointer
         if (ProcStat.IsZombie(pid) == true)
             throw new CheckpointRefusedException($"the main thread of process {pid} has exited while other threads run on: not supported");
         List<int> tids = freeze.Tracees.Select(t => t.Pid).ToList();
-        TaskCheckpoint.Refuse(pid, status, tids);
+        // Read once per thread while frozen: for the refusals now and the TASK records later.
+        Dictionary<int, ProcStatus> statuses = tids.ToDictionary(tid => tid, tid => tid == pid ? status : ProcStatus.Read(tid));
+        TaskCheckpoint.Refuse(pid, statuses);
         // A job-control-stopped task cannot run the injected calls (it re-enters the group stop).
         if (freeze.Tracees.Any(t => t.InGroupStop))
             throw new CheckpointRefusedException($"process {pid} is stopped by job control: continue it (SIGCONT) before checkpointing");
@@ -199,7 +201,7 @@ public static class Checkpointer
         {
             int tid = tids[i];
             if (tid == pid) TaskCheckpoint.WriteLeader(writer, pid, status, stat, injected.SecureBits, tids.Count);
-            else writer.Write(TaskCheckpoint.Task(tid, ProcStatus.Read(tid), ProcStat.Read(tid), tids.Count));
+            else writer.Write(TaskCheckpoint.Task(tid, statuses[tid], ProcStat.Read(tid), tids.Count));
             writer.Write(uses);
             objects.WriteUse(writer, ObjectType.Mm, uses.MmObjRef, () =>
             {

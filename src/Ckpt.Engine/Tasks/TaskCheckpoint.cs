@@ -18,14 +18,14 @@ public static class TaskCheckpoint
     /// seccomp, and threads that do not share the leader's descriptor table, fs information or
     /// credentials (possible with clone() flags or unshare(), not with pthreads).
     /// </summary>
-    public static void Refuse(int pid, ProcStatus status, IReadOnlyList<int> tids)
+    public static void Refuse(int pid, IReadOnlyDictionary<int, ProcStatus> statuses)
     {
-        string children = string.Join(' ', tids.Select(tid => File.ReadAllText($"/proc/{pid}/task/{tid}/children").Trim()).Where(c => c.Length > 0));
+        ProcStatus status = statuses[pid];
+        string children = string.Join(' ', statuses.Keys.Select(tid => File.ReadAllText($"/proc/{pid}/task/{tid}/children").Trim()).Where(c => c.Length > 0));
         if (children.Length > 0)
             throw new CheckpointRefusedException($"process {pid} has child processes ({children}): process trees are not checkpointed");
-        foreach (int tid in tids)
+        foreach (var (tid, thread) in statuses)
         {
-            ProcStatus thread = tid == pid ? status : ProcStatus.Read(tid);
             long seccomp = thread.Number("Seccomp");
             if (seccomp != 0)
                 throw new CheckpointRefusedException($"thread {tid} of process {pid} runs under seccomp (mode {seccomp}{(seccomp == 2 ? ", filter" : "")}), which restore cannot rebuild");
