@@ -31,7 +31,7 @@ public sealed class EventfdKind : IDescriptorKind
         if (!fields.TryGetValue("eventfd-count", out string? countText)
             || !ulong.TryParse(countText, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong count))
             throw new FormatException($"{where}: no eventfd-count line in hex");
-        // Kernels before 6.5 do not show the flag, and reading the counter to find out would change it.
+        // Older kernels do not show the flag in fdinfo, and reading the counter to find out would change it.
         if (!fields.TryGetValue("eventfd-semaphore", out string? semaphore) || semaphore is not ("0" or "1"))
             throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} is an eventfd whose EFD_SEMAPHORE flag this kernel does not show ({where} has no eventfd-semaphore line): unsupported");
         var flags = (semaphore == "1" ? EventfdFlags.Semaphore : 0) | ((fd.FdInfo.Flags & O_NONBLOCK) != 0 ? EventfdFlags.NonBlock : 0);
