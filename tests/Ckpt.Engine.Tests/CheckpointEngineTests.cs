@@ -154,6 +154,8 @@ public class CheckpointEngineTests
 
     [Theory]
     [InlineData("pipe", "fd 3")]
+    [InlineData("epoll", "fd 3 of process")]
+    [InlineData("epoll", "(anon_inode:[eventpoll])")]
     [InlineData("unshared-thread", "has its own descriptor table")]
     [InlineData("child", "child processes")]
     [InlineData("seccomp", "seccomp (mode 2, filter)")]

@@ -1,5 +1,6 @@
 /* Checkpoint workload for refusals and sizes (DESIGN.md "Tests"). Usage: ckpt_modes MODE
  *   pipe     holds a pipe open (fd 3, 4): an unsupported descriptor kind
+ *   epoll    holds an epoll instance (fd 3): an unsupported anonymous-inode kind
  *   thread   runs a second thread
  *   unshared-thread  runs a second thread with its own descriptor table (unshare(CLONE_FILES))
  *   child    has a child process
@@ -21,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -97,6 +99,8 @@ int main(int argc, char **argv)
 
     if (!strcmp(mode, "pipe")) {
         if (pipe(fds) != 0) { printf("FAIL pipe\n"); return 1; }
+    } else if (!strcmp(mode, "epoll")) {
+        if (epoll_create1(0) != 3) { printf("FAIL epoll_create1\n"); return 1; }
     } else if (!strcmp(mode, "thread") || !strcmp(mode, "unshared-thread")) {
         pthread_t t;
         sigset_t all, old;

@@ -7,18 +7,19 @@ using Ckpt.Image.Records;
 namespace Ckpt.Engine.Files;
 
 /// <summary>
-/// The descriptor table from /proc/PID/fd (+ fdinfo for position and flags, stat for identity).
-/// Regular files, directories and devices are supported; any other kind (pipe, socket, anon inode)
-/// or a deleted file is refused, naming the fd. <see cref="Inspect"/> runs before anything is
-/// written so a refusal leaves no half image; <see cref="Write"/> writes FILE_TABLE and its entries.
+/// The descriptor table from /proc/PID/fd (+ fdinfo for position, flags and a kind's state, stat for
+/// identity). Each descriptor is handed to the first <see cref="DescriptorKinds"/> entry that matches
+/// it; one no kind matches is refused, naming the fd and what it is. <see cref="Inspect"/> runs before
+/// anything is written so a refusal leaves no half image; <see cref="Write"/> writes FILE_TABLE and its
+/// entries (each file object, as its kind writes it, before its first descriptor).
 /// </summary>
 public sealed class FilesCheckpoint
 {
     private const uint O_CLOEXEC = 0x80000;
     private readonly List<Entry> _entries = [];
 
-    /// <param name="FirstUse">the FILE record goes before this descriptor; later sharers write only the objref</param>
-    private sealed record Entry(FileRecord File, string Path, FileDescriptorRecord Descriptor, bool FirstUse);
+    /// <param name="FirstUse">the file object goes before this descriptor; later sharers write only the objref</param>
+    private sealed record Entry(IInspectedFile File, FileDescriptorRecord Descriptor, bool FirstUse);
 
     public static FilesCheckpoint Inspect(int pid, ObjectTable objRefs)
     {
@@ -30,33 +31,28 @@ public sealed class FilesCheckpoint
         {
             string target = new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget ?? "";
             Native.Stat stat = Native.StatOrThrow($"/proc/{pid}/fd/{fd}", pid);
-            FileKind kind = OpenFileRecords.KindOf(stat.Mode);
-            if (target.StartsWith("anon_inode:", StringComparison.Ordinal)) kind = FileKind.Other;
-            if (kind is not (FileKind.Regular or FileKind.Directory or FileKind.CharacterDevice or FileKind.BlockDevice))
-                throw new CheckpointRefusedException($"fd {fd} of process {pid} is a {Describe(kind)} ({target}): only files, directories and devices are supported");
-            if (target.EndsWith(" (deleted)", StringComparison.Ordinal))
-                throw new CheckpointRefusedException($"fd {fd} of process {pid} refers to a deleted file ({target}): unsupported");
-            ProcFdInfo info = ProcFdInfo.Read(pid, fd);
-            var descriptor = new FileDescriptorRecord { Fd = fd, CloseOnExec = (info.Flags & O_CLOEXEC) != 0 ? 1 : 0 };
+            var info = new DescriptorInfo(pid, fd, target, stat, ProcFdInfo.Read(pid, fd));
+            IDescriptorKind kind = DescriptorKinds.ForCheckpoint(info);
+            var descriptor = new FileDescriptorRecord { Fd = fd, CloseOnExec = (info.FdInfo.Flags & O_CLOEXEC) != 0 ? 1 : 0 };
             if (table.SharedWith(pid, fd, stat) is { } sibling)
             {
-                table._entries.Add(sibling with { Descriptor = descriptor with { FileObjRef = sibling.File.ObjRef }, FirstUse = false });
+                table._entries.Add(sibling with { Descriptor = descriptor with { FileObjRef = sibling.File.File.ObjRef }, FirstUse = false });
                 continue;
             }
             int objRef = objRefs.Next();
-            table._entries.Add(new Entry(OpenFileRecords.Record(objRef, kind, stat, target, info.Flags, info.Position), target,
-                descriptor with { FileObjRef = objRef }, FirstUse: true));
+            table._entries.Add(new Entry(kind.Inspect(info, objRef), descriptor with { FileObjRef = objRef }, FirstUse: true));
         }
         return table;
     }
 
-    // Descriptors made by dup() share one open file description, and with it the offset and the
-    // status flags: kcmp(KCMP_FILE) tells, so they become one file object, restored once and dup'ed.
+    // Descriptors made by dup() share one open file description, and with it the offset, the status
+    // flags and a kind's state (an eventfd's counter): kcmp(KCMP_FILE) tells, so they become one
+    // file object, restored once and dup'ed. (All eventfds share one anonymous inode: kcmp decides.)
     private Entry? SharedWith(int pid, int fd, in Native.Stat stat)
     {
         foreach (Entry earlier in _entries)
         {
-            if (!earlier.FirstUse || earlier.File.Device != stat.Device || earlier.File.Inode != stat.Inode) continue;
+            if (!earlier.FirstUse || earlier.File.File.Device != stat.Device || earlier.File.File.Inode != stat.Inode) continue;
             int order = Native.kcmp(pid, pid, Native.KCMP_FILE, earlier.Descriptor.Fd, fd);
             if (order < 0) throw new SyscallException("kcmp(KCMP_FILE)", Native.LastErrno, pid, $"fd {earlier.Descriptor.Fd} and fd {fd}");
             if (order == 0) return earlier;
@@ -69,18 +65,10 @@ public sealed class FilesCheckpoint
         writer.Write(new FileTableRecord { ObjRef = tableObjRef, DescriptorCount = _entries.Count });
         foreach (Entry entry in _entries)
         {
-            if (entry.FirstUse) writer.Write(entry.File, Encoding.UTF8.GetBytes(entry.Path));
+            if (entry.FirstUse) entry.File.Write(writer);
             writer.Write(entry.Descriptor);
         }
     }
-
-    private static string Describe(FileKind kind) => kind switch
-    {
-        FileKind.Pipe => "pipe",
-        FileKind.Socket => "socket",
-        FileKind.Other => "special file (eventfd, epoll, signalfd, timerfd or similar)",
-        _ => kind.ToString().ToLowerInvariant(),
-    };
 }
 
 /// <summary>FileRecord construction from stat(2), shared by descriptors and file mappings.</summary>

@@ -7,16 +7,24 @@ using static Ckpt.Engine.Linux.SyscallNumbers;
 namespace Ckpt.Engine.Files;
 
 /// <summary>
-/// Closes every descriptor the new task inherited, then reopens the image's files at their
-/// descriptor numbers: each file object opened once (O_CREAT/O_TRUNC/O_EXCL dropped, so a
-/// restore never creates or truncates), placed with dup3 (close-on-exec as recorded), and
-/// positioned with lseek. Descriptors that shared a file object share it again, offset included.
+/// Closes every descriptor the new task inherited, then recreates the image's descriptors at their
+/// numbers: each file object created once by its kind (<see cref="DescriptorKinds"/>), placed with
+/// dup3 (close-on-exec as recorded), then given its kind's post-placement state (a position).
+/// Descriptors that shared a file object share it again, offset and counters included.
 /// </summary>
 public static class FilesRestore
 {
-    private const ulong F_SETFD = 2, FD_CLOEXEC = 1;
-    private const uint O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100, O_TRUNC = 0x200, O_CLOEXEC = 0x80000;
-    private const ulong AT_FDCWD = unchecked((ulong)-100);
+    private const ulong F_SETFD = 2, FD_CLOEXEC = 1, O_CLOEXEC = 0x80000;
+
+    /// <summary>Before any process exists: every descriptor's file object has a kind that accepts it here.</summary>
+    public static void Validate(RestorePlan plan)
+    {
+        foreach (FileDescriptorRecord descriptor in plan.Descriptors)
+        {
+            FileImage file = plan.Files[descriptor.FileObjRef];
+            DescriptorKinds.ForRestore(file, descriptor.Fd).Validate(file, descriptor.Fd);
+        }
+    }
 
     public static void CloseInherited(SyscallInjector syscalls)
     {
@@ -41,8 +49,8 @@ public static class FilesRestore
                 syscalls.Call($"dup3 of fd {sibling} to fd {descriptor.Fd} ({file.Path})", SYS_dup3, (ulong)sibling, (ulong)descriptor.Fd, cloexec);
                 continue;
             }
-            uint flags = file.Record.OpenFlags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC) | O_NOCTTY;
-            long opened = syscalls.Call($"openat of {file.Path} for fd {descriptor.Fd}", SYS_openat, AT_FDCWD, scratch.PutString(file.Path), flags, 0);
+            IDescriptorKind kind = DescriptorKinds.ForRestore(file, descriptor.Fd);
+            long opened = kind.Open(syscalls, scratch, file, descriptor.Fd);
             if (opened != descriptor.Fd)
             {
                 syscalls.Call($"dup3 to fd {descriptor.Fd} ({file.Path})", SYS_dup3, (ulong)opened, (ulong)descriptor.Fd, cloexec);
@@ -52,8 +60,7 @@ public static class FilesRestore
             {
                 syscalls.Call($"fcntl(F_SETFD, FD_CLOEXEC) of fd {descriptor.Fd}", SYS_fcntl, (ulong)opened, F_SETFD, FD_CLOEXEC);
             }
-            if (file.Record.Kind == FileKind.Regular && file.Record.Position > 0)
-                syscalls.Call($"lseek of fd {descriptor.Fd} ({file.Path}) to {file.Record.Position}", SYS_lseek, (ulong)descriptor.Fd, (ulong)file.Record.Position, 0);
+            kind.Placed(syscalls, file, descriptor.Fd);
             placed[descriptor.FileObjRef] = descriptor.Fd;
         }
     }

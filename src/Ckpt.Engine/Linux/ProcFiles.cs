@@ -72,19 +72,25 @@ public sealed class ProcStat(string comm, string[] rest)
     public ulong UnsignedField(int number) => ulong.Parse(rest[number - 3], CultureInfo.InvariantCulture);
 }
 
-/// <summary>/proc/PID/fdinfo/FD: pos, flags (octal), mnt_id.</summary>
-public sealed record ProcFdInfo(long Position, uint Flags)
+/// <summary>
+/// /proc/PID/fdinfo/FD: pos, flags (octal), and every "key: value" line by key (value trimmed), for
+/// the lines a descriptor kind adds (eventfd-count, tfd, ...).
+/// </summary>
+public sealed record ProcFdInfo(long Position, uint Flags, IReadOnlyDictionary<string, string> Fields)
 {
     public static ProcFdInfo Read(int pid, int fd)
     {
         long position = 0;
         uint flags = 0;
+        var fields = new Dictionary<string, string>();
         foreach (string line in File.ReadAllLines($"/proc/{pid}/fdinfo/{fd}"))
         {
             if (line.StartsWith("pos:", StringComparison.Ordinal)) position = long.Parse(line[4..].Trim(), CultureInfo.InvariantCulture);
             else if (line.StartsWith("flags:", StringComparison.Ordinal)) flags = Convert.ToUInt32(line[6..].Trim(), 8);
+            int colon = line.IndexOf(':');
+            if (colon > 0) fields.TryAdd(line[..colon], line[(colon + 1)..].Trim());
         }
-        return new ProcFdInfo(position, flags);
+        return new ProcFdInfo(position, flags, fields);
     }
 }
 

@@ -7,6 +7,7 @@ namespace Ckpt.Engine.Linux;
 #pragma warning disable IDE1006 // named as in the kernel's unistd_64.h
 public static class SyscallNumbers
 {
+    public const long SYS_write = 1;
     public const long SYS_close = 3;
     public const long SYS_poll = 7;
     public const long SYS_lseek = 8;
@@ -47,6 +48,7 @@ public static class SyscallNumbers
     public const long SYS_ppoll = 271;
     public const long SYS_set_robust_list = 273;
     public const long SYS_get_robust_list = 274;
+    public const long SYS_eventfd2 = 290;
     public const long SYS_dup3 = 292;
     public const long SYS_rt_tgsigqueueinfo = 297;
     public const long SYS_prlimit64 = 302;

@@ -1,4 +1,5 @@
 using System.Text;
+using Ckpt.Engine.Files;
 using Ckpt.Engine.Linux;
 using Ckpt.Image.Model;
 using Ckpt.Image.Records;
@@ -90,16 +91,7 @@ public static class RestoreValidation
             if (change is not null && vma.Record.VmaType == VmaType.File)
                 throw new RestoreRefusedException($"file {file.Path}, mapped at 0x{vma.Record.VmStart:x}, changed since the checkpoint: {change}");
         }
-        foreach (FileDescriptorRecord descriptor in plan.Descriptors)
-        {
-            FileImage file = plan.Files[descriptor.FileObjRef];
-            if (file.Record.Kind is not (FileKind.Regular or FileKind.Directory or FileKind.CharacterDevice or FileKind.BlockDevice))
-                throw new RestoreRefusedException($"fd {descriptor.Fd} is a {file.Record.Kind} ({file.Path}): only files, directories and devices are restored");
-            FileIdentity identity = FileIdentity.Of(file.Path)
-                ?? throw new RestoreRefusedException($"file {file.Path} of fd {descriptor.Fd} is missing");
-            if (file.Record.Kind == FileKind.Regular && (identity.Device != file.Record.Device || identity.Inode != file.Record.Inode))
-                throw new RestoreRefusedException($"file {file.Path} of fd {descriptor.Fd} was replaced by another file since the checkpoint");
-        }
+        FilesRestore.Validate(plan);
     }
 
     private static unsafe string Fixed(byte* bytes, int capacity)

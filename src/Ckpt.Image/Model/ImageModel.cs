@@ -49,8 +49,11 @@ public sealed class ProcessImage
 /// <summary>An mm: its fields and VMAs.</summary>
 public sealed record MemoryImage(MmRecord Mm, IReadOnlyList<VmaImage> Vmas);
 
-/// <summary>An open file object (FILE), shared by every descriptor and mapping that uses it.</summary>
-public sealed record FileImage(FileRecord Record, string Path);
+/// <summary>
+/// An open file object (FILE), shared by every descriptor and mapping that uses it, with the record
+/// of its kind's state when the kind has one (EVENTFD for <see cref="FileKind.Eventfd"/>).
+/// </summary>
+public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Eventfd = null);
 
 /// <summary>One VMA, its backing file if any, and where its saved pages are in the image.</summary>
 public sealed record VmaImage(VmaRecord Record, FileImage? File, IReadOnlyList<PageChunk> Chunks)

@@ -141,6 +141,8 @@ public static class ImageModelReader
                 throw Error(reader, RecordType.Vma, $"bad or unordered range 0x{vma.VmStart:x}-0x{vma.VmEnd:x}");
             previousEnd = vma.VmEnd;
             FileImage? file = vma.FileObjRef == 0 ? null : objects.File(reader, vma.FileObjRef, RecordType.Vma);
+            if (file is { Record.Kind: FileKind.Eventfd })
+                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, an eventfd, which cannot be mapped");
             vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
         }
         return new MemoryImage(mm, vmas);
@@ -198,7 +200,29 @@ public static class ImageModelReader
         if (reader.PeekType() != RecordType.File) return;
         var file = Next<FileRecord>(reader);
         long offset = reader.CurrentRecordOffset;
-        objects.Define(reader, ObjectType.File, file.ObjRef, new FileImage(file, reader.ReadTrailingString()), offset, RecordType.File);
+        string path = reader.ReadTrailingString();
+        EventfdRecord? eventfd = file.Kind == FileKind.Eventfd ? ReadEventfd(reader, file) : null;
+        objects.Define(reader, ObjectType.File, file.ObjRef, new FileImage(file, path, eventfd), offset, RecordType.File);
+    }
+
+    private const uint O_NONBLOCK = 0x800;
+
+    /// <summary>The EVENTFD record that must follow an eventfd's FILE record.</summary>
+    private static EventfdRecord ReadEventfd(ImageReader reader, FileRecord file)
+    {
+        reader.ThrowIfFailedCheckpoint();
+        if (reader.PeekType() is { } other && other != RecordType.Eventfd)
+            throw Error(reader, other, $"found where the EVENTFD record of eventfd file objref {file.ObjRef} belongs");
+        var eventfd = Next<EventfdRecord>(reader);
+        if (eventfd.ObjRef != file.ObjRef)
+            throw Error(reader, RecordType.Eventfd, $"has objref {eventfd.ObjRef}, its FILE record {file.ObjRef}");
+        if ((eventfd.Flags & ~(EventfdFlags.Semaphore | EventfdFlags.NonBlock)) != 0)
+            throw Error(reader, RecordType.Eventfd, $"flags 0x{(uint)eventfd.Flags:x} are not EFD_SEMAPHORE/EFD_NONBLOCK flags");
+        if (((file.OpenFlags & O_NONBLOCK) != 0) != eventfd.Flags.HasFlag(EventfdFlags.NonBlock))
+            throw Error(reader, RecordType.Eventfd, $"flags 0x{(uint)eventfd.Flags:x} disagree with the file's open flags 0x{file.OpenFlags:x} about O_NONBLOCK");
+        if (eventfd.Count > EventfdRecord.MaxCount)
+            throw Error(reader, RecordType.Eventfd, $"count 0x{eventfd.Count:x} is above the eventfd maximum 0x{EventfdRecord.MaxCount:x}");
+        return eventfd;
     }
 
     // ---- signals ----

@@ -9,7 +9,17 @@ public enum FileKind : uint
     Pipe = 5,
     Socket = 6,
     Symlink = 7,
-    Other = 8,          // eventfd, epoll, signalfd, ... (anon inodes)
+    Other = 8,          // epoll, signalfd, timerfd, ... (anon inodes not supported yet)
+    Eventfd = 9,        // CkptPS: anon_inode:[eventfd]; an EVENTFD record follows its FILE record
+}
+
+/// <summary>EventfdRecord.Flags: the eventfd2(2) flags that belong to the object (EFD_CLOEXEC is the descriptor's).</summary>
+[Flags]
+public enum EventfdFlags : uint
+{
+    None = 0,
+    Semaphore = 1,          // EFD_SEMAPHORE
+    NonBlock = 0x800,       // EFD_NONBLOCK = O_NONBLOCK (04000)
 }
 
 /// <summary>The descriptor table: how many FileDescriptorRecords follow.</summary>
@@ -49,4 +59,20 @@ public partial struct FileRecord
     public long MtimeNanoseconds;
     [TrailingBytes] public uint PathLength;
     public uint Reserved;
+}
+
+/// <summary>
+/// CkptPS: the state of an eventfd file object, right after its FILE record (Kind = Eventfd, same
+/// objref): the counter (/proc/PID/fdinfo "eventfd-count", hex there; at most 0xfffffffffffffffe)
+/// and the flags (EFD_SEMAPHORE from "eventfd-semaphore", EFD_NONBLOCK from the file's flags).
+/// Descriptors dup'ed from one eventfd share the object, as they share the counter.
+/// </summary>
+[ImageRecord(RecordType.Eventfd)]
+public partial struct EventfdRecord
+{
+    public const ulong MaxCount = 0xffff_ffff_ffff_fffe;
+
+    public int ObjRef;
+    public EventfdFlags Flags;
+    public ulong Count;
 }

@@ -38,6 +38,7 @@ public enum RecordType : uint
     FileName = 303,
     File = 304,
     PipeBuffer = 305,
+    Eventfd = 306,          // CkptPS: an eventfd's counter and flags, after its FILE record
 
     // memory
     Mm = 401,

@@ -1,0 +1,75 @@
+using Ckpt.Engine.Checkpoint;
+using Ckpt.Engine.Linux;
+using Ckpt.Engine.Restore;
+using Ckpt.Image;
+using Ckpt.Image.Model;
+using Ckpt.Image.Records;
+
+namespace Ckpt.Engine.Files;
+
+/// <summary>What /proc says about one descriptor of the target: what the kinds match and inspect.</summary>
+public sealed record DescriptorInfo(int Pid, int Fd, string Target, Native.Stat Stat, ProcFdInfo FdInfo)
+{
+    /// <summary>The kind st_mode gives; anonymous inodes (eventfd, epoll, ...) are <see cref="FileKind.Other"/>.</summary>
+    public FileKind StatKind => Target.StartsWith("anon_inode:", StringComparison.Ordinal) ? FileKind.Other : OpenFileRecords.KindOf(Stat.Mode);
+}
+
+/// <summary>A file object inspected at checkpoint time, ready to be written on its first use.</summary>
+public interface IInspectedFile
+{
+    FileRecord File { get; }
+
+    /// <summary>The FILE record (with its path) and whatever records its kind puts after it.</summary>
+    void Write(ImageWriter writer);
+}
+
+/// <summary>
+/// One kind of descriptor (CRIU's file_desc_ops): how a checkpoint recognises and inspects it, and
+/// how a restore recognises, validates and recreates it. Sharing (dup'ed descriptors are one file
+/// object, found by kcmp), placement at the recorded fd number and close-on-exec are the
+/// orchestration's (<see cref="FilesCheckpoint"/>, <see cref="FilesRestore"/>), which never names a kind.
+/// </summary>
+public interface IDescriptorKind
+{
+    /// <summary>Checkpoint: is this descriptor of the target one of this kind.</summary>
+    bool Matches(DescriptorInfo fd);
+
+    /// <summary>Checkpoint, before anything is written: read the object's state, or refuse (<see cref="CheckpointRefusedException"/>).</summary>
+    IInspectedFile Inspect(DescriptorInfo fd, int objRef);
+
+    /// <summary>Restore: is this file object of the image one of this kind.</summary>
+    bool Restores(FileImage file);
+
+    /// <summary>Restore, before any process exists: refuse (<see cref="RestoreRefusedException"/>) what cannot be recreated here.</summary>
+    void Validate(FileImage file, int fd);
+
+    /// <summary>Restore, injected into the new task: create the object; returns the descriptor it got (any number).</summary>
+    long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd);
+
+    /// <summary>Restore, once the object is at its recorded fd: state that belongs to the open file (a position).</summary>
+    void Placed(SyscallInjector syscalls, FileImage file, int fd) { }
+}
+
+/// <summary>The table of descriptor kinds: adding a kind means one file under Files/ and one line here.</summary>
+public static class DescriptorKinds
+{
+    public static readonly IReadOnlyList<IDescriptorKind> All = [new PathFileKind(), new EventfdKind()];
+
+    private const string Supported = "files, directories, devices and eventfds";
+
+    public static IDescriptorKind ForCheckpoint(DescriptorInfo fd) =>
+        All.FirstOrDefault(k => k.Matches(fd))
+        ?? throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} is a {Describe(fd.StatKind)} ({fd.Target}): only {Supported} are supported");
+
+    public static IDescriptorKind ForRestore(FileImage file, int fd) =>
+        All.FirstOrDefault(k => k.Restores(file))
+        ?? throw new RestoreRefusedException($"fd {fd} is a {file.Record.Kind} ({file.Path}): only {Supported} are restored");
+
+    private static string Describe(FileKind kind) => kind switch
+    {
+        FileKind.Pipe => "pipe",
+        FileKind.Socket => "socket",
+        FileKind.Other => "special file (epoll, signalfd, timerfd or similar)",
+        _ => kind.ToString().ToLowerInvariant(),
+    };
+}
