@@ -10,38 +10,7 @@ BeforeAll {
     $script:Engine = Join-Path $ModulePath 'ckpt'
     Import-Module $ModulePath -Force
 
-    # As in CkptPS.Module.Tests.ps1: targets in their own session, not children of pwsh, with no
-    # descriptors but 0-2 (the engine refuses pipes, and pwsh may have inherited some).
-    function script:Start-Target([string] $Command = 'exec sleep 1000', [string] $Name = 'sleep') {
-        $closeInherited = 'for fd in $(ls /proc/$$/fd); do if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi; done; '
-        $id = [int](bash -c 'setsid bash -c "$1" </dev/null >/dev/null 2>&1 & echo $!' bash ($closeInherited + $Command))
-        $deadline = [datetime]::UtcNow.AddSeconds(10)
-        while ((Get-Content "/proc/$id/comm" -ErrorAction SilentlyContinue) -ne $Name) {
-            if ([datetime]::UtcNow -gt $deadline) { throw "pid $id did not become $Name" }
-            Start-Sleep -Milliseconds 5
-        }
-        $id
-    }
-    function script:Test-Alive([int] $ProcessId) {
-        $stat = Get-Content "/proc/$ProcessId/stat" -Raw -ErrorAction SilentlyContinue
-        [bool]($stat -and ($stat.Substring($stat.LastIndexOf(')') + 2, 1) -notin 'Z', 'X'))
-    }
-    function script:Test-Untouched([int] $ProcessId) {
-        $stat = Get-Content "/proc/$ProcessId/stat" -Raw
-        $state = $stat.Substring($stat.LastIndexOf(')') + 2, 1)
-        ($state -notin 'T', 't') -and ((Get-Content "/proc/$ProcessId/status") -contains "TracerPid:`t0")
-    }
-    function script:Wait-Gone([int] $ProcessId) {
-        $deadline = [datetime]::UtcNow.AddSeconds(10)
-        while ((Test-Path "/proc/$ProcessId") -and [datetime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
-    }
-    function script:Get-FreePid {
-        $max = [int](Get-Content /proc/sys/kernel/pid_max)
-        for ($candidate = $max - 1; $candidate -gt 1; $candidate--) {
-            if (-not (Test-Path "/proc/$candidate")) { return $candidate }
-        }
-        throw 'no free pid'
-    }
+    . (Join-Path $PSScriptRoot 'TargetProcesses.ps1')
     # Damages the page contents in the middle of an image: it still parses (Get-CkptImage does not
     # read page contents) but its checksum no longer matches (Test-CkptImage is false).
     function script:Edit-Damage([string] $Image) {
