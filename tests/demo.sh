@@ -54,4 +54,20 @@ wait_for 10 in_syscall "$pid" 34 || fail "restored workload not back in pause()"
 kill -USR1 "$pid"
 wait_for 10 grep -q "^PASS" "$work/state.log" || fail "workload says: $(tail -1 "$work/state.log")"
 echo "restored pid $pid says: $(tail -1 "$work/state.log")"
+
+echo "== 3. a process of 8 threads (futex, sleeps, pause, live AVX registers): checkpoint, kill, restore"
+start artifacts/workloads/ckpt_threads 8 </dev/null >"$work/threads.log" 2>&1
+pid=$!; pids+=("$pid")
+wait_for 20 grep -q "^READY $pid" "$work/threads.log" || fail "threads workload not ready"
+tids_before=$(ls "/proc/$pid/task" | sort -n | tr '\n' ' ')
+"$ckpt" checkpoint --pid "$pid" --output "$work/threads.img" --kill
+wait "$pid" 2>/dev/null || true
+restored=$("$ckpt" restore --input "$work/threads.img")
+[ "$restored" = "$pid" ] || fail "restored pid $restored, expected $pid"
+tids_after=$(ls "/proc/$pid/task" | sort -n | tr '\n' ' ')
+[ "$tids_after" = "$tids_before" ] || fail "threads $tids_after, expected $tids_before"
+kill -USR1 "$pid"
+wait_for 20 grep -q "^PASS\|^FAIL" "$work/threads.log"
+grep -q "^PASS" "$work/threads.log" || fail "threads workload says: $(grep FAIL "$work/threads.log")"
+echo "restored pid $pid with threads $tids_after: PASS"
 echo "demo: OK"
