@@ -7,8 +7,9 @@ namespace Ckpt.Engine.Restore;
 
 /// <summary>
 /// The refusals, checked before any process exists: wrong architecture or page size, another
-/// kernel release (unless forced), state this engine cannot rebuild, a pid in use, and backing
-/// files that are missing or changed since the checkpoint.
+/// kernel release (unless forced), state this engine cannot rebuild, a pid in use, mappings below
+/// vm.mmap_min_addr, open flags a checkpoint never records, and backing files that are missing,
+/// changed since the checkpoint or of another kind now (docs/SECURITY.md).
 /// </summary>
 public static class RestoreValidation
 {
@@ -16,6 +17,7 @@ public static class RestoreValidation
     {
         CheckMachine(plan, force);
         CheckTask(plan);
+        CheckMemory(plan);
         CheckFiles(plan);
         if (!PidBecomesFree(plan.Pid))
             throw new PidInUseException(plan.Pid, ProcessNames.CommOf(plan.Pid));
@@ -74,6 +76,43 @@ public static class RestoreValidation
             throw new RestoreRefusedException($"the program {plan.ExePath} is missing");
     }
 
+    /// <summary>The lowest address an unprivileged mmap may use on this host.</summary>
+    public static ulong MmapMinAddress() =>
+        ulong.Parse(File.ReadAllText("/proc/sys/vm/mmap_min_addr").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+
+    // A mapping below vm.mmap_min_addr (page 0 above all) turns kernel NULL-pointer bugs into
+    // exploits: the kernel refuses it to unprivileged processes, and the engine, which maps as
+    // root, refuses it for every image.
+    private static void CheckMemory(RestorePlan plan)
+    {
+        ulong minimum = MmapMinAddress();
+        foreach (VmaImage vma in plan.Vmas)
+        {
+            if (vma.Record.VmStart < minimum)
+                throw new RestoreRefusedException($"the mapping 0x{vma.Record.VmStart:x}-0x{vma.Record.VmEnd:x} starts below vm.mmap_min_addr (0x{minimum:x}): refused");
+        }
+    }
+
+    // Flags the kernel never leaves in f_flags (do_dentry_open clears O_CREAT, O_EXCL, O_TRUNC),
+    // and O_TMPFILE, whose file has no name to reopen: an image that has them was edited.
+    private const uint O_CREAT = 0x40, O_EXCL = 0x80, O_TRUNC = 0x200, O_TMPFILE_BIT = 0x400000;
+    private const uint S_IFMT = 0xf000, S_IFREG = 0x8000, S_IFDIR = 0x4000, S_IFCHR = 0x2000, S_IFBLK = 0x6000, S_IFIFO = 0x1000, S_IFSOCK = 0xc000, S_IFLNK = 0xa000;
+
+    private static string FlagNames(uint flags) => string.Join('|', new[] { (O_CREAT, "O_CREAT"), (O_EXCL, "O_EXCL"), (O_TRUNC, "O_TRUNC"), (O_TMPFILE_BIT, "O_TMPFILE") }
+        .Where(f => (flags & f.Item1) != 0).Select(f => f.Item2));
+
+    /// <summary>What a path is now, in words, from its lstat mode.</summary>
+    public static string KindOfMode(uint mode) => (mode & S_IFMT) switch
+    {
+        S_IFREG => "a regular file", S_IFDIR => "a directory", S_IFCHR => "a character device", S_IFBLK => "a block device",
+        S_IFIFO => "a FIFO", S_IFSOCK => "a socket", S_IFLNK => "a symbolic link", _ => $"of type 0{mode & S_IFMT:o}",
+    };
+
+    private static uint ModeFor(FileKind kind) => kind switch
+    {
+        FileKind.Regular => S_IFREG, FileKind.Directory => S_IFDIR, FileKind.CharacterDevice => S_IFCHR, FileKind.BlockDevice => S_IFBLK, _ => 0,
+    };
+
     private static void CheckFiles(RestorePlan plan)
     {
         foreach (VmaImage vma in plan.Vmas)
@@ -93,10 +132,18 @@ public static class RestoreValidation
         foreach (FileDescriptorRecord descriptor in plan.Descriptors)
         {
             FileImage file = plan.Files[descriptor.FileObjRef];
+            uint forbidden = file.Record.OpenFlags & (O_CREAT | O_EXCL | O_TRUNC | O_TMPFILE_BIT);
+            if (forbidden != 0)
+                throw new RestoreRefusedException($"fd {descriptor.Fd} ({file.Path}) has open flags {FlagNames(forbidden)}, which a checkpoint never records: refused");
             if (file.Record.Kind is not (FileKind.Regular or FileKind.Directory or FileKind.CharacterDevice or FileKind.BlockDevice))
                 throw new RestoreRefusedException($"fd {descriptor.Fd} is a {file.Record.Kind} ({file.Path}): only files, directories and devices are restored");
             FileIdentity identity = FileIdentity.Of(file.Path)
                 ?? throw new RestoreRefusedException($"file {file.Path} of fd {descriptor.Fd} is missing");
+            // What the path is now, not what it leads to: a FIFO or socket opened in place of a
+            // file would block the restore or talk to someone else, a device would be another object.
+            uint now = FileIdentity.ModeOfLink(file.Path) ?? identity.Mode;
+            if ((now & S_IFMT) != ModeFor(file.Record.Kind))
+                throw new RestoreRefusedException($"fd {descriptor.Fd}: {file.Path} is {KindOfMode(now)} now, the image recorded {KindOfMode(ModeFor(file.Record.Kind))}: refused");
             if (file.Record.Kind == FileKind.Regular && (identity.Device != file.Record.Device || identity.Inode != file.Record.Inode))
                 throw new RestoreRefusedException($"file {file.Path} of fd {descriptor.Fd} was replaced by another file since the checkpoint");
         }
