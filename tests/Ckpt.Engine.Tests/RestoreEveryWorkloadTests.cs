@@ -24,6 +24,7 @@ public sealed class RestoreEveryWorkloadTests
         { "ckpt_rseq", [], false },
         { "ckpt_modes", ["reserve"], true },
         { "ckpt_modes", ["cow", "file"], true },
+        { "ckpt_privs", ["no-new-privs", "not-dumpable"], true },
     };
 
     [Theory]
