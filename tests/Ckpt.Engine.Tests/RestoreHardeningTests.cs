@@ -134,7 +134,8 @@ public sealed unsafe partial class RestoreHardeningTests : IDisposable
         string data = Path.Combine(_directory, "data"), image = Path.Combine(_directory, "flags.img");
         var (pid, fd) = CheckpointStateWorkload(data, image);
         byte[] before = File.ReadAllBytes(data);
-        ImageEdit.Edit(image, bytes => Assert.Equal(1, ImageEdit.Patch<FileRecord>(bytes, (file, offset) =>
+        // Every file object of that path (the workload also maps the file: a FILE of its own).
+        ImageEdit.Edit(image, bytes => Assert.NotEqual(0, ImageEdit.Patch<FileRecord>(bytes, (file, offset) =>
             ImageEdit.Trailing<FileRecord>(bytes, offset, file.PathLength) == data ? file with { OpenFlags = file.OpenFlags | flag } : null)));
         var error = Assert.Throws<RestoreRefusedException>(() => Restorer.Restore(new RestoreOptions(image)));
         Assert.Contains($"fd {fd} ({data})", error.Message);
@@ -260,10 +261,20 @@ public sealed unsafe partial class RestoreHardeningTests : IDisposable
             RestoreTestProcesses.KillAndReap(pid);
         }
 
-        // Root (CAP_SYS_RESOURCE in the image) could raise it, and the restore does.
+        // A root image with CAP_SYS_RESOURCE may raise it, if the engine itself holds CAP_SYS_RESOURCE
+        // (a restore never grants what its user does not have: in a container without it, it is refused too).
         string rootImage = Path.Combine(_directory, "root.img");
         int rootPid = CheckpointSleeperAndKill(rootImage);
         RaiseLimit(rootImage, resource, raised);
+        const int CAP_SYS_RESOURCE = 24;
+        string capEff = File.ReadAllLines("/proc/self/status").First(l => l.StartsWith("CapEff:", StringComparison.Ordinal))[7..].Trim();
+        if ((Convert.ToUInt64(capEff, 16) & (1ul << CAP_SYS_RESOURCE)) == 0)
+        {
+            var refused = Assert.Throws<RestoreException>(() => Restorer.Restore(new RestoreOptions(rootImage)));
+            Assert.Equal(Errno.EPERM, Assert.IsType<SyscallException>(refused.InnerException).Errno);
+            RestoreTestProcesses.WaitUntilGone(rootPid);
+            return;
+        }
         Assert.Equal(rootPid, Restorer.Restore(new RestoreOptions(rootImage)).Pid);
         try
         {
