@@ -22,7 +22,7 @@ public static class FilesRestore
 {
     private const ulong F_SETFD = 2, FD_CLOEXEC = 1, F_GETFL = 3, F_SETFL = 4;
     private const uint O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100, O_TRUNC = 0x200, O_NONBLOCK = 0x800, O_NOFOLLOW = 0x20000,
-        O_CLOEXEC = 0x80000, O_TMPFILE_BIT = 0x400000;
+        O_CLOEXEC = 0x80000, O_PATH = 0x200000, O_TMPFILE_BIT = 0x400000;
     private const uint S_IFMT = 0xf000, S_IFREG = 0x8000;
     private const int StatSize = 144;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
@@ -56,7 +56,7 @@ public static class FilesRestore
             if (regular)
             {
                 CheckIsRecordedFile(syscalls, scratch, opened, descriptor, file);
-                if ((file.Record.OpenFlags & O_NONBLOCK) == 0)
+                if ((file.Record.OpenFlags & (O_NONBLOCK | O_PATH)) == 0) // O_PATH ignores O_NONBLOCK, and F_SETFL fails on it
                 {
                     long status = syscalls.Call($"fcntl(F_GETFL) of {file.Path} for fd {descriptor.Fd}", SYS_fcntl, (ulong)opened, F_GETFL);
                     syscalls.Call($"fcntl(F_SETFL) of {file.Path} for fd {descriptor.Fd}", SYS_fcntl, (ulong)opened, F_SETFL, (ulong)status & ~(ulong)O_NONBLOCK);
