@@ -25,6 +25,7 @@ public sealed class RestoreEveryWorkloadTests
         { "ckpt_modes", ["reserve"], true },
         { "ckpt_modes", ["cow", "file"], true },
         { "ckpt_eventfd", [], true },
+        { "ckpt_privs", ["no-new-privs", "not-dumpable"], true },
     };
 
     [Theory]

@@ -414,6 +414,38 @@ public unsafe class V3HostileImageTests
         }
     }
 
+    // ---- registers and flags that cannot run (issue 13) ----
+
+    [Theory]
+    [InlineData(0xffff_ffff_8100_0000ul)]
+    [InlineData(0x0000_8000_0000_0000ul)]
+    [InlineData(0x0000_7fff_ffff_f000ul)]
+    public void InstructionPointerOfAnyThreadOutsideUserSpaceIsRefused(ulong rip)
+    {
+        byte[] image = new V3Image { Threads = 3 }.Build();
+        int offset = V3Image.Patch<CpuRecord>(image, 2, c => { c.Rip = rip; return c; });
+        Assert.Contains($"thread {V3Image.Tid(2)}'s instruction pointer 0x{rip:x} is not a user-space address", Expect(image, RecordType.Cpu, offset).Message);
+    }
+
+    [Fact]
+    public void FsBaseOutsideUserSpaceIsRefused()
+    {
+        byte[] image = new V3Image { Threads = 2 }.Build();
+        int offset = V3Image.Patch<CpuRecord>(image, 0, c => { c.FsBase = 0xffff_8880_0000_0000; return c; });
+        Assert.Contains("fs base 0xffff888000000000", Expect(image, RecordType.Cpu, offset).Message);
+    }
+
+    [Theory]
+    [InlineData(-1, 0)]
+    [InlineData(4, 0)]
+    [InlineData(2, 2)]
+    public void DumpableOrNoNewPrivsOutOfRangeIsRefused(int dumpable, int noNewPrivs)
+    {
+        byte[] image = new V3Image { Threads = 2 }.Build();
+        int offset = V3Image.Patch<TaskRecord>(image, 1, t => { t.Dumpable = dumpable; t.NoNewPrivileges = noNewPrivs; return t; });
+        Assert.Contains($"dumpable {dumpable} (0..3) and no_new_privs {noNewPrivs}", Expect(image, RecordType.Task, offset).Message);
+    }
+
     private static ImageFormatException Expect(byte[] image, RecordType record, int offset)
     {
         var error = Assert.Throws<ImageFormatException>(() => V3Image.Read(image));

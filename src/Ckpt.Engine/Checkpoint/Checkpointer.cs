@@ -200,8 +200,8 @@ public static class Checkpointer
         for (int i = 0; i < threads.Count; i++)
         {
             int tid = tids[i];
-            if (tid == pid) TaskCheckpoint.WriteLeader(writer, pid, status, stat, injected.SecureBits, tids.Count);
-            else writer.Write(TaskCheckpoint.Task(tid, statuses[tid], ProcStat.Read(tid), tids.Count));
+            if (tid == pid) TaskCheckpoint.WriteLeader(writer, pid, status, stat, injected.SecureBits, tids.Count, injected.Dumpable);
+            else writer.Write(TaskCheckpoint.Task(tid, statuses[tid], ProcStat.Read(tid), tids.Count, injected.Dumpable));
             writer.Write(uses);
             objects.WriteUse(writer, ObjectType.Mm, uses.MmObjRef, () =>
             {

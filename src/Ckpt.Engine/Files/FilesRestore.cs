@@ -22,6 +22,11 @@ public static class FilesRestore
         foreach (FileDescriptorRecord descriptor in plan.Descriptors)
         {
             FileImage file = plan.Files[descriptor.FileObjRef];
+            // Flags the kernel never leaves in f_flags: only an edited image has them, and a restore
+            // must never create or truncate anything.
+            uint forbidden = file.Record.OpenFlags & (RestoreValidation.O_CREAT | RestoreValidation.O_EXCL | RestoreValidation.O_TRUNC | RestoreValidation.O_TMPFILE_BIT);
+            if (forbidden != 0)
+                throw new RestoreRefusedException($"fd {descriptor.Fd} ({file.Path}) has open flags {RestoreValidation.FlagNames(forbidden)}, which a checkpoint never records: refused");
             DescriptorKinds.ForRestore(file, descriptor.Fd).Validate(file, descriptor.Fd);
         }
     }

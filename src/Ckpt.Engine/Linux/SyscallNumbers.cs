@@ -9,6 +9,7 @@ public static class SyscallNumbers
 {
     public const long SYS_write = 1;
     public const long SYS_close = 3;
+    public const long SYS_fstat = 5;
     public const long SYS_poll = 7;
     public const long SYS_lseek = 8;
     public const long SYS_mmap = 9;

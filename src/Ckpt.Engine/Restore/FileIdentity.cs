@@ -18,6 +18,16 @@ public readonly record struct FileIdentity(ulong Device, ulong Inode, uint Mode,
             MtimeNanoseconds: *(long*)(stat + 88) * 1_000_000_000 + *(long*)(stat + 96));
     }
 
+    /// <summary>lstat(2)'s st_mode: what the path itself is (a symbolic link is not followed); null when missing.</summary>
+    public static unsafe uint? ModeOfLink(string path)
+    {
+        byte* stat = stackalloc byte[256];
+        return LstatNative(path, stat) != 0 ? null : *(uint*)(stat + 24);
+    }
+
+    [DllImport("libc", EntryPoint = "lstat", SetLastError = true)]
+    private static extern unsafe int LstatNative([MarshalAs(UnmanagedType.LPUTF8Str)] string path, byte* buffer);
+
     // struct stat (x86-64): st_dev 0, st_ino 8, st_mode 24, st_size 48, st_mtim 88 (144 bytes).
     [DllImport("libc", EntryPoint = "stat", SetLastError = true)]
     private static extern unsafe int StatNative([MarshalAs(UnmanagedType.LPUTF8Str)] string path, byte* buffer);

@@ -8,8 +8,9 @@ namespace Ckpt.Engine.Restore;
 
 /// <summary>
 /// The refusals, checked before any process exists: wrong architecture or page size, another
-/// kernel release (unless forced), state this engine cannot rebuild, a pid in use, and backing
-/// files that are missing or changed since the checkpoint.
+/// kernel release (unless forced), state this engine cannot rebuild, a pid in use, mappings below
+/// vm.mmap_min_addr, open flags a checkpoint never records, and backing files that are missing,
+/// changed since the checkpoint or of another kind now (docs/SECURITY.md).
 /// </summary>
 public static class RestoreValidation
 {
@@ -17,6 +18,7 @@ public static class RestoreValidation
     {
         CheckMachine(plan, force);
         CheckTask(plan);
+        CheckMemory(plan);
         CheckFiles(plan);
         if (!PidBecomesFree(plan.Pid))
             throw new PidInUseException(plan.Pid, ProcessNames.CommOf(plan.Pid));
@@ -74,6 +76,43 @@ public static class RestoreValidation
         if (FileIdentity.Of(plan.ExePath) is null)
             throw new RestoreRefusedException($"the program {plan.ExePath} is missing");
     }
+
+    /// <summary>The lowest address an unprivileged mmap may use on this host.</summary>
+    public static ulong MmapMinAddress() =>
+        ulong.Parse(File.ReadAllText("/proc/sys/vm/mmap_min_addr").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+
+    // A mapping below vm.mmap_min_addr (page 0 above all) turns kernel NULL-pointer bugs into
+    // exploits: the kernel refuses it to unprivileged processes, and the engine, which maps as
+    // root, refuses it for every image.
+    private static void CheckMemory(RestorePlan plan)
+    {
+        ulong minimum = MmapMinAddress();
+        foreach (VmaImage vma in plan.Vmas)
+        {
+            if (vma.Record.VmStart < minimum)
+                throw new RestoreRefusedException($"the mapping 0x{vma.Record.VmStart:x}-0x{vma.Record.VmEnd:x} starts below vm.mmap_min_addr (0x{minimum:x}): refused");
+        }
+    }
+
+    // Flags the kernel never leaves in f_flags (do_dentry_open clears O_CREAT, O_EXCL, O_TRUNC),
+    // and O_TMPFILE, whose file has no name to reopen: an image that has them was edited.
+    internal const uint O_CREAT = 0x40, O_EXCL = 0x80, O_TRUNC = 0x200, O_TMPFILE_BIT = 0x400000;
+    internal const uint S_IFMT = 0xf000, S_IFREG = 0x8000, S_IFDIR = 0x4000, S_IFCHR = 0x2000, S_IFBLK = 0x6000, S_IFIFO = 0x1000, S_IFSOCK = 0xc000, S_IFLNK = 0xa000;
+
+    internal static string FlagNames(uint flags) => string.Join('|', new[] { (O_CREAT, "O_CREAT"), (O_EXCL, "O_EXCL"), (O_TRUNC, "O_TRUNC"), (O_TMPFILE_BIT, "O_TMPFILE") }
+        .Where(f => (flags & f.Item1) != 0).Select(f => f.Item2));
+
+    /// <summary>What a path is now, in words, from its lstat mode.</summary>
+    public static string KindOfMode(uint mode) => (mode & S_IFMT) switch
+    {
+        S_IFREG => "a regular file", S_IFDIR => "a directory", S_IFCHR => "a character device", S_IFBLK => "a block device",
+        S_IFIFO => "a FIFO", S_IFSOCK => "a socket", S_IFLNK => "a symbolic link", _ => $"of type 0{mode & S_IFMT:o}",
+    };
+
+    internal static uint ModeFor(FileKind kind) => kind switch
+    {
+        FileKind.Regular => S_IFREG, FileKind.Directory => S_IFDIR, FileKind.CharacterDevice => S_IFCHR, FileKind.BlockDevice => S_IFBLK, _ => 0,
+    };
 
     private static void CheckFiles(RestorePlan plan)
     {

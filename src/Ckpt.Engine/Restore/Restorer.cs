@@ -72,8 +72,14 @@ public static class Restorer
             context.EachThread("credentials", thread =>
             {
                 CredentialsRestore.Run(thread.Syscalls, plan, context.Scratch);
+                // The leader comes first: limits (process-wide) are set with its restored credentials,
+                // so the kernel refuses a hard limit the recorded user could not have set; every
+                // thread's scheduling then sees them (RLIMIT_NICE, RLIMIT_RTPRIO).
+                if (thread.Tid == plan.Pid) TaskStateRestore.SetLimits(thread.Syscalls, plan, context.Scratch);
                 ThreadRestore.SetScheduling(thread.Syscalls, thread.Image, context.Scratch);
+                CredentialsRestore.RestoreLateFlags(thread.Syscalls, thread.Image);
             }, reported: true);
+            context.Stage("dumpable", () => CredentialsRestore.RestoreDumpable(context.Leader, plan));
             context.Stage("scratch area removal", () => context.Scratch.Unmap());
             // Nothing runs before the whole image is known intact (hashed on another core meanwhile).
             context.Stage("checksum", plan.RequireChecksum);

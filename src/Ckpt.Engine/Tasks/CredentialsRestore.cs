@@ -9,12 +9,36 @@ namespace Ckpt.Engine.Tasks;
 /// <summary>
 /// Credentials, last of all (after them the task may no longer be allowed to do the rest):
 /// groups, bounding set, gids, uids (capabilities kept across the uid change), then the
-/// capability sets, ambient capabilities and securebits as recorded.
+/// capability sets, ambient capabilities and securebits as recorded. Then, with those credentials
+/// (<see cref="RestoreLateFlags"/>, per thread) no_new_privs, and once every thread has its
+/// credentials (which reset it) the process's dumpable flag (<see cref="RestoreDumpable"/>).
 /// </summary>
 public static class CredentialsRestore
 {
     private const ulong PR_CAPBSET_DROP = 24, PR_SET_KEEPCAPS = 8, PR_SET_SECUREBITS = 28, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2;
     private const uint LinuxCapabilityVersion3 = 0x20080522;
+    private const ulong PR_SET_DUMPABLE = 4, PR_SET_NO_NEW_PRIVS = 38;
+
+    /// <summary>no_new_privs (per thread, and it cannot be cleared): set late, after the credentials.</summary>
+    public static void RestoreLateFlags(SyscallInjector syscalls, Ckpt.Image.Model.ThreadImage thread)
+    {
+        if (thread.Task.NoNewPrivileges != 0)
+            syscalls.Call("prctl(PR_SET_NO_NEW_PRIVS, 1)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    }
+
+    /// <summary>
+    /// The dumpable flag (per mm), after every thread's credentials: a credential change resets it
+    /// to fs.suid_dumpable. PR_SET_DUMPABLE accepts 0 and 1 only, so a recorded "root-only" (2)
+    /// comes back as 0, never more dumpable than it was. An image without the field (0) keeps what
+    /// the exec and the credential change made.
+    /// </summary>
+    public static void RestoreDumpable(SyscallInjector syscalls, RestorePlan plan)
+    {
+        int recorded = plan.Task.Dumpable;
+        if (recorded == 0) return;
+        ulong value = recorded == 2 ? 1ul : 0ul;
+        syscalls.Call($"prctl(PR_SET_DUMPABLE, {value})", SYS_prctl, PR_SET_DUMPABLE, value);
+    }
 
     [StructLayout(LayoutKind.Sequential)]
     private struct CapHeader { public uint Version; public int Pid; }

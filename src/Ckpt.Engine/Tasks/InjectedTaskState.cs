@@ -8,17 +8,18 @@ namespace Ckpt.Engine.Tasks;
 /// <summary>
 /// The process-wide state that has no /proc source, read by syscall injection into the stopped
 /// leader in one <see cref="RemoteSyscall"/> session: signal handlers (rt_sigaction with a NULL new
-/// action), the three itimers, the program break and securebits. Per-thread injected state
+/// action), the three itimers, the program break, securebits and the dumpable flag (per mm). Per-thread injected state
 /// (alternate signal stack, clear_child_tid) is read by <see cref="ThreadCheckpoint"/>.
 /// </summary>
 public sealed record InjectedTaskState(
     SignalActionRecord[] Actions,
     (long ValueNs, long IntervalNs)[] Itimers,
     ulong Brk,
-    uint SecureBits)
+    uint SecureBits,
+    int Dumpable)
 {
     public const int SignalCount = 64;
-    private const ulong PR_GET_SECUREBITS = 27;
+    private const ulong PR_GET_SECUREBITS = 27, PR_GET_DUMPABLE = 3;
 
     public static InjectedTaskState Read(Tracee tracee, ulong syscallAddress)
     {
@@ -45,7 +46,8 @@ public sealed record InjectedTaskState(
 
         ulong brk = (ulong)remote.Call("brk(0)", SYS_brk, 0);
         uint secureBits = (uint)remote.Call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS);
-        return new InjectedTaskState(actions, itimers, brk, secureBits);
+        int dumpable = (int)remote.Call("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE);
+        return new InjectedTaskState(actions, itimers, brk, secureBits, dumpable);
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -62,7 +62,8 @@ public static class TaskCheckpoint
     }
 
     /// <summary>The TASK record of a thread (pid = its tid) of process tgid.</summary>
-    public static unsafe TaskRecord Task(int pid, ProcStatus status, ProcStat stat, int threadCount)
+    /// <param name="dumpable">prctl(PR_GET_DUMPABLE) of the process (per mm: the same for every thread)</param>
+    public static unsafe TaskRecord Task(int pid, ProcStatus status, ProcStat stat, int threadCount, int dumpable)
     {
         var task = new TaskRecord
         {
@@ -77,6 +78,7 @@ public static class TaskCheckpoint
             NoNewPrivileges = (int)status.Number("NoNewPrivs"),
             SeccompMode = (int)status.Number("Seccomp"),
             ThreadCount = threadCount,
+            Dumpable = dumpable + 1, // 0 means "not recorded" (TaskRecord.Dumpable)
             StartTimeTicks = stat.UnsignedField(22),
         };
         byte[] comm = Encoding.UTF8.GetBytes(stat.Comm);
@@ -99,9 +101,9 @@ public static class TaskCheckpoint
     }
 
     /// <summary>A thread group leader's TASK, its three path strings, credentials and supplementary groups, in image order.</summary>
-    public static void WriteLeader(ImageWriter writer, int pid, ProcStatus status, ProcStat stat, uint secureBits, int threadCount)
+    public static void WriteLeader(ImageWriter writer, int pid, ProcStatus status, ProcStat stat, uint secureBits, int threadCount, int dumpable)
     {
-        writer.Write(Task(pid, status, stat, threadCount));
+        writer.Write(Task(pid, status, stat, threadCount, dumpable));
         writer.WriteString(Link(pid, "cwd"));
         writer.WriteString(Link(pid, "root"));
         writer.WriteString(Link(pid, "exe"));

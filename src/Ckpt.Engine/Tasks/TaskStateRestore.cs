@@ -7,7 +7,10 @@ using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Tasks;
 
-/// <summary>cwd, umask, resource limits, comm and personality, set by the task itself (injected).</summary>
+/// <summary>
+/// cwd, umask, comm and personality, set by the task itself (injected); the resource limits come
+/// later, with the restored credentials (<see cref="SetLimits"/>).
+/// </summary>
 public static unsafe class TaskStateRestore
 {
     private const ulong PR_SET_NAME = 15;
@@ -20,19 +23,34 @@ public static unsafe class TaskStateRestore
         syscalls.Call($"chdir({plan.Cwd})", SYS_chdir, scratch.PutString(plan.Cwd));
         syscalls.Call("umask", SYS_umask, plan.Task.Umask);
         syscalls.Call("personality", SYS_personality, plan.Task.Personality);
-        SignalRecord signal = plan.Signal;
-        for (int resource = 0; resource < SignalRecord.RlimitCapacity; resource++)
-        {
-            scratch.Reset();
-            ulong limit = scratch.PutStruct(new Rlimit { Current = signal.RlimitCurrent[resource], Maximum = signal.RlimitMaximum[resource] });
-            syscalls.Call($"prlimit64(RLIMIT_{LimitNames[resource]})", SYS_prlimit64, 0, (ulong)resource, limit, 0);
-        }
         scratch.Reset();
         TaskRecord task = plan.Task;
         var comm = new byte[16];
         for (int i = 0; i < 15 && task.Comm[i] != 0; i++) comm[i] = task.Comm[i];
         syscalls.Call($"prctl(PR_SET_NAME, {Encoding.UTF8.GetString(comm).TrimEnd('\0')})", SYS_prctl, PR_SET_NAME, scratch.Put(comm));
     }
+
+    /// <summary>
+    /// The resource limits, set by the task once it has its restored credentials (the leader, right
+    /// after its own credentials): the kernel then allows a hard limit above the one the task
+    /// inherited from the engine only if the image's credentials hold CAP_SYS_RESOURCE, exactly as it
+    /// would for the recorded user. A limit the recorded user could not set fails the restore with EPERM,
+    /// naming the limit and both values (docs/SECURITY.md).
+    /// </summary>
+    public static void SetLimits(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    {
+        SignalRecord signal = plan.Signal;
+        for (int resource = 0; resource < SignalRecord.RlimitCapacity; resource++)
+        {
+            scratch.Reset();
+            ulong current = signal.RlimitCurrent[resource], maximum = signal.RlimitMaximum[resource];
+            ulong limit = scratch.PutStruct(new Rlimit { Current = current, Maximum = maximum });
+            syscalls.Call($"prlimit64(RLIMIT_{LimitNames[resource]}, soft {Show(current)}, hard {Show(maximum)}) with the restored credentials",
+                SYS_prlimit64, 0, (ulong)resource, limit, 0);
+        }
+    }
+
+    private static string Show(ulong limit) => limit == ulong.MaxValue ? "unlimited" : limit.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     [StructLayout(LayoutKind.Sequential)]
     private struct Rlimit

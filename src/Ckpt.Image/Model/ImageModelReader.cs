@@ -81,6 +81,8 @@ public static class ImageModelReader
         var task = Next<TaskRecord>(reader);
         if (task.Pid != ids.Pid || task.Tgid != ids.Tgid)
             throw Error(reader, RecordType.Task, $"section of task {task.Pid} (tgid {task.Tgid}) where the task table has task {ids.Pid} (tgid {ids.Tgid})");
+        if (task.Dumpable is < 0 or > 3 || task.NoNewPrivileges is not (0 or 1))
+            throw Error(reader, RecordType.Task, $"task {task.Pid} has dumpable {task.Dumpable} (0..3) and no_new_privs {task.NoNewPrivileges} (0 or 1)");
 
         ProcessBuilder process;
         if (task.Pid == task.Tgid)
@@ -284,10 +286,26 @@ public static class ImageModelReader
         var stack = Next<SignalStackRecord>(reader);
         var rseq = Next<RseqRecord>(reader);
         var cpu = Next<CpuRecord>(reader);
+        CheckRegistersCanRun(reader, thread.Tid, cpu);
         var xstateRecord = Next<CpuXstateRecord>(reader);
         byte[] xstate = reader.ReadTrailingBytes();
         var pending = ReadPending(reader, thread.PendingCount, shared: false);
         return new ThreadImage(task, thread, restartBlock, stack, rseq, cpu, xstateRecord, xstate, pending);
+    }
+
+    /// <summary>
+    /// The highest user-space address on x86-64 with 4-level paging (TASK_SIZE_MAX): an instruction
+    /// pointer at or above it is in the kernel's half or non-canonical, and so is an fs/gs base
+    /// (which the kernel would refuse only after the process exists).
+    /// </summary>
+    public const ulong UserAddressLimit = 0x0000_7fff_ffff_f000;
+
+    private static void CheckRegistersCanRun(ImageReader reader, int tid, CpuRecord cpu)
+    {
+        if (cpu.Rip >= UserAddressLimit)
+            throw Error(reader, RecordType.Cpu, $"thread {tid}'s instruction pointer 0x{cpu.Rip:x} is not a user-space address (kernel space or non-canonical)");
+        if (cpu.FsBase >= UserAddressLimit || cpu.GsBase >= UserAddressLimit)
+            throw Error(reader, RecordType.Cpu, $"thread {tid}'s fs base 0x{cpu.FsBase:x} or gs base 0x{cpu.GsBase:x} is not a user-space address");
     }
 
     // ---- helpers ----

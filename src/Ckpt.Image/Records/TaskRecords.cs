@@ -49,7 +49,9 @@ public unsafe partial struct TaskRecord
     public int NoNewPrivileges;
     public int SeccompMode;              // 0: disabled (anything else is refused)
     public int ThreadCount;
-    public int Reserved;
+    public int Dumpable;                 // prctl(PR_GET_DUMPABLE) + 1: 1 not dumpable, 2 dumpable, 3 root-only
+                                         // (suid_dumpable 2); 0: not recorded (an image written before this field,
+                                         // which was Reserved): the restore leaves what the exec made
     public ulong StartTimeTicks;         // /proc/PID/stat field 22, for the record
     public fixed byte Comm[16];
 }
