@@ -62,7 +62,8 @@ public sealed class ThreadGroupFreeze
             if (pass == MaxPasses - 1)
                 throw new CheckpointRefusedException($"process {Pid} keeps creating threads faster than they can be stopped");
         }
-        _tracees.Sort((a, b) => a.Pid == Pid ? -1 : b.Pid == Pid ? 1 : a.Pid.CompareTo(b.Pid));
+        // The leader first (false sorts before true), then by tid.
+        _tracees.Sort((a, b) => (a.Pid != Pid).CompareTo(b.Pid != Pid) is var leaderFirst and not 0 ? leaderFirst : a.Pid.CompareTo(b.Pid));
     }
 
     /// <summary>
@@ -85,17 +86,6 @@ public sealed class ThreadGroupFreeze
                 try { if (tracee.Attached) tracee.Detach(); }
                 catch (Exception) { /* already gone: nothing left to resume */ }
             }
-        }
-    }
-
-    /// <summary>Detaches every thread (each resumes as it was); errors of vanished threads are ignored.</summary>
-    public void DetachAll()
-    {
-        foreach (Tracee tracee in _tracees)
-        {
-            if (!tracee.Attached) continue;
-            try { tracee.Detach(); }
-            catch (Exception) { /* already gone: nothing left to resume */ }
         }
     }
 

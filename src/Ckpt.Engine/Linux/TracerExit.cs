@@ -13,22 +13,15 @@ public static class TracerExit
         }
     }
 
-    // Any thread of this process counts: the tracer is the (exiting) tracer thread, not the process.
+    // The tracer is the (exiting) tracer thread, a thread of this process, not the process itself.
     private static bool TracedByEngine(int tid, string engine)
     {
         try
         {
             string? tracer = File.ReadLines($"/proc/{tid}/status").FirstOrDefault(l => l.StartsWith("TracerPid:", StringComparison.Ordinal));
-            if (tracer is null) return false;
-            string tracerId = tracer["TracerPid:".Length..].Trim();
-            return tracerId != "0" && (tracerId == engine || Directory.Exists($"/proc/{engine}/task/{tracerId}") || File.Exists($"/proc/{tracerId}/status") && ThreadGroupOf(tracerId) == engine);
+            string tracerId = tracer?["TracerPid:".Length..].Trim() ?? "0";
+            return tracerId != "0" && Directory.Exists($"/proc/{engine}/task/{tracerId}");
         }
         catch (IOException) { return false; }
-    }
-
-    private static string? ThreadGroupOf(string tid)
-    {
-        try { return File.ReadLines($"/proc/{tid}/status").FirstOrDefault(l => l.StartsWith("Tgid:", StringComparison.Ordinal))?["Tgid:".Length..].Trim(); }
-        catch (IOException) { return null; }
     }
 }

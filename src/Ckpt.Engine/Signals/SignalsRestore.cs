@@ -44,7 +44,7 @@ public static class SignalsRestore
         SetTimer(syscalls, scratch, 1, "ITIMER_VIRTUAL", signal.VirtualTimerValueNs, signal.VirtualTimerIntervalNs);
         SetTimer(syscalls, scratch, 2, "ITIMER_PROF", signal.ProfTimerValueNs, signal.ProfTimerIntervalNs);
         foreach (SignalPendingRecord pending in plan.SharedPendingSignals)
-            Queue(syscalls, scratch, plan.Pid, pending);
+            Queue(syscalls, scratch, plan.Pid, tid: null, pending);
     }
 
     private static void SetTimer(SyscallInjector syscalls, ScratchArea scratch, ulong which, string name, long valueNs, long intervalNs)
@@ -61,15 +61,20 @@ public static class SignalsRestore
         syscalls.Call($"setitimer({name})", SYS_setitimer, which, scratch.PutStruct(value), 0);
     }
 
-    private static unsafe void Queue(SyscallInjector syscalls, ScratchArea scratch, int pid, SignalPendingRecord pending)
+    /// <summary>
+    /// Queues a recorded signal again: on the process-wide queue (rt_sigqueueinfo), or with
+    /// <paramref name="tid"/> on that thread's own queue (rt_tgsigqueueinfo, injected into that
+    /// thread itself, since the kernel accepts any siginfo only from a thread to itself).
+    /// </summary>
+    public static unsafe void Queue(SyscallInjector syscalls, ScratchArea scratch, int tgid, int? tid, SignalPendingRecord pending)
     {
         scratch.Reset();
         var siginfo = new byte[128];
         for (int i = 0; i < siginfo.Length; i++) siginfo[i] = pending.Siginfo[i];
         ulong address = scratch.Put(siginfo);
-        if (pending.Shared != 0)
-            syscalls.Call($"rt_sigqueueinfo({pending.Signal})", SYS_rt_sigqueueinfo, (ulong)pid, (ulong)pending.Signal, address);
+        if (tid is { } thread)
+            syscalls.Call($"rt_tgsigqueueinfo({pending.Signal})", SYS_rt_tgsigqueueinfo, (ulong)tgid, (ulong)thread, (ulong)pending.Signal, address);
         else
-            syscalls.Call($"rt_tgsigqueueinfo({pending.Signal})", SYS_rt_tgsigqueueinfo, (ulong)pid, (ulong)pid, (ulong)pending.Signal, address);
+            syscalls.Call($"rt_sigqueueinfo({pending.Signal})", SYS_rt_sigqueueinfo, (ulong)tgid, (ulong)pending.Signal, address);
     }
 }

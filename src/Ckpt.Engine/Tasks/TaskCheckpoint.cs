@@ -30,6 +30,10 @@ public static class TaskCheckpoint
             if (seccomp != 0)
                 throw new CheckpointRefusedException($"thread {tid} of process {pid} runs under seccomp (mode {seccomp}{(seccomp == 2 ? ", filter" : "")}), which restore cannot rebuild");
             if (tid == pid) continue;
+            // Set per task, restored once for the process: a thread with its own would be lost.
+            string personality = File.ReadAllText($"/proc/{pid}/task/{tid}/personality").Trim(), leaderPersonality = File.ReadAllText($"/proc/{pid}/personality").Trim();
+            if (personality != leaderPersonality)
+                throw new CheckpointRefusedException($"thread {tid} of process {pid} has its own personality ({personality}, the leader's {leaderPersonality}): per-thread personalities are not checkpointed");
             RefuseUnshared(pid, tid, Native.KCMP_FILES, "descriptor table");
             RefuseUnshared(pid, tid, Native.KCMP_FS, "fs information (cwd, root, umask)");
             foreach (string key in CredentialKeys)

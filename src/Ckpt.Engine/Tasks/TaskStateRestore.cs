@@ -1,6 +1,5 @@
 using Ckpt.Engine.Linux;
 using System.Runtime.InteropServices;
-using System.Text;
 using Ckpt.Engine.Restore;
 using Ckpt.Image.Records;
 using static Ckpt.Engine.Linux.SyscallNumbers;
@@ -8,12 +7,11 @@ using static Ckpt.Engine.Linux.SyscallNumbers;
 namespace Ckpt.Engine.Tasks;
 
 /// <summary>
-/// cwd, umask, comm and personality, set by the task itself (injected); the resource limits come
+/// cwd, umask and personality, set by the task itself (injected; the name is per thread); the resource limits come
 /// later, with the restored credentials (<see cref="SetLimits"/>).
 /// </summary>
 public static unsafe class TaskStateRestore
 {
-    private const ulong PR_SET_NAME = 15;
     private static readonly string[] LimitNames =
         ["CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"];
 
@@ -23,11 +21,7 @@ public static unsafe class TaskStateRestore
         syscalls.Call($"chdir({plan.Cwd})", SYS_chdir, scratch.PutString(plan.Cwd));
         syscalls.Call("umask", SYS_umask, plan.Task.Umask);
         syscalls.Call("personality", SYS_personality, plan.Task.Personality);
-        scratch.Reset();
-        TaskRecord task = plan.Task;
-        var comm = new byte[16];
-        for (int i = 0; i < 15 && task.Comm[i] != 0; i++) comm[i] = task.Comm[i];
-        syscalls.Call($"prctl(PR_SET_NAME, {Encoding.UTF8.GetString(comm).TrimEnd('\0')})", SYS_prctl, PR_SET_NAME, scratch.Put(comm));
+        // The name (comm) is set per thread, the leader's too, by ThreadRestore.SetThreadState.
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
+using Ckpt.Engine.Signals;
 using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 using static Ckpt.Engine.Linux.SyscallNumbers;
@@ -74,14 +75,8 @@ public static unsafe class ThreadRestore
         byte[] name = new byte[16];
         for (int i = 0; i < 15 && record.Comm[i] != 0; i++) name[i] = record.Comm[i];
         syscalls.Call($"prctl(PR_SET_NAME, {thread.Name})", SYS_prctl, PR_SET_NAME, scratch.Put(name));
-        // Sent by the thread to itself: the kernel accepts any siginfo then, so sender and code survive.
         foreach (SignalPendingRecord pending in thread.Pending)
-        {
-            scratch.Reset();
-            var siginfo = new byte[128];
-            for (int i = 0; i < siginfo.Length; i++) siginfo[i] = pending.Siginfo[i];
-            syscalls.Call($"rt_tgsigqueueinfo({pending.Signal})", SYS_rt_tgsigqueueinfo, (ulong)plan.Pid, (ulong)thread.Tid, (ulong)pending.Signal, scratch.Put(siginfo));
-        }
+            SignalsRestore.Queue(syscalls, scratch, plan.Pid, thread.Tid, pending);
     }
 
     /// <summary>
