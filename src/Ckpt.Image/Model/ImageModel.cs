@@ -53,7 +53,20 @@ public sealed record MemoryImage(MmRecord Mm, IReadOnlyList<VmaImage> Vmas);
 /// An open file object (FILE), shared by every descriptor and mapping that uses it, with the record
 /// of its kind's state when the kind has one (EVENTFD for <see cref="FileKind.Eventfd"/>).
 /// </summary>
-public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Eventfd = null);
+public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Eventfd = null)
+{
+    /// <summary>A pipe end's pipe: the same instance for every end of one pipe.</summary>
+    public PipeImage? Pipe { get; init; }
+    public EpollImage? Epoll { get; init; }
+    public SignalfdRecord? Signalfd { get; init; }
+    public TimerfdRecord? Timerfd { get; init; }
+}
+
+/// <summary>A pipe (PIPE_BUF), shared by its ends: its size and the bytes it held; Offset is the record's.</summary>
+public sealed record PipeImage(PipeBufferRecord Record, byte[] Data, long Offset);
+
+/// <summary>An epoll instance's interest list (EPOLL); Offset is the record's.</summary>
+public sealed record EpollImage(EpollRecord Record, IReadOnlyList<EpollItem> Items, long Offset);
 
 /// <summary>One VMA, its backing file if any, and where its saved pages are in the image.</summary>
 public sealed record VmaImage(VmaRecord Record, FileImage? File, IReadOnlyList<PageChunk> Chunks)

@@ -10,7 +10,7 @@ namespace Ckpt.Image.Model;
 /// trusted; a problem is an <see cref="ImageFormatException"/> naming the record and its offset,
 /// an image of a failed checkpoint a <see cref="FailedCheckpointException"/>.
 /// </summary>
-public static class ImageModelReader
+public static partial class ImageModelReader
 {
     // Lists sized by a count from the image start at most this big and grow as records really come.
     private const int InitialCapacity = 256;
@@ -194,6 +194,7 @@ public static class ImageModelReader
             files[descriptor.FileObjRef] = objects.File(reader, descriptor.FileObjRef, RecordType.FileDescriptor);
             descriptors.Add(descriptor);
         }
+        RequireEventLoopReferences(descriptors, files);
         return new FileTableImage(objRef, descriptors, files);
     }
 
@@ -204,7 +205,8 @@ public static class ImageModelReader
         long offset = reader.CurrentRecordOffset;
         string path = reader.ReadTrailingString();
         EventfdRecord? eventfd = file.Kind == FileKind.Eventfd ? ReadEventfd(reader, file) : null;
-        objects.Define(reader, ObjectType.File, file.ObjRef, new FileImage(file, path, eventfd), offset, RecordType.File);
+        FileImage image = ReadEventLoopState(reader, new FileImage(file, path, eventfd), objects);
+        objects.Define(reader, ObjectType.File, file.ObjRef, image, offset, RecordType.File);
     }
 
     private const uint O_NONBLOCK = 0x800;
@@ -333,6 +335,9 @@ public static class ImageModelReader
     private sealed class ObjectTable
     {
         private readonly Dictionary<int, (ObjectType Type, object Value)> _objects = [];
+
+        /// <summary>An object defined earlier, for the OBJREF records that follow a FILE record (a pipe end's pipe).</summary>
+        public bool TryGet(int objRef, out (ObjectType Type, object Value) known) => _objects.TryGetValue(objRef, out known);
 
         public T Use<T>(ImageReader reader, ObjectType type, int objRef, Func<T> readFirstUse) where T : class
         {

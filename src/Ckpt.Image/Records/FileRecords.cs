@@ -6,11 +6,14 @@ public enum FileKind : uint
     Directory = 2,
     CharacterDevice = 3,
     BlockDevice = 4,
-    Pipe = 5,
+    Pipe = 5,           // one end of a pipe; a PIPE_BUF record (the pipe's first end) or an OBJREF to the pipe follows
     Socket = 6,
     Symlink = 7,
     Other = 8,          // epoll, signalfd, timerfd, ... (anon inodes not supported yet)
     Eventfd = 9,        // CkptPS: anon_inode:[eventfd]; an EVENTFD record follows its FILE record
+    Epoll = 10,         // CkptPS: anon_inode:[eventpoll]; an EPOLL record follows its FILE record
+    Signalfd = 11,      // CkptPS: anon_inode:[signalfd]; a SIGNALFD record follows its FILE record
+    Timerfd = 12,       // CkptPS: anon_inode:[timerfd]; a TIMERFD record follows its FILE record
 }
 
 /// <summary>EventfdRecord.Flags: the eventfd2(2) flags that belong to the object (EFD_CLOEXEC is the descriptor's).</summary>

@@ -39,6 +39,9 @@ public enum RecordType : uint
     File = 304,
     PipeBuffer = 305,
     Eventfd = 306,          // CkptPS: an eventfd's counter and flags, after its FILE record
+    Epoll = 307,            // CkptPS: an epoll instance's interest list, after its FILE record
+    Signalfd = 308,         // CkptPS: a signalfd's signal mask, after its FILE record
+    Timerfd = 309,          // CkptPS: a timerfd's clock, settings, time left and ticks, after its FILE record
 
     // memory
     Mm = 401,
