@@ -12,6 +12,9 @@ public sealed record DescriptorInfo(int Pid, int Fd, string Target, Native.Stat 
 {
     /// <summary>The kind st_mode gives; anonymous inodes (eventfd, epoll, ...) are <see cref="FileKind.Other"/>.</summary>
     public FileKind StatKind => Target.StartsWith("anon_inode:", StringComparison.Ordinal) ? FileKind.Other : OpenFileRecords.KindOf(Stat.Mode);
+
+    /// <summary>The checkpoint's object table, for objects a file object refers to (a pipe end's pipe).</summary>
+    public ObjectTable? Objects { get; init; }
 }
 
 /// <summary>A file object inspected at checkpoint time, ready to be written on its first use.</summary>
@@ -48,14 +51,20 @@ public interface IDescriptorKind
 
     /// <summary>Restore, once the object is at its recorded fd: state that belongs to the open file (a position).</summary>
     void Placed(SyscallInjector syscalls, FileImage file, int fd) { }
+
+    /// <summary>Restore, once every descriptor is placed: state that refers to other descriptors (an epoll's interest list).</summary>
+    void Finish(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd) { }
+
+    /// <summary>The descriptors whose <see cref="Finish"/> must come before this object's (the epolls an epoll watches).</summary>
+    IEnumerable<int> FinishAfter(FileImage file) => [];
 }
 
 /// <summary>The table of descriptor kinds: adding a kind means one file under Files/ and one line here.</summary>
 public static class DescriptorKinds
 {
-    public static readonly IReadOnlyList<IDescriptorKind> All = [new PathFileKind(), new EventfdKind()];
+    public static readonly IReadOnlyList<IDescriptorKind> All = [new PathFileKind(), new EventfdKind(), new PipeKind(), new EpollKind(), new SignalfdKind(), new TimerfdKind()];
 
-    private const string Supported = "files, directories, devices and eventfds";
+    private const string Supported = "files, directories, devices, pipes, eventfds, epolls, signalfds and timerfds";
 
     public static IDescriptorKind ForCheckpoint(DescriptorInfo fd) =>
         All.FirstOrDefault(k => k.Matches(fd))
@@ -69,7 +78,7 @@ public static class DescriptorKinds
     {
         FileKind.Pipe => "pipe",
         FileKind.Socket => "socket",
-        FileKind.Other => "special file (epoll, signalfd, timerfd or similar)",
+        FileKind.Other => "special file (inotify, fanotify, userfaultfd or similar)",
         _ => kind.ToString().ToLowerInvariant(),
     };
 }

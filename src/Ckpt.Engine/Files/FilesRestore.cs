@@ -68,5 +68,29 @@ public static class FilesRestore
             kind.Placed(syscalls, file, descriptor.Fd);
             placed[descriptor.FileObjRef] = descriptor.Fd;
         }
+        FinishAll(syscalls, plan, scratch, placed);
+    }
+
+    // Once every descriptor exists: each file object's state that names other descriptors (an epoll's
+    // interest list), the objects it depends on first (an epoll watching an epoll).
+    private static void FinishAll(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, Dictionary<int, int> placed)
+    {
+        var objRefOfFd = plan.Descriptors.ToDictionary(d => d.Fd, d => d.FileObjRef);
+        var finished = new HashSet<int>();
+        var inProgress = new HashSet<int>();
+        void Finish(int objRef)
+        {
+            if (finished.Contains(objRef)) return;
+            if (!inProgress.Add(objRef))
+                throw new RestoreRefusedException($"fd {placed[objRef]} ({plan.Files[objRef].Path}) depends on itself through the descriptors it watches");
+            FileImage file = plan.Files[objRef];
+            IDescriptorKind kind = DescriptorKinds.ForRestore(file, placed[objRef]);
+            foreach (int fd in kind.FinishAfter(file))
+                if (objRefOfFd.TryGetValue(fd, out int dependency)) Finish(dependency);
+            scratch.Reset();
+            kind.Finish(syscalls, scratch, file, placed[objRef]);
+            finished.Add(objRef);
+        }
+        foreach (int objRef in placed.Keys.OrderBy(r => placed[r])) Finish(objRef);
     }
 }
