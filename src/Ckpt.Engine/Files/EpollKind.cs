@@ -40,7 +40,7 @@ public sealed class EpollKind : IDescriptorKind
         if (items.Count > EpollRecord.MaxItems)
             throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} is an epoll watching {items.Count} descriptors: at most {EpollRecord.MaxItems} are supported");
         FileRecord file = OpenFileRecords.Record(objRef, FileKind.Epoll, fd.Stat, Target, fd.FdInfo.Flags, 0);
-        return new Inspected(file, new EpollRecord { ObjRef = objRef, ItemCount = items.Count }, items);
+        return new Inspected(file, new EpollRecord { ObjRef = objRef, ItemCount = items.Count, ItemsLength = (uint)(items.Count * EpollItem.Size) }, items);
     }
 
     /// <summary>The "tfd:" lines of an epoll's fdinfo (fdinfo of the target at checkpoint, of the new task at restore).</summary>

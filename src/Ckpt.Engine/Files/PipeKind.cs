@@ -53,7 +53,7 @@ public sealed partial class PipeKind : IDescriptorKind
             throw new CheckpointRefusedException($"{what} is a pipe in packet mode (O_DIRECT) holding {data.Length} bytes: packet boundaries are not saved, unsupported");
         ObjectTable objects = fd.Objects ?? throw new InvalidOperationException("a pipe end needs the checkpoint's object table");
         int pipeRef = objects.RefOf(ObjectType.Pipe, (long)fd.Stat.Inode);
-        var pipe = new PipeBufferRecord { PipeObjRef = pipeRef, PipeSize = size };
+        var pipe = new PipeBufferRecord { PipeObjRef = pipeRef, PipeSize = size, DataLength = (uint)data.Length };
         return new Inspected(OpenFileRecords.Record(objRef, FileKind.Pipe, fd.Stat, fd.Target, fd.FdInfo.Flags, 0), fd.Target, pipe, data, objects);
     }
 
