@@ -8,7 +8,8 @@
  *   fd 9     signalfd(SIGUSR2, SFD_NONBLOCK), SIGUSR2 blocked and pending
  *   fd 10    timerfd CLOCK_MONOTONIC, expired once, unread (ticks 1)
  *   fd 11    timerfd CLOCK_REALTIME, TFD_TIMER_ABSTIME, one hour ahead
- *   fd 12    epoll with nothing to watch
+ *   fd 12    epoll with nothing to watch; with the argument "closed" it watches the eventfd through
+ *            fd 20, since closed; with "reused", fd 20 is /dev/null now (both refused at checkpoint)
  * Prints READY, waits for SIGUSR1, then checks (PASS or FAIL <what>): the outer epoll reports the
  * inner one, the inner one reports the eventfd, the pipe and (once it fires) the timer with their
  * data; the pipe holds its bytes, size and flags; the signalfd reads SIGUSR2; the expired timer
@@ -45,6 +46,7 @@ static int add(int epfd, int fd, uint32_t events, uint64_t data)
 }
 
 static const char message[] = "hello pipe";
+static int watch_mode; /* 1: epoll fd 12 watches a closed fd 20; 2: fd 20 reused by /dev/null */
 static time_t realtime_expiry;
 
 static int setup(void)
@@ -82,6 +84,12 @@ static int setup(void)
     struct itimerspec hour = { .it_value = { .tv_sec = realtime_expiry } };
     if (timerfd_settime(11, TFD_TIMER_ABSTIME, &hour, NULL) != 0) return fail("timerfd_settime absolute");
     if (epoll_create1(0) != 12) return fail("epoll is not fd 12");
+    if (watch_mode) {
+        if (dup2(5, 20) != 20 || add(12, 20, EPOLLIN, 20) != 0) return fail("watch of fd 20");
+        close(20);
+        if (watch_mode == 2 && open("/dev/null", O_RDONLY) != 13) return fail("/dev/null is not fd 13");
+        if (watch_mode == 2 && dup2(13, 20) != 20) return fail("dup2 of /dev/null to fd 20");
+    }
     return 0;
 }
 
@@ -137,7 +145,7 @@ static int check_loop(void)
     if (seen_eventfd != 1 || seen_pipe != 1 || seen_timer != 1) { printf("FAIL events seen %d %d %d times\n", seen_eventfd, seen_pipe, seen_timer); return 1; }
     /* everything consumed, the timer was one-shot (EPOLLONESHOT too): nothing more */
     if (epoll_wait(7, e, 8, 300) != 0) return fail("fd 7 still reports events");
-    if (epoll_wait(12, e, 8, 0) != 0) return fail("the empty epoll reports events");
+    if (!watch_mode && epoll_wait(12, e, 8, 0) != 0) return fail("the empty epoll reports events");
     return 0;
 }
 
@@ -158,8 +166,9 @@ static int check_others(void)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    watch_mode = argc < 2 ? 0 : strcmp(argv[1], "closed") == 0 ? 1 : strcmp(argv[1], "reused") == 0 ? 2 : 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct sigaction sa = { .sa_handler = on_usr1 };
     sigaction(SIGUSR1, &sa, NULL);
