@@ -17,7 +17,7 @@ public class EveryRecordRoundTripTests
 
     // linux-cr record numbers that CkptPS keeps reserved but never writes.
     private static readonly RecordType[] NumbersWithoutRecords =
-        [RecordType.Container, RecordType.TaskNamespaces, RecordType.FileName, RecordType.PipeBuffer, RecordType.MmContext, RecordType.SignalTask];
+        [RecordType.Container, RecordType.TaskNamespaces, RecordType.FileName, RecordType.MmContext, RecordType.SignalTask];
 
     [Fact]
     public void EveryRecordTypeNumberHasARecordOrIsReserved()
