@@ -68,12 +68,20 @@ public sealed record VmaImage(VmaRecord Record, FileImage? File, IReadOnlyList<P
 public sealed record PageChunk(ulong[] Addresses, long ContentsOffset);
 
 /// <summary>A descriptor table; Files holds every file object its descriptors use, by objref.</summary>
-public sealed record FileTableImage(int ObjRef, IReadOnlyList<FileDescriptorRecord> Descriptors, IReadOnlyDictionary<int, FileImage> Files);
+public sealed record FileTableImage(int ObjRef, IReadOnlyList<FileDescriptorRecord> Descriptors, IReadOnlyDictionary<int, FileImage> Files)
+{
+    /// <summary>The file locks held through the table's files (flock, POSIX and OFD record locks).</summary>
+    public IReadOnlyList<FileLockRecord> Locks { get; init; } = [];
+}
 
 public sealed record SignalHandlersImage(int ObjRef, IReadOnlyList<SignalActionRecord> Actions);
 
 /// <summary>signal_struct: limits, itimers and the process-wide pending queue.</summary>
-public sealed record SignalImage(SignalRecord Record, IReadOnlyList<SignalPendingRecord> SharedPending);
+public sealed record SignalImage(SignalRecord Record, IReadOnlyList<SignalPendingRecord> SharedPending)
+{
+    /// <summary>The POSIX timers (timer_create) of the process, in increasing id order.</summary>
+    public IReadOnlyList<PosixTimerRecord> PosixTimers { get; init; } = [];
+}
 
 /// <summary>One thread: its task record, how it stopped, its stack, rseq, CPU state and own queue.</summary>
 public sealed record ThreadImage(

@@ -194,7 +194,7 @@ public static class ImageModelReader
             files[descriptor.FileObjRef] = objects.File(reader, descriptor.FileObjRef, RecordType.FileDescriptor);
             descriptors.Add(descriptor);
         }
-        return new FileTableImage(objRef, descriptors, files);
+        return new FileTableImage(objRef, descriptors, files) { Locks = FileLocksReader.Read(reader, files) };
     }
 
     private static void ReadFileIfFirstUse(ImageReader reader, ObjectTable objects)
@@ -251,7 +251,8 @@ public static class ImageModelReader
         if (signal.ObjRef != objRef)
             throw Error(reader, RecordType.Signal, $"has objref {signal.ObjRef}, TASK_OBJECTS announced {objRef}");
         CheckPendingCount(reader, signal.PendingCount, RecordType.Signal);
-        return new SignalImage(signal, ReadPending(reader, signal.PendingCount, shared: true));
+        List<SignalPendingRecord> pending = ReadPending(reader, signal.PendingCount, shared: true);
+        return new SignalImage(signal, pending) { PosixTimers = PosixTimersReader.Read(reader) };
     }
 
     private static void CheckPendingCount(ImageReader reader, int count, RecordType holder)

@@ -76,3 +76,29 @@ public partial struct EventfdRecord
     public EventfdFlags Flags;
     public ulong Count;
 }
+
+/// <summary>FileLockRecord.Kind: which lock family, as /proc/locks names it.</summary>
+public enum FileLockKind : uint
+{
+    Flock = 1,          // "FLOCK": flock(2), owned by the open file description
+    Posix = 2,          // "POSIX": fcntl F_SETLK record lock, owned by the process
+    Ofd = 3,            // "OFDLCK": fcntl F_OFD_SETLK record lock, owned by the open file description
+}
+
+/// <summary>
+/// CkptPS: a lock the process held at checkpoint time on one of its file objects, after the
+/// FILE_TABLE's descriptors (so every file it names is defined), from the "lock:" lines of
+/// /proc/PID/fdinfo/N. A restore takes it again through a descriptor of that file object
+/// (flock, fcntl F_SETLK or F_OFD_SETLK, never waiting): a lock someone else holds meanwhile fails
+/// the restore, naming the file and the holder.
+/// </summary>
+[ImageRecord(RecordType.FileLock)]
+public partial struct FileLockRecord
+{
+    public int FileObjRef;              // the FILE the lock was taken through
+    public FileLockKind Kind;
+    public uint Exclusive;              // 1: WRITE (F_WRLCK, LOCK_EX), 0: READ (F_RDLCK, LOCK_SH)
+    public uint Reserved;
+    public long Start;                  // first byte (0 for flock)
+    public long Length;                 // bytes; 0: to the end of the file, however long (EOF in /proc/locks)
+}

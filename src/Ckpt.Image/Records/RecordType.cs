@@ -39,6 +39,7 @@ public enum RecordType : uint
     File = 304,
     PipeBuffer = 305,
     Eventfd = 306,          // CkptPS: an eventfd's counter and flags, after its FILE record
+    FileLock = 310,         // CkptPS: a lock held through a file object, after the FILE_TABLE's descriptors
 
     // memory
     Mm = 401,
@@ -52,6 +53,7 @@ public enum RecordType : uint
     SignalTask = 603,
     SignalPending = 604,
     SignalAction = 610,     // CkptPS: one handler of the SignalHandlers table
+    PosixTimer = 620,       // CkptPS: one timer_create timer, after the SIGNAL record's queue
 
     Tail = 9001,
     Error = 9999,
