@@ -61,6 +61,7 @@ public static class Restorer
             context.Stage("memory", () => MemoryRestore.Run(context.Leader, plan, context.Scratch), reported: true);
             context.Stage("mm fields", () => MmFieldsRestore.Run(context.Leader, plan, context.Scratch));
             context.Stage("files", () => FilesRestore.Run(context.Leader, plan, context.Scratch), reported: true);
+            context.Stage("file locks", () => FileLocks.Run(context.Leader, plan, context.Scratch));
             context.Stage("task state", () => TaskStateRestore.Run(context.Leader, plan, context.Scratch));
             context.Stage("signals", () => SignalsRestore.Run(context.Leader, plan, context.Scratch));
             context.Stage("threads", () => ThreadRestore.CreateThreads(context), reported: true);
