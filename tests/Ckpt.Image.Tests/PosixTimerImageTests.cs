@@ -53,7 +53,7 @@ public class PosixTimerImageTests
         { "signal 65", t => t with { Signal = 65 }, "signal 65 is outside 1..64" },
         { "thread 0", t => t with { Notify = PosixTimerNotify.ThreadId, NotifyTid = 0 }, "SIGEV_THREAD_ID names thread 0" },
         { "clock 4", t => t with { ClockId = 4 }, "clock id 4 is not a clock" },
-        { "clock fd", t => t with { ClockId = -3 }, "clock id -3 is not a clock" },
+        { "clock fd", t => t with { ClockId = -5 }, "clock id -5 is not a clock" }, // ~0 << 3 | CLOCKFD: a dynamic (PTP) clock
         { "negative time left", t => t with { ValueNanoseconds = -1 }, "negative or too large" },
         { "huge interval", t => t with { IntervalNanoseconds = long.MaxValue }, "negative or too large" },
         { "negative overrun", t => t with { Overrun = -5 }, "overrun -5 is negative" },
