@@ -53,9 +53,9 @@ public interface IDescriptorKind
 /// <summary>The table of descriptor kinds: adding a kind means one file under Files/ and one line here.</summary>
 public static class DescriptorKinds
 {
-    public static readonly IReadOnlyList<IDescriptorKind> All = [new PathFileKind(), new EventfdKind()];
+    public static readonly IReadOnlyList<IDescriptorKind> All = [new PathFileKind(), new EventfdKind(), new InotifyKind()];
 
-    private const string Supported = "files, directories, devices and eventfds";
+    private const string Supported = "files, directories, devices, eventfds and inotify instances";
 
     public static IDescriptorKind ForCheckpoint(DescriptorInfo fd) =>
         All.FirstOrDefault(k => k.Matches(fd))

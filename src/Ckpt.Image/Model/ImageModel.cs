@@ -53,7 +53,14 @@ public sealed record MemoryImage(MmRecord Mm, IReadOnlyList<VmaImage> Vmas);
 /// An open file object (FILE), shared by every descriptor and mapping that uses it, with the record
 /// of its kind's state when the kind has one (EVENTFD for <see cref="FileKind.Eventfd"/>).
 /// </summary>
-public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Eventfd = null);
+public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Eventfd = null)
+{
+    /// <summary>For <see cref="FileKind.Inotify"/>: the instance and its watches, in watch descriptor order.</summary>
+    public InotifyImage? Inotify { get; init; }
+}
+
+/// <summary>An inotify instance: its flags and each watch with the watched path.</summary>
+public sealed record InotifyImage(InotifyRecord Record, IReadOnlyList<(InotifyWatchRecord Watch, string Path)> Watches);
 
 /// <summary>One VMA, its backing file if any, and where its saved pages are in the image.</summary>
 public sealed record VmaImage(VmaRecord Record, FileImage? File, IReadOnlyList<PageChunk> Chunks)

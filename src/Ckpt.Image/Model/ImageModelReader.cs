@@ -143,8 +143,8 @@ public static class ImageModelReader
                 throw Error(reader, RecordType.Vma, $"bad or unordered range 0x{vma.VmStart:x}-0x{vma.VmEnd:x}");
             previousEnd = vma.VmEnd;
             FileImage? file = vma.FileObjRef == 0 ? null : objects.File(reader, vma.FileObjRef, RecordType.Vma);
-            if (file is { Record.Kind: FileKind.Eventfd })
-                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, an eventfd, which cannot be mapped");
+            if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify })
+                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, an {file.Record.Kind}, which cannot be mapped");
             vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
         }
         return new MemoryImage(mm, vmas);
@@ -204,7 +204,8 @@ public static class ImageModelReader
         long offset = reader.CurrentRecordOffset;
         string path = reader.ReadTrailingString();
         EventfdRecord? eventfd = file.Kind == FileKind.Eventfd ? ReadEventfd(reader, file) : null;
-        objects.Define(reader, ObjectType.File, file.ObjRef, new FileImage(file, path, eventfd), offset, RecordType.File);
+        InotifyImage? inotify = file.Kind == FileKind.Inotify ? InotifyReader.Read(reader, file) : null;
+        objects.Define(reader, ObjectType.File, file.ObjRef, new FileImage(file, path, eventfd) { Inotify = inotify }, offset, RecordType.File);
     }
 
     private const uint O_NONBLOCK = 0x800;

@@ -11,6 +11,7 @@ public enum FileKind : uint
     Symlink = 7,
     Other = 8,          // epoll, signalfd, timerfd, ... (anon inodes not supported yet)
     Eventfd = 9,        // CkptPS: anon_inode:[eventfd]; an EVENTFD record follows its FILE record
+    Inotify = 13,       // CkptPS: anon_inode:inotify; an INOTIFY record and its INOTIFY_WATCH records follow its FILE record
 }
 
 /// <summary>EventfdRecord.Flags: the eventfd2(2) flags that belong to the object (EFD_CLOEXEC is the descriptor's).</summary>
@@ -101,4 +102,37 @@ public partial struct FileLockRecord
     public uint Reserved;
     public long Start;                  // first byte (0 for flock)
     public long Length;                 // bytes; 0: to the end of the file, however long (EOF in /proc/locks)
+}
+
+/// <summary>
+/// CkptPS: an inotify instance, right after its FILE record (Kind = Inotify, same objref), followed by
+/// WatchCount INOTIFY_WATCH records in watch descriptor order. Flags: IN_NONBLOCK only (IN_CLOEXEC is
+/// the descriptor's). The queue was empty at checkpoint time (FIONREAD on a copy of the descriptor):
+/// an instance with queued events is refused, so no event is lost silently.
+/// </summary>
+[ImageRecord(RecordType.Inotify)]
+public partial struct InotifyRecord
+{
+    public int ObjRef;
+    public uint Flags;                  // IN_NONBLOCK (0x800) or 0
+    public int WatchCount;
+    public uint Reserved;
+}
+
+/// <summary>
+/// CkptPS: one watch of an inotify instance (/proc/PID/fdinfo "inotify wd:.. ino:.. sdev:.. mask:.."),
+/// with the path of the watched inode, found at checkpoint time from the fdinfo file handle
+/// (open_by_handle_at, then the descriptor's link) as trailing UTF-8 bytes. Watch descriptors are
+/// 1, 2, ... WatchCount: the kernel hands them out in increasing order from 1 and a fresh instance
+/// gets them back in that order (a gap, left by a removed watch, is refused at checkpoint time).
+/// </summary>
+[ImageRecord(RecordType.InotifyWatch)]
+public partial struct InotifyWatchRecord
+{
+    public int WatchDescriptor;
+    public uint Mask;                   // IN_* events plus IN_ONESHOT / IN_EXCL_UNLINK, as fdinfo shows it
+    public ulong Device;                // st_dev of the watched inode (user-space encoding)
+    public ulong Inode;
+    [TrailingBytes] public uint PathLength;
+    public uint Reserved;
 }

@@ -40,6 +40,8 @@ public enum RecordType : uint
     PipeBuffer = 305,
     Eventfd = 306,          // CkptPS: an eventfd's counter and flags, after its FILE record
     FileLock = 310,         // CkptPS: a lock held through a file object, after the FILE_TABLE's descriptors
+    Inotify = 311,          // CkptPS: an inotify instance, after its FILE record
+    InotifyWatch = 312,     // CkptPS: one watch of the inotify instance before it
 
     // memory
     Mm = 401,
