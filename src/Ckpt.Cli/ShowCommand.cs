@@ -72,8 +72,12 @@ internal static class ImageDescription
             text.AppendLine($"files: {process.FileTable.Descriptors.Count} descriptors");
             foreach (FileDescriptorRecord fd in process.FileTable.Descriptors)
                 text.AppendLine($"  fd {fd.Fd}: {process.FileTable.Files[fd.FileObjRef].Path}{(fd.CloseOnExec != 0 ? " (cloexec)" : "")}");
+            foreach (FileLockRecord fileLock in process.FileTable.Locks)
+                text.AppendLine($"  lock: {LockText(fileLock)} on {process.FileTable.Files[fileLock.FileObjRef].Path}");
             var handled = process.SignalHandlers.Actions.Where(h => h.Handler > 1).Select(h => h.Signal).ToList();
             text.AppendLine($"signals: handlers for [{string.Join(",", handled)}], {PendingCount(process)} pending");
+            foreach (PosixTimerRecord timer in process.Signal.PosixTimers)
+                text.AppendLine($"  posix timer {timer.TimerId}: {TimerText(timer)}");
             foreach (ThreadImage thread in process.Threads)
             {
                 ThreadRecord record = thread.Thread;
@@ -83,6 +87,15 @@ internal static class ImageDescription
         }
         return text.ToString();
     }
+
+    private static string LockText(FileLockRecord fileLock) =>
+        $"{fileLock.Kind} {(fileLock.Exclusive != 0 ? "write" : "read")}" + (fileLock.Kind == FileLockKind.Flock ? ""
+            : $" bytes {fileLock.Start}..{(fileLock.Length == 0 ? "EOF" : (fileLock.Start + fileLock.Length - 1).ToString(System.Globalization.CultureInfo.InvariantCulture))}");
+
+    private static string TimerText(PosixTimerRecord timer) =>
+        $"clock {timer.ClockId}, {timer.Notify}{(timer.Notify == PosixTimerNotify.None ? "" : $" signal {timer.Signal}")}"
+        + $"{(timer.Notify == PosixTimerNotify.ThreadId ? $" to thread {timer.NotifyTid}" : "")}, "
+        + (timer.ValueNanoseconds == 0 ? "disarmed" : $"{timer.ValueNanoseconds / 1e9:0.###} s left") + $", interval {timer.IntervalNanoseconds / 1e9:0.###} s";
 
     public static string ToJson(ImageModel image)
     {
@@ -142,6 +155,32 @@ internal static class ImageDescription
             json.WriteNumber("fd", fd.Fd);
             json.WriteString("path", process.FileTable.Files[fd.FileObjRef].Path);
             json.WriteBoolean("closeOnExec", fd.CloseOnExec != 0);
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        json.WriteStartArray("locks");
+        foreach (FileLockRecord fileLock in process.FileTable.Locks)
+        {
+            json.WriteStartObject();
+            json.WriteString("path", process.FileTable.Files[fileLock.FileObjRef].Path);
+            json.WriteString("kind", fileLock.Kind.ToString());
+            json.WriteBoolean("exclusive", fileLock.Exclusive != 0);
+            json.WriteNumber("start", fileLock.Start);
+            json.WriteNumber("length", fileLock.Length);
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        json.WriteStartArray("posixTimers");
+        foreach (PosixTimerRecord timer in process.Signal.PosixTimers)
+        {
+            json.WriteStartObject();
+            json.WriteNumber("id", timer.TimerId);
+            json.WriteNumber("clock", timer.ClockId);
+            json.WriteString("notify", timer.Notify.ToString());
+            json.WriteNumber("signal", timer.Signal);
+            json.WriteNumber("notifyTid", timer.NotifyTid);
+            json.WriteNumber("valueNanoseconds", timer.ValueNanoseconds);
+            json.WriteNumber("intervalNanoseconds", timer.IntervalNanoseconds);
             json.WriteEndObject();
         }
         json.WriteEndArray();

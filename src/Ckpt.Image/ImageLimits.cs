@@ -27,4 +27,7 @@ public static class ImageLimits
 
     /// <summary>Queued signals in one queue (RLIMIT_SIGPENDING bounds them in the kernel).</summary>
     public const int MaxPendingSignals = 1 << 20;
+
+    /// <summary>POSIX timers of one process (RLIMIT_SIGPENDING bounds them in the kernel).</summary>
+    public const int MaxPosixTimers = 1 << 20;
 }

@@ -42,6 +42,9 @@ internal sealed unsafe class V3Image
 
     public const int ChildPid = 6000, ChildMmRef = 8, ChildHandlersRef = 9, ChildSignalRef = 10;
 
+    /// <summary>POSIX_TIMER records written after the leader's SIGNAL record and its queue.</summary>
+    public PosixTimerRecord[] PosixTimers { get; init; } = [];
+
     /// <summary>Replaces the four OBJREF records a thread (task index > 0) writes after its TASK_OBJECTS.</summary>
     public Action<V3Image, ImageWriter, int>? ThreadObjects { get; init; }
 
@@ -170,6 +173,7 @@ internal sealed unsafe class V3Image
             WriteFileTable(writer, FileTableRef);
             WriteSignalHandlers(writer, HandlersRef, 64);
             WriteSignal(writer, SignalRef, 2);
+            foreach (PosixTimerRecord timer in PosixTimers) writer.Write(timer);
         }
         else if (ThreadObjects is { } hook) hook(this, writer, index);
         else WriteObjrefs(writer);

@@ -184,10 +184,12 @@ public static class Checkpointer
             SignalHandlersObjRef = objects.RefOf(ObjectType.SignalHandlers, pid), SignalObjRef = objects.RefOf(ObjectType.Signal, pid),
         };
         FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objects);
+        List<PosixTimerRecord> timers = PosixTimers.Inspect(pid, tids.Count);
         // Before anything is injected into any thread (see RseqCriticalSection).
         foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
         ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
         InjectedTaskState injected = InjectedTaskState.Read(leader, syscallAddress);
+        timers = PosixTimers.ReadTimes(leader, syscallAddress, timers);
         List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
         MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects);
         ProcStat stat = ProcStat.Read(pid);
@@ -219,7 +221,7 @@ public static class Checkpointer
                 progress("signals", 0, 0);
                 SignalsCheckpoint.WriteHandlers(writer, injected, uses.SignalHandlersObjRef);
             });
-            objects.WriteUse(writer, ObjectType.Signal, uses.SignalObjRef, () => SignalsCheckpoint.WriteSignal(writer, leader, injected, uses.SignalObjRef));
+            objects.WriteUse(writer, ObjectType.Signal, uses.SignalObjRef, () => SignalsCheckpoint.WriteSignal(writer, leader, injected, uses.SignalObjRef, timers));
             threads[i].Write(writer);
         }
     }

@@ -62,9 +62,9 @@ public interface IDescriptorKind
 /// <summary>The table of descriptor kinds: adding a kind means one file under Files/ and one line here.</summary>
 public static class DescriptorKinds
 {
-    public static readonly IReadOnlyList<IDescriptorKind> All = [new PathFileKind(), new EventfdKind(), new PipeKind(), new EpollKind(), new SignalfdKind(), new TimerfdKind()];
+    public static readonly IReadOnlyList<IDescriptorKind> All = [new PathFileKind(), new EventfdKind(), new PipeKind(), new EpollKind(), new SignalfdKind(), new TimerfdKind(), new InotifyKind()];
 
-    private const string Supported = "files, directories, devices, pipes, eventfds, epolls, signalfds and timerfds";
+    private const string Supported = "files, directories, devices, pipes, eventfds, epolls, signalfds, timerfds and inotify instances";
 
     public static IDescriptorKind ForCheckpoint(DescriptorInfo fd) =>
         All.FirstOrDefault(k => k.Matches(fd))

@@ -11,12 +11,14 @@ namespace Ckpt.Engine.Files;
 /// identity). Each descriptor is handed to the first <see cref="DescriptorKinds"/> entry that matches
 /// it; one no kind matches is refused, naming the fd and what it is. <see cref="Inspect"/> runs before
 /// anything is written so a refusal leaves no half image; <see cref="Write"/> writes FILE_TABLE and its
-/// entries (each file object, as its kind writes it, before its first descriptor).
+/// entries (each file object, as its kind writes it, before its first descriptor), then the locks held
+/// through them (<see cref="FileLocks"/>).
 /// </summary>
 public sealed class FilesCheckpoint
 {
     private const uint O_CLOEXEC = 0x80000;
     private readonly List<Entry> _entries = [];
+    private readonly List<FileLockRecord> _locks = [];
 
     /// <param name="FirstUse">the file object goes before this descriptor; later sharers write only the objref</param>
     private sealed record Entry(IInspectedFile File, FileDescriptorRecord Descriptor, bool FirstUse);
@@ -41,6 +43,7 @@ public sealed class FilesCheckpoint
             }
             int objRef = objRefs.Next();
             table._entries.Add(new Entry(kind.Inspect(info, objRef), descriptor with { FileObjRef = objRef }, FirstUse: true));
+            table._locks.AddRange(FileLocks.Inspect(info, objRef)); // a dup shows the same locks: first use only
         }
         return table;
     }
@@ -68,6 +71,7 @@ public sealed class FilesCheckpoint
             if (entry.FirstUse) entry.File.Write(writer);
             writer.Write(entry.Descriptor);
         }
+        foreach (FileLockRecord fileLock in _locks) writer.Write(fileLock);
     }
 }
 

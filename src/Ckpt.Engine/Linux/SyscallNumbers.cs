@@ -57,4 +57,14 @@ public static class SyscallNumbers
     public const long SYS_rseq = 334;
     public const long SYS_pidfd_open = 434;
     public const long SYS_clone3 = 435;
+    public const long SYS_flock = 73;
+    public const long SYS_ioctl = 16;
+    public const long SYS_timer_create = 222;
+    public const long SYS_timer_settime = 223;
+    public const long SYS_timer_gettime = 224;
+    public const long SYS_timer_getoverrun = 225;
+    public const long SYS_timer_delete = 226;
+    public const long SYS_inotify_add_watch = 254;
+    public const long SYS_inotify_rm_watch = 255;
+    public const long SYS_inotify_init1 = 294;
 }

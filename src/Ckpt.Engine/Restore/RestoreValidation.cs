@@ -20,6 +20,7 @@ public static class RestoreValidation
         CheckTask(plan);
         CheckMemory(plan);
         CheckFiles(plan);
+        Signals.PosixTimers.Validate(plan);
         if (!PidBecomesFree(plan.Pid))
             throw new PidInUseException(plan.Pid, ProcessNames.CommOf(plan.Pid));
         // Thread ids are pids too: each must be free (a zombie leader's threads are already gone).

@@ -61,9 +61,12 @@ public static class Restorer
             context.Stage("memory", () => MemoryRestore.Run(context.Leader, plan, context.Scratch), reported: true);
             context.Stage("mm fields", () => MmFieldsRestore.Run(context.Leader, plan, context.Scratch));
             context.Stage("files", () => FilesRestore.Run(context.Leader, plan, context.Scratch), reported: true);
+            context.Stage("file locks", () => FileLocks.Run(context.Leader, plan, context.Scratch));
             context.Stage("task state", () => TaskStateRestore.Run(context.Leader, plan, context.Scratch));
             context.Stage("signals", () => SignalsRestore.Run(context.Leader, plan, context.Scratch));
             context.Stage("threads", () => ThreadRestore.CreateThreads(context), reported: true);
+            // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
+            context.Stage("posix timers", () => PosixTimers.Run(context.Leader, plan, context.Scratch));
             context.EachThread("signal stack, rseq, robust list, name, queued signals, xstate", thread =>
             {
                 ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, plan, context.Scratch);

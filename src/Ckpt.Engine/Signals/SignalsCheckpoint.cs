@@ -19,7 +19,8 @@ public static class SignalsCheckpoint
         foreach (SignalActionRecord action in injected.Actions) writer.Write(action);
     }
 
-    public static unsafe void WriteSignal(ImageWriter writer, Tracee leader, InjectedTaskState injected, int signalObjRef)
+    /// <summary>SIGNAL, its process-wide queue, then the POSIX timers (<see cref="PosixTimers"/>).</summary>
+    public static unsafe void WriteSignal(ImageWriter writer, Tracee leader, InjectedTaskState injected, int signalObjRef, IReadOnlyList<PosixTimerRecord> timers)
     {
         List<SignalPendingRecord> pending = Pending(leader, shared: true);
         var signal = new SignalRecord { PendingCount = pending.Count, ObjRef = signalObjRef };
@@ -34,6 +35,7 @@ public static class SignalsCheckpoint
         (signal.ProfTimerValueNs, signal.ProfTimerIntervalNs) = injected.Itimers[2];
         writer.Write(signal);
         foreach (SignalPendingRecord record in pending) writer.Write(record);
+        foreach (PosixTimerRecord timer in timers) writer.Write(timer);
     }
 
     /// <summary>The queued signals of a thread's own queue, or of the process-wide one.</summary>

@@ -60,6 +60,8 @@ public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Ev
     public EpollImage? Epoll { get; init; }
     public SignalfdRecord? Signalfd { get; init; }
     public TimerfdRecord? Timerfd { get; init; }
+    /// <summary>For <see cref="FileKind.Inotify"/>: the instance and its watches, in watch descriptor order.</summary>
+    public InotifyImage? Inotify { get; init; }
 }
 
 /// <summary>A pipe (PIPE_BUF), shared by its ends: its size and the bytes it held; Offset is the record's.</summary>
@@ -67,6 +69,9 @@ public sealed record PipeImage(PipeBufferRecord Record, byte[] Data, long Offset
 
 /// <summary>An epoll instance's interest list (EPOLL); Offset is the record's.</summary>
 public sealed record EpollImage(EpollRecord Record, IReadOnlyList<EpollItem> Items, long Offset);
+
+/// <summary>An inotify instance: its flags and each watch with the watched path.</summary>
+public sealed record InotifyImage(InotifyRecord Record, IReadOnlyList<(InotifyWatchRecord Watch, string Path)> Watches);
 
 /// <summary>One VMA, its backing file if any, and where its saved pages are in the image.</summary>
 public sealed record VmaImage(VmaRecord Record, FileImage? File, IReadOnlyList<PageChunk> Chunks)
@@ -81,12 +86,20 @@ public sealed record VmaImage(VmaRecord Record, FileImage? File, IReadOnlyList<P
 public sealed record PageChunk(ulong[] Addresses, long ContentsOffset);
 
 /// <summary>A descriptor table; Files holds every file object its descriptors use, by objref.</summary>
-public sealed record FileTableImage(int ObjRef, IReadOnlyList<FileDescriptorRecord> Descriptors, IReadOnlyDictionary<int, FileImage> Files);
+public sealed record FileTableImage(int ObjRef, IReadOnlyList<FileDescriptorRecord> Descriptors, IReadOnlyDictionary<int, FileImage> Files)
+{
+    /// <summary>The file locks held through the table's files (flock, POSIX and OFD record locks).</summary>
+    public IReadOnlyList<FileLockRecord> Locks { get; init; } = [];
+}
 
 public sealed record SignalHandlersImage(int ObjRef, IReadOnlyList<SignalActionRecord> Actions);
 
 /// <summary>signal_struct: limits, itimers and the process-wide pending queue.</summary>
-public sealed record SignalImage(SignalRecord Record, IReadOnlyList<SignalPendingRecord> SharedPending);
+public sealed record SignalImage(SignalRecord Record, IReadOnlyList<SignalPendingRecord> SharedPending)
+{
+    /// <summary>The POSIX timers (timer_create) of the process, in increasing id order.</summary>
+    public IReadOnlyList<PosixTimerRecord> PosixTimers { get; init; } = [];
+}
 
 /// <summary>One thread: its task record, how it stopped, its stack, rseq, CPU state and own queue.</summary>
 public sealed record ThreadImage(

@@ -143,8 +143,8 @@ public static partial class ImageModelReader
                 throw Error(reader, RecordType.Vma, $"bad or unordered range 0x{vma.VmStart:x}-0x{vma.VmEnd:x}");
             previousEnd = vma.VmEnd;
             FileImage? file = vma.FileObjRef == 0 ? null : objects.File(reader, vma.FileObjRef, RecordType.Vma);
-            if (file is { Record.Kind: FileKind.Eventfd })
-                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, an eventfd, which cannot be mapped");
+            if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify })
+                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, an {file.Record.Kind}, which cannot be mapped");
             vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
         }
         return new MemoryImage(mm, vmas);
@@ -195,7 +195,7 @@ public static partial class ImageModelReader
             descriptors.Add(descriptor);
         }
         RequireEventLoopReferences(descriptors, files);
-        return new FileTableImage(objRef, descriptors, files);
+        return new FileTableImage(objRef, descriptors, files) { Locks = FileLocksReader.Read(reader, files) };
     }
 
     private static void ReadFileIfFirstUse(ImageReader reader, ObjectTable objects)
@@ -205,7 +205,8 @@ public static partial class ImageModelReader
         long offset = reader.CurrentRecordOffset;
         string path = reader.ReadTrailingString();
         EventfdRecord? eventfd = file.Kind == FileKind.Eventfd ? ReadEventfd(reader, file) : null;
-        FileImage image = ReadEventLoopState(reader, new FileImage(file, path, eventfd), objects);
+        InotifyImage? inotify = file.Kind == FileKind.Inotify ? InotifyReader.Read(reader, file) : null;
+        FileImage image = ReadEventLoopState(reader, new FileImage(file, path, eventfd) { Inotify = inotify }, objects);
         objects.Define(reader, ObjectType.File, file.ObjRef, image, offset, RecordType.File);
     }
 
@@ -253,7 +254,8 @@ public static partial class ImageModelReader
         if (signal.ObjRef != objRef)
             throw Error(reader, RecordType.Signal, $"has objref {signal.ObjRef}, TASK_OBJECTS announced {objRef}");
         CheckPendingCount(reader, signal.PendingCount, RecordType.Signal);
-        return new SignalImage(signal, ReadPending(reader, signal.PendingCount, shared: true));
+        List<SignalPendingRecord> pending = ReadPending(reader, signal.PendingCount, shared: true);
+        return new SignalImage(signal, pending) { PosixTimers = PosixTimersReader.Read(reader) };
     }
 
     private static void CheckPendingCount(ImageReader reader, int count, RecordType holder)

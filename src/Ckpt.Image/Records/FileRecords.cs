@@ -14,6 +14,7 @@ public enum FileKind : uint
     Epoll = 10,         // CkptPS: anon_inode:[eventpoll]; an EPOLL record follows its FILE record
     Signalfd = 11,      // CkptPS: anon_inode:[signalfd]; a SIGNALFD record follows its FILE record
     Timerfd = 12,       // CkptPS: anon_inode:[timerfd]; a TIMERFD record follows its FILE record
+    Inotify = 13,       // CkptPS: anon_inode:inotify; an INOTIFY record and its INOTIFY_WATCH records follow its FILE record
 }
 
 /// <summary>EventfdRecord.Flags: the eventfd2(2) flags that belong to the object (EFD_CLOEXEC is the descriptor's).</summary>
@@ -78,4 +79,63 @@ public partial struct EventfdRecord
     public int ObjRef;
     public EventfdFlags Flags;
     public ulong Count;
+}
+
+/// <summary>FileLockRecord.Kind: which lock family, as /proc/locks names it.</summary>
+public enum FileLockKind : uint
+{
+    Flock = 1,          // "FLOCK": flock(2), owned by the open file description
+    Posix = 2,          // "POSIX": fcntl F_SETLK record lock, owned by the process
+    Ofd = 3,            // "OFDLCK": fcntl F_OFD_SETLK record lock, owned by the open file description
+}
+
+/// <summary>
+/// CkptPS: a lock the process held at checkpoint time on one of its file objects, after the
+/// FILE_TABLE's descriptors (so every file it names is defined), from the "lock:" lines of
+/// /proc/PID/fdinfo/N. A restore takes it again through a descriptor of that file object
+/// (flock, fcntl F_SETLK or F_OFD_SETLK, never waiting): a lock someone else holds meanwhile fails
+/// the restore, naming the file and the holder.
+/// </summary>
+[ImageRecord(RecordType.FileLock)]
+public partial struct FileLockRecord
+{
+    public int FileObjRef;              // the FILE the lock was taken through
+    public FileLockKind Kind;
+    public uint Exclusive;              // 1: WRITE (F_WRLCK, LOCK_EX), 0: READ (F_RDLCK, LOCK_SH)
+    public uint Reserved;
+    public long Start;                  // first byte (0 for flock)
+    public long Length;                 // bytes; 0: to the end of the file, however long (EOF in /proc/locks)
+}
+
+/// <summary>
+/// CkptPS: an inotify instance, right after its FILE record (Kind = Inotify, same objref), followed by
+/// WatchCount INOTIFY_WATCH records in watch descriptor order. Flags: IN_NONBLOCK only (IN_CLOEXEC is
+/// the descriptor's). The queue was empty at checkpoint time (FIONREAD on a copy of the descriptor):
+/// an instance with queued events is refused, so no event is lost silently.
+/// </summary>
+[ImageRecord(RecordType.Inotify)]
+public partial struct InotifyRecord
+{
+    public int ObjRef;
+    public uint Flags;                  // IN_NONBLOCK (0x800) or 0
+    public int WatchCount;
+    public uint Reserved;
+}
+
+/// <summary>
+/// CkptPS: one watch of an inotify instance (/proc/PID/fdinfo "inotify wd:.. ino:.. sdev:.. mask:.."),
+/// with the path of the watched inode, found at checkpoint time from the fdinfo file handle
+/// (open_by_handle_at, then the descriptor's link) as trailing UTF-8 bytes. Watch descriptors are
+/// 1, 2, ... WatchCount: the kernel hands them out in increasing order from 1 and a fresh instance
+/// gets them back in that order (a gap, left by a removed watch, is refused at checkpoint time).
+/// </summary>
+[ImageRecord(RecordType.InotifyWatch)]
+public partial struct InotifyWatchRecord
+{
+    public int WatchDescriptor;
+    public uint Mask;                   // IN_* events plus IN_ONESHOT / IN_EXCL_UNLINK, as fdinfo shows it
+    public ulong Device;                // st_dev of the watched inode (user-space encoding)
+    public ulong Inode;
+    [TrailingBytes] public uint PathLength;
+    public uint Reserved;
 }

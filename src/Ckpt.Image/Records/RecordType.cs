@@ -42,6 +42,9 @@ public enum RecordType : uint
     Epoll = 307,            // CkptPS: an epoll instance's interest list, after its FILE record
     Signalfd = 308,         // CkptPS: a signalfd's signal mask, after its FILE record
     Timerfd = 309,          // CkptPS: a timerfd's clock, settings, time left and ticks, after its FILE record
+    FileLock = 310,         // CkptPS: a lock held through a file object, after the FILE_TABLE's descriptors
+    Inotify = 311,          // CkptPS: an inotify instance, after its FILE record
+    InotifyWatch = 312,     // CkptPS: one watch of the inotify instance before it
 
     // memory
     Mm = 401,
@@ -55,6 +58,7 @@ public enum RecordType : uint
     SignalTask = 603,
     SignalPending = 604,
     SignalAction = 610,     // CkptPS: one handler of the SignalHandlers table
+    PosixTimer = 620,       // CkptPS: one timer_create timer, after the SIGNAL record's queue
 
     Tail = 9001,
     Error = 9999,
