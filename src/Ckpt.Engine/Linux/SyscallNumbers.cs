@@ -56,5 +56,6 @@ public static class SyscallNumbers
     public const long SYS_kcmp = 312;
     public const long SYS_rseq = 334;
     public const long SYS_pidfd_open = 434;
+    public const long SYS_pidfd_getfd = 438;
     public const long SYS_clone3 = 435;
 }

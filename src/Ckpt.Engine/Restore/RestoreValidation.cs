@@ -17,6 +17,8 @@ public static class RestoreValidation
     public static void Validate(RestorePlan plan, bool force)
     {
         CheckMachine(plan, force);
+        if (plan.Image.Processes.Count > 1 || plan.Image.Zombies.Count > 0)
+            throw new RestoreRefusedException($"the image holds a tree of {plan.Image.Processes.Count + plan.Image.Zombies.Count} processes: restoring process trees is not supported yet");
         CheckTask(plan);
         CheckMemory(plan);
         CheckFiles(plan);
