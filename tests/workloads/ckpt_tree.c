@@ -10,7 +10,8 @@
  *               "sleader-member") and one led by its child "second-leader", which "second-member" joins
  *   orphan      a grandchild whose parent (an intermediate child) exited: the root is a child
  *               subreaper, so the orphan is reparented to it
- *   filer       a child sharing the root's open file description of a temporary file (offset 100)
+ *   filer       a child sharing the root's open file description of a file in /tmp (offset 100; removed
+ *               at the end)
  *   COUNT more  plain workers (default 0), for trees of many processes
  * Every process writes a pattern into 64 KiB of its own memory, records its expected pid, parent,
  * group and session, and prints "TREE <pid> <role>". The root prints "READY <pid>".
@@ -165,8 +166,7 @@ int main(int argc, char **argv)
     prctl(PR_SET_CHILD_SUBREAPER, 1);
 
     char path[] = "/tmp/ckpt_tree_XXXXXX";
-    shared_fd = mkstemp(path);
-    unlink(path);
+    shared_fd = mkstemp(path); /* kept until the end: the engine refuses deleted files */
     char hundred[100];
     memset(hundred, 'x', sizeof hundred);
     if (shared_fd < 0 || write(shared_fd, hundred, sizeof hundred) != 100) { perror("shared file"); return 2; }
@@ -188,7 +188,12 @@ int main(int argc, char **argv)
     {
         role = "orphan";
         child_count = 0;
-        if (fork() == 0) child_main();
+        pid_t parent = getpid();
+        if (fork() == 0)
+        {
+            while (getppid() == parent) usleep(1000); /* until the subreaper root has it */
+            child_main();
+        }
         _exit(0);
     }
     waitpid(intermediate, NULL, 0);
@@ -236,6 +241,7 @@ int main(int argc, char **argv)
     if (f) fclose(f);
     bad |= reap_children();
     if (lseek(shared_fd, 0, SEEK_CUR) != 110) bad |= failed("the root's offset did not move with the filer's write");
+    unlink(path);
     puts(bad ? "FAIL" : "PASS");
     return bad;
 }

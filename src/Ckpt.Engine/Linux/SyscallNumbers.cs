@@ -57,5 +57,9 @@ public static class SyscallNumbers
     public const long SYS_rseq = 334;
     public const long SYS_pidfd_open = 434;
     public const long SYS_pidfd_getfd = 438;
+    public const long SYS_execve = 59;
+    public const long SYS_exit_group = 231;
+    public const long SYS_setpgid = 109;
+    public const long SYS_setsid = 112;
     public const long SYS_clone3 = 435;
 }
