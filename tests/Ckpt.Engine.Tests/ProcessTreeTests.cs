@@ -16,6 +16,8 @@ public sealed class ProcessTreeTests
 {
     private const int SIGKILL = 9;
     private const int PlainChildrenFor100 = 89; // the workload's 11 other processes make 100
+    // A hundred processes take a few seconds each way on an idle machine of two cores, and many times that on a loaded one.
+    private static readonly TimeSpan TreeTimeout = TimeSpan.FromMinutes(5);
 
     /// <summary>(pid, ppid, pgid, sid, state) of every process of the tree under root; the root's ppid is left out (its parent is whoever restored it).</summary>
     internal static List<string> Tree(int root)
@@ -188,10 +190,10 @@ public sealed class ProcessTreeTests
             string image = TempPath("tree100.img");
             for (int cycle = 0; cycle < 10; cycle++)
             {
-                CkptCheckpoint(target.Pid, image, kill: true, what: $"checkpoint {cycle + 1}");
+                CkptCheckpoint(target.Pid, image, kill: true, what: $"checkpoint {cycle + 1}", timeout: TreeTimeout);
                 if (cycle == 0) RestoreTestProcesses.WaitForExit(target.Pid); // our child only the first time
                 foreach (int pid in Pids(before)) RestoreTestProcesses.WaitUntilGone(pid);
-                Assert.Equal(target.Pid, CkptRestore(image));
+                Assert.Equal(target.Pid, CkptRestore(image, TreeTimeout));
                 Assert.Equal(before, Tree(target.Pid));
             }
             target.RequirePass(seconds: 60);
