@@ -60,11 +60,18 @@ internal static class ImageDescription
     {
         var text = new StringBuilder();
         text.AppendLine($"image: format {image.Header.FormatVersion}, kernel {Kernel(image)}, created {Created(image):u}, {image.Bytes} bytes, {image.RecordCount} records");
+        IReadOnlyList<TreeEntry> tree = ProcessTree.Of(image);
+        text.AppendLine($"tree: {tree.Count} process{(tree.Count == 1 ? "" : "es")}, {image.Tree.TaskCount} tasks");
+        foreach (TreeEntry entry in tree)
+        {
+            string what = entry.ExitStatus is { } status ? $"zombie, {ProcessTree.DescribeExit(status)}" : $"{entry.State}, {entry.Threads} thread{(entry.Threads == 1 ? "" : "s")}";
+            text.AppendLine($"  {new string(' ', 2 * entry.Depth)}{entry.Pid} {entry.Name} (ppid {entry.Ppid}, pgid {entry.Pgid}, sid {entry.Sid}; {what})");
+        }
         foreach (ProcessImage process in image.Processes)
         {
             TaskRecord task = process.Task;
             CredentialsRecord credentials = process.Credentials;
-            text.AppendLine($"task: pid {task.Pid} ({Comm(task)}) {process.ExePath}, ppid {task.Ppid}, sid {task.Sid}, threads {task.ThreadCount}");
+            text.AppendLine($"task: pid {task.Pid} ({Comm(task)}) {process.ExePath}, ppid {task.Ppid}, pgid {task.Pgid}, sid {task.Sid}, threads {task.ThreadCount}");
             text.AppendLine($"credentials: uid {credentials.Uid}/{credentials.Euid} gid {credentials.Gid}/{credentials.Egid}");
             text.AppendLine($"memory: {process.Memory.Vmas.Count} VMAs, {PagesSaved(process)} pages saved");
             foreach (VmaImage vma in process.Memory.Vmas)
@@ -114,6 +121,21 @@ internal static class ImageDescription
             json.WriteNumber("records", image.RecordCount);
             json.WriteNumber("taskCount", image.Tree.TaskCount);
             WriteProcess(json, first);
+            json.WriteStartArray("tree");
+            foreach (TreeEntry entry in ProcessTree.Of(image))
+            {
+                json.WriteStartObject();
+                json.WriteNumber("pid", entry.Pid);
+                json.WriteNumber("ppid", entry.Ppid);
+                json.WriteNumber("pgid", entry.Pgid);
+                json.WriteNumber("sid", entry.Sid);
+                json.WriteString("state", entry.State);
+                json.WriteString("name", entry.Name);
+                json.WriteNumber("threads", entry.Threads);
+                if (entry.ExitStatus is { } status) json.WriteNumber("exitStatus", status);
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
             json.WriteStartArray("processes");
             foreach (ProcessImage process in image.Processes)
             {

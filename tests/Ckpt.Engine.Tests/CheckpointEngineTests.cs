@@ -157,7 +157,6 @@ public class CheckpointEngineTests
     [InlineData("epoll", "fd 3 of process")]
     [InlineData("epoll", "(anon_inode:[eventpoll])")]
     [InlineData("unshared-thread", "has its own descriptor table")]
-    [InlineData("child", "child processes")]
     [InlineData("seccomp", "seccomp (mode 2, filter)")]
     public void Unsupported_targets_are_refused_and_run_on(string mode, string reason)
     {

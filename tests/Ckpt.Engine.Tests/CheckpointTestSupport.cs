@@ -17,12 +17,15 @@ internal static unsafe partial class CheckpointTestSupport
     /// <summary>Starts a workload in its own session, stdin /dev/null, output to a log file; waits for READY.</summary>
     public static Target Start(string workload, params string[] arguments) => StartProgram(RestoreWorkloads.Path(workload), arguments);
 
-    public static Target StartProgram(string path, params string[] arguments)
+    public static Target StartProgram(string path, params string[] arguments) => StartProgram(path, readySeconds: 10, arguments);
+
+    /// <summary>As <see cref="StartProgram(string, string[])"/>, waiting up to readySeconds for READY (a workload that forks a hundred processes on a loaded machine).</summary>
+    public static Target StartProgram(string path, int readySeconds, params string[] arguments)
     {
         string log = TempPath(Path.GetFileName(path) + ".log");
         int pid = SpawnWithEnvironment([path, .. arguments], log, log, newSession: true);
         if (path.StartsWith("/usr/bin/", StringComparison.Ordinal)) return new Target(pid, log); // not a workload: no READY line
-        RestoreTestProcesses.WaitForLine(log, $"READY {pid}");
+        RestoreTestProcesses.WaitForLine(log, $"READY {pid}", readySeconds);
         return new Target(pid, log);
     }
 
@@ -227,12 +230,12 @@ internal sealed class Target(int pid, string log) : IDisposable
     private readonly string? _startTime = RestoreTestProcesses.StartTimeOf(pid);
 
     /// <summary>SIGUSR1, then PASS must appear in the log (the workload verified its state).</summary>
-    public void RequirePass()
+    public void RequirePass(int seconds = 10)
     {
         RestoreTestProcesses.Signal(Pid, CheckpointTestSupport.SIGUSR1);
         try
         {
-            RestoreTestProcesses.WaitForLine(Log, "PASS");
+            RestoreTestProcesses.WaitForLine(Log, "PASS", seconds);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -115,9 +115,9 @@ internal static unsafe partial class RestoreTestProcesses
     }
 
     /// <summary>Waits (bounded) until a line of the log equals the text (READY, PASS ...).</summary>
-    public static void WaitForLine(string logPath, string text)
+    public static void WaitForLine(string logPath, string text, int seconds = 10)
     {
-        for (int i = 0; i < 1000; i++)
+        for (int i = 0; i < seconds * 100; i++)
         {
             if (File.Exists(logPath) && File.ReadAllLines(logPath).Contains(text)) return;
             Thread.Sleep(10);
@@ -168,6 +168,9 @@ internal static unsafe partial class RestoreTestProcesses
     {
         if (kill(pid, signal) != 0) throw new InvalidOperationException($"kill({pid}, {signal}): errno {Marshal.GetLastPInvokeError()}");
     }
+
+    /// <summary>SIGKILL (or another signal) if the process is still there; errors ignored (it may be gone).</summary>
+    public static void TryKill(int pid, int signal) => kill(pid, signal);
 
     public static void KillAndReap(int pid)
     {

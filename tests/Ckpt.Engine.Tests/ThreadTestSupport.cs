@@ -43,17 +43,17 @@ internal static unsafe partial class ThreadTestSupport
     }
 
     /// <summary>`ckpt checkpoint` (bounded); the checkpoint must succeed.</summary>
-    public static void CkptCheckpoint(int pid, string image, bool kill, string what = "checkpoint")
+    public static void CkptCheckpoint(int pid, string image, bool kill, string what = "checkpoint", TimeSpan? timeout = null)
     {
         string[] arguments = ["checkpoint", "--pid", pid.ToString(), "--output", image, .. kill ? new[] { "--kill" } : []];
-        var result = RunCkpt(EngineTimeout, arguments);
+        var result = RunCkpt(timeout ?? EngineTimeout, arguments);
         Assert.True(result.ExitCode == 0, $"{what} of {pid} failed with exit code {result.ExitCode}: {result.Stderr.Trim()}");
     }
 
     /// <summary>`ckpt restore` (bounded); it must succeed; returns the pid it printed.</summary>
-    public static int CkptRestore(string image)
+    public static int CkptRestore(string image, TimeSpan? timeout = null)
     {
-        var result = RunCkpt(EngineTimeout, "restore", "--input", image);
+        var result = RunCkpt(timeout ?? EngineTimeout, "restore", "--input", image);
         Assert.True(result.ExitCode == 0, $"restore of {image} failed with exit code {result.ExitCode}: {result.Stderr.Trim()}");
         return int.Parse(result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[0]);
     }

@@ -45,6 +45,28 @@ internal sealed unsafe class V3Image
     /// <summary>POSIX_TIMER records written after the leader's SIGNAL record and its queue.</summary>
     public PosixTimerRecord[] PosixTimers { get; init; } = [];
 
+    /// <summary>Adds a zombie, <see cref="ZombiePid"/>, a child of the leader that exited with <see cref="ZombieStatus"/> (last in the table).</summary>
+    public bool Zombie { get; init; }
+
+    public const int ZombiePid = 6100, ZombieStatus = 7 << 8;
+
+    public static TaskIdsRecord ZombieIds
+    {
+        get
+        {
+            var ids = new TaskIdsRecord { Pid = ZombiePid, Tgid = ZombiePid, Ppid = LeaderPid, Pgid = Sid, Sid = Sid, NamespaceLevels = 1 };
+            ids.NamespacePids[0] = ZombiePid;
+            return ids;
+        }
+    }
+
+    /// <summary>A zombie's section: TASK (no threads) and ZOMBIE.</summary>
+    public static void WriteZombieSection(ImageWriter writer)
+    {
+        writer.Write(new TaskRecord { Pid = ZombiePid, Tgid = ZombiePid, Ppid = LeaderPid, Pgid = Sid, Sid = Sid, ExitSignal = 17, ThreadCount = 0 });
+        writer.Write(new ZombieRecord { Pid = ZombiePid, ExitStatus = ZombieStatus });
+    }
+
     /// <summary>Replaces the four OBJREF records a thread (task index > 0) writes after its TASK_OBJECTS.</summary>
     public Action<V3Image, ImageWriter, int>? ThreadObjects { get; init; }
 
@@ -68,11 +90,14 @@ internal sealed unsafe class V3Image
         using (var writer = new ImageWriter(output, leaveOpen: true))
         {
             WriteHeader(writer);
-            writer.Write(new TreeRecord { TaskCount = Threads + (SecondProcess ? 1 : 0), ProcessCount = SecondProcess ? 2 : 1 });
+            int extra = (SecondProcess ? 1 : 0) + (Zombie ? 1 : 0);
+            writer.Write(new TreeRecord { TaskCount = Threads + extra, ProcessCount = 1 + extra });
             for (int i = 0; i < Threads; i++) writer.Write(TaskIds(i));
             if (SecondProcess) writer.Write(ChildIds);
+            if (Zombie) writer.Write(ZombieIds);
             for (int i = 0; i < Threads; i++) WriteTaskSection(writer, i);
             if (SecondProcess) WriteChildSection(writer);
+            if (Zombie) WriteZombieSection(writer);
             writer.WriteTail();
         }
         return output.ToArray();

@@ -13,9 +13,14 @@ public sealed class CkptTask
     public required string Exe { get; init; }
     public required string Cwd { get; init; }
     public required string Root { get; init; }
-    public required CkptCredentials Credentials { get; init; }
-    public uint Uid => Credentials.Uid;
-    public uint Gid => Credentials.Gid;
+    /// <summary>Null for a zombie: an exited process keeps no credentials in the image.</summary>
+    public CkptCredentials? Credentials { get; init; }
+    public uint? Uid => Credentials?.Uid;
+    public uint? Gid => Credentials?.Gid;
+    /// <summary>"running", "sleeping" (every thread inside a system call) or "zombie" (exited, not reaped by its parent).</summary>
+    public required string State { get; init; }
+    /// <summary>A zombie's wait status (exit code &lt;&lt; 8, or the terminating signal); null for a live process.</summary>
+    public int? ExitStatus { get; init; }
     public required int ThreadCount { get; init; }
     public required uint Umask { get; init; }
     public required uint Personality { get; init; }

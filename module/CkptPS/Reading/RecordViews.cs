@@ -12,18 +12,19 @@ internal static class ImageObjects
 {
     public static IEnumerable<object> All(string image, ImageModel model)
     {
+        var states = ProcessTree.Of(model).ToDictionary(e => e.Pid);
         foreach (ProcessImage process in model.Processes)
         {
-            yield return TaskView.Create(image, model.Header, process);
+            yield return TaskView.Create(image, model.Header, process, states[process.Pid].State);
             foreach (VmaImage vma in process.Memory.Vmas) yield return VmaView.Create(image, process.Pid, model.Header.PageSize, vma, process.Memory.Mm);
             foreach (FileDescriptorRecord descriptor in process.FileTable.Descriptors)
                 yield return FileView.Create(image, process.Pid, descriptor, process.FileTable.Files[descriptor.FileObjRef]);
             foreach (ThreadImage thread in process.Threads) yield return ThreadView.Create(image, process.Pid, thread);
         }
+        foreach (ZombieImage zombie in model.Zombies) yield return TaskView.Create(image, model.Header, zombie);
     }
 
-    public static IEnumerable<CkptTask> Tasks(string image, ImageModel model) =>
-        model.Processes.Select(process => TaskView.Create(image, model.Header, process));
+    public static IEnumerable<CkptTask> Tasks(string image, ImageModel model) => All(image, model).OfType<CkptTask>();
 }
 
 /// <summary>Turns a VMA of the model into what /proc/PID/maps would have shown for it.</summary>
@@ -105,7 +106,22 @@ internal static class FileView
 
 internal static class TaskView
 {
-    public static unsafe CkptTask Create(string image, HeaderRecord header, ProcessImage process)
+    /// <summary>A zombie: ids, name and exit status; nothing else of it is left.</summary>
+    public static unsafe CkptTask Create(string image, HeaderRecord header, ZombieImage zombie)
+    {
+        TaskRecord task = zombie.Task;
+        return new CkptTask
+        {
+            ImagePath = image, Pid = task.Pid, Tgid = task.Tgid, Ppid = task.Ppid, Pgid = task.Pgid, Sid = task.Sid,
+            Comm = RecordText.CString(task.Comm, 16), Exe = "", Cwd = "", Root = "", State = "zombie", ExitStatus = zombie.ExitStatus,
+            ThreadCount = 0, StartTimeTicks = task.StartTimeTicks, Umask = 0, Personality = 0, NoNewPrivileges = false,
+            VmaCount = 0, FileCount = 0, PagesSaved = 0, SavedBytes = 0,
+            KernelRelease = RecordText.CString(header.KernelRelease, 65),
+            CheckpointTimeUtc = FileView.FromUnixNanoseconds(header.CreatedUnixNanoseconds),
+        };
+    }
+
+    public static unsafe CkptTask Create(string image, HeaderRecord header, ProcessImage process, string state)
     {
         TaskRecord task = process.Task;
         CredentialsRecord credentials = process.Credentials;
@@ -118,6 +134,7 @@ internal static class TaskView
             Ppid = task.Ppid,
             Pgid = task.Pgid,
             Sid = task.Sid,
+            State = state,
             Comm = RecordText.CString(task.Comm, 16),
             Exe = process.ExePath,
             Cwd = process.Cwd,

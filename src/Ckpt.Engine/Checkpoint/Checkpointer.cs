@@ -62,8 +62,8 @@ public static class Checkpointer
         int pid = options.Pid;
         if (pid <= 0 || !Directory.Exists($"/proc/{pid}")) throw new TargetNotFoundException(pid);
         progress("freeze", 0, 0);
-        ThreadGroupFreeze freeze;
-        try { freeze = ThreadGroupFreeze.Seize(pid); }
+        TreeFreeze freeze;
+        try { freeze = TreeFreeze.Seize(pid); }
         catch (SyscallException e) when (e.Errno == Errno.ESRCH) { throw new TargetNotFoundException(pid); }
         threads.Add(pid);
         var writer = new ImageWriter(options.Output, leaveOpen: true, options.WriteBehind);
@@ -76,6 +76,7 @@ public static class Checkpointer
             var frozen = System.Diagnostics.Stopwatch.StartNew();
             freeze.StopAll();
             threads.AddRange(freeze.Tracees.Select(t => t.Pid).Where(tid => tid != pid));
+            int taskCount = threads.Count;
             TimeSpan stopping = frozen.Elapsed;
             WriteImage(freeze, writer, progress);
             if (options.Kill)
@@ -85,7 +86,7 @@ public static class Checkpointer
                 imageComplete = true;
                 options.Durable?.Invoke();
                 freeze.KillAll();
-                var killed = new CheckpointResult(pid, writer.BytesWritten, frozen.Elapsed, stopping, freeze.Tracees.Count);
+                var killed = new CheckpointResult(pid, writer.BytesWritten, frozen.Elapsed, stopping, taskCount);
                 if (options.WaitForReap) WaitUntilReaped(pid);
                 return () => killed;
             }
@@ -93,7 +94,7 @@ public static class Checkpointer
             freeze.ReleaseAll();
             TimeSpan frozenFor = frozen.Elapsed;
             handedOver = true;
-            return () => WriteOut(options, writer, progress, new CheckpointResult(pid, 0, frozenFor, stopping, freeze.Tracees.Count));
+            return () => WriteOut(options, writer, progress, new CheckpointResult(pid, 0, frozenFor, stopping, taskCount));
         }
         catch (Exception e)
         {
@@ -158,72 +159,44 @@ public static class Checkpointer
         return false;
     }
 
-    // Everything but the tail: once this returns, nothing more is read from the process.
+    // Everything but the tail: once this returns, nothing more is read from any process.
     // Order (docs/ARCHITECTURE.md): header, tree and task table, then one section per task, each
-    // using the process-wide objects through the object table (written by the first task, the
-    // leader; referred to by objref from the others).
-    private static void WriteImage(ThreadGroupFreeze freeze, ImageWriter writer, Action<string, long, long> progress)
+    // using the process-wide objects through the object table (written by the first task that uses
+    // them, referred to by objref from the others). Every process is inspected, and refused if it
+    // must be, before the first record is written.
+    private static void WriteImage(TreeFreeze freeze, ImageWriter writer, Action<string, long, long> progress)
     {
-        int pid = freeze.Pid;
-        Tracee leader = freeze.Leader;
         var objects = new ObjectTable();
-        ProcStatus status = ProcStatus.Read(pid);
-        if (ProcStat.IsZombie(pid) == true)
-            throw new CheckpointRefusedException($"the main thread of process {pid} has exited while other threads run on: not supported");
-        List<int> tids = freeze.Tracees.Select(t => t.Pid).ToList();
-        // Read once per thread while frozen: for the refusals now and the TASK records later.
-        Dictionary<int, ProcStatus> statuses = tids.ToDictionary(tid => tid, tid => tid == pid ? status : ProcStatus.Read(tid));
-        TaskCheckpoint.Refuse(pid, statuses);
-        // A job-control-stopped task cannot run the injected calls (it re-enters the group stop).
-        if (freeze.Tracees.Any(t => t.InGroupStop))
-            throw new CheckpointRefusedException($"process {pid} is stopped by job control: continue it (SIGCONT) before checkpointing");
         progress("inspect", 0, 0);
-        var uses = new TaskObjectsRecord
+        TreeSharing.Refuse(freeze.Processes);
+        var descriptions = new FileDescriptions();
+        var processes = new List<ICheckpointedProcess>();
+        ThreadCheckpoint? firstThread = null;
+        foreach (FrozenProcess frozen in freeze.Processes)
         {
-            MmObjRef = objects.RefOf(ObjectType.Mm, pid), FileTableObjRef = objects.RefOf(ObjectType.FileTable, pid),
-            SignalHandlersObjRef = objects.RefOf(ObjectType.SignalHandlers, pid), SignalObjRef = objects.RefOf(ObjectType.Signal, pid),
-        };
-        FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objects);
-        List<PosixTimerRecord> timers = PosixTimers.Inspect(pid, tids.Count);
-        // Before anything is injected into any thread (see RseqCriticalSection).
-        foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
-        ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
-        InjectedTaskState injected = InjectedTaskState.Read(leader, syscallAddress);
-        timers = PosixTimers.ReadTimes(leader, syscallAddress, timers);
-        List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
-        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects);
-        ProcStat stat = ProcStat.Read(pid);
+            try
+            {
+                if (frozen.Threads is null)
+                {
+                    processes.Add(ZombieCheckpoint.Inspect(frozen.Pid));
+                    continue;
+                }
+                var process = ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions);
+                firstThread ??= process.FirstThread;
+                processes.Add(process);
+            }
+            catch (CheckpointRefusedException e) when (frozen.Pid != freeze.Pid)
+            {
+                throw new CheckpointRefusedException($"descendant {frozen.Pid} ('{ProcessNames.CommOf(frozen.Pid)}') of process {freeze.Pid}: {e.Message}");
+            }
+        }
 
         progress("task", 0, 0);
-        HeaderWriter.Write(writer, threads[0].Xstate);
-        writer.Write(new TreeRecord { TaskCount = tids.Count, ProcessCount = 1 });
-        foreach (int tid in tids) writer.Write(TaskCheckpoint.Ids(tid, pid, stat));
-
-        for (int i = 0; i < threads.Count; i++)
-        {
-            int tid = tids[i];
-            if (tid == pid) TaskCheckpoint.WriteLeader(writer, pid, status, stat, injected.SecureBits, tids.Count, injected.Dumpable);
-            else writer.Write(TaskCheckpoint.Task(tid, statuses[tid], ProcStat.Read(tid), tids.Count, injected.Dumpable));
-            writer.Write(uses);
-            objects.WriteUse(writer, ObjectType.Mm, uses.MmObjRef, () =>
-            {
-                long total = memory.TotalPages;
-                progress("pages", 0, total);
-                memory.Write(writer, uses.MmObjRef, stat, injected.Brk, done => progress("pages", done, total));
-            });
-            objects.WriteUse(writer, ObjectType.FileTable, uses.FileTableObjRef, () =>
-            {
-                progress("files", 0, 0);
-                files.Write(writer, uses.FileTableObjRef);
-            });
-            objects.WriteUse(writer, ObjectType.SignalHandlers, uses.SignalHandlersObjRef, () =>
-            {
-                progress("signals", 0, 0);
-                SignalsCheckpoint.WriteHandlers(writer, injected, uses.SignalHandlersObjRef);
-            });
-            objects.WriteUse(writer, ObjectType.Signal, uses.SignalObjRef, () => SignalsCheckpoint.WriteSignal(writer, leader, injected, uses.SignalObjRef, timers));
-            threads[i].Write(writer);
-        }
+        HeaderWriter.Write(writer, firstThread!.Xstate);
+        var table = processes.SelectMany(p => p.Ids).ToList();
+        writer.Write(new TreeRecord { TaskCount = table.Count, ProcessCount = processes.Count });
+        foreach (TaskIdsRecord ids in table) writer.Write(ids);
+        foreach (ICheckpointedProcess process in processes) process.Write(writer, objects, progress);
     }
 
     // After --kill the pid stays taken until the target's parent reaps the zombie. A restore that

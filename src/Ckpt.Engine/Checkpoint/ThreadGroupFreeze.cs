@@ -95,6 +95,12 @@ public sealed class ThreadGroupFreeze
     public void KillAll()
     {
         Leader.SendKill();
+        WaitForKilled();
+    }
+
+    /// <summary>After SIGKILL: collects every thread's exit notification, the leader's last.</summary>
+    public void WaitForKilled()
+    {
         foreach (Tracee tracee in _tracees.Skip(1)) tracee.WaitForExit();
         Leader.WaitForExit();
     }

@@ -23,7 +23,11 @@ public sealed class FilesCheckpoint
     /// <param name="FirstUse">the file object goes before this descriptor; later sharers write only the objref</param>
     private sealed record Entry(IInspectedFile File, FileDescriptorRecord Descriptor, bool FirstUse);
 
-    public static FilesCheckpoint Inspect(int pid, ObjectTable objRefs)
+    public static FilesCheckpoint Inspect(int pid, ObjectTable objRefs) => Inspect(pid, objRefs, new FileDescriptions());
+
+    /// <param name="descriptions">the file descriptions of the processes inspected before this one: a
+    /// descriptor of one of them (inherited through fork, passed over a socket) becomes a use of its object</param>
+    public static FilesCheckpoint Inspect(int pid, ObjectTable objRefs, FileDescriptions descriptions)
     {
         var table = new FilesCheckpoint();
         // GetFileSystemEntries, not GetFiles: a directory's descriptor is a link to a directory,
@@ -41,8 +45,15 @@ public sealed class FilesCheckpoint
                 table._entries.Add(sibling with { Descriptor = descriptor with { FileObjRef = sibling.File.File.ObjRef }, FirstUse = false });
                 continue;
             }
+            if (descriptions.SharedWith(pid, fd, stat) is { } elsewhere)
+            {
+                table._entries.Add(new Entry(elsewhere, descriptor with { FileObjRef = elsewhere.File.ObjRef }, FirstUse: false));
+                continue;
+            }
             int objRef = objRefs.Next();
-            table._entries.Add(new Entry(kind.Inspect(info, objRef), descriptor with { FileObjRef = objRef }, FirstUse: true));
+            IInspectedFile inspected = kind.Inspect(info, objRef);
+            table._entries.Add(new Entry(inspected, descriptor with { FileObjRef = objRef }, FirstUse: true));
+            descriptions.Add(pid, fd, inspected);
             table._locks.AddRange(FileLocks.Inspect(info, objRef)); // a dup shows the same locks: first use only
         }
         return table;
@@ -72,6 +83,32 @@ public sealed class FilesCheckpoint
             writer.Write(entry.Descriptor);
         }
         foreach (FileLockRecord fileLock in _locks) writer.Write(fileLock);
+    }
+}
+
+/// <summary>
+/// The open file descriptions of a tree, across its processes: a child shares every descriptor it
+/// inherited with its parent (the same offset and status flags), which kcmp(KCMP_FILE) across the
+/// two pids tells. Such a descriptor is one file object, written with the first process that has
+/// it and referred to by objref from the others (a pipe shared by two processes is no different).
+/// </summary>
+public sealed class FileDescriptions
+{
+    private readonly List<(int Pid, int Fd, IInspectedFile File)> _first = [];
+
+    public void Add(int pid, int fd, IInspectedFile file) => _first.Add((pid, fd, file));
+
+    /// <summary>The file object of an earlier process that is the same open file description, if any.</summary>
+    public IInspectedFile? SharedWith(int pid, int fd, in Native.Stat stat)
+    {
+        foreach (var (otherPid, otherFd, file) in _first)
+        {
+            if (otherPid == pid || file.File.Device != stat.Device || file.File.Inode != stat.Inode) continue;
+            int order = Native.kcmp(otherPid, pid, Native.KCMP_FILE, otherFd, fd);
+            if (order < 0) throw new SyscallException("kcmp(KCMP_FILE)", Native.LastErrno, pid, $"fd {otherFd} of process {otherPid} and fd {fd}");
+            if (order == 0) return file;
+        }
+        return null;
     }
 }
 

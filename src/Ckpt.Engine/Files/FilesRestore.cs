@@ -41,9 +41,15 @@ public static class FilesRestore
         }
     }
 
-    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    /// <param name="elsewhere">file objref -> a process of the tree and a descriptor that already hold
+    /// it: a file object shared by processes is created by the first and fetched by the others with
+    /// pidfd_getfd (the same open file description, offset and flags; a pipe the same way). Objects
+    /// this process places first are added.</param>
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, Dictionary<int, (int Pid, int Fd)>? elsewhere = null)
     {
+        elsewhere ??= [];
         var placed = new Dictionary<int, int>(); // file objref -> first descriptor restored for it
+        var created = new HashSet<int>(); // file objrefs this process created (not fetched from another)
         foreach (FileDescriptorRecord descriptor in plan.Descriptors.OrderBy(d => d.Fd))
         {
             scratch.Reset();
@@ -52,6 +58,21 @@ public static class FilesRestore
             if (placed.TryGetValue(descriptor.FileObjRef, out int sibling))
             {
                 syscalls.Call($"dup3 of fd {sibling} to fd {descriptor.Fd} ({file.Path})", SYS_dup3, (ulong)sibling, (ulong)descriptor.Fd, cloexec);
+                continue;
+            }
+            if (elsewhere.TryGetValue(descriptor.FileObjRef, out var holder))
+            {
+                long fetched = FetchFrom(syscalls, holder.Pid, holder.Fd, file);
+                if (fetched != descriptor.Fd)
+                {
+                    syscalls.Call($"dup3 to fd {descriptor.Fd} ({file.Path})", SYS_dup3, (ulong)fetched, (ulong)descriptor.Fd, cloexec);
+                    syscalls.Call($"close of temporary fd {fetched}", SYS_close, (ulong)fetched);
+                }
+                else if (cloexec == 0)
+                {
+                    syscalls.Call($"fcntl(F_SETFD, 0) of fd {descriptor.Fd}", SYS_fcntl, (ulong)fetched, F_SETFD, 0);
+                }
+                placed[descriptor.FileObjRef] = descriptor.Fd;
                 continue;
             }
             IDescriptorKind kind = DescriptorKinds.ForRestore(file, descriptor.Fd);
@@ -67,20 +88,38 @@ public static class FilesRestore
             }
             kind.Placed(syscalls, file, descriptor.Fd);
             placed[descriptor.FileObjRef] = descriptor.Fd;
+            created.Add(descriptor.FileObjRef);
+            elsewhere[descriptor.FileObjRef] = (syscalls.Pid, descriptor.Fd);
         }
-        FinishAll(syscalls, plan, scratch, placed);
+        FinishAll(syscalls, plan, scratch, placed, created);
+    }
+
+    // pidfd_getfd copies a descriptor of another process as dup would (close-on-exec set): injected
+    // into this process, with the engine's credentials still (files come before credentials).
+    private static long FetchFrom(SyscallInjector syscalls, int holderPid, int holderFd, FileImage file)
+    {
+        long pidfd = syscalls.Call($"pidfd_open({holderPid}) to share {file.Path}", SYS_pidfd_open, (ulong)holderPid, 0);
+        try
+        {
+            return syscalls.Call($"pidfd_getfd of fd {holderFd} of process {holderPid} ({file.Path})", SYS_pidfd_getfd, (ulong)pidfd, (ulong)holderFd, 0);
+        }
+        finally
+        {
+            syscalls.CallRaw(SYS_close, (ulong)pidfd);
+        }
     }
 
     // Once every descriptor exists: each file object's state that names other descriptors (an epoll's
-    // interest list), the objects it depends on first (an epoll watching an epoll).
-    private static void FinishAll(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, Dictionary<int, int> placed)
+    // interest list), the objects it depends on first (an epoll watching an epoll). Only the objects
+    // this process created: one fetched from another process was finished there.
+    private static void FinishAll(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, Dictionary<int, int> placed, HashSet<int> created)
     {
         var objRefOfFd = plan.Descriptors.ToDictionary(d => d.Fd, d => d.FileObjRef);
         var finished = new HashSet<int>();
         var inProgress = new HashSet<int>();
         void Finish(int objRef)
         {
-            if (finished.Contains(objRef)) return;
+            if (finished.Contains(objRef) || !created.Contains(objRef)) return;
             if (!inProgress.Add(objRef))
                 throw new RestoreRefusedException($"fd {placed[objRef]} ({plan.Files[objRef].Path}) depends on itself through the descriptors it watches");
             FileImage file = plan.Files[objRef];

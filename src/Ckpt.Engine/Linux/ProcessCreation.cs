@@ -12,7 +12,7 @@ namespace Ckpt.Engine.Linux;
 /// </summary>
 public static unsafe class ProcessCreation
 {
-    public const int PTRACE_O_TRACESYSGOOD = 1, PTRACE_O_TRACECLONE = 8, PTRACE_O_TRACEEXEC = 0x10, PTRACE_O_EXITKILL = 0x100000;
+    public const int PTRACE_O_TRACESYSGOOD = 1, PTRACE_O_TRACEFORK = 2, PTRACE_O_TRACECLONE = 8, PTRACE_O_TRACEEXEC = 0x10, PTRACE_O_EXITKILL = 0x100000;
     private const int PTRACE_SEIZE = 0x4206, PTRACE_EVENT_EXEC = 4;
 
     /// <param name="pid">the pid the process must get (needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN)</param>
@@ -97,8 +97,9 @@ public static unsafe class ProcessCreation
 
     private static void AttachAndRelease(int pid, int pipeWriteFd, string executablePath)
     {
-        // TRACECLONE: threads the restore creates by injected clone3 start attached and stopped.
-        long options = PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE;
+        // TRACECLONE: threads the restore creates by injected clone3 start attached and stopped;
+        // TRACEFORK: so do child processes (clone3 with exit signal SIGCHLD), with these same options.
+        long options = PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK;
         if (ptrace(PTRACE_SEIZE, pid, 0, (nint)options) != 0)
         {
             int errno = Marshal.GetLastPInvokeError();

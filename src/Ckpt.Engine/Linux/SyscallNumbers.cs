@@ -56,6 +56,11 @@ public static class SyscallNumbers
     public const long SYS_kcmp = 312;
     public const long SYS_rseq = 334;
     public const long SYS_pidfd_open = 434;
+    public const long SYS_pidfd_getfd = 438;
+    public const long SYS_execve = 59;
+    public const long SYS_exit_group = 231;
+    public const long SYS_setpgid = 109;
+    public const long SYS_setsid = 112;
     public const long SYS_clone3 = 435;
     public const long SYS_flock = 73;
     public const long SYS_ioctl = 16;

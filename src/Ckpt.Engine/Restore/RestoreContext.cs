@@ -11,14 +11,12 @@ public sealed record RestoredThread(ThreadImage Image, SyscallInjector Syscalls)
 }
 
 /// <summary>
-/// linux-cr's ckpt_ctx on the restore side: the plan, every task made so far (to kill them all on
-/// a failure), the threads with their injectors, the scratch area, and the step being done (named
-/// in a failure). Stages run one after the other; a per-thread stage runs for every thread before
-/// the next stage starts, so all threads pass each barrier together.
+/// linux-cr's ckpt_ctx on the restore side, for one process of the tree: its plan (the tree's plan
+/// seen from this process), its threads with their injectors, and its scratch area. The tree's
+/// context (<see cref="TreeRestoreContext"/>) holds every task made so far and the step being done.
 /// </summary>
-public sealed class RestoreContext(RestorePlan plan, Action<string>? phase)
+public sealed class RestoreContext(RestorePlan plan, TreeRestoreContext tree)
 {
-    private readonly List<Tracee> _created = [];
     private readonly List<RestoredThread> _threads = [];
 
     public RestorePlan Plan { get; } = plan;
@@ -30,42 +28,90 @@ public sealed class RestoreContext(RestorePlan plan, Action<string>? phase)
 
     public ScratchArea Scratch { get; set; } = null!;
 
-    /// <summary>What was being done when a failure happened.</summary>
-    public string Step { get; private set; } = "create";
-
-    /// <summary>A task exists (created by the engine, or by an injected clone): kill it on failure.</summary>
-    public void Created(Tracee tracee) => _created.Add(tracee);
+    /// <summary>A task exists (created by an injected clone): kill it on failure.</summary>
+    public void Created(Tracee tracee) => tree.Created(tracee);
 
     public void AddThread(RestoredThread thread) => _threads.Add(thread);
+}
 
-    /// <summary>A step done once for the process; reported as a progress phase when <paramref name="reported"/>.</summary>
-    public void Stage(string name, Action action, bool reported = false)
+/// <summary>
+/// The whole restore: the processes in tree order (the root first, a parent before its children),
+/// every task made so far (to kill them all on a failure), the file objects already placed in some
+/// process (for the others that share them), and the step being done (named in a failure). Stages
+/// run one after the other; a stage runs for every process (and a per-thread stage for every
+/// thread) before the next starts, so all tasks pass each barrier together.
+/// </summary>
+public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
+{
+    private readonly List<Tracee> _created = [];
+    private readonly List<RestoreContext> _processes = [];
+
+    public RestorePlan Plan { get; } = plan;
+
+    public IReadOnlyList<RestoreContext> Processes => _processes;
+
+    public Dictionary<int, RestoreContext> ByPid { get; } = [];
+
+    /// <summary>File objref -> a process and descriptor that already hold it (see FilesRestore).</summary>
+    public Dictionary<int, (int Pid, int Fd)> PlacedFiles { get; } = [];
+
+    /// <summary>What was being done when a failure happened.</summary>
+    public string Step { get; set; } = "create";
+
+    public void Created(Tracee tracee) => _created.Add(tracee);
+
+    /// <summary>A task the engine has already collected as tracer (a zombie handed to its parent): nothing left to kill or wait for.</summary>
+    public void Reaped(int pid) => _created.RemoveAll(t => t.Pid == pid);
+
+    /// <summary>A process whose leader stands at its exec stop: its context, with a scratch area mapped.</summary>
+    public RestoreContext AddProcess(ProcessImage image, SyscallInjector leader)
     {
-        Step = name;
-        if (reported) phase?.Invoke(name);
-        action();
+        var context = new RestoreContext(Plan.ForProcess(image), this);
+        context.AddThread(new RestoredThread(image.Threads[0], leader));
+        Step = $"process {image.Pid}: scratch area";
+        context.Scratch = ScratchArea.Map(leader, image.Memory.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd)));
+        _processes.Add(context);
+        ByPid[image.Pid] = context;
+        return context;
     }
 
-    /// <summary>A step done for every thread, the leader first, before anything after it.</summary>
-    public void EachThread(string name, Action<RestoredThread> action, bool reported = false)
+    public void Report(string name) => phase?.Invoke(name);
+
+    /// <summary>A step done once per process, in tree order; reported as a progress phase when <paramref name="reported"/>.</summary>
+    public void Stage(string name, Action<RestoreContext> action, bool reported = false)
     {
         if (reported) phase?.Invoke(name);
-        foreach (RestoredThread thread in _threads)
+        foreach (RestoreContext process in _processes)
         {
-            Step = $"thread {thread.Tid}: {name}";
-            action(thread);
+            Step = _processes.Count == 1 ? name : $"process {process.Plan.Pid}: {name}";
+            action(process);
+        }
+    }
+
+    /// <summary>A step done for every thread of every process, each leader first, before anything after it.</summary>
+    public void EachThread(string name, Action<RestoreContext, RestoredThread> action, bool reported = false)
+    {
+        if (reported) phase?.Invoke(name);
+        foreach (RestoreContext process in _processes)
+        {
+            foreach (RestoredThread thread in process.Threads)
+            {
+                Step = $"thread {thread.Tid}: {name}";
+                action(process, thread);
+            }
         }
     }
 
     /// <summary>
-    /// SIGKILL ends the whole thread group. As tracer we are told of each death: threads first, the
-    /// leader's is reported after them; its parent (init, or us as subreaper) reaps it.
+    /// SIGKILL to every task made; as their tracer we are told of each death, and collect them
+    /// newest first (threads before their leader, children before their parent: the kernel reports
+    /// a leader's exit only after its threads'). Their parents, dead too, leave them to init (or
+    /// to us as subreaper).
     /// </summary>
     public void KillAll()
     {
-        if (_created.Count == 0) return;
-        kill(_created[0].Pid, SIGKILL);
-        foreach (Tracee tracee in _created.Skip(1).Append(_created[0]))
+        foreach (Tracee tracee in _created) kill(tracee.Pid, SIGKILL);
+        foreach (Tracee tracee in Enumerable.Reverse(_created))
         {
             try { ProcessCreation.WaitForStop(tracee.Pid); }
             catch (SyscallException) { }

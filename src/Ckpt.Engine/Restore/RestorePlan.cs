@@ -7,7 +7,9 @@ namespace Ckpt.Engine.Restore;
 
 /// <summary>
 /// Everything a restore needs, read and checked before any process exists: the image model of
-/// the one process being restored, and the open image file its page contents are read from.
+/// the tree, and the open image file page contents are read from. The plan read from the image
+/// is the root's; <see cref="ForProcess"/> gives the same plan seen from another process of the
+/// tree (its memory, files, signals and threads), which every per-process step takes.
 /// </summary>
 public sealed class RestorePlan : IDisposable
 {
@@ -26,7 +28,22 @@ public sealed class RestorePlan : IDisposable
             throw new ImageFormatException(RecordType.Tail, Image.TailOffset, $"checksum mismatch: the image's contents do not hash to {Image.Tail.Checksum:x16} (corrupt image)");
     }
 
-    public ProcessImage Process => Image.Processes[0];
+    /// <summary>The process this plan describes (the root unless made by <see cref="ForProcess"/>).</summary>
+    public ProcessImage Process => _process ?? Image.Processes[0];
+
+    private ProcessImage? _process;
+    private bool _isView;
+
+    /// <summary>The same plan for another process of the tree; not to be disposed (the root's plan owns the file).</summary>
+    public RestorePlan ForProcess(ProcessImage process) => new()
+    {
+        Image = Image, ImageFile = ImageFile, ChecksumMatches = ChecksumMatches, _process = process, _isView = true,
+    };
+
+    /// <summary>Every live process of the tree, the root first, every process after its parent.</summary>
+    public IReadOnlyList<ProcessImage> Processes => Image.Processes;
+
+    public IReadOnlyList<ZombieImage> Zombies => Image.Zombies;
 
     public HeaderRecord Header => Image.Header;
     public HeaderArchRecord HeaderArch => Image.Arch;
@@ -51,6 +68,7 @@ public sealed class RestorePlan : IDisposable
 
     public void Dispose()
     {
+        if (_isView) return;
         try { ChecksumMatches.Wait(); }
         catch (AggregateException) { /* the restore reported its own failure */ }
         ImageFile.Dispose();

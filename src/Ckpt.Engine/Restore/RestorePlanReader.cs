@@ -54,8 +54,8 @@ public static class RestorePlanReader
     private static RestorePlan ReadPlan(ImageReader reader, SafeFileHandle handle)
     {
         ImageModel image = ImageModelReader.Read(reader);
-        if (image.Processes.Count != 1)
-            throw new ImageFormatException(RecordType.Tree, 0, $"{image.Processes.Count} processes: restoring a process tree is not supported yet");
+        if (image.Processes.Count == 0 || image.Processes[0].Pid != image.RootPid)
+            throw new ImageFormatException(RecordType.Tree, 0, $"the root of the tree, process {image.RootPid}, is a zombie: there is nothing to restore");
         return new RestorePlan
         {
             Image = image, ImageFile = handle,

@@ -17,17 +17,20 @@ public static class RestoreValidation
     public static void Validate(RestorePlan plan, bool force)
     {
         CheckMachine(plan, force);
-        CheckTask(plan);
-        CheckMemory(plan);
-        CheckFiles(plan);
-        Signals.PosixTimers.Validate(plan);
-        if (!PidBecomesFree(plan.Pid))
-            throw new PidInUseException(plan.Pid, ProcessNames.CommOf(plan.Pid));
-        // Thread ids are pids too: each must be free (a zombie leader's threads are already gone).
-        foreach (var thread in plan.Threads.Skip(1))
+        foreach (ProcessImage process in plan.Processes)
         {
-            if (ProcStat.IsZombie(thread.Tid) is not null)
-                throw new PidInUseException(thread.Tid, ProcessNames.CommOf(thread.Tid));
+            RestorePlan view = plan.ForProcess(process);
+            CheckTask(view);
+            CheckMemory(view);
+            CheckFiles(view);
+            Signals.PosixTimers.Validate(view);
+        }
+        TreeCreation.Validate(plan);
+        // Every pid of the tree, thread ids included, must be free (a zombie leader's threads are already gone).
+        foreach (TaskIdsRecord task in plan.Image.TaskTable)
+        {
+            bool free = task.Pid == task.Tgid ? PidBecomesFree(task.Pid) : ProcStat.IsZombie(task.Pid) is null;
+            if (!free) throw new PidInUseException(task.Pid, ProcessNames.CommOf(task.Pid));
         }
     }
 

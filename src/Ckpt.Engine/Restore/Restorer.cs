@@ -15,9 +15,9 @@ public sealed record RestoreOptions(string ImagePath, bool Wait = false, bool Fo
 public sealed record RestoreResult(int Pid, int? ExitStatus);
 
 /// <summary>
-/// The restore: read and validate the whole image, then create the process with its pid and
-/// rebuild it by injection, stage by stage for every thread; a failure kills every task made so
-/// far and names the step.
+/// The restore: read and validate the whole image, then create every process of the tree with its
+/// pid, parent, session and group (<see cref="TreeCreation"/>) and rebuild each by injection, stage
+/// by stage for every process and thread; a failure kills every task made so far and names the step.
 /// Every ptrace request comes from one dedicated thread.
 /// </summary>
 public static class Restorer
@@ -38,61 +38,61 @@ public static class Restorer
         }, maxStackSize: 1 << 20) { Name = "ckpt restore tracer" };
         tracer.Start();
         tracer.Join();
-        TracerExit.WaitUntilDetached(plan.Threads.Select(t => t.Tid));
+        TracerExit.WaitUntilDetached(plan.Processes.SelectMany(p => p.Threads).Select(t => t.Tid));
         if (failure is not null)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         // The tracer thread has exited: the kernel has detached every restored thread (SyscallReentry).
         return options.Wait ? result! with { ExitStatus = WaitForExit(result!.Pid) } : result!;
     }
 
-    // The stages, each done for every task before the next starts: created, memory, files,
-    // signals, threads, thread state, credentials; then every thread is released.
+    // The stages, each done for every process (and thread) before the next starts: create the tree
+    // (TreeCreation), then memory, files, signals, threads, thread state, credentials; then every
+    // thread of every process is released.
     private static RestoreResult RestoreOnTracerThread(RestorePlan plan, RestoreOptions options, Action<string>? phase)
     {
-        var context = new RestoreContext(plan, phase);
-        context.Stage("create", () => ProcessCreation.CreateStoppedAtExec(plan.Pid, plan.ExePath, reparentToCaller: options.Wait), reported: true);
-        context.Created(Tracee.Adopt(plan.Pid));
+        var tree = new TreeRestoreContext(plan, phase);
+        tree.Report("create");
         try
         {
-            context.Stage("attach", () => context.AddThread(new RestoredThread(plan.Threads[0], SyscallInjector.AtExecStop(Tracee.Adopt(plan.Pid)))));
-            context.Stage("scratch area", () => context.Scratch = ScratchArea.Map(context.Leader, plan.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd))));
-            context.Stage("close inherited files", () => FilesRestore.CloseInherited(context.Leader));
-            context.Stage("special mappings", () => SpecialMappingsRestore.Run(context.Leader, plan, context.Scratch), reported: true);
-            context.Stage("memory", () => MemoryRestore.Run(context.Leader, plan, context.Scratch), reported: true);
-            context.Stage("mm fields", () => MmFieldsRestore.Run(context.Leader, plan, context.Scratch));
-            context.Stage("files", () => FilesRestore.Run(context.Leader, plan, context.Scratch), reported: true);
-            context.Stage("file locks", () => FileLocks.Run(context.Leader, plan, context.Scratch));
-            context.Stage("task state", () => TaskStateRestore.Run(context.Leader, plan, context.Scratch));
-            context.Stage("signals", () => SignalsRestore.Run(context.Leader, plan, context.Scratch));
-            context.Stage("threads", () => ThreadRestore.CreateThreads(context), reported: true);
+            TreeCreation.CreateAll(tree, reparentToCaller: options.Wait);
+            tree.Stage("close inherited files", p => FilesRestore.CloseInherited(p.Leader));
+            tree.Stage("special mappings", p => SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch), reported: true);
+            tree.Stage("memory", p => MemoryRestore.Run(p.Leader, p.Plan, p.Scratch), reported: true);
+            tree.Stage("mm fields", p => MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch));
+            tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles), reported: true);
+            tree.Stage("file locks", p => FileLocks.Run(p.Leader, p.Plan, p.Scratch));
+            tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch));
+            tree.Stage("signals", p => SignalsRestore.Run(p.Leader, p.Plan, p.Scratch));
+            tree.Stage("threads", ThreadRestore.CreateThreads, reported: true);
             // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
-            context.Stage("posix timers", () => PosixTimers.Run(context.Leader, plan, context.Scratch));
-            context.EachThread("signal stack, rseq, robust list, name, queued signals, xstate", thread =>
+            tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
+            tree.EachThread("signal stack, rseq, robust list, name, queued signals, xstate", (p, thread) =>
             {
-                ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, plan, context.Scratch);
+                ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, p.Plan, p.Scratch);
                 ThreadRestore.SetXstate(thread.Syscalls.Tracee, thread.Image);
             });
-            context.EachThread("credentials", thread =>
+            tree.EachThread("credentials", (p, thread) =>
             {
-                CredentialsRestore.Run(thread.Syscalls, plan, context.Scratch);
+                CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch);
                 // The leader comes first: limits (process-wide) are set with its restored credentials,
                 // so the kernel refuses a hard limit the recorded user could not have set; every
                 // thread's scheduling then sees them (RLIMIT_NICE, RLIMIT_RTPRIO).
-                if (thread.Tid == plan.Pid) TaskStateRestore.SetLimits(thread.Syscalls, plan, context.Scratch);
-                ThreadRestore.SetScheduling(thread.Syscalls, thread.Image, context.Scratch);
+                if (thread.Tid == p.Plan.Pid) TaskStateRestore.SetLimits(thread.Syscalls, p.Plan, p.Scratch);
+                ThreadRestore.SetScheduling(thread.Syscalls, thread.Image, p.Scratch);
                 CredentialsRestore.RestoreLateFlags(thread.Syscalls, thread.Image);
             }, reported: true);
-            context.Stage("dumpable", () => CredentialsRestore.RestoreDumpable(context.Leader, plan));
-            context.Stage("scratch area removal", () => context.Scratch.Unmap());
+            tree.Stage("dumpable", p => CredentialsRestore.RestoreDumpable(p.Leader, p.Plan));
+            tree.Stage("scratch area removal", p => p.Scratch.Unmap());
             // Nothing runs before the whole image is known intact (hashed on another core meanwhile).
-            context.Stage("checksum", plan.RequireChecksum);
-            context.EachThread("resume", thread => ThreadRestore.Release(thread.Syscalls, thread.Image, plan), reported: true);
+            tree.Step = "checksum";
+            plan.RequireChecksum();
+            tree.EachThread("resume", (p, thread) => ThreadRestore.Release(thread.Syscalls, thread.Image, p.Plan), reported: true);
         }
         catch (Exception e)
         {
-            context.KillAll();
+            tree.KillAll();
             if (e is ImageFormatException) throw; // a corrupt image, as when it is found before creation
-            throw new RestoreException(context.Step, e.Message, e);
+            throw new RestoreException(tree.Step, e.Message, e);
         }
         return new RestoreResult(plan.Pid, null);
     }

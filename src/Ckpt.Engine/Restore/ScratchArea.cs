@@ -39,6 +39,12 @@ public sealed class ScratchArea
         return new ScratchArea(syscalls, candidate);
     }
 
+    /// <summary>
+    /// The copy of its parent's area that a process made by an injected fork has at the same address
+    /// (private memory: writing it changes only the child's copy). Gone with the child's execve.
+    /// </summary>
+    public static ScratchArea Inherited(SyscallInjector child, ulong address) => new(child, address);
+
     /// <summary>Forgets earlier contents: call at the start of each step.</summary>
     public void Reset() => _used = 0;
 

@@ -30,11 +30,17 @@ public static class SignalsRestore
 
     public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
+        // The new task has just executed its program: execve left every action SIG_DFL, or SIG_IGN
+        // where the engine ignored the signal, with no flags, mask or restorer. An action the image
+        // has as it is now needs no call (most of the 64: a hundred processes save thousands of calls).
+        ulong ignoredNow = ProcStatus.Read(syscalls.Pid).HexNumber("SigIgn");
         foreach (SignalActionRecord action in plan.SignalActions)
         {
             if (action.Signal is SIGKILL or SIGSTOP) continue;
             if (action.Signal < 1 || action.Signal > 64)
                 throw new RestoreRefusedException($"signal action for signal {action.Signal}, outside 1..64");
+            ulong handlerNow = (ignoredNow >> (action.Signal - 1) & 1) != 0 ? 1ul : 0ul;
+            if (action.Handler == handlerNow && action.Flags == 0 && action.Restorer == 0 && action.Mask == 0) continue;
             scratch.Reset();
             var kernelAction = new KernelSigaction { Handler = action.Handler, Flags = action.Flags, Restorer = action.Restorer, Mask = action.Mask };
             syscalls.Call($"rt_sigaction({action.Signal})", SYS_rt_sigaction, (ulong)action.Signal, scratch.PutStruct(kernelAction), 0, 8);

@@ -9,21 +9,17 @@ namespace Ckpt.Engine.Tasks;
 
 /// <summary>
 /// The task's identity and credentials from /proc/PID/{stat,status,personality,cwd,root,exe},
-/// and the refusals that depend on them (children, seccomp, threads that share too little).
+/// and the refusals that depend on them (seccomp, threads that share too little).
 /// </summary>
 public static class TaskCheckpoint
 {
     /// <summary>
-    /// Refuses what the image cannot describe yet, before anything is written: child processes,
-    /// seccomp, and threads that do not share the leader's descriptor table, fs information or
+    /// Refuses what the image cannot describe yet, before anything is written: seccomp, and threads that do not share the leader's descriptor table, fs information or
     /// credentials (possible with clone() flags or unshare(), not with pthreads).
     /// </summary>
     public static void Refuse(int pid, IReadOnlyDictionary<int, ProcStatus> statuses)
     {
         ProcStatus status = statuses[pid];
-        string children = string.Join(' ', statuses.Keys.Select(tid => File.ReadAllText($"/proc/{pid}/task/{tid}/children").Trim()).Where(c => c.Length > 0));
-        if (children.Length > 0)
-            throw new CheckpointRefusedException($"process {pid} has child processes ({children}): process trees are not checkpointed");
         foreach (var (tid, thread) in statuses)
         {
             long seccomp = thread.Number("Seccomp");
@@ -102,6 +98,20 @@ public static class TaskCheckpoint
             CapEffective = status.HexNumber("CapEff"), CapBounding = status.HexNumber("CapBnd"),
             CapAmbient = status.HexNumber("CapAmb"), SecureBits = secureBits, GroupCount = groups.Length,
         };
+    }
+
+    /// <summary>The TASK record of a zombie: its ids, exit signal and name (it has no threads, memory or files left).</summary>
+    public static unsafe TaskRecord ZombieTask(int pid, ProcStat stat)
+    {
+        var task = new TaskRecord
+        {
+            Pid = pid, Tgid = pid, Ppid = (int)stat.Field(4), Pgid = (int)stat.Field(5), Sid = (int)stat.Field(6),
+            ExitSignal = (int)stat.Field(38), ThreadCount = 0, // a zombie has no fs information (umask) left
+            StartTimeTicks = stat.UnsignedField(22),
+        };
+        byte[] comm = Encoding.UTF8.GetBytes(stat.Comm);
+        for (int i = 0; i < Math.Min(comm.Length, 15); i++) task.Comm[i] = comm[i];
+        return task;
     }
 
     /// <summary>A thread group leader's TASK, its three path strings, credentials and supplementary groups, in image order.</summary>

@@ -17,7 +17,14 @@ public sealed class ImageModel
     /// <summary>Every task, leaders before their threads, in the order of their sections.</summary>
     public required IReadOnlyList<TaskIdsRecord> TaskTable { get; init; }
 
+    /// <summary>The live processes, in tree order (the root first, every process after its parent).</summary>
     public required IReadOnlyList<ProcessImage> Processes { get; init; }
+
+    /// <summary>The zombies: processes that had exited and were not reaped by their parent yet.</summary>
+    public IReadOnlyList<ZombieImage> Zombies { get; init; } = [];
+
+    /// <summary>The root of the tree: the process the checkpoint was asked for (the first of the task table).</summary>
+    public int RootPid => TaskTable[0].Pid;
 
     /// <summary>The tail record and its offset: the checksum covers every byte before it.</summary>
     public TailRecord Tail { get; init; }
@@ -43,6 +50,12 @@ public sealed class ProcessImage
     public required SignalImage Signal { get; init; }
     public required IReadOnlyList<ThreadImage> Threads { get; init; }
 
+    public int Pid => Task.Pid;
+}
+
+/// <summary>A zombie: its TASK record (ids, name) and wait status (exit code &lt;&lt; 8, or the terminating signal).</summary>
+public sealed record ZombieImage(TaskRecord Task, int ExitStatus)
+{
     public int Pid => Task.Pid;
 }
 

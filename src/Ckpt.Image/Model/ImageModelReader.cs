@@ -27,7 +27,14 @@ public static partial class ImageModelReader
 
         var objects = new ObjectTable();
         var processes = new Dictionary<int, ProcessBuilder>();
-        foreach (TaskIdsRecord ids in table) ReadTaskSection(reader, ids, objects, processes);
+        var zombies = new List<ZombieImage>();
+        foreach (TaskIdsRecord ids in table)
+        {
+            var task = Next<TaskRecord>(reader);
+            // A zombie's section is its TASK (a leader without threads) and its ZOMBIE record.
+            if (task.ThreadCount == 0 && ids.Pid == ids.Tgid) zombies.Add(ReadZombieSection(reader, ids, task));
+            else ReadTaskSection(reader, ids, task, objects, processes);
+        }
 
         reader.ThrowIfFailedCheckpoint();
         if (reader.PeekType() is { } next && next != RecordType.Tail)
@@ -36,7 +43,7 @@ public static partial class ImageModelReader
         return new ImageModel
         {
             Header = header, Arch = arch, Tree = tree, TaskTable = table, Tail = tail, TailOffset = reader.CurrentRecordOffset,
-            Processes = processes.Values.Select(p => p.Build()).ToList(),
+            Processes = processes.Values.Select(p => p.Build()).ToList(), Zombies = zombies,
             RecordCount = reader.RecordCount - 1, Bytes = reader.Position, // the tail is not counted
         };
     }
@@ -60,7 +67,13 @@ public static partial class ImageModelReader
                 throw Error(reader, RecordType.TaskIds, $"task {ids.Pid} appears twice in the task table");
             if (ids.NamespaceLevels != 1 || NamespacePid(ids, 0) != ids.Pid)
                 throw Error(reader, RecordType.TaskIds, $"task {ids.Pid} has {ids.NamespaceLevels} pid namespace levels: nested pid namespaces are not supported");
-            if (ids.Pid == ids.Tgid) leaders++;
+            if (ids.Pid == ids.Tgid)
+            {
+                leaders++;
+                // The tree order: the root first, every other process after its parent.
+                if (i > 0 && !(tasks.TryGetValue(ids.Ppid, out var parent) && parent.Pid == parent.Tgid && parent.Pid != ids.Pid))
+                    throw Error(reader, RecordType.TaskIds, $"process {ids.Pid} has parent {ids.Ppid}, which is not a process earlier in the task table (the root comes first, every other process after its parent)");
+            }
             else if (!tasks.TryGetValue(ids.Tgid, out var leader) || leader.Tgid != ids.Tgid)
                 throw Error(reader, RecordType.TaskIds, $"thread {ids.Pid} of thread group {ids.Tgid}, whose leader does not come before it in the task table");
             table.Add(ids);
@@ -76,9 +89,21 @@ public static partial class ImageModelReader
 
     // ---- one task's section ----
 
-    private static void ReadTaskSection(ImageReader reader, TaskIdsRecord ids, ObjectTable objects, Dictionary<int, ProcessBuilder> processes)
+    /// <summary>The rest of a zombie's section after its TASK record: the ZOMBIE record.</summary>
+    private static ZombieImage ReadZombieSection(ImageReader reader, TaskIdsRecord ids, TaskRecord task)
     {
-        var task = Next<TaskRecord>(reader);
+        if (task.Pid != ids.Pid || task.Tgid != ids.Tgid || task.Ppid != ids.Ppid || task.Pgid != ids.Pgid || task.Sid != ids.Sid)
+            throw Error(reader, RecordType.Task, $"zombie section of task {task.Pid} (tgid {task.Tgid}, ppid {task.Ppid}, pgid {task.Pgid}, sid {task.Sid}) where the task table has task {ids.Pid} (ppid {ids.Ppid}, pgid {ids.Pgid}, sid {ids.Sid})");
+        var zombie = Next<ZombieRecord>(reader);
+        if (zombie.Pid != task.Pid)
+            throw Error(reader, RecordType.Zombie, $"zombie {zombie.Pid} in the section of task {task.Pid}");
+        if ((zombie.ExitStatus & ~0xff7f) != 0 || ((zombie.ExitStatus & 0x7f) != 0 && (zombie.ExitStatus & 0xff00) != 0) || (zombie.ExitStatus & 0x7f) == 0x7f)
+            throw Error(reader, RecordType.Zombie, $"zombie {zombie.Pid} has exit status 0x{zombie.ExitStatus:x}, which is neither an exit code nor a terminating signal");
+        return new ZombieImage(task, zombie.ExitStatus);
+    }
+
+    private static void ReadTaskSection(ImageReader reader, TaskIdsRecord ids, TaskRecord task, ObjectTable objects, Dictionary<int, ProcessBuilder> processes)
+    {
         if (task.Pid != ids.Pid || task.Tgid != ids.Tgid)
             throw Error(reader, RecordType.Task, $"section of task {task.Pid} (tgid {task.Tgid}) where the task table has task {ids.Pid} (tgid {ids.Tgid})");
         if (task.Dumpable is < 0 or > 3 || task.NoNewPrivileges is not (0 or 1))

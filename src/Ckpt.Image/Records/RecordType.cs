@@ -24,6 +24,7 @@ public enum RecordType : uint
     Thread = 106,
     Cpu = 107,
     TaskIds = 108,          // CkptPS: one entry of the task table (linux-cr kept pids in TREE)
+    Zombie = 109,           // CkptPS: the exit status of a process that exited and is not reaped yet
     Credentials = 113,
     GroupInfo = 115,
     Rseq = 120,             // CkptPS: per-thread rseq registration

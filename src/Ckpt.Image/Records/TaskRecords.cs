@@ -92,3 +92,16 @@ public partial struct GroupInfoRecord
     public int GroupCount;
     [TrailingBytes] public uint ByteLength;
 }
+
+/// <summary>
+/// The whole section of a zombie after its TASK record (ThreadCount 0): a process that has exited
+/// and whose parent has not reaped it yet. It has no memory, files or threads; the restore creates
+/// it as a child of its parent and lets it exit with this status, so the parent's wait reports it.
+/// </summary>
+[ImageRecord(RecordType.Zombie)]
+public partial struct ZombieRecord
+{
+    public int Pid;
+    public int ExitStatus;               // the wait status (/proc/PID/stat field 52): exit code << 8, or the
+                                         // terminating signal (| 0x80 when it dumped core)
+}

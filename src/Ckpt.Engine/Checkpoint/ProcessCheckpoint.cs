@@ -1,0 +1,145 @@
+using Ckpt.Engine.Files;
+using Ckpt.Engine.Linux;
+using Ckpt.Engine.Memory;
+using Ckpt.Engine.Signals;
+using Ckpt.Engine.Tasks;
+using Ckpt.Image;
+using Ckpt.Image.Records;
+
+namespace Ckpt.Engine.Checkpoint;
+
+/// <summary>One process of the tree as the image holds it: its task table entries and its sections.</summary>
+public interface ICheckpointedProcess
+{
+    int Pid { get; }
+
+    /// <summary>Its entries of the task table: the leader, then its threads.</summary>
+    IReadOnlyList<TaskIdsRecord> Ids { get; }
+
+    /// <summary>Its sections, one per task, in the order of <see cref="Ids"/>.</summary>
+    void Write(ImageWriter writer, ObjectTable objects, Action<string, long, long> progress);
+}
+
+/// <summary>
+/// A live process of the tree: everything it needs is inspected (and refused) in <see cref="Inspect"/>,
+/// before anything is written, then its sections are written: per thread a TASK, the process-wide
+/// objects on first use (by the leader) or as OBJREFs, and the thread's own records.
+/// </summary>
+public sealed class ProcessCheckpoint : ICheckpointedProcess
+{
+    private readonly ThreadGroupFreeze _freeze;
+    private readonly Dictionary<int, ProcStatus> _statuses;
+    private readonly List<int> _tids;
+    private readonly FilesCheckpoint _files;
+    private readonly InjectedTaskState _injected;
+    private readonly List<ThreadCheckpoint> _threads;
+    private readonly MemoryCheckpoint _memory;
+    private readonly ProcStat _stat;
+    private readonly TaskObjectsRecord _uses;
+    private readonly List<PosixTimerRecord> _timers;
+
+    private ProcessCheckpoint(ThreadGroupFreeze freeze, Dictionary<int, ProcStatus> statuses, List<int> tids, FilesCheckpoint files,
+        InjectedTaskState injected, List<ThreadCheckpoint> threads, MemoryCheckpoint memory, ProcStat stat, TaskObjectsRecord uses,
+        List<PosixTimerRecord> timers)
+    {
+        (_freeze, _statuses, _tids, _files, _injected, _threads, _memory, _stat, _uses, _timers) = (freeze, statuses, tids, files, injected, threads, memory, stat, uses, timers);
+        Ids = tids.Select(tid => TaskCheckpoint.Ids(tid, freeze.Pid, stat)).ToList();
+    }
+
+    public int Pid => _freeze.Pid;
+
+    public IReadOnlyList<TaskIdsRecord> Ids { get; }
+
+    public long TotalPages => _memory.TotalPages;
+
+    public static ProcessCheckpoint Inspect(ThreadGroupFreeze freeze, ObjectTable objects, FileDescriptions descriptions)
+    {
+        int pid = freeze.Pid;
+        if (ProcStat.IsZombie(pid) == true)
+            throw new CheckpointRefusedException($"the main thread of process {pid} has exited while other threads run on: not supported");
+        List<int> tids = freeze.Tracees.Select(t => t.Pid).ToList();
+        // Read once per thread while frozen: for the refusals now and the TASK records later.
+        Dictionary<int, ProcStatus> statuses = tids.ToDictionary(tid => tid, ProcStatus.Read);
+        TaskCheckpoint.Refuse(pid, statuses);
+        // A job-control-stopped task cannot run the injected calls (it re-enters the group stop).
+        if (freeze.Tracees.Any(t => t.InGroupStop))
+            throw new CheckpointRefusedException($"process {pid} is stopped by job control: continue it (SIGCONT) before checkpointing");
+        var uses = new TaskObjectsRecord
+        {
+            MmObjRef = objects.RefOf(ObjectType.Mm, pid), FileTableObjRef = objects.RefOf(ObjectType.FileTable, pid),
+            SignalHandlersObjRef = objects.RefOf(ObjectType.SignalHandlers, pid), SignalObjRef = objects.RefOf(ObjectType.Signal, pid),
+        };
+        FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objects, descriptions);
+        List<PosixTimerRecord> timers = PosixTimers.Inspect(pid, tids.Count);
+        // Before anything is injected into any thread (see RseqCriticalSection).
+        foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
+        ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
+        InjectedTaskState injected = InjectedTaskState.Read(freeze.Leader, syscallAddress);
+        timers = PosixTimers.ReadTimes(freeze.Leader, syscallAddress, timers);
+        List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
+        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects);
+        return new ProcessCheckpoint(freeze, statuses, tids, files, injected, threads, memory, ProcStat.Read(pid), uses, timers);
+    }
+
+    /// <summary>The xsave layout of the first thread, for the image header.</summary>
+    public ThreadCheckpoint FirstThread => _threads[0];
+
+    public void Write(ImageWriter writer, ObjectTable objects, Action<string, long, long> progress)
+    {
+        int pid = Pid;
+        for (int i = 0; i < _threads.Count; i++)
+        {
+            int tid = _tids[i];
+            if (tid == pid) TaskCheckpoint.WriteLeader(writer, pid, _statuses[pid], _stat, _injected.SecureBits, _tids.Count, _injected.Dumpable);
+            else writer.Write(TaskCheckpoint.Task(tid, _statuses[tid], ProcStat.Read(tid), _tids.Count, _injected.Dumpable));
+            writer.Write(_uses);
+            objects.WriteUse(writer, ObjectType.Mm, _uses.MmObjRef, () =>
+            {
+                long total = _memory.TotalPages;
+                progress("pages", 0, total);
+                _memory.Write(writer, _uses.MmObjRef, _stat, _injected.Brk, done => progress("pages", done, total));
+            });
+            objects.WriteUse(writer, ObjectType.FileTable, _uses.FileTableObjRef, () =>
+            {
+                progress("files", 0, 0);
+                _files.Write(writer, _uses.FileTableObjRef);
+            });
+            objects.WriteUse(writer, ObjectType.SignalHandlers, _uses.SignalHandlersObjRef, () =>
+            {
+                progress("signals", 0, 0);
+                SignalsCheckpoint.WriteHandlers(writer, _injected, _uses.SignalHandlersObjRef);
+            });
+            objects.WriteUse(writer, ObjectType.Signal, _uses.SignalObjRef, () => SignalsCheckpoint.WriteSignal(writer, _freeze.Leader, _injected, _uses.SignalObjRef, _timers));
+            _threads[i].Write(writer);
+        }
+    }
+}
+
+/// <summary>
+/// A zombie of the tree: its ids from /proc/PID/stat (which a zombie still has), a TASK record with no
+/// threads, and its exit status (ZOMBIE).
+/// </summary>
+public sealed class ZombieCheckpoint : ICheckpointedProcess
+{
+    private readonly ProcStat _stat;
+
+    private ZombieCheckpoint(int pid, ProcStat stat)
+    {
+        (Pid, _stat) = (pid, stat);
+        Ids = [TaskCheckpoint.Ids(pid, pid, stat)];
+    }
+
+    public int Pid { get; }
+
+    public IReadOnlyList<TaskIdsRecord> Ids { get; }
+
+    public int ExitStatus => (int)_stat.Field(52);
+
+    public static ZombieCheckpoint Inspect(int pid) => new(pid, ProcStat.Read(pid));
+
+    public void Write(ImageWriter writer, ObjectTable objects, Action<string, long, long> progress)
+    {
+        writer.Write(TaskCheckpoint.ZombieTask(Pid, _stat));
+        writer.Write(new ZombieRecord { Pid = Pid, ExitStatus = ExitStatus });
+    }
+}

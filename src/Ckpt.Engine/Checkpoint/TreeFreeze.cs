@@ -1,0 +1,113 @@
+using Ckpt.Engine.Linux;
+
+namespace Ckpt.Engine.Checkpoint;
+
+/// <summary>One process of a frozen tree: its stopped threads, or, for a zombie, nothing to stop.</summary>
+/// <param name="Threads">null for a zombie (an exited process its parent has not reaped: it has no threads to seize)</param>
+public sealed record FrozenProcess(int Pid, int ParentPid, ThreadGroupFreeze? Threads)
+{
+    public bool IsZombie => Threads is null;
+}
+
+/// <summary>
+/// Freezes a process and every descendant: the root's threads first (<see cref="ThreadGroupFreeze"/>),
+/// then, parent by parent, the children listed in /proc/PID/task/TID/children of each stopped
+/// thread. A parent is stopped before its children are listed, so it cannot fork one we miss; a
+/// child it forked a moment before the stop is on the list (the kernel links it to its parent
+/// inside fork). Zombies are recorded, not seized (ptrace refuses them); a child that exits while
+/// it is being seized becomes one (its frozen parent cannot reap it). The order is the tree
+/// order the image and the restore use: depth first, a parent before its children, children by pid.
+/// Nothing is read from any process before <see cref="StopAll"/> returns.
+/// </summary>
+public sealed class TreeFreeze
+{
+    private readonly List<FrozenProcess> _processes = [];
+
+    private TreeFreeze(ThreadGroupFreeze root) => Root = root;
+
+    public ThreadGroupFreeze Root { get; }
+
+    public int Pid => Root.Pid;
+
+    /// <summary>Every process, the root first, parents before their children.</summary>
+    public IReadOnlyList<FrozenProcess> Processes => _processes;
+
+    /// <summary>Every stopped thread of every live process, in tree order.</summary>
+    public IEnumerable<Tracee> Tracees => _processes.Where(p => p.Threads is not null).SelectMany(p => p.Threads!.Tracees);
+
+    /// <summary>Seizes the root's leader only (everything keeps running); <see cref="StopAll"/> freezes.</summary>
+    public static TreeFreeze Seize(int pid) => new(ThreadGroupFreeze.Seize(pid));
+
+    public void StopAll()
+    {
+        Root.StopAll();
+        int rootParent = (int)ProcStat.Read(Root.Pid).Field(4);
+        Add(new FrozenProcess(Root.Pid, rootParent, Root));
+    }
+
+    private void Add(FrozenProcess process)
+    {
+        _processes.Add(process);
+        if (process.Threads is null) return; // a zombie has no children: they were reparented when it exited
+        foreach (int child in ChildrenOf(process.Threads))
+        {
+            if (_processes.Any(p => p.Pid == child)) continue;
+            FrozenProcess? frozen = Freeze(child, process.Pid);
+            if (frozen is not null) Add(frozen);
+        }
+    }
+
+    private static FrozenProcess? Freeze(int pid, int parent)
+    {
+        if (ProcStat.IsZombie(pid) is not false) return ProcStat.IsZombie(pid) is true ? new FrozenProcess(pid, parent, null) : null;
+        ThreadGroupFreeze? threads = null;
+        try
+        {
+            threads = ThreadGroupFreeze.Seize(pid);
+            threads.StopAll();
+            return new FrozenProcess(pid, parent, threads);
+        }
+        catch (Exception e) when (e is TraceeExitedException or SyscallException && ProcStat.IsZombie(pid) is not false)
+        {
+            // It exited while being seized: its parent is stopped, so it stays a zombie until the release.
+            if (threads?.AnyAttached == true) threads.ReleaseAll();
+            return ProcStat.IsZombie(pid) is true ? new FrozenProcess(pid, parent, null) : null;
+        }
+    }
+
+    private static IEnumerable<int> ChildrenOf(ThreadGroupFreeze process) =>
+        process.Tracees.SelectMany(t => ReadChildren(process.Pid, t.Pid)).Distinct().Order().ToList();
+
+    private static IEnumerable<int> ReadChildren(int pid, int tid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/task/{tid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse);
+        }
+        catch (FileNotFoundException)
+        {
+            throw new CheckpointRefusedException($"/proc/{pid}/task/{tid}/children is missing: this kernel lacks CONFIG_PROC_CHILDREN, which finding a process's descendants needs");
+        }
+    }
+
+    /// <summary>Lets every live process run on as it was (see <see cref="ThreadGroupFreeze.ReleaseAll"/>).</summary>
+    public void ReleaseAll()
+    {
+        foreach (FrozenProcess process in _processes) process.Threads?.ReleaseAll();
+        if (_processes.Count == 0 && Root.AnyAttached) Root.ReleaseAll();
+    }
+
+    public bool AnyAttached => Root.AnyAttached || _processes.Any(p => p.Threads?.AnyAttached == true);
+
+    /// <summary>
+    /// SIGKILL to every live process, children first (a parent dying first would let init reap its
+    /// children's exits before we collect them as their tracer; either way works, this is tidier).
+    /// </summary>
+    public void KillAll()
+    {
+        foreach (FrozenProcess process in Enumerable.Reverse(_processes))
+            process.Threads?.Leader.SendKill();
+        foreach (FrozenProcess process in Enumerable.Reverse(_processes))
+            process.Threads?.WaitForKilled();
+    }
+}

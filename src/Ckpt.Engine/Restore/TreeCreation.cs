@@ -1,0 +1,214 @@
+using System.Runtime.InteropServices;
+using Ckpt.Engine.Linux;
+using Ckpt.Image.Model;
+using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SyscallNumbers;
+
+namespace Ckpt.Engine.Restore;
+
+/// <summary>
+/// Creates every process of the tree with its pid, its parent, its session and its process group,
+/// before any of them gets its memory (docs/ARCHITECTURE.md, "Restore of a tree"):
+/// 1. the root, by the engine (<see cref="ProcessCreation.CreateStoppedAtExec"/>), and setsid() in it
+///    when it led its session;
+/// 2. every other process in tree order (a parent before its children), by an injected clone3
+///    (set_tid, exit signal SIGCHLD) in its restored parent, so the kernel makes it that parent's
+///    child in the parent's session; setsid() in it when it led a session, before it forks its own
+///    children (they inherit the session); then an injected execve of its own program, which leaves
+///    it exactly where the root is after step 1 (a fresh program stopped at PTRACE_EVENT_EXEC);
+/// 3. process groups: every group leader calls setpgid(0, 0), then every member setpgid(0, leader)
+///    (a group must exist, in the member's session, before anyone joins it);
+/// 4. zombies: each (made in step 2 like the others, but never exec'ed) exits with its recorded
+///    status; the engine collects the exit as tracer, which hands the zombie to its parent, and
+///    the SIGCHLD this queued for the parent is discarded (the image has the parent's real queue).
+/// A session or group whose leader is not in the image is refused before anything is created
+/// (<see cref="Validate"/>), except the root's own when the root did not lead it: the tree then
+/// joins the session and group the restore runs in. (CRIU and linux-cr create a helper process with
+/// the leader's pid that makes the session or group and exits; not done here.)
+/// </summary>
+public static unsafe class TreeCreation
+{
+    private const int PTRACE_EVENT_STOP = 128, PTRACE_EVENT_EXEC = 4;
+    private const ulong SIGCHLD = 17, SIG_IGN = 1, SIG_DFL = 0;
+
+    /// <summary>Refuses, before anything exists, a tree whose sessions or groups these steps cannot make.</summary>
+    public static void Validate(RestorePlan plan)
+    {
+        var tasks = plan.Image.TaskTable.Where(t => t.Pid == t.Tgid).ToDictionary(t => t.Pid);
+        TaskIdsRecord root = plan.Image.TaskTable[0];
+        var zombies = plan.Zombies.Select(z => z.Pid).ToHashSet();
+        foreach (TaskIdsRecord task in tasks.Values)
+        {
+            if (task.Pid == root.Pid) continue;
+            TaskIdsRecord parent = tasks[task.Ppid]; // the image model checked it is an earlier process
+            if (zombies.Contains(parent.Pid))
+                throw new RestoreRefusedException($"process {task.Pid}'s parent {parent.Pid} is a zombie, which has no children");
+            if (task.Sid != task.Pid && task.Sid != parent.Sid)
+                throw new RestoreRefusedException($"process {task.Pid} is in session {task.Sid}, which is neither its own nor its parent {parent.Pid}'s ({parent.Sid}): a session whose leader is gone needs a helper process, which this restore does not create");
+            bool rootsForeignGroup = task.Pgid == root.Pgid && root.Pgid != root.Pid && task.Sid == root.Sid;
+            bool leaderInImage = tasks.TryGetValue(task.Pgid, out TaskIdsRecord leader) && leader.Pgid == leader.Pid && leader.Sid == task.Sid;
+            if (task.Pgid != task.Pid && !leaderInImage && !rootsForeignGroup)
+                throw new RestoreRefusedException($"process {task.Pid} is in process group {task.Pgid}, whose leader is not in the image (in session {task.Sid}): a group whose leader is gone needs a helper process, which this restore does not create");
+        }
+    }
+
+    /// <summary>Steps 1-4; every task made is added to <paramref name="tree"/> at once (killed on a failure).</summary>
+    public static void CreateAll(TreeRestoreContext tree, bool reparentToCaller)
+    {
+        RestorePlan plan = tree.Plan;
+        ProcessImage rootImage = plan.Processes[0];
+        tree.Step = $"process {rootImage.Pid}: create";
+        ProcessCreation.CreateStoppedAtExec(rootImage.Pid, rootImage.ExePath, reparentToCaller);
+        var rootTracee = Tracee.Adopt(rootImage.Pid);
+        tree.Created(rootTracee);
+        RestoreContext root = tree.AddProcess(rootImage, SyscallInjector.AtExecStop(rootTracee));
+        if (rootImage.Task.Sid == rootImage.Pid) root.Leader.Call("setsid (the root led its session)", SYS_setsid);
+
+        var made = new Dictionary<int, SyscallInjector> { [rootImage.Pid] = root.Leader };
+        var zombies = new List<(ZombieImage Zombie, SyscallInjector Injector, RestoreContext Parent)>();
+        foreach (TaskIdsRecord ids in plan.Image.TaskTable.Skip(1).Where(t => t.Pid == t.Tgid))
+        {
+            tree.Step = $"process {ids.Pid}: create (forked by {ids.Ppid})";
+            RestoreContext parent = tree.ByPid[ids.Ppid];
+            SyscallInjector child = Fork(tree, parent, ids.Pid);
+            if (ids.Sid == ids.Pid) child.Call("setsid (the process led its session)", SYS_setsid);
+            if (plan.Zombies.FirstOrDefault(z => z.Pid == ids.Pid) is { } zombie)
+            {
+                zombies.Add((zombie, child, parent));
+                made[ids.Pid] = child;
+                continue;
+            }
+            ProcessImage image = plan.Processes.First(p => p.Pid == ids.Pid);
+            tree.Step = $"process {ids.Pid}: execve {image.ExePath}";
+            RestoreContext restored = tree.AddProcess(image, Exec(child, parent.Scratch.Address, image.ExePath));
+            made[ids.Pid] = restored.Leader;
+        }
+
+        tree.Step = "process groups";
+        SetGroups(plan, made);
+        foreach (var (zombie, injector, parent) in zombies)
+        {
+            tree.Step = $"zombie {zombie.Pid}: exit with status 0x{zombie.ExitStatus:x}";
+            Exit(injector, zombie.ExitStatus);
+            tree.Reaped(injector.Pid);
+        }
+        foreach (RestoreContext parent in zombies.Select(z => z.Parent).Distinct())
+            DiscardSigchld(parent);
+    }
+
+    // An injected clone3 in the parent: a copy of the parent as it is now (a fresh program with the
+    // engine's scratch area), stopped by PTRACE_O_TRACEFORK before its first instruction.
+    private static SyscallInjector Fork(TreeRestoreContext tree, RestoreContext parent, int pid)
+    {
+        ScratchArea scratch = parent.Scratch;
+        scratch.Reset();
+        var arguments = new CloneArgs { ExitSignal = SIGCHLD, SetTid = scratch.PutStruct(pid), SetTidSize = 1 };
+        long result = parent.Leader.CallRaw(SYS_clone3, scratch.PutStruct(arguments), (ulong)sizeof(CloneArgs));
+        if (result == -Errno.EEXIST) throw new PidInUseException(pid, ProcessNames.CommOf(pid));
+        if (result < 0) throw new SyscallException($"clone3(set_tid {pid})", (int)-result, parent.Plan.Pid, "injected into the restored parent");
+        var tracee = Tracee.Adopt((int)result);
+        tree.Created(tracee);
+        int status = tracee.WaitForStop($"creation of process {pid}");
+        if (WaitStatus.PtraceEvent(status) != PTRACE_EVENT_STOP)
+            throw new InvalidOperationException($"new process {pid} {WaitStatus.Describe(status)} instead of its first ptrace stop");
+        return SyscallInjector.ForNewThread(tracee, parent.Leader.SyscallAddress);
+    }
+
+    // execve injected into the new child (its arguments in its copy of the parent's scratch area):
+    // the kernel reports PTRACE_EVENT_EXEC (PTRACE_O_TRACEEXEC), and from there the child is restored
+    // exactly as the root is.
+    private static SyscallInjector Exec(SyscallInjector child, ulong scratchAddress, string path)
+    {
+        ScratchArea scratch = ScratchArea.Inherited(child, scratchAddress);
+        ulong pathAddress = scratch.PutString(path);
+        ulong argv = scratch.PutStruct(new ArgumentVector { First = pathAddress });
+        ulong envp = scratch.PutStruct(new ArgumentVector());
+        Tracee tracee = child.Tracee;
+        UserRegisters registers = child.GetRegisters();
+        registers.Rip = child.SyscallAddress;
+        registers.Rax = SYS_execve;
+        registers.OrigRax = ulong.MaxValue;
+        (registers.Rdi, registers.Rsi, registers.Rdx) = (pathAddress, argv, envp);
+        tracee.SetRegisters(registers);
+        tracee.ResumeToSyscallStop($"entry of execve {path}");
+        int status = tracee.ResumeToNextStop($"execve {path}");
+        if (WaitStatus.PtraceEvent(status) == PTRACE_EVENT_EXEC) return SyscallInjector.AtExecStop(tracee);
+        long result = Tracee.IsSyscallStop(status) ? (long)tracee.GetRegisters().Rax : 0;
+        if (result < 0) throw new SyscallException($"execve {path}", (int)-result, child.Pid, "injected into the new process");
+        throw new InvalidOperationException($"process {child.Pid}: {WaitStatus.Describe(status)} instead of the exec stop of {path}");
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct ArgumentVector
+    {
+        public ulong First, End;
+    }
+
+    // Leaders first, then members: setpgid(0, pgid) joins a group only once it exists. A process
+    // that is already where it belongs (a session leader, a child created in its parent's group) is
+    // left alone; the root's group when the root did not lead it is the one the restore runs in.
+    private static void SetGroups(RestorePlan plan, Dictionary<int, SyscallInjector> made)
+    {
+        TaskIdsRecord root = plan.Image.TaskTable[0];
+        int rootGroupNow = (int)ProcStat.Read(root.Pid).Field(5);
+        var processes = plan.Image.TaskTable.Where(t => t.Pid == t.Tgid).ToList();
+        foreach (TaskIdsRecord task in processes.Where(t => t.Pgid == t.Pid).Concat(processes.Where(t => t.Pgid != t.Pid)))
+        {
+            int target = task.Pgid == root.Pgid && root.Pgid != root.Pid ? rootGroupNow : task.Pgid;
+            if (ProcStat.Read(task.Pid).Field(5) == target) continue;
+            made[task.Pid].Call($"setpgid(0, {target}) of process {task.Pid}", SYS_setpgid, 0, (ulong)target);
+        }
+    }
+
+    // A zombie-to-be exits with its recorded status: exit_group for an exit code; for a signal, the
+    // signal sent with every signal unblocked (exec has not run: its actions are the defaults) and
+    // passed on at its delivery stop. The tracer's wait then hands it to its parent as a zombie.
+    private static void Exit(SyscallInjector zombie, int exitStatus)
+    {
+        Tracee tracee = zombie.Tracee;
+        int signal = exitStatus & 0x7f;
+        if (signal == 0)
+        {
+            UserRegisters registers = zombie.GetRegisters();
+            registers.Rip = zombie.SyscallAddress;
+            registers.Rax = SYS_exit_group;
+            registers.OrigRax = ulong.MaxValue;
+            registers.Rdi = (ulong)((exitStatus >> 8) & 0xff);
+            tracee.SetRegisters(registers);
+            tracee.Continue();
+        }
+        else
+        {
+            tracee.SetSignalMask(0);
+            if (ProcessCreationNative.kill(zombie.Pid, signal) != 0)
+                throw new SyscallException($"kill({signal})", Marshal.GetLastPInvokeError(), zombie.Pid, "ending a zombie with its recorded signal");
+            tracee.Continue();
+        }
+        while (true)
+        {
+            int status = ProcessCreation.WaitForStop(zombie.Pid);
+            if (!WaitStatus.Stopped(status)) break;
+            tracee.Continue(WaitStatus.PtraceEvent(status) == 0 ? WaitStatus.StopSignal(status) : 0);
+        }
+        tracee.MarkReleased();
+    }
+
+    // The parent was sent SIGCHLD by its zombies' exits; it is blocked (the new process blocks every
+    // signal until its release), so it waits in the queue: setting SIGCHLD to SIG_IGN discards it
+    // (POSIX), and SIG_DFL puts the action back before the signals stage sets the recorded one.
+    private static void DiscardSigchld(RestoreContext parent)
+    {
+        ScratchArea scratch = parent.Scratch;
+        scratch.Reset();
+        ulong ignore = scratch.PutStruct(new KernelSigaction { Handler = SIG_IGN });
+        ulong byDefault = scratch.PutStruct(new KernelSigaction { Handler = SIG_DFL });
+        parent.Leader.Call("rt_sigaction(SIGCHLD, SIG_IGN)", SYS_rt_sigaction, SIGCHLD, ignore, 0, 8);
+        parent.Leader.Call("rt_sigaction(SIGCHLD, SIG_DFL)", SYS_rt_sigaction, SIGCHLD, byDefault, 0, 8);
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct KernelSigaction
+    {
+        public ulong Handler, Flags, Restorer, Mask;
+    }
+}
