@@ -13,8 +13,8 @@
  *   sleeplong   nanosleep(1000 s) in a loop
  *   sleepshort  one clock_nanosleep(CLOCK_MONOTONIC) of SHORT_SLEEP_SECONDS: after the restore it
  *               must have slept at least its remaining time (see ticker)
- *   ticker      wakes every 10 ms and adds up the time the process was alive (gaps of 250 ms or
- *               more, such as the time between checkpoint --kill and restore, are left out);
+ *   ticker      wakes every 10 ms and adds up the time the process was alive (gaps of 1 s or
+ *               more, such as the time between checkpoint --kill and restore, are left out; shorter ones are a loaded machine's scheduling delays);
  *               sleepshort compares the alive time that passed during its sleep with what it asked
  *   pause       pause() in a loop
  *   sigsusp     sigsuspend() in a loop; its normal mask blocks SIGUSR2, the temporary one does not
@@ -273,7 +273,7 @@ static void tick(struct worker *w)
         struct timespec ten = { 0, 10000000L };
         clock_nanosleep(CLOCK_MONOTONIC, 0, &ten, NULL);
         long long now = now_ns(), gap = now - last;
-        if (gap < 250000000LL) __atomic_add_fetch(&alive_ns, gap, __ATOMIC_RELEASE);
+        if (gap < 1000000000LL) __atomic_add_fetch(&alive_ns, gap, __ATOMIC_RELEASE);
         else if (gap > ticker_largest_gap_ns) __atomic_store_n(&ticker_largest_gap_ns, gap, __ATOMIC_RELEASE);
         last = now;
     }
