@@ -14,7 +14,8 @@
  *   sleepshort  one clock_nanosleep(CLOCK_MONOTONIC) of SHORT_SLEEP_SECONDS: after the restore it
  *               must have slept at least its remaining time (see ticker)
  *   ticker      wakes every 10 ms and adds up the time the process was alive (gaps of 1 s or
- *               more, such as the time between checkpoint --kill and restore, are left out; shorter ones are a loaded machine's scheduling delays);
+ *               more, such as the time between checkpoint --kill and restore, are left out;
+ *               shorter ones are a loaded machine's scheduling delays and count);
  *               sleepshort compares the alive time that passed during its sleep with what it asked
  *   pause       pause() in a loop
  *   sigsusp     sigsuspend() in a loop; its normal mask blocks SIGUSR2, the temporary one does not
