@@ -35,9 +35,10 @@ public sealed class EventLoopImageTests : IDisposable
 
         var epolls = session.Run("Get-CkptImage $args[0] | Where-Object Kind -eq Epoll | ForEach-Object Fd", image).AssertClean().Output.Select(o => (int)o.BaseObject);
         Assert.Equal([7, 8, 12], epolls);
-        string table = string.Join("\n", session.Run("Get-CkptImage $args[0] | Where-Object { $_ -is [CkptPS.CkptFile] } | Out-String -Width 300", image).AssertClean().Output.Select(o => o.ToString()));
-        Assert.Contains("Signalfd", table);
-        Assert.Contains("/ signals [12]", table);
+        // The lines of the default view (CkptPS.format.ps1xml).
+        string[] table = session.Run("Get-CkptImage $args[0] | Where-Object { $_ -is [CkptPS.CkptFile] } | ForEach-Object { [CkptPS.ImageText]::Line($_) }", image)
+            .AssertClean().Output.Select(o => o.ToString()).ToArray();
+        Assert.Contains(table, line => line.Contains("-> anon_inode:[signalfd]") && line.Contains("Signalfd") && line.EndsWith(" / signals [12]"));
         Assert.True(target.IsAlive);
     }
 
