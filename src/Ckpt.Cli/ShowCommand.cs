@@ -78,7 +78,11 @@ internal static class ImageDescription
                 text.AppendLine($"  {vma.Record.VmStart:x12}-{vma.Record.VmEnd:x12} {Protection(vma.Record.Protection)} {vma.Record.VmaType,-10} {vma.PagesSaved,8} pages {vma.File?.Path}");
             text.AppendLine($"files: {process.FileTable.Descriptors.Count} descriptors");
             foreach (FileDescriptorRecord fd in process.FileTable.Descriptors)
-                text.AppendLine($"  fd {fd.Fd}: {process.FileTable.Files[fd.FileObjRef].Path}{(fd.CloseOnExec != 0 ? " (cloexec)" : "")}");
+            {
+                FileImage file = process.FileTable.Files[fd.FileObjRef];
+                string state = FileStateText.Describe(file);
+                text.AppendLine($"  fd {fd.Fd}: {file.Path} {file.Record.Kind}{(state.Length > 0 ? $": {state}" : "")}{(fd.CloseOnExec != 0 ? " (cloexec)" : "")}");
+            }
             foreach (FileLockRecord fileLock in process.FileTable.Locks)
                 text.AppendLine($"  lock: {LockText(fileLock)} on {process.FileTable.Files[fileLock.FileObjRef].Path}");
             var handled = process.SignalHandlers.Actions.Where(h => h.Handler > 1).Select(h => h.Signal).ToList();
@@ -176,6 +180,8 @@ internal static class ImageDescription
             json.WriteStartObject();
             json.WriteNumber("fd", fd.Fd);
             json.WriteString("path", process.FileTable.Files[fd.FileObjRef].Path);
+            json.WriteString("kind", process.FileTable.Files[fd.FileObjRef].Record.Kind.ToString());
+            json.WriteString("state", FileStateText.Describe(process.FileTable.Files[fd.FileObjRef]));
             json.WriteBoolean("closeOnExec", fd.CloseOnExec != 0);
             json.WriteEndObject();
         }

@@ -65,12 +65,12 @@ public class CheckpointCliTests
     [Fact]
     public void Unsupported_descriptor_exits_6_naming_the_fd()
     {
-        using var target = Start("ckpt_modes", "pipe");
-        string image = TempPath("pipe.img");
+        using var target = Start("ckpt_modes", "socket");
+        string image = TempPath("socket.img");
         var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", image]);
         Assert.Equal(6, code);
         Assert.Contains("fd 3", stderr);
-        Assert.Contains("pipe", stderr);
+        Assert.Contains("socket", stderr);
         var (showCode, _, showError) = RunCli(["show", image]); // the image holds an ERROR record giving the reason
         Assert.Equal(5, showCode);
         Assert.Contains("fd 3", showError);

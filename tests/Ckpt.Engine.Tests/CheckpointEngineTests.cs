@@ -153,9 +153,9 @@ public class CheckpointEngineTests
     }
 
     [Theory]
-    [InlineData("pipe", "fd 3")]
-    [InlineData("epoll", "fd 3 of process")]
-    [InlineData("epoll", "(anon_inode:[eventpoll])")]
+    [InlineData("socket", "fd 3")]
+    [InlineData("pidfd", "fd 3 of process")]
+    [InlineData("pidfd", "(anon_inode:[pidfd])")]
     [InlineData("unshared-thread", "has its own descriptor table")]
     [InlineData("seccomp", "seccomp (mode 2, filter)")]
     public void Unsupported_targets_are_refused_and_run_on(string mode, string reason)

@@ -54,7 +54,7 @@ internal static unsafe partial class RestoreTestProcesses
 
     /// <summary>
     /// Starts a program with stdin from /dev/null and stdout and stderr appended to a log file
-    /// (pipes are not restorable); returns its pid.
+    /// (a pipe to the test would have its other end outside the process: refused); returns its pid.
     /// </summary>
     public static int Spawn(string logPath, string path, params string[] arguments) => SpawnIn(null, logPath, path, arguments);
 

@@ -138,7 +138,7 @@ public sealed class ThreadedRealProgramTests : IDisposable
         {
             RestoreTestProcesses.WaitForLine(log, $"READY {pid}");
             WaitForProgress(log, 5, pid);
-            // The interpreters hold only these; pipes, epoll and sockets are later issues.
+            // The interpreters hold only these (node, with its pipes and epolls: EventLoopRealProgramTests).
             Assert.Equal(["0 -> /dev/null", $"1 -> {log}", $"2 -> {log}"], Descriptors(pid));
             before = Threads(pid);
             Assert.Equal(threadCount, before.Count);

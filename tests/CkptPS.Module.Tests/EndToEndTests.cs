@@ -196,7 +196,7 @@ public sealed class EndToEndTests : IDisposable
     {
         string fifo = Path.Combine(scratch, "fifo");
         Assert.Equal(0, TargetProcess.mkfifo(fifo, 0x180));
-        // fd 5 is a FIFO: the engine does not checkpoint pipes.
+        // fd 5 is a FIFO (a named pipe): the engine checkpoints only pipes whose ends are all in the process.
         using var target = TargetProcess.StartNamed("sleep", "/bin/bash", "-c", $"exec 5<>'{fifo}'; exec sleep 1000");
         string image = Path.Combine(scratch, "refused.ckpt");
         var result = session.Run("Checkpoint-Process -Id $args[0] -Path $args[1]", target.Pid, image);

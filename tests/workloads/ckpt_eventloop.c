@@ -8,6 +8,7 @@
  *   fd 9     signalfd(SIGUSR2, SFD_NONBLOCK), SIGUSR2 blocked and pending
  *   fd 10    timerfd CLOCK_MONOTONIC, expired once, unread (ticks 1)
  *   fd 11    timerfd CLOCK_REALTIME, TFD_TIMER_ABSTIME, one hour ahead
+ *   fd 15, 16  a second pipe, write end below read end (restored the other way round), "second" in it
  *   fd 12    epoll with nothing to watch; with the argument "closed" it watches the eventfd through
  *            fd 20, since closed; with "reused", fd 20 is /dev/null now (both refused at checkpoint)
  * Prints READY, waits for SIGUSR1, then checks (PASS or FAIL <what>): the outer epoll reports the
@@ -84,6 +85,10 @@ static int setup(void)
     struct itimerspec hour = { .it_value = { .tv_sec = realtime_expiry } };
     if (timerfd_settime(11, TFD_TIMER_ABSTIME, &hour, NULL) != 0) return fail("timerfd_settime absolute");
     if (epoll_create1(0) != 12) return fail("epoll is not fd 12");
+    if (pipe2(p, O_NONBLOCK) != 0 || p[0] != 13 || dup2(p[1], 15) != 15 || dup2(p[0], 16) != 16) return fail("second pipe at fds 15, 16");
+    close(13);
+    close(14);
+    if (write(15, "second", 6) != 6) return fail("write to the second pipe");
     if (watch_mode) {
         if (dup2(5, 20) != 20 || add(12, 20, EPOLLIN, 20) != 0) return fail("watch of fd 20");
         close(20);
@@ -100,6 +105,9 @@ static int check_pipe(void)
     if (fcntl(3, F_GETPIPE_SZ) != 128 * 1024) return fail("pipe size is not 128 KiB");
     if (fcntl(7, F_GETFD) & FD_CLOEXEC) return fail("fd 7 is close-on-exec");
     if (!(fcntl(8, F_GETFD) & FD_CLOEXEC)) return fail("fd 8 lost close-on-exec");
+    char second[16];
+    if ((fcntl(15, F_GETFL) & O_ACCMODE) != O_WRONLY || (fcntl(16, F_GETFL) & O_ACCMODE) != O_RDONLY) return fail("second pipe's ends");
+    if (read(16, second, sizeof second) != 6 || memcmp(second, "second", 6) != 0) return fail("second pipe's bytes");
     int queued = -1;
     if (ioctl(3, FIONREAD, &queued) != 0 || queued != (int)sizeof message) { printf("FAIL the pipe holds %d bytes\n", queued); return 1; }
     return 0;

@@ -1,6 +1,6 @@
 /* Checkpoint workload for refusals and sizes (DESIGN.md "Tests"). Usage: ckpt_modes MODE
- *   pipe     holds a pipe open (fd 3, 4): an unsupported descriptor kind
- *   epoll    holds an epoll instance (fd 3): an unsupported anonymous-inode kind
+ *   socket   holds a unix socket pair (fd 3, 4): an unsupported descriptor kind
+ *   pidfd    holds a pidfd of itself (fd 3): an unsupported anonymous-inode kind
  *   thread   runs a second thread
  *   unshared-thread  runs a second thread with its own descriptor table (unshare(CLONE_FILES))
  *   child    has a child process
@@ -22,7 +22,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -86,7 +87,7 @@ static int check_cow_file(const uint8_t *map, const char *path)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) { fprintf(stderr, "usage: %s pipe|thread|unshared-thread|child|seccomp|reserve|cow FILE\n", argv[0]); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: %s socket|pidfd|thread|unshared-thread|child|seccomp|reserve|cow FILE\n", argv[0]); return 2; }
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct sigaction sa = { .sa_handler = on_usr1 };
     sigaction(SIGUSR1, &sa, NULL);
@@ -97,10 +98,10 @@ int main(int argc, char **argv)
     const size_t reserve_size = 64ull << 30, used = 1 << 20;
     const char *cow_path = argc > 2 ? argv[2] : NULL;
 
-    if (!strcmp(mode, "pipe")) {
-        if (pipe(fds) != 0) { printf("FAIL pipe\n"); return 1; }
-    } else if (!strcmp(mode, "epoll")) {
-        if (epoll_create1(0) != 3) { printf("FAIL epoll_create1\n"); return 1; }
+    if (!strcmp(mode, "socket")) {
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) { printf("FAIL socketpair\n"); return 1; }
+    } else if (!strcmp(mode, "pidfd")) {
+        if (syscall(SYS_pidfd_open, getpid(), 0) != 3) { printf("FAIL pidfd_open\n"); return 1; }
     } else if (!strcmp(mode, "thread") || !strcmp(mode, "unshared-thread")) {
         pthread_t t;
         sigset_t all, old;
@@ -137,7 +138,7 @@ int main(int argc, char **argv)
     printf("READY %d\n", getpid());
     while (!got_usr1) pause();
 
-    if (fds[0] >= 0 && (write(fds[1], "x", 1) != 1)) { printf("FAIL pipe write\n"); return 1; }
+    if (fds[0] >= 0 && (write(fds[1], "x", 1) != 1)) { printf("FAIL socket write\n"); return 1; }
     if (reserve) {
         for (size_t i = 0; i < used; i++)
             if (reserve[(reserve_size / 2) + i] != (uint8_t)(i * 7 + 1)) { printf("FAIL reserve contents\n"); return 1; }

@@ -32,6 +32,8 @@ public sealed class CkptFile
     public required ulong Inode { get; init; }
     public required long Size { get; init; }
     public required DateTime LastWriteTimeUtc { get; init; }
+    /// <summary>What the kind keeps besides the file (an eventfd's counter, a pipe's buffered bytes, an epoll's watches, a timer's time left); empty for plain files.</summary>
+    public string State { get; init; } = "";
 
     public override string ToString() => $"{Fd} -> {Path}";
 }

@@ -29,8 +29,8 @@ public static class ImageText
             "Address                   Perm Offset   Dev       Inode   Size  Saved Type       Path\n" +
             "-------                   ---- ------   ---       -----   ----  ----- ----       ----",
         CkptFile file => $"Files of {file.Pid} (like ls -l /proc/{file.Pid}/fd)\n\n" +
-            "Mode         Fd   Target                                   Pos Kind            Flags\n" +
-            "----         --   ------                                   --- ----            -----",
+            "Mode         Fd   Target                                   Pos Kind            Flags / State\n" +
+            "----         --   ------                                   --- ----            -------------",
         CkptThread thread => $"Threads of {thread.Pid} (like ps -T -p {thread.Pid})\n\n" +
             string.Format(CultureInfo.InvariantCulture, ThreadFormat, "Tid", "Name", "State", "Syscall", "Nice", "Policy", "Pending", "Blocked", "SignalStack") + "\n" +
             string.Format(CultureInfo.InvariantCulture, ThreadFormat, "---", "----", "-----", "-------", "----", "------", "-------", "-------", "-----------"),
@@ -48,8 +48,8 @@ public static class ImageText
             vma.Start, vma.End, vma.Protection, vma.Offset, vma.DeviceText, vma.Inode,
             HumanSize.Format(vma.Size), HumanSize.Format(vma.SavedBytes), vma.VmaType, vma.Path),
         CkptFile file => string.Format(CultureInfo.InvariantCulture,
-            "{0} {1,4} {2,-40} {3,5} {4,-15} {5}",
-            file.LinkMode, file.Fd, "-> " + file.Path, file.Position, file.Kind, file.Flags),
+            "{0} {1,4} {2,-40} {3,5} {4,-15} {5}{6}",
+            file.LinkMode, file.Fd, "-> " + file.Path, file.Position, file.Kind, file.Flags, file.State.Length > 0 ? " / " + file.State : ""),
         CkptThread thread => string.Format(CultureInfo.InvariantCulture, ThreadFormat,
             thread.Tid, thread.Name, thread.State, thread.Syscall, thread.Nice, thread.Policy, thread.PendingSignals,
             thread.BlockedSignals.ToString("x16", CultureInfo.InvariantCulture), thread.SignalStack),

@@ -98,6 +98,7 @@ internal static class FileView
         Inode = file.Record.Inode,
         Size = file.Record.FileSize,
         LastWriteTimeUtc = FromUnixNanoseconds(file.Record.MtimeNanoseconds),
+        State = FileStateText.Describe(file),
     };
 
     public static DateTime FromUnixNanoseconds(long nanoseconds) =>

@@ -76,7 +76,7 @@ public static class DescriptorKinds
 
     private static string Describe(FileKind kind) => kind switch
     {
-        FileKind.Pipe => "pipe",
+        FileKind.Pipe => "named pipe (FIFO)",
         FileKind.Socket => "socket",
         FileKind.Other => "special file (inotify, fanotify, userfaultfd or similar)",
         _ => kind.ToString().ToLowerInvariant(),

@@ -1,0 +1,53 @@
+using System.Globalization;
+using System.Text;
+using Ckpt.Image.Records;
+
+namespace Ckpt.Image.Model;
+
+/// <summary>
+/// One line saying what a file object's kind-specific state is (an eventfd's counter, a pipe's size and
+/// buffered bytes, an epoll's watches, a signalfd's mask, a timerfd's time left), for `ckpt show` and
+/// Get-CkptImage; empty for files that have none.
+/// </summary>
+public static class FileStateText
+{
+    public static string Describe(FileImage file)
+    {
+        if (file.Eventfd is { } eventfd)
+            return $"count {eventfd.Count}{(eventfd.Flags.HasFlag(EventfdFlags.Semaphore) ? ", semaphore" : "")}";
+        if (file.Pipe is { } pipe)
+            return $"{(((file.Record.OpenFlags & 3) == 0) ? "read" : "write")} end, pipe of {pipe.Record.PipeSize} bytes, {pipe.Data.Length} buffered";
+        if (file.Epoll is { } epoll)
+            return epoll.Items.Count == 0 ? "watches nothing"
+                : "watches " + string.Join(", ", epoll.Items.Select(i => $"fd {i.Fd} (events 0x{i.Events:x}, data 0x{i.Data:x})"));
+        if (file.Signalfd is { } signalfd)
+            return $"signals [{string.Join(",", Enumerable.Range(1, 64).Where(s => (signalfd.Mask & (1ul << (s - 1))) != 0))}]";
+        if (file.Timerfd is { } timer)
+            return Timer(timer);
+        return "";
+    }
+
+    private static string Timer(in TimerfdRecord timer)
+    {
+        var text = new StringBuilder(ClockName(timer.ClockId));
+        text.Append(timer.ValueNanoseconds != 0 ? $", {Seconds(timer.ValueNanoseconds)} s left" : timer.Ticks != 0 ? ", expired" : ", disarmed");
+        if (timer.IntervalNanoseconds != 0) text.Append($", every {Seconds(timer.IntervalNanoseconds)} s");
+        if (timer.RealtimeExpiryNanoseconds != 0)
+            text.Append($", at {DateTime.UnixEpoch.AddTicks(timer.RealtimeExpiryNanoseconds / 100):u}");
+        if (timer.SettimeFlags != TimerfdSettimeFlags.None) text.Append($", {timer.SettimeFlags}");
+        if (timer.Ticks != 0) text.Append($", {timer.Ticks} unread");
+        return text.ToString();
+    }
+
+    private static string ClockName(int clock) => clock switch
+    {
+        TimerfdRecord.CLOCK_REALTIME => "CLOCK_REALTIME",
+        TimerfdRecord.CLOCK_MONOTONIC => "CLOCK_MONOTONIC",
+        TimerfdRecord.CLOCK_BOOTTIME => "CLOCK_BOOTTIME",
+        TimerfdRecord.CLOCK_REALTIME_ALARM => "CLOCK_REALTIME_ALARM",
+        TimerfdRecord.CLOCK_BOOTTIME_ALARM => "CLOCK_BOOTTIME_ALARM",
+        _ => $"clock {clock}",
+    };
+
+    private static string Seconds(long nanoseconds) => (nanoseconds / 1e9).ToString("0.###", CultureInfo.InvariantCulture);
+}
