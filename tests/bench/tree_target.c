@@ -1,7 +1,9 @@
 /* Benchmark target for process trees (issue 10): PROCESSES processes (the root and PROCESSES - 1
  * children), each with MIB MiB of private memory it has written. Prints "READY <pid>" once every
  * child has written its memory, then every process waits in pause().
- * Usage: tree_target PROCESSES MIB */
+ * With "cow", only the root writes its MIB MiB, before it forks: the children share those pages
+ * with it copy-on-write (the question of issue 10: how big is the image of a forked process).
+ * Usage: tree_target PROCESSES MIB [cow] */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,16 +21,18 @@ static void dirty(size_t mib, int seed)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) { fprintf(stderr, "usage: %s PROCESSES MIB\n", argv[0]); return 2; }
+    if (argc != 3 && argc != 4) { fprintf(stderr, "usage: %s PROCESSES MIB\n", argv[0]); return 2; }
     int processes = atoi(argv[1]);
+    int cow = argc == 4 && strcmp(argv[3], "cow") == 0;
     size_t mib = (size_t)atol(argv[2]);
     int ready[2];
     if (processes < 1 || pipe(ready) != 0) return 2;
+    if (cow) dirty(mib, 0);
     for (int i = 1; i < processes; i++)
     {
         if (fork() == 0)
         {
-            dirty(mib, i);
+            if (!cow) dirty(mib, i);
             close(ready[0]);
             if (write(ready[1], "x", 1) != 1) _exit(2);
             close(ready[1]); /* the engine does not checkpoint pipes between processes yet */
@@ -40,7 +44,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < processes; i++)
         if (read(ready[0], &byte, 1) != 1) return 2;
     close(ready[0]);
-    dirty(mib, 0);
+    if (!cow) dirty(mib, 0);
     printf("READY %d\n", getpid());
     fflush(stdout);
     for (;;) pause();
