@@ -19,14 +19,26 @@ public sealed record InjectedTaskState(
     int Dumpable)
 {
     public const int SignalCount = 64;
+    private const int SIGCHLD = 17;
     private const ulong PR_GET_SECUREBITS = 27, PR_GET_DUMPABLE = 3;
 
     public static InjectedTaskState Read(Tracee tracee, ulong syscallAddress)
     {
         using var remote = RemoteSyscall.Begin(tracee, syscallAddress);
         var actions = new SignalActionRecord[SignalCount];
+        // Only actions that can differ from a plain SIG_DFL are read by injection: caught (SigCgt)
+        // and ignored (SigIgn) signals, and SIGCHLD (SA_NOCLDSTOP/SA_NOCLDWAIT act with SIG_DFL too).
+        // Flags or a mask set with SIG_DFL on any other signal change nothing the kernel does, and
+        // each injected call costs two ptrace stops: a tree of a hundred processes saves thousands.
+        ProcStatus status = ProcStatus.Read(tracee.Pid);
+        ulong read = status.HexNumber("SigCgt") | status.HexNumber("SigIgn") | 1ul << (SIGCHLD - 1);
         for (int signal = 1; signal <= SignalCount; signal++)
         {
+            if ((read >> (signal - 1) & 1) == 0)
+            {
+                actions[signal - 1] = new SignalActionRecord { Signal = signal };
+                continue;
+            }
             remote.Call($"rt_sigaction({signal})", SYS_rt_sigaction, (ulong)signal, 0, remote.Scratch, 8);
             var action = remote.ReadScratch<KernelSigaction>(0);
             actions[signal - 1] = new SignalActionRecord
