@@ -3,13 +3,15 @@ using Ckpt.Image.Model;
 using Ckpt.Engine.Files;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Memory;
+using Ckpt.Engine.Security;
 using Ckpt.Engine.Signals;
 using Ckpt.Engine.Tasks;
 using static Ckpt.Engine.Linux.ProcessCreationNative;
 
 namespace Ckpt.Engine.Restore;
 
-public sealed record RestoreOptions(string ImagePath, bool Wait = false, bool Force = false, Stream? StandardInput = null);
+/// <param name="TrustImage">root vouches for the image: its credentials are restored whoever could have written it (docs/SECURITY.md)</param>
+public sealed record RestoreOptions(string ImagePath, bool Wait = false, bool Force = false, Stream? StandardInput = null, bool TrustImage = false);
 
 /// <param name="ExitStatus">with Wait: the process's exit code, or 128 + signal</param>
 public sealed record RestoreResult(int Pid, int? ExitStatus);
@@ -27,6 +29,7 @@ public static class Restorer
         phase?.Invoke("read");
         using RestorePlan plan = RestorePlanReader.Read(options.ImagePath, options.StandardInput);
         phase?.Invoke("validate");
+        RestorePrivilege.Check(plan, options.TrustImage);
         RestoreValidation.Validate(plan, options.Force);
 
         RestoreResult? result = null;

@@ -54,5 +54,6 @@ public enum RecordType : uint
     SignalAction = 610,     // CkptPS: one handler of the SignalHandlers table
 
     Tail = 9001,
+    ImageSignature = 9002,  // CkptPS: HMAC-SHA256 of the image with the host's image key, right before the tail
     Error = 9999,
 }
