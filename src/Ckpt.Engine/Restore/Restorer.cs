@@ -48,12 +48,16 @@ public static class Restorer
         return options.Wait ? result! with { ExitStatus = WaitForExit(result!.Pid) } : result!;
     }
 
-    // The stages, each done for every task before the next starts: created, memory, files,
-    // signals, threads, thread state, credentials; then every thread is released.
+    // The stages, each done for every task before the next starts. Whatever needs the engine's privilege
+    // inside the task comes first (the exe link, the threads with their tids, the image opened for the
+    // pages); then every thread takes the recorded credentials, and memory, files, cwd and signals are
+    // rebuilt as that user would (docs/SECURITY.md); then limits, scheduling and flags; then the release.
     private static RestoreResult RestoreOnTracerThread(RestorePlan plan, RestoreOptions options, Action<string>? phase)
     {
         var context = new RestoreContext(plan, phase);
-        context.Stage("create", () => ProcessCreation.CreateStoppedAtExec(plan.Pid, plan.ExePath, reparentToCaller: options.Wait), reported: true);
+        // Never the image's executable: a setuid or file-capability program would change the credentials.
+        using (var neutral = NeutralExecutable.Create())
+            context.Stage("create", () => ProcessCreation.CreateStoppedAtExec(plan.Pid, neutral.Path, reparentToCaller: options.Wait), reported: true);
         context.Created(Tracee.Adopt(plan.Pid));
         try
         {
@@ -61,27 +65,30 @@ public static class Restorer
             context.Stage("scratch area", () => context.Scratch = ScratchArea.Map(context.Leader, plan.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd))));
             context.Stage("close inherited files", () => FilesRestore.CloseInherited(context.Leader));
             context.Stage("special mappings", () => SpecialMappingsRestore.Run(context.Leader, plan, context.Scratch), reported: true);
-            context.Stage("memory", () => MemoryRestore.Run(context.Leader, plan, context.Scratch), reported: true);
-            context.Stage("mm fields", () => MmFieldsRestore.Run(context.Leader, plan, context.Scratch));
+            long imageFd = -1;
+            context.Stage("image opened for the pages", () => imageFd = PageWriter.OpenImageInTask(context.Leader, plan, context.Scratch));
+            context.Stage("executable and mm fields", () => MmFieldsRestore.Run(context.Leader, plan, context.Scratch));
+            context.Stage("threads", () => ThreadRestore.CreateThreads(context), reported: true);
+            context.EachThread("credentials", thread => CredentialsRestore.Run(thread.Syscalls, plan, context.Scratch), reported: true);
+            context.Stage("memory", () => MemoryRestore.Run(context.Leader, plan, context.Scratch, imageFd), reported: true);
+            context.Stage("image closed", () => context.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)imageFd));
             context.Stage("files", () => FilesRestore.Run(context.Leader, plan, context.Scratch), reported: true);
             context.Stage("task state", () => TaskStateRestore.Run(context.Leader, plan, context.Scratch));
             context.Stage("signals", () => SignalsRestore.Run(context.Leader, plan, context.Scratch));
-            context.Stage("threads", () => ThreadRestore.CreateThreads(context), reported: true);
             context.EachThread("signal stack, rseq, robust list, name, queued signals, xstate", thread =>
             {
                 ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, plan, context.Scratch);
                 ThreadRestore.SetXstate(thread.Syscalls.Tracee, thread.Image);
             });
-            context.EachThread("credentials", thread =>
+            context.EachThread("limits, scheduling, no_new_privs", thread =>
             {
-                CredentialsRestore.Run(thread.Syscalls, plan, context.Scratch);
                 // The leader comes first: limits (process-wide) are set with its restored credentials,
                 // so the kernel refuses a hard limit the recorded user could not have set; every
                 // thread's scheduling then sees them (RLIMIT_NICE, RLIMIT_RTPRIO).
                 if (thread.Tid == plan.Pid) TaskStateRestore.SetLimits(thread.Syscalls, plan, context.Scratch);
                 ThreadRestore.SetScheduling(thread.Syscalls, thread.Image, context.Scratch);
                 CredentialsRestore.RestoreLateFlags(thread.Syscalls, thread.Image);
-            }, reported: true);
+            });
             context.Stage("dumpable", () => CredentialsRestore.RestoreDumpable(context.Leader, plan));
             context.Stage("scratch area removal", () => context.Scratch.Unmap());
             // Nothing runs before the whole image is known intact (hashed on another core meanwhile).
