@@ -22,7 +22,7 @@ public sealed class ImageWriter : IDisposable
     private int openPageArrayLength;   // > 0 between BeginPageArray and EndPageArray
     private int openPageCount, openPageSize;
     private readonly ImageSigningKey? signingKey;
-    private bool tailWritten;
+    private bool tailWritten, failed;
 
     /// <param name="signingKey">signs the image: an IMAGE_SIGNATURE record (HMAC-SHA256 of every byte
     /// before it) goes right before the tail</param>
@@ -152,6 +152,7 @@ public sealed class ImageWriter : IDisposable
     public void WriteError(int errno, string message)
     {
         var bytes = Encoding.UTF8.GetBytes(message);
+        failed = true; // the image of a failed checkpoint is not signed: ERROR is followed by the tail
         Write(new ErrorRecord { Errno = errno, MessageLength = (uint)bytes.Length }, bytes);
     }
 
@@ -164,7 +165,7 @@ public sealed class ImageWriter : IDisposable
         if (tailWritten) throw new InvalidOperationException("the tail is already written");
         SubmitBlock(last: true);
         ulong checksum = output.Drain();
-        if (signingKey is not null)
+        if (signingKey is not null && !failed)
         {
             Span<byte> signature = stackalloc byte[ImageSignatureRecord.Size];
             signingKey.Signature(output.Mac()!).WriteTo(signature, ImageSignatureRecord.Size);
