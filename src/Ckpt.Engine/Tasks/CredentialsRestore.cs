@@ -80,7 +80,11 @@ public static class CredentialsRestore
             if ((c.CapBounding & (1ul << cap)) == 0)
                 syscalls.Call($"prctl(PR_CAPBSET_DROP, {cap})", SYS_prctl, PR_CAPBSET_DROP, (ulong)cap);
         }
-        syscalls.Call("prctl(PR_SET_KEEPCAPS, 1)", SYS_prctl, PR_SET_KEEPCAPS, 1);
+        // Capabilities are kept across the uid change only when the image has some: otherwise the change
+        // from root clears them at once, and the task never holds the engine's capabilities with the
+        // recorded user's uid, not even between two injected calls.
+        if (c.CapPermitted != 0)
+            syscalls.Call("prctl(PR_SET_KEEPCAPS, 1)", SYS_prctl, PR_SET_KEEPCAPS, 1);
         syscalls.Call($"setresgid({c.Gid}, {c.Egid}, {c.Sgid})", SYS_setresgid, c.Gid, c.Egid, c.Sgid);
         syscalls.Call($"setresuid({c.Uid}, {c.Euid}, {c.Suid})", SYS_setresuid, c.Uid, c.Euid, c.Suid);
         syscalls.CallRaw(SYS_setfsgid, c.Fsgid); // returns the previous id, never an error
