@@ -14,6 +14,10 @@
       -Transport { ... }    runs a script block with the image path as its only argument, e.g.
                             { param($Path) scp $Path host:/tmp/x.ckpt; ssh host pwsh -c 'Restore-Process /tmp/x.ckpt' }.
 
+    On another host, root restores the streamed image's credentials only if that host has the same
+    image key (/etc/ckpt/image.key) or the restore says it trusts the image: add --trust-image to
+    the remote command (docs/SECURITY.md).
+
     The transport has succeeded when it exits with status 0 (a command) or neither throws nor
     writes an error nor leaves a non-zero $LASTEXITCODE (a script block). Then the local image is
     deleted, unless -KeepImage. The restored pid is taken from the transport's output (`ckpt

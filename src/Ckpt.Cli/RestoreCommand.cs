@@ -6,7 +6,7 @@ using Ckpt.Image;
 
 namespace Ckpt.Cli;
 
-/// <summary>`ckpt restore --input FILE|- [--wait] [--force] [--progress-fd N]`: prints the restored pid.</summary>
+/// <summary>`ckpt restore --input FILE|- [--wait] [--force] [--trust-image] [--progress-fd N]`: prints the restored pid.</summary>
 public static class RestoreCommand
 {
     public static Command Create()
@@ -14,19 +14,20 @@ public static class RestoreCommand
         var input = new Option<string>("--input") { Description = "image file, or - for standard input", Required = true };
         var wait = new Option<bool>("--wait") { Description = "wait for the restored process and exit with its status" };
         var force = new Option<bool>("--force") { Description = "restore an image from another kernel release" };
+        var trustImage = new Option<bool>("--trust-image") { Description = "restore the image's credentials even though someone other than root could have written it" };
         var progressFd = new Option<int?>("--progress-fd") { Description = "file descriptor for JSON progress and result lines" };
-        var command = new Command("restore", "Restore a process from an image, with its original pid") { input, wait, force, progressFd };
-        command.SetAction(parse => Run(parse.GetValue(input)!, parse.GetValue(wait), parse.GetValue(force), parse.GetValue(progressFd)));
+        var command = new Command("restore", "Restore a process from an image, with its original pid") { input, wait, force, trustImage, progressFd };
+        command.SetAction(parse => Run(parse.GetValue(input)!, new RestoreOptions(parse.GetValue(input)!, parse.GetValue(wait), parse.GetValue(force), TrustImage: parse.GetValue(trustImage)), parse.GetValue(progressFd)));
         return command;
     }
 
-    private static int Run(string input, bool wait, bool force, int? progressFd)
+    private static int Run(string input, RestoreOptions options, int? progressFd)
     {
         using var progress = ProgressChannel.Open(progressFd);
         using var stop = StopRequest.Listen();
         try
         {
-            var result = Restorer.Restore(new RestoreOptions(input, wait, force), phase =>
+            var result = Restorer.Restore(options, phase =>
             {
                 stop.ThrowIfRequested();
                 progress.Write(w => { w.WriteString("event", "progress"); w.WriteString("phase", phase); });
@@ -59,6 +60,7 @@ public static class RestoreCommand
         return e switch
         {
             PidInUseException => (6, "ResourceExists", Errno.EEXIST),
+            Engine.Security.ImageNotTrustedException => (4, "PermissionDenied", Errno.EPERM),
             RestoreRefusedException => (6, "InvalidOperation", 0),
             RestoreException { InnerException: RestoreRefusedException } => (6, "InvalidOperation", 0),
             ImageFormatException or FailedCheckpointException => (5, "InvalidData", 0),

@@ -19,16 +19,20 @@ internal sealed class BlockOutput : IDisposable
     private readonly Stream stream;
     private readonly WriteBehind mode;
     private readonly System.IO.Hashing.XxHash3 checksum = ImageChecksum.Create();
+    private readonly System.Security.Cryptography.IncrementalHash? mac;
     private readonly ConcurrentQueue<byte[]> free = new();
     private readonly BlockingCollection<(byte[] Block, int Length)> queue;
     private Thread? worker;
     private volatile Exception? failure;
     private volatile bool discard;
 
-    public BlockOutput(Stream stream, WriteBehind mode)
+    /// <param name="signingKey">with a key, every block also goes into an HMAC-SHA256 (<see cref="Mac"/>)</param>
+    public BlockOutput(Stream stream, WriteBehind mode, byte[]? signingKey = null)
     {
         this.stream = stream;
         this.mode = mode;
+        if (signingKey is not null)
+            mac = System.Security.Cryptography.IncrementalHash.CreateHMAC(System.Security.Cryptography.HashAlgorithmName.SHA256, signingKey);
         queue = mode == WriteBehind.Pipelined ? new(PipelinedQueueLength) : new();
         if (mode == WriteBehind.Pipelined) StartWorker();
     }
@@ -86,6 +90,16 @@ internal sealed class BlockOutput : IDisposable
         return checksum.GetCurrentHashAsUInt64();
     }
 
+    /// <summary>After <see cref="Drain"/>: the HMAC of every block written, or null without a signing key.</summary>
+    public byte[]? Mac() => mac?.GetHashAndReset();
+
+    /// <summary>After <see cref="Drain"/>: bytes that go to the stream and the checksum, not into the MAC (the signature record).</summary>
+    public void WriteUnsigned(ReadOnlySpan<byte> bytes)
+    {
+        checksum.Append(bytes);
+        stream.Write(bytes);
+    }
+
     /// <summary>Stops without writing what is still queued (the image is being abandoned).</summary>
     public void Dispose()
     {
@@ -93,6 +107,7 @@ internal sealed class BlockOutput : IDisposable
         if (!queue.IsAddingCompleted) queue.CompleteAdding();
         worker?.Join();
         queue.Dispose();
+        mac?.Dispose();
     }
 
     private void StartWorker()
@@ -119,6 +134,7 @@ internal sealed class BlockOutput : IDisposable
     private void WriteBlock(byte[] block, int length)
     {
         checksum.Append(block.AsSpan(0, length));
+        mac?.AppendData(block, 0, length);
         stream.Write(block, 0, length);
     }
 

@@ -21,13 +21,17 @@ public sealed class ImageWriter : IDisposable
     private int used;
     private int openPageArrayLength;   // > 0 between BeginPageArray and EndPageArray
     private int openPageCount, openPageSize;
-    private bool tailWritten;
+    private readonly ImageSigningKey? signingKey;
+    private bool tailWritten, failed;
 
-    public ImageWriter(Stream stream, bool leaveOpen = false, WriteBehind writeBehind = WriteBehind.None)
+    /// <param name="signingKey">signs the image: an IMAGE_SIGNATURE record (HMAC-SHA256 of every byte
+    /// before it) goes right before the tail</param>
+    public ImageWriter(Stream stream, bool leaveOpen = false, WriteBehind writeBehind = WriteBehind.None, ImageSigningKey? signingKey = null)
     {
         this.stream = stream;
         this.leaveOpen = leaveOpen;
-        output = new BlockOutput(stream, writeBehind);
+        this.signingKey = signingKey;
+        output = new BlockOutput(stream, writeBehind, signingKey?.Key);
         block = output.Rent(BlockOutput.BlockSize);
     }
 
@@ -148,6 +152,7 @@ public sealed class ImageWriter : IDisposable
     public void WriteError(int errno, string message)
     {
         var bytes = Encoding.UTF8.GetBytes(message);
+        failed = true; // the image of a failed checkpoint is not signed: ERROR is followed by the tail
         Write(new ErrorRecord { Errno = errno, MessageLength = (uint)bytes.Length }, bytes);
     }
 
@@ -159,10 +164,20 @@ public sealed class ImageWriter : IDisposable
     {
         if (tailWritten) throw new InvalidOperationException("the tail is already written");
         SubmitBlock(last: true);
+        ulong checksum = output.Drain();
+        if (signingKey is not null && !failed)
+        {
+            Span<byte> signature = stackalloc byte[ImageSignatureRecord.Size];
+            signingKey.Signature(output.Mac()!).WriteTo(signature, ImageSignatureRecord.Size);
+            output.WriteUnsigned(signature);
+            checksum = output.Drain();
+            BytesWritten += signature.Length;
+            RecordCount++;
+        }
         var tail = new TailRecord
         {
             Magic = HeaderRecord.ExpectedMagic,
-            Checksum = output.Drain(),
+            Checksum = checksum,
             RecordCount = (ulong)RecordCount,
         };
         Span<byte> bytes = stackalloc byte[TailRecord.Size];

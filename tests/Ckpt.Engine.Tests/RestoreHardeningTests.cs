@@ -244,7 +244,7 @@ public sealed unsafe partial class RestoreHardeningTests : IDisposable
         File.Copy(image, image + ".as-recorded");
         RaiseLimit(image, resource, raised);
         var error = Assert.Throws<RestoreException>(() => Restorer.Restore(new RestoreOptions(image)));
-        Assert.Equal($"thread {pid}: credentials", error.Step);
+        Assert.Equal($"thread {pid}: limits, scheduling, no_new_privs", error.Step);
         Assert.Equal(Errno.EPERM, Assert.IsType<SyscallException>(error.InnerException).Errno);
         Assert.Contains($"hard {raised}) with the restored credentials", error.Message);
         RestoreTestProcesses.WaitUntilGone(pid);

@@ -84,10 +84,13 @@ internal sealed unsafe class V3Image
     /// <summary>The anonymous VMA's saved pages, by chunk; page 1 was all zeros and left out.</summary>
     public static readonly ulong[][] AnonChunks = [[AnonStart], [AnonStart + 2 * PageSize, AnonStart + 3 * PageSize]];
 
+    /// <summary>Signs the image (IMAGE_SIGNATURE before the tail) when set.</summary>
+    public ImageSigningKey? SigningKey { get; init; }
+
     public byte[] Build()
     {
         using var output = new MemoryStream();
-        using (var writer = new ImageWriter(output, leaveOpen: true))
+        using (var writer = new ImageWriter(output, leaveOpen: true, signingKey: SigningKey))
         {
             WriteHeader(writer);
             int extra = (SecondProcess ? 1 : 0) + (Zombie ? 1 : 0);

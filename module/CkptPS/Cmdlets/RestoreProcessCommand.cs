@@ -45,6 +45,9 @@ public sealed class RestoreProcessCommand : EngineCmdlet
     public SwitchParameter Force { get; set; }
 
     [Parameter]
+    public SwitchParameter TrustImage { get; set; }
+
+    [Parameter]
     public SwitchParameter PassThru { get; set; }
 
     protected override void ProcessRecord()
@@ -69,6 +72,7 @@ public sealed class RestoreProcessCommand : EngineCmdlet
         var arguments = new List<string> { "restore", "--input", image };
         if (Wait) arguments.Add("--wait");
         if (Force) arguments.Add("--force");
+        if (TrustImage) arguments.Add("--trust-image");
         // Taken as soon as the result arrives: with -Wait the process may be gone by the time the engine exits.
         Process? restored = null;
         var outcome = RunEngine(arguments, ProgressActivityId, what, result =>

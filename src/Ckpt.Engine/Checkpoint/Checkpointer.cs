@@ -66,7 +66,8 @@ public static class Checkpointer
         try { freeze = TreeFreeze.Seize(pid); }
         catch (SyscallException e) when (e.Errno == Errno.ESRCH) { throw new TargetNotFoundException(pid); }
         threads.Add(pid);
-        var writer = new ImageWriter(options.Output, leaveOpen: true, options.WriteBehind);
+        // Root signs what it writes, so that a restore can tell the image was not changed since (docs/SECURITY.md).
+        var writer = new ImageWriter(options.Output, leaveOpen: true, options.WriteBehind, Security.ImageKeyFile.ForCheckpoint());
         bool imageComplete = false, handedOver = false;
         try
         {

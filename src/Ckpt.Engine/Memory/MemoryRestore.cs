@@ -9,7 +9,8 @@ namespace Ckpt.Engine.Memory;
 /// <summary>
 /// Recreates the image's VMAs at their addresses (MAP_FIXED_NOREPLACE: never over something
 /// else), writable while their pages are written, then with the recorded protections.
-/// Private file mappings are mapped from their path again (identity checked by validation);
+/// Private file mappings are mapped from their path again (identity checked by validation),
+/// opened by the task with the recorded credentials, which it has by now;
 /// each shared anonymous object is created once and duplicated (mremap with old size 0)
 /// wherever else it was mapped.
 /// </summary>
@@ -22,7 +23,8 @@ public static class MemoryRestore
     private const ulong O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
-    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    /// <param name="imageFd">the image, open in the task (<see cref="PageWriter.OpenImageInTask"/>)</param>
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd)
     {
         var sharedAnonymous = new Dictionary<int, VmaRecord>();
         foreach (VmaImage vma in plan.Vmas)
@@ -32,7 +34,7 @@ public static class MemoryRestore
             Map(syscalls, vma, scratch, sharedAnonymous);
             Advise(syscalls, vma);
         }
-        PageWriter.WriteAll(syscalls, plan, scratch);
+        PageWriter.WriteAll(syscalls, plan, imageFd);
         foreach (VmaImage vma in plan.Vmas)
         {
             if (NeedsWriteWhileFilling(vma) && (vma.Record.Protection & PROT_WRITE) == 0)

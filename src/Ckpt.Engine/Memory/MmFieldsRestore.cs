@@ -1,18 +1,26 @@
 using Ckpt.Engine.Linux;
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Restore;
+using Ckpt.Engine.Tasks;
 using Ckpt.Image.Records;
 using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Memory;
 
 /// <summary>
-/// Sets the mm fields (code/data/brk/stack/args/env bounds) and the saved auxv with
-/// PR_SET_MM_MAP, injected. The exe link is left as it is: the task executed the image's exe.
+/// Sets the exe link, the mm fields (code/data/brk/stack/args/env bounds) and the saved auxv with
+/// one PR_SET_MM_MAP, injected, before the memory is rebuilt (the kernel checks the fields'
+/// order and range, not the mappings) and before the credentials: an exe needs
+/// CAP_CHECKPOINT_RESTORE in the task. The task executed a neutral program
+/// (<see cref="NeutralExecutable"/>), unmapped already, so the kernel lets the exe change. The
+/// executable is opened with the recorded fs ids and groups (<see cref="CredentialsRestore.SetFileIds"/>):
+/// the kernel's checks of the open and PR_SET_MM_MAP's exec permission are the recorded user's.
 /// </summary>
 public static unsafe class MmFieldsRestore
 {
     private const ulong PR_SET_MM = 35, PR_SET_MM_MAP = 14;
+    private const ulong O_RDONLY = 0, O_NONBLOCK = 0x800, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000;
+    private const ulong AT_FDCWD = unchecked((ulong)-100);
 
     [StructLayout(LayoutKind.Sequential)]
     private struct PrctlMmMap
@@ -26,6 +34,17 @@ public static unsafe class MmFieldsRestore
     public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
+        CredentialsRestore.SetFileIds(syscalls, plan, scratch);
+        scratch.Reset();
+        // The recorded path is the kernel's resolved name: its last component is never a symlink.
+        long exe = syscalls.Call($"openat of the executable {plan.ExePath} as uid {plan.Credentials.Fsuid}", SYS_openat, AT_FDCWD,
+            scratch.PutString(plan.ExePath), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0);
+        try { SetMap(syscalls, plan, scratch, (uint)exe); }
+        finally { syscalls.CallRaw(SYS_close, (ulong)exe); }
+    }
+
+    private static void SetMap(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, uint exe)
+    {
         MmRecord mm = plan.Mm;
         if (mm.AuxvWords > MmRecord.AuxvCapacity)
             throw new RestoreRefusedException($"MM record claims {mm.AuxvWords} auxv words, at most {MmRecord.AuxvCapacity} fit");
@@ -37,9 +56,9 @@ public static unsafe class MmFieldsRestore
             StartCode = mm.StartCode, EndCode = mm.EndCode, StartData = mm.StartData, EndData = mm.EndData,
             StartBrk = mm.StartBrk, Brk = mm.Brk, StartStack = mm.StartStack,
             ArgStart = mm.ArgStart, ArgEnd = mm.ArgEnd, EnvStart = mm.EnvStart, EnvEnd = mm.EnvEnd,
-            Auxv = auxvAddress, AuxvSize = (uint)(auxv.Length * 8), ExeFd = uint.MaxValue,
+            Auxv = auxvAddress, AuxvSize = (uint)(auxv.Length * 8), ExeFd = exe,
         };
         ulong mapAddress = scratch.PutStruct(map);
-        syscalls.Call("prctl(PR_SET_MM, PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, mapAddress, (ulong)sizeof(PrctlMmMap), 0);
+        syscalls.Call($"prctl(PR_SET_MM, PR_SET_MM_MAP) with the executable {plan.ExePath}", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, mapAddress, (ulong)sizeof(PrctlMmMap), 0);
     }
 }

@@ -8,7 +8,8 @@ namespace Ckpt.Engine.Memory;
 /// <summary>
 /// Puts the saved pages back into the task. A long run of contiguous pages is read by the task
 /// itself: an injected madvise(MADV_POPULATE_WRITE) faults the run in with one call, then an
-/// injected pread64 copies it from the image (opened inside the task for this step only). That is
+/// injected pread64 copies it from the image (opened inside the task by <see cref="OpenImageInTask"/>
+/// while the task still has the engine's credentials, and closed after the memory). That is
 /// the restore's hardware floor, one copy from the page cache and no fault per page, where writing
 /// through /proc/PID/mem costs a second copy and a page-by-page walk. A short run is written
 /// through /proc/PID/mem: an injected call costs about as much as writing a few pages.
@@ -20,11 +21,10 @@ public static class PageWriter
     private const ulong O_RDONLY = 0, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
-    public static void WriteAll(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    public static void WriteAll(SyscallInjector syscalls, RestorePlan plan, long imageFd)
     {
         int pageSize = (int)plan.Header.PageSize;
         int mem = ProcessMemory.OpenMem(syscalls.Pid, Native.O_RDWR);
-        long imageFd = -1;
         byte[] buffer = [];
         try
         {
@@ -39,7 +39,6 @@ public static class PageWriter
                             WriteThroughMem(plan, mem, syscalls.Pid, run, pageSize, ref buffer);
                             continue;
                         }
-                        if (imageFd < 0) imageFd = OpenImageInTask(syscalls, plan, scratch);
                         ReadInTask(syscalls, vma, imageFd, run, pageSize);
                     }
                 }
@@ -47,7 +46,6 @@ public static class PageWriter
         }
         finally
         {
-            if (imageFd >= 0) syscalls.CallRaw(SYS_close, (ulong)imageFd);
             Native.close(mem);
         }
     }
@@ -67,8 +65,12 @@ public static class PageWriter
         }
     }
 
-    // The engine's handle, reopened through /proc: works for a spooled (unlinked) stdin image too.
-    private static long OpenImageInTask(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    /// <summary>
+    /// The engine's handle, reopened in the task through /proc (works for a spooled, unlinked stdin
+    /// image too): done before the task gets the recorded credentials, which may not read the
+    /// image (root's 0600 file) nor open /proc of the engine. The caller closes it after the memory.
+    /// </summary>
+    public static long OpenImageInTask(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         string path = $"/proc/{Environment.ProcessId}/fd/{plan.ImageFile.DangerousGetHandle()}";
         scratch.Reset();

@@ -18,6 +18,9 @@ public sealed class RestorePlan : IDisposable
     /// <summary>The image file, open for reading page contents at their offsets.</summary>
     public required SafeFileHandle ImageFile { get; init; }
 
+    /// <summary>Where the image came from, as a restore can tell who could have written it (docs/SECURITY.md).</summary>
+    public required ImageSource Source { get; init; }
+
     /// <summary>The checksum of everything before the tail, computed while the restore runs.</summary>
     public required Task<bool> ChecksumMatches { get; init; }
 
@@ -37,7 +40,7 @@ public sealed class RestorePlan : IDisposable
     /// <summary>The same plan for another process of the tree; not to be disposed (the root's plan owns the file).</summary>
     public RestorePlan ForProcess(ProcessImage process) => new()
     {
-        Image = Image, ImageFile = ImageFile, ChecksumMatches = ChecksumMatches, _process = process, _isView = true,
+        Image = Image, ImageFile = ImageFile, Source = Source, ChecksumMatches = ChecksumMatches, _process = process, _isView = true,
     };
 
     /// <summary>Every live process of the tree, the root first, every process after its parent.</summary>
@@ -73,4 +76,16 @@ public sealed class RestorePlan : IDisposable
         catch (AggregateException) { /* the restore reported its own failure */ }
         ImageFile.Dispose();
     }
+}
+
+/// <summary>
+/// Where an image came from: its name for messages, and for a regular file (an image file, or
+/// standard input redirected from one) the owner and mode of the file as opened (fstat of the
+/// very descriptor read, so a path swapped meanwhile changes nothing). Null owner: a pipe or a
+/// socket, whose writer nobody can name.
+/// </summary>
+public sealed record ImageSource(string Name, uint? Owner, uint Mode)
+{
+    /// <summary>Bits of the mode that let group members or others write the file.</summary>
+    public bool WritableByOthers => (Mode & 0x12) != 0;
 }

@@ -1,3 +1,4 @@
+using Ckpt.Engine.Linux;
 using Ckpt.Image;
 using Ckpt.Image.Model;
 using Ckpt.Image.Records;
@@ -17,15 +18,17 @@ public static class RestorePlanReader
     /// <summary>Reads an image file; "-" spools standard input to an unlinked temporary file first.</summary>
     public static RestorePlan Read(string path, Stream? standardInput = null)
     {
+        ImageSource? stdinSource = path == "-" ? SourceOfStandardInput(standardInput) : null;
         SafeFileHandle handle = path == "-" ? SpoolToUnlinkedFile(standardInput ?? Console.OpenStandardInput())
             : File.OpenHandle(path, FileMode.Open, FileAccess.Read);
         try
         {
+            ImageSource source = stdinSource ?? SourceOf(path, (int)handle.DangerousGetHandle());
             // A second open of the same file for the pass over the records: the plan keeps the first.
             // A small buffer: each seek over a chunk's contents then reads only the next headers.
             using var stream = new FileStream($"/proc/self/fd/{handle.DangerousGetHandle()}", FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 16 << 10);
             using var reader = new ImageReader(stream, leaveOpen: true, verifyChecksum: false);
-            return ReadPlan(reader, handle);
+            return ReadPlan(reader, handle, source);
         }
         catch
         {
@@ -51,14 +54,25 @@ public static class RestorePlanReader
         return handle;
     }
 
-    private static RestorePlan ReadPlan(ImageReader reader, SafeFileHandle handle)
+    private static ImageSource SourceOf(string name, int fd)
+    {
+        Native.Stat stat = Security.SecurityNative.Fstat(fd, name);
+        bool regular = (stat.Mode & Security.SecurityNative.S_IFMT) == Security.SecurityNative.S_IFREG;
+        return new ImageSource(name, regular ? stat.Uid : null, stat.Mode);
+    }
+
+    // Standard input redirected from a file says who owns it; a pipe (or a stream handed in) does not.
+    private static ImageSource SourceOfStandardInput(Stream? given) =>
+        given is null ? SourceOf("standard input", 0) : new ImageSource("the given stream", null, 0);
+
+    private static RestorePlan ReadPlan(ImageReader reader, SafeFileHandle handle, ImageSource source)
     {
         ImageModel image = ImageModelReader.Read(reader);
         if (image.Processes.Count == 0 || image.Processes[0].Pid != image.RootPid)
             throw new ImageFormatException(RecordType.Tree, 0, $"the root of the tree, process {image.RootPid}, is a zombie: there is nothing to restore");
         return new RestorePlan
         {
-            Image = image, ImageFile = handle,
+            Image = image, ImageFile = handle, Source = source,
             ChecksumMatches = Task.Run(() => ImageChecksum.Matches(handle, image.TailOffset, image.Tail.Checksum)),
         };
     }

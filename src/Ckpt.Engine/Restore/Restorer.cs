@@ -3,13 +3,15 @@ using Ckpt.Image.Model;
 using Ckpt.Engine.Files;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Memory;
+using Ckpt.Engine.Security;
 using Ckpt.Engine.Signals;
 using Ckpt.Engine.Tasks;
 using static Ckpt.Engine.Linux.ProcessCreationNative;
 
 namespace Ckpt.Engine.Restore;
 
-public sealed record RestoreOptions(string ImagePath, bool Wait = false, bool Force = false, Stream? StandardInput = null);
+/// <param name="TrustImage">root vouches for the image: its credentials are restored whoever could have written it (docs/SECURITY.md)</param>
+public sealed record RestoreOptions(string ImagePath, bool Wait = false, bool Force = false, Stream? StandardInput = null, bool TrustImage = false);
 
 /// <param name="ExitStatus">with Wait: the process's exit code, or 128 + signal</param>
 public sealed record RestoreResult(int Pid, int? ExitStatus);
@@ -27,6 +29,7 @@ public static class Restorer
         phase?.Invoke("read");
         using RestorePlan plan = RestorePlanReader.Read(options.ImagePath, options.StandardInput);
         phase?.Invoke("validate");
+        RestorePrivilege.Check(plan, options.TrustImage);
         RestoreValidation.Validate(plan, options.Force);
 
         RestoreResult? result = null;
@@ -45,9 +48,12 @@ public static class Restorer
         return options.Wait ? result! with { ExitStatus = WaitForExit(result!.Pid) } : result!;
     }
 
-    // The stages, each done for every process (and thread) before the next starts: create the tree
-    // (TreeCreation), then memory, files, signals, threads, thread state, credentials; then every
-    // thread of every process is released.
+    // The stages, each done for every process (and its threads) before the next starts. The tree is
+    // created first (TreeCreation: every process executes the neutral program, never the image's).
+    // Whatever needs the engine's privilege inside a task comes next (the exe link, the threads with
+    // their tids, the image opened for the pages, POSIX timers with their ids); then every thread takes
+    // the recorded credentials, and memory, files, cwd and signals are rebuilt as that user would
+    // (docs/SECURITY.md); then limits, scheduling and flags; then every thread of every process is released.
     private static RestoreResult RestoreOnTracerThread(RestorePlan plan, RestoreOptions options, Action<string>? phase)
     {
         var tree = new TreeRestoreContext(plan, phase);
@@ -57,23 +63,26 @@ public static class Restorer
             TreeCreation.CreateAll(tree, reparentToCaller: options.Wait);
             tree.Stage("close inherited files", p => FilesRestore.CloseInherited(p.Leader));
             tree.Stage("special mappings", p => SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch), reported: true);
-            tree.Stage("memory", p => MemoryRestore.Run(p.Leader, p.Plan, p.Scratch), reported: true);
-            tree.Stage("mm fields", p => MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch));
+            var imageFds = new Dictionary<int, long>();
+            tree.Stage("image opened for the pages", p => imageFds[p.Plan.Pid] = PageWriter.OpenImageInTask(p.Leader, p.Plan, p.Scratch));
+            tree.Stage("executable and mm fields", p => MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch));
+            tree.Stage("threads", ThreadRestore.CreateThreads, reported: true);
+            // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
+            tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
+            tree.EachThread("credentials", (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true);
+            tree.Stage("memory", p => MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid]), reported: true);
+            tree.Stage("image closed", p => p.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)imageFds[p.Plan.Pid]));
             tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles), reported: true);
             tree.Stage("file locks", p => FileLocks.Run(p.Leader, p.Plan, p.Scratch));
             tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch));
             tree.Stage("signals", p => SignalsRestore.Run(p.Leader, p.Plan, p.Scratch));
-            tree.Stage("threads", ThreadRestore.CreateThreads, reported: true);
-            // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
-            tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
             tree.EachThread("signal stack, rseq, robust list, name, queued signals, xstate", (p, thread) =>
             {
                 ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, p.Plan, p.Scratch);
                 ThreadRestore.SetXstate(thread.Syscalls.Tracee, thread.Image);
             });
-            tree.EachThread("credentials", (p, thread) =>
+            tree.EachThread("limits, scheduling, no_new_privs", (p, thread) =>
             {
-                CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch);
                 // The leader comes first: limits (process-wide) are set with its restored credentials,
                 // so the kernel refuses a hard limit the recorded user could not have set; every
                 // thread's scheduling then sees them (RLIMIT_NICE, RLIMIT_RTPRIO).

@@ -14,8 +14,10 @@ namespace Ckpt.Engine.Restore;
 /// 2. every other process in tree order (a parent before its children), by an injected clone3
 ///    (set_tid, exit signal SIGCHLD) in its restored parent, so the kernel makes it that parent's
 ///    child in the parent's session; setsid() in it when it led a session, before it forks its own
-///    children (they inherit the session); then an injected execve of its own program, which leaves
-///    it exactly where the root is after step 1 (a fresh program stopped at PTRACE_EVENT_EXEC);
+///    children (they inherit the session); then an injected execve of the neutral program, which
+///    leaves it exactly where the root is after step 1 (a fresh program stopped at PTRACE_EVENT_EXEC);
+///    no process ever executes the image's executable (<see cref="NeutralExecutable"/>: a setuid or
+///    file-capability program would change its credentials);
 /// 3. process groups: every group leader calls setpgid(0, 0), then every member setpgid(0, leader)
 ///    (a group must exist, in the member's session, before anyone joins it);
 /// 4. zombies: each (made in step 2 like the others, but never exec'ed) exits with its recorded
@@ -58,7 +60,8 @@ public static unsafe class TreeCreation
         RestorePlan plan = tree.Plan;
         ProcessImage rootImage = plan.Processes[0];
         tree.Step = $"process {rootImage.Pid}: create";
-        ProcessCreation.CreateStoppedAtExec(rootImage.Pid, rootImage.ExePath, reparentToCaller);
+        using var neutral = NeutralExecutable.Create();
+        ProcessCreation.CreateStoppedAtExec(rootImage.Pid, neutral.Path, reparentToCaller);
         var rootTracee = Tracee.Adopt(rootImage.Pid);
         tree.Created(rootTracee);
         RestoreContext root = tree.AddProcess(rootImage, SyscallInjector.AtExecStop(rootTracee));
@@ -79,8 +82,8 @@ public static unsafe class TreeCreation
                 continue;
             }
             ProcessImage image = plan.Processes.First(p => p.Pid == ids.Pid);
-            tree.Step = $"process {ids.Pid}: execve {image.ExePath}";
-            RestoreContext restored = tree.AddProcess(image, Exec(child, parent.Scratch.Address, image.ExePath));
+            tree.Step = $"process {ids.Pid}: execve of the neutral program";
+            RestoreContext restored = tree.AddProcess(image, Exec(child, parent.Scratch.Address, neutral.Path));
             made[ids.Pid] = restored.Leader;
         }
 

@@ -7,11 +7,14 @@ using static Ckpt.Engine.Linux.SyscallNumbers;
 namespace Ckpt.Engine.Tasks;
 
 /// <summary>
-/// Credentials, last of all (after them the task may no longer be allowed to do the rest):
-/// groups, bounding set, gids, uids (capabilities kept across the uid change), then the
-/// capability sets, ambient capabilities and securebits as recorded. Then, with those credentials
-/// (<see cref="RestoreLateFlags"/>, per thread) no_new_privs, and once every thread has its
-/// credentials (which reset it) the process's dumpable flag (<see cref="RestoreDumpable"/>).
+/// Credentials, early: right after the threads exist and before memory, files, cwd and signals,
+/// so that every open, chdir and mmap of the restore is the recorded user's (docs/SECURITY.md).
+/// Groups, bounding set, gids, uids (capabilities kept across the uid change), then the
+/// capability sets, ambient capabilities and securebits as recorded. What needs the engine's
+/// privilege in the task (clone3 with set_tid, PR_SET_MM_MAP with an exe, the image opened for
+/// the pages) is done before. Late, with those credentials (<see cref="RestoreLateFlags"/>, per
+/// thread): no_new_privs, and once every thread has its credentials (which reset it) the
+/// process's dumpable flag (<see cref="RestoreDumpable"/>).
 /// </summary>
 public static class CredentialsRestore
 {
@@ -40,6 +43,25 @@ public static class CredentialsRestore
         syscalls.Call($"prctl(PR_SET_DUMPABLE, {value})", SYS_prctl, PR_SET_DUMPABLE, value);
     }
 
+    /// <summary>
+    /// The recorded supplementary groups, fs gid and fs uid only, the rest still the engine's: what
+    /// the kernel checks when the task opens a file. Leaving fs uid 0 also drops the file-system
+    /// capabilities (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, ...) from the effective
+    /// set. For the one open that must come before the full credentials (the executable, see
+    /// MmFieldsRestore); every later open runs with the full recorded credentials.
+    /// </summary>
+    public static void SetFileIds(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    {
+        CredentialsRecord c = plan.Credentials;
+        ulong groups = plan.Groups.Length == 0 ? 0 : scratch.Put(MemoryMarshal.AsBytes(plan.Groups.AsSpan()));
+        syscalls.Call("setgroups", SYS_setgroups, (ulong)plan.Groups.Length, groups);
+        // setfsuid/setfsgid return the previous id, never an error: ask again (-1 changes nothing) to know.
+        syscalls.CallRaw(SYS_setfsgid, c.Fsgid);
+        syscalls.CallRaw(SYS_setfsuid, c.Fsuid);
+        if (syscalls.CallRaw(SYS_setfsgid, uint.MaxValue) != c.Fsgid || syscalls.CallRaw(SYS_setfsuid, uint.MaxValue) != c.Fsuid)
+            throw new SyscallException($"setfsuid({c.Fsuid})/setfsgid({c.Fsgid})", Errno.EPERM, syscalls.Pid, "the fs ids did not change");
+    }
+
     [StructLayout(LayoutKind.Sequential)]
     private struct CapHeader { public uint Version; public int Pid; }
 
@@ -58,7 +80,11 @@ public static class CredentialsRestore
             if ((c.CapBounding & (1ul << cap)) == 0)
                 syscalls.Call($"prctl(PR_CAPBSET_DROP, {cap})", SYS_prctl, PR_CAPBSET_DROP, (ulong)cap);
         }
-        syscalls.Call("prctl(PR_SET_KEEPCAPS, 1)", SYS_prctl, PR_SET_KEEPCAPS, 1);
+        // Capabilities are kept across the uid change only when the image has some: otherwise the change
+        // from root clears them at once, and the task never holds the engine's capabilities with the
+        // recorded user's uid, not even between two injected calls.
+        if (c.CapPermitted != 0)
+            syscalls.Call("prctl(PR_SET_KEEPCAPS, 1)", SYS_prctl, PR_SET_KEEPCAPS, 1);
         syscalls.Call($"setresgid({c.Gid}, {c.Egid}, {c.Sgid})", SYS_setresgid, c.Gid, c.Egid, c.Sgid);
         syscalls.Call($"setresuid({c.Uid}, {c.Euid}, {c.Suid})", SYS_setresuid, c.Uid, c.Euid, c.Suid);
         syscalls.CallRaw(SYS_setfsgid, c.Fsgid); // returns the previous id, never an error

@@ -72,6 +72,10 @@ public static unsafe class ThreadRestore
             syscalls.Call("set_robust_list", SYS_set_robust_list, record.RobustListHead, record.RobustListLength);
         if (record.ClearChildTid != 0)
             syscalls.Call("set_tid_address", SYS_set_tid_address, record.ClearChildTid);
+        // Threads are made before the leader's personality is set (they must exist before the credentials
+        // leave CAP_CHECKPOINT_RESTORE behind); the checkpoint refuses threads with their own personality.
+        if (thread.Tid != plan.Pid)
+            syscalls.Call("personality", SYS_personality, plan.Task.Personality);
         byte[] name = new byte[16];
         for (int i = 0; i < 15 && record.Comm[i] != 0; i++) name[i] = record.Comm[i];
         syscalls.Call($"prctl(PR_SET_NAME, {thread.Name})", SYS_prctl, PR_SET_NAME, scratch.Put(name));

@@ -26,6 +26,14 @@ public sealed class ImageModel
     /// <summary>The root of the tree: the process the checkpoint was asked for (the first of the task table).</summary>
     public int RootPid => TaskTable[0].Pid;
 
+    /// <summary>
+    /// The IMAGE_SIGNATURE record, when the checkpoint signed the image, and its offset: the MAC
+    /// covers every byte before it. The reader only reads it; whether it is valid is for whoever
+    /// holds the key to decide (the restore, see docs/SECURITY.md).
+    /// </summary>
+    public ImageSignatureRecord? Signature { get; init; }
+    public long SignatureOffset { get; init; }
+
     /// <summary>The tail record and its offset: the checksum covers every byte before it.</summary>
     public TailRecord Tail { get; init; }
     public long TailOffset { get; init; }

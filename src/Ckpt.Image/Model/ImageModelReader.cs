@@ -37,15 +37,28 @@ public static partial class ImageModelReader
         }
 
         reader.ThrowIfFailedCheckpoint();
+        (ImageSignatureRecord? signature, long signatureOffset) = ReadSignature(reader);
         if (reader.PeekType() is { } next && next != RecordType.Tail)
-            throw Error(reader, next, "found after the last task section, where the tail belongs");
+            throw Error(reader, next, "found after the last task section, where the signature or the tail belongs");
         TailRecord tail = reader.ReadTail();
         return new ImageModel
         {
             Header = header, Arch = arch, Tree = tree, TaskTable = table, Tail = tail, TailOffset = reader.CurrentRecordOffset,
+            Signature = signature, SignatureOffset = signatureOffset,
             Processes = processes.Values.Select(p => p.Build()).ToList(), Zombies = zombies,
             RecordCount = reader.RecordCount - 1, Bytes = reader.Position, // the tail is not counted
         };
+    }
+
+    // An optional IMAGE_SIGNATURE right before the tail; an algorithm this reader does not know is refused.
+    private static (ImageSignatureRecord?, long) ReadSignature(ImageReader reader)
+    {
+        if (reader.PeekType() != RecordType.ImageSignature) return (null, 0);
+        var signature = Next<ImageSignatureRecord>(reader);
+        long offset = reader.CurrentRecordOffset;
+        if (signature.Algorithm != ImageSignatureRecord.HmacSha256)
+            throw Error(reader, RecordType.ImageSignature, $"signature algorithm {signature.Algorithm} is unknown (1 is HMAC-SHA256)");
+        return (signature, offset);
     }
 
     // ---- the task table ----

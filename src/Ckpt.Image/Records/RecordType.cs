@@ -62,5 +62,6 @@ public enum RecordType : uint
     PosixTimer = 620,       // CkptPS: one timer_create timer, after the SIGNAL record's queue
 
     Tail = 9001,
+    ImageSignature = 9002,  // CkptPS: HMAC-SHA256 of the image with the host's image key, right before the tail
     Error = 9999,
 }
