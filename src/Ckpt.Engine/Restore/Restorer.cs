@@ -65,13 +65,13 @@ public static class Restorer
             context.Stage("task state", () => TaskStateRestore.Run(context.Leader, plan, context.Scratch));
             context.Stage("signals", () => SignalsRestore.Run(context.Leader, plan, context.Scratch));
             context.Stage("threads", () => ThreadRestore.CreateThreads(context), reported: true);
-            // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
-            context.Stage("posix timers", () => PosixTimers.Run(context.Leader, plan, context.Scratch));
             context.EachThread("signal stack, rseq, robust list, name, queued signals, xstate", thread =>
             {
                 ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, plan, context.Scratch);
                 ThreadRestore.SetXstate(thread.Syscalls.Tracee, thread.Image);
             });
+            // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
+            context.Stage("posix timers", () => PosixTimers.Run(context.Leader, plan, context.Scratch));
             context.EachThread("credentials", thread =>
             {
                 CredentialsRestore.Run(thread.Syscalls, plan, context.Scratch);

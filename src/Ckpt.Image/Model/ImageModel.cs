@@ -57,7 +57,13 @@ public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Ev
 {
     /// <summary>For <see cref="FileKind.Inotify"/>: the instance and its watches, in watch descriptor order.</summary>
     public InotifyImage? Inotify { get; init; }
+
+    /// <summary>For <see cref="FileKind.Memfd"/> and <see cref="FileKind.DeletedFile"/>: size, seals, owner and where the contents are.</summary>
+    public UnlinkedFileImage? Unlinked { get; init; }
 }
+
+/// <summary>A memfd or deleted file: its record and its saved contents (chunks of file offsets).</summary>
+public sealed record UnlinkedFileImage(UnlinkedFileRecord Record, IReadOnlyList<PageChunk> Chunks);
 
 /// <summary>An inotify instance: its flags and each watch with the watched path.</summary>
 public sealed record InotifyImage(InotifyRecord Record, IReadOnlyList<(InotifyWatchRecord Watch, string Path)> Watches);

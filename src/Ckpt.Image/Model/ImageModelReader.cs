@@ -143,7 +143,7 @@ public static class ImageModelReader
                 throw Error(reader, RecordType.Vma, $"bad or unordered range 0x{vma.VmStart:x}-0x{vma.VmEnd:x}");
             previousEnd = vma.VmEnd;
             FileImage? file = vma.FileObjRef == 0 ? null : objects.File(reader, vma.FileObjRef, RecordType.Vma);
-            if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify })
+            if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify or FileKind.Memfd or FileKind.DeletedFile })
                 throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, an {file.Record.Kind}, which cannot be mapped");
             vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
         }
@@ -205,7 +205,8 @@ public static class ImageModelReader
         string path = reader.ReadTrailingString();
         EventfdRecord? eventfd = file.Kind == FileKind.Eventfd ? ReadEventfd(reader, file) : null;
         InotifyImage? inotify = file.Kind == FileKind.Inotify ? InotifyReader.Read(reader, file) : null;
-        objects.Define(reader, ObjectType.File, file.ObjRef, new FileImage(file, path, eventfd) { Inotify = inotify }, offset, RecordType.File);
+        UnlinkedFileImage? unlinked = file.Kind is FileKind.Memfd or FileKind.DeletedFile ? UnlinkedFileReader.Read(reader, file, path) : null;
+        objects.Define(reader, ObjectType.File, file.ObjRef, new FileImage(file, path, eventfd) { Inotify = inotify, Unlinked = unlinked }, offset, RecordType.File);
     }
 
     private const uint O_NONBLOCK = 0x800;
