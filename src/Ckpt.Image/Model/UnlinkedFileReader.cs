@@ -31,7 +31,7 @@ internal static class UnlinkedFileReader
         if (unlinked.ObjRef != file.ObjRef)
             return $"the UNLINKED_FILE record has objref {unlinked.ObjRef}";
         if ((file.Mode & S_IFMT) != S_IFREG)
-            return $"mode 0{file.Mode:o} is not a regular file's";
+            return $"mode 0{Convert.ToString(file.Mode, 8)} is not a regular file's";
         if (!path.EndsWith(Deleted, StringComparison.Ordinal))
             return $"the path does not end with '{Deleted}'";
         if (file.Kind == FileKind.Memfd && (!path.StartsWith(MemfdPrefix, StringComparison.Ordinal) || path.Length - MemfdPrefix.Length - Deleted.Length > MaxMemfdName))
