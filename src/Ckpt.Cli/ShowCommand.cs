@@ -71,7 +71,7 @@ internal static class ImageDescription
                 text.AppendLine($"  {vma.Record.VmStart:x12}-{vma.Record.VmEnd:x12} {Protection(vma.Record.Protection)} {vma.Record.VmaType,-10} {vma.PagesSaved,8} pages {vma.File?.Path}");
             text.AppendLine($"files: {process.FileTable.Descriptors.Count} descriptors");
             foreach (FileDescriptorRecord fd in process.FileTable.Descriptors)
-                text.AppendLine($"  fd {fd.Fd}: {process.FileTable.Files[fd.FileObjRef].Path}{(fd.CloseOnExec != 0 ? " (cloexec)" : "")}");
+                text.AppendLine($"  fd {fd.Fd}: {process.FileTable.Files[fd.FileObjRef].Path} [{process.FileTable.Files[fd.FileObjRef].Record.Kind}]{(fd.CloseOnExec != 0 ? " (cloexec)" : "")}");
             foreach (FileLockRecord fileLock in process.FileTable.Locks)
                 text.AppendLine($"  lock: {LockText(fileLock)} on {process.FileTable.Files[fileLock.FileObjRef].Path}");
             var handled = process.SignalHandlers.Actions.Where(h => h.Handler > 1).Select(h => h.Signal).ToList();
@@ -154,6 +154,7 @@ internal static class ImageDescription
             json.WriteStartObject();
             json.WriteNumber("fd", fd.Fd);
             json.WriteString("path", process.FileTable.Files[fd.FileObjRef].Path);
+            json.WriteString("kind", process.FileTable.Files[fd.FileObjRef].Record.Kind.ToString());
             json.WriteBoolean("closeOnExec", fd.CloseOnExec != 0);
             json.WriteEndObject();
         }
