@@ -46,8 +46,14 @@ public interface IDescriptorKind
     /// <summary>Restore, before any process exists: refuse (<see cref="RestoreRefusedException"/>) what cannot be recreated here.</summary>
     void Validate(FileImage file, int fd);
 
+    /// <summary>As <see cref="Validate(FileImage, int)"/>, for kinds that check the file against the image's credentials.</summary>
+    void Validate(FileImage file, int fd, RestorePlan plan) => Validate(file, fd);
+
     /// <summary>Restore, injected into the new task: create the object; returns the descriptor it got (any number).</summary>
     long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd);
+
+    /// <summary>As <see cref="Open(SyscallInjector, ScratchArea, FileImage, int)"/>, for kinds that read more of the image (file contents).</summary>
+    long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd, RestorePlan plan) => Open(syscalls, scratch, file, fd);
 
     /// <summary>Restore, once the object is at its recorded fd: state that belongs to the open file (a position).</summary>
     void Placed(SyscallInjector syscalls, FileImage file, int fd) { }
@@ -62,9 +68,10 @@ public interface IDescriptorKind
 /// <summary>The table of descriptor kinds: adding a kind means one file under Files/ and one line here.</summary>
 public static class DescriptorKinds
 {
-    public static readonly IReadOnlyList<IDescriptorKind> All = [new PathFileKind(), new EventfdKind(), new PipeKind(), new EpollKind(), new SignalfdKind(), new TimerfdKind(), new InotifyKind()];
+    public static readonly IReadOnlyList<IDescriptorKind> All =
+        [new PathFileKind(), new EventfdKind(), new PipeKind(), new EpollKind(), new SignalfdKind(), new TimerfdKind(), new InotifyKind(), new MemfdKind(), new DeletedFileKind()];
 
-    private const string Supported = "files, directories, devices, pipes, eventfds, epolls, signalfds, timerfds and inotify instances";
+    private const string Supported = "files (deleted ones too), directories, devices, memfds, pipes, eventfds, epolls, signalfds, timerfds and inotify instances";
 
     public static IDescriptorKind ForCheckpoint(DescriptorInfo fd) =>
         All.FirstOrDefault(k => k.Matches(fd))

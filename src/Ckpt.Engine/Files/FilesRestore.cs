@@ -27,7 +27,7 @@ public static class FilesRestore
             uint forbidden = file.Record.OpenFlags & (RestoreValidation.O_CREAT | RestoreValidation.O_EXCL | RestoreValidation.O_TRUNC | RestoreValidation.O_TMPFILE_BIT);
             if (forbidden != 0)
                 throw new RestoreRefusedException($"fd {descriptor.Fd} ({file.Path}) has open flags {RestoreValidation.FlagNames(forbidden)}, which a checkpoint never records: refused");
-            DescriptorKinds.ForRestore(file, descriptor.Fd).Validate(file, descriptor.Fd);
+            DescriptorKinds.ForRestore(file, descriptor.Fd).Validate(file, descriptor.Fd, plan);
         }
     }
 
@@ -76,7 +76,7 @@ public static class FilesRestore
                 continue;
             }
             IDescriptorKind kind = DescriptorKinds.ForRestore(file, descriptor.Fd);
-            long opened = kind.Open(syscalls, scratch, file, descriptor.Fd);
+            long opened = kind.Open(syscalls, scratch, file, descriptor.Fd, plan);
             if (opened != descriptor.Fd)
             {
                 syscalls.Call($"dup3 to fd {descriptor.Fd} ({file.Path})", SYS_dup3, (ulong)opened, (ulong)descriptor.Fd, cloexec);

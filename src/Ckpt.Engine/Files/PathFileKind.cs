@@ -11,7 +11,7 @@ namespace Ckpt.Engine.Files;
 
 /// <summary>
 /// Files reached by a path: regular files, directories and devices. Checkpoint records the identity
-/// (stat) and the open file's flags and position; a deleted file is refused. Restore checks the path
+/// (stat) and the open file's flags and position (a deleted file is <see cref="DeletedFileKind"/>'s). Restore checks the path
 /// is still what the image recorded (lstat: a FIFO, socket, device or symbolic link in place of a
 /// regular file is refused instead of blocking or talking to someone else; the same file, for a
 /// regular file), reopens it by path (O_CREAT/O_TRUNC/O_EXCL/O_TMPFILE never passed, so a restore
@@ -31,12 +31,13 @@ public sealed class PathFileKind : IDescriptorKind
 
     private static bool IsPathKind(FileKind kind) => kind is FileKind.Regular or FileKind.Directory or FileKind.CharacterDevice or FileKind.BlockDevice;
 
-    public bool Matches(DescriptorInfo fd) => IsPathKind(fd.StatKind);
+    // A deleted file (no link left) is UnlinkedFileKind's: its contents travel in the image.
+    public bool Matches(DescriptorInfo fd) => IsPathKind(fd.StatKind) && !UnlinkedFileKind.IsUnlinked(fd);
 
     public IInspectedFile Inspect(DescriptorInfo fd, int objRef)
     {
-        if (fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal))
-            throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} refers to a deleted file ({fd.Target}): unsupported");
+        if (fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal) && fd.Stat.LinkCount == 0)
+            throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} refers to a deleted {fd.StatKind.ToString().ToLowerInvariant()} ({fd.Target}): unsupported");
         return new Inspected(OpenFileRecords.Record(objRef, fd.StatKind, fd.Stat, fd.Target, fd.FdInfo.Flags, fd.FdInfo.Position), fd.Target);
     }
 

@@ -72,4 +72,9 @@ public static class SyscallNumbers
     public const long SYS_inotify_add_watch = 254;
     public const long SYS_inotify_rm_watch = 255;
     public const long SYS_inotify_init1 = 294;
+    public const long SYS_pwrite64 = 18;
+    public const long SYS_ftruncate = 77;
+    public const long SYS_fchmod = 91;
+    public const long SYS_fchown = 93;
+    public const long SYS_memfd_create = 319;
 }

@@ -83,6 +83,9 @@ public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Ev
     public TimerfdRecord? Timerfd { get; init; }
     /// <summary>For <see cref="FileKind.Inotify"/>: the instance and its watches, in watch descriptor order.</summary>
     public InotifyImage? Inotify { get; init; }
+
+    /// <summary>For <see cref="FileKind.Memfd"/> and <see cref="FileKind.DeletedFile"/>: size, seals, owner and where the contents are.</summary>
+    public UnlinkedFileImage? Unlinked { get; init; }
 }
 
 /// <summary>A pipe (PIPE_BUF), shared by its ends: its size and the bytes it held; Offset is the record's.</summary>
@@ -90,6 +93,9 @@ public sealed record PipeImage(PipeBufferRecord Record, byte[] Data, long Offset
 
 /// <summary>An epoll instance's interest list (EPOLL); Offset is the record's.</summary>
 public sealed record EpollImage(EpollRecord Record, IReadOnlyList<EpollItem> Items, long Offset);
+
+/// <summary>A memfd or deleted file: its record and its saved contents (chunks of file offsets).</summary>
+public sealed record UnlinkedFileImage(UnlinkedFileRecord Record, IReadOnlyList<PageChunk> Chunks);
 
 /// <summary>An inotify instance: its flags and each watch with the watched path.</summary>
 public sealed record InotifyImage(InotifyRecord Record, IReadOnlyList<(InotifyWatchRecord Watch, string Path)> Watches);

@@ -181,7 +181,7 @@ public static partial class ImageModelReader
                 throw Error(reader, RecordType.Vma, $"bad or unordered range 0x{vma.VmStart:x}-0x{vma.VmEnd:x}");
             previousEnd = vma.VmEnd;
             FileImage? file = vma.FileObjRef == 0 ? null : objects.File(reader, vma.FileObjRef, RecordType.Vma);
-            if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify })
+            if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify or FileKind.Memfd or FileKind.DeletedFile })
                 throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, an {file.Record.Kind}, which cannot be mapped");
             vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
         }
@@ -244,7 +244,8 @@ public static partial class ImageModelReader
         string path = reader.ReadTrailingString();
         EventfdRecord? eventfd = file.Kind == FileKind.Eventfd ? ReadEventfd(reader, file) : null;
         InotifyImage? inotify = file.Kind == FileKind.Inotify ? InotifyReader.Read(reader, file) : null;
-        FileImage image = ReadEventLoopState(reader, new FileImage(file, path, eventfd) { Inotify = inotify }, objects);
+        UnlinkedFileImage? unlinked = file.Kind is FileKind.Memfd or FileKind.DeletedFile ? UnlinkedFileReader.Read(reader, file, path) : null;
+        FileImage image = ReadEventLoopState(reader, new FileImage(file, path, eventfd) { Inotify = inotify, Unlinked = unlinked }, objects);
         objects.Define(reader, ObjectType.File, file.ObjRef, image, offset, RecordType.File);
     }
 

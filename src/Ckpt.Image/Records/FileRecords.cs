@@ -15,6 +15,8 @@ public enum FileKind : uint
     Signalfd = 11,      // CkptPS: anon_inode:[signalfd]; a SIGNALFD record follows its FILE record
     Timerfd = 12,       // CkptPS: anon_inode:[timerfd]; a TIMERFD record follows its FILE record
     Inotify = 13,       // CkptPS: anon_inode:inotify; an INOTIFY record and its INOTIFY_WATCH records follow its FILE record
+    Memfd = 14,         // CkptPS: memfd_create(2) file ("/memfd:NAME (deleted)"); an UNLINKED_FILE record and its contents follow
+    DeletedFile = 15,   // CkptPS: a regular file unlinked while open ("PATH (deleted)"); an UNLINKED_FILE record and its contents follow
 }
 
 /// <summary>EventfdRecord.Flags: the eventfd2(2) flags that belong to the object (EFD_CLOEXEC is the descriptor's).</summary>
@@ -138,4 +140,39 @@ public partial struct InotifyWatchRecord
     public ulong Inode;
     [TrailingBytes] public uint PathLength;
     public uint Reserved;
+}
+
+/// <summary>UnlinkedFileRecord.Seals: fcntl F_GET_SEALS bits of a memfd.</summary>
+[Flags]
+public enum FileSeals : uint
+{
+    None = 0,
+    Seal = 0x1,             // F_SEAL_SEAL (also what a memfd made without MFD_ALLOW_SEALING has)
+    Shrink = 0x2,
+    Grow = 0x4,
+    Write = 0x8,
+    FutureWrite = 0x10,
+    Exec = 0x20,
+}
+
+/// <summary>
+/// CkptPS: a file with no name to reopen, right after its FILE record (Kind = Memfd or DeletedFile,
+/// same objref; the FILE's path is the descriptor's link, "/memfd:NAME (deleted)" or "PATH (deleted)",
+/// its Mode the file's mode). Followed by the contents as PAGE_ARRAY chunks whose "addresses" are file
+/// offsets (page aligned, increasing, below Size), then PAGE_ARRAY{0}: only the data ranges
+/// (SEEK_DATA/SEEK_HOLE), all-zero pages left out; what no chunk holds reads as zeros. A restore makes
+/// a new unlinked file (memfd_create with the name; a deleted file with O_TMPFILE in its directory),
+/// owned by Uid/Gid (which must be among the image's credentials), writes the contents, sets the size
+/// and then the seals.
+/// </summary>
+[ImageRecord(RecordType.UnlinkedFile)]
+public partial struct UnlinkedFileRecord
+{
+    public const long MaxSize = 1L << 40;
+
+    public int ObjRef;
+    public FileSeals Seals;             // memfd: F_GET_SEALS; a deleted file: none
+    public uint Uid;                    // st_uid
+    public uint Gid;                    // st_gid
+    public long FileSize;               // st_size, at most MaxSize
 }

@@ -46,6 +46,7 @@ public enum RecordType : uint
     FileLock = 310,         // CkptPS: a lock held through a file object, after the FILE_TABLE's descriptors
     Inotify = 311,          // CkptPS: an inotify instance, after its FILE record
     InotifyWatch = 312,     // CkptPS: one watch of the inotify instance before it
+    UnlinkedFile = 313,     // CkptPS: a memfd's or deleted file's size, seals and owner, after its FILE record; its contents follow
 
     // memory
     Mm = 401,
