@@ -1,3 +1,4 @@
+using Ckpt.Engine.Checkpoint.Audit;
 using Ckpt.Engine.Files;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Memory;
@@ -26,8 +27,9 @@ public sealed record CheckpointOptions(int Pid, Stream Output, bool Kill, Action
 public sealed record CheckpointResult(int Pid, long Bytes, TimeSpan Frozen, TimeSpan Stopping = default, int Threads = 1);
 
 /// <summary>
-/// checkpoint = freeze (seize + interrupt) -> inspect and refuse early (children, seccomp, unshared threads,
-/// fds, mappings) -> read the injected state -> write the image in docs/ARCHITECTURE.md order ->
+/// checkpoint = audit (KernelStateAudit: state the image cannot hold is refused before the target is even
+/// seized) -> freeze (seize + interrupt) -> inspect and refuse early (the audit again on the frozen state, children,
+/// unshared threads, fds, mappings) -> read the injected state (with read-only probes that may still refuse) -> write the image in docs/ARCHITECTURE.md order ->
 /// resume (every thread continued, the interrupted calls re-entered; the kernel detaches them when the tracer
 /// thread exits), then tail and flush; with Kill: tail, flush, then SIGKILL. On any failure the image gets an ERROR
 /// record (when the stream still takes one) and the process is detached and runs on untouched.
@@ -61,6 +63,8 @@ public static class Checkpointer
     {
         int pid = options.Pid;
         if (pid <= 0 || !Directory.Exists($"/proc/{pid}")) throw new TargetNotFoundException(pid);
+        progress("audit", 0, 0);
+        AuditBeforeFreeze(pid);
         progress("freeze", 0, 0);
         ThreadGroupFreeze freeze;
         try { freeze = ThreadGroupFreeze.Seize(pid); }
@@ -174,6 +178,7 @@ public static class Checkpointer
         // Read once per thread while frozen: for the refusals now and the TASK records later.
         Dictionary<int, ProcStatus> statuses = tids.ToDictionary(tid => tid, tid => tid == pid ? status : ProcStatus.Read(tid));
         TaskCheckpoint.Refuse(pid, statuses);
+        KernelStateAudit.WhileFrozen(pid, tids);
         // A job-control-stopped task cannot run the injected calls (it re-enters the group stop).
         if (freeze.Tracees.Any(t => t.InGroupStop))
             throw new CheckpointRefusedException($"process {pid} is stopped by job control: continue it (SIGCONT) before checkpointing");
@@ -184,12 +189,12 @@ public static class Checkpointer
             SignalHandlersObjRef = objects.RefOf(ObjectType.SignalHandlers, pid), SignalObjRef = objects.RefOf(ObjectType.Signal, pid),
         };
         FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objects);
+        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects);
         // Before anything is injected into any thread (see RseqCriticalSection).
         foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
         ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
         InjectedTaskState injected = InjectedTaskState.Read(leader, syscallAddress);
         List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
-        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects);
         ProcStat stat = ProcStat.Read(pid);
 
         progress("task", 0, 0);
@@ -222,6 +227,14 @@ public static class Checkpointer
             objects.WriteUse(writer, ObjectType.Signal, uses.SignalObjRef, () => SignalsCheckpoint.WriteSignal(writer, leader, injected, uses.SignalObjRef));
             threads[i].Write(writer);
         }
+    }
+
+    // State the image cannot hold is refused while the target still runs untouched (not even seized).
+    // A target that exits meanwhile is reported as not found, as the seize would.
+    private static void AuditBeforeFreeze(int pid)
+    {
+        try { KernelStateAudit.BeforeFreeze(pid); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && !Directory.Exists($"/proc/{pid}")) { throw new TargetNotFoundException(pid); }
     }
 
     // After --kill the pid stays taken until the target's parent reaps the zombie. A restore that

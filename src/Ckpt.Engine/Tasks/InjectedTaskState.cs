@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Ckpt.Engine.Checkpoint.Audit;
 using Ckpt.Engine.Linux;
 using Ckpt.Image.Records;
 using static Ckpt.Engine.Linux.SyscallNumbers;
@@ -24,6 +25,7 @@ public sealed record InjectedTaskState(
     public static InjectedTaskState Read(Tracee tracee, ulong syscallAddress)
     {
         using var remote = RemoteSyscall.Begin(tracee, syscallAddress);
+        InjectedProbes.CheckProcess(remote, tracee.Pid);
         var actions = new SignalActionRecord[SignalCount];
         for (int signal = 1; signal <= SignalCount; signal++)
         {
