@@ -5,7 +5,7 @@
  * the pattern and that its object still works, prints PASS or FAIL <what>.
  *   io_uring aio userfaultfd pidfd fanotify perf bpf-map   an fd (and mapping) of that kind
  *   shm            a SysV shared memory segment attached (shmat)
- *   sem-undo       a SysV semaphore operation with SEM_UNDO (an undo list)
+ *   sem-undo       a SysV semaphore operation with SEM_UNDO (an undo list); the array is removed after PASS
  *   posix-timer    a POSIX timer (timer_create), disarmed
  *   flock          an flock(LOCK_EX) on a file (PATH given as second argument)
  *   mqueue         a POSIX message queue descriptor
@@ -76,6 +76,7 @@ static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 static uint8_t *pattern;
 static int object_fd = -1;
 static int wake_pipe[2] = { -1, -1 };
+static int semaphore_array = -1;
 
 static int fail(const char *what) { printf("FAIL %s (%s)\n", what, strerror(errno)); return 1; }
 
@@ -130,9 +131,8 @@ static int setup(const char *mode, const char *arg)
     if (!strcmp(mode, "sem-undo")) {
         int id = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
         struct sembuf up = { 0, 1, SEM_UNDO };
-        int result = id < 0 || semop(id, &up, 1) != 0 ? fail("semop") : 0;
-        if (id >= 0) semctl(id, 0, IPC_RMID); /* the undo list stays */
-        return result;
+        semaphore_array = id;
+        return id < 0 || semop(id, &up, 1) != 0 ? fail("semop") : 0;
     }
     if (!strcmp(mode, "posix-timer")) {
         timer_t timer;
@@ -202,10 +202,9 @@ static int setup(const char *mode, const char *arg)
 /* seccomp strict allows read, write, _exit and sigreturn: wait in read() on our own pipe. */
 static void wait_strict(void)
 {
-    char byte;
+    char byte, ready[32];
+    int length = snprintf(ready, sizeof ready, "READY %d\n", getpid()); /* getpid is not allowed after */
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) != 0) { printf("FAIL seccomp\n"); exit(1); }
-    char ready[32];
-    int length = snprintf(ready, sizeof ready, "READY %d\n", getpid());
     if (write(1, ready, length) != length) syscall(SYS_exit, 1);
     while (!got_usr1) if (read(wake_pipe[0], &byte, 1) < 0 && errno != EINTR) break;
     for (int i = 0; i < PATTERN_SIZE; i++)
@@ -232,5 +231,6 @@ int main(int argc, char **argv)
         if (pattern[i] != (uint8_t)(i * 13 + 7)) { printf("FAIL pattern byte %d\n", i); return 1; }
     if (object_fd >= 0 && fcntl(object_fd, F_GETFD) < 0) return fail("object fd closed");
     printf("PASS\n");
+    if (semaphore_array >= 0) semctl(semaphore_array, 0, IPC_RMID);
     return 0;
 }

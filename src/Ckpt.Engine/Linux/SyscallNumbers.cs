@@ -42,6 +42,7 @@ public static class SyscallNumbers
     public const long SYS_sched_getscheduler = 145;
     public const long SYS_prctl = 157;
     public const long SYS_arch_prctl = 158;
+    public const long SYS_gettid = 186;
     public const long SYS_futex = 202;
     public const long SYS_sched_getaffinity = 204;
     public const long SYS_set_tid_address = 218;
@@ -52,6 +53,7 @@ public static class SyscallNumbers
     public const long SYS_ioprio_get = 252;
     public const long SYS_openat = 257;
     public const long SYS_ppoll = 271;
+    public const long SYS_unshare = 272;
     public const long SYS_set_robust_list = 273;
     public const long SYS_get_robust_list = 274;
     public const long SYS_eventfd2 = 290;

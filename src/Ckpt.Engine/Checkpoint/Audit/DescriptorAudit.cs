@@ -11,15 +11,18 @@ namespace Ckpt.Engine.Checkpoint.Audit;
 /// looks like a path but is not reachable by that path from the engine (a namespace file, a POSIX
 /// message queue, a file of another mount namespace), which a restore would reopen wrongly or not at all.
 /// </summary>
-public static class DescriptorAudit
+public static partial class DescriptorAudit
 {
     public static void Check(DescriptorInfo fd)
     {
         PosixTimersAndLocksAudit.CheckLocks(fd);
         bool handled = DescriptorKinds.All.Any(k => k.Matches(fd));
-        if (!handled && AnonymousObjectName(fd.Target) is { } name)
-            throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} is {name} ({fd.Target} in /proc/{fd.Pid}/fd): not checkpointed");
-        if (handled && IsPathKind(fd)) CheckReachable(fd);
+        if (!handled && AnonymousObjectName(fd.Target) is { } name) throw Refusal(fd, name);
+        if (!handled || !IsPathKind(fd)) return;
+        // A deleted file is its kind's to judge (refused, or saved with its contents), unless it is
+        // a message queue already unlinked with mq_unlink.
+        if (!fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal)) CheckReachable(fd);
+        else if (FileSystemType(fd) == "mqueue") throw Refusal(fd, MessageQueue);
     }
 
     /// <summary>What an anonymous inode is, from its /proc/PID/fd link ("anon_inode:[io_uring]", "anon_inode:bpf-map").</summary>
@@ -48,30 +51,44 @@ public static class DescriptorAudit
     }
 
     private static bool IsPathKind(DescriptorInfo fd) =>
-        fd.StatKind is FileKind.Regular or FileKind.Directory or FileKind.CharacterDevice or FileKind.BlockDevice
-        && !fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal);
+        fd.StatKind is FileKind.Regular or FileKind.Directory or FileKind.CharacterDevice or FileKind.BlockDevice;
+
+    private const string MessageQueue = "a POSIX message queue (mq_open)";
+
+    private static CheckpointRefusedException Refusal(DescriptorInfo fd, string what) =>
+        new($"fd {fd.Fd} of process {fd.Pid} is {what} ({fd.Target}), seen in /proc/{fd.Pid}/fd/{fd.Fd}: not checkpointed");
 
     // The restore reopens the recorded path: it must lead to this very file, here.
     private static void CheckReachable(DescriptorInfo fd)
     {
         if (fd.Target.StartsWith('/') && Native.stat(fd.Target, out Native.Stat now) == 0 && now.Device == fd.Stat.Device && now.Inode == fd.Stat.Inode)
             return;
-        // nsfs files link as "net:[4026531840]"; their mount is internal, not in mountinfo.
-        string fileSystem = FileSystemType(fd.Pid, fd.FdInfo) ?? (fd.Target.Contains(":[", StringComparison.Ordinal) ? "nsfs" : "unknown");
+        string fileSystem = FileSystemType(fd) ?? "unknown";
         string what = fileSystem switch
         {
             "nsfs" => "a namespace file",
-            "mqueue" => "a POSIX message queue (mq_open)",
+            "mqueue" => MessageQueue,
             _ => $"a file on a {fileSystem} file system that is not reachable at that path from the engine (another mount namespace, or a file system without paths)",
         };
-        throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} is {what} ({fd.Target} in /proc/{fd.Pid}/fd): not checkpointed");
+        throw Refusal(fd, what);
     }
 
-    // fdinfo's mnt_id names the mount in /proc/PID/mountinfo; its file system type follows " - ".
-    private static string? FileSystemType(int pid, ProcFdInfo info)
+    private const long MQUEUE_MAGIC = 0x19800202, NSFS_MAGIC = 0x6e736673;
+
+    // The file system's magic number (statfs through the /proc/PID/fd link) for the internal mounts
+    // mountinfo does not list (mqueue without a mount, nsfs); otherwise the type of the mount fdinfo's
+    // mnt_id names in /proc/PID/mountinfo (after " - ").
+    private static unsafe string? FileSystemType(DescriptorInfo fd)
     {
-        if (!info.Fields.TryGetValue("mnt_id", out string? mountId)) return null;
-        foreach (string line in File.ReadLines($"/proc/{pid}/mountinfo"))
+        byte* buffer = stackalloc byte[StatfsSize];
+        if (statfs($"/proc/{fd.Pid}/fd/{fd.Fd}", buffer) == 0)
+        {
+            long magic = *(long*)buffer; // f_type, the first field
+            if (magic == MQUEUE_MAGIC) return "mqueue";
+            if (magic == NSFS_MAGIC) return "nsfs";
+        }
+        if (!fd.FdInfo.Fields.TryGetValue("mnt_id", out string? mountId)) return null;
+        foreach (string line in File.ReadLines($"/proc/{fd.Pid}/mountinfo"))
         {
             if (!line.StartsWith(mountId + " ", StringComparison.Ordinal)) continue;
             int separator = line.IndexOf(" - ", StringComparison.Ordinal);
@@ -79,4 +96,9 @@ public static class DescriptorAudit
         }
         return null;
     }
+
+    private const int StatfsSize = 120; // struct statfs on x86-64
+
+    [System.Runtime.InteropServices.LibraryImport("libc", StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+    private static unsafe partial int statfs(string path, byte* buffer);
 }

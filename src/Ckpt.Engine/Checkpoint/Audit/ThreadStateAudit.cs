@@ -44,7 +44,7 @@ public static class ThreadStateAudit
         ProcStatus status = ProcStatus.Read(tid);
         long seccomp = status.Number("Seccomp");
         if (seccomp != 0)
-            throw new CheckpointRefusedException($"thread {tid} of process {pid} runs under seccomp (mode {seccomp}{(seccomp == 2 ? ", filter" : ", strict")}, {where}), which restore cannot rebuild");
+            throw new CheckpointRefusedException($"thread {tid} of process {pid} runs under seccomp (mode {seccomp}, {(seccomp == 2 ? "filter" : "strict")}) ({where}), which restore cannot rebuild");
         if (status.Has("x86_Thread_features") && status.Text("x86_Thread_features").Contains("shstk", StringComparison.Ordinal))
             throw new CheckpointRefusedException($"thread {tid} of process {pid} uses a shadow stack (x86_Thread_features: {status.Text("x86_Thread_features")}, {where}): not checkpointed");
         foreach (string key in SpeculationKeys)
@@ -98,16 +98,27 @@ public static class ThreadStateAudit
 
     private static string Hex(byte[] mask) => "0x" + string.Concat(mask.Reverse().SkipWhile(b => b == 0).Select(b => b.ToString("x2", CultureInfo.InvariantCulture))).TrimStart('0').PadLeft(1, '0');
 
-    // A semop with SEM_UNDO gives the task an undo list (adjustments the kernel applies at exit).
-    // kcmp(KCMP_SYSVSEM) compares the lists: the engine has none, so "different" means the thread has one.
+    // A semop with SEM_UNDO records an adjustment the kernel applies at exit in the task's undo list.
+    // The list itself also exists, empty, in every thread that made a thread (clone with CLONE_SYSVSEM
+    // allocates it), so its existence alone says little; its entries are not visible anywhere. They
+    // can only exist while a semaphore array exists (removing an array frees its entries), so: refuse
+    // a thread with an undo list while the IPC namespace (the engine's: see ProcessStateAudit) holds
+    // any semaphore array. kcmp(KCMP_SYSVSEM) compares two tasks' lists; the reference is this engine
+    // thread right after unshare(CLONE_SYSVSEM) has dropped its own (always empty: the engine never
+    // calls semop, so the kernel has nothing to apply).
     private static void CheckSysvSemUndo(int pid, int tid)
     {
-        int order = Native.kcmp(tid, Environment.ProcessId, KCMP_SYSVSEM, 0, 0);
+        if (File.ReadLines("/proc/sysvipc/sem").Skip(1).All(string.IsNullOrWhiteSpace)) return;
+        if (Native.syscall3(SYS_unshare, CLONE_SYSVSEM, 0, 0) != 0) throw new SyscallException("unshare(CLONE_SYSVSEM)", Native.LastErrno, Environment.ProcessId);
+        int self = (int)Native.syscall3(SYS_gettid, 0, 0, 0);
+        int order = Native.kcmp(tid, self, KCMP_SYSVSEM, 0, 0);
         if (order < 0 && Native.LastErrno is not (EOPNOTSUPP or Errno.EINVAL))
             throw new SyscallException("kcmp(KCMP_SYSVSEM)", Native.LastErrno, tid);
         if (order > 0)
-            throw new CheckpointRefusedException($"thread {tid} of process {pid} has a SysV semaphore undo list (semop with SEM_UNDO; kcmp KCMP_SYSVSEM): not checkpointed");
+            throw new CheckpointRefusedException($"thread {tid} of process {pid} has a SysV semaphore undo list while semaphore arrays exist (semop with SEM_UNDO; kcmp KCMP_SYSVSEM, /proc/sysvipc/sem): not checkpointed");
     }
+
+    private const long CLONE_SYSVSEM = 0x40000;
 
     private static ProcStatus? TryStatus(int pid, int tid)
     {
