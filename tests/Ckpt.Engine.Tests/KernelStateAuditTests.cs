@@ -104,6 +104,18 @@ public class KernelStateAuditTests
         }
     }
 
+    [Fact]
+    public void The_engine_exits_6_naming_the_item()
+    {
+        using var target = Start("ckpt_refusals", "io_uring");
+        var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", TempPath("io_uring.img")]);
+        Assert.True(code == 6, $"exit {code}: {stderr}");
+        Assert.StartsWith("ckpt: ", stderr);
+        Assert.Contains("io_uring", stderr);
+        Assert.Contains(target.Pid.ToString(), stderr);
+        target.RequirePass();
+    }
+
     private static void RefusedAndUntouched(Target target, string item, bool frozen, int tracedBy = 0)
     {
         string maps = File.ReadAllText($"/proc/{target.Pid}/maps");

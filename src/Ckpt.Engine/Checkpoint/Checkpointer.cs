@@ -233,6 +233,9 @@ public static class Checkpointer
     // A target that exits meanwhile is reported as not found, as the seize would.
     private static void AuditBeforeFreeze(int pid)
     {
+        // The audit reads what ptrace read access allows: without it, say so as the seize would (EPERM).
+        if (Native.kcmp(pid, Environment.ProcessId, Native.KCMP_VM, 0, 0) < 0 && Native.LastErrno is Errno.EPERM or Errno.EACCES)
+            throw new SyscallException("kcmp", Native.LastErrno, pid, "checking ptrace access to the target");
         try { KernelStateAudit.BeforeFreeze(pid); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException && !Directory.Exists($"/proc/{pid}")) { throw new TargetNotFoundException(pid); }
     }
