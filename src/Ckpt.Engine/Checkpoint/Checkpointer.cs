@@ -63,14 +63,24 @@ public static class Checkpointer
     {
         int pid = options.Pid;
         if (pid <= 0 || !Directory.Exists($"/proc/{pid}")) throw new TargetNotFoundException(pid);
-        progress("audit", 0, 0);
-        AuditBeforeFreeze(pid);
-        progress("freeze", 0, 0);
-        ThreadGroupFreeze freeze;
-        try { freeze = ThreadGroupFreeze.Seize(pid); }
-        catch (SyscallException e) when (e.Errno == Errno.ESRCH) { throw new TargetNotFoundException(pid); }
-        threads.Add(pid);
         var writer = new ImageWriter(options.Output, leaveOpen: true, options.WriteBehind);
+        ThreadGroupFreeze freeze;
+        try
+        {
+            progress("audit", 0, 0);
+            AuditBeforeFreeze(pid);
+            progress("freeze", 0, 0);
+            try { freeze = ThreadGroupFreeze.Seize(pid); }
+            catch (SyscallException e) when (e.Errno == Errno.ESRCH) { throw new TargetNotFoundException(pid); }
+        }
+        catch (Exception e)
+        {
+            // Nothing of the target was touched; the image says why, as for later failures.
+            TryWriteError(writer, e);
+            DisposeQuietly(writer);
+            throw;
+        }
+        threads.Add(pid);
         bool imageComplete = false, handedOver = false;
         try
         {
