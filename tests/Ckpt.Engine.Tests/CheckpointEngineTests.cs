@@ -237,7 +237,7 @@ public class CheckpointEngineTests
         var alivePhases = new List<string>();
         Checkpoint(target.Pid, image, kill: true, progress: (phase, _, _) => { if (IsAlive(target.Pid)) alivePhases.Add(phase); });
         // Alive through the last phase (signals and registers come after the pages and files).
-        Assert.Equal(["freeze", "inspect", "task", "pages", "files", "signals"], alivePhases.Distinct());
+        Assert.Equal(["audit", "freeze", "inspect", "task", "pages", "files", "signals"], alivePhases.Distinct());
         Assert.False(IsAlive(target.Pid));
         ImageContents contents = ReadImage(image);
         Assert.Null(contents.Error);

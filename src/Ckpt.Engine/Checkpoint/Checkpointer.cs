@@ -1,3 +1,4 @@
+using Ckpt.Engine.Checkpoint.Audit;
 using Ckpt.Engine.Files;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Memory;
@@ -26,8 +27,9 @@ public sealed record CheckpointOptions(int Pid, Stream Output, bool Kill, Action
 public sealed record CheckpointResult(int Pid, long Bytes, TimeSpan Frozen, TimeSpan Stopping = default, int Threads = 1);
 
 /// <summary>
-/// checkpoint = freeze (seize + interrupt) -> inspect and refuse early (children, seccomp, unshared threads,
-/// fds, mappings) -> read the injected state -> write the image in docs/ARCHITECTURE.md order ->
+/// checkpoint = audit (KernelStateAudit: state the image cannot hold is refused before the target is even
+/// seized) -> freeze (seize + interrupt) -> inspect and refuse early (the audit again on the frozen state, children,
+/// unshared threads, fds, mappings) -> read the injected state (with read-only probes that may still refuse) -> write the image in docs/ARCHITECTURE.md order ->
 /// resume (every thread continued, the interrupted calls re-entered; the kernel detaches them when the tracer
 /// thread exits), then tail and flush; with Kill: tail, flush, then SIGKILL. On any failure the image gets an ERROR
 /// record (when the stream still takes one) and the process is detached and runs on untouched.
@@ -61,13 +63,25 @@ public static class Checkpointer
     {
         int pid = options.Pid;
         if (pid <= 0 || !Directory.Exists($"/proc/{pid}")) throw new TargetNotFoundException(pid);
-        progress("freeze", 0, 0);
-        TreeFreeze freeze;
-        try { freeze = TreeFreeze.Seize(pid); }
-        catch (SyscallException e) when (e.Errno == Errno.ESRCH) { throw new TargetNotFoundException(pid); }
-        threads.Add(pid);
         // Root signs what it writes, so that a restore can tell the image was not changed since (docs/SECURITY.md).
         var writer = new ImageWriter(options.Output, leaveOpen: true, options.WriteBehind, Security.ImageKeyFile.ForCheckpoint());
+        TreeFreeze freeze;
+        try
+        {
+            progress("audit", 0, 0);
+            AuditBeforeFreeze(pid);
+            progress("freeze", 0, 0);
+            try { freeze = TreeFreeze.Seize(pid); }
+            catch (SyscallException e) when (e.Errno == Errno.ESRCH) { throw new TargetNotFoundException(pid); }
+        }
+        catch (Exception e)
+        {
+            // Nothing of the target was touched; the image says why, as for later failures.
+            TryWriteError(writer, e);
+            DisposeQuietly(writer);
+            throw;
+        }
+        threads.Add(pid);
         bool imageComplete = false, handedOver = false;
         try
         {
@@ -198,6 +212,17 @@ public static class Checkpointer
         writer.Write(new TreeRecord { TaskCount = table.Count, ProcessCount = processes.Count });
         foreach (TaskIdsRecord ids in table) writer.Write(ids);
         foreach (ICheckpointedProcess process in processes) process.Write(writer, objects, progress);
+    }
+
+    // State the image cannot hold is refused while the target still runs untouched (not even seized).
+    // A target that exits meanwhile is reported as not found, as the seize would.
+    private static void AuditBeforeFreeze(int pid)
+    {
+        // The audit reads what ptrace read access allows: without it, say so as the seize would (EPERM).
+        if (Native.kcmp(pid, Environment.ProcessId, Native.KCMP_VM, 0, 0) < 0 && Native.LastErrno is Errno.EPERM or Errno.EACCES)
+            throw new SyscallException("kcmp", Native.LastErrno, pid, "checking ptrace access to the target");
+        try { KernelStateAudit.BeforeFreeze(pid); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && !Directory.Exists($"/proc/{pid}")) { throw new TargetNotFoundException(pid); }
     }
 
     // After --kill the pid stays taken until the target's parent reaps the zombie. A restore that

@@ -1,3 +1,4 @@
+using Ckpt.Engine.Checkpoint.Audit;
 using Ckpt.Engine.Files;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Memory;
@@ -61,6 +62,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         // Read once per thread while frozen: for the refusals now and the TASK records later.
         Dictionary<int, ProcStatus> statuses = tids.ToDictionary(tid => tid, ProcStatus.Read);
         TaskCheckpoint.Refuse(pid, statuses);
+        KernelStateAudit.WhileFrozen(pid, tids);
         // A job-control-stopped task cannot run the injected calls (it re-enters the group stop).
         if (freeze.Tracees.Any(t => t.InGroupStop))
             throw new CheckpointRefusedException($"process {pid} is stopped by job control: continue it (SIGCONT) before checkpointing");
@@ -71,13 +73,14 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         };
         FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objects, descriptions);
         List<PosixTimerRecord> timers = PosixTimers.Inspect(pid, tids.Count);
+        // Mappings are audited here too: before anything is injected.
+        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects);
         // Before anything is injected into any thread (see RseqCriticalSection).
         foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
         ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
         InjectedTaskState injected = InjectedTaskState.Read(freeze.Leader, syscallAddress);
         timers = PosixTimers.ReadTimes(freeze.Leader, syscallAddress, timers);
         List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
-        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects);
         return new ProcessCheckpoint(freeze, statuses, tids, files, injected, threads, memory, ProcStat.Read(pid), uses, timers);
     }
 

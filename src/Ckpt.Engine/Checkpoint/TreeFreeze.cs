@@ -78,6 +78,29 @@ public sealed class TreeFreeze
     private static IEnumerable<int> ChildrenOf(ThreadGroupFreeze process) =>
         process.Tracees.SelectMany(t => ReadChildren(process.Pid, t.Pid)).Distinct().Order().ToList();
 
+    /// <summary>The live processes of the tree as it runs now (not frozen: for the audit before the freeze), the root first.</summary>
+    public static List<int> LiveProcessesNow(int root)
+    {
+        var found = new List<int>();
+        var pending = new Queue<int>([root]);
+        while (pending.TryDequeue(out int pid))
+        {
+            if (ProcStat.IsZombie(pid) != false) continue; // gone or a zombie: nothing to audit
+            found.Add(pid);
+            List<int> tids;
+            try { tids = Directory.GetDirectories($"/proc/{pid}/task").Select(d => int.Parse(Path.GetFileName(d))).ToList(); }
+            catch (DirectoryNotFoundException) { continue; } // exited meanwhile
+            foreach (int child in tids.SelectMany(tid => ReadChildrenIfThere(pid, tid)).Distinct().Order()) pending.Enqueue(child);
+        }
+        return found;
+    }
+
+    private static IEnumerable<int> ReadChildrenIfThere(int pid, int tid)
+    {
+        try { return ReadChildren(pid, tid).ToList(); }
+        catch (IOException) { return []; } // the thread exited meanwhile
+    }
+
     private static IEnumerable<int> ReadChildren(int pid, int tid)
     {
         try

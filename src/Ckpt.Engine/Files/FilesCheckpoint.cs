@@ -1,5 +1,6 @@
 using System.Text;
 using Ckpt.Engine.Checkpoint;
+using Ckpt.Engine.Checkpoint.Audit;
 using Ckpt.Engine.Linux;
 using Ckpt.Image;
 using Ckpt.Image.Records;
@@ -38,6 +39,7 @@ public sealed class FilesCheckpoint
             string target = new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget ?? "";
             Native.Stat stat = Native.StatOrThrow($"/proc/{pid}/fd/{fd}", pid);
             var info = new DescriptorInfo(pid, fd, target, stat, ProcFdInfo.Read(pid, fd)) { Objects = objRefs };
+            DescriptorAudit.Check(info);
             IDescriptorKind kind = DescriptorKinds.ForCheckpoint(info);
             var descriptor = new FileDescriptorRecord { Fd = fd, CloseOnExec = (info.FdInfo.Flags & O_CLOEXEC) != 0 ? 1 : 0 };
             if (table.SharedWith(pid, fd, stat) is { } sibling)

@@ -60,7 +60,7 @@ public static unsafe partial class Native
     public static int pidfd_open(int pid, uint flags) => (int)syscall(SYS_pidfd_open, pid, flags);
 
     [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
-    private static partial long syscall5(long number, long a1, long a2, long a3, long a4, long a5);
+    internal static partial long syscall5(long number, long a1, long a2, long a3, long a4, long a5);
 
     public const int KCMP_FILE = 0, KCMP_VM = 1, KCMP_FILES = 2, KCMP_FS = 3, KCMP_SIGHAND = 4;
 

@@ -9,6 +9,9 @@ public sealed record MapsEntry(ulong Start, ulong End, string Permissions, ulong
     public uint Protection => (Permissions[0] == 'r' ? 1u : 0) | (Permissions[1] == 'w' ? 2u : 0) | (Permissions[2] == 'x' ? 4u : 0);
     public ulong Length => End - Start;
 
+    /// <summary>smaps "ProtectionKey:" (pkey_mprotect); 0 where the kernel shows none.</summary>
+    public int ProtectionKey { get; init; }
+
     /// <summary>Kernel VM_* bits for the VmFlags mnemonics (fs/proc/task_mmu.c show_smap_vma_flags).</summary>
     public ulong VmFlags
     {
@@ -48,6 +51,10 @@ public static class ProcMaps
                 if (current is null) throw new FormatException($"/proc/{pid}/smaps: VmFlags before any mapping");
                 entries.Add(current with { VmFlagNames = line[8..].Split(' ', StringSplitOptions.RemoveEmptyEntries) });
                 current = null;
+            }
+            else if (line.StartsWith("ProtectionKey:", StringComparison.Ordinal) && current is not null)
+            {
+                current = current with { ProtectionKey = int.Parse(line[14..].Trim(), CultureInfo.InvariantCulture) };
             }
             else if (IsHeader(line))
             {

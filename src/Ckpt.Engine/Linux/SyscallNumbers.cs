@@ -41,12 +41,19 @@ public static class SyscallNumbers
     public const long SYS_sched_setscheduler = 144;
     public const long SYS_sched_getscheduler = 145;
     public const long SYS_prctl = 157;
+    public const long SYS_arch_prctl = 158;
+    public const long SYS_gettid = 186;
     public const long SYS_futex = 202;
+    public const long SYS_sched_getaffinity = 204;
     public const long SYS_set_tid_address = 218;
     public const long SYS_restart_syscall = 219;
     public const long SYS_clock_nanosleep = 230;
+    public const long SYS_get_mempolicy = 239;
+    public const long SYS_keyctl = 250;
+    public const long SYS_ioprio_get = 252;
     public const long SYS_openat = 257;
     public const long SYS_ppoll = 271;
+    public const long SYS_unshare = 272;
     public const long SYS_set_robust_list = 273;
     public const long SYS_get_robust_list = 274;
     public const long SYS_eventfd2 = 290;
@@ -54,6 +61,7 @@ public static class SyscallNumbers
     public const long SYS_rt_tgsigqueueinfo = 297;
     public const long SYS_prlimit64 = 302;
     public const long SYS_kcmp = 312;
+    public const long SYS_membarrier = 324;
     public const long SYS_rseq = 334;
     public const long SYS_pidfd_open = 434;
     public const long SYS_pidfd_getfd = 438;

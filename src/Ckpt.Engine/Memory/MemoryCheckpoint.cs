@@ -1,5 +1,6 @@
 using System.Text;
 using Ckpt.Engine.Checkpoint;
+using Ckpt.Engine.Checkpoint.Audit;
 using Ckpt.Engine.Files;
 using Ckpt.Engine.Linux;
 using Ckpt.Image;
@@ -80,6 +81,7 @@ public sealed class MemoryCheckpoint
         using PageScan scan = PageScan.Open(pid);
         foreach (MapsEntry map in ProcMaps.ReadSmaps(pid))
         {
+            MappingAudit.Check(pid, map);
             VmaType type = TypeOf(map);
             var record = new VmaRecord
             {

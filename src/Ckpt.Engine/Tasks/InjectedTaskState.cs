@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Ckpt.Engine.Checkpoint.Audit;
 using Ckpt.Engine.Linux;
 using Ckpt.Image.Records;
 using static Ckpt.Engine.Linux.SyscallNumbers;
@@ -25,6 +26,7 @@ public sealed record InjectedTaskState(
     public static InjectedTaskState Read(Tracee tracee, ulong syscallAddress)
     {
         using var remote = RemoteSyscall.Begin(tracee, syscallAddress);
+        InjectedProbes.CheckProcess(remote, tracee.Pid);
         var actions = new SignalActionRecord[SignalCount];
         // Only actions that can differ from a plain SIG_DFL are read by injection: caught (SigCgt)
         // and ignored (SigIgn) signals, and SIGCHLD (SA_NOCLDSTOP/SA_NOCLDWAIT act with SIG_DFL too).

@@ -14,7 +14,8 @@ namespace Ckpt.Engine.Tasks;
 public static class TaskCheckpoint
 {
     /// <summary>
-    /// Refuses what the image cannot describe yet, before anything is written: seccomp, and threads that do not share the leader's descriptor table, fs information or
+    /// Refuses what the image cannot describe yet, before anything is written: threads that do not
+    /// share the leader's descriptor table, fs information or
     /// credentials (possible with clone() flags or unshare(), not with pthreads).
     /// </summary>
     public static void Refuse(int pid, IReadOnlyDictionary<int, ProcStatus> statuses)
@@ -22,9 +23,7 @@ public static class TaskCheckpoint
         ProcStatus status = statuses[pid];
         foreach (var (tid, thread) in statuses)
         {
-            long seccomp = thread.Number("Seccomp");
-            if (seccomp != 0)
-                throw new CheckpointRefusedException($"thread {tid} of process {pid} runs under seccomp (mode {seccomp}{(seccomp == 2 ? ", filter" : "")}), which restore cannot rebuild");
+            // Seccomp and the rest of the per-thread kernel state: Checkpoint/Audit/ThreadStateAudit.
             if (tid == pid) continue;
             // Set per task, restored once for the process: a thread with its own would be lost.
             string personality = File.ReadAllText($"/proc/{pid}/task/{tid}/personality").Trim(), leaderPersonality = File.ReadAllText($"/proc/{pid}/personality").Trim();

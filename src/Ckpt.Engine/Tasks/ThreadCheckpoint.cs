@@ -1,3 +1,4 @@
+using Ckpt.Engine.Checkpoint.Audit;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Signals;
 using Ckpt.Image;
@@ -29,6 +30,7 @@ public sealed record ThreadCheckpoint(
         ulong clearChildTid;
         using (var remote = RemoteSyscall.Begin(tracee, syscallAddress))
         {
+            InjectedProbes.CheckThread(remote, tgid, tid);
             remote.Call("sigaltstack", SYS_sigaltstack, 0, remote.Scratch);
             stack = remote.ReadScratch<StackT>(0);
             remote.Call("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, remote.Scratch);

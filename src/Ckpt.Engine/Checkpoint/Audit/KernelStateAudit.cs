@@ -1,0 +1,53 @@
+using Ckpt.Engine.Files;
+using Ckpt.Engine.Linux;
+
+namespace Ckpt.Engine.Checkpoint.Audit;
+
+/// <summary>
+/// "Nothing lost silently" (docs/ARCHITECTURE.md, "Kernel state: saved or refused"): everything /proc
+/// and the kernel expose about a process, its threads and its descriptors is either saved by the engine
+/// or refused here with a <see cref="CheckpointRefusedException"/> naming the pid, the item and where it
+/// was seen. <see cref="BeforeFreeze"/> runs before the target is seized, so a refused target never
+/// stops; <see cref="WhileFrozen"/> repeats the per-process and per-thread checks on the frozen state
+/// (what changed in between is caught there: nothing can change once every thread is stopped).
+/// Descriptors and mappings are checked where they are inspected (<see cref="DescriptorAudit"/> from
+/// FilesCheckpoint, <see cref="MappingAudit"/> from MemoryCheckpoint), which also runs before the
+/// freeze as a dry run. State with no /proc source is probed by read-only injected calls
+/// (<see cref="InjectedProbes"/>) while frozen; a refusal there leaves registers, mask and memory as they were.
+/// </summary>
+public static class KernelStateAudit
+{
+    /// <summary>Every check that needs no stop, on the running tree (the root and every live
+    /// descendant); nothing of it changes. A descendant's refusal names it.</summary>
+    public static void BeforeFreeze(int root)
+    {
+        foreach (int pid in TreeFreeze.LiveProcessesNow(root))
+        {
+            try { BeforeFreezeOne(pid); }
+            catch (CheckpointRefusedException e) when (pid != root)
+            {
+                throw new CheckpointRefusedException($"descendant {pid} ('{ProcessNames.CommOf(pid)}') of process {root}: {e.Message}");
+            }
+        }
+    }
+
+    private static void BeforeFreezeOne(int pid)
+    {
+        List<int> tids = ThreadStateAudit.Threads(pid);
+        foreach (int tid in tids) ThreadStateAudit.RefuseTracer(pid, tid);
+        ProcessStateAudit.Check(pid);
+        ProcessStateAudit.CheckMemoryPolicies(pid);
+        foreach (int tid in tids) ThreadStateAudit.CheckIfStillThere(pid, tid);
+        foreach (MapsEntry map in ProcMaps.ReadSmaps(pid)) MappingAudit.Check(pid, map);
+        // The descriptor inspection itself, as a dry run: every kind's refusal, before the freeze.
+        FilesCheckpoint.Inspect(pid, new ObjectTable());
+        OutsideRelationsAudit.Check(pid, tids);
+    }
+
+    /// <summary>The same per-process and per-thread checks on the frozen threads (tracer and /proc-wide scans excepted).</summary>
+    public static void WhileFrozen(int pid, IEnumerable<int> tids)
+    {
+        ProcessStateAudit.Check(pid);
+        foreach (int tid in tids) ThreadStateAudit.Check(pid, tid);
+    }
+}

@@ -1,0 +1,67 @@
+using Ckpt.Engine.Linux;
+
+namespace Ckpt.Engine.Checkpoint.Audit;
+
+/// <summary>
+/// Per mapping of /proc/PID/smaps (from MemoryCheckpoint.Inspect while frozen, and before the freeze):
+/// the kinds of memory the image cannot describe, by name or VmFlags. Saved elsewhere: anonymous,
+/// shared anonymous and file mappings with their protections, MAP_GROWSDOWN, MAP_NORESERVE and the
+/// madvise flags DONTFORK, WIPEONFORK, DONTDUMP, HUGEPAGE, NOHUGEPAGE (VmaRecord.VmFlags, MemoryRestore);
+/// [vdso], [vvar], [vvar_vclock] moved to their addresses, [vsyscall] fixed (SpecialMappingsRestore).
+/// </summary>
+public static class MappingAudit
+{
+    private static readonly HashSet<string> SpecialMappings = ["[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]"];
+    private static readonly HashSet<string> OrdinaryNames = ["[heap]", "[stack]"];
+
+    // VmFlags mnemonics (fs/proc/task_mmu.c) of state the image does not hold.
+    private static readonly (string Flag, string What)[] UnsavedFlags =
+    [
+        ("um", "a userfaultfd-registered range (missing pages)"),
+        ("uw", "a userfaultfd-registered range (write-protect)"),
+        ("ui", "a userfaultfd-registered range (minor faults)"),
+        ("lo", "locked memory (mlock or mlockall)"),
+        ("lf", "locked memory (mlock2 MLOCK_ONFAULT)"),
+        ("ht", "hugetlb memory (MAP_HUGETLB or a hugetlbfs file)"),
+        ("sf", "a synchronous DAX mapping (MAP_SYNC)"),
+        ("ss", "a shadow stack"),
+        ("sl", "sealed memory (mseal)"),
+        ("pf", "device memory (VM_PFNMAP)"),
+        ("io", "device I/O memory (VM_IO)"),
+        ("mm", "a mixed device mapping (VM_MIXEDMAP)"),
+        ("mg", "memory marked for KSM merging (MADV_MERGEABLE)"),
+    ];
+
+    public static void Check(int pid, MapsEntry map)
+    {
+        string where = $"0x{map.Start:x}-0x{map.End:x} in /proc/{pid}/smaps";
+        if (SpecialMappings.Contains(map.Name)) return;
+        string? what = KindByName(map);
+        if (what is null)
+        {
+            foreach (var (flag, description) in UnsavedFlags)
+            {
+                if (map.VmFlagNames.Contains(flag)) { what = $"{description} (VmFlags {flag})"; break; }
+            }
+        }
+        if (what is null && map.ProtectionKey != 0) what = $"memory with protection key {map.ProtectionKey} (pkey_mprotect)";
+        if (what is null && map.Inode != 0 && map.Name.StartsWith("/dev/", StringComparison.Ordinal) && !map.Name.StartsWith("/dev/zero", StringComparison.Ordinal))
+            what = "a device mapping";
+        if (what is not null)
+            throw new CheckpointRefusedException($"process {pid} maps {what} at {where} ({(map.Name.Length > 0 ? map.Name : "anonymous")}): not checkpointed");
+    }
+
+    private static string? KindByName(MapsEntry map)
+    {
+        string name = map.Name;
+        if (name.StartsWith("/[aio]", StringComparison.Ordinal)) return "an aio ring (io_setup)";
+        if (name.StartsWith("/SYSV", StringComparison.Ordinal)) return $"a SysV shared memory segment (shmat, key 0x{name[5..13]})";
+        if (name.StartsWith("anon_inode:", StringComparison.Ordinal))
+            return $"the memory of {DescriptorAudit.AnonymousObjectName(name)}";
+        if (name == "[uprobes]") return "the uprobes instruction slots";
+        if (name.StartsWith("[anon:", StringComparison.Ordinal) || name.StartsWith("[anon_shmem:", StringComparison.Ordinal))
+            return "a named anonymous mapping (prctl PR_SET_VMA_ANON_NAME)";
+        if (name.StartsWith('[') && !OrdinaryNames.Contains(name)) return $"a special kernel mapping {name}";
+        return null;
+    }
+}

@@ -1,0 +1,59 @@
+using System.Globalization;
+using Ckpt.Engine.Linux;
+
+namespace Ckpt.Engine.Checkpoint.Audit;
+
+/// <summary>
+/// Relations with processes outside the checkpoint, found in one pass over /proc before the freeze:
+/// a process sharing the target's memory (clone with CLONE_VM but without CLONE_THREAD, or a vfork
+/// child not yet exec'ed) could change the code the engine injects and the memory being saved, and
+/// would lose its sharer on restore (kcmp KCMP_VM, one system call per process); a thread the target
+/// traces (PTRACE_ATTACH/SEIZE) would lose its tracer (TracerPid of every thread on the system).
+/// Processes the engine may not inspect (kcmp or status refused) cannot be judged and are skipped.
+/// Once the target is frozen neither relation can be created by it, except a new CLONE_VM child,
+/// which the children refusal catches (TaskCheckpoint.Refuse).
+/// </summary>
+public static class OutsideRelationsAudit
+{
+    public static void Check(int pid, IReadOnlyCollection<int> tids)
+    {
+        var ours = tids.ToHashSet();
+        foreach (string entry in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out int other) || other == pid) continue;
+            if (Native.kcmp(pid, other, Native.KCMP_VM, 0, 0) == 0)
+                throw new CheckpointRefusedException($"process {other} shares the memory of process {pid} (clone with CLONE_VM but not CLONE_THREAD, or vfork; kcmp KCMP_VM): a process outside the checkpoint could change it, refused");
+            CheckTraced(pid, other, ours);
+        }
+    }
+
+    private static void CheckTraced(int pid, int other, HashSet<int> ours)
+    {
+        IEnumerable<string> threads;
+        try { threads = Directory.EnumerateDirectories($"/proc/{other}/task").ToList(); }
+        catch (IOException) { return; } // gone
+        catch (UnauthorizedAccessException) { return; }
+        foreach (string thread in threads)
+        {
+            int tracer = TracerOf(thread);
+            if (tracer != 0 && ours.Contains(tracer))
+                throw new CheckpointRefusedException($"thread {tracer} of process {pid} traces thread {Path.GetFileName(thread)} of process {other} (TracerPid in {thread}/status): ptrace relationships are not checkpointed");
+        }
+    }
+
+    // The TracerPid line alone, without parsing the whole status file.
+    private static int TracerOf(string threadDirectory)
+    {
+        try
+        {
+            foreach (string line in File.ReadLines($"{threadDirectory}/status"))
+            {
+                if (line.StartsWith("TracerPid:", StringComparison.Ordinal))
+                    return int.Parse(line.AsSpan(10).Trim(), CultureInfo.InvariantCulture);
+            }
+        }
+        catch (IOException) { } // exited meanwhile
+        catch (UnauthorizedAccessException) { }
+        return 0;
+    }
+}
