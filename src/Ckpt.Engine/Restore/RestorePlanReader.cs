@@ -34,6 +34,15 @@ public static class RestorePlanReader
         }
     }
 
+    /// <summary>The image model of a restorable image: every record checked, one process (also the fuzzer's entry).</summary>
+    public static ImageModel ReadModel(ImageReader reader)
+    {
+        ImageModel image = ImageModelReader.Read(reader);
+        if (image.Processes.Count != 1)
+            throw new ImageFormatException(RecordType.Tree, 0, $"{image.Processes.Count} processes: restoring a process tree is not supported yet");
+        return image;
+    }
+
     // The image may come from a pipe: keep it in a file nobody can see (and that vanishes with us).
     private static SafeFileHandle SpoolToUnlinkedFile(Stream input)
     {
@@ -53,9 +62,7 @@ public static class RestorePlanReader
 
     private static RestorePlan ReadPlan(ImageReader reader, SafeFileHandle handle)
     {
-        ImageModel image = ImageModelReader.Read(reader);
-        if (image.Processes.Count != 1)
-            throw new ImageFormatException(RecordType.Tree, 0, $"{image.Processes.Count} processes: restoring a process tree is not supported yet");
+        ImageModel image = ReadModel(reader);
         return new RestorePlan
         {
             Image = image, ImageFile = handle,

@@ -16,10 +16,21 @@ public static class RestoreValidation
 {
     public static void Validate(RestorePlan plan, bool force)
     {
+        ValidateImage(plan, force);
+        CheckIdsFree(plan);
+    }
+
+    /// <summary>Everything but the pids being free: what the image asks for, against this machine (the fuzzer's entry too).</summary>
+    public static void ValidateImage(RestorePlan plan, bool force)
+    {
         CheckMachine(plan, force);
         CheckTask(plan);
         CheckMemory(plan);
         CheckFiles(plan);
+    }
+
+    private static void CheckIdsFree(RestorePlan plan)
+    {
         if (!PidBecomesFree(plan.Pid))
             throw new PidInUseException(plan.Pid, ProcessNames.CommOf(plan.Pid));
         // Thread ids are pids too: each must be free (a zombie leader's threads are already gone).
