@@ -71,7 +71,11 @@ public class CheckpointCliTests
         Assert.Equal(6, code);
         Assert.Contains("fd 3", stderr);
         Assert.Contains("pipe", stderr);
-        var (showCode, _, showError) = RunCli(["show", image]); // the image holds an ERROR record giving the reason
+        Assert.False(File.Exists(image)); // a failed checkpoint leaves no file
+        // A stream (here stdout) has already carried the first records: it ends with an ERROR record giving the reason.
+        string streamed = TempPath("pipe-stdout.img");
+        Assert.Equal(6, RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", "-"], stdoutPath: streamed).ExitCode);
+        var (showCode, _, showError) = RunCli(["show", streamed]);
         Assert.Equal(5, showCode);
         Assert.Contains("fd 3", showError);
         target.RequirePass();
