@@ -60,7 +60,9 @@ public static class Checkpointer
     private static Func<CheckpointResult> RunOnTracerThread(CheckpointOptions options, Action<string, long, long> progress, List<int> threads)
     {
         int pid = options.Pid;
-        if (pid <= 0 || !Directory.Exists($"/proc/{pid}")) throw new TargetNotFoundException(pid);
+        if (pid <= 0) throw new InvalidPidException(pid);
+        if (!Directory.Exists($"/proc/{pid}")) throw new TargetNotFoundException(pid);
+        UnprivilegedMode.CheckTarget(pid); // a caller other than root: their own processes only
         progress("freeze", 0, 0);
         ThreadGroupFreeze freeze;
         try { freeze = ThreadGroupFreeze.Seize(pid); }
@@ -75,6 +77,7 @@ public static class Checkpointer
             if (options.WriteBehind == WriteBehind.Deferred) writer.Preallocate(MemoryCheckpoint.EstimateImageBytes(pid));
             var frozen = System.Diagnostics.Stopwatch.StartNew();
             freeze.StopAll();
+            UnprivilegedMode.CheckTarget(pid); // again, now that it cannot exec a setuid program any more
             threads.AddRange(freeze.Tracees.Select(t => t.Pid).Where(tid => tid != pid));
             TimeSpan stopping = frozen.Elapsed;
             WriteImage(freeze, writer, progress);

@@ -1,6 +1,7 @@
 using System.Text;
 using Ckpt.Engine.Files;
 using Ckpt.Engine.Linux;
+using Ckpt.Engine.Tasks;
 using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 
@@ -23,6 +24,8 @@ public static class RestoreValidation
     /// <summary>Everything but the pids being free: what the image asks for, against this machine (the fuzzer's entry too).</summary>
     public static void ValidateImage(RestorePlan plan, bool force)
     {
+        // First: a caller other than root learns nothing about another user's image's files.
+        UnprivilegedMode.CheckImage(plan);
         CheckMachine(plan, force);
         CheckTask(plan);
         CheckMemory(plan);

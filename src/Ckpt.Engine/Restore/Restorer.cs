@@ -54,6 +54,7 @@ public static class Restorer
         context.Created(Tracee.Adopt(plan.Pid));
         try
         {
+            context.Stage("credentials after exec", () => UnprivilegedMode.CheckCreated(plan.Pid, plan.ExePath));
             context.Stage("attach", () => context.AddThread(new RestoredThread(plan.Threads[0], SyscallInjector.AtExecStop(Tracee.Adopt(plan.Pid)))));
             context.Stage("scratch area", () => context.Scratch = ScratchArea.Map(context.Leader, plan.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd))));
             context.Stage("close inherited files", () => FilesRestore.CloseInherited(context.Leader));
