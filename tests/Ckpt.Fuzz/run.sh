@@ -22,8 +22,11 @@ corpus=artifacts/fuzz/corpus
 if [ ! -d "$corpus" ]; then tests/Ckpt.Fuzz/make-corpus.sh "$corpus"; fi
 cp -n tests/Ckpt.Image.Tests/FuzzRegressions/* "$corpus"/ 2>/dev/null || true
 
+dictionary=artifacts/fuzz/records.dict
+python3 tests/Ckpt.Fuzz/make-dictionary.py src/Ckpt.Image/Records/RecordType.cs "$dictionary"
+
 # A huge allocation is a finding too: the heap is capped at 512 MiB, far above what any seed needs.
 export DOTNET_GCHeapHardLimit=0x20000000
 # The target is a managed program, not an AFL-compiled binary; SharpFuzz speaks the forkserver protocol.
 export AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
-exec nice -n 19 afl-fuzz -i "$corpus" -o "$findings" -t 5000 -m none "$@" -- dotnet "$bin/Ckpt.Fuzz.dll"
+exec nice -n 19 afl-fuzz -i "$corpus" -o "$findings" -x "$dictionary" -t 5000 -m none "$@" -- dotnet "$bin/Ckpt.Fuzz.dll"
