@@ -24,7 +24,9 @@ public static class UnprivilegedMode
     internal static void CheckTarget(int pid, Caller caller)
     {
         if (caller.IsRoot) return;
-        ProcStatus status = ProcStatus.Read(pid);
+        ProcStatus status;
+        try { status = ProcStatus.Read(pid); }
+        catch (IOException) { throw new Checkpoint.TargetNotFoundException(pid); } // gone meanwhile
         uint[] uids = status.Numbers("Uid"), gids = status.Numbers("Gid");
         if (uids.Any(u => u != caller.Uid) || gids.Any(g => g != caller.Gid))
             throw new NotPermittedException($"process {pid} runs as uid {string.Join('/', uids)}, gid {string.Join('/', gids)} (real/effective/saved/fs); "
