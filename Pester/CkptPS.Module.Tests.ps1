@@ -204,8 +204,8 @@ Describe 'Checkpoint-Process' {
         finally { Stop-Process -Id $refused -Force -ErrorAction SilentlyContinue }
     }
 
-    It 'reports a refusal by ptrace as PermissionDenied when the engine has no privileges' {
-        # The real engine, run as nobody: what a user without CAP_SYS_PTRACE gets from the kernel.
+    It 'reports the refusal of a process of another user as PermissionDenied when the engine runs without root' {
+        # The real engine, run as nobody: it checkpoints only the processes of its caller (docs/SECURITY.md).
         # A copy nobody can reach: the checkout's own folders need not be searchable by nobody.
         $reachable = Join-Path ([IO.Path]::GetTempPath()) "ckptps-nobody-$([guid]::NewGuid().ToString('N'))"
         $null = New-Item -ItemType Directory $reachable
@@ -225,7 +225,7 @@ Describe 'Checkpoint-Process' {
         finally { Remove-Variable -Name CkptPSEnginePath -Scope Global }
         $failures.Count | Should -Be 1
         $failures[0].CategoryInfo.Category | Should -Be 'PermissionDenied'
-        $failures[0].Exception.Message | Should -Match 'EPERM'
+        $failures[0].Exception.Message | Should -Match "checkpoints only that user's own processes"
         Get-ChildItem $folder -Force | Should -BeNullOrEmpty
         Test-Untouched $Target | Should -BeTrue
     }

@@ -5,13 +5,14 @@ using Ckpt.Image;
 
 namespace Ckpt.Cli;
 
-/// <summary>`ckpt checkpoint --pid N --output FILE|- [--kill] [--progress-fd N]`.</summary>
+/// <summary>`ckpt checkpoint --pid N --output FILE|- [--force] [--kill] [--deferred-write] [--progress-fd N]`.</summary>
 public static class CheckpointCommand
 {
     public static Command Create()
     {
         var pid = new Option<int>("--pid") { Description = "process to checkpoint", Required = true };
-        var output = new Option<string>("--output") { Description = "image file, or - for standard output", Required = true };
+        var output = new Option<string>("--output") { Description = "image file (created 0600, put in place when complete), or - for standard output", Required = true };
+        var force = new Option<bool>("--force") { Description = "replace an existing image file (only once the new one is complete)" };
         var kill = new Option<bool>("--kill") { Description = "kill the process once the image is complete and flushed" };
         var progressFd = new Option<int?>("--progress-fd") { Description = "file descriptor for JSON progress and result lines" };
         var deferred = new Option<bool>("--deferred-write")
@@ -19,22 +20,25 @@ public static class CheckpointCommand
             Description = "copy every page into the engine while the process is frozen and write the image after it resumes "
                 + "(shortest freeze; the engine needs memory as large as the image)",
         };
-        var command = new Command("checkpoint", "Write an image of a running process; it runs on unless --kill") { pid, output, kill, progressFd, deferred };
-        command.SetAction(parse => Run(parse.GetValue(pid), parse.GetValue(output)!, parse.GetValue(kill), parse.GetValue(progressFd),
+        var command = new Command("checkpoint", "Write an image of a running process; it runs on unless --kill") { pid, output, force, kill, progressFd, deferred };
+        command.SetAction(parse => Run(parse.GetValue(pid), parse.GetValue(output)!, parse.GetValue(force), parse.GetValue(kill), parse.GetValue(progressFd),
             parse.GetValue(deferred) ? WriteBehind.Deferred : WriteBehind.Pipelined));
         return command;
     }
 
-    private static int Run(int pid, string output, bool kill, int? progressFd, WriteBehind writeBehind)
+    private static int Run(int pid, string output, bool force, bool kill, int? progressFd, WriteBehind writeBehind)
     {
         using var progress = ProgressChannel.Open(progressFd);
         using var stop = StopRequest.Listen();
         try
         {
-            using Stream stream = output == "-" ? Console.OpenStandardOutput()
-                : new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.Read, bufferSize: 1);
-            Action? durable = stream is FileStream file && output != "-" ? () => file.Flush(flushToDisk: true) : null;
-            var result = Checkpointer.Run(new CheckpointOptions(pid, stream, kill, durable, WaitForReap: output == "-", writeBehind), (phase, done, total) =>
+            // Both refused before the target is touched: a pid that cannot exist, an output path that is taken.
+            if (pid <= 0) throw new InvalidPidException(pid);
+            using ImageOutputFile? file = output == "-" ? null : ImageOutputFile.Open(output, force);
+            using Stream stream = file?.Stream ?? Console.OpenStandardOutput();
+            // Commit = on storage and in place: before the kill with --kill, after the resume otherwise.
+            Action? durable = file is null ? null : file.Commit;
+            var result = Checkpointer.Run(new CheckpointOptions(pid, stream, kill, durable, WaitForReap: output == "-" || file!.IsStream, writeBehind), (phase, done, total) =>
             {
                 stop.ThrowIfRequested(); // between phases and page chunks: a safe point to stop at
                 progress.Write(w =>
@@ -78,6 +82,11 @@ public static class CheckpointCommand
         return e switch
         {
             TargetNotFoundException => (3, "ObjectNotFound", Errno.ESRCH),
+            InvalidPidException => (5, "InvalidArgument", 0),
+            ImageOutputRefusedException { Exists: true } => (6, "ResourceExists", Errno.EEXIST),
+            ImageOutputRefusedException => (6, "InvalidOperation", 0),
+            ImageOutputException { Errno: Errno.EPERM or Errno.EACCES } o => (4, "PermissionDenied", o.Errno),
+            ImageOutputException o => (1, "WriteError", o.Errno),
             CheckpointRefusedException => (6, "InvalidOperation", 0),
             OperationCanceledException => (1, "OperationStopped", 0),
             TraceeExitedException => (1, "ResourceUnavailable", Errno.ESRCH),

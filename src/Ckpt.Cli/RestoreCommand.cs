@@ -62,6 +62,7 @@ public static class RestoreCommand
             PidInUseException => (6, "ResourceExists", Errno.EEXIST),
             Engine.Security.ImageNotTrustedException => (4, "PermissionDenied", Errno.EPERM),
             RestoreRefusedException => (6, "InvalidOperation", 0),
+            RestoreException { InnerException: UnauthorizedAccessException } => (4, "PermissionDenied", Errno.EPERM),
             RestoreException { InnerException: RestoreRefusedException } => (6, "InvalidOperation", 0),
             ImageFormatException or FailedCheckpointException => (5, "InvalidData", 0),
             OperationCanceledException or RestoreException { InnerException: OperationCanceledException } => (1, "OperationStopped", 0),

@@ -239,6 +239,25 @@ public unsafe class V3HostileImageTests
         Assert.Contains("file objref 99", Expect(image, RecordType.Vma, offset).Message);
     }
 
+    [Theory]
+    [InlineData(0, VmaType.File, 0)]        // a file mapping without its file (found by the fuzzer)
+    [InlineData(2, VmaType.SharedFile, 0)]
+    [InlineData(1, VmaType.Anon, V3Image.LibraryRef)] // anonymous memory naming a file
+    public void MappingWhoseFileDisagreesWithItsTypeIsRefused(int index, VmaType type, int fileObjRef)
+    {
+        byte[] image = new V3Image().Build();
+        int offset = V3Image.Patch<VmaRecord>(image, index, v => { v.VmaType = type; v.FileObjRef = fileObjRef; return v; });
+        Assert.Contains($"of type {type} has file objref {fileObjRef}", Expect(image, RecordType.Vma, offset).Message);
+    }
+
+    [Fact]
+    public void MappingOfAnUnknownTypeIsRefused()
+    {
+        byte[] image = new V3Image().Build();
+        int offset = V3Image.Patch<VmaRecord>(image, 1, v => { v.VmaType = (VmaType)77; return v; });
+        Assert.Contains("unknown type 77", Expect(image, RecordType.Vma, offset).Message);
+    }
+
     [Fact]
     public void DescriptorNamingAnObjectThatIsNotAFileIsRefused()
     {

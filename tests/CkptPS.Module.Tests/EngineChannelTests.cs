@@ -54,7 +54,8 @@ public sealed class EngineChannelTests : IDisposable
         Assert.Equal(["app.ckpt", "arguments.log", "fake-ckpt"], Directory.EnumerateFiles(scratch).Select(Path.GetFileName).Order());
 
         string arguments = File.ReadAllText(argumentsLog).Trim();
-        Assert.Matches($@"^checkpoint --pid {target.Pid} --output {scratch}/\.app\.ckpt\.[0-9a-f]{{32}}\.partial --kill --progress-fd 3$", arguments);
+        // The engine gets the image path itself: it writes beside it and puts the image in place when complete.
+        Assert.Equal($"checkpoint --pid {target.Pid} --output {scratch}/app.ckpt --kill --progress-fd 3", arguments);
     }
 
     [Fact]
@@ -62,9 +63,9 @@ public sealed class EngineChannelTests : IDisposable
     {
         using var target = TargetProcess.StartSleep();
         string image = Path.Combine(scratch, "denied.ckpt");
+        // Like the real engine, which leaves nothing at the output when it fails (docs/SECURITY.md).
         UseScriptedEngine(OutputOf + """
 
-            echo 'partial' > "$out"
             echo '{"event":"result","ok":false,"category":"PermissionDenied","message":"ptrace(PTRACE_SEIZE) of pid 42 failed: Operation not permitted","errno":1}' >&3
             echo 'ckpt: ptrace(PTRACE_SEIZE) of pid 42 failed: Operation not permitted' >&2
             exit 4

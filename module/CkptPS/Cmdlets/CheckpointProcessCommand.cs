@@ -112,60 +112,20 @@ public sealed class CheckpointProcessCommand : EngineCmdlet
         if (!ShouldProcess(target.Description, action)) return;
         if (Kill && !ConfirmKill(target)) return;
 
-        // Written beside the destination and renamed into place on success, so a failed
-        // checkpoint never leaves a half image or destroys the one -Force would replace.
-        string partial = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(image) ?? ".",
-            $".{System.IO.Path.GetFileName(image)}.{Guid.NewGuid():N}.partial");
-        var arguments = new List<string> { "checkpoint", "--pid", target.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), "--output", partial };
+        // The engine writes beside the destination and puts the image in place only once it is
+        // complete (docs/SECURITY.md): a failed checkpoint leaves nothing and never destroys the image
+        // -Force would replace; without -Force an image that appeared meanwhile is not replaced either.
+        var arguments = new List<string> { "checkpoint", "--pid", target.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), "--output", image };
+        if (Force) arguments.Add("--force");
         if (Kill) arguments.Add("--kill");
         if (DeferredWrite) arguments.Add("--deferred-write");
-        EngineOutcome outcome;
-        try
-        {
-            outcome = RunEngine(arguments, ProgressActivityId, $"Checkpoint {target.Description}");
-        }
-        catch
-        {
-            DeleteIfPresent(partial); // stopped (Ctrl+C) or the engine could not start
-            throw;
-        }
+        EngineOutcome outcome = RunEngine(arguments, ProgressActivityId, $"Checkpoint {target.Description}");
         if (!outcome.Succeeded)
         {
-            DeleteIfPresent(partial);
             WriteError(outcome.ToErrorRecord("CheckpointFailed", $"Cannot checkpoint {target.Description}", target.Source));
             return;
         }
-        if (!TryMoveIntoPlace(partial, image, target)) return;
         if (PassThru) WriteObject(ImageSummary.Read(image, Kill));
-    }
-
-    /// <summary>
-    /// Renames the finished image into place. Without -Force an image that appeared while the
-    /// engine ran is not replaced. On failure the complete image stays under its temporary name
-    /// and the error says where: after -Kill it may be the only copy of the process.
-    /// </summary>
-    private bool TryMoveIntoPlace(string partial, string image, ProcessTarget target)
-    {
-        try
-        {
-            File.Move(partial, image, overwrite: Force);
-            return true;
-        }
-        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
-        {
-            bool exists = File.Exists(image);
-            var problem = new IOException(
-                $"The image of {target.Description} was written to '{partial}' but could not be renamed to '{image}': {exception.Message}",
-                exception);
-            WriteError(new ErrorRecord(problem, exists ? "ImageExists" : "ImageNotRenamed",
-                exists ? ErrorCategory.ResourceExists : ErrorCategory.WriteError, image));
-            return false;
-        }
-    }
-
-    private static void DeleteIfPresent(string path)
-    {
-        if (File.Exists(path)) File.Delete(path);
     }
 
     /// <summary>

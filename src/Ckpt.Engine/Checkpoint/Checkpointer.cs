@@ -62,7 +62,9 @@ public static class Checkpointer
     private static Func<CheckpointResult> RunOnTracerThread(CheckpointOptions options, Action<string, long, long> progress, List<int> threads)
     {
         int pid = options.Pid;
-        if (pid <= 0 || !Directory.Exists($"/proc/{pid}")) throw new TargetNotFoundException(pid);
+        if (pid <= 0) throw new InvalidPidException(pid);
+        if (!Directory.Exists($"/proc/{pid}")) throw new TargetNotFoundException(pid);
+        UnprivilegedMode.CheckTarget(pid); // a caller other than root: their own processes only
         // Root signs what it writes, so that a restore can tell the image was not changed since (docs/SECURITY.md).
         var writer = new ImageWriter(options.Output, leaveOpen: true, options.WriteBehind, Security.ImageKeyFile.ForCheckpoint());
         TreeFreeze freeze;
@@ -90,6 +92,7 @@ public static class Checkpointer
             if (options.WriteBehind == WriteBehind.Deferred) writer.Preallocate(MemoryCheckpoint.EstimateImageBytes(pid));
             var frozen = System.Diagnostics.Stopwatch.StartNew();
             freeze.StopAll();
+            UnprivilegedMode.CheckTarget(pid); // again, now that it cannot exec a setuid program any more
             threads.AddRange(freeze.Tracees.Select(t => t.Pid).Where(tid => tid != pid));
             int taskCount = threads.Count;
             TimeSpan stopping = frozen.Elapsed;

@@ -13,6 +13,9 @@ namespace Ckpt.Engine.Memory;
 /// the restore's hardware floor, one copy from the page cache and no fault per page, where writing
 /// through /proc/PID/mem costs a second copy and a page-by-page walk. A short run is written
 /// through /proc/PID/mem: an injected call costs about as much as writing a few pages.
+/// When the task may not open the engine's descriptor (an unprivileged restore: the engine has file
+/// capabilities the task lacks, so the kernel refuses it /proc/ENGINE/fd), long runs are faulted in
+/// by the task and written through /proc/PID/mem as well.
 /// </summary>
 public static class PageWriter
 {
@@ -36,6 +39,12 @@ public static class PageWriter
                     {
                         if (run.Pages < ShortRunPages)
                         {
+                            WriteThroughMem(plan, mem, syscalls.Pid, run, pageSize, ref buffer);
+                            continue;
+                        }
+                        if (imageFd < 0)
+                        {
+                            Populate(syscalls, vma, run, pageSize);
                             WriteThroughMem(plan, mem, syscalls.Pid, run, pageSize, ref buffer);
                             continue;
                         }
@@ -69,19 +78,31 @@ public static class PageWriter
     /// The engine's handle, reopened in the task through /proc (works for a spooled, unlinked stdin
     /// image too): done before the task gets the recorded credentials, which may not read the
     /// image (root's 0600 file) nor open /proc of the engine. The caller closes it after the memory.
+    /// -1 when the kernel refuses the task access to the engine's descriptors (EACCES: an
+    /// unprivileged engine with file capabilities the task lacks); the pages then go through /proc/PID/mem.
     /// </summary>
     public static long OpenImageInTask(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         string path = $"/proc/{Environment.ProcessId}/fd/{plan.ImageFile.DangerousGetHandle()}";
         scratch.Reset();
-        return syscalls.Call($"openat of the image ({path}) to read its pages", SYS_openat, AT_FDCWD, scratch.PutString(path), O_RDONLY | O_CLOEXEC, 0);
+        ulong pathAddress = scratch.PutString(path);
+        long fd = syscalls.CallRaw(SYS_openat, AT_FDCWD, pathAddress, O_RDONLY | O_CLOEXEC, 0);
+        if (fd == -Errno.EACCES) return -1;
+        if (fd < 0) throw new SyscallException($"openat of the image ({path}) to read its pages", (int)-fd, syscalls.Pid, "injected into the task");
+        return fd;
     }
+
+    private static string Where(VmaImage vma, PageRun run) => $"{run.Pages} pages at 0x{run.Address:x} of {MemoryRestore.Describe(vma)}";
+
+    // One call faults the whole run in, instead of one fault per page written.
+    private static void Populate(SyscallInjector syscalls, VmaImage vma, PageRun run, int pageSize) =>
+        syscalls.Call($"madvise(MADV_POPULATE_WRITE) of {Where(vma, run)}", SYS_madvise, run.Address, (ulong)run.Pages * (ulong)pageSize, MADV_POPULATE_WRITE);
 
     private static void ReadInTask(SyscallInjector syscalls, VmaImage vma, long imageFd, PageRun run, int pageSize)
     {
         ulong length = (ulong)run.Pages * (ulong)pageSize;
-        string where = $"{run.Pages} pages at 0x{run.Address:x} of {MemoryRestore.Describe(vma)}";
-        syscalls.Call($"madvise(MADV_POPULATE_WRITE) of {where}", SYS_madvise, run.Address, length, MADV_POPULATE_WRITE);
+        string where = Where(vma, run);
+        Populate(syscalls, vma, run, pageSize);
         for (ulong done = 0; done < length;)
         {
             long read = syscalls.Call($"pread64 of {where}", SYS_pread64, (ulong)imageFd, run.Address + done, length - done, (ulong)run.ContentsOffset + done);

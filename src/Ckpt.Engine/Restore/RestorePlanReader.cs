@@ -37,6 +37,15 @@ public static class RestorePlanReader
         }
     }
 
+    /// <summary>The image model of a restorable image: every record checked, one process (also the fuzzer's entry).</summary>
+    public static ImageModel ReadModel(ImageReader reader)
+    {
+        ImageModel image = ImageModelReader.Read(reader);
+        if (image.Processes.Count != 1)
+            throw new ImageFormatException(RecordType.Tree, 0, $"{image.Processes.Count} processes: restoring a process tree is not supported yet");
+        return image;
+    }
+
     // The image may come from a pipe: keep it in a file nobody can see (and that vanishes with us).
     private static SafeFileHandle SpoolToUnlinkedFile(Stream input)
     {
@@ -67,7 +76,7 @@ public static class RestorePlanReader
 
     private static RestorePlan ReadPlan(ImageReader reader, SafeFileHandle handle, ImageSource source)
     {
-        ImageModel image = ImageModelReader.Read(reader);
+        ImageModel image = ReadModel(reader);
         if (image.Processes.Count == 0 || image.Processes[0].Pid != image.RootPid)
             throw new ImageFormatException(RecordType.Tree, 0, $"the root of the tree, process {image.RootPid}, is a zombie: there is nothing to restore");
         return new RestorePlan

@@ -1,6 +1,7 @@
 using System.Text;
 using Ckpt.Engine.Files;
 using Ckpt.Engine.Linux;
+using Ckpt.Engine.Tasks;
 using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 
@@ -16,6 +17,15 @@ public static class RestoreValidation
 {
     public static void Validate(RestorePlan plan, bool force)
     {
+        ValidateImage(plan, force);
+        CheckIdsFree(plan);
+    }
+
+    /// <summary>Everything but the pids being free: what the image asks for, against this machine (the fuzzer's entry too).</summary>
+    public static void ValidateImage(RestorePlan plan, bool force)
+    {
+        // First: a caller other than root learns nothing about another user's image's files.
+        UnprivilegedMode.CheckImage(plan);
         CheckMachine(plan, force);
         foreach (ProcessImage process in plan.Processes)
         {
@@ -26,6 +36,10 @@ public static class RestoreValidation
             Signals.PosixTimers.Validate(view);
         }
         TreeCreation.Validate(plan);
+    }
+
+    private static void CheckIdsFree(RestorePlan plan)
+    {
         // Every pid of the tree, thread ids included, must be free (a zombie leader's threads are already gone).
         foreach (TaskIdsRecord task in plan.Image.TaskTable)
         {

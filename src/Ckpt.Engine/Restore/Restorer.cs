@@ -61,6 +61,7 @@ public static class Restorer
         try
         {
             TreeCreation.CreateAll(tree, reparentToCaller: options.Wait);
+            tree.Stage("credentials after exec", p => UnprivilegedMode.CheckCreated(p.Plan.Pid, "the program the restore executed"));
             tree.Stage("close inherited files", p => FilesRestore.CloseInherited(p.Leader));
             tree.Stage("special mappings", p => SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch), reported: true);
             var imageFds = new Dictionary<int, long>();

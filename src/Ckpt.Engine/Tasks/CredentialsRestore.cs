@@ -72,12 +72,18 @@ public static class CredentialsRestore
     {
         scratch.Reset();
         CredentialsRecord c = plan.Credentials;
-        ulong groups = plan.Groups.Length == 0 ? 0 : scratch.Put(MemoryMarshal.AsBytes(plan.Groups.AsSpan()));
-        syscalls.Call("setgroups", SYS_setgroups, (ulong)plan.Groups.Length, groups);
+        // The task inherited the engine's groups and bounding set: calls that would change nothing are
+        // left out, since they need CAP_SETGID / CAP_SETPCAP even then (an unprivileged restore has neither).
+        Caller engine = Caller.Current;
+        if (!engine.HasGroups(plan.Groups))
+        {
+            ulong groups = plan.Groups.Length == 0 ? 0 : scratch.Put(MemoryMarshal.AsBytes(plan.Groups.AsSpan()));
+            syscalls.Call("setgroups", SYS_setgroups, (ulong)plan.Groups.Length, groups);
+        }
         int lastCap = int.Parse(File.ReadAllText("/proc/sys/kernel/cap_last_cap").Trim());
         for (int cap = 0; cap <= lastCap; cap++)
         {
-            if ((c.CapBounding & (1ul << cap)) == 0)
+            if ((c.CapBounding & (1ul << cap)) == 0 && (engine.CapBounding & (1ul << cap)) != 0)
                 syscalls.Call($"prctl(PR_CAPBSET_DROP, {cap})", SYS_prctl, PR_CAPBSET_DROP, (ulong)cap);
         }
         // Capabilities are kept across the uid change only when the image has some: otherwise the change

@@ -180,6 +180,13 @@ public static partial class ImageModelReader
             if (vma.VmEnd <= vma.VmStart || vma.VmStart < previousEnd || vma.VmStart % reader.PageSize != 0 || vma.VmEnd % reader.PageSize != 0)
                 throw Error(reader, RecordType.Vma, $"bad or unordered range 0x{vma.VmStart:x}-0x{vma.VmEnd:x}");
             previousEnd = vma.VmEnd;
+            // A file mapping names its file and nothing else does (found by fuzzing: a File VMA
+            // without a file reached the restore's checks as a null).
+            if (!Enum.IsDefined(vma.VmaType))
+                throw Error(reader, RecordType.Vma, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} has unknown type {(uint)vma.VmaType}");
+            bool fileMapping = vma.VmaType is VmaType.File or VmaType.SharedFile;
+            if (fileMapping != (vma.FileObjRef != 0))
+                throw Error(reader, RecordType.Vma, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} of type {vma.VmaType} has file objref {vma.FileObjRef}: a file mapping needs one, other mappings none");
             FileImage? file = vma.FileObjRef == 0 ? null : objects.File(reader, vma.FileObjRef, RecordType.Vma);
             if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify or FileKind.Memfd or FileKind.DeletedFile })
                 throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, an {file.Record.Kind}, which cannot be mapped");
