@@ -53,7 +53,11 @@ public sealed record MemoryImage(MmRecord Mm, IReadOnlyList<VmaImage> Vmas);
 /// An open file object (FILE), shared by every descriptor and mapping that uses it, with the record
 /// of its kind's state when the kind has one (EVENTFD for <see cref="FileKind.Eventfd"/>).
 /// </summary>
-public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Eventfd = null);
+public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Eventfd = null)
+{
+    /// <summary>The SOCKET record and queue of a <see cref="FileKind.UnixSocket"/> or <see cref="FileKind.InetSocket"/>.</summary>
+    public SocketImage? Socket { get; init; }
+}
 
 /// <summary>One VMA, its backing file if any, and where its saved pages are in the image.</summary>
 public sealed record VmaImage(VmaRecord Record, FileImage? File, IReadOnlyList<PageChunk> Chunks)

@@ -143,8 +143,8 @@ public static class ImageModelReader
                 throw Error(reader, RecordType.Vma, $"bad or unordered range 0x{vma.VmStart:x}-0x{vma.VmEnd:x}");
             previousEnd = vma.VmEnd;
             FileImage? file = vma.FileObjRef == 0 ? null : objects.File(reader, vma.FileObjRef, RecordType.Vma);
-            if (file is { Record.Kind: FileKind.Eventfd })
-                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, an eventfd, which cannot be mapped");
+            if (file is { Record.Kind: FileKind.Eventfd } || file?.Socket is not null)
+                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, {(file.Socket is null ? "an eventfd" : "a socket")}, which cannot be mapped");
             vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
         }
         return new MemoryImage(mm, vmas);
@@ -194,6 +194,7 @@ public static class ImageModelReader
             files[descriptor.FileObjRef] = objects.File(reader, descriptor.FileObjRef, RecordType.FileDescriptor);
             descriptors.Add(descriptor);
         }
+        SocketImageReader.CheckPairs(files);
         return new FileTableImage(objRef, descriptors, files);
     }
 
@@ -204,7 +205,8 @@ public static class ImageModelReader
         long offset = reader.CurrentRecordOffset;
         string path = reader.ReadTrailingString();
         EventfdRecord? eventfd = file.Kind == FileKind.Eventfd ? ReadEventfd(reader, file) : null;
-        objects.Define(reader, ObjectType.File, file.ObjRef, new FileImage(file, path, eventfd), offset, RecordType.File);
+        SocketImage? socket = SocketImageReader.IsSocket(file.Kind) ? SocketImageReader.Read(reader, file) : null;
+        objects.Define(reader, ObjectType.File, file.ObjRef, new FileImage(file, path, eventfd) { Socket = socket }, offset, RecordType.File);
     }
 
     private const uint O_NONBLOCK = 0x800;

@@ -11,6 +11,8 @@ public enum FileKind : uint
     Symlink = 7,
     Other = 8,          // epoll, signalfd, timerfd, ... (anon inodes not supported yet)
     Eventfd = 9,        // CkptPS: anon_inode:[eventfd]; an EVENTFD record follows its FILE record
+    UnixSocket = 20,    // CkptPS: an AF_UNIX socket; a SOCKET record (and its queue) follows its FILE record
+    InetSocket = 21,    // CkptPS: an AF_INET/AF_INET6 TCP or UDP socket; a SOCKET record follows its FILE record
 }
 
 /// <summary>EventfdRecord.Flags: the eventfd2(2) flags that belong to the object (EFD_CLOEXEC is the descriptor's).</summary>

@@ -39,6 +39,8 @@ public enum RecordType : uint
     File = 304,
     PipeBuffer = 305,
     Eventfd = 306,          // CkptPS: an eventfd's counter and flags, after its FILE record
+    Socket = 330,           // CkptPS: a socket's family, type, state, addresses and options, after its FILE record
+    SocketQueue = 331,      // CkptPS: one message (or stream chunk) of a socket's receive queue, after its SOCKET record
 
     // memory
     Mm = 401,
