@@ -46,6 +46,12 @@ public interface IDescriptorKind
     /// <summary>Restore, injected into the new task: create the object; returns the descriptor it got (any number).</summary>
     long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd);
 
+    /// <summary>
+    /// Restore, injected: as <see cref="Open(SyscallInjector, ScratchArea, FileImage, int)"/>, for kinds that
+    /// look at the table's other file objects or make them too (a socketpair's ends: <see cref="FileCreation.Park"/>).
+    /// </summary>
+    long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd, FileCreation creation) => Open(syscalls, scratch, file, fd);
+
     /// <summary>Restore, once the object is at its recorded fd: state that belongs to the open file (a position).</summary>
     void Placed(SyscallInjector syscalls, FileImage file, int fd) { }
 }
@@ -53,9 +59,12 @@ public interface IDescriptorKind
 /// <summary>The table of descriptor kinds: adding a kind means one file under Files/ and one line here.</summary>
 public static class DescriptorKinds
 {
-    public static readonly IReadOnlyList<IDescriptorKind> All = [new PathFileKind(), new EventfdKind()];
+    public static readonly IReadOnlyList<IDescriptorKind> All = [new PathFileKind(), new EventfdKind(),
+        new Sockets.UnixSocketKind(),
+        new Sockets.InetSocketKind(),
+    ];
 
-    private const string Supported = "files, directories, devices and eventfds";
+    private const string Supported = "files, directories, devices, eventfds, unix sockets and TCP/UDP sockets";
 
     public static IDescriptorKind ForCheckpoint(DescriptorInfo fd) =>
         All.FirstOrDefault(k => k.Matches(fd))

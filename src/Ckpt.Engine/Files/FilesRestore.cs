@@ -44,6 +44,7 @@ public static class FilesRestore
     public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         var placed = new Dictionary<int, int>(); // file objref -> first descriptor restored for it
+        var creation = new FileCreation(syscalls, plan.Files, plan.Descriptors.Count == 0 ? 0 : plan.Descriptors.Max(d => d.Fd) + 1);
         foreach (FileDescriptorRecord descriptor in plan.Descriptors.OrderBy(d => d.Fd))
         {
             scratch.Reset();
@@ -55,7 +56,7 @@ public static class FilesRestore
                 continue;
             }
             IDescriptorKind kind = DescriptorKinds.ForRestore(file, descriptor.Fd);
-            long opened = kind.Open(syscalls, scratch, file, descriptor.Fd);
+            long opened = creation.TryTake(descriptor.FileObjRef, out long made) ? made : kind.Open(syscalls, scratch, file, descriptor.Fd, creation);
             if (opened != descriptor.Fd)
             {
                 syscalls.Call($"dup3 to fd {descriptor.Fd} ({file.Path})", SYS_dup3, (ulong)opened, (ulong)descriptor.Fd, cloexec);
@@ -68,5 +69,6 @@ public static class FilesRestore
             kind.Placed(syscalls, file, descriptor.Fd);
             placed[descriptor.FileObjRef] = descriptor.Fd;
         }
+        creation.RequireNothingParked();
     }
 }

@@ -21,10 +21,20 @@ public static class SyscallNumbers
     public const long SYS_mremap = 25;
     public const long SYS_madvise = 28;
     public const long SYS_nanosleep = 35;
+    public const long SYS_socket = 41;
+    public const long SYS_connect = 42;
+    public const long SYS_sendto = 44;
+    public const long SYS_shutdown = 48;
+    public const long SYS_bind = 49;
+    public const long SYS_listen = 50;
+    public const long SYS_socketpair = 53;
+    public const long SYS_setsockopt = 54;
     public const long SYS_getitimer = 36;
     public const long SYS_setitimer = 38;
     public const long SYS_fcntl = 72;
     public const long SYS_chdir = 80;
+    public const long SYS_unlink = 87;
+    public const long SYS_chmod = 90;
     public const long SYS_umask = 95;
     public const long SYS_setgroups = 116;
     public const long SYS_setresuid = 117;
@@ -57,4 +67,5 @@ public static class SyscallNumbers
     public const long SYS_rseq = 334;
     public const long SYS_pidfd_open = 434;
     public const long SYS_clone3 = 435;
+    public const long SYS_pidfd_getfd = 438;
 }

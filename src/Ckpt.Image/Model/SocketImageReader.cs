@@ -65,14 +65,14 @@ internal static class SocketImageReader
             return $"type {(ushort)s.SocketType} with protocol {s.Protocol} is not a {s.Family} socket CkptPS restores";
         if (s.State is not (SocketState.Unconnected or SocketState.Listening or SocketState.Connected))
             return $"state {(uint)s.State} is not a socket state";
-        if (s.State == SocketState.Listening && (s.SocketType == SocketType.Datagram || s.LocalAddressLength == 0 || s.PeerObjRef != 0 || s.PeerAddressLength != 0))
+        if (s.State == SocketState.Listening && (s.SocketType == SocketType.Datagram || s.LocalAddressLength == 0 || s.PeerInode != 0 || s.PeerAddressLength != 0))
             return "is listening but is a datagram socket, unbound or connected";
         if (s.Backlog < 0 || (s.Backlog != 0 && s.State != SocketState.Listening))
             return $"backlog {s.Backlog} on a socket that is {s.State}";
-        if (s.PeerObjRef < 0 || s.PeerObjRef == s.ObjRef || (s.PeerObjRef != 0 && (!unix || s.State != SocketState.Connected)))
-            return $"peer objref {s.PeerObjRef} is not the other end of a unix socketpair";
-        if (s.State == SocketState.Connected && (unix ? s.PeerObjRef == 0 || s.LocalAddressLength != 0 || s.PeerAddressLength != 0 : s.Protocol != SocketAddress.IPPROTO_UDP || s.PeerAddressLength == 0))
-            return "is connected, but neither an unnamed unix socketpair end nor a UDP socket with a peer address";
+        if (s.PeerInode == file.Inode || (s.PeerInode != 0 && (!unix || s.State != SocketState.Connected)))
+            return $"peer inode {s.PeerInode} is not the other end of a unix socketpair";
+        if (s.State == SocketState.Connected && (unix ? s.PeerInode == 0 || s.PeerAddressLength != 0 : s.Protocol != SocketAddress.IPPROTO_UDP || s.PeerAddressLength == 0))
+            return "is connected, but neither a unix socketpair end nor a UDP socket with a peer address";
         if (s.State != SocketState.Connected && s.PeerAddressLength != 0)
             return $"has a peer address but is {s.State}";
         if (((uint)s.Shutdown & ~3u) != 0 || (s.Options & ~SocketOptions.All) != 0)
@@ -80,12 +80,14 @@ internal static class SocketImageReader
         if (s.SendBuffer < 0 || s.ReceiveBuffer < 0 || s.PeekOffset < -1 || (!unix && s.PeekOffset != 0) || s.KeepIdle < 0 || s.KeepInterval < 0 || s.KeepCount < 0
             || s.ReceiveTimeoutMicroseconds < 0 || s.SendTimeoutMicroseconds < 0)
             return "has a negative buffer size, peek offset, keepalive value or timeout";
-        if ((s.QueuedMessages != 0 || s.QueuedBytes != 0) && s.PeerObjRef == 0)
+        if ((s.QueuedMessages != 0 || s.QueuedBytes != 0) && s.PeerInode == 0)
             return "has queued data but is not a socketpair end (only those queues are restored)";
         if (s.QueuedMessages > SocketQueueRecord.MaxQueuedMessages || s.QueuedBytes > SocketQueueRecord.MaxQueuedBytes)
             return $"queues {s.QueuedMessages} messages of {s.QueuedBytes} bytes (at most {SocketQueueRecord.MaxQueuedMessages} and {SocketQueueRecord.MaxQueuedBytes})";
         if (s.Options.HasFlag(SocketOptions.BoundFileDeleted) && (!unix || !IsPathAddress(s)))
             return "says its bound file was deleted, but is not bound to a unix path";
+        if (s.BoundFileMode > 0x1FF || (s.BoundFileMode != 0 && (!unix || !IsPathAddress(s) || s.Options.HasFlag(SocketOptions.BoundFileDeleted))))
+            return $"bound file mode 0{Convert.ToString(s.BoundFileMode, 8)} is above 0777 or belongs to no bound socket file";
         return AddressProblem("local", s.Family, s.LocalAddressLength, s.LocalAddress)
             ?? AddressProblem("peer", s.Family, s.PeerAddressLength, s.PeerAddress) ?? "";
     }
@@ -115,16 +117,23 @@ internal static class SocketImageReader
         }
     }
 
-    /// <summary>Every socketpair end names an end of the same descriptor table, of the same type, that names it back.</summary>
+    /// <summary>
+    /// Socket file objects have distinct inodes (one socket is one file object), and every socketpair
+    /// end names, by inode, a unix socket of the same type in the same descriptor table that names it back.
+    /// </summary>
     public static void CheckPairs(IReadOnlyDictionary<int, FileImage> files)
     {
+        var byInode = new Dictionary<ulong, SocketImage>();
         foreach (FileImage file in files.Values)
+            if (file.Socket is { } socket && !byInode.TryAdd(file.Record.Inode, socket))
+                throw new ImageFormatException(RecordType.Socket, socket.Offset, $"socket objref {socket.Record.ObjRef}: socket inode {file.Record.Inode} is already file objref {byInode[file.Record.Inode].Record.ObjRef}");
+        foreach ((ulong inode, SocketImage socket) in byInode)
         {
-            if (file.Socket is not { Record.PeerObjRef: not 0 } socket) continue;
-            if (!files.TryGetValue(socket.Record.PeerObjRef, out FileImage? peer) || peer.Socket is not { } other
-                || other.Record.PeerObjRef != socket.Record.ObjRef || other.Record.SocketType != socket.Record.SocketType || other.Record.Family != SocketFamily.Unix)
+            if (socket.Record.PeerInode == 0) continue;
+            if (!byInode.TryGetValue(socket.Record.PeerInode, out SocketImage? other)
+                || other.Record.PeerInode != inode || other.Record.SocketType != socket.Record.SocketType || other.Record.Family != SocketFamily.Unix)
                 throw new ImageFormatException(RecordType.Socket, socket.Offset,
-                    $"socket objref {socket.Record.ObjRef}: its peer objref {socket.Record.PeerObjRef} is not a unix {socket.Record.SocketType} socket of the same descriptor table naming it back");
+                    $"socket objref {socket.Record.ObjRef}: its peer inode {socket.Record.PeerInode} is not a unix {socket.Record.SocketType} socket of the same descriptor table naming it back");
         }
     }
 

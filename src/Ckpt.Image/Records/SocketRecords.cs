@@ -21,7 +21,7 @@ public enum SocketState : uint
 {
     Unconnected = 1,    // created, maybe bound (LocalAddress), neither listening nor connected
     Listening = 2,      // bound and listen(Backlog)
-    Connected = 3,      // unix: one end of a pair in the image (PeerObjRef); UDP: connect(PeerAddress)
+    Connected = 3,      // unix: one end of a pair in the image (PeerInode); UDP: connect(PeerAddress)
 }
 
 /// <summary>SocketRecord.Shutdown: sk_shutdown as sock_diag reports it.</summary>
@@ -54,8 +54,9 @@ public enum SocketOptions : uint
 /// Addresses are the sockaddr bytes getsockname/getpeername (unix: sock_diag's name) return;
 /// a unix socket bound to an abstract name has sun_path[0] = 0. Option values are what
 /// getsockopt returned (buffer sizes: the kernel's doubled value; restore asks for half of it).
-/// One end of a unix socketpair names the other end's file object (PeerObjRef); both ends are in
-/// the same descriptor table and are restored together by socketpair(2).
+/// One end of a unix socketpair names the other end by its socket inode (PeerInode, the Inode of the
+/// other end's FILE record: the kernel's identity of the socket, as sock_diag reports it); both ends
+/// are file objects of the same descriptor table and are restored together by socketpair(2).
 /// </summary>
 [ImageRecord(RecordType.Socket)]
 public unsafe partial struct SocketRecord
@@ -67,7 +68,6 @@ public unsafe partial struct SocketRecord
     public SocketType SocketType;
     public int Protocol;                // 0 for unix, IPPROTO_TCP 6 or IPPROTO_UDP 17
     public SocketState State;
-    public int PeerObjRef;              // unix socketpair: the other end's file objref (0: none)
     public int Backlog;                 // Listening: the listen(2) backlog (sk_max_ack_backlog)
     public SocketShutdown Shutdown;
     public SocketOptions Options;
@@ -83,7 +83,8 @@ public unsafe partial struct SocketRecord
     public uint LocalAddressLength;     // bytes of LocalAddress in use (0: unbound)
     public ulong QueuedBytes;           // the sum of their lengths
     public uint PeerAddressLength;      // bytes of PeerAddress in use (0: no peer address)
-    public uint Reserved;
+    public uint BoundFileMode;          // unix bound to a path whose file is there: its permission bits (at most 0777), chmod'ed after bind
+    public ulong PeerInode;             // unix socketpair: the other end's socket inode (0: none)
     public fixed byte LocalAddress[128];
     public fixed byte PeerAddress[128];
 }
