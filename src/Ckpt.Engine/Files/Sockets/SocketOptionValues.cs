@@ -21,7 +21,7 @@ public static class SocketOptionValues
         if (Int(SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR") != 0) options |= SocketOptions.ReuseAddress;
         if (Int(SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT") != 0) options |= SocketOptions.ReusePort;
         if (Int(SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE") != 0) options |= SocketOptions.KeepAlive;
-        if (Int(SOL_SOCKET, SO_PASSCRED, "SO_PASSCRED") != 0) options |= SocketOptions.PassCredentials;
+        if (family == AF_UNIX && Int(SOL_SOCKET, SO_PASSCRED, "SO_PASSCRED") != 0) options |= SocketOptions.PassCredentials; // unix only (EOPNOTSUPP elsewhere)
         record.SendBuffer = Int(SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF");
         record.ReceiveBuffer = Int(SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF");
         record.ReceiveTimeoutMicroseconds = GetTimeoutMicroseconds(handle, SO_RCVTIMEO, pid);
@@ -65,7 +65,7 @@ public static class SocketOptionValues
         Flag(SocketOptions.ReuseAddress, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR");
         Flag(SocketOptions.ReusePort, SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT");
         Flag(SocketOptions.KeepAlive, SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE");
-        Flag(SocketOptions.PassCredentials, SOL_SOCKET, SO_PASSCRED, "SO_PASSCRED");
+        if (family == AF_UNIX) Flag(SocketOptions.PassCredentials, SOL_SOCKET, SO_PASSCRED, "SO_PASSCRED");
         // getsockopt reports twice what setsockopt asked for (the kernel's bookkeeping share)
         if (wanted.SendBuffer != fresh.SendBuffer) Set(SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF", wanted.SendBuffer / 2);
         if (wanted.ReceiveBuffer != fresh.ReceiveBuffer) Set(SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF", wanted.ReceiveBuffer / 2);
