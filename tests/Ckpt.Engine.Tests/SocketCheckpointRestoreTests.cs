@@ -5,6 +5,8 @@ using Ckpt.Engine.Checkpoint;
 using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 using Xunit;
+using SocketShutdown = Ckpt.Image.Records.SocketShutdown;
+using SocketType = Ckpt.Image.Records.SocketType;
 using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
@@ -79,8 +81,8 @@ public sealed class SocketCheckpointRestoreTests
         Assert.True(System.IO.File.Exists(path), "the stale socket file of the killed process is expected to be there");
         RestoreAndServe(target, image, () =>
         {
-            Assert.Equal("pong", Exchange(new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified), new UnixDomainSocketEndPoint(path)));
-            Assert.Equal("pong", Exchange(new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified), new UnixDomainSocketEndPoint($"\0ckpt-listen-{target.Pid}")));
+            Assert.Equal("pong", Exchange(new Socket(AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, ProtocolType.Unspecified), new UnixDomainSocketEndPoint(path)));
+            Assert.Equal("pong", Exchange(new Socket(AddressFamily.Unix, System.Net.Sockets.SocketType.Seqpacket, ProtocolType.Unspecified), new UnixDomainSocketEndPoint($"\0ckpt-listen-{target.Pid}")));
         });
         Directory.Delete(directory, recursive: true);
     }
@@ -98,8 +100,8 @@ public sealed class SocketCheckpointRestoreTests
         Assert.Contains(sockets, s => s.PeerAddress == "[::1]:9" && s.Record.State == SocketState.Connected);
         RestoreAndServe(target, image, () =>
         {
-            Assert.Equal("pong", Exchange(new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp), new IPEndPoint(IPAddress.Loopback, ports[0])));
-            Assert.Equal("pong", Exchange(new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp), new IPEndPoint(IPAddress.IPv6Loopback, ports[1])));
+            Assert.Equal("pong", Exchange(new Socket(AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, ProtocolType.Tcp), new IPEndPoint(IPAddress.Loopback, ports[0])));
+            Assert.Equal("pong", Exchange(new Socket(AddressFamily.InterNetworkV6, System.Net.Sockets.SocketType.Stream, ProtocolType.Tcp), new IPEndPoint(IPAddress.IPv6Loopback, ports[1])));
             using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
             udp.Client.ReceiveTimeout = 60_000;
             udp.Send("hello"u8.ToArray(), new IPEndPoint(IPAddress.Loopback, ports[2]));
@@ -112,7 +114,7 @@ public sealed class SocketCheckpointRestoreTests
     public void A_connection_to_a_unix_server_outside_the_process_is_refused_naming_the_peer_and_the_target_runs_on()
     {
         string path = TempPath("server.sock");
-        using var server = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        using var server = new Socket(AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, ProtocolType.Unspecified);
         server.Bind(new UnixDomainSocketEndPoint(path));
         server.Listen(1);
         using var target = Start("ckpt_socket_client", "unix", path);
@@ -147,7 +149,7 @@ public sealed class SocketCheckpointRestoreTests
     {
         using var target = Start("ckpt_inet");
         int port = System.IO.File.ReadLines(target.Log).First(l => l.StartsWith("PORTS ")).Split(' ').Skip(1).Select(int.Parse).First();
-        using var waiting = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        using var waiting = new Socket(AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, ProtocolType.Tcp);
         waiting.Connect(new IPEndPoint(IPAddress.Loopback, port));
         RestoreTestProcesses.WaitUntilInSyscall(target.Pid, SYS_pause);
         var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", TempPath("refused-backlog.img"), "--kill"]);
