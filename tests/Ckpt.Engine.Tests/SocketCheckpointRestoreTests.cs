@@ -79,6 +79,11 @@ public sealed class SocketCheckpointRestoreTests
         using var target = Start("ckpt_unix_listen", path);
         string image = CheckpointKill(target, "unix-listen.img");
         Assert.True(System.IO.File.Exists(path), "the stale socket file of the killed process is expected to be there");
+        var (code, shown, stderr) = RunCli(["show", image]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"[unix stream Listening {path} backlog 7]", shown);
+        Assert.Contains($"[unix seqpacket Listening @ckpt-listen-{target.Pid} backlog 3]", shown);
+        Assert.Contains($"[unix datagram Unconnected {path}.dgram (file deleted)]", shown);
         RestoreAndServe(target, image, () =>
         {
             Assert.Equal("pong", Exchange(new Socket(AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, ProtocolType.Unspecified), new UnixDomainSocketEndPoint(path)));
