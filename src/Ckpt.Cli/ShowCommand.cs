@@ -81,7 +81,7 @@ internal static class ImageDescription
             {
                 FileImage file = process.FileTable.Files[fd.FileObjRef];
                 string state = FileStateText.Describe(file);
-                text.AppendLine($"  fd {fd.Fd}: {file.Path} {file.Record.Kind}{(state.Length > 0 ? $": {state}" : "")}{(fd.CloseOnExec != 0 ? " (cloexec)" : "")}");
+                text.AppendLine($"  fd {fd.Fd}: {file.Path} {file.Record.Kind}{(state.Length > 0 ? $": {state}" : "")}{(fd.CloseOnExec != 0 ? " (cloexec)" : "")}{SocketText(file)}");
             }
             foreach (FileLockRecord fileLock in process.FileTable.Locks)
                 text.AppendLine($"  lock: {LockText(fileLock)} on {process.FileTable.Files[fileLock.FileObjRef].Path}");
@@ -183,6 +183,7 @@ internal static class ImageDescription
             json.WriteString("kind", process.FileTable.Files[fd.FileObjRef].Record.Kind.ToString());
             json.WriteString("state", FileStateText.Describe(process.FileTable.Files[fd.FileObjRef]));
             json.WriteBoolean("closeOnExec", fd.CloseOnExec != 0);
+            if (process.FileTable.Files[fd.FileObjRef].Socket is { } socket) WriteSocket(json, socket);
             json.WriteEndObject();
         }
         json.WriteEndArray();
@@ -233,6 +234,39 @@ internal static class ImageDescription
     }
 
     // Process-wide and thread-directed signals together, as the single "pending" count always was.
+    /// <summary>" [unix stream Listening /tmp/app.sock backlog 7]" for a socket, "" for other files.</summary>
+    private static string SocketText(FileImage file)
+    {
+        if (file.Socket is not { } socket) return "";
+        string text = $" [{socket.Description} {socket.Record.State}";
+        if (socket.LocalAddress.Length > 0) text += " " + socket.LocalAddress;
+        if (socket.Record.Options.HasFlag(SocketOptions.BoundFileDeleted)) text += " (file deleted)";
+        if (socket.PeerAddress.Length > 0) text += " -> " + socket.PeerAddress;
+        if (socket.Record.State == SocketState.Listening) text += $" backlog {socket.Record.Backlog}";
+        if (socket.Record.PeerInode != 0) text += $" pair of socket:[{socket.Record.PeerInode}]";
+        if (socket.Record.QueuedBytes > 0) text += $", {socket.Record.QueuedMessages} queued ({socket.Record.QueuedBytes} bytes)";
+        if (socket.Record.Shutdown != SocketShutdown.None) text += $", shut down {socket.Record.Shutdown}";
+        return text + "]";
+    }
+
+    private static void WriteSocket(Utf8JsonWriter json, SocketImage socket)
+    {
+        json.WriteStartObject("socket");
+        json.WriteString("family", socket.Record.Family.ToString());
+        json.WriteString("type", socket.Record.SocketType.ToString());
+        json.WriteNumber("protocol", socket.Record.Protocol);
+        json.WriteString("state", socket.Record.State.ToString());
+        json.WriteString("localAddress", socket.LocalAddress);
+        json.WriteString("peerAddress", socket.PeerAddress);
+        json.WriteNumber("peerInode", socket.Record.PeerInode);
+        json.WriteNumber("backlog", socket.Record.Backlog);
+        json.WriteString("shutdown", socket.Record.Shutdown.ToString());
+        json.WriteString("options", socket.Record.Options.ToString());
+        json.WriteNumber("queuedMessages", socket.Record.QueuedMessages);
+        json.WriteNumber("queuedBytes", socket.Record.QueuedBytes);
+        json.WriteEndObject();
+    }
+
     private static int PendingCount(ProcessImage process) =>
         process.Signal.SharedPending.Count + process.Threads.Sum(t => t.Pending.Count);
 

@@ -35,5 +35,25 @@ public sealed class CkptFile
     /// <summary>What the kind keeps besides the file (an eventfd's counter, a pipe's buffered bytes, an epoll's watches, a timer's time left); empty for plain files.</summary>
     public string State { get; init; } = "";
 
-    public override string ToString() => $"{Fd} -> {Path}";
+    // Sockets (Kind UnixSocket or InetSocket); null for other files.
+    /// <summary>Unix, Inet or Inet6.</summary>
+    public SocketFamily? Family { get; init; }
+    /// <summary>Stream, Datagram or SeqPacket.</summary>
+    public SocketType? SocketType { get; init; }
+    /// <summary>"tcp", "udp" or "" (unix).</summary>
+    public string? Protocol { get; init; }
+    /// <summary>Unconnected, Listening or Connected.</summary>
+    public SocketState? SocketState { get; init; }
+    /// <summary>"/run/app.sock", "@abstract", "127.0.0.1:8080", "[::1]:8080"; empty when unbound.</summary>
+    public string? LocalAddress { get; init; }
+    /// <summary>A UDP socket's connected peer address; empty otherwise.</summary>
+    public string? PeerAddress { get; init; }
+    /// <summary>The listen(2) backlog of a listening socket.</summary>
+    public int? Backlog { get; init; }
+    /// <summary>Bytes waiting in the socket's receive queue (a socketpair end).</summary>
+    public ulong? QueuedBytes { get; init; }
+    /// <summary>"unix stream Listening /run/app.sock": the socket in one line, for the table view.</summary>
+    public string? SocketSummary { get; init; }
+
+    public override string ToString() => SocketSummary is null ? $"{Fd} -> {Path}" : $"{Fd} -> {Path} ({SocketSummary})";
 }

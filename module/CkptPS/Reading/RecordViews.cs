@@ -98,8 +98,27 @@ internal static class FileView
         Inode = file.Record.Inode,
         Size = file.Record.FileSize,
         LastWriteTimeUtc = FromUnixNanoseconds(file.Record.MtimeNanoseconds),
+        Family = file.Socket?.Record.Family,
+        SocketType = file.Socket?.Record.SocketType,
+        Protocol = file.Socket is { } s ? s.Record.Protocol switch { SocketAddress.IPPROTO_TCP => "tcp", SocketAddress.IPPROTO_UDP => "udp", _ => "" } : null,
+        SocketState = file.Socket?.Record.State,
         State = FileStateText.Describe(file),
+        LocalAddress = file.Socket?.LocalAddress,
+        PeerAddress = file.Socket?.PeerAddress,
+        Backlog = file.Socket?.Record.Backlog,
+        QueuedBytes = file.Socket?.Record.QueuedBytes,
+        SocketSummary = file.Socket is { } socket ? SocketSummary(socket) : null,
     };
+
+    /// <summary>"unix stream Listening /tmp/app.sock", "inet udp Connected 127.0.0.1:5000 -> 127.0.0.1:53".</summary>
+    public static string SocketSummary(SocketImage socket)
+    {
+        string text = $"{socket.Description} {socket.Record.State}";
+        if (socket.LocalAddress.Length > 0) text += " " + socket.LocalAddress;
+        if (socket.PeerAddress.Length > 0) text += " -> " + socket.PeerAddress;
+        if (socket.Record.QueuedBytes > 0) text += $", {socket.Record.QueuedBytes} bytes queued";
+        return text;
+    }
 
     public static DateTime FromUnixNanoseconds(long nanoseconds) =>
         DateTime.UnixEpoch.AddTicks(Math.Clamp(nanoseconds / 100, 0, DateTime.MaxValue.Ticks - DateTime.UnixEpoch.Ticks));

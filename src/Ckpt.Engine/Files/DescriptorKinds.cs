@@ -52,8 +52,11 @@ public interface IDescriptorKind
     /// <summary>Restore, injected into the new task: create the object; returns the descriptor it got (any number).</summary>
     long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd);
 
-    /// <summary>As <see cref="Open(SyscallInjector, ScratchArea, FileImage, int)"/>, for kinds that read more of the image (file contents).</summary>
-    long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd, RestorePlan plan) => Open(syscalls, scratch, file, fd);
+    /// <summary>
+    /// Restore, injected: as <see cref="Open(SyscallInjector, ScratchArea, FileImage, int)"/>, for kinds that
+    /// look at the table's other file objects or make them too (a socketpair's ends: <see cref="FileCreation.Park"/>).
+    /// </summary>
+    long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd, FileCreation creation) => Open(syscalls, scratch, file, fd);
 
     /// <summary>Restore, once the object is at its recorded fd: state that belongs to the open file (a position).</summary>
     void Placed(SyscallInjector syscalls, FileImage file, int fd) { }
@@ -69,9 +72,12 @@ public interface IDescriptorKind
 public static class DescriptorKinds
 {
     public static readonly IReadOnlyList<IDescriptorKind> All =
-        [new PathFileKind(), new EventfdKind(), new PipeKind(), new EpollKind(), new SignalfdKind(), new TimerfdKind(), new InotifyKind(), new MemfdKind(), new DeletedFileKind()];
+    [
+        new PathFileKind(), new EventfdKind(), new PipeKind(), new EpollKind(), new SignalfdKind(), new TimerfdKind(),
+        new InotifyKind(), new MemfdKind(), new DeletedFileKind(), new Sockets.UnixSocketKind(), new Sockets.InetSocketKind(),
+    ];
 
-    private const string Supported = "files (deleted ones too), directories, devices, memfds, pipes, eventfds, epolls, signalfds, timerfds and inotify instances";
+    private const string Supported = "files (deleted ones too), directories, devices, memfds, pipes, eventfds, epolls, signalfds, timerfds, inotify instances, unix sockets and TCP/UDP sockets";
 
     public static IDescriptorKind ForCheckpoint(DescriptorInfo fd) =>
         All.FirstOrDefault(k => k.Matches(fd))

@@ -50,6 +50,7 @@ public static class FilesRestore
         elsewhere ??= [];
         var placed = new Dictionary<int, int>(); // file objref -> first descriptor restored for it
         var created = new HashSet<int>(); // file objrefs this process created (not fetched from another)
+        var creation = new FileCreation(syscalls, plan, plan.Descriptors.Count == 0 ? 0 : plan.Descriptors.Max(d => d.Fd) + 1);
         foreach (FileDescriptorRecord descriptor in plan.Descriptors.OrderBy(d => d.Fd))
         {
             scratch.Reset();
@@ -76,7 +77,7 @@ public static class FilesRestore
                 continue;
             }
             IDescriptorKind kind = DescriptorKinds.ForRestore(file, descriptor.Fd);
-            long opened = kind.Open(syscalls, scratch, file, descriptor.Fd, plan);
+            long opened = creation.TryTake(descriptor.FileObjRef, out long made) ? made : kind.Open(syscalls, scratch, file, descriptor.Fd, creation);
             if (opened != descriptor.Fd)
             {
                 syscalls.Call($"dup3 to fd {descriptor.Fd} ({file.Path})", SYS_dup3, (ulong)opened, (ulong)descriptor.Fd, cloexec);
@@ -91,11 +92,12 @@ public static class FilesRestore
             created.Add(descriptor.FileObjRef);
             elsewhere[descriptor.FileObjRef] = (syscalls.Pid, descriptor.Fd);
         }
+        creation.RequireNothingParked();
         FinishAll(syscalls, plan, scratch, placed, created);
     }
 
     // pidfd_getfd copies a descriptor of another process as dup would (close-on-exec set): injected
-    // into this process, with the engine's credentials still (files come before credentials).
+    // into this process, with its restored credentials (the holder is a process of the same tree).
     private static long FetchFrom(SyscallInjector syscalls, int holderPid, int holderFd, FileImage file)
     {
         long pidfd = syscalls.Call($"pidfd_open({holderPid}) to share {file.Path}", SYS_pidfd_open, (ulong)holderPid, 0);

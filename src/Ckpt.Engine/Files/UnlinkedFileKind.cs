@@ -143,8 +143,9 @@ public abstract partial class UnlinkedFileKind : IDescriptorKind
     public long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd) =>
         throw new InvalidOperationException("an unlinked file is opened with its restore plan (its contents are in the image)");
 
-    public long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd, RestorePlan plan)
+    public long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd, FileCreation creation)
     {
+        RestorePlan plan = creation.Plan;
         UnlinkedFileImage unlinked = file.Unlinked!;
         long created = Create(syscalls, scratch, file, fd);
         ulong target = (ulong)created;

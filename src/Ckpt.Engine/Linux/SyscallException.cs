@@ -28,13 +28,16 @@ public static class Errno
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EBADF = 9, ECHILD = 10,
         EAGAIN = 11, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22,
         ENOSYS = 38;
+    public const int EADDRINUSE = 98, ECONNREFUSED = 111;
 
     public static string Name(int errno) => errno switch
     {
         EPERM => "EPERM", ENOENT => "ENOENT", ESRCH => "ESRCH", EINTR => "EINTR", EIO => "EIO",
         EBADF => "EBADF", ECHILD => "ECHILD", EAGAIN => "EAGAIN", ENOMEM => "ENOMEM",
         EACCES => "EACCES", EFAULT => "EFAULT", EBUSY => "EBUSY", EEXIST => "EEXIST",
-        EINVAL => "EINVAL", ENOSYS => "ENOSYS", _ => $"errno {errno}",
+        EINVAL => "EINVAL", ENOSYS => "ENOSYS",
+        EADDRINUSE => "EADDRINUSE", ECONNREFUSED => "ECONNREFUSED",
+        _ => $"errno {errno}",
     };
 
     public static string Describe(int errno) => errno switch
@@ -48,6 +51,7 @@ public static class Errno
         EACCES => "permission denied",
         EFAULT => "bad address",
         EBUSY => "busy",
+        EADDRINUSE => "address already in use",
         _ => "",
     };
 }

@@ -86,6 +86,9 @@ public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Ev
 
     /// <summary>For <see cref="FileKind.Memfd"/> and <see cref="FileKind.DeletedFile"/>: size, seals, owner and where the contents are.</summary>
     public UnlinkedFileImage? Unlinked { get; init; }
+
+    /// <summary>The SOCKET record and queue of a <see cref="FileKind.UnixSocket"/> or <see cref="FileKind.InetSocket"/>.</summary>
+    public SocketImage? Socket { get; init; }
 }
 
 /// <summary>A pipe (PIPE_BUF), shared by its ends: its size and the bytes it held; Offset is the record's.</summary>

@@ -188,8 +188,8 @@ public static partial class ImageModelReader
             if (fileMapping != (vma.FileObjRef != 0))
                 throw Error(reader, RecordType.Vma, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} of type {vma.VmaType} has file objref {vma.FileObjRef}: a file mapping needs one, other mappings none");
             FileImage? file = vma.FileObjRef == 0 ? null : objects.File(reader, vma.FileObjRef, RecordType.Vma);
-            if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify or FileKind.Memfd or FileKind.DeletedFile })
-                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, an {file.Record.Kind}, which cannot be mapped");
+            if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify or FileKind.Memfd or FileKind.DeletedFile } || file?.Socket is not null)
+                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, {(file.Socket is null ? $"an {file.Record.Kind}" : "a socket")}, which cannot be mapped");
             vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
         }
         return new MemoryImage(mm, vmas);
@@ -240,6 +240,7 @@ public static partial class ImageModelReader
             descriptors.Add(descriptor);
         }
         RequireEventLoopReferences(descriptors, files);
+        SocketImageReader.CheckPairs(files);
         return new FileTableImage(objRef, descriptors, files) { Locks = FileLocksReader.Read(reader, files) };
     }
 
@@ -252,7 +253,8 @@ public static partial class ImageModelReader
         EventfdRecord? eventfd = file.Kind == FileKind.Eventfd ? ReadEventfd(reader, file) : null;
         InotifyImage? inotify = file.Kind == FileKind.Inotify ? InotifyReader.Read(reader, file) : null;
         UnlinkedFileImage? unlinked = file.Kind is FileKind.Memfd or FileKind.DeletedFile ? UnlinkedFileReader.Read(reader, file, path) : null;
-        FileImage image = ReadEventLoopState(reader, new FileImage(file, path, eventfd) { Inotify = inotify, Unlinked = unlinked }, objects);
+        SocketImage? socket = SocketImageReader.IsSocket(file.Kind) ? SocketImageReader.Read(reader, file) : null;
+        FileImage image = ReadEventLoopState(reader, new FileImage(file, path, eventfd) { Inotify = inotify, Unlinked = unlinked, Socket = socket }, objects);
         objects.Define(reader, ObjectType.File, file.ObjRef, image, offset, RecordType.File);
     }
 

@@ -17,6 +17,8 @@ public enum FileKind : uint
     Inotify = 13,       // CkptPS: anon_inode:inotify; an INOTIFY record and its INOTIFY_WATCH records follow its FILE record
     Memfd = 14,         // CkptPS: memfd_create(2) file ("/memfd:NAME (deleted)"); an UNLINKED_FILE record and its contents follow
     DeletedFile = 15,   // CkptPS: a regular file unlinked while open ("PATH (deleted)"); an UNLINKED_FILE record and its contents follow
+    UnixSocket = 20,    // CkptPS: an AF_UNIX socket; a SOCKET record (and its queue) follows its FILE record
+    InetSocket = 21,    // CkptPS: an AF_INET/AF_INET6 TCP or UDP socket; a SOCKET record follows its FILE record
 }
 
 /// <summary>EventfdRecord.Flags: the eventfd2(2) flags that belong to the object (EFD_CLOEXEC is the descriptor's).</summary>

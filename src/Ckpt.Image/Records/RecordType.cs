@@ -47,6 +47,8 @@ public enum RecordType : uint
     Inotify = 311,          // CkptPS: an inotify instance, after its FILE record
     InotifyWatch = 312,     // CkptPS: one watch of the inotify instance before it
     UnlinkedFile = 313,     // CkptPS: a memfd's or deleted file's size, seals and owner, after its FILE record; its contents follow
+    Socket = 330,           // CkptPS: a socket's family, type, state, addresses and options, after its FILE record
+    SocketQueue = 331,      // CkptPS: one message (or stream chunk) of a socket's receive queue, after its SOCKET record
 
     // memory
     Mm = 401,

@@ -1,0 +1,43 @@
+using Ckpt.Engine.Restore;
+using Ckpt.Engine.Linux;
+using Ckpt.Image.Model;
+using static Ckpt.Engine.Linux.SyscallNumbers;
+
+namespace Ckpt.Engine.Files;
+
+/// <summary>
+/// One descriptor table's restore, as the kinds see it: every file object of the table, and the
+/// objects a kind made as a side effect of making another (socketpair(2) makes both ends of a pair).
+/// Such an object is parked above every recorded descriptor number, so placing other descriptors with
+/// dup3 cannot close it, until <see cref="FilesRestore"/> reaches the object and places it instead of
+/// asking its kind to open it.
+/// </summary>
+public sealed class FileCreation(SyscallInjector syscalls, RestorePlan plan, int parkingFloor)
+{
+    private const ulong F_DUPFD_CLOEXEC = 1030;
+    private readonly Dictionary<int, long> _parked = [];
+
+    /// <summary>Every file object of the descriptor table being restored, by objref.</summary>
+    public IReadOnlyDictionary<int, FileImage> Files => Plan.Files;
+
+    /// <summary>The plan of the process whose table is restored (kinds that read file contents from the image).</summary>
+    public RestorePlan Plan { get; } = plan;
+
+    /// <summary>Keeps <paramref name="descriptor"/> (in the task) as file object <paramref name="objRef"/> until it is placed.</summary>
+    public void Park(int objRef, long descriptor)
+    {
+        long parked = syscalls.Call($"fcntl(F_DUPFD_CLOEXEC, {parkingFloor}) parking file objref {objRef}", SYS_fcntl, (ulong)descriptor, F_DUPFD_CLOEXEC, (ulong)parkingFloor);
+        syscalls.Call($"close of temporary fd {descriptor}", SYS_close, (ulong)descriptor);
+        _parked.Add(objRef, parked);
+    }
+
+    /// <summary>The parked descriptor of a file object made earlier, if any (it is no longer parked).</summary>
+    public bool TryTake(int objRef, out long descriptor) => _parked.Remove(objRef, out descriptor);
+
+    /// <summary>After the table is restored nothing may stay parked: that would be a descriptor the image does not have.</summary>
+    public void RequireNothingParked()
+    {
+        if (_parked.Count != 0)
+            throw new InvalidOperationException($"file objects {string.Join(", ", _parked.Keys)} were made as another's side effect but no descriptor uses them");
+    }
+}

@@ -1,0 +1,121 @@
+using System.Runtime.InteropServices;
+using Ckpt.Engine.Checkpoint;
+using Ckpt.Engine.Linux;
+using Ckpt.Engine.Restore;
+using Ckpt.Image.Model;
+using Ckpt.Image.Records;
+using static Ckpt.Engine.Linux.SocketNative;
+
+namespace Ckpt.Engine.Files.Sockets;
+
+/// <summary>
+/// TCP and UDP sockets, IPv4 and IPv6. Checkpoint: the engine's duplicate of the socket for address,
+/// peer and options; TCP_INFO for the TCP state, and for a listener its backlog (tcpi_sacked) and the
+/// connections waiting to be accepted (tcpi_unacked). Restored: a TCP socket that is listening (bind +
+/// listen on the same address and port, options first) or not yet connected (bound or not); a UDP
+/// socket bound and connected as it was. Refused by name: an established or closing TCP connection
+/// (naming both addresses; TCP_REPAIR is not implemented), a listener with connections waiting to be
+/// accepted (they would be lost), datagrams queued on a UDP socket (their senders are not restorable).
+/// </summary>
+public sealed class InetSocketKind : IDescriptorKind
+{
+    private const int TCP_LISTEN = 10, TCP_CLOSE = 7;
+
+    public bool Matches(DescriptorInfo fd) => TargetSocket.FamilyOf(fd) is AF_INET or AF_INET6;
+
+    public IInspectedFile Inspect(DescriptorInfo fd, int objRef)
+    {
+        using TargetSocket socket = TargetSocket.Open(fd);
+        socket.RequireSameNetworkNamespace();
+        bool tcp = socket.Type == SOCK_STREAM && socket.Protocol == IPPROTO_TCP, udp = socket.Type == SOCK_DGRAM && socket.Protocol == IPPROTO_UDP;
+        string family = socket.Family == AF_INET ? "IPv4" : "IPv6";
+        if (!tcp && !udp)
+            throw new CheckpointRefusedException($"{socket.Name} is an {family} socket of type {socket.Type}, protocol {socket.Protocol}: only TCP and UDP are supported");
+        byte[] local = socket.LocalAddress(), peer = socket.PeerAddress();
+        string description = $"{socket.Name} ({family} {(tcp ? "TCP" : "UDP")} {TargetSocket.Format(socket.Family, local)}{(peer.Length > 0 ? " -> " + TargetSocket.Format(socket.Family, peer) : "")})";
+        var record = new SocketRecord { Family = (SocketFamily)socket.Family, SocketType = (SocketType)socket.Type, Protocol = socket.Protocol };
+        if (!IsUnbound(local)) TargetSocket.SetAddress(ref record, peer: false, local);
+        if (tcp) record = TcpState(socket, record, description);
+        else
+        {
+            record.State = peer.Length > 0 ? SocketState.Connected : SocketState.Unconnected;
+            if (peer.Length > 0) TargetSocket.SetAddress(ref record, peer: true, peer);
+            if (HasQueuedDatagram(socket))
+                throw new CheckpointRefusedException($"{description} has datagrams queued: unsupported (their senders' addresses cannot be restored)");
+        }
+        record = SocketOptionValues.Read(socket.Handle, socket.Family, socket.Protocol, fd.Pid, record);
+        return socket.Inspected(objRef, FileKind.InetSocket, record, []);
+    }
+
+    private static SocketRecord TcpState(TargetSocket socket, SocketRecord record, string description)
+    {
+        TcpInfo info = ReadTcpInfo(socket);
+        switch (info.State)
+        {
+            case TCP_LISTEN:
+                if (info.Unacked > 0)
+                    throw new CheckpointRefusedException($"{description} is listening with {info.Unacked} connection(s) waiting to be accepted: unsupported (they would be lost)");
+                (record.State, record.Backlog) = (SocketState.Listening, (int)info.Sacked);
+                return record;
+            case TCP_CLOSE:
+                record.State = SocketState.Unconnected;
+                return record;
+            default:
+                throw new CheckpointRefusedException($"{description} is a TCP connection in state {StateName(info.State)}: unsupported (established connections need TCP_REPAIR, which is not implemented)");
+        }
+    }
+
+    private static string StateName(int state) => state switch
+    {
+        1 => "ESTABLISHED", 2 => "SYN_SENT", 3 => "SYN_RECV", 4 => "FIN_WAIT1", 5 => "FIN_WAIT2", 6 => "TIME_WAIT",
+        8 => "CLOSE_WAIT", 9 => "LAST_ACK", 11 => "CLOSING", _ => state.ToString(),
+    };
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TcpInfo // the start of struct tcp_info
+    {
+        public byte State, CaState, Retransmits, Probes, Backoff, Options, WindowScales, RateLimited;
+        public uint Rto, Ato, SendMss, ReceiveMss, Unacked, Sacked;
+    }
+
+    private static unsafe TcpInfo ReadTcpInfo(TargetSocket socket)
+    {
+        TcpInfo info;
+        uint length = (uint)sizeof(TcpInfo);
+        if (getsockopt(socket.Handle, IPPROTO_TCP, TCP_INFO, &info, &length) != 0)
+            throw new SyscallException("getsockopt(TCP_INFO)", Native.LastErrno, socket.Pid, socket.Name);
+        return info;
+    }
+
+    /// <summary>An address with port 0 is what getsockname says of a socket never bound.</summary>
+    private static bool IsUnbound(byte[] address) => address.Length < 4 || (address[2] == 0 && address[3] == 0);
+
+    private static unsafe bool HasQueuedDatagram(TargetSocket socket)
+    {
+        byte probe;
+        var iov = new Native.Iovec { Base = (nint)(&probe), Length = 1 };
+        var message = new MessageHeader { Iov = &iov, IovLength = 1 };
+        if (recvmsg(socket.Handle, &message, MSG_PEEK | MSG_DONTWAIT) >= 0) return true;
+        int errno = Native.LastErrno;
+        return errno == Errno.EAGAIN ? false : throw new SyscallException("recvmsg(MSG_PEEK) of the engine's duplicate", errno, socket.Pid, socket.Name);
+    }
+
+    public bool Restores(FileImage file) => file.Record.Kind == FileKind.InetSocket;
+
+    public void Validate(FileImage file, int fd)
+    {
+        if (file.Socket is null) throw new RestoreRefusedException($"fd {fd} is an inet socket without its SOCKET record");
+    }
+
+    public long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd)
+    {
+        SocketImage socket = file.Socket!;
+        long created = InjectedSocketCalls.Socket(syscalls, socket.Record, fd);
+        SocketOptionValues.Apply(syscalls, scratch, created, fd, socket.Record);
+        if (socket.Record.LocalAddressLength > 0) InjectedSocketCalls.Bind(syscalls, scratch, created, fd, socket);
+        if (socket.Record.State == SocketState.Listening) InjectedSocketCalls.Listen(syscalls, created, fd, socket.Record);
+        if (socket.Record.State == SocketState.Connected) InjectedSocketCalls.Connect(syscalls, scratch, created, fd, socket);
+        InjectedSocketCalls.StatusFlags(syscalls, created, fd, file.Record);
+        return created;
+    }
+}

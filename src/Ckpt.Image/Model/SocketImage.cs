@@ -1,0 +1,62 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Text;
+using Ckpt.Image.Records;
+
+namespace Ckpt.Image.Model;
+
+/// <summary>
+/// A socket file object's SOCKET record and its receive queue (oldest message first), with the
+/// SOCKET record's image offset (for errors found after it was read, such as a pair that does not match).
+/// </summary>
+public sealed record SocketImage(SocketRecord Record, IReadOnlyList<byte[]> Queue, long Offset)
+{
+    public unsafe string LocalAddress
+    {
+        get
+        {
+            SocketRecord record = Record;
+            return SocketAddress.Format(record.Family, new ReadOnlySpan<byte>(record.LocalAddress, (int)Math.Min(record.LocalAddressLength, SocketRecord.MaxAddressLength)));
+        }
+    }
+
+    public unsafe string PeerAddress
+    {
+        get
+        {
+            SocketRecord record = Record;
+            return SocketAddress.Format(record.Family, new ReadOnlySpan<byte>(record.PeerAddress, (int)Math.Min(record.PeerAddressLength, SocketRecord.MaxAddressLength)));
+        }
+    }
+
+    /// <summary>"unix stream", "inet6 udp", ...: how `ckpt show` and refusals name the socket.</summary>
+    public string Description => Record.Family == SocketFamily.Unix
+        ? $"unix {Record.SocketType.ToString().ToLowerInvariant()}"
+        : $"{Record.Family.ToString().ToLowerInvariant()} {(Record.Protocol == SocketAddress.IPPROTO_TCP ? "tcp" : "udp")}";
+}
+
+/// <summary>sockaddr bytes as text: "/run/app.sock", "@abstract", "127.0.0.1:8080", "[::1]:8080", "" (none).</summary>
+public static class SocketAddress
+{
+    public const int IPPROTO_TCP = 6, IPPROTO_UDP = 17;
+    public const int InetLength = 16, Inet6Length = 28;   // sizeof(sockaddr_in), sizeof(sockaddr_in6)
+
+    public static string Format(SocketFamily family, ReadOnlySpan<byte> address)
+    {
+        if (address.Length <= 2) return "";
+        switch (family)
+        {
+            case SocketFamily.Unix:
+                ReadOnlySpan<byte> path = address[2..];
+                if (path[0] == 0) return "@" + Encoding.UTF8.GetString(path[1..]).Replace("\0", "\\0");
+                int end = path.IndexOf((byte)0);
+                return Encoding.UTF8.GetString(end < 0 ? path : path[..end]);
+            case SocketFamily.Inet when address.Length >= InetLength:
+                return $"{new IPAddress(address.Slice(4, 4))}:{BinaryPrimitives.ReadUInt16BigEndian(address[2..])}";
+            case SocketFamily.Inet6 when address.Length >= Inet6Length:
+                return $"[{new IPAddress(address.Slice(8, 16))}]:{BinaryPrimitives.ReadUInt16BigEndian(address[2..])}";
+            default:
+                return Convert.ToHexString(address);
+        }
+    }
+}

@@ -1,0 +1,107 @@
+namespace Ckpt.Image.Records;
+
+/// <summary>SocketRecord.Family: the address families CkptPS restores (values of AF_*).</summary>
+public enum SocketFamily : ushort
+{
+    Unix = 1,       // AF_UNIX
+    Inet = 2,       // AF_INET
+    Inet6 = 10,     // AF_INET6
+}
+
+/// <summary>SocketRecord.Type: SOCK_* (without SOCK_NONBLOCK/SOCK_CLOEXEC, which are the FILE's and the descriptor's).</summary>
+public enum SocketType : ushort
+{
+    Stream = 1,     // SOCK_STREAM
+    Datagram = 2,   // SOCK_DGRAM
+    SeqPacket = 5,  // SOCK_SEQPACKET
+}
+
+/// <summary>SocketRecord.State: what the restore has to make of a fresh socket.</summary>
+public enum SocketState : uint
+{
+    Unconnected = 1,    // created, maybe bound (LocalAddress), neither listening nor connected
+    Listening = 2,      // bound and listen(Backlog)
+    Connected = 3,      // unix: one end of a pair in the image (PeerInode); UDP: connect(PeerAddress)
+}
+
+/// <summary>SocketRecord.Shutdown: sk_shutdown as sock_diag reports it.</summary>
+[Flags]
+public enum SocketShutdown : uint
+{
+    None = 0,
+    Receive = 1,    // RCV_SHUTDOWN: shutdown(SHUT_RD) here, or the peer's SHUT_WR
+    Send = 2,       // SEND_SHUTDOWN: shutdown(SHUT_WR) here, or the peer's SHUT_RD
+}
+
+/// <summary>SocketRecord.Options: the boolean socket options a program sets, and facts about the address.</summary>
+[Flags]
+public enum SocketOptions : uint
+{
+    None = 0,
+    ReuseAddress = 1 << 0,      // SO_REUSEADDR
+    ReusePort = 1 << 1,         // SO_REUSEPORT
+    KeepAlive = 1 << 2,         // SO_KEEPALIVE (KeepIdle/KeepInterval/KeepCount: TCP_KEEP*)
+    PassCredentials = 1 << 3,   // SO_PASSCRED
+    NoDelay = 1 << 4,           // TCP_NODELAY
+    V6Only = 1 << 5,            // IPV6_V6ONLY
+    BoundFileDeleted = 1 << 6,  // unix: the file the socket was bound to was unlinked (restore binds, then unlinks)
+    All = (1 << 7) - 1,
+}
+
+/// <summary>
+/// CkptPS: a socket, right after its FILE record (Kind = UnixSocket or InetSocket, same objref), and
+/// followed by QueuedMessages SOCKET_QUEUE records: the data waiting in its receive queue.
+/// Addresses are the sockaddr bytes getsockname/getpeername (unix: sock_diag's name) return;
+/// a unix socket bound to an abstract name has sun_path[0] = 0. Option values are what
+/// getsockopt returned (buffer sizes: the kernel's doubled value; restore asks for half of it).
+/// One end of a unix socketpair names the other end by its socket inode (PeerInode, the Inode of the
+/// other end's FILE record: the kernel's identity of the socket, as sock_diag reports it); both ends
+/// are file objects of the same descriptor table and are restored together by socketpair(2).
+/// </summary>
+[ImageRecord(RecordType.Socket)]
+public unsafe partial struct SocketRecord
+{
+    public const int MaxAddressLength = 128;   // sizeof(struct sockaddr_storage)
+
+    public int ObjRef;
+    public SocketFamily Family;
+    public SocketType SocketType;
+    public int Protocol;                // 0 for unix, IPPROTO_TCP 6 or IPPROTO_UDP 17
+    public SocketState State;
+    public int Backlog;                 // Listening: the listen(2) backlog (sk_max_ack_backlog)
+    public SocketShutdown Shutdown;
+    public SocketOptions Options;
+    public int SendBuffer;              // SO_SNDBUF as getsockopt reports it
+    public int ReceiveBuffer;           // SO_RCVBUF as getsockopt reports it
+    public int PeekOffset;              // SO_PEEK_OFF (-1: off); unix only, 0 for inet
+    public int KeepIdle;                // TCP_KEEPIDLE seconds (TCP only, else 0)
+    public int KeepInterval;            // TCP_KEEPINTVL seconds
+    public int KeepCount;               // TCP_KEEPCNT
+    public long ReceiveTimeoutMicroseconds; // SO_RCVTIMEO (0: none)
+    public long SendTimeoutMicroseconds;    // SO_SNDTIMEO (0: none)
+    public uint QueuedMessages;         // SOCKET_QUEUE records that follow (stream: chunks; others: one per message)
+    public uint LocalAddressLength;     // bytes of LocalAddress in use (0: unbound)
+    public ulong QueuedBytes;           // the sum of their lengths
+    public uint PeerAddressLength;      // bytes of PeerAddress in use (0: no peer address)
+    public uint BoundFileMode;          // unix bound to a path whose file is there: its permission bits (at most 0777), chmod'ed after bind
+    public ulong PeerInode;             // unix socketpair: the other end's socket inode (0: none)
+    public fixed byte LocalAddress[128];
+    public fixed byte PeerAddress[128];
+}
+
+/// <summary>
+/// CkptPS: one message of a socket's receive queue, oldest first, its bytes trailing. For a datagram
+/// or seqpacket socket one record is one message (boundaries kept, a zero-length message included);
+/// for a stream socket a chunk of at most MaxStreamChunk bytes (boundaries mean nothing there).
+/// </summary>
+[ImageRecord(RecordType.SocketQueue)]
+public partial struct SocketQueueRecord
+{
+    public const int MaxStreamChunk = 64 * 1024;
+    public const int MaxMessageLength = ImageLimits.MaxBufferLength;     // 1 MiB (unix datagrams are bounded by SO_SNDBUF)
+    public const ulong MaxQueuedBytes = 64 * 1024 * 1024;                 // per socket: the model holds the queue in memory
+    public const uint MaxQueuedMessages = 1 << 20;
+
+    public int ObjRef;                  // the socket's (its FILE's) objref
+    [TrailingBytes] public uint Length;
+}
