@@ -66,12 +66,12 @@ public class CheckpointCliTests
     [Fact]
     public void Unsupported_descriptor_exits_6_naming_the_fd()
     {
-        using var target = Start("ckpt_modes", "socket");
+        using var target = Start("ckpt_modes", "terminal");
         string image = TempPath("socket.img");
         var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", image]);
         Assert.Equal(6, code);
         Assert.Contains("fd 3", stderr);
-        Assert.Contains("socket", stderr);
+        Assert.Contains("pseudo-terminal", stderr);
         Assert.False(File.Exists(image)); // a failed checkpoint leaves no file
         // A stream (here stdout) has already carried the first records: it ends with an ERROR record giving the reason.
         string streamed = TempPath("pipe-stdout.img");

@@ -153,7 +153,8 @@ public class CheckpointEngineTests
     }
 
     [Theory]
-    [InlineData("socket", "fd 3")]
+    [InlineData("terminal", "fd 3")]
+    [InlineData("terminal", "pseudo-terminal master")]
     [InlineData("pidfd", "fd 3 of process")]
     [InlineData("pidfd", "(anon_inode:[pidfd])")]
     [InlineData("unshared-thread", "has its own descriptor table")]

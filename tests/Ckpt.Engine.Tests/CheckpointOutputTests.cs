@@ -101,7 +101,7 @@ public sealed class CheckpointOutputTests : IDisposable
     [Fact]
     public void A_failed_checkpoint_keeps_the_existing_image_and_leaves_no_file_behind()
     {
-        using var target = Start("ckpt_modes", "pipe"); // refused: fd 3 is a pipe, found after the freeze
+        using var target = Start("ckpt_modes", "terminal"); // refused: fd 3 is a pseudo-terminal master
         string image = Path.Combine(_directory, "app.ckpt");
         File.WriteAllText(image, "the last good image");
         var (code, _, stderr) = Checkpoint(target.Pid, image, "--force", "--kill");

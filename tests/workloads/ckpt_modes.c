@@ -1,5 +1,5 @@
 /* Checkpoint workload for refusals and sizes (DESIGN.md "Tests"). Usage: ckpt_modes MODE
- *   socket   holds a unix socket pair (fd 3, 4): an unsupported descriptor kind
+ *   terminal holds a pseudo-terminal master (fd 3, posix_openpt): refused, terminals are not saved
  *   pidfd    holds a pidfd of itself (fd 3): an unsupported anonymous-inode kind
  *   thread   runs a second thread
  *   unshared-thread  runs a second thread with its own descriptor table (unshare(CLONE_FILES))
@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -87,7 +88,7 @@ static int check_cow_file(const uint8_t *map, const char *path)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) { fprintf(stderr, "usage: %s socket|pidfd|thread|unshared-thread|child|seccomp|reserve|cow FILE\n", argv[0]); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: %s terminal|pidfd|thread|unshared-thread|child|seccomp|reserve|cow FILE\n", argv[0]); return 2; }
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct sigaction sa = { .sa_handler = on_usr1 };
     sigaction(SIGUSR1, &sa, NULL);
@@ -98,8 +99,8 @@ int main(int argc, char **argv)
     const size_t reserve_size = 64ull << 30, used = 1 << 20;
     const char *cow_path = argc > 2 ? argv[2] : NULL;
 
-    if (!strcmp(mode, "socket")) {
-        if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) { printf("FAIL socketpair\n"); return 1; }
+    if (!strcmp(mode, "terminal")) {
+        if (posix_openpt(O_RDWR | O_NOCTTY) != 3) { printf("FAIL posix_openpt\n"); return 1; }
     } else if (!strcmp(mode, "pidfd")) {
         if (syscall(SYS_pidfd_open, getpid(), 0) != 3) { printf("FAIL pidfd_open\n"); return 1; }
     } else if (!strcmp(mode, "thread") || !strcmp(mode, "unshared-thread")) {

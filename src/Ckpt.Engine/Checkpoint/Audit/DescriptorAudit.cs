@@ -17,6 +17,8 @@ public static partial class DescriptorAudit
     {
         bool handled = DescriptorKinds.All.Any(k => k.Matches(fd));
         if (!handled && AnonymousObjectName(fd.Target) is { } name) throw Refusal(fd, name);
+        // Reopening /dev/ptmx makes a new terminal: the process would lose its own, and what is on it.
+        if (IsPseudoTerminalMaster(fd.Stat)) throw Refusal(fd, "a pseudo-terminal master (terminals are not checkpointed yet)");
         if (!handled || !IsPathKind(fd)) return;
         // A deleted file is its kind's to judge (refused, or saved with its contents), unless it is
         // a message queue already unlinked with mq_unlink.
@@ -53,6 +55,15 @@ public static partial class DescriptorAudit
         fd.StatKind is FileKind.Regular or FileKind.Directory or FileKind.CharacterDevice or FileKind.BlockDevice;
 
     private const string MessageQueue = "a POSIX message queue (mq_open)";
+
+    // /dev/ptmx (character device 5:2): every open of it is a new master; the masters' own device numbers
+    // (major 128-135) are not reachable by any path.
+    private static bool IsPseudoTerminalMaster(in Native.Stat stat)
+    {
+        if ((stat.Mode & 0xF000) != 0x2000) return false;
+        ulong major = ((stat.RawDevice >> 8) & 0xfff) | ((stat.RawDevice >> 32) & ~0xfffUL), minor = (stat.RawDevice & 0xff) | ((stat.RawDevice >> 12) & ~0xffUL);
+        return (major == 5 && minor == 2) || (major >= 128 && major <= 135);
+    }
 
     private static CheckpointRefusedException Refusal(DescriptorInfo fd, string what) =>
         new($"fd {fd.Fd} of process {fd.Pid} is {what} ({fd.Target}), seen in /proc/{fd.Pid}/fd/{fd.Fd}: not checkpointed");
