@@ -54,7 +54,9 @@ public static class SyscallNumbers
     public const long SYS_rt_tgsigqueueinfo = 297;
     public const long SYS_prlimit64 = 302;
     public const long SYS_kcmp = 312;
+    public const long SYS_userfaultfd = 323;
     public const long SYS_rseq = 334;
     public const long SYS_pidfd_open = 434;
     public const long SYS_clone3 = 435;
+    public const long SYS_pidfd_getfd = 438;
 }

@@ -22,7 +22,8 @@ public static class MemoryRestore
     private const ulong O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
-    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    /// <param name="pageServer">with a lazy restore: private anonymous memory is registered with it instead of filled</param>
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, LazyPageServer? pageServer = null)
     {
         var sharedAnonymous = new Dictionary<int, VmaRecord>();
         foreach (VmaImage vma in plan.Vmas)
@@ -32,7 +33,12 @@ public static class MemoryRestore
             Map(syscalls, vma, scratch, sharedAnonymous);
             Advise(syscalls, vma);
         }
-        PageWriter.WriteAll(syscalls, plan, scratch);
+        if (pageServer is null) PageWriter.WriteAll(syscalls, plan, scratch);
+        else
+        {
+            LazyMemory.Register(syscalls, plan, pageServer);
+            PageWriter.WriteAll(syscalls, plan, scratch, LazyMemory.IsLazy);
+        }
         foreach (VmaImage vma in plan.Vmas)
         {
             if (NeedsWriteWhileFilling(vma) && (vma.Record.Protection & PROT_WRITE) == 0)

@@ -22,9 +22,21 @@ public sealed class RestorePlan : IDisposable
     /// <summary>Waits for the checksum; a mismatch is an <see cref="ImageFormatException"/> naming the tail.</summary>
     public void RequireChecksum()
     {
-        if (!ChecksumMatches.GetAwaiter().GetResult())
-            throw new ImageFormatException(RecordType.Tail, Image.TailOffset, $"checksum mismatch: the image's contents do not hash to {Image.Tail.Checksum:x16} (corrupt image)");
+        StartChecksum();
+        if (!ChecksumMatches.GetAwaiter().GetResult()) throw ChecksumMismatch();
     }
+
+    /// <summary>Starts the hash if it was deferred (a lazy restore starts it once the process runs).</summary>
+    public void StartChecksum()
+    {
+        lock (ChecksumMatches)
+        {
+            if (ChecksumMatches.Status == TaskStatus.Created) ChecksumMatches.Start();
+        }
+    }
+
+    public ImageFormatException ChecksumMismatch() =>
+        new(RecordType.Tail, Image.TailOffset, $"checksum mismatch: the image's contents do not hash to {Image.Tail.Checksum:x16} (corrupt image)");
 
     public ProcessImage Process => Image.Processes[0];
 
@@ -51,7 +63,7 @@ public sealed class RestorePlan : IDisposable
 
     public void Dispose()
     {
-        try { ChecksumMatches.Wait(); }
+        try { if (ChecksumMatches.Status != TaskStatus.Created) ChecksumMatches.Wait(); }
         catch (AggregateException) { /* the restore reported its own failure */ }
         ImageFile.Dispose();
     }

@@ -15,7 +15,8 @@ namespace Ckpt.Engine.Restore;
 public static class RestorePlanReader
 {
     /// <summary>Reads an image file; "-" spools standard input to an unlinked temporary file first.</summary>
-    public static RestorePlan Read(string path, Stream? standardInput = null)
+    /// <param name="deferChecksum">a lazy restore: the hash starts with <see cref="RestorePlan.StartChecksum"/>, once the process runs</param>
+    public static RestorePlan Read(string path, Stream? standardInput = null, bool deferChecksum = false)
     {
         SafeFileHandle handle = path == "-" ? SpoolToUnlinkedFile(standardInput ?? Console.OpenStandardInput())
             : File.OpenHandle(path, FileMode.Open, FileAccess.Read);
@@ -25,7 +26,7 @@ public static class RestorePlanReader
             // A small buffer: each seek over a chunk's contents then reads only the next headers.
             using var stream = new FileStream($"/proc/self/fd/{handle.DangerousGetHandle()}", FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 16 << 10);
             using var reader = new ImageReader(stream, leaveOpen: true, verifyChecksum: false);
-            return ReadPlan(reader, handle);
+            return ReadPlan(reader, handle, deferChecksum);
         }
         catch
         {
@@ -51,15 +52,13 @@ public static class RestorePlanReader
         return handle;
     }
 
-    private static RestorePlan ReadPlan(ImageReader reader, SafeFileHandle handle)
+    private static RestorePlan ReadPlan(ImageReader reader, SafeFileHandle handle, bool deferChecksum)
     {
         ImageModel image = ImageModelReader.Read(reader);
         if (image.Processes.Count != 1)
             throw new ImageFormatException(RecordType.Tree, 0, $"{image.Processes.Count} processes: restoring a process tree is not supported yet");
-        return new RestorePlan
-        {
-            Image = image, ImageFile = handle,
-            ChecksumMatches = Task.Run(() => ImageChecksum.Matches(handle, image.TailOffset, image.Tail.Checksum)),
-        };
+        var checksum = new Task<bool>(() => ImageChecksum.Matches(handle, image.TailOffset, image.Tail.Checksum), TaskCreationOptions.LongRunning);
+        if (!deferChecksum) checksum.Start();
+        return new RestorePlan { Image = image, ImageFile = handle, ChecksumMatches = checksum };
     }
 }
