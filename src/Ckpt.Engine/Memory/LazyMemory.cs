@@ -84,6 +84,16 @@ public static class LazyMemory
         }
     }
 
+    /// <summary>UFFDIO_UNREGISTER of every range of <paramref name="pid"/> still registered for missing pages ("um" in smaps).</summary>
+    public static void UnregisterAll(int pid, int uffd)
+    {
+        List<MapsEntry> mappings;
+        try { mappings = ProcMaps.ReadSmaps(pid); }
+        catch (IOException) { return; } // gone
+        foreach (MapsEntry mapping in mappings.Where(m => m.VmFlagNames.Contains("um")))
+            Userfaultfd.Unregister(uffd, mapping.Start, mapping.Length, pid);
+    }
+
     /// <summary>
     /// Closes descriptor <paramref name="fd"/> of the running process <paramref name="pid"/> if it is
     /// still the file the engine holds as <paramref name="engineFd"/>: every thread is frozen, close is
@@ -93,6 +103,7 @@ public static class LazyMemory
     public static void CloseInProcess(int pid, int fd, int engineFd)
     {
         if (!StillHeld(pid, fd, engineFd)) return; // closed, replaced or exec'ed away by the process itself
+        WaitUntilUntraced(pid);
         Exception? failure = null;
         var tids = new List<int> { pid };
         var tracer = new Thread(() =>
@@ -122,6 +133,23 @@ public static class LazyMemory
         tracer.Join();
         TracerExit.WaitUntilDetached(tids);
         if (failure is not null) throw failure;
+    }
+
+    // The restore's tracer thread has exited, but on a loaded machine the kernel may take a while to
+    // detach every thread; a debugger may hold the process too. Up to 10 s, then the seize says why.
+    private static void WaitUntilUntraced(int pid)
+    {
+        for (int attempt = 0; attempt < 1000; attempt++)
+        {
+            try
+            {
+                bool traced = Directory.GetDirectories($"/proc/{pid}/task").Any(task =>
+                    File.ReadLines(Path.Combine(task, "status")).Any(l => l.StartsWith("TracerPid:", StringComparison.Ordinal) && l["TracerPid:".Length..].Trim() != "0"));
+                if (!traced) return;
+            }
+            catch (IOException) { return; }
+            Thread.Sleep(10);
+        }
     }
 
     private static bool StillHeld(int pid, int fd, int engineFd) =>

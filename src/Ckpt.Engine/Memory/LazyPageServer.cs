@@ -97,8 +97,14 @@ public sealed unsafe class LazyPageServer
             Finish();
             _completion.TrySetResult();
         }
+        catch (LazyRestoreIncompleteException e)
+        {
+            _completion.TrySetException(e.InnerException!);
+        }
         catch (Exception e)
         {
+            // Pages are missing and nobody will serve them (or the image is damaged): end the process
+            // rather than leave it waiting forever on its first missing page.
             KillAll();
             _completion.TrySetException(e);
         }
@@ -214,10 +220,23 @@ public sealed unsafe class LazyPageServer
     private void Finish()
     {
         if (!_checksumMatches()) throw _mismatch;
-        // Every page is in: close the processes' copies, then ours; the last close unregisters the ranges.
+        // Every page is in: the process no longer needs us, so a failure from here on leaves it running.
+        Exception? failure = null;
         foreach (Space space in _spaces)
-            if (space.Pid > 0 && !space.Gone) LazyMemory.CloseInProcess(space.Pid, space.HeldFd, space.HeldUffd);
+        {
+            if (space.Pid <= 0 || space.Gone) continue;
+            try
+            {
+                // Unregistered first: the injection reads and writes the stack below the stack pointer,
+                // where a page the image never had would still be "missing" to the kernel.
+                LazyMemory.UnregisterAll(space.Pid, space.Uffd);
+                LazyMemory.CloseInProcess(space.Pid, space.HeldFd, space.HeldUffd);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException) { failure ??= e; }
+        }
+        // Then ours; the last close unregisters the ranges.
         foreach (Space space in _spaces) Native.close(space.Uffd);
+        if (failure is not null) throw new LazyRestoreIncompleteException(failure);
     }
 
     private void KillAll()
@@ -257,3 +276,6 @@ public sealed unsafe class LazyPageServer
         catch (IOException) { return long.MaxValue; }
     }
 }
+
+/// <summary>Every page is in but the process's userfaultfd could not be closed: it runs on, holding that descriptor.</summary>
+internal sealed class LazyRestoreIncompleteException(Exception inner) : Exception(inner.Message, inner);
