@@ -116,6 +116,9 @@ public static class LazyMemory
                 tids.AddRange(freeze.Tracees.Select(t => t.Pid));
                 if (StillHeld(pid, fd, engineFd))
                 {
+                    // As at a checkpoint: a thread in an rseq critical section goes to its abort ip first,
+                    // or the injected call makes the kernel disarm the section under it.
+                    foreach (Tracee tracee in freeze.Tracees) Tasks.RseqCriticalSection.MoveToAbort(tracee);
                     using var remote = RemoteSyscall.Begin(freeze.Leader);
                     remote.Call($"close of the userfaultfd (fd {fd})", SYS_close, (ulong)fd);
                 }
