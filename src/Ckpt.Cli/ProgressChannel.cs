@@ -5,7 +5,7 @@ namespace Ckpt.Cli;
 /// <summary>One JSON object per line on --progress-fd (docs/ARCHITECTURE.md); a no-op without it.</summary>
 internal sealed unsafe partial class ProgressChannel : IDisposable
 {
-    private readonly int _fd;
+    private int _fd;
 
     private ProgressChannel(int fd) => _fd = fd;
 
@@ -22,9 +22,26 @@ internal sealed unsafe partial class ProgressChannel : IDisposable
             json.WriteEndObject();
         }
         buffer.WriteByte((byte)'\n');
+        WriteLine(buffer.ToArray());
+    }
+
+    /// <summary>A line received from another engine (the page server of a lazy restore), passed on as is.</summary>
+    public void WriteRaw(string line)
+    {
+        if (_fd >= 0) WriteLine(System.Text.Encoding.UTF8.GetBytes(line + "\n"));
+    }
+
+    /// <summary>Closes the descriptor: the reader sees the end of the channel (nothing more is written).</summary>
+    public void Close()
+    {
+        if (_fd >= 0) close(_fd);
+        _fd = -1;
+    }
+
+    private void WriteLine(byte[] line)
+    {
         // write(2) at the descriptor's own position: the fd may be a pipe, a terminal or a file
         // shared with other writers, so no stream with its own idea of the offset.
-        byte[] line = buffer.ToArray();
         fixed (byte* bytes = line)
         {
             for (int done = 0; done < line.Length;)
@@ -62,6 +79,9 @@ internal sealed unsafe partial class ProgressChannel : IDisposable
         }
         return -1;
     }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
 
     [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
     private static partial nint write(int fd, byte* buffer, nuint count);

@@ -6,7 +6,7 @@ using Ckpt.Image;
 
 namespace Ckpt.Cli;
 
-/// <summary>`ckpt restore --input FILE|- [--wait] [--force] [--trust-image] [--progress-fd N]`: prints the restored pid.</summary>
+/// <summary>`ckpt restore --input FILE|- [--wait | --lazy] [--force] [--trust-image] [--progress-fd N]`: prints the restored pid.</summary>
 public static class RestoreCommand
 {
     public static Command Create()
@@ -16,18 +16,27 @@ public static class RestoreCommand
         var force = new Option<bool>("--force") { Description = "restore an image from another kernel release" };
         var trustImage = new Option<bool>("--trust-image") { Description = "restore the image's credentials even though someone other than root could have written it" };
         var progressFd = new Option<int?>("--progress-fd") { Description = "file descriptor for JSON progress and result lines" };
-        var command = new Command("restore", "Restore a process from an image, with its original pid") { input, wait, force, trustImage, progressFd };
-        command.SetAction(parse => Run(parse.GetValue(input)!, new RestoreOptions(parse.GetValue(input)!, parse.GetValue(wait), parse.GetValue(force), TrustImage: parse.GetValue(trustImage)), parse.GetValue(progressFd)));
+        var lazy = new Option<bool>("--lazy") { Description = "return once the process runs; a page server fills its memory and exits when every page is in" };
+        var pageServerFd = new Option<int?>("--page-server-fd") { Description = "internal: run as the page server of --lazy, reporting on this descriptor", Hidden = true };
+        var command = new Command("restore", "Restore a process from an image, with its original pid") { input, wait, force, trustImage, progressFd, lazy, pageServerFd };
+        command.SetAction(parse => Run(parse.GetValue(input)!, parse.GetValue(wait), parse.GetValue(force), parse.GetValue(trustImage), parse.GetValue(progressFd), parse.GetValue(lazy), parse.GetValue(pageServerFd)));
         return command;
     }
 
-    private static int Run(string input, RestoreOptions options, int? progressFd)
+    private static int Run(string input, bool wait, bool force, bool trustImage, int? progressFd, bool lazy, int? pageServerFd)
     {
-        using var progress = ProgressChannel.Open(progressFd);
+        if (lazy && wait)
+        {
+            Console.Error.WriteLine("ckpt: --lazy and --wait cannot be combined");
+            return 2;
+        }
+        bool pageServer = lazy && pageServerFd is not null;
+        using var progress = ProgressChannel.Open(pageServer ? pageServerFd : progressFd);
         using var stop = StopRequest.Listen();
         try
         {
-            var result = Restorer.Restore(options, phase =>
+            if (lazy && !pageServer) return LazyRestore.RunFront(input, force, trustImage, progress);
+            var result = Restorer.Restore(new RestoreOptions(input, wait, force, TrustImage: trustImage, Lazy: lazy), phase =>
             {
                 stop.ThrowIfRequested();
                 progress.Write(w => { w.WriteString("event", "progress"); w.WriteString("phase", phase); });
@@ -41,14 +50,33 @@ public static class RestoreCommand
                 w.WriteNumber("pid", result.Pid);
                 w.WriteString("image", input);
                 if (result.ExitStatus is { } status) w.WriteNumber("exitStatus", status);
+                if (result.PageServer is not null) w.WriteNumber("page_server_pid", Environment.ProcessId);
                 w.WriteNumber("peak_rss_kib", ProgressChannel.PeakResidentKib());
             });
+            if (result.PageServer is { } server) return ServeUntilEveryPageIsIn(server, progress);
             return result.ExitStatus ?? 0;
         }
         catch (Exception e) when (Classify(e) is var (code, category, errno))
         {
             Console.Error.WriteLine($"ckpt: {e.Message}");
             progress.Failure(category, e.Message, errno);
+            return code;
+        }
+    }
+
+    // The caller has its answer: let go of its descriptors, then serve until the last page is in.
+    // A failure now (a checksum mismatch kills the process) has nobody left to tell but the exit code.
+    private static int ServeUntilEveryPageIsIn(Ckpt.Engine.Memory.LazyPageServer server, ProgressChannel progress)
+    {
+        LazyRestore.LetGoOfCaller();
+        progress.Close();
+        try
+        {
+            server.Completion.GetAwaiter().GetResult();
+            return 0;
+        }
+        catch (Exception e) when (Classify(e) is var (code, _, _))
+        {
             return code;
         }
     }

@@ -71,9 +71,9 @@ public sealed class RestoreEveryWorkloadTests
     // keeps for itself, such as soft-dirty or accountable.
     private static readonly string[] ChosenVmFlags = ["rd", "wr", "ex", "sh", "gd", "nr", "dc", "wf", "dd", "hg", "nh"];
 
-    private static string[] RestorableVmFlags(int pid) =>
+    internal static string[] RestorableVmFlags(int pid) =>
         ProcOracle.Smaps(pid).Select(m => $"{m.Start:x} {m.Name}: {string.Join(' ', m.VmFlags.Where(ChosenVmFlags.Contains))}").ToArray();
 
-    private static string[] Descriptors(int pid) =>
+    internal static string[] Descriptors(int pid) =>
         Directory.GetFileSystemEntries($"/proc/{pid}/fd").Order().Select(fd => $"{Path.GetFileName(fd)} -> {new FileInfo(fd).LinkTarget}").ToArray();
 }

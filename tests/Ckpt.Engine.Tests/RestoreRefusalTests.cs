@@ -125,19 +125,30 @@ public sealed class RestoreRefusalTests : IDisposable
         Assert.False(Directory.Exists($"/proc/{pid}"));
     }
 
+    /// <summary>
+    /// A damaged image found during an overlapped restore kills the half-restored process and reports
+    /// the damage with its offset; nothing is left running. The checksum is hashed on another core
+    /// while the process is built: the phases show the process was created and rebuilt before the
+    /// mismatch stopped it, just before its release.
+    /// </summary>
     [Fact]
-    public void CorruptedImageNeverRuns()
+    public void DamagedImageFoundDuringOverlappedRestoreKillsTheHalfRestoredProcess()
     {
         string image = Path.Combine(_directory, "c.img");
         int pid = CheckpointAndKill(image, RestoreTestProcesses.StartSleeper);
         byte[] bytes = File.ReadAllBytes(image);
         bytes[bytes.Length / 2] ^= 0xff; // inside page contents: only the checksum can tell
         File.WriteAllBytes(image, bytes);
-        // The checksum is computed while the restore runs: the half-made process is killed before
-        // it is released, and the error is the same as for an image refused before creation.
-        var error = Assert.Throws<ImageFormatException>(() => Restorer.Restore(new RestoreOptions(image)));
+        var phases = new List<string>();
+        var error = Assert.Throws<ImageFormatException>(() => Restorer.Restore(new RestoreOptions(image), phases.Add));
         Assert.Contains("checksum", error.Message);
         Assert.Equal(Ckpt.Image.Records.RecordType.Tail, error.Record);
+        long tailOffset = bytes.Length - 32; // the checksum covers everything before the tail record
+        Assert.Equal(tailOffset, error.Offset);
+        Assert.Contains($"offset {tailOffset}", error.Message);
+        Assert.Contains("create", phases);
+        Assert.Contains("credentials", phases);   // the process was built...
+        Assert.DoesNotContain("resume", phases);  // ...and never released
         RestoreTestProcesses.WaitUntilGone(pid);
         RestoreTestProcesses.AssertNoUnreapedChildren();
     }

@@ -9,7 +9,10 @@
  * dirtied by its own thread (share 0 by the main thread). Once done, the extra threads wait:
  * even-numbered ones in a futex wait (pthread_cond_wait on a condition never signalled),
  * odd-numbered ones in nanosleep (an hour at a time). READY is printed after every thread has
- * dirtied its share and reached its wait; the main thread then waits in pause(). */
+ * dirtied its share and reached its wait; the main thread then waits in pause().
+ * Touch (issue 15, lazy against eager restore): SIGRTMIN+1, +2, +3 make the main thread read one
+ * word of every 100th, 10th or every page of the region (1%, 10%, 100%), check it, and print
+ * "TOUCHED <percent> <seconds> ok|bad" (seconds from the signal to the last page). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -58,6 +61,36 @@ static void *worker(void *arg)
     return NULL;
 }
 
+static volatile sig_atomic_t touch_every; /* 0: nothing asked; else read every Nth page */
+static double touch_asked;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void on_touch(int signal)
+{
+    touch_asked = now();
+    touch_every = signal == SIGRTMIN + 1 ? 100 : signal == SIGRTMIN + 2 ? 10 : 1;
+}
+
+static void touch(void)
+{
+    size_t pages = region_bytes / 4096, every = (size_t)touch_every;
+    const volatile uint64_t *words = (const volatile uint64_t *)region;
+    int ok = 1;
+    for (size_t page = 0; page < pages; page += every) {
+        size_t i = page * 512;
+        if (words[i] != 0x9e3779b97f4a7c15ULL * (i + 1)) ok = 0;
+    }
+    printf("TOUCHED %d %.6f %s\n", every == 1 ? 100 : (int)(100 / every), now() - touch_asked, ok ? "ok" : "bad");
+    fflush(stdout);
+    touch_every = 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 3) { fprintf(stderr, "usage: bench_target MiB|sparse [THREADS]\n"); return 2; }
@@ -90,8 +123,12 @@ int main(int argc, char **argv)
     while (ready < thread_count - 1) pthread_cond_wait(&ready_cond, &lock);
     pthread_mutex_unlock(&lock);
 
+    for (int i = 1; i <= 3; i++) signal(SIGRTMIN + i, on_touch);
     if (region_bytes > 0) printf("READY %p %zu\n", (void *)region, region_bytes);
     else printf("READY 0 0\n");
     fflush(stdout);
-    for (;;) pause();
+    for (;;) {
+        pause();
+        if (touch_every) touch();
+    }
 }

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Whole checkpoint/restore benchmark (issues 6 and 9). Not part of CI. Usage (as root, after ./build.sh):
-#   tests/bench/run.sh [runs] [all|memory|threads]   default 5 runs per target, all cases
+#   tests/bench/run.sh [runs] [all|memory|threads|restore]   default 5 runs per target, all cases
+# restore (issue 15): eager restore, lazy restore (--lazy: time until the command returns with the
+# process running, and until its page server has put every page in), the floor (populate plus read of
+# the same bytes in one process) and, when a `criu` binary is on PATH, CRIU's dump and restore
+# (images on tmpfs), for 64 MiB, 256 MiB and 1 GiB of dirty anonymous memory (BENCH_4G=1 adds 4 GiB),
+# alternating the order of the restores from run to run; then the time a restored process takes to
+# touch 1%, 10% and 100% of its pages right after a lazy and after an eager restore.
 # memory (issue 6): for each target it measures, in the same run and on the same pages, ckpt against
 # the floor (process_vm_readv + write for a checkpoint, process_vm_readv into memory for the frozen
 # time of --deferred-write, read into a fresh mapping for a restore) and prints medians and ratios as
@@ -13,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-5}
 cases=${2:-all}
-case $cases in all|memory|threads) ;; *) echo "usage: $0 [runs] [all|memory|threads]" >&2; exit 2 ;; esac
+case $cases in all|memory|threads|restore) ;; *) echo "usage: $0 [runs] [all|memory|threads|restore]" >&2; exit 2 ;; esac
 freeze_runs=${FREEZE_RUNS:-$((runs * 4))}
 ckpt=$PWD/artifacts/ckpt
 work=$(mktemp -d /var/tmp/ckpt-bench.XXXXXX)   # a disk, not tmpfs
@@ -85,7 +91,7 @@ label_of() {
   case $1 in 0) echo "empty" ;; sparse) echo "64 GiB reserved, 1 MiB touched" ;; *) echo "$1 MiB dirty" ;; esac
 }
 
-if [ "$cases" != threads ]; then
+if [ "$cases" = all ] || [ "$cases" = memory ]; then
   : >"$work/checkpoint.md"; : >"$work/restore.md"
   for target in 0 sparse 64 256 1024; do
     start_target "$target"
@@ -188,7 +194,7 @@ profile_cycle() {  # $1: pid, $2: image, $3: label
   echo "    $label restore:    $rs" >>"$work/profile"
 }
 
-if [ "$cases" != memory ]; then
+if [ "$cases" = all ] || [ "$cases" = threads ]; then
   : >"$work/profile"
   # (a) 256 MiB, dirtied by 1 thread or by 8; both targets alive, measured alternately (ABBA).
   start_target 256 1; pid1=$pid
@@ -256,7 +262,8 @@ if [ "$cases" != memory ]; then
   } >"$work/threads_b.md"
 fi
 
-if [ "$cases" != memory ]; then cat "$work/threads_a.md" "$work/threads_b.md"; fi
+if [ "$cases" = all ] || [ "$cases" = threads ]; then cat "$work/threads_a.md" "$work/threads_b.md"; fi
+if [ "$cases" = all ] || [ "$cases" = restore ]; then . tests/bench/restore.sh; fi
 startup=$(for _ in $(seq 11); do measured "$ckpt" --version | cut -d' ' -f1; done | median)
 echo "ckpt startup (ckpt --version, median of 11): ${startup} s"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

@@ -44,6 +44,10 @@ public sealed class RestoreProcessCommand : EngineCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    /// <summary>`ckpt restore --lazy`: returns once the process runs; a page server fills its memory.</summary>
+    [Parameter]
+    public SwitchParameter Lazy { get; set; }
+
     [Parameter]
     public SwitchParameter TrustImage { get; set; }
 
@@ -70,7 +74,10 @@ public sealed class RestoreProcessCommand : EngineCmdlet
         if (!ShouldProcess(image, what)) return;
 
         var arguments = new List<string> { "restore", "--input", image };
+        if (Wait && Lazy)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-Lazy and -Wait cannot be combined: a lazy restore returns while its page server still fills the process."), "LazyWithWait", ErrorCategory.InvalidArgument, image));
         if (Wait) arguments.Add("--wait");
+        if (Lazy) arguments.Add("--lazy");
         if (Force) arguments.Add("--force");
         if (TrustImage) arguments.Add("--trust-image");
         // Taken as soon as the result arrives: with -Wait the process may be gone by the time the engine exits.

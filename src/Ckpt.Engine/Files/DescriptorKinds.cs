@@ -81,7 +81,10 @@ public static class DescriptorKinds
 
     public static IDescriptorKind ForCheckpoint(DescriptorInfo fd) =>
         All.FirstOrDefault(k => k.Matches(fd))
-        ?? throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} is a {Describe(fd.StatKind)} ({fd.Target}): only {Supported} are supported");
+        ?? throw new CheckpointRefusedException(fd.Target == "anon_inode:[userfaultfd]"
+            // A lazy restore's page server is still filling the process (Memory/LazyMemory.cs): its pages are not all there.
+            ? $"fd {fd.Fd} of process {fd.Pid} is a userfaultfd: a lazy restore is still filling this process's memory (or the process uses userfaultfd itself); checkpoint it once the page server has exited"
+            : $"fd {fd.Fd} of process {fd.Pid} is a {Describe(fd.StatKind)} ({fd.Target}): only {Supported} are supported");
 
     public static IDescriptorKind ForRestore(FileImage file, int fd) =>
         All.FirstOrDefault(k => k.Restores(file))

@@ -7,7 +7,7 @@ namespace Ckpt.Engine.Linux;
 /// Raw libc entry points the checkpoint side needs (x86-64, glibc). Every call sets errno
 /// (SetLastError); callers turn failures into <see cref="SyscallException"/>s. Struct layouts
 /// are the kernel's x86-64 ones.
-/// API: ptrace, waitpid, process_vm_readv/writev, kill, tgkill, pidfd_open, open/pread/pwrite/close,
+/// API: ptrace, waitpid, process_vm_readv/writev, kill, tgkill, pidfd_open, pidfd_getfd, open/read/pread/pwrite/close, poll,
 /// mmap/munmap, uname, stat, ioctl.
 /// </summary>
 public static unsafe partial class Native
@@ -74,6 +74,24 @@ public static unsafe partial class Native
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial nint pread(int fd, byte* buffer, nuint count, long offset);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint read(int fd, byte* buffer, nuint count);
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events, ReturnedEvents;
+    }
+
+    public const short POLLIN = 1;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int poll(PollFd* fds, nuint count, int timeoutMilliseconds);
+
+    /// <summary>pidfd_getfd(2): a duplicate, in this process, of descriptor <paramref name="targetFd"/> of the pidfd's process.</summary>
+    public static int pidfd_getfd(int pidfd, int targetFd) => (int)syscall5(SYS_pidfd_getfd, pidfd, targetFd, 0, 0, 0);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial nint pwrite(int fd, byte* buffer, nuint count, long offset);

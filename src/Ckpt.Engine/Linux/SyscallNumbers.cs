@@ -72,6 +72,7 @@ public static class SyscallNumbers
     public const long SYS_prlimit64 = 302;
     public const long SYS_kcmp = 312;
     public const long SYS_membarrier = 324;
+    public const long SYS_userfaultfd = 323;
     public const long SYS_rseq = 334;
     public const long SYS_pidfd_open = 434;
     public const long SYS_pidfd_getfd = 438;

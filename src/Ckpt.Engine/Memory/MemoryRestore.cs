@@ -24,7 +24,8 @@ public static class MemoryRestore
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
     /// <param name="imageFd">the image, open in the task (<see cref="PageWriter.OpenImageInTask"/>)</param>
-    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd)
+    /// <param name="pageServer">with a lazy restore: private anonymous memory is registered with it instead of filled</param>
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd, LazyPageServer? pageServer = null)
     {
         var sharedAnonymous = new Dictionary<int, VmaRecord>();
         foreach (VmaImage vma in plan.Vmas)
@@ -34,7 +35,12 @@ public static class MemoryRestore
             Map(syscalls, vma, scratch, sharedAnonymous);
             Advise(syscalls, vma);
         }
-        PageWriter.WriteAll(syscalls, plan, imageFd);
+        if (pageServer is null) PageWriter.WriteAll(syscalls, plan, imageFd);
+        else
+        {
+            LazyMemory.Register(syscalls, plan, pageServer);
+            PageWriter.WriteAll(syscalls, plan, imageFd, LazyMemory.IsLazy);
+        }
         foreach (VmaImage vma in plan.Vmas)
         {
             if (NeedsWriteWhileFilling(vma) && (vma.Record.Protection & PROT_WRITE) == 0)

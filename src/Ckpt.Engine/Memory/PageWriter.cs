@@ -24,7 +24,9 @@ public static class PageWriter
     private const ulong O_RDONLY = 0, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
-    public static void WriteAll(SyscallInjector syscalls, RestorePlan plan, long imageFd)
+    /// <param name="imageFd">the image, open in the task (<see cref="OpenImageInTask"/>), or -1: pages through /proc/PID/mem</param>
+    /// <param name="lazy">VMAs left to the page server of a lazy restore (their pages are not written here)</param>
+    public static void WriteAll(SyscallInjector syscalls, RestorePlan plan, long imageFd, Func<VmaImage, bool>? lazy = null)
     {
         int pageSize = (int)plan.Header.PageSize;
         int mem = ProcessMemory.OpenMem(syscalls.Pid, Native.O_RDWR);
@@ -33,6 +35,7 @@ public static class PageWriter
         {
             foreach (VmaImage vma in plan.Vmas)
             {
+                if (lazy?.Invoke(vma) == true) continue;
                 foreach (PageChunk chunk in vma.Chunks)
                 {
                     foreach (PageRun run in Runs(chunk, pageSize))

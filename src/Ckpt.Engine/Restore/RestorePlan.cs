@@ -27,8 +27,8 @@ public sealed class RestorePlan : IDisposable
     /// <summary>Waits for the checksum; a mismatch is an <see cref="ImageFormatException"/> naming the tail.</summary>
     public void RequireChecksum()
     {
-        if (!ChecksumMatches.GetAwaiter().GetResult())
-            throw new ImageFormatException(RecordType.Tail, Image.TailOffset, $"checksum mismatch: the image's contents do not hash to {Image.Tail.Checksum:x16} (corrupt image)");
+        StartChecksum();
+        if (!ChecksumMatches.GetAwaiter().GetResult()) throw ChecksumMismatch();
     }
 
     /// <summary>The process this plan describes (the root unless made by <see cref="ForProcess"/>).</summary>
@@ -47,6 +47,18 @@ public sealed class RestorePlan : IDisposable
     public IReadOnlyList<ProcessImage> Processes => Image.Processes;
 
     public IReadOnlyList<ZombieImage> Zombies => Image.Zombies;
+
+    /// <summary>Starts the hash if it was deferred (a lazy restore starts it once the process runs).</summary>
+    public void StartChecksum()
+    {
+        lock (ChecksumMatches)
+        {
+            if (ChecksumMatches.Status == TaskStatus.Created) ChecksumMatches.Start();
+        }
+    }
+
+    public ImageFormatException ChecksumMismatch() =>
+        new(RecordType.Tail, Image.TailOffset, $"checksum mismatch: the image's contents do not hash to {Image.Tail.Checksum:x16} (corrupt image)");
 
     public HeaderRecord Header => Image.Header;
     public HeaderArchRecord HeaderArch => Image.Arch;
@@ -72,7 +84,7 @@ public sealed class RestorePlan : IDisposable
     public void Dispose()
     {
         if (_isView) return;
-        try { ChecksumMatches.Wait(); }
+        try { if (ChecksumMatches.Status != TaskStatus.Created) ChecksumMatches.Wait(); }
         catch (AggregateException) { /* the restore reported its own failure */ }
         ImageFile.Dispose();
     }

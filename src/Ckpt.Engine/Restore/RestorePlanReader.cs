@@ -16,7 +16,8 @@ namespace Ckpt.Engine.Restore;
 public static class RestorePlanReader
 {
     /// <summary>Reads an image file; "-" spools standard input to an unlinked temporary file first.</summary>
-    public static RestorePlan Read(string path, Stream? standardInput = null)
+    /// <param name="deferChecksum">a lazy restore: the hash starts with <see cref="RestorePlan.StartChecksum"/>, once the process runs</param>
+    public static RestorePlan Read(string path, Stream? standardInput = null, bool deferChecksum = false)
     {
         ImageSource? stdinSource = path == "-" ? SourceOfStandardInput(standardInput) : null;
         SafeFileHandle handle = path == "-" ? SpoolToUnlinkedFile(standardInput ?? Console.OpenStandardInput())
@@ -28,7 +29,7 @@ public static class RestorePlanReader
             // A small buffer: each seek over a chunk's contents then reads only the next headers.
             using var stream = new FileStream($"/proc/self/fd/{handle.DangerousGetHandle()}", FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 16 << 10);
             using var reader = new ImageReader(stream, leaveOpen: true, verifyChecksum: false);
-            return ReadPlan(reader, handle, source);
+            return ReadPlan(reader, handle, source, deferChecksum);
         }
         catch
         {
@@ -74,15 +75,13 @@ public static class RestorePlanReader
     private static ImageSource SourceOfStandardInput(Stream? given) =>
         given is null ? SourceOf("standard input", 0) : new ImageSource("the given stream", null, 0);
 
-    private static RestorePlan ReadPlan(ImageReader reader, SafeFileHandle handle, ImageSource source)
+    private static RestorePlan ReadPlan(ImageReader reader, SafeFileHandle handle, ImageSource source, bool deferChecksum)
     {
         ImageModel image = ReadModel(reader);
         if (image.Processes.Count == 0 || image.Processes[0].Pid != image.RootPid)
             throw new ImageFormatException(RecordType.Tree, 0, $"the root of the tree, process {image.RootPid}, is a zombie: there is nothing to restore");
-        return new RestorePlan
-        {
-            Image = image, ImageFile = handle, Source = source,
-            ChecksumMatches = Task.Run(() => ImageChecksum.Matches(handle, image.TailOffset, image.Tail.Checksum)),
-        };
+        var checksum = new Task<bool>(() => ImageChecksum.Matches(handle, image.TailOffset, image.Tail.Checksum), TaskCreationOptions.LongRunning);
+        if (!deferChecksum) checksum.Start();
+        return new RestorePlan { Image = image, ImageFile = handle, Source = source, ChecksumMatches = checksum };
     }
 }

@@ -11,10 +11,12 @@ using static Ckpt.Engine.Linux.ProcessCreationNative;
 namespace Ckpt.Engine.Restore;
 
 /// <param name="TrustImage">root vouches for the image: its credentials are restored whoever could have written it (docs/SECURITY.md)</param>
-public sealed record RestoreOptions(string ImagePath, bool Wait = false, bool Force = false, Stream? StandardInput = null, bool TrustImage = false);
+/// <param name="Lazy">release the process before its private anonymous memory is in; a page server fills it (see <see cref="LazyPageServer"/>)</param>
+public sealed record RestoreOptions(string ImagePath, bool Wait = false, bool Force = false, Stream? StandardInput = null, bool TrustImage = false, bool Lazy = false);
 
 /// <param name="ExitStatus">with Wait: the process's exit code, or 128 + signal</param>
-public sealed record RestoreResult(int Pid, int? ExitStatus);
+/// <param name="PageServer">with Lazy: the page server, still filling the running process's memory</param>
+public sealed record RestoreResult(int Pid, int? ExitStatus, LazyPageServer? PageServer = null);
 
 /// <summary>
 /// The restore: read and validate the whole image, then create every process of the tree with its
@@ -26,26 +28,51 @@ public static class Restorer
 {
     public static RestoreResult Restore(RestoreOptions options, Action<string>? phase = null)
     {
+        if (options.Lazy && options.Wait) throw new ArgumentException("a lazy restore cannot wait for the process (--lazy with --wait)");
         phase?.Invoke("read");
-        using RestorePlan plan = RestorePlanReader.Read(options.ImagePath, options.StandardInput);
-        phase?.Invoke("validate");
-        RestorePrivilege.Check(plan, options.TrustImage);
-        RestoreValidation.Validate(plan, options.Force);
-
-        RestoreResult? result = null;
-        Exception? failure = null;
-        var tracer = new Thread(() =>
+        RestorePlan plan = RestorePlanReader.Read(options.ImagePath, options.StandardInput, deferChecksum: options.Lazy);
+        LazyPageServer? server = null;
+        try
         {
-            try { result = RestoreOnTracerThread(plan, options, phase); }
-            catch (Exception e) { failure = e; }
-        }, maxStackSize: 1 << 20) { Name = "ckpt restore tracer" };
-        tracer.Start();
-        tracer.Join();
-        TracerExit.WaitUntilDetached(plan.Processes.SelectMany(p => p.Threads).Select(t => t.Tid));
-        if (failure is not null)
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
-        // The tracer thread has exited: the kernel has detached every restored thread (SyscallReentry).
-        return options.Wait ? result! with { ExitStatus = WaitForExit(result!.Pid) } : result!;
+            phase?.Invoke("validate");
+            RestorePrivilege.Check(plan, options.TrustImage);
+            RestoreValidation.Validate(plan, options.Force);
+            if (options.Lazy && (plan.Processes.Count != 1 || plan.Zombies.Count != 0))
+                throw new RestoreRefusedException($"--lazy restores one process; this image holds a tree of {plan.Processes.Count + plan.Zombies.Count} processes");
+            if (options.Lazy) server = new LazyPageServer(plan.ImageFile, () => { plan.StartChecksum(); return plan.ChecksumMatches.GetAwaiter().GetResult(); }, plan.ChecksumMismatch());
+
+            RestoreResult? result = null;
+            Exception? failure = null;
+            var tracer = new Thread(() =>
+            {
+                try { result = RestoreOnTracerThread(plan, options, phase, server); }
+                catch (Exception e) { failure = e; }
+            }, maxStackSize: 1 << 20) { Name = "ckpt restore tracer" };
+            tracer.Start();
+            tracer.Join();
+            TracerExit.WaitUntilDetached(plan.Processes.SelectMany(p => p.Threads).Select(t => t.Tid));
+            if (failure is not null)
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+            // The tracer thread has exited: the kernel has detached every restored thread (SyscallReentry).
+            if (server is not null)
+            {
+                // The process runs: hash the image and fill the rest; the plan (the image file) lives until the last page is in.
+                plan.StartChecksum();
+                server.StartFilling();
+                LazyPageServer serving = server;
+                server = null;
+                serving.Completion.ContinueWith(_ => plan.Dispose(), TaskScheduler.Default);
+                return result! with { PageServer = serving };
+            }
+            plan.Dispose();
+            return options.Wait ? result! with { ExitStatus = WaitForExit(result!.Pid) } : result!;
+        }
+        catch
+        {
+            server?.Stop();
+            plan.Dispose();
+            throw;
+        }
     }
 
     // The stages, each done for every process (and its threads) before the next starts. The tree is
@@ -54,7 +81,7 @@ public static class Restorer
     // their tids, the image opened for the pages, POSIX timers with their ids); then every thread takes
     // the recorded credentials, and memory, files, cwd and signals are rebuilt as that user would
     // (docs/SECURITY.md); then limits, scheduling and flags; then every thread of every process is released.
-    private static RestoreResult RestoreOnTracerThread(RestorePlan plan, RestoreOptions options, Action<string>? phase)
+    private static RestoreResult RestoreOnTracerThread(RestorePlan plan, RestoreOptions options, Action<string>? phase, LazyPageServer? server)
     {
         var tree = new TreeRestoreContext(plan, phase);
         tree.Report("create");
@@ -71,7 +98,7 @@ public static class Restorer
             // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
             tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
             tree.EachThread("credentials", (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true);
-            tree.Stage("memory", p => MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid]), reported: true);
+            tree.Stage("memory", p => MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], server), reported: true);
             tree.Stage("image closed", p => p.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)imageFds[p.Plan.Pid]));
             tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles), reported: true);
             tree.Stage("file locks", p => FileLocks.Run(p.Leader, p.Plan, p.Scratch));
@@ -93,9 +120,13 @@ public static class Restorer
             }, reported: true);
             tree.Stage("dumpable", p => CredentialsRestore.RestoreDumpable(p.Leader, p.Plan));
             tree.Stage("scratch area removal", p => p.Scratch.Unmap());
-            // Nothing runs before the whole image is known intact (hashed on another core meanwhile).
-            tree.Step = "checksum";
-            plan.RequireChecksum();
+            // Nothing runs before the whole image is known intact (hashed on another core meanwhile);
+            // a lazy restore's page server checks it while the process runs (docs/SECURITY.md).
+            if (server is null)
+            {
+                tree.Step = "checksum";
+                plan.RequireChecksum();
+            }
             tree.EachThread("resume", (p, thread) => ThreadRestore.Release(thread.Syscalls, thread.Image, p.Plan), reported: true);
         }
         catch (Exception e)

@@ -1,0 +1,173 @@
+using System.Collections;
+
+namespace Ckpt.Engine.Memory;
+
+/// <summary>
+/// The image pages of one address space that a lazy restore has not filled yet: runs of contiguous
+/// pages (where they go, where their contents are in the image), each with a bitmap of the pages
+/// still missing. Kept in address order, which is the order the background pass fills them in.
+/// The process may change its address space meanwhile (userfaultfd events): pages it unmaps or
+/// discards are dropped (a fault there must read zeros, as without a lazy restore), and a remap
+/// moves the pending pages with the mapping.
+/// </summary>
+public sealed class LazyPages
+{
+    private const int PageSize = 4096;
+    private readonly List<Run> _runs;
+
+    public LazyPages(IEnumerable<(ulong Address, int Pages, long ContentsOffset)> runs)
+    {
+        _runs = runs.Select(r => new Run(r.Address, r.ContentsOffset, Missing(r.Pages), 0)).OrderBy(r => r.Address).ToList();
+        RemainingPages = _runs.Sum(r => r.Pages);
+    }
+
+    private LazyPages(List<Run> runs, long remaining)
+    {
+        _runs = runs;
+        RemainingPages = remaining;
+    }
+
+    public long RemainingPages { get; private set; }
+
+    /// <summary>A copy for the child of a fork: it misses the same pages at the same addresses.</summary>
+    public LazyPages Clone() => new(_runs.Select(r => r.Copy()).ToList(), RemainingPages);
+
+    /// <summary>A stretch of missing pages: destination, page count, image offset of the first page's contents.</summary>
+    public readonly record struct Stretch(ulong Address, int Pages, long ContentsOffset)
+    {
+        public ulong Length => (ulong)Pages * PageSize;
+    }
+
+    /// <summary>
+    /// The missing pages around <paramref name="address"/> within its run and within the aligned window
+    /// of <paramref name="windowPages"/> pages holding it; null when the image has no missing page there.
+    /// </summary>
+    public Stretch? Around(ulong address, int windowPages)
+    {
+        ulong page = address & ~(ulong)(PageSize - 1);
+        Run? run = RunHolding(page);
+        if (run is null) return null;
+        int index = run.IndexOf(page);
+        if (!run.Missing[index]) return null;
+        int windowStart = index - (int)(((page / PageSize) % (ulong)windowPages));
+        int first = index, last = index;
+        while (first > Math.Max(0, windowStart) && run.Missing[first - 1]) first--;
+        while (last + 1 < Math.Min(run.Pages, windowStart + windowPages) && run.Missing[last + 1]) last++;
+        return run.StretchOf(first, last - first + 1);
+    }
+
+    /// <summary>The first missing stretch in address order, at most <paramref name="maxPages"/> long; null when all are in.</summary>
+    public Stretch? Next(int maxPages)
+    {
+        foreach (Run run in _runs)
+        {
+            if (run.Filled == run.Pages) continue;
+            int first = run.FirstMissing();
+            int last = first;
+            while (last + 1 < run.Pages && last + 1 - first < maxPages && run.Missing[last + 1]) last++;
+            return run.StretchOf(first, last - first + 1);
+        }
+        return null;
+    }
+
+    /// <summary>Marks <paramref name="pages"/> pages from <paramref name="address"/> as in (filled, or found present).</summary>
+    public void MarkFilled(ulong address, int pages)
+    {
+        for (int i = 0; i < pages; i++)
+        {
+            ulong page = address + (ulong)i * PageSize;
+            Run? run = RunHolding(page);
+            if (run is null) continue;
+            int index = run.IndexOf(page);
+            if (!run.Missing[index]) continue;
+            run.Missing[index] = false;
+            run.Filled++;
+            RemainingPages--;
+        }
+    }
+
+    /// <summary>The process unmapped or discarded [start, end): those pages are no longer the image's.</summary>
+    public void Drop(ulong start, ulong end)
+    {
+        foreach (Run run in _runs)
+        {
+            if (run.End <= start || run.Address >= end) continue;
+            ulong from = Math.Max(start, run.Address), to = Math.Min(end, run.End);
+            MarkFilled(from, (int)((to - from) / PageSize));
+        }
+    }
+
+    /// <summary>The process moved [from, from + length) to <paramref name="to"/> (mremap): the missing pages move with it.</summary>
+    public void Move(ulong from, ulong to, ulong length)
+    {
+        ulong end = from + length;
+        var moved = new List<Run>();
+        foreach (Run run in _runs.ToList())
+        {
+            if (run.End <= from || run.Address >= end) continue;
+            _runs.Remove(run);
+            // Split the run at the moved range's edges; the middle part moves.
+            ulong middleStart = Math.Max(from, run.Address), middleEnd = Math.Min(end, run.End);
+            if (run.Address < middleStart) _runs.Add(run.Slice(run.Address, middleStart));
+            if (middleEnd < run.End) _runs.Add(run.Slice(middleEnd, run.End));
+            Run middle = run.Slice(middleStart, middleEnd);
+            middle.Address = middle.Address - from + to;
+            moved.Add(middle);
+        }
+        // Whatever the image had at the destination was unmapped by the move.
+        Drop(to, to + length);
+        _runs.AddRange(moved);
+        _runs.Sort((a, b) => a.Address.CompareTo(b.Address));
+    }
+
+    private Run? RunHolding(ulong page)
+    {
+        int low = 0, high = _runs.Count - 1;
+        while (low <= high)
+        {
+            int middle = (low + high) / 2;
+            Run run = _runs[middle];
+            if (page < run.Address) high = middle - 1;
+            else if (page >= run.End) low = middle + 1;
+            else return run;
+        }
+        return null;
+    }
+
+    private static BitArray Missing(int pages) => new(pages, true);
+
+    private sealed class Run(ulong address, long contentsOffset, BitArray missing, int filled)
+    {
+        private int _scanFrom; // every page before it is in: the pass over a run never rescans them
+
+        public ulong Address { get; set; } = address;
+        public long ContentsOffset { get; } = contentsOffset;
+        public BitArray Missing { get; } = missing;
+        public int Filled { get; set; } = filled;
+        public int Pages => Missing.Length;
+        public ulong End => Address + (ulong)Pages * PageSize;
+        public int IndexOf(ulong page) => (int)((page - Address) / PageSize);
+
+        public Run Copy() => new(Address, ContentsOffset, new BitArray(Missing), Filled);
+
+        public Stretch StretchOf(int first, int pages) => new(Address + (ulong)first * PageSize, pages, ContentsOffset + (long)first * PageSize);
+
+        public int FirstMissing()
+        {
+            while (_scanFrom < Pages && !Missing[_scanFrom]) _scanFrom++;
+            return _scanFrom < Pages ? _scanFrom : -1;
+        }
+
+        public Run Slice(ulong start, ulong end)
+        {
+            int first = IndexOf(start), count = (int)((end - start) / PageSize), filled = 0;
+            var slice = new BitArray(count);
+            for (int i = 0; i < count; i++)
+            {
+                slice[i] = Missing[first + i];
+                if (!slice[i]) filled++;
+            }
+            return new Run(start, ContentsOffset + (long)first * PageSize, slice, filled);
+        }
+    }
+}
