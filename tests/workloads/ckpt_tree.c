@@ -215,6 +215,9 @@ int main(int argc, char **argv)
         usleep(10000);
     }
     usleep(200 * 1000); /* every child has printed its TREE line and sleeps */
+    /* The orphan is ours now; the subreaper flag itself is refused by the checkpoint (not saved),
+     * so it is cleared: what is tested is the orphan, a child whose parent died, kept in the tree. */
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
     expected_sid = getsid(0);
     expected_pgid = getpgrp();
     expected_ppid = -1; /* the root's parent is whoever ran the restore */

@@ -28,7 +28,9 @@ public sealed class FilesCheckpoint
 
     /// <param name="descriptions">the file descriptions of the processes inspected before this one: a
     /// descriptor of one of them (inherited through fork, passed over a socket) becomes a use of its object</param>
-    public static FilesCheckpoint Inspect(int pid, ObjectTable objRefs, FileDescriptions descriptions)
+    /// <param name="dryRun">the audit before the freeze: every kind's refusal, but sockets are only
+    /// matched (peeking a running socket's queue twice lost an empty datagram in the second peek)</param>
+    public static FilesCheckpoint Inspect(int pid, ObjectTable objRefs, FileDescriptions descriptions, bool dryRun = false)
     {
         var table = new FilesCheckpoint();
         // GetFileSystemEntries, not GetFiles: a directory's descriptor is a link to a directory,
@@ -52,6 +54,7 @@ public sealed class FilesCheckpoint
                 table._entries.Add(new Entry(elsewhere, descriptor with { FileObjRef = elsewhere.File.ObjRef }, FirstUse: false));
                 continue;
             }
+            if (dryRun && kind is Sockets.UnixSocketKind or Sockets.InetSocketKind) continue;
             int objRef = objRefs.Next();
             IInspectedFile inspected = kind.Inspect(info, objRef);
             table._entries.Add(new Entry(inspected, descriptor with { FileObjRef = objRef }, FirstUse: true));

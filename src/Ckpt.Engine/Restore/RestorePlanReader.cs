@@ -38,12 +38,12 @@ public static class RestorePlanReader
         }
     }
 
-    /// <summary>The image model of a restorable image: every record checked, one process (also the fuzzer's entry).</summary>
+    /// <summary>The image model of a restorable image: every record checked, a live root (also the fuzzer's entry).</summary>
     public static ImageModel ReadModel(ImageReader reader)
     {
         ImageModel image = ImageModelReader.Read(reader);
-        if (image.Processes.Count != 1)
-            throw new ImageFormatException(RecordType.Tree, 0, $"{image.Processes.Count} processes: restoring a process tree is not supported yet");
+        if (image.Processes.Count == 0 || image.Processes[0].Pid != image.RootPid)
+            throw new ImageFormatException(RecordType.Tree, 0, $"the root of the tree, process {image.RootPid}, is a zombie: there is nothing to restore");
         return image;
     }
 
@@ -78,8 +78,6 @@ public static class RestorePlanReader
     private static RestorePlan ReadPlan(ImageReader reader, SafeFileHandle handle, ImageSource source, bool deferChecksum)
     {
         ImageModel image = ReadModel(reader);
-        if (image.Processes.Count == 0 || image.Processes[0].Pid != image.RootPid)
-            throw new ImageFormatException(RecordType.Tree, 0, $"the root of the tree, process {image.RootPid}, is a zombie: there is nothing to restore");
         var checksum = new Task<bool>(() => ImageChecksum.Matches(handle, image.TailOffset, image.Tail.Checksum), TaskCreationOptions.LongRunning);
         if (!deferChecksum) checksum.Start();
         return new RestorePlan { Image = image, ImageFile = handle, Source = source, ChecksumMatches = checksum };

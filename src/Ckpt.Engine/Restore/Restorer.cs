@@ -35,6 +35,7 @@ public static class Restorer
         try
         {
             phase?.Invoke("validate");
+            UnprivilegedMode.CheckImage(plan); // a caller other than root: their own images only, said first
             RestorePrivilege.Check(plan, options.TrustImage);
             RestoreValidation.Validate(plan, options.Force);
             if (options.Lazy && (plan.Processes.Count != 1 || plan.Zombies.Count != 0))

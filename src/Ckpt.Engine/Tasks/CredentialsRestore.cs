@@ -53,8 +53,12 @@ public static class CredentialsRestore
     public static void SetFileIds(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         CredentialsRecord c = plan.Credentials;
-        ulong groups = plan.Groups.Length == 0 ? 0 : scratch.Put(MemoryMarshal.AsBytes(plan.Groups.AsSpan()));
-        syscalls.Call("setgroups", SYS_setgroups, (ulong)plan.Groups.Length, groups);
+        // Left out when it would change nothing: it needs CAP_SETGID even then (see Run).
+        if (!Caller.Current.HasGroups(plan.Groups))
+        {
+            ulong groups = plan.Groups.Length == 0 ? 0 : scratch.Put(MemoryMarshal.AsBytes(plan.Groups.AsSpan()));
+            syscalls.Call("setgroups", SYS_setgroups, (ulong)plan.Groups.Length, groups);
+        }
         // setfsuid/setfsgid return the previous id, never an error: ask again (-1 changes nothing) to know.
         syscalls.CallRaw(SYS_setfsgid, c.Fsgid);
         syscalls.CallRaw(SYS_setfsuid, c.Fsuid);

@@ -24,6 +24,9 @@ public static class KernelStateAudit
         foreach (int pid in TreeFreeze.LiveProcessesNow(root))
         {
             try { BeforeFreezeOne(pid); }
+            // A descendant that exits meanwhile (a shell's short-lived command) is simply not in the tree.
+            catch (IOException) when (pid != root && !Directory.Exists($"/proc/{pid}")) { }
+            catch (CheckpointRefusedException) when (pid != root && !Directory.Exists($"/proc/{pid}")) { }
             catch (CheckpointRefusedException e) when (pid != root)
             {
                 throw new CheckpointRefusedException($"descendant {pid} ('{ProcessNames.CommOf(pid)}') of process {root}: {e.Message}");
@@ -40,7 +43,7 @@ public static class KernelStateAudit
         foreach (int tid in tids) ThreadStateAudit.CheckIfStillThere(pid, tid);
         foreach (MapsEntry map in ProcMaps.ReadSmaps(pid)) MappingAudit.Check(pid, map);
         // The descriptor inspection itself, as a dry run: every kind's refusal, before the freeze.
-        FilesCheckpoint.Inspect(pid, new ObjectTable());
+        FilesCheckpoint.Inspect(pid, new ObjectTable(), new FileDescriptions(), dryRun: true);
         OutsideRelationsAudit.Check(pid, tids);
     }
 

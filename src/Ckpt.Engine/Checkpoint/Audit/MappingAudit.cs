@@ -17,7 +17,7 @@ public static class MappingAudit
     // VmFlags mnemonics (fs/proc/task_mmu.c) of state the image does not hold.
     private static readonly (string Flag, string What)[] UnsavedFlags =
     [
-        ("um", "a userfaultfd-registered range (missing pages)"),
+        ("um", "a userfaultfd-registered range (missing pages: a lazy restore still filling it, or the program's own userfaultfd)"),
         ("uw", "a userfaultfd-registered range (write-protect)"),
         ("ui", "a userfaultfd-registered range (minor faults)"),
         ("lo", "locked memory (mlock or mlockall)"),
