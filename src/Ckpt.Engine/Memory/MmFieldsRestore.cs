@@ -34,6 +34,14 @@ public static unsafe class MmFieldsRestore
     public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
+        if (!Caller.Current.IsRoot)
+        {
+            // An unprivileged restore executed the image's own program (TreeCreation), so the exe link
+            // is already right; changing it would need CAP_CHECKPOINT_RESTORE in the task, which it
+            // lost at the exec. ExeFd -1 leaves it.
+            SetMap(syscalls, plan, scratch, uint.MaxValue);
+            return;
+        }
         CredentialsRestore.SetFileIds(syscalls, plan, scratch);
         scratch.Reset();
         // The recorded path is the kernel's resolved name: its last component is never a symlink.

@@ -61,7 +61,11 @@ public static unsafe class TreeCreation
         ProcessImage rootImage = plan.Processes[0];
         tree.Step = $"process {rootImage.Pid}: create";
         using var neutral = NeutralExecutable.Create();
-        ProcessCreation.CreateStoppedAtExec(rootImage.Pid, neutral.Path, reparentToCaller);
+        // Root never executes the image's program (its setuid bits or file capabilities would apply);
+        // an unprivileged engine must (the task cannot change its exe link), and UnprivilegedMode.CheckCreated
+        // then refuses a program whose exec changed the credentials.
+        string ProgramFor(ProcessImage image) => Caller.Current.IsRoot ? neutral.Path : image.ExePath;
+        ProcessCreation.CreateStoppedAtExec(rootImage.Pid, ProgramFor(rootImage), reparentToCaller);
         var rootTracee = Tracee.Adopt(rootImage.Pid);
         tree.Created(rootTracee);
         RestoreContext root = tree.AddProcess(rootImage, SyscallInjector.AtExecStop(rootTracee));
@@ -83,7 +87,7 @@ public static unsafe class TreeCreation
             }
             ProcessImage image = plan.Processes.First(p => p.Pid == ids.Pid);
             tree.Step = $"process {ids.Pid}: execve of the neutral program";
-            RestoreContext restored = tree.AddProcess(image, Exec(child, parent.Scratch.Address, neutral.Path));
+            RestoreContext restored = tree.AddProcess(image, Exec(child, parent.Scratch.Address, ProgramFor(image)));
             made[ids.Pid] = restored.Leader;
         }
 
