@@ -101,7 +101,7 @@ public sealed class EventLoopCheckpointRestoreTests
                 using var output = new FileStream(TempPath("pipeline.img"), FileMode.Create, FileAccess.Write);
                 Checkpointer.Run(new CheckpointOptions(reader, output, true));
             });
-            Assert.Contains($"fd 0 of process {reader} ({target}) is the read end of a pipe whose write end is not in this process", e.Message);
+            Assert.Contains($"fd 0 of process {reader} ({target}) is the read end of a pipe whose write end is held by no process being checkpointed (a pipe to a process outside the tree)", e.Message);
             Assert.Contains("State:\tS", System.IO.File.ReadAllText($"/proc/{reader}/status")); // still sleeping, not stopped or killed
         }
         finally

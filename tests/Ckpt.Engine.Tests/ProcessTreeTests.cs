@@ -98,8 +98,8 @@ public sealed class ProcessTreeTests
     [Fact]
     public void A_descendant_that_cannot_be_checkpointed_fails_the_checkpoint_naming_it_and_all_run_on()
     {
-        // The second sleep reads a pipe: pipes between processes are not checkpointed yet.
-        using var target = StartProgram("/usr/bin/bash", "-c", "sleep 1000 | sleep 1000; true");
+        // The first sleep holds a UDP socket (bash's /dev/udp): sockets are not checkpointed.
+        using var target = StartProgram("/usr/bin/bash", "-c", "sleep 1000 3<>/dev/udp/127.0.0.1/9 | sleep 1000; true");
         List<string> before = [];
         for (int i = 0; i < 500 && before.Count < 3; i++, Thread.Sleep(10)) before = Tree(target.Pid);
         try
@@ -109,7 +109,8 @@ public sealed class ProcessTreeTests
             Assert.Equal(6, code);
             int child = Pids(before).Where(p => p != target.Pid).Min();
             Assert.Contains($"descendant {child} ('sleep') of process {target.Pid}", stderr);
-            Assert.Contains("pipe", stderr);
+            Assert.Contains("fd 3 ", stderr);
+            Assert.Contains("socket", stderr);
             Assert.Equal(before, Tree(target.Pid));
             foreach (int pid in Pids(before))
                 Assert.Contains("TracerPid:\t0", File.ReadAllText($"/proc/{pid}/status"));

@@ -88,6 +88,44 @@ public class V3EventLoopImageTests
         Assert.Contains($"pipe objref {PipeRef} has no write end", Expect(image, RecordType.PipeBuffer, Offset(image, RecordType.PipeBuffer)).Message);
     }
 
+    /// <summary>The leader holds the read end (fd 3, FILE + PIPE_BUF), its child the other end (fd 1, FILE + OBJREF).</summary>
+    private static byte[] TwoProcessPipeImage(uint childFlags) => new V3Image
+    {
+        SecondProcess = true,
+        Descriptors = (self, writer) =>
+        {
+            WriteFile(writer, ReadEndRef, FileKind.Pipe, "pipe:[977]", O_RDONLY);
+            writer.Write(Pipe(), InFlight);
+            writer.Write(new FileDescriptorRecord { Fd = 3, FileObjRef = ReadEndRef });
+            writer.Write(new FileDescriptorRecord { Fd = 4, FileObjRef = V3Image.LibraryRef });
+            writer.Write(new FileDescriptorRecord { Fd = 5, FileObjRef = V3Image.LibraryRef });
+        },
+        ChildDescriptors = (1, writer =>
+        {
+            WriteFile(writer, WriteEndRef, FileKind.Pipe, "pipe:[977]", childFlags);
+            writer.Write(new ObjrefRecord { ObjectType = ObjectType.Pipe, ObjRef = PipeRef });
+            writer.Write(new FileDescriptorRecord { Fd = 1, FileObjRef = WriteEndRef });
+        }),
+    }.Build();
+
+    [Fact]
+    public void APipeWithItsEndsInTwoProcessesIsOnePipeWithItsBytes()
+    {
+        ImageModel model = V3Image.Read(TwoProcessPipeImage(O_WRONLY));
+        FileImage read = model.Processes.Single(p => p.Pid == V3Image.LeaderPid).FileTable.Files[ReadEndRef];
+        FileImage write = model.Processes.Single(p => p.Pid == V3Image.ChildPid).FileTable.Files[WriteEndRef];
+        Assert.Same(read.Pipe, write.Pipe);
+        Assert.Equal(InFlight, read.Pipe!.Data);
+        Assert.Equal((O_RDONLY, O_WRONLY), (read.Record.OpenFlags, write.Record.OpenFlags));
+    }
+
+    [Fact]
+    public void APipeWithoutAWriteEndInAnyProcessOfTheTreeIsRefused()
+    {
+        byte[] image = TwoProcessPipeImage(O_RDONLY);
+        Assert.Contains($"pipe objref {PipeRef} has no write end in any descriptor table of the tree", Expect(image, RecordType.PipeBuffer, Offset(image, RecordType.PipeBuffer)).Message);
+    }
+
     [Fact]
     public void APipeEndOpenedForReadingAndWritingIsRefused()
     {

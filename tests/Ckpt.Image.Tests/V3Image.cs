@@ -40,7 +40,11 @@ internal sealed unsafe class V3Image
     /// </summary>
     public bool SecondProcess { get; init; }
 
-    public const int ChildPid = 6000, ChildMmRef = 8, ChildHandlersRef = 9, ChildSignalRef = 10;
+    public const int ChildPid = 6000, ChildMmRef = 8, ChildHandlersRef = 9, ChildSignalRef = 10, ChildFileTableRef = 11;
+
+    /// <summary>With <see cref="SecondProcess"/>: the child has a descriptor table of its own (objref
+    /// 11) of Count descriptors, written by Write, instead of the leader's.</summary>
+    public (int Count, Action<ImageWriter> Write)? ChildDescriptors { get; init; }
 
     /// <summary>POSIX_TIMER records written after the leader's SIGNAL record and its queue.</summary>
     public PosixTimerRecord[] PosixTimers { get; init; } = [];
@@ -99,7 +103,7 @@ internal sealed unsafe class V3Image
             if (SecondProcess) writer.Write(ChildIds);
             if (Zombie) writer.Write(ZombieIds);
             for (int i = 0; i < Threads; i++) WriteTaskSection(writer, i);
-            if (SecondProcess) WriteChildSection(writer);
+            if (SecondProcess) WriteChildSection(writer, ChildDescriptors);
             if (Zombie) WriteZombieSection(writer);
             writer.WriteTail();
         }
@@ -143,7 +147,7 @@ internal sealed unsafe class V3Image
         }
     }
 
-    private static void WriteChildSection(ImageWriter writer)
+    private static void WriteChildSection(ImageWriter writer, (int Count, Action<ImageWriter> Write)? descriptors)
     {
         var task = new TaskRecord { Pid = ChildPid, Tgid = ChildPid, Ppid = LeaderPid, Pgid = LeaderPid, Sid = Sid, ExitSignal = 17, ThreadCount = 1 };
         RecordText.SetCString(task.Comm, 16, "child");
@@ -152,11 +156,16 @@ internal sealed unsafe class V3Image
         writer.WriteString(Root);
         writer.WriteString(Exe);
         writer.Write(new CredentialsRecord { Uid = 1000, Euid = 1000, Suid = 1000, Fsuid = 1000 });
-        writer.Write(new TaskObjectsRecord { MmObjRef = ChildMmRef, FileTableObjRef = FileTableRef, SignalHandlersObjRef = ChildHandlersRef, SignalObjRef = ChildSignalRef });
+        writer.Write(new TaskObjectsRecord { MmObjRef = ChildMmRef, FileTableObjRef = descriptors is null ? FileTableRef : ChildFileTableRef, SignalHandlersObjRef = ChildHandlersRef, SignalObjRef = ChildSignalRef });
         var mm = Mm(ChildMmRef);
         mm.VmaCount = 0;
         writer.Write(mm);
-        writer.Write(new ObjrefRecord { ObjectType = ObjectType.FileTable, ObjRef = FileTableRef });
+        if (descriptors is { } own)
+        {
+            writer.Write(new FileTableRecord { ObjRef = ChildFileTableRef, DescriptorCount = own.Count });
+            own.Write(writer);
+        }
+        else writer.Write(new ObjrefRecord { ObjectType = ObjectType.FileTable, ObjRef = FileTableRef });
         WriteSignalHandlers(writer, ChildHandlersRef, 0);
         WriteSignal(writer, ChildSignalRef, 0);
         var thread = new ThreadRecord { Tid = ChildPid };

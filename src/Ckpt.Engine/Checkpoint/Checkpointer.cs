@@ -187,7 +187,7 @@ public static class Checkpointer
         var objects = new ObjectTable();
         progress("inspect", 0, 0);
         TreeSharing.Refuse(freeze.Processes);
-        var descriptions = new FileDescriptions();
+        var descriptions = new FileDescriptions(freeze.Processes.Where(p => p.Threads is not null).Select(p => p.Pid));
         var processes = new List<ICheckpointedProcess>();
         ThreadCheckpoint? firstThread = null;
         foreach (FrozenProcess frozen in freeze.Processes)

@@ -15,6 +15,10 @@ public sealed record DescriptorInfo(int Pid, int Fd, string Target, Native.Stat 
 
     /// <summary>The checkpoint's object table, for objects a file object refers to (a pipe end's pipe).</summary>
     public ObjectTable? Objects { get; init; }
+
+    /// <summary>Every live process of the checkpointed tree (this one included), for objects with a
+    /// part in another process (a pipe's other end); null when only this process is checkpointed.</summary>
+    public IReadOnlyCollection<int>? TreePids { get; init; }
 }
 
 /// <summary>A file object inspected at checkpoint time, ready to be written on its first use.</summary>

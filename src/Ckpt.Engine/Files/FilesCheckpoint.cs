@@ -40,7 +40,7 @@ public sealed class FilesCheckpoint
         {
             string target = new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget ?? "";
             Native.Stat stat = Native.StatOrThrow($"/proc/{pid}/fd/{fd}", pid);
-            var info = new DescriptorInfo(pid, fd, target, stat, ProcFdInfo.Read(pid, fd)) { Objects = objRefs };
+            var info = new DescriptorInfo(pid, fd, target, stat, ProcFdInfo.Read(pid, fd)) { Objects = objRefs, TreePids = descriptions.TreePids };
             DescriptorAudit.Check(info);
             IDescriptorKind kind = DescriptorKinds.ForCheckpoint(info);
             var descriptor = new FileDescriptorRecord { Fd = fd, CloseOnExec = (info.FdInfo.Flags & O_CLOEXEC) != 0 ? 1 : 0 };
@@ -100,6 +100,13 @@ public sealed class FilesCheckpoint
 public sealed class FileDescriptions
 {
     private readonly List<(int Pid, int Fd, IInspectedFile File)> _first = [];
+
+    public FileDescriptions() { }
+
+    /// <param name="treePids">every live process of the tree, where a pipe's other end may be</param>
+    public FileDescriptions(IEnumerable<int> treePids) => TreePids = treePids.ToList();
+
+    public IReadOnlyCollection<int>? TreePids { get; }
 
     public void Add(int pid, int fd, IInspectedFile file) => _first.Add((pid, fd, file));
 

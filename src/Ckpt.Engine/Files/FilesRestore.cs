@@ -43,8 +43,9 @@ public static class FilesRestore
 
     /// <param name="elsewhere">file objref -> a process of the tree and a descriptor that already hold
     /// it: a file object shared by processes is created by the first and fetched by the others with
-    /// pidfd_getfd (the same open file description, offset and flags; a pipe the same way). Objects
-    /// this process places first are added.</param>
+    /// pidfd_getfd (the same open file description, offset and flags). A pipe's objref maps to its
+    /// first end placed, which every other end of the pipe is opened from. Objects this process places
+    /// first are added.</param>
     public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, Dictionary<int, (int Pid, int Fd)>? elsewhere = null)
     {
         elsewhere ??= [];
@@ -77,7 +78,12 @@ public static class FilesRestore
                 continue;
             }
             IDescriptorKind kind = DescriptorKinds.ForRestore(file, descriptor.Fd);
-            long opened = creation.TryTake(descriptor.FileObjRef, out long made) ? made : kind.Open(syscalls, scratch, file, descriptor.Fd, creation);
+            // A pipe has one object for all its ends (ObjectType.Pipe, an objref of its own): the first
+            // end placed in the tree creates it, every other end is opened from that one.
+            long opened = creation.TryTake(descriptor.FileObjRef, out long made) ? made
+                : file.Pipe is { } pipe && elsewhere.TryGetValue(pipe.Record.PipeObjRef, out var pipeEnd)
+                    ? PipeKind.OpenOtherEnd(syscalls, scratch, file, descriptor.Fd, pipeEnd)
+                    : kind.Open(syscalls, scratch, file, descriptor.Fd, creation);
             if (opened != descriptor.Fd)
             {
                 syscalls.Call($"dup3 to fd {descriptor.Fd} ({file.Path})", SYS_dup3, (ulong)opened, (ulong)descriptor.Fd, cloexec);
@@ -91,6 +97,7 @@ public static class FilesRestore
             placed[descriptor.FileObjRef] = descriptor.Fd;
             created.Add(descriptor.FileObjRef);
             elsewhere[descriptor.FileObjRef] = (syscalls.Pid, descriptor.Fd);
+            if (file.Pipe is { } placedPipe) elsewhere.TryAdd(placedPipe.Record.PipeObjRef, (syscalls.Pid, descriptor.Fd));
         }
         creation.RequireNothingParked();
         FinishAll(syscalls, plan, scratch, placed, created);

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Ckpt.Engine.Checkpoint;
@@ -12,18 +11,21 @@ using static Ckpt.Engine.Linux.SyscallNumbers;
 namespace Ckpt.Engine.Files;
 
 /// <summary>
-/// Pipes whose ends are all in the checkpointed process (self-pipes of event loops). Each end is a
-/// file object (its own open file description: access mode, O_NONBLOCK, O_DIRECT); the pipe is one
-/// object of the object table (ObjectType.Pipe, keyed by its pipefs inode) that every end refers to,
-/// written with the first end as a PIPE_BUF record: the pipe's size and the bytes buffered in it.
+/// Pipes whose ends are all in the checkpointed process or tree (self-pipes of event loops, a shell
+/// pipeline, a parent writing to a child). Each end is a file object (its own open file description:
+/// access mode, O_NONBLOCK, O_DIRECT); the pipe is one object of the object table (ObjectType.Pipe,
+/// keyed by its pipefs inode) that every end refers to, whatever process holds it, written with the
+/// first end as a PIPE_BUF record: the pipe's size and the bytes buffered in it.
 /// The bytes are copied without being consumed: the engine opens the pipe through /proc/PID/fd/N
 /// (another reader of the same pipe) and tee(2)s its buffers into a pipe of its own, so the running
-/// target keeps them. Refused by name: a pipe with an end outside the process (a shell pipeline's
-/// stdin), an end opened read-write, O_ASYNC, data in a packet-mode (O_DIRECT) pipe (the packet
-/// boundaries are not saved), a pipe above 1 MiB.
-/// Restore: the first end of a pipe creates it (injected pipe2, F_SETPIPE_SZ, the bytes written
-/// back, the unneeded end closed); every other end reopens it through /proc/self/fd of an end already
-/// placed, as a FIFO is opened. Each end then gets its recorded O_NONBLOCK and O_DIRECT.
+/// target keeps them. Refused by name: a pipe with an end held by no process being checkpointed (a
+/// shell pipeline's stdin from an outside shell), an end opened read-write, O_ASYNC, data in a
+/// packet-mode (O_DIRECT) pipe (the packet boundaries are not saved), a pipe above 1 MiB.
+/// Restore: the first end of a pipe placed in the tree creates it (injected pipe2, F_SETPIPE_SZ, the
+/// bytes written back, the unneeded end closed); every other end is opened through /proc/PID/fd of
+/// that end (FilesRestore keeps where it is), as a FIFO is opened; an end shared by processes (the
+/// same open file description) is fetched with pidfd_getfd like any file object. Each end then gets
+/// its recorded O_NONBLOCK and O_DIRECT.
 /// </summary>
 public sealed partial class PipeKind : IDescriptorKind
 {
@@ -45,9 +47,9 @@ public sealed partial class PipeKind : IDescriptorKind
             throw new CheckpointRefusedException($"{what} is a pipe opened for reading and writing: unsupported");
         if ((fd.FdInfo.Flags & O_ASYNC) != 0)
             throw new CheckpointRefusedException($"{what} is a pipe with O_ASYNC (signal-driven I/O): unsupported");
-        List<(int Fd, uint Flags)> ends = EndsInProcess(fd.Pid, fd.Target);
+        List<(int Fd, uint Flags)> ends = (fd.TreePids ?? [fd.Pid]).SelectMany(pid => EndsIn(pid, fd.Target)).ToList();
         if (!ends.Any(e => (e.Flags & O_ACCMODE) != access))
-            throw new CheckpointRefusedException($"{what} is the {(access == 0 ? "read" : "write")} end of a pipe whose {(access == 0 ? "write" : "read")} end is not in this process (a pipe shared with another process): unsupported");
+            throw new CheckpointRefusedException($"{what} is the {(access == 0 ? "read" : "write")} end of a pipe whose {(access == 0 ? "write" : "read")} end is held by no process being checkpointed (a pipe to a process outside {(fd.TreePids is null ? "it" : "the tree")}): unsupported");
         var (size, data) = CopyBufferedBytes(fd);
         if (data.Length > 0 && ends.Any(e => (e.Flags & (O_ACCMODE | O_DIRECT)) == (O_WRONLY | O_DIRECT)))
             throw new CheckpointRefusedException($"{what} is a pipe in packet mode (O_DIRECT) holding {data.Length} bytes: packet boundaries are not saved, unsupported");
@@ -57,7 +59,7 @@ public sealed partial class PipeKind : IDescriptorKind
         return new Inspected(OpenFileRecords.Record(objRef, FileKind.Pipe, fd.Stat, fd.Target, fd.FdInfo.Flags, 0), fd.Target, pipe, data, objects);
     }
 
-    private static List<(int Fd, uint Flags)> EndsInProcess(int pid, string target)
+    private static List<(int Fd, uint Flags)> EndsIn(int pid, string target)
     {
         var ends = new List<(int, uint)>();
         foreach (string entry in Directory.GetFileSystemEntries($"/proc/{pid}/fd"))
@@ -131,9 +133,6 @@ public sealed partial class PipeKind : IDescriptorKind
 
     // ---- restore ----
 
-    /// <summary>Per restore (its injector): the fd of the first end placed of each pipe, by pipe objref.</summary>
-    private static readonly ConditionalWeakTable<SyscallInjector, Dictionary<int, int>> PlacedEnds = [];
-
     public bool Restores(FileImage file) => file.Record.Kind == FileKind.Pipe;
 
     public void Validate(FileImage file, int fd)
@@ -142,13 +141,11 @@ public sealed partial class PipeKind : IDescriptorKind
             throw new RestoreRefusedException($"fd {fd} is a pipe end without its pipe (PIPE_BUF record)");
     }
 
+    /// <summary>The first end of a pipe placed in the tree: a new pipe, sized and refilled.</summary>
     public long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd)
     {
         PipeImage pipe = file.Pipe!;
         bool reads = (file.Record.OpenFlags & O_ACCMODE) == 0;
-        if (PlacedEnds.GetOrCreateValue(syscalls).TryGetValue(pipe.Record.PipeObjRef, out int placed))
-            return syscalls.Call($"open of /proc/self/fd/{placed} for fd {fd} (the other end of {file.Path})", SYS_openat, AT_FDCWD,
-                scratch.PutString($"/proc/self/fd/{placed}"), (file.Record.OpenFlags & O_ACCMODE) | O_NONBLOCK, 0);
         ulong pair = scratch.Reserve(2 * sizeof(int));
         syscalls.Call($"pipe2 for fd {fd} ({file.Path})", SYS_pipe2, pair, 0);
         byte[] fds = ProcessMemory.ReadExact(syscalls.Pid, pair, 2 * sizeof(int));
@@ -158,6 +155,19 @@ public sealed partial class PipeKind : IDescriptorKind
         Refill(syscalls, scratch, writeEnd, pipe.Data, fd);
         syscalls.Call($"close of the unused end of the new pipe for fd {fd}", SYS_close, reads ? writeEnd : readEnd);
         return (long)(reads ? readEnd : writeEnd);
+    }
+
+    /// <summary>
+    /// Another end (its own open file description) of a pipe an earlier end of which is placed, in
+    /// this process or another of the tree: opened through /proc/PID/fd of that end, as a FIFO is
+    /// opened. The placed end keeps the pipe alive, so the open never waits for the other side
+    /// (O_NONBLOCK here; the recorded flags are set once placed).
+    /// </summary>
+    public static long OpenOtherEnd(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd, (int Pid, int Fd) placed)
+    {
+        string path = $"/proc/{placed.Pid}/fd/{placed.Fd}";
+        return syscalls.Call($"open of {path} for fd {fd} (another end of {file.Path})", SYS_openat, AT_FDCWD,
+            scratch.PutString(path), (file.Record.OpenFlags & O_ACCMODE) | O_NONBLOCK, 0);
     }
 
     private static void Refill(SyscallInjector syscalls, ScratchArea scratch, ulong writeEnd, byte[] data, int fd)
@@ -174,7 +184,6 @@ public sealed partial class PipeKind : IDescriptorKind
 
     public void Placed(SyscallInjector syscalls, FileImage file, int fd)
     {
-        PlacedEnds.GetOrCreateValue(syscalls).TryAdd(file.Pipe!.Record.PipeObjRef, fd);
         ulong flags = file.Record.OpenFlags & (O_NONBLOCK | O_DIRECT);
         syscalls.Call($"fcntl(F_SETFL, 0x{flags:x}) of pipe fd {fd}", SYS_fcntl, (ulong)fd, F_SETFL, flags);
     }

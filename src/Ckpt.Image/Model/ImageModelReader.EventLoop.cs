@@ -132,11 +132,17 @@ public static partial class ImageModelReader
                 if (!fds.Contains(item.Fd))
                     throw new ImageFormatException(RecordType.Epoll, epoll.Offset, $"epoll objref {file.Record.ObjRef} watches fd {item.Fd}, which the descriptor table does not have");
         }
-        foreach (var pipe in files.Values.Where(f => f.Pipe is not null).GroupBy(f => f.Pipe!))
+    }
+
+    // A pipe's ends may be in different processes of the tree: checked once every table is read.
+    private static void RequireBothPipeEnds(IEnumerable<ProcessImage> processes)
+    {
+        var files = processes.SelectMany(p => p.FileTable.Files.Values).DistinctBy(f => f.Record.ObjRef);
+        foreach (var pipe in files.Where(f => f.Pipe is not null).GroupBy(f => f.Pipe!.Record.PipeObjRef))
         {
             bool reads = pipe.Any(f => (f.Record.OpenFlags & O_ACCMODE) == 0), writes = pipe.Any(f => (f.Record.OpenFlags & O_ACCMODE) == O_WRONLY);
             if (!reads || !writes)
-                throw new ImageFormatException(RecordType.PipeBuffer, pipe.Key.Offset, $"pipe objref {pipe.Key.Record.PipeObjRef} has no {(reads ? "write" : "read")} end in the descriptor table");
+                throw new ImageFormatException(RecordType.PipeBuffer, pipe.First().Pipe!.Offset, $"pipe objref {pipe.Key} has no {(reads ? "write" : "read")} end in any descriptor table of the tree");
         }
     }
 }

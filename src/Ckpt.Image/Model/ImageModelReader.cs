@@ -40,12 +40,14 @@ public static partial class ImageModelReader
         (ImageSignatureRecord? signature, long signatureOffset) = ReadSignature(reader);
         if (reader.PeekType() is { } next && next != RecordType.Tail)
             throw Error(reader, next, "found after the last task section, where the signature or the tail belongs");
+        List<ProcessImage> built = processes.Values.Select(p => p.Build()).ToList();
+        RequireBothPipeEnds(built);
         TailRecord tail = reader.ReadTail();
         return new ImageModel
         {
             Header = header, Arch = arch, Tree = tree, TaskTable = table, Tail = tail, TailOffset = reader.CurrentRecordOffset,
             Signature = signature, SignatureOffset = signatureOffset,
-            Processes = processes.Values.Select(p => p.Build()).ToList(), Zombies = zombies,
+            Processes = built, Zombies = zombies,
             RecordCount = reader.RecordCount - 1, Bytes = reader.Position, // the tail is not counted
         };
     }

@@ -21,9 +21,10 @@ public static class KernelStateAudit
     /// descendant); nothing of it changes. A descendant's refusal names it.</summary>
     public static void BeforeFreeze(int root)
     {
-        foreach (int pid in TreeFreeze.LiveProcessesNow(root))
+        List<int> tree = TreeFreeze.LiveProcessesNow(root);
+        foreach (int pid in tree)
         {
-            try { BeforeFreezeOne(pid); }
+            try { BeforeFreezeOne(pid, tree); }
             // A descendant that exits meanwhile (a shell's short-lived command) is simply not in the tree.
             catch (IOException) when (pid != root && !Directory.Exists($"/proc/{pid}")) { }
             catch (CheckpointRefusedException) when (pid != root && !Directory.Exists($"/proc/{pid}")) { }
@@ -34,7 +35,7 @@ public static class KernelStateAudit
         }
     }
 
-    private static void BeforeFreezeOne(int pid)
+    private static void BeforeFreezeOne(int pid, List<int> tree)
     {
         List<int> tids = ThreadStateAudit.Threads(pid);
         foreach (int tid in tids) ThreadStateAudit.RefuseTracer(pid, tid);
@@ -43,7 +44,7 @@ public static class KernelStateAudit
         foreach (int tid in tids) ThreadStateAudit.CheckIfStillThere(pid, tid);
         foreach (MapsEntry map in ProcMaps.ReadSmaps(pid)) MappingAudit.Check(pid, map);
         // The descriptor inspection itself, as a dry run: every kind's refusal, before the freeze.
-        FilesCheckpoint.Inspect(pid, new ObjectTable(), new FileDescriptions(), dryRun: true);
+        FilesCheckpoint.Inspect(pid, new ObjectTable(), new FileDescriptions(tree), dryRun: true);
         OutsideRelationsAudit.Check(pid, tids);
     }
 
