@@ -70,4 +70,23 @@ kill -USR1 "$pid"
 wait_for 20 grep -q "^PASS\|^FAIL" "$work/threads.log"
 grep -q "^PASS" "$work/threads.log" || fail "threads workload says: $(grep FAIL "$work/threads.log")"
 echo "restored pid $pid with threads $tids_after: PASS"
+
+echo "== 4. a shell pipeline (bash, seq | a reading loop: a tree of processes joined by a pipe)"
+start setsid bash -c 'seq 1 100000000 | while read l; do echo "$l" >> "$0"; sleep 0.02; done' "$work/pipeline.out" </dev/null >/dev/null 2>&1
+pid=$!; pids+=("$pid")
+wait_for 20 test -s "$work/pipeline.out" || fail "pipeline not started"
+sleep 0.5
+tree_before=$(ps -o pid= --ppid "$pid" | sort -n | tr -s ' \n' ' ')
+"$ckpt" checkpoint --pid "$pid" --output "$work/pipeline.img" --kill
+wait "$pid" 2>/dev/null || true
+restored=$("$ckpt" restore --input "$work/pipeline.img")
+[ "$restored" = "$pid" ] || fail "restored pid $restored, expected $pid"
+tree_after=$(ps -o pid= --ppid "$pid" | sort -n | tr -s ' \n' ' ')
+[ "$tree_after" = "$tree_before" ] || fail "children $tree_after, expected $tree_before"
+lines=$(wc -l < "$work/pipeline.out"); sleep 1
+[ "$(wc -l < "$work/pipeline.out")" -gt "$lines" ] || fail "the restored pipeline does not go on"
+n=$(wc -l < "$work/pipeline.out")
+seq 1 "$n" | cmp -s - <(head -n "$n" "$work/pipeline.out") || fail "a line was lost or written twice"
+echo "restored pipeline $pid with children$tree_after: $(wc -l < "$work/pipeline.out") lines, none lost or twice"
+kill -- -"$pid" 2>/dev/null || true
 echo "demo: OK"

@@ -26,14 +26,17 @@ public static class KernelStateAudit
         {
             try { BeforeFreezeOne(pid, tree); }
             // A descendant that exits meanwhile (a shell's short-lived command) is simply not in the tree.
-            catch (IOException) when (pid != root && !Directory.Exists($"/proc/{pid}")) { }
-            catch (CheckpointRefusedException) when (pid != root && !Directory.Exists($"/proc/{pid}")) { }
+            catch (IOException) when (pid != root && HasExited(pid)) { }
+            catch (CheckpointRefusedException) when (pid != root && HasExited(pid)) { }
             catch (CheckpointRefusedException e) when (pid != root)
             {
                 throw new CheckpointRefusedException($"descendant {pid} ('{ProcessNames.CommOf(pid)}') of process {root}: {e.Message}");
             }
         }
     }
+
+    // Gone, or a zombie whose parent has not reaped it yet (its /proc/PID/fd is gone already).
+    private static bool HasExited(int pid) => ProcStat.IsZombie(pid) != false;
 
     private static void BeforeFreezeOne(int pid, List<int> tree)
     {
