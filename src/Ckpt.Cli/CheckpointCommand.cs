@@ -70,6 +70,7 @@ public static class CheckpointCommand
         {
             var (code, category, errno) = Classify(e);
             Console.Error.WriteLine($"ckpt: {e.Message}");
+            if (Environment.GetEnvironmentVariable("CKPT_TRACE") == "1") Console.Error.WriteLine(e); // for bug reports
             progress.Failure(category, e.Message, errno);
             return code;
         }

@@ -62,12 +62,17 @@ public sealed partial class PipeKind : IDescriptorKind
     private static List<(int Fd, uint Flags)> EndsIn(int pid, string target)
     {
         var ends = new List<(int, uint)>();
-        foreach (string entry in Directory.GetFileSystemEntries($"/proc/{pid}/fd"))
+        try
         {
-            if (new FileInfo(entry).LinkTarget != target) continue;
-            int fd = int.Parse(Path.GetFileName(entry));
-            ends.Add((fd, ProcFdInfo.Read(pid, fd).Flags));
+            foreach (string entry in Directory.GetFileSystemEntries($"/proc/{pid}/fd"))
+            {
+                if (new FileInfo(entry).LinkTarget != target) continue;
+                int fd = int.Parse(Path.GetFileName(entry));
+                ends.Add((fd, ProcFdInfo.Read(pid, fd).Flags));
+            }
         }
+        // Only before the freeze (the audit's dry run) can a process of the tree exit meanwhile: it holds no end.
+        catch (IOException) when (ProcStat.IsZombie(pid) != false) { }
         return ends;
     }
 
