@@ -98,8 +98,8 @@ public sealed class ProcessTreeTests
     [Fact]
     public void A_descendant_that_cannot_be_checkpointed_fails_the_checkpoint_naming_it_and_all_run_on()
     {
-        // The first sleep holds a UDP socket (bash's /dev/udp): sockets are not checkpointed.
-        using var target = StartProgram("/usr/bin/bash", "-c", "sleep 1000 3<>/dev/udp/127.0.0.1/9 | sleep 1000; true");
+        // The first sleep holds a pseudo-terminal master (bash opens /dev/ptmx): terminals are not checkpointed.
+        using var target = StartProgram("/usr/bin/bash", "-c", "sleep 1000 3<>/dev/ptmx | sleep 1000; true");
         List<string> before = [];
         for (int i = 0; i < 500 && before.Count < 3; i++, Thread.Sleep(10)) before = Tree(target.Pid);
         try
@@ -110,7 +110,7 @@ public sealed class ProcessTreeTests
             int child = Pids(before).Where(p => p != target.Pid).Min();
             Assert.Contains($"descendant {child} ('sleep') of process {target.Pid}", stderr);
             Assert.Contains("fd 3 ", stderr);
-            Assert.Contains("socket", stderr);
+            Assert.Contains("pseudo-terminal master", stderr);
             Assert.Equal(before, Tree(target.Pid));
             foreach (int pid in Pids(before))
                 Assert.Contains("TracerPid:\t0", File.ReadAllText($"/proc/{pid}/status"));
@@ -191,6 +191,7 @@ public sealed class ProcessTreeTests
             string image = TempPath("tree100.img");
             for (int cycle = 0; cycle < 10; cycle++)
             {
+                File.Delete(image); // the last cycle's image: an existing image is only replaced with --force
                 CkptCheckpoint(target.Pid, image, kill: true, what: $"checkpoint {cycle + 1}", timeout: TreeTimeout);
                 if (cycle == 0) RestoreTestProcesses.WaitForExit(target.Pid); // our child only the first time
                 foreach (int pid in Pids(before)) RestoreTestProcesses.WaitUntilGone(pid);

@@ -21,10 +21,27 @@ public static class OutsideRelationsAudit
         foreach (string entry in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out int other) || other == pid) continue;
-            if (Native.kcmp(pid, other, Native.KCMP_VM, 0, 0) == 0)
+            // A kernel thread has no memory, and neither has a process that is exiting: equal, but not shared.
+            if (Native.kcmp(pid, other, Native.KCMP_VM, 0, 0) == 0 && !IsKernelThread(other) && ProcStat.IsZombie(pid) == false && HasMemory(pid))
                 throw new CheckpointRefusedException($"process {other} shares the memory of process {pid} (clone with CLONE_VM but not CLONE_THREAD, or vfork; kcmp KCMP_VM): a process outside the checkpoint could change it, refused");
             CheckTraced(pid, other, ours);
         }
+    }
+
+    private const long PF_KTHREAD = 0x00200000;
+
+    private static bool IsKernelThread(int pid)
+    {
+        try { return (ProcStat.Read(pid).Field(9) & PF_KTHREAD) != 0; }
+        catch (IOException) { return true; } // gone: nothing shared
+    }
+
+    // An exiting process has dropped its mm already (its maps read empty).
+    private static bool HasMemory(int pid)
+    {
+        try { return new FileInfo($"/proc/{pid}/exe").LinkTarget is not null; }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return true; }
     }
 
     private static void CheckTraced(int pid, int other, HashSet<int> ours)
