@@ -87,6 +87,6 @@ lines=$(wc -l < "$work/pipeline.out"); sleep 1
 [ "$(wc -l < "$work/pipeline.out")" -gt "$lines" ] || fail "the restored pipeline does not go on"
 n=$(wc -l < "$work/pipeline.out")
 seq 1 "$n" | cmp -s - <(head -n "$n" "$work/pipeline.out") || fail "a line was lost or written twice"
-echo "restored pipeline $pid with children$tree_after: $(wc -l < "$work/pipeline.out") lines, none lost or twice"
+echo "restored pipeline $pid with children $tree_after: $(wc -l < "$work/pipeline.out") lines, none lost or twice"
 kill -- -"$pid" 2>/dev/null || true
 echo "demo: OK"
