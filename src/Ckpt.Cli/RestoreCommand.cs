@@ -70,6 +70,7 @@ public static class RestoreCommand
     {
         LazyRestore.LetGoOfCaller();
         progress.Close();
+        server.StartFilling();
         try
         {
             server.Completion.GetAwaiter().GetResult();

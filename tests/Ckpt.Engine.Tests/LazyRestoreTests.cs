@@ -45,7 +45,8 @@ public sealed partial class LazyRestoreTests
         {
             Assert.Equal(pid, result.Pid);
             Assert.NotNull(result.PageServer);
-            WaitUntilDone(result.PageServer!);
+            result.PageServer!.StartFilling(); // as `ckpt restore --lazy` does once its caller has the pid
+            WaitUntilDone(result.PageServer);
             Assert.Equal(0, result.PageServer.RemainingPages);
             // Once the server is done nothing of it is left: no userfaultfd, no registered range, no thread.
             Assert.Equal(maps, RoundTripRestoreTests.ComparableMaps(File.ReadAllLines($"/proc/{pid}/maps")));
@@ -78,6 +79,7 @@ public sealed partial class LazyRestoreTests
             long missing = result.PageServer!.RemainingPages;
             target.RequirePass(); // futex, write(), read() and four threads in random order, while pages are missing
             Assert.True(missing > 0, "every page was in before the check: the test proved nothing");
+            result.PageServer.StartFilling();
             WaitUntilDone(result.PageServer);
             Assert.DoesNotContain(RestoreEveryWorkloadTests.Descriptors(pid), d => d.Contains("userfaultfd"));
         }
@@ -160,6 +162,7 @@ public sealed partial class LazyRestoreTests
             Assert.Equal(6, checkpoint.ExitCode);
             Assert.Contains("userfaultfd", checkpoint.Stderr);
             Assert.Contains("lazy restore", checkpoint.Stderr);
+            result.PageServer.StartFilling();
             WaitUntilDone(result.PageServer);
             target.RequirePass(); // the refused checkpoint left the process as it was
         }

@@ -69,8 +69,15 @@ public sealed unsafe class LazyPageServer
         if (_spaces.Count == 1) new Thread(Run, 1 << 20) { Name = "ckpt page server", IsBackground = true }.Start();
     }
 
-    /// <summary>The process was released: fill the rest in address order from now on.</summary>
-    public void StartFilling() => _filling = true;
+    /// <summary>Runs first in <see cref="StartFilling"/> (the restore starts the image's hash with it).</summary>
+    public Action? BeforeFilling { get; set; }
+
+    /// <summary>The process was released and the caller told: fill the rest in address order from now on.</summary>
+    public void StartFilling()
+    {
+        BeforeFilling?.Invoke();
+        _filling = true;
+    }
 
     /// <summary>The restore failed: stop serving (the half-made process is being killed).</summary>
     public void Stop() => _stopping = true;

@@ -57,9 +57,10 @@ public static class Restorer
             // The tracer thread has exited: the kernel has detached every restored thread (SyscallReentry).
             if (server is not null)
             {
-                // The process runs: hash the image and fill the rest; the plan (the image file) lives until the last page is in.
-                plan.StartChecksum();
-                server.StartFilling();
+                // The process runs and faults are served. Hashing the image and filling the rest start only
+                // when the caller has its answer (LazyPageServer.StartFilling, after the result line): on two
+                // cores they would otherwise delay it. The plan (the image file) lives until the last page is in.
+                server.BeforeFilling = plan.StartChecksum;
                 LazyPageServer serving = server;
                 server = null;
                 serving.Completion.ContinueWith(_ => plan.Dispose(), TaskScheduler.Default);
