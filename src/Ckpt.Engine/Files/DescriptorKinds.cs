@@ -19,6 +19,14 @@ public sealed record DescriptorInfo(int Pid, int Fd, string Target, Native.Stat 
     /// <summary>Every live process of the checkpointed tree (this one included), for objects with a
     /// part in another process (a pipe's other end); null when only this process is checkpointed.</summary>
     public IReadOnlyCollection<int>? TreePids { get; init; }
+
+    /// <summary>
+    /// The audit's pass before the freeze: a kind refuses what it would refuse, but reads nothing it can
+    /// read only once. A socket's queue is one: peeking marks a zero-length datagram as peeked
+    /// (skb_set_peeked), and every later peek at an offset (SO_PEEK_OFF) skips it, so a second pass
+    /// would lose it.
+    /// </summary>
+    public bool DryRun { get; init; }
 }
 
 /// <summary>A file object inspected at checkpoint time, ready to be written on its first use.</summary>

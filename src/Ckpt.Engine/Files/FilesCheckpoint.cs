@@ -28,8 +28,9 @@ public sealed class FilesCheckpoint
 
     /// <param name="descriptions">the file descriptions of the processes inspected before this one: a
     /// descriptor of one of them (inherited through fork, passed over a socket) becomes a use of its object</param>
-    /// <param name="dryRun">the audit before the freeze: every kind's refusal, but sockets are only
-    /// matched (peeking a running socket's queue twice lost an empty datagram in the second peek)</param>
+    /// <param name="dryRun">the audit before the freeze: every kind's refusal, without reading what can be
+    /// read once only (<see cref="DescriptorInfo.DryRun"/>); internet sockets are only matched (their
+    /// connection state is read while the target is frozen)</param>
     public static FilesCheckpoint Inspect(int pid, ObjectTable objRefs, FileDescriptions descriptions, bool dryRun = false)
     {
         var table = new FilesCheckpoint();
@@ -40,7 +41,7 @@ public sealed class FilesCheckpoint
         {
             string target = new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget ?? "";
             Native.Stat stat = Native.StatOrThrow($"/proc/{pid}/fd/{fd}", pid);
-            var info = new DescriptorInfo(pid, fd, target, stat, ProcFdInfo.Read(pid, fd)) { Objects = objRefs, TreePids = descriptions.TreePids };
+            var info = new DescriptorInfo(pid, fd, target, stat, ProcFdInfo.Read(pid, fd)) { Objects = objRefs, TreePids = descriptions.TreePids, DryRun = dryRun };
             DescriptorAudit.Check(info);
             IDescriptorKind kind = DescriptorKinds.ForCheckpoint(info);
             var descriptor = new FileDescriptorRecord { Fd = fd, CloseOnExec = (info.FdInfo.Flags & O_CLOEXEC) != 0 ? 1 : 0 };
@@ -54,7 +55,7 @@ public sealed class FilesCheckpoint
                 table._entries.Add(new Entry(elsewhere, descriptor with { FileObjRef = elsewhere.File.ObjRef }, FirstUse: false));
                 continue;
             }
-            if (dryRun && kind is Sockets.UnixSocketKind or Sockets.InetSocketKind) continue;
+            if (dryRun && kind is Sockets.InetSocketKind) continue;
             int objRef = objRefs.Next();
             IInspectedFile inspected = kind.Inspect(info, objRef);
             table._entries.Add(new Entry(inspected, descriptor with { FileObjRef = objRef }, FirstUse: true));

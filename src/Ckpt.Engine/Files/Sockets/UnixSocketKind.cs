@@ -54,16 +54,19 @@ public sealed class UnixSocketKind : IDescriptorKind
         {
             RequirePairEnd(fd, info, local, description);
             (record.State, record.PeerInode) = (SocketState.Connected, info.PeerInode);
-            queue = SocketQueuePeek.Read(socket, record.Shutdown.HasFlag(SocketShutdown.Receive));
-            if (record.SocketType != SocketType.Datagram && (ulong)queue.Sum(m => (long)m.Length) != info.ReceiveQueue)
-                throw new IOException($"{description}: peeked {queue.Sum(m => (long)m.Length)} queued bytes, unix_diag counts {info.ReceiveQueue}");
+            if (!fd.DryRun)
+            {
+                queue = SocketQueuePeek.Read(socket, record.Shutdown.HasFlag(SocketShutdown.Receive));
+                if (record.SocketType != SocketType.Datagram && (ulong)queue.Sum(m => (long)m.Length) != info.ReceiveQueue)
+                    throw new IOException($"{description}: peeked {queue.Sum(m => (long)m.Length)} queued bytes, unix_diag counts {info.ReceiveQueue}");
+            }
         }
         else
         {
             if (info.State != UnixSocketInfo.Closed)
                 throw new CheckpointRefusedException($"{description} is in state {info.State}: unsupported");
             record.State = SocketState.Unconnected;
-            if (record.SocketType == SocketType.Datagram && SocketQueuePeek.Read(socket, receiveShutdown: true).Count > 0)
+            if (record.SocketType == SocketType.Datagram && !fd.DryRun && SocketQueuePeek.Read(socket, receiveShutdown: true).Count > 0)
                 throw new CheckpointRefusedException($"{description} has datagrams from other sockets queued: unsupported (their senders' addresses are not restored)");
         }
         record = SocketOptionValues.Read(socket.Handle, AF_UNIX, 0, fd.Pid, record);
