@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using Ckpt.Engine.Checkpoint;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
@@ -36,16 +35,7 @@ public sealed class EventfdKind : IDescriptorKind
             throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} is an eventfd whose EFD_SEMAPHORE flag this kernel does not show ({where} has no eventfd-semaphore line): unsupported");
         var flags = (semaphore == "1" ? EventfdFlags.Semaphore : 0) | ((fd.FdInfo.Flags & O_NONBLOCK) != 0 ? EventfdFlags.NonBlock : 0);
         FileRecord file = OpenFileRecords.Record(objRef, FileKind.Eventfd, fd.Stat, Target, fd.FdInfo.Flags, 0);
-        return new Inspected(file, new EventfdRecord { ObjRef = objRef, Flags = flags, Count = count });
-    }
-
-    private sealed record Inspected(FileRecord File, EventfdRecord Eventfd) : IInspectedFile
-    {
-        public void Write(ImageWriter writer)
-        {
-            writer.Write(File, Encoding.UTF8.GetBytes(Target));
-            writer.Write(Eventfd);
-        }
+        return new InspectedAnonymousFile<EventfdRecord>(file, Target, new EventfdRecord { ObjRef = objRef, Flags = flags, Count = count });
     }
 
     public bool Restores(FileImage file) => file.Record.Kind == FileKind.Eventfd;

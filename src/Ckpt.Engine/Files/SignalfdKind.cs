@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using Ckpt.Engine.Checkpoint;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
@@ -29,16 +28,7 @@ public sealed class SignalfdKind : IDescriptorKind
             || !ulong.TryParse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong mask))
             throw new FormatException($"/proc/{fd.Pid}/fdinfo/{fd.Fd}: no sigmask line in hex");
         FileRecord file = OpenFileRecords.Record(objRef, FileKind.Signalfd, fd.Stat, Target, fd.FdInfo.Flags, 0);
-        return new Inspected(file, new SignalfdRecord { ObjRef = objRef, Mask = mask });
-    }
-
-    private sealed record Inspected(FileRecord File, SignalfdRecord Signalfd) : IInspectedFile
-    {
-        public void Write(ImageWriter writer)
-        {
-            writer.Write(File, Encoding.UTF8.GetBytes(Target));
-            writer.Write(Signalfd);
-        }
+        return new InspectedAnonymousFile<SignalfdRecord>(file, Target, new SignalfdRecord { ObjRef = objRef, Mask = mask });
     }
 
     public bool Restores(FileImage file) => file.Record.Kind == FileKind.Signalfd;

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
-using System.Text;
 using Ckpt.Engine.Checkpoint;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
@@ -53,7 +52,7 @@ public sealed partial class TimerfdKind : IDescriptorKind
         if (absoluteRealtime && timer.ValueNanoseconds != 0)
             timer.RealtimeExpiryNanoseconds = Now(TimerfdRecord.CLOCK_REALTIME) + timer.ValueNanoseconds;
         FileRecord file = OpenFileRecords.Record(objRef, FileKind.Timerfd, fd.Stat, Target, fd.FdInfo.Flags, 0);
-        return new Inspected(file, timer);
+        return new InspectedAnonymousFile<TimerfdRecord>(file, Target, timer);
     }
 
     /// <summary>"(seconds, nanoseconds)" as fdinfo prints it_value and it_interval.</summary>
@@ -63,15 +62,6 @@ public sealed partial class TimerfdKind : IDescriptorKind
         if (parts.Length != 2 || !long.TryParse(parts[0], CultureInfo.InvariantCulture, out long seconds) || !long.TryParse(parts[1], CultureInfo.InvariantCulture, out long nanoseconds))
             throw new FormatException($"{where}: '{text}' is not a (seconds, nanoseconds) pair");
         return seconds * NanosecondsPerSecond + nanoseconds;
-    }
-
-    private sealed record Inspected(FileRecord File, TimerfdRecord Timer) : IInspectedFile
-    {
-        public void Write(ImageWriter writer)
-        {
-            writer.Write(File, Encoding.UTF8.GetBytes(Target));
-            writer.Write(Timer);
-        }
     }
 
     public bool Restores(FileImage file) => file.Record.Kind == FileKind.Timerfd;
