@@ -22,9 +22,10 @@ public static class KernelStateAudit
     public static void BeforeFreeze(int root)
     {
         List<int> tree = TreeFreeze.LiveProcessesNow(root);
+        var threadsByProcess = new Dictionary<int, List<int>>();
         foreach (int pid in tree)
         {
-            try { BeforeFreezeOne(pid, tree); }
+            try { threadsByProcess[pid] = BeforeFreezeOne(pid, tree); }
             // A descendant that exits meanwhile (a shell's short-lived command) is simply not in the tree.
             catch (IOException) when (pid != root && HasExited(pid)) { }
             catch (CheckpointRefusedException) when (pid != root && HasExited(pid)) { }
@@ -33,12 +34,14 @@ public static class KernelStateAudit
                 throw new CheckpointRefusedException($"descendant {pid} ('{ProcessNames.CommOf(pid)}') of process {root}: {e.Message}");
             }
         }
+        OutsideRelationsAudit.Check(threadsByProcess);
     }
 
     // Gone, or a zombie whose parent has not reaped it yet (its /proc/PID/fd is gone already).
     private static bool HasExited(int pid) => ProcStat.IsZombie(pid) != false;
 
-    private static void BeforeFreezeOne(int pid, List<int> tree)
+    // Returns the process's threads, for the tree-wide scan of outside relations.
+    private static List<int> BeforeFreezeOne(int pid, List<int> tree)
     {
         List<int> tids = ThreadStateAudit.Threads(pid);
         foreach (int tid in tids) ThreadStateAudit.RefuseTracer(pid, tid);
@@ -48,7 +51,7 @@ public static class KernelStateAudit
         foreach (MapsEntry map in ProcMaps.ReadSmaps(pid)) MappingAudit.Check(pid, map);
         // The descriptor inspection itself, as a dry run: every kind's refusal, before the freeze.
         FilesCheckpoint.Inspect(pid, new ObjectTable(), new FileDescriptions(tree), dryRun: true);
-        OutsideRelationsAudit.Check(pid, tids);
+        return tids;
     }
 
     /// <summary>The same per-process and per-thread checks on the frozen threads (tracer and /proc-wide scans excepted).</summary>

@@ -15,16 +15,27 @@ namespace Ckpt.Engine.Checkpoint.Audit;
 /// </summary>
 public static class OutsideRelationsAudit
 {
-    public static void Check(int pid, IReadOnlyCollection<int> tids)
+    /// <summary>
+    /// One pass over /proc for the whole tree (the processes and their threads): each other process is
+    /// compared with every process of the tree, and its threads' tracers are read once, so a tree of N
+    /// processes costs one scan, not N. A process of the tree sharing memory with another is refused
+    /// here too (TreeSharing would refuse it later, once frozen).
+    /// </summary>
+    public static void Check(IReadOnlyDictionary<int, List<int>> threadsByProcess)
     {
-        var ours = tids.ToHashSet();
+        var processOfThread = new Dictionary<int, int>();
+        foreach ((int pid, List<int> tids) in threadsByProcess)
+            foreach (int tid in tids) processOfThread[tid] = pid;
         foreach (string entry in Directory.EnumerateDirectories("/proc"))
         {
-            if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out int other) || other == pid) continue;
-            // A kernel thread has no memory, and neither has a process that is exiting: equal, but not shared.
-            if (Native.kcmp(pid, other, Native.KCMP_VM, 0, 0) == 0 && !IsKernelThread(other) && ProcStat.IsZombie(pid) == false && HasMemory(pid))
-                throw new CheckpointRefusedException($"process {other} shares the memory of process {pid} (clone with CLONE_VM but not CLONE_THREAD, or vfork; kcmp KCMP_VM): a process outside the checkpoint could change it, refused");
-            CheckTraced(pid, other, ours);
+            if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out int other)) continue;
+            foreach (int pid in threadsByProcess.Keys)
+            {
+                // A kernel thread has no memory, and neither has a process that is exiting: equal, but not shared.
+                if (other != pid && Native.kcmp(pid, other, Native.KCMP_VM, 0, 0) == 0 && !IsKernelThread(other) && ProcStat.IsZombie(pid) == false && HasMemory(pid))
+                    throw new CheckpointRefusedException($"process {other} shares the memory of process {pid} (clone with CLONE_VM but not CLONE_THREAD, or vfork; kcmp KCMP_VM): a process outside the checkpoint could change it, refused");
+            }
+            CheckTraced(other, processOfThread);
         }
     }
 
@@ -44,7 +55,7 @@ public static class OutsideRelationsAudit
         catch (UnauthorizedAccessException) { return true; }
     }
 
-    private static void CheckTraced(int pid, int other, HashSet<int> ours)
+    private static void CheckTraced(int other, Dictionary<int, int> processOfThread)
     {
         IEnumerable<string> threads;
         try { threads = Directory.EnumerateDirectories($"/proc/{other}/task").ToList(); }
@@ -53,7 +64,7 @@ public static class OutsideRelationsAudit
         foreach (string thread in threads)
         {
             int tracer = TracerOf(thread);
-            if (tracer != 0 && ours.Contains(tracer))
+            if (tracer != 0 && processOfThread.TryGetValue(tracer, out int pid))
                 throw new CheckpointRefusedException($"thread {tracer} of process {pid} traces thread {Path.GetFileName(thread)} of process {other} (TracerPid in {thread}/status): ptrace relationships are not checkpointed");
         }
     }
