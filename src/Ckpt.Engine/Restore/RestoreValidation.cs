@@ -137,6 +137,11 @@ public static class RestoreValidation
         foreach (VmaImage vma in plan.Vmas)
         {
             if (vma.Record.VmaType is not (VmaType.File or VmaType.SharedFile)) continue;
+            if (Memory.UnlinkedFileMappings.Maps(vma))
+            {
+                Memory.UnlinkedFileMappings.Validate(vma, plan); // no path to compare: its contents are in the image
+                continue;
+            }
             FileImage file = vma.File!;
             FileIdentity identity = FileIdentity.Of(file.Path)
                 ?? throw new RestoreRefusedException($"file {file.Path}, mapped at 0x{vma.Record.VmStart:x}, is missing");

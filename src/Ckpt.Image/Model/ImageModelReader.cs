@@ -190,8 +190,9 @@ public static partial class ImageModelReader
             if (fileMapping != (vma.FileObjRef != 0))
                 throw Error(reader, RecordType.Vma, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} of type {vma.VmaType} has file objref {vma.FileObjRef}: a file mapping needs one, other mappings none");
             FileImage? file = vma.FileObjRef == 0 ? null : objects.File(reader, vma.FileObjRef, RecordType.Vma);
-            if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify or FileKind.Memfd or FileKind.DeletedFile } || file?.Socket is not null)
-                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, {(file.Socket is null ? $"an {file.Record.Kind}" : "a socket")}, which cannot be mapped");
+            // Only files with contents are mapped: a regular file by path, or a memfd or deleted file with its contents in the image.
+            if (file is not null && file.Record.Kind is not (FileKind.Regular or FileKind.Memfd or FileKind.DeletedFile))
+                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, a {file.Record.Kind} ({file.Path}), which cannot be mapped (only a regular file, a memfd or a deleted file)");
             vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
         }
         return new MemoryImage(mm, vmas);
