@@ -39,6 +39,7 @@ public static class MemoryRestore
             Advise(syscalls, vma);
         }
         IReadOnlyDictionary<int, long> mappedFiles = unlinked.Finish();
+        Membarrier.Register(syscalls, plan);
         if (pageServer is null) PageWriter.WriteAll(syscalls, plan, imageFd);
         else
         {

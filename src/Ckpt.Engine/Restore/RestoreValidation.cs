@@ -104,6 +104,7 @@ public static class RestoreValidation
     // root, refuses it for every image.
     private static void CheckMemory(RestorePlan plan)
     {
+        Memory.Membarrier.Validate(plan);
         ulong minimum = MmapMinAddress();
         foreach (VmaImage vma in plan.Vmas)
         {

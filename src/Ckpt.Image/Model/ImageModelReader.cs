@@ -195,7 +195,19 @@ public static partial class ImageModelReader
                 throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, a {file.Record.Kind} ({file.Path}), which cannot be mapped (only a regular file, a memfd or a deleted file)");
             vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
         }
-        return new MemoryImage(mm, vmas);
+        return new MemoryImage(mm, vmas) { Membarrier = ReadMembarrier(reader, objRef) };
+    }
+
+    private static MembarrierRegistrations ReadMembarrier(ImageReader reader, int mmObjRef)
+    {
+        reader.ThrowIfFailedCheckpoint();
+        if (reader.PeekType() != RecordType.Membarrier) return MembarrierRegistrations.None;
+        var membarrier = Next<MembarrierRecord>(reader);
+        if (membarrier.MmObjRef != mmObjRef)
+            throw Error(reader, RecordType.Membarrier, $"has mm objref {membarrier.MmObjRef}, in the MM {mmObjRef}");
+        if (membarrier.Registrations == 0 || (membarrier.Registrations & ~MembarrierRecord.Known) != 0)
+            throw Error(reader, RecordType.Membarrier, $"registrations 0x{(uint)membarrier.Registrations:x} are none or not MEMBARRIER_CMD_REGISTER_* bits (known: 0x{(uint)MembarrierRecord.Known:x})");
+        return membarrier.Registrations;
     }
 
     private static List<PageChunk> ReadChunks(ImageReader reader, VmaRecord vma)
