@@ -443,8 +443,9 @@ public static partial class ImageModelReader
         private static readonly object Reading = new();
 
         public FileImage File(ImageReader reader, int objRef, RecordType user) =>
-            _objects.TryGetValue(objRef, out var known) && known.Type == ObjectType.File ? (FileImage)known.Value
-                : throw Error(reader, user, $"refers to file objref {objRef}, which no earlier FILE record defines");
+            !_objects.TryGetValue(objRef, out var known) ? throw Error(reader, user, $"refers to file objref {objRef}, which no earlier FILE record defines")
+                : known.Type == ObjectType.File && known.Value is FileImage file ? file
+                : throw Error(reader, user, $"refers to file objref {objRef}, which is a {known.Type}, not a file");
     }
 
     /// <summary>A process while its tasks' sections are read.</summary>
