@@ -9,7 +9,7 @@ namespace Ckpt.Engine.Tests;
 /// <summary>
 /// Mapped memfds and deleted files (Memory/UnlinkedFileMappings, tests/workloads/ckpt_memfd_mapped.c):
 /// a sealed 64 MiB memfd open as fd 3 and mapped twice (read-write and read-execute, the .NET runtime's
-/// double mapping), a memfd mapped with no descriptor left, a deleted file mapped private with a dirty
+/// double mapping) and once more read-only, a memfd mapped with no descriptor left, a deleted file mapped private with a dirty
 /// page. The image holds each file once, sparse, as the one file object of its descriptor and mappings;
 /// after `checkpoint --kill` + `restore` the views and the descriptor are one file again (a write
 /// through each is seen through the others), with name, size, seals and contents.
@@ -44,6 +44,7 @@ public sealed class MappedUnlinkedFileCheckpointRestoreTests : IDisposable
         // One object: the descriptor's file is the very one both views map (the reader keeps one FileImage per objref).
         Assert.Same(dual, At(maps[0]).File);
         Assert.Same(dual, At(maps[1]).File);
+        Assert.Same(dual, At(maps[4]).File); // the read-only view, mapped through an open file since closed
         Assert.Equal((FileKind.Memfd, Dual), (dual.Record.Kind, dual.Path));
         Assert.Equal((FileSeals.Shrink | FileSeals.Grow, 64L << 20), (dual.Unlinked!.Record.Seals, dual.Unlinked.Record.FileSize));
         Assert.Equal([0ul, 40ul << 20], dual.Unlinked.Chunks.SelectMany(c => c.Addresses)); // sparse: two pages of 16384
@@ -66,9 +67,32 @@ public sealed class MappedUnlinkedFileCheckpointRestoreTests : IDisposable
     public void Mapped_memfds_and_a_deleted_file_come_back_as_one_file_per_object_after_checkpoint_kill_and_restore()
     {
         using var target = StartMapping();
+        string[] flagsBefore = MemfdVmFlags(target.Pid);
+        Assert.Equal(4, flagsBefore.Length); // rw, rx, the read-only view, ckpt-only
         string image = TempPath("memfd-mapped-kill.img");
         var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", image, "--kill"]);
         Assert.True(code == 0, stderr);
-        RestoreAndRequirePass(target, image);
+        RestoreTestProcesses.WaitForExit(target.Pid);
+        RestoreTestProcesses.WaitUntilGone(target.Pid);
+        var restore = RunCli(["restore", "--input", image]);
+        Assert.True(restore.ExitCode == 0, restore.Stderr);
+        // The same VM flags: a view that could be made writable (mw) still can, the read-only one still cannot.
+        Assert.Equal(flagsBefore, MemfdVmFlags(target.Pid));
+        RequireRestoredAndPass(target, restore);
+    }
+
+    /// <summary>"START-END NAME VmFlags: ..." of every memfd mapping, from /proc/PID/smaps.</summary>
+    private static string[] MemfdVmFlags(int pid)
+    {
+        var result = new List<string>();
+        string? mapping = null;
+        foreach (string line in File.ReadLines($"/proc/{pid}/smaps"))
+        {
+            if (System.Text.RegularExpressions.Regex.Match(line, @"^([0-9a-f]+-[0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$") is { Success: true } header)
+                mapping = header.Groups[2].Value.StartsWith("/memfd:", StringComparison.Ordinal) ? $"{header.Groups[1].Value} {header.Groups[2].Value}" : null;
+            else if (line.StartsWith("VmFlags:", StringComparison.Ordinal) && mapping is not null)
+                result.Add($"{mapping} {line}");
+        }
+        return [.. result];
     }
 }

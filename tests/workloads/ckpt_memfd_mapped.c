@@ -1,11 +1,12 @@
 /* Checkpoint workload for mapped memfds and deleted files (UnlinkedFileMappings). Argument: a directory.
  *   fd 3  memfd "ckpt-dual" (MFD_ALLOW_SEALING), 64 MiB and sparse: "dual N" at page 0 and at 40 MiB,
  *         mapped twice, MAP_SHARED read-write and MAP_SHARED read-execute (the .NET runtime's W^X
- *         double mapping), then sealed F_SEAL_SHRINK | F_SEAL_GROW
+ *         double mapping), and a third time read-only through a read-only open of it since closed (so
+ *         that view can never be made writable), then sealed F_SEAL_SHRINK | F_SEAL_GROW
  *   memfd "ckpt-only": two pages "only N", mapped MAP_SHARED read-write, its descriptor closed
  *   DIR/private: three pages of a pattern, mapped MAP_PRIVATE read-write, page 1 dirtied ("dirty
  *         private page"), then unlinked and its descriptor closed (a deleted file, mapped only)
- * Prints READY and a line "MAPS rw rx only private" with the addresses, waits for SIGUSR1, then checks
+ * Prints READY and a line "MAPS rw rx only private ro" with the addresses, waits for SIGUSR1, then checks
  * names, sizes, seals, contents, that the two views and fd 3 are one file (a write through each is
  * seen through the others) and that the private mapping kept its dirty page and not the file.
  * Prints PASS or FAIL <what>. */
@@ -86,6 +87,9 @@ int main(int argc, char **argv)
     if (rw == MAP_FAILED || rx == MAP_FAILED) return fail("mmap of fd 3");
     strcpy(rw, "dual 0");
     strcpy(rw + FAR, "dual far");
+    int read_only = open("/proc/self/fd/3", O_RDONLY);
+    char *ro = read_only < 0 ? MAP_FAILED : mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, read_only, 0);
+    if (ro == MAP_FAILED || close(read_only) != 0) return fail("read-only view of fd 3");
     if (fcntl(3, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) return fail("F_ADD_SEALS");
 
     int only_fd = memfd_create("ckpt-only", 0);
@@ -108,7 +112,7 @@ int main(int argc, char **argv)
     if (unlink(path) != 0 || close(file) != 0) return fail("unlink DIR/private");
 
     printf("READY %d\n", getpid());
-    printf("MAPS %lx %lx %lx %lx\n", (unsigned long)rw, (unsigned long)rx, (unsigned long)only, (unsigned long)private);
+    printf("MAPS %lx %lx %lx %lx %lx\n", (unsigned long)rw, (unsigned long)rx, (unsigned long)only, (unsigned long)private, (unsigned long)ro);
     while (!got_usr1) pause();
 
     struct stat st;
@@ -124,6 +128,8 @@ int main(int argc, char **argv)
     if (pread(3, buffer, 18, PAGE) != 18 || strcmp(buffer, "written through rw") != 0) return fail("a write through the rw view is not seen through fd 3");
     if (pwrite(3, "through fd", 11, 2 * PAGE) != 11 || strcmp(rx + 2 * PAGE, "through fd") != 0) return fail("a write through fd 3 is not seen through the rx view");
     if (mprotect(rx, PAGE, PROT_READ | PROT_WRITE) != 0) return fail("the rx view cannot be made writable as before");
+    if (!name_is(ro, "/memfd:ckpt-dual (deleted)", st.st_ino) || strcmp(ro + PAGE, "written through rw") != 0) return fail("the read-only view");
+    if (mprotect(ro, PAGE, PROT_READ | PROT_WRITE) != -1 || errno != EACCES) return fail("the read-only view can be made writable");
     if (ftruncate(3, PAGE) != -1 || errno != EPERM) return fail("fd 3 shrank despite F_SEAL_SHRINK");
 
     char self[64];
