@@ -9,6 +9,8 @@ for c in tests/workloads/*.c; do
   gcc -O1 -g -Wall -Werror -o "artifacts/workloads/$(basename "$c" .c)" "$c"
 done
 dotnet build CkptPS.sln -c Release -nologo -v quiet
+# A real .NET program for the restore tests (RestoreDotnetProgramTests); the SDK's own packs, no package.
+dotnet build tests/workloads/dotnet_counter -c Release -nologo -v quiet -o artifacts/workloads/dotnet_counter
 if [ "${CKPT_AOT:-1}" = 1 ]; then   # NativeAOT by default: ~15 ms startup instead of ~110 ms
   dotnet publish src/Ckpt.Cli -c Release -nologo -v quiet -r linux-x64 -p:CkptAot=true -o artifacts/publish/ckpt
 else

@@ -157,7 +157,7 @@ internal static unsafe partial class CheckpointTestSupport
         }
     }
 
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
             if (File.Exists(Path.Combine(directory.FullName, "CkptPS.sln"))) return directory.FullName;

@@ -21,7 +21,7 @@ public class UnlinkedFileImageTests
         Descriptors = (_, writer) =>
         {
             byte[] bytes = Encoding.UTF8.GetBytes(path);
-            writer.Write(new FileRecord { ObjRef = MemfdRef, Kind = kind, OpenFlags = 0x8002, Mode = mode, Position = 7, PathLength = (uint)bytes.Length }, bytes);
+            writer.Write(new FileRecord { ObjRef = MemfdRef, Kind = kind, OpenFlags = 0x8002, Mode = mode, Position = 7, FileSize = unlinked.FileSize, PathLength = (uint)bytes.Length }, bytes);
             writer.Write(unlinked);
             foreach (ulong[] chunk in chunks) V3Image.WritePages(writer, chunk);
             writer.WritePageArrayEnd();

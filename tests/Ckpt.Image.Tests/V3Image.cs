@@ -74,6 +74,12 @@ internal sealed unsafe class V3Image
     /// <summary>Replaces the four OBJREF records a thread (task index > 0) writes after its TASK_OBJECTS.</summary>
     public Action<V3Image, ImageWriter, int>? ThreadObjects { get; init; }
 
+    /// <summary>Replaces the leader's VMAs (Count of them, written by Write after the MM record).</summary>
+    public (int Count, Action<ImageWriter> Write)? Vmas { get; init; }
+
+    /// <summary>Records written after the leader's last VMA, inside its MM object (a MEMBARRIER record).</summary>
+    public Action<ImageWriter>? MemoryTail { get; init; }
+
     /// <summary>Replaces the descriptor records of the file table (the FILE_TABLE record is written first).</summary>
     public Action<V3Image, ImageWriter>? Descriptors { get; init; }
 
@@ -247,6 +253,15 @@ internal sealed unsafe class V3Image
 
     public void WriteMemory(ImageWriter writer, int objRef)
     {
+        if (Vmas is { } vmas)
+        {
+            var mm = Mm(objRef);
+            mm.VmaCount = vmas.Count;
+            writer.Write(mm);
+            vmas.Write(writer);
+            MemoryTail?.Invoke(writer);
+            return;
+        }
         writer.Write(Mm(objRef));
         // A private file mapping: its FILE on first use, one page.
         WriteFile(writer, LibraryRef, FileKind.Regular, LibraryPath);
@@ -265,6 +280,7 @@ internal sealed unsafe class V3Image
         WriteFile(writer, LogRef, FileKind.Regular, LogPath);
         writer.Write(new VmaRecord { VmStart = LogStart, VmEnd = LogStart + PageSize, VmPgoff = 2, VmFlags = 0xfb, VmaType = VmaType.SharedFile, Protection = 3, FileObjRef = LogRef });
         writer.WritePageArrayEnd();
+        MemoryTail?.Invoke(writer);
     }
 
     public static void WritePages(ImageWriter writer, ulong[] addresses)

@@ -13,7 +13,8 @@
  *   seccomp-strict seccomp mode 1: waits in read(2) on a pipe instead of pause(2)
  *   unshare-uts    its own UTS namespace
  *   mlock          one locked page
- *   membarrier     registered for MEMBARRIER_CMD_PRIVATE_EXPEDITED
+ *   memfd-reopen   a memfd mapped shared and open twice (memfd_create, then /proc/self/fd/N O_RDONLY)
+ *   deleted-linked a file mapped through a name since unlinked while another link remains (removed after PASS)
  *   subreaper      PR_SET_CHILD_SUBREAPER
  *   pdeathsig      PR_SET_PDEATHSIG(SIGTERM)
  *   thp-disable    PR_SET_THP_DISABLE
@@ -38,7 +39,6 @@
 #include <linux/aio_abi.h>
 #include <linux/bpf.h>
 #include <linux/io_uring.h>
-#include <linux/membarrier.h>
 #include <linux/perf_event.h>
 #include <linux/seccomp.h>
 #include <linux/userfaultfd.h>
@@ -69,6 +69,7 @@
 #define PR_MDWE_REFUSE_EXEC_GAIN 1
 #endif
 
+static char other_link[96]; /* deleted-linked: the link left, removed after PASS */
 static volatile sig_atomic_t got_usr1;
 static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 
@@ -151,7 +152,22 @@ static int setup(const char *mode, const char *arg)
     if (!strcmp(mode, "seccomp-strict")) return pipe(wake_pipe) != 0 ? fail("pipe") : 0; /* seccomp itself right before waiting */
     if (!strcmp(mode, "unshare-uts")) return unshare(CLONE_NEWUTS) != 0 ? fail("unshare") : 0;
     if (!strcmp(mode, "mlock")) return mlock(pattern, 4096) != 0 ? fail("mlock") : 0;
-    if (!strcmp(mode, "membarrier")) return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0 ? fail("membarrier") : 0;
+    if (!strcmp(mode, "memfd-reopen")) {
+        int memfd = memfd_create("ckpt-reopened", 0);
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", memfd);
+        if (memfd < 0 || ftruncate(memfd, 4096) != 0 || mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0) == MAP_FAILED) return fail("memfd");
+        return (object_fd = open(self, O_RDONLY)) < 0 ? fail("reopen of the memfd") : 0;
+    }
+    if (!strcmp(mode, "deleted-linked")) {
+        char name[64];
+        snprintf(name, sizeof name, "/tmp/ckpt-refusals-%d", getpid());
+        snprintf(other_link, sizeof other_link, "%s-link", name);
+        int fd = open(name, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || ftruncate(fd, 4096) != 0 || link(name, other_link) != 0) return fail("deleted-linked file");
+        if (mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED || close(fd) != 0 || unlink(name) != 0) return fail("deleted-linked mapping");
+        return 0;
+    }
     if (!strcmp(mode, "subreaper")) return prctl(PR_SET_CHILD_SUBREAPER, 1) != 0 ? fail("subreaper") : 0;
     if (!strcmp(mode, "pdeathsig")) return prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 ? fail("pdeathsig") : 0;
     if (!strcmp(mode, "thp-disable")) return prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0 ? fail("thp") : 0;
@@ -232,5 +248,6 @@ int main(int argc, char **argv)
     if (object_fd >= 0 && fcntl(object_fd, F_GETFD) < 0) return fail("object fd closed");
     printf("PASS\n");
     if (semaphore_array >= 0) semctl(semaphore_array, 0, IPC_RMID);
+    if (other_link[0]) unlink(other_link);
     return 0;
 }

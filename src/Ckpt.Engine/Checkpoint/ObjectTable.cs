@@ -16,6 +16,9 @@ public sealed class ObjectTable
     private readonly Dictionary<(ObjectType Type, long Identity), int> _refs = [];
     private readonly HashSet<int> _written = [];
 
+    /// <summary>The memfds and deleted files seen so far, shared by their descriptor and mappings (Memory.UnlinkedFileMappings).</summary>
+    public Memory.UnlinkedFileMappings.Registry UnlinkedFiles { get; } = new();
+
     /// <summary>A fresh objref, for objects that are never looked up by identity (files found by kcmp, shared memory by inode).</summary>
     public int Next() => ++_last;
 

@@ -101,6 +101,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
                 long total = _memory.TotalPages;
                 progress("pages", 0, total);
                 _memory.Write(writer, _uses.MmObjRef, _stat, _injected.Brk, done => progress("pages", done, total));
+                Membarrier.Write(writer, _uses.MmObjRef, _injected.Membarrier);
             });
             objects.WriteUse(writer, ObjectType.FileTable, _uses.FileTableObjRef, () =>
             {

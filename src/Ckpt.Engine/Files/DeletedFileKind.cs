@@ -23,19 +23,19 @@ public sealed class DeletedFileKind : UnlinkedFileKind
 
     private static string DirectoryOf(FileImage file) => Path.GetDirectoryName(file.Path[..^Deleted.Length]) ?? "/";
 
-    public override void Validate(FileImage file, int fd)
+    protected override void Validate(FileImage file, string user)
     {
-        base.Validate(file, fd);
+        base.Validate(file, user);
         string directory = DirectoryOf(file);
         if (FileIdentity.ModeOfLink(directory) is not { } mode || (mode & RestoreValidation.S_IFMT) != RestoreValidation.S_IFDIR)
-            throw new RestoreRefusedException($"fd {fd} is the deleted file {file.Path}, whose directory {directory} no longer exists: refused");
+            throw new RestoreRefusedException($"{user} is the deleted file {file.Path}, whose directory {directory} no longer exists: refused");
     }
 
-    protected override long Create(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd)
+    protected override long Create(SyscallInjector syscalls, ScratchArea scratch, FileImage file, string user)
     {
         string directory = DirectoryOf(file);
         scratch.Reset();
-        return syscalls.Call($"openat(O_TMPFILE) in {directory} for the deleted file {file.Path} (fd {fd})", SYS_openat, AT_FDCWD,
+        return syscalls.Call($"openat(O_TMPFILE) in {directory} for the deleted file {file.Path} ({user})", SYS_openat, AT_FDCWD,
             scratch.PutString(directory), O_TMPFILE | O_RDWR | O_CLOEXEC, file.Record.Mode & 0xfff);
     }
 }

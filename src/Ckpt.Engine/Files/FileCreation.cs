@@ -16,6 +16,7 @@ public sealed class FileCreation(SyscallInjector syscalls, RestorePlan plan, int
 {
     private const ulong F_DUPFD_CLOEXEC = 1030;
     private readonly Dictionary<int, long> _parked = [];
+    private readonly Dictionary<int, long> _mapped = [];
 
     /// <summary>Every file object of the descriptor table being restored, by objref.</summary>
     public IReadOnlyDictionary<int, FileImage> Files => Plan.Files;
@@ -33,6 +34,29 @@ public sealed class FileCreation(SyscallInjector syscalls, RestorePlan plan, int
 
     /// <summary>The parked descriptor of a file object made earlier, if any (it is no longer parked).</summary>
     public bool TryTake(int objRef, out long descriptor) => _parked.Remove(objRef, out descriptor);
+
+    /// <summary>
+    /// The unlinked files the memory stage made for its mappings (Memory.UnlinkedFileMappings), parked
+    /// above every recorded descriptor number, for the descriptors that share them.
+    /// </summary>
+    public void AddMapped(IReadOnlyDictionary<int, long> mapped)
+    {
+        foreach (var (objRef, descriptor) in mapped) _mapped.Add(objRef, descriptor);
+    }
+
+    /// <summary>The parked descriptor of an unlinked file made for its mappings, if any (it is no longer parked).</summary>
+    public bool TryTakeMapped(int objRef, out long descriptor) => _mapped.Remove(objRef, out descriptor);
+
+    /// <summary>
+    /// Closes the mapped files no descriptor took: only an image whose descriptor of the file was
+    /// placed from another process of the tree leaves one (a checkpoint refuses such sharing).
+    /// </summary>
+    public void CloseUntakenMapped()
+    {
+        foreach (var (objRef, descriptor) in _mapped)
+            syscalls.Call($"close of the unlinked file objref {objRef} made for its mappings", SYS_close, (ulong)descriptor);
+        _mapped.Clear();
+    }
 
     /// <summary>After the table is restored nothing may stay parked: that would be a descriptor the image does not have.</summary>
     public void RequireNothingParked()

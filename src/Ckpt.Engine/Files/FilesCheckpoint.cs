@@ -58,6 +58,7 @@ public sealed class FilesCheckpoint
             if (dryRun && kind is Sockets.InetSocketKind) continue;
             int objRef = objRefs.Next();
             IInspectedFile inspected = kind.Inspect(info, objRef);
+            if (kind is UnlinkedFileKind) objRefs.UnlinkedFiles.AddDescriptor(info, inspected);
             table._entries.Add(new Entry(inspected, descriptor with { FileObjRef = objRef }, FirstUse: true));
             descriptions.Add(pid, fd, inspected);
             table._locks.AddRange(FileLocks.Inspect(info, objRef)); // a dup shows the same locks: first use only

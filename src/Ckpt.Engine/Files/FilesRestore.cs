@@ -46,12 +46,15 @@ public static class FilesRestore
     /// pidfd_getfd (the same open file description, offset and flags). A pipe's objref maps to its
     /// first end placed, which every other end of the pipe is opened from. Objects this process places
     /// first are added.</param>
-    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, Dictionary<int, (int Pid, int Fd)>? elsewhere = null)
+    /// <param name="mappedFiles">unlinked files the memory stage made for its mappings (file objref -> parked descriptor)</param>
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, Dictionary<int, (int Pid, int Fd)>? elsewhere = null,
+        IReadOnlyDictionary<int, long>? mappedFiles = null)
     {
         elsewhere ??= [];
         var placed = new Dictionary<int, int>(); // file objref -> first descriptor restored for it
         var created = new HashSet<int>(); // file objrefs this process created (not fetched from another)
-        var creation = new FileCreation(syscalls, plan, plan.Descriptors.Count == 0 ? 0 : plan.Descriptors.Max(d => d.Fd) + 1);
+        var creation = new FileCreation(syscalls, plan, ParkingFloor(plan));
+        if (mappedFiles is not null) creation.AddMapped(mappedFiles);
         foreach (FileDescriptorRecord descriptor in plan.Descriptors.OrderBy(d => d.Fd))
         {
             scratch.Reset();
@@ -100,8 +103,12 @@ public static class FilesRestore
             if (file.Pipe is { } placedPipe) elsewhere.TryAdd(placedPipe.Record.PipeObjRef, (syscalls.Pid, descriptor.Fd));
         }
         creation.RequireNothingParked();
+        creation.CloseUntakenMapped();
         FinishAll(syscalls, plan, scratch, placed, created);
     }
+
+    /// <summary>Above every descriptor number the image records: a descriptor kept there while the table is rebuilt is never replaced by dup3.</summary>
+    public static int ParkingFloor(RestorePlan plan) => plan.Descriptors.Count == 0 ? 0 : plan.Descriptors.Max(d => d.Fd) + 1;
 
     // pidfd_getfd copies a descriptor of another process as dup would (close-on-exec set): injected
     // into this process, with its restored credentials (the holder is a process of the same tree).

@@ -23,21 +23,21 @@ public sealed class MemfdKind : UnlinkedFileKind
 
     public override bool Matches(DescriptorInfo fd) => IsUnlinked(fd) && fd.Target.StartsWith(Prefix, StringComparison.Ordinal);
 
-    protected override void Refuse(DescriptorInfo fd)
+    protected override void Refuse(DescriptorInfo fd, string who)
     {
         // hugetlbfs reports its huge page size as the block size.
         if (fd.Stat.BlockSize > Environment.SystemPageSize)
-            throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} is a hugetlbfs memfd ({fd.Target}, MFD_HUGETLB): unsupported");
+            throw new CheckpointRefusedException($"{who} is a hugetlbfs memfd ({fd.Target}, MFD_HUGETLB): unsupported");
     }
 
-    protected override FileSeals SealsOf(int engineFd, DescriptorInfo fd) => ReadSeals(engineFd, fd);
+    protected override FileSeals SealsOf(int engineFd, DescriptorInfo fd, string who) => ReadSeals(engineFd, fd, who);
 
-    protected override long Create(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd)
+    protected override long Create(SyscallInjector syscalls, ScratchArea scratch, FileImage file, string user)
     {
         string name = file.Path[Prefix.Length..^Deleted.Length];
         bool noExec = file.Unlinked!.Record.Seals.HasFlag(FileSeals.Exec) && (file.Record.Mode & 0x49) == 0;
         ulong flags = MFD_ALLOW_SEALING | (noExec ? MFD_NOEXEC_SEAL : MFD_EXEC);
         scratch.Reset();
-        return syscalls.Call($"memfd_create({name}, 0x{flags:x}) for fd {fd}", SYS_memfd_create, scratch.PutString(name), flags);
+        return syscalls.Call($"memfd_create({name}, 0x{flags:x}) for {user}", SYS_memfd_create, scratch.PutString(name), flags);
     }
 }

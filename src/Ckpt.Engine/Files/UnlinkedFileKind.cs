@@ -20,8 +20,9 @@ namespace Ckpt.Engine.Files;
 /// empty unlinked file in the task; then its owner (one of the image's credentials' ids, checked by
 /// validation), mode, size, contents (pwrite64 of each saved page, read from the image) and seals are
 /// set, and the file is reopened through /proc/self/fd/N with the recorded flags when they are not
-/// O_RDWR. A mapping of such a file is still refused (MemoryCheckpoint), so a file shared by a
-/// descriptor and a mapping is not restored yet.
+/// O_RDWR. A file that is also mapped, or only mapped, is the same object for its descriptor and
+/// every mapping of it (<see cref="Memory.UnlinkedFileMappings"/>): its contents are written once,
+/// with the first use, and the restore's memory stage creates it and hands it to the descriptor.
 /// </summary>
 public abstract partial class UnlinkedFileKind : IDescriptorKind
 {
@@ -41,24 +42,39 @@ public abstract partial class UnlinkedFileKind : IDescriptorKind
     public abstract bool Matches(DescriptorInfo fd);
 
     /// <summary>The seals of the file (a memfd's), read with fcntl on the engine's own descriptor of it.</summary>
-    protected virtual FileSeals SealsOf(int engineFd, DescriptorInfo fd) => FileSeals.None;
+    protected virtual FileSeals SealsOf(int engineFd, DescriptorInfo fd, string who) => FileSeals.None;
 
-    /// <summary>Checkpoint refusals of the kind (e.g. a hugetlbfs memfd).</summary>
-    protected virtual void Refuse(DescriptorInfo fd) { }
+    /// <summary>Checkpoint refusals of the kind (e.g. a hugetlbfs memfd); <paramref name="who"/> names the descriptor or mapping.</summary>
+    protected virtual void Refuse(DescriptorInfo fd, string who) { }
 
     // ---- checkpoint ----
 
-    public IInspectedFile Inspect(DescriptorInfo fd, int objRef)
+    public IInspectedFile Inspect(DescriptorInfo fd, int objRef) =>
+        Inspect(fd, objRef, $"/proc/{fd.Pid}/fd/{fd.Fd}", $"fd {fd.Fd} of process {fd.Pid}");
+
+    /// <summary>
+    /// The file object of an unlinked file that only a mapping holds (no descriptor): its contents are
+    /// read through /proc/PID/map_files, and it is restored as opened O_RDWR (how a mapping needs it).
+    /// </summary>
+    public static IInspectedFile InspectMapped(int pid, MapsEntry map, in Native.Stat stat, int objRef)
     {
-        Refuse(fd);
-        int engineFd = open($"/proc/{fd.Pid}/fd/{fd.Fd}", O_RDONLY | O_CLOEXEC);
-        if (engineFd < 0) throw new SyscallException("open", Native.LastErrno, fd.Pid, $"/proc/{fd.Pid}/fd/{fd.Fd} ({fd.Target})");
+        string mapFile = $"/proc/{pid}/map_files/{map.Start:x}-{map.End:x}";
+        var info = new DescriptorInfo(pid, -1, map.Name, stat, new ProcFdInfo(0, O_RDWR | O_LARGEFILE, new Dictionary<string, string>()));
+        UnlinkedFileKind kind = map.Name.StartsWith("/memfd:", StringComparison.Ordinal) ? new MemfdKind() : new DeletedFileKind();
+        return kind.Inspect(info, objRef, mapFile, $"the mapping 0x{map.Start:x}-0x{map.End:x} of process {pid}");
+    }
+
+    private IInspectedFile Inspect(DescriptorInfo fd, int objRef, string contentsPath, string who)
+    {
+        Refuse(fd, who);
+        int engineFd = open(contentsPath, O_RDONLY | O_CLOEXEC);
+        if (engineFd < 0) throw new SyscallException("open", Native.LastErrno, fd.Pid, $"{contentsPath} ({fd.Target})");
         var handle = new SafeFileHandle(engineFd, ownsHandle: true);
         try
         {
-            var unlinked = new UnlinkedFileRecord { ObjRef = objRef, Seals = SealsOf(engineFd, fd), Uid = fd.Stat.Uid, Gid = fd.Stat.Gid, FileSize = fd.Stat.Size };
+            var unlinked = new UnlinkedFileRecord { ObjRef = objRef, Seals = SealsOf(engineFd, fd, who), Uid = fd.Stat.Uid, Gid = fd.Stat.Gid, FileSize = fd.Stat.Size };
             if (unlinked.FileSize > UnlinkedFileRecord.MaxSize)
-                throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} ({fd.Target}) holds {unlinked.FileSize} bytes, more than the {UnlinkedFileRecord.MaxSize} an image takes for one file");
+                throw new CheckpointRefusedException($"{who} ({fd.Target}) holds {unlinked.FileSize} bytes, more than the {UnlinkedFileRecord.MaxSize} an image takes for one file");
             // A file made with O_TMPFILE keeps __O_TMPFILE | O_DIRECTORY in its flags: how it was made, not how it is open.
             uint flags = fd.FdInfo.Flags & ~(O_TMPFILE_BIT | O_DIRECTORY);
             FileRecord file = OpenFileRecords.Record(objRef, Kind, fd.Stat, fd.Target, flags, fd.FdInfo.Position);
@@ -90,10 +106,15 @@ public abstract partial class UnlinkedFileKind : IDescriptorKind
         return pages;
     }
 
+    // Written once, by its first use: a mapping (the memory section comes first) or its descriptor.
     private sealed record Inspected(FileRecord File, string Path, UnlinkedFileRecord Unlinked, SafeFileHandle Contents, List<ulong> Pages) : IInspectedFile
     {
+        private bool _written;
+
         public void Write(ImageWriter writer)
         {
+            if (_written) return;
+            _written = true;
             using SafeFileHandle contents = Contents;
             writer.Write(File, Encoding.UTF8.GetBytes(Path));
             writer.Write(Unlinked);
@@ -118,51 +139,82 @@ public abstract partial class UnlinkedFileKind : IDescriptorKind
 
     public bool Restores(FileImage file) => file.Record.Kind == Kind;
 
-    public virtual void Validate(FileImage file, int fd)
+    public void Validate(FileImage file, int fd) => Validate(file, $"fd {fd}");
+
+    /// <param name="user">the descriptor or mapping that holds the file, for messages</param>
+    protected virtual void Validate(FileImage file, string user)
     {
         // The image model checked the record; it is only missing from a model made by hand.
         if (file.Unlinked is null)
-            throw new RestoreRefusedException($"fd {fd} ({file.Path}) has no UNLINKED_FILE record");
+            throw new RestoreRefusedException($"{user} ({file.Path}) has no UNLINKED_FILE record");
     }
 
+    public void Validate(FileImage file, int fd, RestorePlan plan) => Validate(file, $"fd {fd}", plan);
+
     /// <summary>Before any process exists: the owner must be one the image's credentials could have made the file with.</summary>
-    public void Validate(FileImage file, int fd, RestorePlan plan)
+    public void Validate(FileImage file, string user, RestorePlan plan)
     {
-        Validate(file, fd);
+        Validate(file, user);
         CredentialsRecord credentials = plan.Credentials;
         UnlinkedFileRecord unlinked = file.Unlinked!.Record;
         bool uidOk = unlinked.Uid is var u && (u == credentials.Uid || u == credentials.Euid || u == credentials.Suid || u == credentials.Fsuid);
         bool gidOk = unlinked.Gid is var g && (g == credentials.Gid || g == credentials.Egid || g == credentials.Sgid || g == credentials.Fsgid || plan.Groups.Contains(g));
         if (!uidOk || !gidOk)
-            throw new RestoreRefusedException($"fd {fd} ({file.Path}) is owned by uid {unlinked.Uid} gid {unlinked.Gid}, which are not the image's credentials: refused");
+            throw new RestoreRefusedException($"{user} ({file.Path}) is owned by uid {unlinked.Uid} gid {unlinked.Gid}, which are not the image's credentials: refused");
     }
 
     /// <summary>The kind's empty unlinked file, opened O_RDWR in the task.</summary>
-    protected abstract long Create(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd);
+    protected abstract long Create(SyscallInjector syscalls, ScratchArea scratch, FileImage file, string user);
 
     public long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd) =>
         throw new InvalidOperationException("an unlinked file is opened with its restore plan (its contents are in the image)");
 
+    /// <summary>
+    /// The descriptor's open file: of the file the memory stage made for its mappings if there is
+    /// one (sealed already), else of a new file with the contents and seals.
+    /// </summary>
     public long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd, FileCreation creation)
     {
-        RestorePlan plan = creation.Plan;
-        UnlinkedFileImage unlinked = file.Unlinked!;
-        long created = Create(syscalls, scratch, file, fd);
-        ulong target = (ulong)created;
-        syscalls.Call($"fchown of {file.Path} for fd {fd}", SYS_fchown, target, unlinked.Record.Uid, unlinked.Record.Gid);
-        syscalls.Call($"fchmod of {file.Path} for fd {fd}", SYS_fchmod, target, file.Record.Mode & 0xfff);
-        syscalls.Call($"ftruncate of {file.Path} for fd {fd} to {unlinked.Record.FileSize}", SYS_ftruncate, target, (ulong)unlinked.Record.FileSize);
-        WriteContents(syscalls, scratch, plan, unlinked, target, file.Path, fd);
-        if (unlinked.Record.Seals != 0)
-            syscalls.Call($"fcntl(F_ADD_SEALS, 0x{(uint)unlinked.Record.Seals:x}) of {file.Path} for fd {fd}", SYS_fcntl, target, F_ADD_SEALS, (ulong)unlinked.Record.Seals);
+        if (!creation.TryTakeMapped(file.Record.ObjRef, out long created))
+        {
+            created = CreateWithContents(syscalls, scratch, creation.Plan, file, $"fd {fd}");
+            AddSeals(syscalls, file, created, $"fd {fd}");
+        }
         uint flags = file.Record.OpenFlags & ~(O_CREAT | O_EXCL | O_TRUNC | O_TMPFILE_BIT | O_CLOEXEC_FLAG | O_LARGEFILE);
         if (flags == O_RDWR) return created;
         // Another access mode or status flags (O_APPEND, O_NONBLOCK ...): a new open file of the same file.
-        scratch.Reset();
-        long reopened = syscalls.Call($"openat of /proc/self/fd/{created} ({file.Path}) for fd {fd}", SYS_openat, AT_FDCWD,
-            scratch.PutString($"/proc/self/fd/{created}"), flags | O_NOCTTY, 0);
-        syscalls.Call($"close of the first descriptor of {file.Path}", SYS_close, target);
+        long reopened = Reopen(syscalls, scratch, file, created, flags, $"fd {fd}");
+        syscalls.Call($"close of the first descriptor of {file.Path}", SYS_close, (ulong)created);
         return reopened;
+    }
+
+    /// <summary>A new open file of the file open as <paramref name="created"/> in the task, with <paramref name="flags"/>.</summary>
+    public static long Reopen(SyscallInjector syscalls, ScratchArea scratch, FileImage file, long created, uint flags, string user)
+    {
+        scratch.Reset();
+        return syscalls.Call($"openat of /proc/self/fd/{created} ({file.Path}) for {user}", SYS_openat, AT_FDCWD,
+            scratch.PutString($"/proc/self/fd/{created}"), flags | O_NOCTTY, 0);
+    }
+
+    /// <summary>The file, made by the kind, with its owner, mode, size and contents, but no seals yet (open O_RDWR in the task).</summary>
+    public long CreateWithContents(SyscallInjector syscalls, ScratchArea scratch, RestorePlan plan, FileImage file, string user)
+    {
+        UnlinkedFileImage unlinked = file.Unlinked!;
+        long created = Create(syscalls, scratch, file, user);
+        ulong target = (ulong)created;
+        syscalls.Call($"fchown of {file.Path} for {user}", SYS_fchown, target, unlinked.Record.Uid, unlinked.Record.Gid);
+        syscalls.Call($"fchmod of {file.Path} for {user}", SYS_fchmod, target, file.Record.Mode & 0xfff);
+        syscalls.Call($"ftruncate of {file.Path} for {user} to {unlinked.Record.FileSize}", SYS_ftruncate, target, (ulong)unlinked.Record.FileSize);
+        WriteContents(syscalls, scratch, plan, unlinked, target, file.Path, user);
+        return created;
+    }
+
+    /// <summary>The recorded seals, last: after the contents, and after the writable shared mappings (F_SEAL_FUTURE_WRITE allows those made before it).</summary>
+    public static void AddSeals(SyscallInjector syscalls, FileImage file, long created, string user)
+    {
+        FileSeals seals = file.Unlinked!.Record.Seals;
+        if (seals != 0)
+            syscalls.Call($"fcntl(F_ADD_SEALS, 0x{(uint)seals:x}) of {file.Path} for {user}", SYS_fcntl, (ulong)created, F_ADD_SEALS, (ulong)seals);
     }
 
     public void Placed(SyscallInjector syscalls, FileImage file, int fd)
@@ -171,7 +223,7 @@ public abstract partial class UnlinkedFileKind : IDescriptorKind
             syscalls.Call($"lseek of fd {fd} ({file.Path}) to {file.Record.Position}", SYS_lseek, (ulong)fd, (ulong)file.Record.Position, 0);
     }
 
-    private static void WriteContents(SyscallInjector syscalls, ScratchArea scratch, RestorePlan plan, UnlinkedFileImage unlinked, ulong target, string path, int fd)
+    private static void WriteContents(SyscallInjector syscalls, ScratchArea scratch, RestorePlan plan, UnlinkedFileImage unlinked, ulong target, string path, string user)
     {
         int pageSize = (int)plan.Header.PageSize;
         var page = new byte[pageSize];
@@ -183,8 +235,8 @@ public abstract partial class UnlinkedFileKind : IDescriptorKind
                 ulong offset = chunk.Addresses[i];
                 int length = (int)Math.Min(pageSize, unlinked.Record.FileSize - (long)offset);
                 scratch.Reset();
-                long written = syscalls.Call($"pwrite64 of {path} at {offset} for fd {fd}", SYS_pwrite64, target, scratch.Put(page.AsSpan(0, length)), (ulong)length, offset);
-                if (written != length) throw new IOException($"{path} (fd {fd}): pwrite64 at {offset} wrote {written} of {length} bytes");
+                long written = syscalls.Call($"pwrite64 of {path} at {offset} for {user}", SYS_pwrite64, target, scratch.Put(page.AsSpan(0, length)), (ulong)length, offset);
+                if (written != length) throw new IOException($"{path} ({user}): pwrite64 at {offset} wrote {written} of {length} bytes");
             }
         }
     }
@@ -198,10 +250,10 @@ public abstract partial class UnlinkedFileKind : IDescriptorKind
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
     private static partial int fcntl(int fd, int command);
 
-    protected static FileSeals ReadSeals(int engineFd, DescriptorInfo fd)
+    protected static FileSeals ReadSeals(int engineFd, DescriptorInfo fd, string who)
     {
         int seals = fcntl(engineFd, (int)F_GET_SEALS);
-        if (seals < 0) throw new SyscallException("fcntl(F_GET_SEALS)", Native.LastErrno, fd.Pid, $"fd {fd.Fd} ({fd.Target})");
+        if (seals < 0) throw new SyscallException("fcntl(F_GET_SEALS)", Native.LastErrno, fd.Pid, $"{who} ({fd.Target})");
         return (FileSeals)seals;
     }
 }

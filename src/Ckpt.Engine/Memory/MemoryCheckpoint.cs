@@ -13,7 +13,8 @@ namespace Ckpt.Engine.Memory;
 /// smaps its FILE (first use), VMA and page chunks. Pages with contents come from PAGEMAP_SCAN:
 /// for private mappings only the pages the process itself wrote (anonymous, not the zero page),
 /// for shared anonymous memory every present page, for shared file mappings none (the file holds
-/// them), for [vdso]/[vvar]/[vsyscall] none. Contents stream in chunks of at most
+/// them; a memfd's or deleted file's contents go with its file object, UnlinkedFileMappings), for
+/// [vdso]/[vvar]/[vsyscall] none. Contents stream in chunks of at most
 /// PageArrayRecord.MaxPagesPerChunk pages through one reused buffer, so engine memory stays bounded.
 /// </summary>
 public sealed class MemoryCheckpoint
@@ -68,7 +69,11 @@ public sealed class MemoryCheckpoint
         }
     }
 
-    private sealed record VmaPlanned(MapsEntry Map, VmaRecord Record, FileRecord? NewFile, string? FilePath, List<(ulong Start, ulong End)> Pages);
+    /// <param name="Unlinked">a memfd or deleted file (UnlinkedFileMappings), written with its first use</param>
+    private sealed record VmaPlanned(MapsEntry Map, VmaRecord Record, FileRecord? NewFile, string? FilePath, List<(ulong Start, ulong End)> Pages)
+    {
+        public IInspectedFile? Unlinked { get; init; }
+    }
 
     public long TotalPages => _vmas.Sum(v => (long)v.Record.PagesPopulated);
 
@@ -89,20 +94,25 @@ public sealed class MemoryCheckpoint
                 VmFlags = map.VmFlags, VmaType = type, Protection = map.Protection,
             };
             FileRecord? newFile = null;
+            IInspectedFile? unlinked = null;
             string? path = null;
             if (type is VmaType.File or VmaType.SharedFile)
             {
-                if (map.Name.EndsWith(" (deleted)", StringComparison.Ordinal))
-                    throw new CheckpointRefusedException($"process {pid} maps a deleted file at 0x{map.Start:x} ({map.Name}): unsupported");
                 path = map.Name;
                 Native.Stat stat = Native.StatOrThrow($"/proc/{pid}/map_files/{map.Start:x}-{map.End:x}", pid);
-                if (!files.TryGetValue((stat.Device, stat.Inode), out int objRef))
+                if (map.Name.EndsWith(" (deleted)", StringComparison.Ordinal))
+                {
+                    unlinked = objRefs.UnlinkedFiles.ForMapping(pid, map, stat, objRefs);
+                    record.FileObjRef = unlinked.File.ObjRef;
+                }
+                else if (!files.TryGetValue((stat.Device, stat.Inode), out int objRef))
                 {
                     objRef = objRefs.Next();
                     files[(stat.Device, stat.Inode)] = objRef;
                     newFile = OpenFileRecords.Record(objRef, FileKind.Regular, stat, path, 0, 0);
+                    record.FileObjRef = objRef;
                 }
-                record.FileObjRef = objRef;
+                else record.FileObjRef = objRef;
             }
             SharedMemoryObject? shared = null;
             if (type == VmaType.SharedAnon)
@@ -120,7 +130,7 @@ public sealed class MemoryCheckpoint
                 _ => [],
             };
             record.PagesPopulated = (ulong)pages.Sum(r => (long)((r.End - r.Start) / (ulong)Environment.SystemPageSize));
-            vmas.Add(new VmaPlanned(map, record, newFile, path, pages));
+            vmas.Add(new VmaPlanned(map, record, newFile, path, pages) { Unlinked = unlinked });
         }
         return new MemoryCheckpoint(pid, vmas);
     }
@@ -178,6 +188,7 @@ public sealed class MemoryCheckpoint
         foreach (VmaPlanned vma in _vmas)
         {
             if (vma.NewFile is { } file) writer.Write(file, Encoding.UTF8.GetBytes(vma.FilePath!));
+            vma.Unlinked?.Write(writer); // only the first use writes it
             writer.Write(vma.Record);
             // A missing page of a fresh anonymous mapping reads as zeros: an all-zero one need not be stored.
             bool dropZeroPages = vma.Record.VmaType is VmaType.Anon or VmaType.SharedAnon;

@@ -12,7 +12,8 @@ namespace Ckpt.Engine.Memory;
 /// Private file mappings are mapped from their path again (identity checked by validation),
 /// opened by the task with the recorded credentials, which it has by now;
 /// each shared anonymous object is created once and duplicated (mremap with old size 0)
-/// wherever else it was mapped.
+/// wherever else it was mapped; a memfd or deleted file is created once with its contents and
+/// every mapping of it mmapped from it (<see cref="UnlinkedFileMappings"/>).
 /// </summary>
 public static class MemoryRestore
 {
@@ -25,16 +26,20 @@ public static class MemoryRestore
 
     /// <param name="imageFd">the image, open in the task (<see cref="PageWriter.OpenImageInTask"/>)</param>
     /// <param name="pageServer">with a lazy restore: private anonymous memory is registered with it instead of filled</param>
-    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd, LazyPageServer? pageServer = null)
+    /// <returns>the memfds and deleted files made for mappings that a descriptor uses too: file objref -> parked descriptor (for FilesRestore)</returns>
+    public static IReadOnlyDictionary<int, long> Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd, LazyPageServer? pageServer = null)
     {
         var sharedAnonymous = new Dictionary<int, VmaRecord>();
+        var unlinked = new UnlinkedFileMappings(syscalls, plan, scratch);
         foreach (VmaImage vma in plan.Vmas)
         {
             if (vma.Record.VmaType is VmaType.Vdso or VmaType.Vvar or VmaType.VvarVclock or VmaType.Vsyscall) continue;
             scratch.Reset();
-            Map(syscalls, vma, scratch, sharedAnonymous);
+            Map(syscalls, vma, scratch, sharedAnonymous, unlinked);
             Advise(syscalls, vma);
         }
+        IReadOnlyDictionary<int, long> mappedFiles = unlinked.Finish();
+        Membarrier.Register(syscalls, plan);
         if (pageServer is null) PageWriter.WriteAll(syscalls, plan, imageFd);
         else
         {
@@ -46,12 +51,13 @@ public static class MemoryRestore
             if (NeedsWriteWhileFilling(vma) && (vma.Record.Protection & PROT_WRITE) == 0)
                 syscalls.Call($"mprotect of {Describe(vma)}", SYS_mprotect, vma.Record.VmStart, vma.Length, vma.Record.Protection);
         }
+        return mappedFiles;
     }
 
     private static bool NeedsWriteWhileFilling(VmaImage vma) =>
         vma.Chunks.Count > 0 && vma.Record.VmaType is VmaType.Anon or VmaType.File or VmaType.SharedAnon;
 
-    private static void Map(SyscallInjector syscalls, VmaImage vma, ScratchArea scratch, Dictionary<int, VmaRecord> sharedAnonymous)
+    private static void Map(SyscallInjector syscalls, VmaImage vma, ScratchArea scratch, Dictionary<int, VmaRecord> sharedAnonymous, UnlinkedFileMappings unlinked)
     {
         VmaRecord record = vma.Record;
         ulong protection = record.Protection | (NeedsWriteWhileFilling(vma) ? PROT_WRITE : 0);
@@ -73,6 +79,9 @@ public static class MemoryRestore
             case VmaType.SharedAnon:
                 syscalls.Call(what, SYS_mmap, record.VmStart, vma.Length, protection, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | noReserve, ulong.MaxValue, 0);
                 sharedAnonymous[record.SharedMemoryObjRef] = record;
+                break;
+            case VmaType.File or VmaType.SharedFile when UnlinkedFileMappings.Maps(vma):
+                unlinked.Map(vma, protection, what);
                 break;
             case VmaType.File or VmaType.SharedFile:
                 MapFile(syscalls, vma, scratch, protection, what);

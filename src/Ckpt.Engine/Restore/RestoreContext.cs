@@ -28,6 +28,9 @@ public sealed class RestoreContext(RestorePlan plan, TreeRestoreContext tree)
 
     public ScratchArea Scratch { get; set; } = null!;
 
+    /// <summary>The memfds and deleted files the memory stage made for mappings a descriptor shares (file objref -> parked descriptor).</summary>
+    public IReadOnlyDictionary<int, long> MappedFiles { get; set; } = new Dictionary<int, long>();
+
     /// <summary>A task exists (created by an injected clone): kill it on failure.</summary>
     public void Created(Tracee tracee) => tree.Created(tracee);
 

@@ -104,6 +104,7 @@ public static class RestoreValidation
     // root, refuses it for every image.
     private static void CheckMemory(RestorePlan plan)
     {
+        Memory.Membarrier.Validate(plan);
         ulong minimum = MmapMinAddress();
         foreach (VmaImage vma in plan.Vmas)
         {
@@ -137,6 +138,11 @@ public static class RestoreValidation
         foreach (VmaImage vma in plan.Vmas)
         {
             if (vma.Record.VmaType is not (VmaType.File or VmaType.SharedFile)) continue;
+            if (Memory.UnlinkedFileMappings.Maps(vma))
+            {
+                Memory.UnlinkedFileMappings.Validate(vma, plan); // no path to compare: its contents are in the image
+                continue;
+            }
             FileImage file = vma.File!;
             FileIdentity identity = FileIdentity.Of(file.Path)
                 ?? throw new RestoreRefusedException($"file {file.Path}, mapped at 0x{vma.Record.VmStart:x}, is missing");

@@ -100,10 +100,10 @@ public static class Restorer
             // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
             tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
             tree.EachThread("credentials", (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true);
-            tree.Stage("memory", p => MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], server), reported: true);
+            tree.Stage("memory", p => p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], server), reported: true);
             // -1: the task could not open it (an unprivileged engine), the pages went through /proc/PID/mem.
             tree.Stage("image closed", p => { if (imageFds[p.Plan.Pid] >= 0) p.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)imageFds[p.Plan.Pid]); });
-            tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles), reported: true);
+            tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles, p.MappedFiles), reported: true);
             tree.Stage("file locks", p => FileLocks.Run(p.Leader, p.Plan, p.Scratch));
             tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch));
             tree.Stage("signals", p => SignalsRestore.Run(p.Leader, p.Plan, p.Scratch));

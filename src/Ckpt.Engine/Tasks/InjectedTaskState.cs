@@ -9,7 +9,7 @@ namespace Ckpt.Engine.Tasks;
 /// <summary>
 /// The process-wide state that has no /proc source, read by syscall injection into the stopped
 /// leader in one <see cref="RemoteSyscall"/> session: signal handlers (rt_sigaction with a NULL new
-/// action), the three itimers, the program break, securebits and the dumpable flag (per mm). Per-thread injected state
+/// action), the three itimers, the program break, securebits, the dumpable flag and the membarrier registrations (per mm). Per-thread injected state
 /// (alternate signal stack, clear_child_tid) is read by <see cref="ThreadCheckpoint"/>.
 /// </summary>
 public sealed record InjectedTaskState(
@@ -17,7 +17,8 @@ public sealed record InjectedTaskState(
     (long ValueNs, long IntervalNs)[] Itimers,
     ulong Brk,
     uint SecureBits,
-    int Dumpable)
+    int Dumpable,
+    MembarrierRegistrations Membarrier)
 {
     public const int SignalCount = 64;
     private const int SIGCHLD = 17;
@@ -26,7 +27,7 @@ public sealed record InjectedTaskState(
     public static InjectedTaskState Read(Tracee tracee, ulong syscallAddress)
     {
         using var remote = RemoteSyscall.Begin(tracee, syscallAddress);
-        InjectedProbes.CheckProcess(remote, tracee.Pid);
+        MembarrierRegistrations membarrier = InjectedProbes.CheckProcess(remote, tracee.Pid);
         var actions = new SignalActionRecord[SignalCount];
         // Only actions that can differ from a plain SIG_DFL are read by injection: caught (SigCgt)
         // and ignored (SigIgn) signals, and SIGCHLD (SA_NOCLDSTOP/SA_NOCLDWAIT act with SIG_DFL too).
@@ -61,7 +62,7 @@ public sealed record InjectedTaskState(
         ulong brk = (ulong)remote.Call("brk(0)", SYS_brk, 0);
         uint secureBits = (uint)remote.Call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS);
         int dumpable = (int)remote.Call("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE);
-        return new InjectedTaskState(actions, itimers, brk, secureBits, dumpable);
+        return new InjectedTaskState(actions, itimers, brk, secureBits, dumpable, membarrier);
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -68,7 +68,11 @@ public sealed record ZombieImage(TaskRecord Task, int ExitStatus)
 }
 
 /// <summary>An mm: its fields and VMAs.</summary>
-public sealed record MemoryImage(MmRecord Mm, IReadOnlyList<VmaImage> Vmas);
+public sealed record MemoryImage(MmRecord Mm, IReadOnlyList<VmaImage> Vmas)
+{
+    /// <summary>Its membarrier(2) registrations (MEMBARRIER), none when the image has no such record.</summary>
+    public MembarrierRegistrations Membarrier { get; init; }
+}
 
 /// <summary>
 /// An open file object (FILE), shared by every descriptor and mapping that uses it, with the record

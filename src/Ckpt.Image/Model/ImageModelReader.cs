@@ -190,11 +190,24 @@ public static partial class ImageModelReader
             if (fileMapping != (vma.FileObjRef != 0))
                 throw Error(reader, RecordType.Vma, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} of type {vma.VmaType} has file objref {vma.FileObjRef}: a file mapping needs one, other mappings none");
             FileImage? file = vma.FileObjRef == 0 ? null : objects.File(reader, vma.FileObjRef, RecordType.Vma);
-            if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify or FileKind.Memfd or FileKind.DeletedFile } || file?.Socket is not null)
-                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, {(file.Socket is null ? $"an {file.Record.Kind}" : "a socket")}, which cannot be mapped");
+            // Only files with contents are mapped: a regular file by path, or a memfd or deleted file with its contents in the image.
+            if (file is not null && file.Record.Kind is not (FileKind.Regular or FileKind.Memfd or FileKind.DeletedFile))
+                throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, a {file.Record.Kind} ({file.Path}), which cannot be mapped (only a regular file, a memfd or a deleted file)");
             vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
         }
-        return new MemoryImage(mm, vmas);
+        return new MemoryImage(mm, vmas) { Membarrier = ReadMembarrier(reader, objRef) };
+    }
+
+    private static MembarrierRegistrations ReadMembarrier(ImageReader reader, int mmObjRef)
+    {
+        reader.ThrowIfFailedCheckpoint();
+        if (reader.PeekType() != RecordType.Membarrier) return MembarrierRegistrations.None;
+        var membarrier = Next<MembarrierRecord>(reader);
+        if (membarrier.MmObjRef != mmObjRef)
+            throw Error(reader, RecordType.Membarrier, $"has mm objref {membarrier.MmObjRef}, in the MM {mmObjRef}");
+        if (membarrier.Registrations == 0 || (membarrier.Registrations & ~MembarrierRecord.Known) != 0)
+            throw Error(reader, RecordType.Membarrier, $"registrations 0x{(uint)membarrier.Registrations:x} are none or not MEMBARRIER_CMD_REGISTER_* bits (known: 0x{(uint)MembarrierRecord.Known:x})");
+        return membarrier.Registrations;
     }
 
     private static List<PageChunk> ReadChunks(ImageReader reader, VmaRecord vma)
@@ -430,8 +443,9 @@ public static partial class ImageModelReader
         private static readonly object Reading = new();
 
         public FileImage File(ImageReader reader, int objRef, RecordType user) =>
-            _objects.TryGetValue(objRef, out var known) && known.Type == ObjectType.File ? (FileImage)known.Value
-                : throw Error(reader, user, $"refers to file objref {objRef}, which no earlier FILE record defines");
+            !_objects.TryGetValue(objRef, out var known) ? throw Error(reader, user, $"refers to file objref {objRef}, which no earlier FILE record defines")
+                : known.Type == ObjectType.File && known.Value is FileImage file ? file
+                : throw Error(reader, user, $"refers to file objref {objRef}, which is a {known.Type}, not a file");
     }
 
     /// <summary>A process while its tasks' sections are read.</summary>

@@ -6,7 +6,8 @@ namespace Ckpt.Image.Model;
 /// The UNLINKED_FILE record and its content chunks after a memfd's or deleted file's FILE record
 /// (ImageModelReader's order): same objref, a regular file's mode, a path of the kind's form, known
 /// seals (none for a deleted file), a size within bounds, and chunks of page-aligned, increasing file
-/// offsets below the size. A mapping of such a file is refused (not restored yet).
+/// offsets below the size, which is the FILE record's. The file is defined by its first use, a
+/// descriptor or a mapping (VMA), and every later use names it by objref.
 /// </summary>
 internal static class UnlinkedFileReader
 {
@@ -42,6 +43,9 @@ internal static class UnlinkedFileReader
             return $"seals 0x{(uint)unlinked.Seals:x} are not F_SEAL_* bits (or a deleted file has seals)";
         if (unlinked.FileSize < 0 || unlinked.FileSize > UnlinkedFileRecord.MaxSize)
             return $"size {unlinked.FileSize} is negative or above {UnlinkedFileRecord.MaxSize}";
+        // Both are the file's st_size at the checkpoint: a restore sizes the file by one and a reader may show the other.
+        if (unlinked.FileSize != file.FileSize)
+            return $"size {unlinked.FileSize} disagrees with the FILE record's size {file.FileSize}";
         return null;
     }
 

@@ -170,7 +170,9 @@ public enum FileSeals : uint
 [ImageRecord(RecordType.UnlinkedFile)]
 public partial struct UnlinkedFileRecord
 {
-    public const long MaxSize = 1L << 40;
+    // 128 TiB, the x86-64 user address space: no mapping shows more (the .NET runtime sizes the
+    // memfd of its W^X double mapping at 2 TiB and fills a few pages); a file is sparse, so a size costs nothing.
+    public const long MaxSize = 1L << 47;
 
     public int ObjRef;
     public FileSeals Seals;             // memfd: F_GET_SEALS; a deleted file: none

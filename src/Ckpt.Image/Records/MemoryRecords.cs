@@ -61,3 +61,30 @@ public partial struct PageArrayRecord
     public uint PageCount;
     public uint Reserved;
 }
+
+/// <summary>membarrier(2) registrations, as MEMBARRIER_CMD_GET_REGISTRATIONS reports them: the REGISTER command bits.</summary>
+[Flags]
+public enum MembarrierRegistrations : uint
+{
+    None = 0,
+    GlobalExpedited = 1 << 2,            // MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED
+    PrivateExpedited = 1 << 4,           // MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED
+    PrivateExpeditedSyncCore = 1 << 6,   // MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE
+    PrivateExpeditedRseq = 1 << 8,       // MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ
+}
+
+/// <summary>
+/// The membarrier(2) registrations of an mm (the .NET runtime registers PRIVATE_EXPEDITED for its
+/// FlushProcessWriteBuffers), after the MM's last VMA; written only when there is one. Without it a
+/// restored process's MEMBARRIER_CMD_PRIVATE_EXPEDITED fails with EPERM. The restore registers each
+/// bit again in the new process.
+/// </summary>
+[ImageRecord(RecordType.Membarrier)]
+public partial struct MembarrierRecord
+{
+    public const MembarrierRegistrations Known = MembarrierRegistrations.GlobalExpedited | MembarrierRegistrations.PrivateExpedited
+        | MembarrierRegistrations.PrivateExpeditedSyncCore | MembarrierRegistrations.PrivateExpeditedRseq;
+
+    public int MmObjRef;                               // the MM record's objref
+    public MembarrierRegistrations Registrations;      // non-zero, only Known bits
+}

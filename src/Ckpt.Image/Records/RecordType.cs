@@ -55,6 +55,7 @@ public enum RecordType : uint
     Vma = 402,
     PageArray = 403,
     MmContext = 404,
+    Membarrier = 410,       // CkptPS: the process's membarrier(2) registrations, after its MM's VMAs (absent: none)
 
     // signals
     SignalHandlers = 601,

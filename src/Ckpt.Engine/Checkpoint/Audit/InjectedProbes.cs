@@ -1,4 +1,5 @@
 using Ckpt.Engine.Linux;
+using Ckpt.Image.Records;
 using static Ckpt.Engine.Linux.SyscallNumbers;
 
 namespace Ckpt.Engine.Checkpoint.Audit;
@@ -7,13 +8,12 @@ namespace Ckpt.Engine.Checkpoint.Audit;
 /// State only the task itself can read, probed with read-only calls in the injection sessions the
 /// checkpoint opens anyway (InjectedTaskState for the process, ThreadCheckpoint per thread); a refusal
 /// leaves the session's Dispose to put registers, mask and scratch memory back. Nothing here changes
-/// the target: every call is a "get". Per process: membarrier registrations, child subreaper, memory-
-/// deny-write-execute, the process keyring. Per thread: parent-death signal, timer slack, memory policy,
+/// the target: every call is a "get". Per process: membarrier registrations (saved, Memory.Membarrier;
+/// an unknown bit refused), child subreaper, memory-deny-write-execute, the process keyring. Per thread: parent-death signal, timer slack, memory policy,
 /// the thread keyring, TSC and CPUID faulting.
 /// </summary>
 public static class InjectedProbes
 {
-    private const ulong MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
     private const ulong PR_GET_PDEATHSIG = 2, PR_GET_TSC = 25, PR_GET_TIMERSLACK = 30, PR_GET_CHILD_SUBREAPER = 37, PR_GET_MDWE = 66;
     private const int PR_TSC_ENABLE = 1;
     private const ulong KEYCTL_GET_KEYRING_ID = 0;
@@ -21,11 +21,10 @@ public static class InjectedProbes
     private const ulong ARCH_GET_CPUID = 0x1011;
     private const long ENOKEY = -126, EINVAL = -22, ENOSYS = -38;
 
-    public static void CheckProcess(RemoteSyscall remote, int pid)
+    /// <returns>the membarrier registrations, which the image saves</returns>
+    public static MembarrierRegistrations CheckProcess(RemoteSyscall remote, int pid)
     {
-        long registrations = remote.CallRaw(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
-        if (registrations > 0)
-            throw new CheckpointRefusedException($"process {pid} registered for membarrier (MEMBARRIER_CMD_GET_REGISTRATIONS 0x{registrations:x}): membarrier registrations are not checkpointed yet");
+        MembarrierRegistrations membarrier = Memory.Membarrier.Read(remote, pid);
         remote.Call("prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, remote.Scratch);
         if (remote.ReadScratch<int>(0) != 0)
             throw new CheckpointRefusedException($"process {pid} is a child subreaper (prctl PR_GET_CHILD_SUBREAPER): not checkpointed");
@@ -33,6 +32,7 @@ public static class InjectedProbes
         if (mdwe > 0)
             throw new CheckpointRefusedException($"process {pid} has memory-deny-write-execute set (prctl PR_GET_MDWE 0x{mdwe:x}): not checkpointed");
         RefuseKeyring(remote, pid, KEY_SPEC_PROCESS_KEYRING, $"process {pid} has a process keyring");
+        return membarrier;
     }
 
     public static void CheckThread(RemoteSyscall remote, int pid, int tid)
