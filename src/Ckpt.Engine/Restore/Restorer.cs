@@ -105,6 +105,8 @@ public static class Restorer
             tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles), reported: true);
             tree.Stage("file locks", p => FileLocks.Run(p.Leader, p.Plan, p.Scratch));
             tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch));
+            // While every handler is still SIG_DFL, and before the parents' queues are restored (JobControl).
+            tree.Stage("job-control stop", p => JobControl.Stop(p, tree));
             tree.Stage("signals", p => SignalsRestore.Run(p.Leader, p.Plan, p.Scratch));
             tree.EachThread("signal stack, rseq, robust list, name, queued signals, xstate", (p, thread) =>
             {

@@ -203,7 +203,7 @@ public static unsafe class TreeCreation
     // The parent was sent SIGCHLD by its zombies' exits; it is blocked (the new process blocks every
     // signal until its release), so it waits in the queue: setting SIGCHLD to SIG_IGN discards it
     // (POSIX), and SIG_DFL puts the action back before the signals stage sets the recorded one.
-    private static void DiscardSigchld(RestoreContext parent)
+    internal static void DiscardSigchld(RestoreContext parent)
     {
         ScratchArea scratch = parent.Scratch;
         scratch.Reset();

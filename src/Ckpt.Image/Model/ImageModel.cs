@@ -58,6 +58,9 @@ public sealed class ProcessImage
     public required SignalImage Signal { get; init; }
     public required IReadOnlyList<ThreadImage> Threads { get; init; }
 
+    /// <summary>The job-control stop the process was in at checkpoint time; null when it ran.</summary>
+    public JobControlStopRecord? JobControlStop { get; init; }
+
     public int Pid => Task.Pid;
 }
 

@@ -25,6 +25,7 @@ public enum RecordType : uint
     Cpu = 107,
     TaskIds = 108,          // CkptPS: one entry of the task table (linux-cr kept pids in TREE)
     Zombie = 109,           // CkptPS: the exit status of a process that exited and is not reaped yet
+    JobControlStop = 110,   // CkptPS: a process stopped by job control (SIGSTOP, SIGTSTP, ...) at checkpoint time
     Credentials = 113,
     GroupInfo = 115,
     Rseq = 120,             // CkptPS: per-thread rseq registration
