@@ -125,6 +125,8 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
             objects.WriteUse(writer, ObjectType.Signal, _uses.SignalObjRef, () => SignalsCheckpoint.WriteSignal(writer, _freeze.Leader, _injected, _uses.SignalObjRef, _timers));
             _threads[i].Write(writer);
             if (tid == pid && StopSignal != 0) writer.Write(JobControl.Record(pid, StopSignal, StopReportCollected));
+            if (tid == pid && _injected.ChildSubreaper) writer.Write(new ChildSubreaperRecord { Pid = pid });
+            if (_threads[i].ParentDeathSignal != 0) writer.Write(new ParentDeathSignalRecord { Tid = tid, Signal = _threads[i].ParentDeathSignal });
         }
     }
 }

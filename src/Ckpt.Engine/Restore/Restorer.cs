@@ -121,6 +121,8 @@ public static class Restorer
                 if (thread.Tid == p.Plan.Pid) TaskStateRestore.SetLimits(thread.Syscalls, p.Plan, p.Scratch);
                 ThreadRestore.SetScheduling(thread.Syscalls, thread.Image, p.Scratch);
                 CredentialsRestore.RestoreLateFlags(thread.Syscalls, thread.Image);
+                // After the credentials (a change clears it), with every process under its restored parent.
+                ParentLinks.SetParentDeathSignal(thread.Syscalls, thread.Image);
             }, reported: true);
             tree.Stage("dumpable", p => CredentialsRestore.RestoreDumpable(p.Leader, p.Plan));
             tree.Stage("scratch area removal", p => p.Scratch.Unmap());

@@ -61,6 +61,9 @@ public sealed class ProcessImage
     /// <summary>The job-control stop the process was in at checkpoint time; null when it ran.</summary>
     public JobControlStopRecord? JobControlStop { get; init; }
 
+    /// <summary>The process was a child subreaper (PR_SET_CHILD_SUBREAPER).</summary>
+    public bool ChildSubreaper { get; init; }
+
     public int Pid => Task.Pid;
 }
 
@@ -147,6 +150,9 @@ public sealed record ThreadImage(
     IReadOnlyList<SignalPendingRecord> Pending)
 {
     public int Tid => Thread.Tid;
+
+    /// <summary>The thread's parent-death signal (PR_SET_PDEATHSIG), 0 for none.</summary>
+    public int ParentDeathSignal { get; init; }
 
     public unsafe string Name
     {

@@ -444,6 +444,7 @@ public static partial class ImageModelReader
         public uint[] Groups = [];
         public readonly List<ThreadImage> Threads = [];
         public JobControlStopRecord? JobControlStop;
+        public bool ChildSubreaper;
         private MemoryImage? _memory;
         private FileTableImage? _fileTable;
         private SignalHandlersImage? _handlers;
@@ -466,7 +467,7 @@ public static partial class ImageModelReader
         {
             Task = Task, Cwd = Cwd, Root = Root, ExePath = ExePath, Credentials = Credentials, Groups = Groups,
             Memory = _memory!, FileTable = _fileTable!, SignalHandlers = _handlers!, Signal = _signal!, Threads = Threads,
-            JobControlStop = JobControlStop,
+            JobControlStop = JobControlStop, ChildSubreaper = ChildSubreaper,
         };
     }
 }

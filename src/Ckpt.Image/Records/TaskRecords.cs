@@ -126,3 +126,31 @@ public partial struct JobControlStopRecord
                                          // tree (the root's: after the restore its parent is whoever restored it)
     public int Reserved;                 // 0
 }
+
+/// <summary>
+/// A process that is a child subreaper (prctl PR_SET_CHILD_SUBREAPER): its orphaned descendants are
+/// reparented to it rather than to init. Optional, after JOB_CONTROL_STOP (if any) at the end of the
+/// section of the process's leader; only a subreaper has one. The restore sets the flag as soon as the
+/// process exists, before any process of the tree can be orphaned.
+/// </summary>
+[ImageRecord(RecordType.ChildSubreaper)]
+public partial struct ChildSubreaperRecord
+{
+    public int Pid;                      // the process (thread group leader)
+    public int Reserved;                 // 0
+}
+
+/// <summary>
+/// A task's parent-death signal (prctl PR_SET_PDEATHSIG; per thread): the signal it gets when the thread
+/// that created it exits. Optional, last in the task's section; only a task with a signal set has one.
+/// The restore sets it after the credentials (a change of credentials clears it) and once every process
+/// is under its restored parent, so that nothing the restore does can fire it. After a restore the parent
+/// thread is the parent process's leader (the restore forks every child from it), and the root's parent is
+/// whoever restored it.
+/// </summary>
+[ImageRecord(RecordType.ParentDeathSignal)]
+public partial struct ParentDeathSignalRecord
+{
+    public int Tid;                      // the task (thread)
+    public int Signal;                   // 1..64
+}
