@@ -46,8 +46,6 @@ public class KernelStateAuditTests
     }
 
     [Theory]
-    [InlineData("subreaper", "child subreaper")]
-    [InlineData("pdeathsig", "parent-death signal")]
     [InlineData("mdwe", "memory-deny-write-execute")]
     [InlineData("tsc", "time-stamp counter")]
     [InlineData("timerslack", "its own timer slack (1000 ns")]

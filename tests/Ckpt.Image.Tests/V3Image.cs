@@ -71,6 +71,12 @@ internal sealed unsafe class V3Image
         writer.Write(new ZombieRecord { Pid = ZombiePid, ExitStatus = ZombieStatus });
     }
 
+    /// <summary>Written at the end of task <c>index</c>'s section (after its thread records): the optional tree-state records.</summary>
+    public Action<ImageWriter, int>? TaskSectionEnd { get; init; }
+
+    /// <summary>With <see cref="SecondProcess"/>: written at the end of the child's section.</summary>
+    public Action<ImageWriter>? ChildSectionEnd { get; init; }
+
     /// <summary>Replaces the four OBJREF records a thread (task index > 0) writes after its TASK_OBJECTS.</summary>
     public Action<V3Image, ImageWriter, int>? ThreadObjects { get; init; }
 
@@ -109,7 +115,11 @@ internal sealed unsafe class V3Image
             if (SecondProcess) writer.Write(ChildIds);
             if (Zombie) writer.Write(ZombieIds);
             for (int i = 0; i < Threads; i++) WriteTaskSection(writer, i);
-            if (SecondProcess) WriteChildSection(writer, ChildDescriptors);
+            if (SecondProcess)
+            {
+                WriteChildSection(writer, ChildDescriptors);
+                ChildSectionEnd?.Invoke(writer);
+            }
             if (Zombie) WriteZombieSection(writer);
             writer.WriteTail();
         }
@@ -221,6 +231,7 @@ internal sealed unsafe class V3Image
         else if (ThreadObjects is { } hook) hook(this, writer, index);
         else WriteObjrefs(writer);
         WriteThread(writer, index);
+        TaskSectionEnd?.Invoke(writer, index);
     }
 
     public static void WriteObjrefs(ImageWriter writer)

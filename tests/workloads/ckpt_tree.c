@@ -2,8 +2,9 @@
  *
  * Usage: ckpt_tree [COUNT]   (started as a session leader: the test harness gives it its own session)
  *
- * The root (this process) builds:
- *   worker      a child sleeping in a 10 ms polling loop, in the root's group
+ * The root (this process) is a child subreaper (PR_SET_CHILD_SUBREAPER, checked after the restore) and builds:
+ *   worker      a child sleeping in a 10 ms polling loop, in the root's group, with parent-death signal
+ *               SIGTERM (PR_SET_PDEATHSIG, checked: it dies when the root dies)
  *   zombie      a child that exits with code 7 at once; the root does not reap it before the check
  *   group       a child in a process group of its own (setpgid(0, 0)), with a grandchild "member" in it
  *   session     a child that calls setsid(): a session leader with two process groups: its own (with
@@ -38,6 +39,7 @@ static void on_usr1(int sig) { (void)sig; go = 1; }
 
 static const char *role = "root";
 static pid_t expected_ppid, expected_pgid, expected_sid;
+static int expected_pdeathsig;
 static unsigned char *pattern;
 static pid_t children[MAX_CHILDREN];
 static int child_count;
@@ -72,6 +74,8 @@ static int check_self(void)
     if (expected_ppid >= 0 && getppid() != expected_ppid) { snprintf(log_line, sizeof log_line, "ppid %d, expected %d", getppid(), expected_ppid); return failed(log_line); }
     if (getpgrp() != expected_pgid) { snprintf(log_line, sizeof log_line, "pgid %d, expected %d", getpgrp(), expected_pgid); return failed(log_line); }
     if (getsid(0) != expected_sid) { snprintf(log_line, sizeof log_line, "sid %d, expected %d", getsid(0), expected_sid); return failed(log_line); }
+    int pdeathsig = -1;
+    if (prctl(PR_GET_PDEATHSIG, &pdeathsig) != 0 || pdeathsig != expected_pdeathsig) { snprintf(log_line, sizeof log_line, "parent-death signal %d, expected %d", pdeathsig, expected_pdeathsig); return failed(log_line); }
     for (int i = 0; i < 65536; i++)
         if (pattern[i] != (unsigned char)(i * 7 + getpid())) return failed("memory pattern");
     return 0;
@@ -133,6 +137,12 @@ static pid_t spawn(const char *child_role, void (*setup)(void))
     return pid;
 }
 
+static void worker_setup(void)
+{
+    expected_pdeathsig = SIGTERM;
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
 static pid_t second_leader;
 static void join_second_group(void) { setpgid(0, second_leader); }
 static void own_group(void) { setpgid(0, 0); }
@@ -175,7 +185,7 @@ int main(int argc, char **argv)
     if (zombie == 0) _exit(7);
     int root_fd = shared_fd;
     shared_fd = -1; /* only the filer checks and writes it */
-    spawn("worker", NULL);
+    spawn("worker", worker_setup);
     pid_t group = spawn("group", group_setup);
     pid_t session = spawn("session", session_setup);
     shared_fd = root_fd;
@@ -215,9 +225,6 @@ int main(int argc, char **argv)
         usleep(10000);
     }
     usleep(200 * 1000); /* every child has printed its TREE line and sleeps */
-    /* The orphan is ours now; the subreaper flag itself is refused by the checkpoint (not saved),
-     * so it is cleared: what is tested is the orphan, a child whose parent died, kept in the tree. */
-    prctl(PR_SET_CHILD_SUBREAPER, 0);
     expected_sid = getsid(0);
     expected_pgid = getpgrp();
     expected_ppid = -1; /* the root's parent is whoever ran the restore */
@@ -228,6 +235,8 @@ int main(int argc, char **argv)
     wait_for_go();
     int bad = check_self();
     if (getsid(0) != getpid()) bad |= failed("the root is not its session's leader");
+    int subreaper = 0;
+    if (prctl(PR_GET_CHILD_SUBREAPER, &subreaper) != 0 || subreaper != 1) bad |= failed("the root is no longer a child subreaper");
     int status;
     if (waitpid(zombie, &status, WNOHANG) != zombie || !WIFEXITED(status) || WEXITSTATUS(status) != 7)
         bad |= failed("the zombie did not report exit 7");

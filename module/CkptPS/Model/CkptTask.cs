@@ -17,7 +17,7 @@ public sealed class CkptTask
     public CkptCredentials? Credentials { get; init; }
     public uint? Uid => Credentials?.Uid;
     public uint? Gid => Credentials?.Gid;
-    /// <summary>"running", "sleeping" (every thread inside a system call) or "zombie" (exited, not reaped by its parent).</summary>
+    /// <summary>"running", "sleeping" (every thread inside a system call), "stopped" (by job control: SIGSTOP, SIGTSTP, ...) or "zombie" (exited, not reaped by its parent).</summary>
     public required string State { get; init; }
     /// <summary>A zombie's wait status (exit code &lt;&lt; 8, or the terminating signal); null for a live process.</summary>
     public int? ExitStatus { get; init; }

@@ -199,7 +199,8 @@ public static class Checkpointer
                     processes.Add(ZombieCheckpoint.Inspect(frozen.Pid));
                     continue;
                 }
-                var process = ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions);
+                var stoppedChildren = freeze.Processes.Where(c => c.ParentPid == frozen.Pid && c.Threads?.Leader.InGroupStop == true).Select(c => c.Pid).ToList();
+                var process = ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions, stoppedChildren);
                 firstThread ??= process.FirstThread;
                 processes.Add(process);
             }
@@ -208,6 +209,12 @@ public static class Checkpointer
                 throw new CheckpointRefusedException($"descendant {frozen.Pid} ('{ProcessNames.CommOf(frozen.Pid)}') of process {freeze.Pid}: {e.Message}");
             }
         }
+
+        // A stopped process's parent was probed for its stop report (JobControl): tell the child.
+        var live = processes.OfType<ProcessCheckpoint>().ToList();
+        foreach (ProcessCheckpoint parent in live)
+            foreach (var (child, collected) in parent.ChildStopsCollected)
+                live.First(p => p.Pid == child).StopReportCollected = collected;
 
         progress("task", 0, 0);
         HeaderWriter.Write(writer, firstThread!.Xstate);

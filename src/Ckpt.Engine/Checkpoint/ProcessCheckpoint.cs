@@ -41,9 +41,10 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
 
     private ProcessCheckpoint(ThreadGroupFreeze freeze, Dictionary<int, ProcStatus> statuses, List<int> tids, FilesCheckpoint files,
         InjectedTaskState injected, List<ThreadCheckpoint> threads, MemoryCheckpoint memory, ProcStat stat, TaskObjectsRecord uses,
-        List<PosixTimerRecord> timers)
+        List<PosixTimerRecord> timers, int stopSignal, Dictionary<int, bool> childStopsCollected)
     {
         (_freeze, _statuses, _tids, _files, _injected, _threads, _memory, _stat, _uses, _timers) = (freeze, statuses, tids, files, injected, threads, memory, stat, uses, timers);
+        (StopSignal, ChildStopsCollected) = (stopSignal, childStopsCollected);
         Ids = tids.Select(tid => TaskCheckpoint.Ids(tid, freeze.Pid, stat)).ToList();
     }
 
@@ -53,7 +54,17 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
 
     public long TotalPages => _memory.TotalPages;
 
-    public static ProcessCheckpoint Inspect(ThreadGroupFreeze freeze, ObjectTable objects, FileDescriptions descriptions)
+    /// <summary>The job-control stop signal the process is in (0: it runs); see <see cref="JobControl"/>.</summary>
+    public int StopSignal { get; }
+
+    /// <summary>Its stopped children (pid -> whether it had collected the stop report with wait(WUNTRACED)).</summary>
+    public IReadOnlyDictionary<int, bool> ChildStopsCollected { get; }
+
+    /// <summary>Set once every process is inspected: its parent (in the tree) had collected its stop report.</summary>
+    public bool StopReportCollected { get; set; }
+
+    /// <param name="stoppedChildren">its children (in the tree) stopped by job control, whose stop reports it is probed for</param>
+    public static ProcessCheckpoint Inspect(ThreadGroupFreeze freeze, ObjectTable objects, FileDescriptions descriptions, IReadOnlyList<int> stoppedChildren)
     {
         int pid = freeze.Pid;
         if (ProcStat.IsZombie(pid) == true)
@@ -63,9 +74,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         Dictionary<int, ProcStatus> statuses = tids.ToDictionary(tid => tid, ProcStatus.Read);
         TaskCheckpoint.Refuse(pid, statuses);
         KernelStateAudit.WhileFrozen(pid, tids);
-        // A job-control-stopped task cannot run the injected calls (it re-enters the group stop).
-        if (freeze.Tracees.Any(t => t.InGroupStop))
-            throw new CheckpointRefusedException($"process {pid} is stopped by job control: continue it (SIGCONT) before checkpointing");
+        int stopSignal = JobControl.StopSignalOf(freeze);
         var uses = new TaskObjectsRecord
         {
             MmObjRef = objects.RefOf(ObjectType.Mm, pid), FileTableObjRef = objects.RefOf(ObjectType.FileTable, pid),
@@ -80,8 +89,9 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
         InjectedTaskState injected = InjectedTaskState.Read(freeze.Leader, syscallAddress);
         timers = PosixTimers.ReadTimes(freeze.Leader, syscallAddress, timers);
+        Dictionary<int, bool> childStops = JobControl.ProbeCollected(freeze.Leader, syscallAddress, stoppedChildren);
         List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
-        return new ProcessCheckpoint(freeze, statuses, tids, files, injected, threads, memory, ProcStat.Read(pid), uses, timers);
+        return new ProcessCheckpoint(freeze, statuses, tids, files, injected, threads, memory, ProcStat.Read(pid), uses, timers, stopSignal, childStops);
     }
 
     /// <summary>The xsave layout of the first thread, for the image header.</summary>
@@ -115,6 +125,9 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
             });
             objects.WriteUse(writer, ObjectType.Signal, _uses.SignalObjRef, () => SignalsCheckpoint.WriteSignal(writer, _freeze.Leader, _injected, _uses.SignalObjRef, _timers));
             _threads[i].Write(writer);
+            if (tid == pid && StopSignal != 0) writer.Write(JobControl.Record(pid, StopSignal, StopReportCollected));
+            if (tid == pid && _injected.ChildSubreaper) writer.Write(new ChildSubreaperRecord { Pid = pid });
+            if (_threads[i].ParentDeathSignal != 0) writer.Write(new ParentDeathSignalRecord { Tid = tid, Signal = _threads[i].ParentDeathSignal });
         }
     }
 }

@@ -58,6 +58,7 @@ public static class SyscallNumbers
     public const long SYS_set_tid_address = 218;
     public const long SYS_restart_syscall = 219;
     public const long SYS_clock_nanosleep = 230;
+    public const long SYS_waitid = 247;
     public const long SYS_get_mempolicy = 239;
     public const long SYS_keyctl = 250;
     public const long SYS_ioprio_get = 252;

@@ -32,7 +32,10 @@ public sealed unsafe class Tracee
     public bool Attached { get; private set; }
 
     /// <summary>After <see cref="Interrupt"/>: the task was in a job-control stop (SIGSTOP, SIGTSTP, ...).</summary>
-    public bool InGroupStop { get; private set; }
+    public bool InGroupStop => GroupStopSignal != 0;
+
+    /// <summary>The signal of the job-control stop the task is in (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU), 0 when none.</summary>
+    public int GroupStopSignal { get; private set; }
 
     /// <summary>Attaches with PTRACE_SEIZE (the task keeps running until <see cref="Interrupt"/>).</summary>
     public static Tracee Seize(int pid, int options = PTRACE_O_TRACESYSGOOD)
@@ -64,12 +67,41 @@ public sealed unsafe class Tracee
             if (WaitStatus.PtraceEvent(status) == PTRACE_EVENT_STOP)
             {
                 // A plain interrupt reports SIGTRAP; a group stop reports its stop signal.
-                InGroupStop = WaitStatus.StopSignal(status) != SIGTRAP;
+                GroupStopSignal = WaitStatus.StopSignal(status) == SIGTRAP ? 0 : WaitStatus.StopSignal(status);
+                if (InGroupStop) SettleGroupStop();
                 return;
             }
             Continue(WaitStatus.StopSignal(status));
         }
     }
+
+    /// <summary>
+    /// A task seized in a job-control stop traps by itself (PTRACE_SEIZE of a stopped task schedules a
+    /// STOP trap), and a PTRACE_INTERRUPT that arrived after that trap leaves a second one pending,
+    /// which would come first on the next resume and get in the way of an injected call. So make one
+    /// pending for sure (PTRACE_INTERRUPT again) and take it (PTRACE_CONT: the task goes straight from
+    /// the trap to the next one inside get_signal, without a user instruction). After this, resuming the
+    /// task runs it (it has taken part in the group stop already), and the kernel puts it back into the
+    /// group stop when the tracer lets go (__ptrace_unlink sets JOBCTL_STOP_PENDING again).
+    /// </summary>
+    public void SettleGroupStop()
+    {
+        RequestInterrupt();
+        Continue();
+        while (true)
+        {
+            int status = WaitForStop("the second STOP trap of a job-control-stopped task");
+            if (WaitStatus.PtraceEvent(status) == PTRACE_EVENT_STOP)
+            {
+                GroupStopSignal = WaitStatus.StopSignal(status) == SIGTRAP ? 0 : WaitStatus.StopSignal(status);
+                return;
+            }
+            Continue(WaitStatus.StopSignal(status));
+        }
+    }
+
+    /// <summary>Restore: the task has taken part in a group stop the engine made (its STOP trap was just reported).</summary>
+    public void EnteredGroupStop(int signal) => GroupStopSignal = signal;
 
     /// <summary>waitpid(__WALL) for the next stop; throws if the task exited or was killed.</summary>
     public int WaitForStop(string waitingFor)

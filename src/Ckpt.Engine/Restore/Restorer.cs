@@ -106,6 +106,8 @@ public static class Restorer
             tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles, p.MappedFiles), reported: true);
             tree.Stage("file locks", p => FileLocks.Run(p.Leader, p.Plan, p.Scratch));
             tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch));
+            // While every handler is still SIG_DFL, and before the parents' queues are restored (JobControl).
+            tree.Stage("job-control stop", p => JobControl.Stop(p, tree));
             tree.Stage("signals", p => SignalsRestore.Run(p.Leader, p.Plan, p.Scratch));
             tree.EachThread("signal stack, rseq, robust list, name, queued signals, xstate", (p, thread) =>
             {
@@ -120,6 +122,8 @@ public static class Restorer
                 if (thread.Tid == p.Plan.Pid) TaskStateRestore.SetLimits(thread.Syscalls, p.Plan, p.Scratch);
                 ThreadRestore.SetScheduling(thread.Syscalls, thread.Image, p.Scratch);
                 CredentialsRestore.RestoreLateFlags(thread.Syscalls, thread.Image);
+                // After the credentials (a change clears it), with every process under its restored parent.
+                ParentLinks.SetParentDeathSignal(thread.Syscalls, thread.Image);
             }, reported: true);
             tree.Stage("dumpable", p => CredentialsRestore.RestoreDumpable(p.Leader, p.Plan));
             tree.Stage("scratch area removal", p => p.Scratch.Unmap());

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Linux;
+using Ckpt.Engine.Tasks;
 using Ckpt.Image.Model;
 using Ckpt.Image.Records;
 using static Ckpt.Engine.Linux.SyscallNumbers;
@@ -70,6 +71,7 @@ public static unsafe class TreeCreation
         tree.Created(rootTracee);
         RestoreContext root = tree.AddProcess(rootImage, SyscallInjector.AtExecStop(rootTracee));
         if (rootImage.Task.Sid == rootImage.Pid) root.Leader.Call("setsid (the root led its session)", SYS_setsid);
+        ParentLinks.SetChildSubreaper(root.Leader, rootImage);
 
         var made = new Dictionary<int, SyscallInjector> { [rootImage.Pid] = root.Leader };
         var zombies = new List<(ZombieImage Zombie, SyscallInjector Injector, RestoreContext Parent)>();
@@ -88,6 +90,7 @@ public static unsafe class TreeCreation
             ProcessImage image = plan.Processes.First(p => p.Pid == ids.Pid);
             tree.Step = $"process {ids.Pid}: execve of the neutral program";
             RestoreContext restored = tree.AddProcess(image, Exec(child, parent.Scratch.Address, ProgramFor(image)));
+            ParentLinks.SetChildSubreaper(restored.Leader, image);
             made[ids.Pid] = restored.Leader;
         }
 
@@ -203,7 +206,7 @@ public static unsafe class TreeCreation
     // The parent was sent SIGCHLD by its zombies' exits; it is blocked (the new process blocks every
     // signal until its release), so it waits in the queue: setting SIGCHLD to SIG_IGN discards it
     // (POSIX), and SIG_DFL puts the action back before the signals stage sets the recorded one.
-    private static void DiscardSigchld(RestoreContext parent)
+    internal static void DiscardSigchld(RestoreContext parent)
     {
         ScratchArea scratch = parent.Scratch;
         scratch.Reset();

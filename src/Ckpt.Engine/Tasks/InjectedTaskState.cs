@@ -9,7 +9,8 @@ namespace Ckpt.Engine.Tasks;
 /// <summary>
 /// The process-wide state that has no /proc source, read by syscall injection into the stopped
 /// leader in one <see cref="RemoteSyscall"/> session: signal handlers (rt_sigaction with a NULL new
-/// action), the three itimers, the program break, securebits, the dumpable flag and the membarrier registrations (per mm). Per-thread injected state
+/// action), the three itimers, the program break, securebits, the dumpable flag and the membarrier
+/// registrations (per mm), and the child-subreaper flag. Per-thread injected state
 /// (alternate signal stack, clear_child_tid) is read by <see cref="ThreadCheckpoint"/>.
 /// </summary>
 public sealed record InjectedTaskState(
@@ -21,6 +22,9 @@ public sealed record InjectedTaskState(
     MembarrierRegistrations Membarrier)
 {
     public const int SignalCount = 64;
+
+    /// <summary>prctl(PR_GET_CHILD_SUBREAPER): orphaned descendants are reparented to this process.</summary>
+    public bool ChildSubreaper { get; init; }
     private const int SIGCHLD = 17;
     private const ulong PR_GET_SECUREBITS = 27, PR_GET_DUMPABLE = 3;
 
@@ -62,7 +66,7 @@ public sealed record InjectedTaskState(
         ulong brk = (ulong)remote.Call("brk(0)", SYS_brk, 0);
         uint secureBits = (uint)remote.Call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS);
         int dumpable = (int)remote.Call("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE);
-        return new InjectedTaskState(actions, itimers, brk, secureBits, dumpable, membarrier);
+        return new InjectedTaskState(actions, itimers, brk, secureBits, dumpable, membarrier) { ChildSubreaper = ParentLinks.ReadChildSubreaper(remote) };
     }
 
     [StructLayout(LayoutKind.Sequential)]

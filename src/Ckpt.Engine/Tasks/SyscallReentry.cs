@@ -25,6 +25,7 @@ public static class SyscallReentry
     /// </summary>
     public static void ReleaseAsStopped(Tracee tracee)
     {
+        if (JobControl.LeaveStopped(tracee)) return;
         UserRegisters interrupted = tracee.GetRegisters();
         long result = (long)interrupted.Rax;
         if ((long)interrupted.OrigRax < 0 || result is not (ERESTARTSYS or ERESTARTNOINTR or ERESTARTNOHAND or ERESTART_RESTARTBLOCK))
@@ -46,6 +47,7 @@ public static class SyscallReentry
     /// </summary>
     public static void ReleaseRestored(Tracee tracee, UserRegisters rerun, long? interruptedResult)
     {
+        if (JobControl.ReleaseStopped(tracee, rerun, interruptedResult)) return;
         if (interruptedResult is not { } result)
         {
             tracee.SetRegisters(rerun);

@@ -28,9 +28,11 @@ public sealed record ThreadCheckpoint(
         int tid = tracee.Pid;
         StackT stack;
         ulong clearChildTid;
+        int parentDeathSignal;
         using (var remote = RemoteSyscall.Begin(tracee, syscallAddress))
         {
             InjectedProbes.CheckThread(remote, tgid, tid);
+            parentDeathSignal = ParentLinks.ReadParentDeathSignal(remote);
             remote.Call("sigaltstack", SYS_sigaltstack, 0, remote.Scratch);
             stack = remote.ReadScratch<StackT>(0);
             remote.Call("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, remote.Scratch);
@@ -58,8 +60,11 @@ public sealed record ThreadCheckpoint(
             new RseqRecord { Address = rseq.Address, Length = rseq.Length, Signature = rseq.Signature, Flags = rseq.Flags },
             ToRecord(regs),
             new CpuXstateRecord { XstateFeatures = BitConverter.ToUInt64(xstate, XstateBvOffset), Length = (uint)xstate.Length },
-            xstate, pending);
+            xstate, pending) { ParentDeathSignal = parentDeathSignal };
     }
+
+    /// <summary>prctl(PR_GET_PDEATHSIG) of the thread: 0, or the signal it gets when its parent thread exits.</summary>
+    public int ParentDeathSignal { get; init; }
 
     private static unsafe void ReadRobustList(int tid, ref ThreadRecord thread)
     {

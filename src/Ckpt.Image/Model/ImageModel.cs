@@ -58,6 +58,12 @@ public sealed class ProcessImage
     public required SignalImage Signal { get; init; }
     public required IReadOnlyList<ThreadImage> Threads { get; init; }
 
+    /// <summary>The job-control stop the process was in at checkpoint time; null when it ran.</summary>
+    public JobControlStopRecord? JobControlStop { get; init; }
+
+    /// <summary>The process was a child subreaper (PR_SET_CHILD_SUBREAPER).</summary>
+    public bool ChildSubreaper { get; init; }
+
     public int Pid => Task.Pid;
 }
 
@@ -148,6 +154,9 @@ public sealed record ThreadImage(
     IReadOnlyList<SignalPendingRecord> Pending)
 {
     public int Tid => Thread.Tid;
+
+    /// <summary>The thread's parent-death signal (PR_SET_PDEATHSIG), 0 for none.</summary>
+    public int ParentDeathSignal { get; init; }
 
     public unsafe string Name
     {

@@ -151,6 +151,7 @@ public static partial class ImageModelReader
         process.Share(memory, fileTable, handlers, signal, task.Pid, usesOffset);
 
         process.Threads.Add(ReadThread(reader, task));
+        ReadTreeState(reader, task, process, isRoot: processes.Keys.First() == task.Tgid);
     }
 
     private static uint[] ReadGroups(ImageReader reader, CredentialsRecord credentials)
@@ -456,6 +457,8 @@ public static partial class ImageModelReader
         public CredentialsRecord Credentials;
         public uint[] Groups = [];
         public readonly List<ThreadImage> Threads = [];
+        public JobControlStopRecord? JobControlStop;
+        public bool ChildSubreaper;
         private MemoryImage? _memory;
         private FileTableImage? _fileTable;
         private SignalHandlersImage? _handlers;
@@ -478,6 +481,7 @@ public static partial class ImageModelReader
         {
             Task = Task, Cwd = Cwd, Root = Root, ExePath = ExePath, Credentials = Credentials, Groups = Groups,
             Memory = _memory!, FileTable = _fileTable!, SignalHandlers = _handlers!, Signal = _signal!, Threads = Threads,
+            JobControlStop = JobControlStop, ChildSubreaper = ChildSubreaper,
         };
     }
 }

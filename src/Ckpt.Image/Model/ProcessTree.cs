@@ -4,7 +4,8 @@ namespace Ckpt.Image.Model;
 
 /// <summary>
 /// One process of an image's tree, as `ckpt show` and Get-CkptImage list them. State: "zombie" (exited,
-/// not reaped), "sleeping" (every thread was inside a system call at the checkpoint) or "running".
+/// not reaped), "stopped" (by job control: SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU), "sleeping" (every thread
+/// was inside a system call at the checkpoint) or "running".
 /// Depth is 0 for the root, 1 for its children, and so on.
 /// </summary>
 public sealed record TreeEntry(int Pid, int Ppid, int Pgid, int Sid, string State, string Name, int Threads, int Depth, int? ExitStatus);
@@ -29,7 +30,8 @@ public static class ProcessTree
             }
             ProcessImage process = live[ids.Pid];
             bool sleeping = process.Threads.All(t => t.Thread.SyscallState != SyscallState.NotInSyscall);
-            entries.Add(new TreeEntry(ids.Pid, ids.Ppid, ids.Pgid, ids.Sid, sleeping ? "sleeping" : "running", Name(process.Task), process.Threads.Count, level, null));
+            string state = process.JobControlStop is not null ? "stopped" : sleeping ? "sleeping" : "running";
+            entries.Add(new TreeEntry(ids.Pid, ids.Ppid, ids.Pgid, ids.Sid, state, Name(process.Task), process.Threads.Count, level, null));
         }
         return entries;
     }

@@ -25,6 +25,9 @@ public enum RecordType : uint
     Cpu = 107,
     TaskIds = 108,          // CkptPS: one entry of the task table (linux-cr kept pids in TREE)
     Zombie = 109,           // CkptPS: the exit status of a process that exited and is not reaped yet
+    JobControlStop = 110,   // CkptPS: a process stopped by job control (SIGSTOP, SIGTSTP, ...) at checkpoint time
+    ChildSubreaper = 111,   // CkptPS: a process that is a child subreaper (PR_SET_CHILD_SUBREAPER)
+    ParentDeathSignal = 112, // CkptPS: a task's parent-death signal (PR_SET_PDEATHSIG)
     Credentials = 113,
     GroupInfo = 115,
     Rseq = 120,             // CkptPS: per-thread rseq registration

@@ -105,3 +105,52 @@ public partial struct ZombieRecord
     public int ExitStatus;               // the wait status (/proc/PID/stat field 52): exit code << 8, or the
                                          // terminating signal (| 0x80 when it dumped core)
 }
+
+/// <summary>
+/// A process that was stopped by job control (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU; state T in /proc) at
+/// checkpoint time. Optional: it ends the section of the process's leader (after its thread records), and
+/// only a stopped process has one. The restore stops the process again with the same signal, so it stays
+/// stopped until a SIGCONT, and its parent's wait(WUNTRACED) reports the stop if and only if it had not
+/// collected it yet.
+/// </summary>
+[ImageRecord(RecordType.JobControlStop)]
+public partial struct JobControlStopRecord
+{
+    public const int SIGSTOP = 19, SIGTSTP = 20, SIGTTIN = 21, SIGTTOU = 22;
+
+    public int Pid;                      // the process (thread group leader) stopped
+    public int StopSignal;               // SIGSTOP 19, SIGTSTP 20, SIGTTIN 21 or SIGTTOU 22
+    public int ReportCollected;          // 1: its parent, a process of the tree, had already collected the stop with
+                                         // wait(WUNTRACED) (a waitid WNOWAIT probe in the parent found no report);
+                                         // 0: the report was still there for the parent, or the parent is outside the
+                                         // tree (the root's: after the restore its parent is whoever restored it)
+    public int Reserved;                 // 0
+}
+
+/// <summary>
+/// A process that is a child subreaper (prctl PR_SET_CHILD_SUBREAPER): its orphaned descendants are
+/// reparented to it rather than to init. Optional, after JOB_CONTROL_STOP (if any) at the end of the
+/// section of the process's leader; only a subreaper has one. The restore sets the flag as soon as the
+/// process exists, before any process of the tree can be orphaned.
+/// </summary>
+[ImageRecord(RecordType.ChildSubreaper)]
+public partial struct ChildSubreaperRecord
+{
+    public int Pid;                      // the process (thread group leader)
+    public int Reserved;                 // 0
+}
+
+/// <summary>
+/// A task's parent-death signal (prctl PR_SET_PDEATHSIG; per thread): the signal it gets when the thread
+/// that created it exits. Optional, last in the task's section; only a task with a signal set has one.
+/// The restore sets it after the credentials (a change of credentials clears it) and once every process
+/// is under its restored parent, so that nothing the restore does can fire it. After a restore the parent
+/// thread is the parent process's leader (the restore forks every child from it), and the root's parent is
+/// whoever restored it.
+/// </summary>
+[ImageRecord(RecordType.ParentDeathSignal)]
+public partial struct ParentDeathSignalRecord
+{
+    public int Tid;                      // the task (thread)
+    public int Signal;                   // 1..64
+}

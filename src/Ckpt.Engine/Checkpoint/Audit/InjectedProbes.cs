@@ -9,12 +9,13 @@ namespace Ckpt.Engine.Checkpoint.Audit;
 /// checkpoint opens anyway (InjectedTaskState for the process, ThreadCheckpoint per thread); a refusal
 /// leaves the session's Dispose to put registers, mask and scratch memory back. Nothing here changes
 /// the target: every call is a "get". Per process: membarrier registrations (saved, Memory.Membarrier;
-/// an unknown bit refused), child subreaper, memory-deny-write-execute, the process keyring. Per thread: parent-death signal, timer slack, memory policy,
-/// the thread keyring, TSC and CPUID faulting.
+/// an unknown bit refused), memory-deny-write-execute, the process keyring. Per thread: timer slack,
+/// memory policy, the thread keyring, TSC and CPUID faulting. (The child-subreaper flag and the
+/// parent-death signal are read and saved: ParentLinks.)
 /// </summary>
 public static class InjectedProbes
 {
-    private const ulong PR_GET_PDEATHSIG = 2, PR_GET_TSC = 25, PR_GET_TIMERSLACK = 30, PR_GET_CHILD_SUBREAPER = 37, PR_GET_MDWE = 66;
+    private const ulong PR_GET_TSC = 25, PR_GET_TIMERSLACK = 30, PR_GET_MDWE = 66;
     private const int PR_TSC_ENABLE = 1;
     private const ulong KEYCTL_GET_KEYRING_ID = 0;
     private const long KEY_SPEC_THREAD_KEYRING = -1, KEY_SPEC_PROCESS_KEYRING = -2;
@@ -25,9 +26,6 @@ public static class InjectedProbes
     public static MembarrierRegistrations CheckProcess(RemoteSyscall remote, int pid)
     {
         MembarrierRegistrations membarrier = Memory.Membarrier.Read(remote, pid);
-        remote.Call("prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, remote.Scratch);
-        if (remote.ReadScratch<int>(0) != 0)
-            throw new CheckpointRefusedException($"process {pid} is a child subreaper (prctl PR_GET_CHILD_SUBREAPER): not checkpointed");
         long mdwe = remote.CallRaw(SYS_prctl, PR_GET_MDWE, 0, 0, 0, 0);
         if (mdwe > 0)
             throw new CheckpointRefusedException($"process {pid} has memory-deny-write-execute set (prctl PR_GET_MDWE 0x{mdwe:x}): not checkpointed");
@@ -38,10 +36,6 @@ public static class InjectedProbes
     public static void CheckThread(RemoteSyscall remote, int pid, int tid)
     {
         string who = $"thread {tid} of process {pid}";
-        remote.Call("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, remote.Scratch);
-        int signal = remote.ReadScratch<int>(0);
-        if (signal != 0)
-            throw new CheckpointRefusedException($"{who} has a parent-death signal ({signal}; prctl PR_GET_PDEATHSIG): not checkpointed");
         long slack = remote.Call("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK);
         if (slack != EngineTimerSlack.Value)
             throw new CheckpointRefusedException($"{who} has its own timer slack ({slack} ns, prctl PR_GET_TIMERSLACK; a restored thread gets the engine's {EngineTimerSlack.Value} ns): not checkpointed");

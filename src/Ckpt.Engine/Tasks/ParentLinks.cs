@@ -1,0 +1,44 @@
+using Ckpt.Engine.Linux;
+using Ckpt.Image.Model;
+using static Ckpt.Engine.Linux.SyscallNumbers;
+
+namespace Ckpt.Engine.Tasks;
+
+/// <summary>
+/// The child-subreaper flag (per process) and the parent-death signal (per thread), both sides. Neither
+/// has a /proc source: the checkpoint reads them with prctl injected into the stopped task (in the
+/// injection sessions InjectedTaskState and ThreadCheckpoint open anyway); they are saved as CHILD_SUBREAPER
+/// and PARENT_DEATH_SIGNAL records. The restore sets the subreaper flag right after the process is created
+/// (TreeCreation: before any process of the tree can be orphaned, a helper's exit included), and the
+/// parent-death signal last, after the credentials (which would clear it) and once every process is under
+/// its restored parent and every helper process is gone, so nothing the restore does fires it.
+/// </summary>
+public static class ParentLinks
+{
+    private const ulong PR_SET_PDEATHSIG = 1, PR_GET_PDEATHSIG = 2, PR_SET_CHILD_SUBREAPER = 36, PR_GET_CHILD_SUBREAPER = 37;
+
+    public static bool ReadChildSubreaper(RemoteSyscall remote)
+    {
+        remote.Call("prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, remote.Scratch);
+        return remote.ReadScratch<int>(0) != 0;
+    }
+
+    public static int ReadParentDeathSignal(RemoteSyscall remote)
+    {
+        remote.Call("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, remote.Scratch);
+        return remote.ReadScratch<int>(0);
+    }
+
+    /// <summary>In a process just created (stopped at its exec): the flag, if the image has it.</summary>
+    public static void SetChildSubreaper(SyscallInjector process, ProcessImage image)
+    {
+        if (image.ChildSubreaper) process.Call("prctl(PR_SET_CHILD_SUBREAPER, 1)", SYS_prctl, PR_SET_CHILD_SUBREAPER, 1);
+    }
+
+    /// <summary>In a thread, with its restored credentials, late in the restore: its signal, if the image has one.</summary>
+    public static void SetParentDeathSignal(SyscallInjector thread, ThreadImage image)
+    {
+        if (image.ParentDeathSignal != 0)
+            thread.Call($"prctl(PR_SET_PDEATHSIG, {image.ParentDeathSignal})", SYS_prctl, PR_SET_PDEATHSIG, (ulong)image.ParentDeathSignal);
+    }
+}
