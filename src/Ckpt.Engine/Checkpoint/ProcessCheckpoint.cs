@@ -100,7 +100,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
             {
                 long total = _memory.TotalPages;
                 progress("pages", 0, total);
-                _memory.Write(writer, _uses.MmObjRef, _stat, _injected.Brk, done => progress("pages", done, total));
+                _memory.Write(writer, _uses.MmObjRef, _stat, _injected.Brk, objects.SharedMemory, done => progress("pages", done, total));
             });
             objects.WriteUse(writer, ObjectType.FileTable, _uses.FileTableObjRef, () =>
             {

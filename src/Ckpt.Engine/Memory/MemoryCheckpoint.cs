@@ -12,7 +12,7 @@ namespace Ckpt.Engine.Memory;
 /// The address space: MM (fields from /proc/PID/stat, brk by injection, auxv), then per VMA from
 /// smaps its FILE (first use), VMA and page chunks. Pages with contents come from PAGEMAP_SCAN:
 /// for private mappings only the pages the process itself wrote (anonymous, not the zero page),
-/// for shared anonymous memory every present page, for shared file mappings none (the file holds
+/// for shared anonymous memory each page of the object once in the tree (<see cref="SharedMemoryObjects"/>), for shared file mappings none (the file holds
 /// them), for [vdso]/[vvar]/[vsyscall] none. Contents stream in chunks of at most
 /// PageArrayRecord.MaxPagesPerChunk pages through one reused buffer, so engine memory stays bounded.
 /// </summary>
@@ -23,51 +23,6 @@ public sealed class MemoryCheckpoint
 
     private MemoryCheckpoint(int pid, List<VmaPlanned> vmas) => (_pid, _vmas) = (pid, vmas);
 
-    /// <summary>A shared anonymous memory object: its objref and which of its pages (by offset in it) the image holds.</summary>
-    private sealed class SharedMemoryObject(int objRef)
-    {
-        private static readonly ulong PageSize = (ulong)Environment.SystemPageSize;
-        private readonly List<(ulong Start, ulong End)> _stored = []; // object page offsets, [Start, End)
-
-        public int ObjRef { get; } = objRef;
-
-        /// <summary>
-        /// The parts of <paramref name="present"/> (addresses of a mapping at <paramref name="mappingStart"/>
-        /// showing the object from page <paramref name="firstPage"/>) not stored with an earlier mapping; remembers them.
-        /// </summary>
-        public List<(ulong Start, ulong End)> NotYetStored(List<(ulong Start, ulong End)> present, ulong mappingStart, ulong firstPage)
-        {
-            ulong ToPage(ulong address) => firstPage + (address - mappingStart) / PageSize;
-            ulong ToAddress(ulong page) => mappingStart + (page - firstPage) * PageSize;
-            var result = new List<(ulong Start, ulong End)>();
-            foreach (var (start, end) in present)
-            {
-                foreach (var (from, to) in Subtract(ToPage(start), ToPage(end)))
-                    result.Add((ToAddress(from), ToAddress(to)));
-            }
-            foreach (var (start, end) in result) _stored.Add((ToPage(start), ToPage(end)));
-            return result;
-        }
-
-        // [start, end) minus every stored range.
-        private IEnumerable<(ulong Start, ulong End)> Subtract(ulong start, ulong end)
-        {
-            var pieces = new List<(ulong Start, ulong End)> { (start, end) };
-            foreach (var (storedStart, storedEnd) in _stored)
-            {
-                var next = new List<(ulong Start, ulong End)>();
-                foreach (var (from, to) in pieces)
-                {
-                    if (storedEnd <= from || storedStart >= to) { next.Add((from, to)); continue; }
-                    if (from < storedStart) next.Add((from, storedStart));
-                    if (storedEnd < to) next.Add((storedEnd, to));
-                }
-                pieces = next;
-            }
-            return pieces;
-        }
-    }
-
     private sealed record VmaPlanned(MapsEntry Map, VmaRecord Record, FileRecord? NewFile, string? FilePath, List<(ulong Start, ulong End)> Pages);
 
     public long TotalPages => _vmas.Sum(v => (long)v.Record.PagesPopulated);
@@ -76,7 +31,6 @@ public sealed class MemoryCheckpoint
     public static MemoryCheckpoint Inspect(int pid, ObjectTable objRefs)
     {
         var files = new Dictionary<(ulong, ulong), int>();
-        var sharedMemory = new Dictionary<ulong, SharedMemoryObject>();
         var vmas = new List<VmaPlanned>();
         using PageScan scan = PageScan.Open(pid);
         foreach (MapsEntry map in ProcMaps.ReadSmaps(pid))
@@ -104,21 +58,13 @@ public sealed class MemoryCheckpoint
                 }
                 record.FileObjRef = objRef;
             }
-            SharedMemoryObject? shared = null;
+            List<(ulong Start, ulong End)> pages;
             if (type == VmaType.SharedAnon)
-            {
-                if (!sharedMemory.TryGetValue(map.Inode, out shared))
-                    sharedMemory[map.Inode] = shared = new SharedMemoryObject(objRefs.Next());
-                record.SharedMemoryObjRef = shared.ObjRef;
-            }
-            var pages = type switch
-            {
-                VmaType.Anon or VmaType.File => scan.Populated(map.Start, map.End, anonymousOnly: true),
-                // Each page of a shared object once, with the first of its mappings that has it present
-                // (a second view made by mremap shows only the pages touched through it).
-                VmaType.SharedAnon => shared!.NotYetStored(scan.Populated(map.Start, map.End, anonymousOnly: false), map.Start, record.VmPgoff),
-                _ => [],
-            };
+                (record.SharedMemoryObjRef, pages) = objRefs.SharedMemory.Inspect(pid, map, objRefs.Next);
+            else if (type is VmaType.Anon or VmaType.File)
+                pages = scan.Populated(map.Start, map.End, anonymousOnly: true);
+            else
+                pages = [];
             record.PagesPopulated = (ulong)pages.Sum(r => (long)((r.End - r.Start) / (ulong)Environment.SystemPageSize));
             vmas.Add(new VmaPlanned(map, record, newFile, path, pages));
         }
@@ -157,7 +103,7 @@ public sealed class MemoryCheckpoint
     };
 
     /// <summary>MM, then every VMA with its pages. <paramref name="progress"/> gets pages done so far.</summary>
-    public unsafe void Write(ImageWriter writer, int mmObjRef, ProcStat stat, ulong brk, Action<long> progress)
+    public unsafe void Write(ImageWriter writer, int mmObjRef, ProcStat stat, ulong brk, SharedMemoryObjects sharedMemory, Action<long> progress)
     {
         var mm = new MmRecord
         {
@@ -178,6 +124,7 @@ public sealed class MemoryCheckpoint
         foreach (VmaPlanned vma in _vmas)
         {
             if (vma.NewFile is { } file) writer.Write(file, Encoding.UTF8.GetBytes(vma.FilePath!));
+            if (vma.Record.SharedMemoryObjRef != 0) sharedMemory.WriteIfFirstUse(writer, vma.Record.SharedMemoryObjRef);
             writer.Write(vma.Record);
             // A missing page of a fresh anonymous mapping reads as zeros: an all-zero one need not be stored.
             bool dropZeroPages = vma.Record.VmaType is VmaType.Anon or VmaType.SharedAnon;

@@ -178,6 +178,7 @@ public static partial class ImageModelReader
         for (int i = 0; i < mm.VmaCount; i++)
         {
             ReadFileIfFirstUse(reader, objects);
+            int newSharedMemory = SharedMemoryReader.ReadIfFirstUse(reader, objects);
             var vma = Next<VmaRecord>(reader);
             if (vma.VmEnd <= vma.VmStart || vma.VmStart < previousEnd || vma.VmStart % reader.PageSize != 0 || vma.VmEnd % reader.PageSize != 0)
                 throw Error(reader, RecordType.Vma, $"bad or unordered range 0x{vma.VmStart:x}-0x{vma.VmEnd:x}");
@@ -192,7 +193,10 @@ public static partial class ImageModelReader
             FileImage? file = vma.FileObjRef == 0 ? null : objects.File(reader, vma.FileObjRef, RecordType.Vma);
             if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify or FileKind.Memfd or FileKind.DeletedFile } || file?.Socket is not null)
                 throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, {(file.Socket is null ? $"an {file.Record.Kind}" : "a socket")}, which cannot be mapped");
-            vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
+            SharedMemoryImage? shared = SharedMemoryReader.ForVma(reader, vma, newSharedMemory, objects);
+            List<PageChunk> chunks = ReadChunks(reader, vma);
+            if (shared is not null) SharedMemoryReader.RequireEachPageOnce(reader, vma, shared, chunks);
+            vmas.Add(new VmaImage(vma, file, chunks) { SharedMemory = shared });
         }
         return new MemoryImage(mm, vmas);
     }
@@ -365,7 +369,7 @@ public static partial class ImageModelReader
     // ---- helpers ----
 
     /// <summary>The next record, which must be a T; an ERROR record in its place means the checkpoint failed.</summary>
-    private static T Next<T>(ImageReader reader) where T : struct, IImageRecord<T>
+    internal static T Next<T>(ImageReader reader) where T : struct, IImageRecord<T>
     {
         reader.ThrowIfFailedCheckpoint();
         return reader.Read<T>();
@@ -377,14 +381,14 @@ public static partial class ImageModelReader
         return reader.ReadTrailingString();
     }
 
-    private static ImageFormatException Error(ImageReader reader, RecordType? record, string problem) =>
+    internal static ImageFormatException Error(ImageReader reader, RecordType? record, string problem) =>
         new(record, reader.CurrentRecordOffset, problem);
 
     /// <summary>
     /// linux-cr's objhash on the reading side: an object is defined once, by its first use, and
     /// later uses are OBJREF records that must name an object of the same type already defined.
     /// </summary>
-    private sealed class ObjectTable
+    internal sealed class ObjectTable
     {
         private readonly Dictionary<int, (ObjectType Type, object Value)> _objects = [];
 
@@ -428,6 +432,9 @@ public static partial class ImageModelReader
         }
 
         private static readonly object Reading = new();
+
+        public SharedMemoryImage? SharedMemory(int objRef) =>
+            _objects.TryGetValue(objRef, out var known) && known.Type == ObjectType.SharedMemory ? (SharedMemoryImage)known.Value : null;
 
         public FileImage File(ImageReader reader, int objRef, RecordType user) =>
             _objects.TryGetValue(objRef, out var known) && known.Type == ObjectType.File ? (FileImage)known.Value

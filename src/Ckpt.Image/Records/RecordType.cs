@@ -55,6 +55,7 @@ public enum RecordType : uint
     Vma = 402,
     PageArray = 403,
     MmContext = 404,
+    SharedMemory = 405,     // CkptPS: a shared anonymous memory object (size, inode), before the first VMA that maps it
 
     // signals
     SignalHandlers = 601,
