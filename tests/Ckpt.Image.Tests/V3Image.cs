@@ -46,6 +46,12 @@ internal sealed unsafe class V3Image
     /// 11) of Count descriptors, written by Write, instead of the leader's.</summary>
     public (int Count, Action<ImageWriter> Write)? ChildDescriptors { get; init; }
 
+    /// <summary>VMAs (with whatever records precede them) written after the leader's three, and the count they add.</summary>
+    public (int Count, Action<ImageWriter> Write)? LeaderExtraVmas { get; init; }
+
+    /// <summary>With <see cref="SecondProcess"/>: the child's VMAs (it has none otherwise).</summary>
+    public (int Count, Action<ImageWriter> Write)? ChildVmas { get; init; }
+
     /// <summary>POSIX_TIMER records written after the leader's SIGNAL record and its queue.</summary>
     public PosixTimerRecord[] PosixTimers { get; init; } = [];
 
@@ -103,7 +109,7 @@ internal sealed unsafe class V3Image
             if (SecondProcess) writer.Write(ChildIds);
             if (Zombie) writer.Write(ZombieIds);
             for (int i = 0; i < Threads; i++) WriteTaskSection(writer, i);
-            if (SecondProcess) WriteChildSection(writer, ChildDescriptors);
+            if (SecondProcess) WriteChildSection(writer, ChildDescriptors, ChildVmas);
             if (Zombie) WriteZombieSection(writer);
             writer.WriteTail();
         }
@@ -147,7 +153,7 @@ internal sealed unsafe class V3Image
         }
     }
 
-    private static void WriteChildSection(ImageWriter writer, (int Count, Action<ImageWriter> Write)? descriptors)
+    private static void WriteChildSection(ImageWriter writer, (int Count, Action<ImageWriter> Write)? descriptors, (int Count, Action<ImageWriter> Write)? vmas)
     {
         var task = new TaskRecord { Pid = ChildPid, Tgid = ChildPid, Ppid = LeaderPid, Pgid = LeaderPid, Sid = Sid, ExitSignal = 17, ThreadCount = 1 };
         RecordText.SetCString(task.Comm, 16, "child");
@@ -158,8 +164,9 @@ internal sealed unsafe class V3Image
         writer.Write(new CredentialsRecord { Uid = 1000, Euid = 1000, Suid = 1000, Fsuid = 1000 });
         writer.Write(new TaskObjectsRecord { MmObjRef = ChildMmRef, FileTableObjRef = descriptors is null ? FileTableRef : ChildFileTableRef, SignalHandlersObjRef = ChildHandlersRef, SignalObjRef = ChildSignalRef });
         var mm = Mm(ChildMmRef);
-        mm.VmaCount = 0;
+        mm.VmaCount = vmas?.Count ?? 0;
         writer.Write(mm);
+        vmas?.Write(writer);
         if (descriptors is { } own)
         {
             writer.Write(new FileTableRecord { ObjRef = ChildFileTableRef, DescriptorCount = own.Count });
@@ -247,7 +254,9 @@ internal sealed unsafe class V3Image
 
     public void WriteMemory(ImageWriter writer, int objRef)
     {
-        writer.Write(Mm(objRef));
+        var mm = Mm(objRef);
+        mm.VmaCount += LeaderExtraVmas?.Count ?? 0;
+        writer.Write(mm);
         // A private file mapping: its FILE on first use, one page.
         WriteFile(writer, LibraryRef, FileKind.Regular, LibraryPath);
         writer.Write(new VmaRecord
@@ -265,6 +274,7 @@ internal sealed unsafe class V3Image
         WriteFile(writer, LogRef, FileKind.Regular, LogPath);
         writer.Write(new VmaRecord { VmStart = LogStart, VmEnd = LogStart + PageSize, VmPgoff = 2, VmFlags = 0xfb, VmaType = VmaType.SharedFile, Protection = 3, FileObjRef = LogRef });
         writer.WritePageArrayEnd();
+        LeaderExtraVmas?.Write(writer);
     }
 
     public static void WritePages(ImageWriter writer, ulong[] addresses)
