@@ -90,6 +90,29 @@ public sealed class SharedMemoryTreeTests
         }
     }
 
+    [Fact]
+    public void A_process_sharing_anonymous_memory_with_one_outside_the_checkpointed_tree_is_refused_naming_both_and_all_run_on()
+    {
+        using var target = Start("ckpt_shared_tree");
+        List<string> before = ProcessTreeTests.Tree(target.Pid);
+        try
+        {
+            int child = Pids(before).Single(p => p != target.Pid);
+            var (code, _, stderr) = RunCkpt(EngineTimeout, "checkpoint", "--pid", child.ToString(), "--output", TempPath("shared-outside.img"));
+            Assert.Equal(6, code);
+            Assert.Contains($"process {child} maps shared anonymous memory", stderr);
+            Assert.Contains($"that process {target.Pid}, outside the checkpointed tree, maps too", stderr);
+            Assert.Equal(before, ProcessTreeTests.Tree(target.Pid));
+            Assert.Contains("TracerPid:\t0", File.ReadAllText($"/proc/{child}/status"));
+            RestoreTestProcesses.Signal(target.Pid, SIGUSR1);
+            target.RequirePass(seconds: 60);
+        }
+        finally
+        {
+            KillAll(Pids(before));
+        }
+    }
+
     /// <summary>The inodes of a process's shared anonymous mappings ("/dev/zero (deleted)"), in address order.</summary>
     private static List<string> SharedInodes(int pid) =>
         File.ReadAllLines($"/proc/{pid}/maps").Where(l => l.EndsWith("/dev/zero (deleted)", StringComparison.Ordinal))

@@ -22,7 +22,38 @@ public static class TreeSharing
             RefuseShared(child.ParentPid, child.Pid, Native.KCMP_FS, "fs information (CLONE_FS: cwd, root, umask)");
             RefuseShared(child.ParentPid, child.Pid, Native.KCMP_SIGHAND, "signal handlers (CLONE_SIGHAND)");
         }
+        RefuseMemorySharedOutside(live);
     }
+
+    /// <summary>
+    /// Shared anonymous memory the tree maps and a process outside it maps too: the restored tree would
+    /// get its own copy, no longer shared with that process. Found by the shmem inode in /proc/PID/maps of
+    /// every other process (only when the tree maps any); processes the engine may not read are skipped.
+    /// </summary>
+    private static void RefuseMemorySharedOutside(List<FrozenProcess> live)
+    {
+        var ours = new Dictionary<ulong, (int Pid, ulong Start)>();
+        foreach (FrozenProcess process in live)
+            foreach (MapsEntry map in ProcMaps.Read(process.Pid).Where(IsSharedAnonymous))
+                ours.TryAdd(map.Inode, (process.Pid, map.Start));
+        if (ours.Count == 0) return;
+        var inTree = live.Select(p => p.Pid).ToHashSet();
+        foreach (string entry in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(entry), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int other) || inTree.Contains(other)) continue;
+            IReadOnlyList<MapsEntry> maps;
+            try { maps = ProcMaps.Read(other); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; } // gone, or not ours to read
+            foreach (MapsEntry map in maps.Where(IsSharedAnonymous))
+            {
+                if (ours.TryGetValue(map.Inode, out var mapper))
+                    throw new CheckpointRefusedException($"process {mapper.Pid} maps shared anonymous memory at 0x{mapper.Start:x} (inode {map.Inode}) that process {other}, outside the checkpointed tree, maps too (at 0x{map.Start:x}): it would no longer be shared after a restore");
+            }
+        }
+    }
+
+    private static bool IsSharedAnonymous(MapsEntry map) =>
+        map.Shared && map.Inode != 0 && map.Name.StartsWith("/dev/zero", StringComparison.Ordinal);
 
     private static void RefuseShared(int parent, int child, int kcmpType, string what)
     {
