@@ -92,7 +92,7 @@ public class SharedMemoryImageTests
         byte[] image = Tree(child: w => WriteVma(w, ChildStart, 4, 4, [ChildStart, ChildStart + PageSize], populated: 1)).Build();
         var error = Assert.Throws<ImageFormatException>(() => V3Image.Read(image));
         Assert.Equal(RecordType.PageArray, error.Record);
-        Assert.Contains("more pages in its chunks than the 1 it counted", error.Message);
+        Assert.Contains("more pages in its chunks (and inherited) than the 1 it counted", error.Message);
     }
 
     [Theory]

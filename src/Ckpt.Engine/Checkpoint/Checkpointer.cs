@@ -199,7 +199,9 @@ public static class Checkpointer
                     processes.Add(ZombieCheckpoint.Inspect(frozen.Pid));
                     continue;
                 }
-                var process = ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions);
+                // Its parent's memory is in the image before its own: pages they still share are stored once (InheritedPages).
+                int? parentInTree = frozen.Pid != freeze.Pid && freeze.Processes.Any(p => p.Pid == frozen.ParentPid && !p.IsZombie) ? frozen.ParentPid : null;
+                var process = ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions, parentInTree);
                 firstThread ??= process.FirstThread;
                 processes.Add(process);
             }

@@ -53,7 +53,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
 
     public long TotalPages => _memory.TotalPages;
 
-    public static ProcessCheckpoint Inspect(ThreadGroupFreeze freeze, ObjectTable objects, FileDescriptions descriptions)
+    public static ProcessCheckpoint Inspect(ThreadGroupFreeze freeze, ObjectTable objects, FileDescriptions descriptions, int? parentInTree = null)
     {
         int pid = freeze.Pid;
         if (ProcStat.IsZombie(pid) == true)
@@ -74,7 +74,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objects, descriptions);
         List<PosixTimerRecord> timers = PosixTimers.Inspect(pid, tids.Count);
         // Mappings are audited here too: before anything is injected.
-        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects);
+        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects, parentInTree);
         // Before anything is injected into any thread (see RseqCriticalSection).
         foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
         ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);

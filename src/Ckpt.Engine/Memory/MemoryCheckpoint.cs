@@ -23,13 +23,15 @@ public sealed class MemoryCheckpoint
 
     private MemoryCheckpoint(int pid, List<VmaPlanned> vmas) => (_pid, _vmas) = (pid, vmas);
 
-    private sealed record VmaPlanned(MapsEntry Map, VmaRecord Record, FileRecord? NewFile, string? FilePath, List<(ulong Start, ulong End)> Pages);
+    private sealed record VmaPlanned(MapsEntry Map, VmaRecord Record, FileRecord? NewFile, string? FilePath, List<(ulong Start, ulong End)> Pages, List<ulong> Inherited);
 
     public long TotalPages => _vmas.Sum(v => (long)v.Record.PagesPopulated);
 
     /// <summary>Reads smaps and selects pages; refuses mappings it cannot describe, before any write.</summary>
-    public static MemoryCheckpoint Inspect(int pid, ObjectTable objRefs)
+    /// <param name="parentInTree">its parent, when the image holds the parent's memory before its own: pages still shared with it are inherited</param>
+    public static MemoryCheckpoint Inspect(int pid, ObjectTable objRefs, int? parentInTree = null)
     {
+        using InheritedPages.PagemapPair? pagemaps = parentInTree is int parent ? new InheritedPages.PagemapPair(pid, parent) : null;
         var files = new Dictionary<(ulong, ulong), int>();
         var vmas = new List<VmaPlanned>();
         using PageScan scan = PageScan.Open(pid);
@@ -65,8 +67,11 @@ public sealed class MemoryCheckpoint
                 pages = scan.Populated(map.Start, map.End, anonymousOnly: true);
             else
                 pages = [];
-            record.PagesPopulated = (ulong)pages.Sum(r => (long)((r.End - r.Start) / (ulong)Environment.SystemPageSize));
-            vmas.Add(new VmaPlanned(map, record, newFile, path, pages));
+            List<ulong> inherited = [];
+            if (pagemaps is not null && type is VmaType.Anon or VmaType.File && pages.Count > 0)
+                (inherited, pages) = InheritedPages.Split(pagemaps, pages);
+            record.PagesPopulated = (ulong)(inherited.Count + pages.Sum(r => (long)((r.End - r.Start) / (ulong)Environment.SystemPageSize)));
+            vmas.Add(new VmaPlanned(map, record, newFile, path, pages, inherited));
         }
         return new MemoryCheckpoint(pid, vmas);
     }
@@ -126,6 +131,8 @@ public sealed class MemoryCheckpoint
             if (vma.NewFile is { } file) writer.Write(file, Encoding.UTF8.GetBytes(vma.FilePath!));
             if (vma.Record.SharedMemoryObjRef != 0) sharedMemory.WriteIfFirstUse(writer, vma.Record.SharedMemoryObjRef);
             writer.Write(vma.Record);
+            InheritedPages.Write(writer, vma.Inherited);
+            progress(done += vma.Inherited.Count);
             // A missing page of a fresh anonymous mapping reads as zeros: an all-zero one need not be stored.
             bool dropZeroPages = vma.Record.VmaType is VmaType.Anon or VmaType.SharedAnon;
             pages.Write(vma.Pages, dropZeroPages, chunk => progress(done += chunk));

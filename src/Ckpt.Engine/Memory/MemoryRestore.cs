@@ -32,6 +32,7 @@ public static class MemoryRestore
             Map(syscalls, plan.Pid, vma, scratch, sharedMemory);
             Advise(syscalls, vma);
         }
+        InheritedPages.Copy(syscalls, plan);
         if (pageServer is null) PageWriter.WriteAll(syscalls, plan, imageFd);
         else
         {
@@ -47,7 +48,7 @@ public static class MemoryRestore
     }
 
     private static bool NeedsWriteWhileFilling(VmaImage vma) =>
-        vma.Chunks.Count > 0 && vma.Record.VmaType is VmaType.Anon or VmaType.File or VmaType.SharedAnon;
+        (vma.Chunks.Count > 0 || vma.InheritedPages.Count > 0) && vma.Record.VmaType is VmaType.Anon or VmaType.File or VmaType.SharedAnon;
 
     private static void Map(SyscallInjector syscalls, int pid, VmaImage vma, ScratchArea scratch, SharedMemoryRestore sharedMemory)
     {

@@ -144,7 +144,8 @@ public static partial class ImageModelReader
         long usesOffset = reader.CurrentRecordOffset;
         foreach (var (type, objRef) in new[] { (ObjectType.Mm, uses.MmObjRef), (ObjectType.FileTable, uses.FileTableObjRef), (ObjectType.SignalHandlers, uses.SignalHandlersObjRef), (ObjectType.Signal, uses.SignalObjRef) })
             if (objRef <= 0) throw Error(reader, RecordType.TaskObjects, $"{type} objref {objRef} is not valid");
-        var memory = objects.Use(reader, ObjectType.Mm, uses.MmObjRef, () => ReadMemory(reader, uses.MmObjRef, objects));
+        MemoryImage? parentMemory = processes.TryGetValue(task.Ppid, out ProcessBuilder? parent) && task.Pid == task.Tgid ? parent.Memory : null;
+        var memory = objects.Use(reader, ObjectType.Mm, uses.MmObjRef, () => ReadMemory(reader, uses.MmObjRef, objects, task.Pid, parentMemory));
         var fileTable = objects.Use(reader, ObjectType.FileTable, uses.FileTableObjRef, () => ReadFileTable(reader, uses.FileTableObjRef, objects));
         var handlers = objects.Use(reader, ObjectType.SignalHandlers, uses.SignalHandlersObjRef, () => ReadSignalHandlers(reader, uses.SignalHandlersObjRef));
         var signal = objects.Use(reader, ObjectType.Signal, uses.SignalObjRef, () => ReadSignal(reader, uses.SignalObjRef));
@@ -166,7 +167,7 @@ public static partial class ImageModelReader
 
     // ---- memory ----
 
-    private static MemoryImage ReadMemory(ImageReader reader, int objRef, ObjectTable objects)
+    private static MemoryImage ReadMemory(ImageReader reader, int objRef, ObjectTable objects, int pid, MemoryImage? parentMemory)
     {
         var mm = Next<MmRecord>(reader);
         if (mm.ObjRef != objRef)
@@ -194,24 +195,25 @@ public static partial class ImageModelReader
             if (file is { Record.Kind: FileKind.Eventfd or FileKind.Inotify or FileKind.Memfd or FileKind.DeletedFile } || file?.Socket is not null)
                 throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, {(file.Socket is null ? $"an {file.Record.Kind}" : "a socket")}, which cannot be mapped");
             SharedMemoryImage? shared = SharedMemoryReader.ForVma(reader, vma, newSharedMemory, objects);
-            List<PageChunk> chunks = ReadChunks(reader, vma);
+            ulong[] inherited = InheritedPagesReader.Read(reader, vma, pid, parentMemory);
+            List<PageChunk> chunks = ReadChunks(reader, vma, inherited);
             if (shared is not null) SharedMemoryReader.RequireEachPageOnce(reader, vma, shared, chunks);
-            vmas.Add(new VmaImage(vma, file, chunks) { SharedMemory = shared });
+            vmas.Add(new VmaImage(vma, file, chunks) { SharedMemory = shared, InheritedPages = inherited });
         }
         return new MemoryImage(mm, vmas);
     }
 
-    private static List<PageChunk> ReadChunks(ImageReader reader, VmaRecord vma)
+    private static List<PageChunk> ReadChunks(ImageReader reader, VmaRecord vma, ulong[] inherited)
     {
         var chunks = new List<PageChunk>();
-        ulong pages = 0;
+        ulong pages = (ulong)inherited.Length;
         while (true)
         {
             var array = Next<PageArrayRecord>(reader);
             if (array.PageCount == 0) return chunks;
             pages += array.PageCount;
             if (pages > vma.PagesPopulated)
-                throw Error(reader, RecordType.PageArray, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} has more pages in its chunks than the {vma.PagesPopulated} it counted");
+                throw Error(reader, RecordType.PageArray, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} has more pages in its chunks (and inherited) than the {vma.PagesPopulated} it counted");
             var addresses = new ulong[array.PageCount];
             reader.ReadPageAddresses(addresses);
             ulong previous = 0;
@@ -219,6 +221,8 @@ public static partial class ImageModelReader
             {
                 if (address < vma.VmStart || address >= vma.VmEnd || address % reader.PageSize != 0 || (previous != 0 && address <= previous))
                     throw Error(reader, RecordType.PageArray, $"page 0x{address:x} is outside its VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} or out of order");
+                if (inherited.Length > 0 && Array.BinarySearch(inherited, address) >= 0)
+                    throw Error(reader, RecordType.PageArray, $"page 0x{address:x} of VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} is stored and inherited from the parent too");
                 previous = address;
             }
             chunks.Add(new PageChunk(addresses, reader.Position));
@@ -466,6 +470,9 @@ public static partial class ImageModelReader
                 throw new ImageFormatException(RecordType.TaskObjects, offset,
                     $"thread {tid} does not share its memory, descriptor table and signal state with its leader {Task.Pid}");
         }
+
+        /// <summary>Its memory once its leader's section is read (the parent of a later process).</summary>
+        public MemoryImage? Memory => _memory;
 
         public ProcessImage Build() => new()
         {

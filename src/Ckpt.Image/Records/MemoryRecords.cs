@@ -82,3 +82,21 @@ public partial struct PageArrayRecord
     public uint PageCount;
     public uint Reserved;
 }
+
+/// <summary>
+/// Pages of a private VMA (Anon or File) of a child process that it still shared copy-on-write with
+/// its parent at checkpoint time (the same physical page at the same address: one PFN in both
+/// /proc/PID/pagemap), stored once, with the parent: trailing bytes are PageCount u64 addresses,
+/// increasing, inside the VMA, no contents. The page at each address is whatever the parent process
+/// (the task table's ppid, an earlier process of the image) has at that address once its memory is
+/// restored; its VMA there must be private too. Written right after the VMA record, before its
+/// PAGE_ARRAY chunks (which hold none of these addresses); together at most PagesPopulated pages.
+/// </summary>
+[ImageRecord(RecordType.InheritedPages)]
+public partial struct InheritedPagesRecord
+{
+    public const uint MaxPages = 16384;   // 128 KiB of addresses per record
+
+    public uint PageCount;
+    [TrailingBytes] public uint AddressBytes;   // PageCount * 8
+}

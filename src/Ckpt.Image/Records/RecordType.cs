@@ -56,6 +56,7 @@ public enum RecordType : uint
     PageArray = 403,
     MmContext = 404,
     SharedMemory = 405,     // CkptPS: a shared anonymous memory object (size, inode), before the first VMA that maps it
+    InheritedPages = 406,   // CkptPS: pages of a private VMA that are the parent's pages at the same addresses (copy-on-write after fork)
 
     // signals
     SignalHandlers = 601,
