@@ -46,6 +46,12 @@ internal sealed unsafe class V3Image
     /// 11) of Count descriptors, written by Write, instead of the leader's.</summary>
     public (int Count, Action<ImageWriter> Write)? ChildDescriptors { get; init; }
 
+    /// <summary>VMAs (with whatever records precede them) written after the leader's three, and the count they add.</summary>
+    public (int Count, Action<ImageWriter> Write)? LeaderExtraVmas { get; init; }
+
+    /// <summary>With <see cref="SecondProcess"/>: the child's VMAs (it has none otherwise).</summary>
+    public (int Count, Action<ImageWriter> Write)? ChildVmas { get; init; }
+
     /// <summary>POSIX_TIMER records written after the leader's SIGNAL record and its queue.</summary>
     public PosixTimerRecord[] PosixTimers { get; init; } = [];
 
@@ -117,7 +123,7 @@ internal sealed unsafe class V3Image
             for (int i = 0; i < Threads; i++) WriteTaskSection(writer, i);
             if (SecondProcess)
             {
-                WriteChildSection(writer, ChildDescriptors);
+                WriteChildSection(writer, ChildDescriptors, ChildVmas);
                 ChildSectionEnd?.Invoke(writer);
             }
             if (Zombie) WriteZombieSection(writer);
@@ -163,7 +169,7 @@ internal sealed unsafe class V3Image
         }
     }
 
-    private static void WriteChildSection(ImageWriter writer, (int Count, Action<ImageWriter> Write)? descriptors)
+    private static void WriteChildSection(ImageWriter writer, (int Count, Action<ImageWriter> Write)? descriptors, (int Count, Action<ImageWriter> Write)? vmas)
     {
         var task = new TaskRecord { Pid = ChildPid, Tgid = ChildPid, Ppid = LeaderPid, Pgid = LeaderPid, Sid = Sid, ExitSignal = 17, ThreadCount = 1 };
         RecordText.SetCString(task.Comm, 16, "child");
@@ -174,8 +180,9 @@ internal sealed unsafe class V3Image
         writer.Write(new CredentialsRecord { Uid = 1000, Euid = 1000, Suid = 1000, Fsuid = 1000 });
         writer.Write(new TaskObjectsRecord { MmObjRef = ChildMmRef, FileTableObjRef = descriptors is null ? FileTableRef : ChildFileTableRef, SignalHandlersObjRef = ChildHandlersRef, SignalObjRef = ChildSignalRef });
         var mm = Mm(ChildMmRef);
-        mm.VmaCount = 0;
+        mm.VmaCount = vmas?.Count ?? 0;
         writer.Write(mm);
+        vmas?.Write(writer);
         if (descriptors is { } own)
         {
             writer.Write(new FileTableRecord { ObjRef = ChildFileTableRef, DescriptorCount = own.Count });
@@ -266,14 +273,16 @@ internal sealed unsafe class V3Image
     {
         if (Vmas is { } vmas)
         {
-            var mm = Mm(objRef);
-            mm.VmaCount = vmas.Count;
-            writer.Write(mm);
+            var explicitMm = Mm(objRef);
+            explicitMm.VmaCount = vmas.Count;
+            writer.Write(explicitMm);
             vmas.Write(writer);
             MemoryTail?.Invoke(writer);
             return;
         }
-        writer.Write(Mm(objRef));
+        var mm = Mm(objRef);
+        mm.VmaCount += LeaderExtraVmas?.Count ?? 0;
+        writer.Write(mm);
         // A private file mapping: its FILE on first use, one page.
         WriteFile(writer, LibraryRef, FileKind.Regular, LibraryPath);
         writer.Write(new VmaRecord
@@ -291,6 +300,7 @@ internal sealed unsafe class V3Image
         WriteFile(writer, LogRef, FileKind.Regular, LogPath);
         writer.Write(new VmaRecord { VmStart = LogStart, VmEnd = LogStart + PageSize, VmPgoff = 2, VmFlags = 0xfb, VmaType = VmaType.SharedFile, Protection = 3, FileObjRef = LogRef });
         writer.WritePageArrayEnd();
+        LeaderExtraVmas?.Write(writer);
         MemoryTail?.Invoke(writer);
     }
 

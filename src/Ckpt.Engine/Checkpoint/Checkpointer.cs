@@ -200,7 +200,9 @@ public static class Checkpointer
                     continue;
                 }
                 var stoppedChildren = freeze.Processes.Where(c => c.ParentPid == frozen.Pid && c.Threads?.Leader.InGroupStop == true).Select(c => c.Pid).ToList();
-                var process = ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions, stoppedChildren);
+                // Its parent's memory is in the image before its own: pages they still share are stored once (InheritedPages).
+                int? parentInTree = frozen.Pid != freeze.Pid && freeze.Processes.Any(p => p.Pid == frozen.ParentPid && !p.IsZombie) ? frozen.ParentPid : null;
+                var process = ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions, stoppedChildren, parentInTree);
                 firstThread ??= process.FirstThread;
                 processes.Add(process);
             }

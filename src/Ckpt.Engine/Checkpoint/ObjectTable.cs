@@ -22,6 +22,9 @@ public sealed class ObjectTable
     /// <summary>A fresh objref, for objects that are never looked up by identity (files found by kcmp, shared memory by inode).</summary>
     public int Next() => ++_last;
 
+    /// <summary>The tree's shared anonymous memory objects, by shmem inode (their objrefs come from this table).</summary>
+    public Memory.SharedMemoryObjects SharedMemory { get; } = new();
+
     /// <summary>The objref of an object, handed out on the first ask.</summary>
     public int RefOf(ObjectType type, long identity)
     {

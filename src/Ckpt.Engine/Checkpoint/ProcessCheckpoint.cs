@@ -64,7 +64,8 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
     public bool StopReportCollected { get; set; }
 
     /// <param name="stoppedChildren">its children (in the tree) stopped by job control, whose stop reports it is probed for</param>
-    public static ProcessCheckpoint Inspect(ThreadGroupFreeze freeze, ObjectTable objects, FileDescriptions descriptions, IReadOnlyList<int> stoppedChildren)
+    /// <param name="parentInTree">its parent, when that is a live process of the tree written before it (pages still shared are stored once)</param>
+    public static ProcessCheckpoint Inspect(ThreadGroupFreeze freeze, ObjectTable objects, FileDescriptions descriptions, IReadOnlyList<int> stoppedChildren, int? parentInTree = null)
     {
         int pid = freeze.Pid;
         if (ProcStat.IsZombie(pid) == true)
@@ -83,7 +84,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objects, descriptions);
         List<PosixTimerRecord> timers = PosixTimers.Inspect(pid, tids.Count);
         // Mappings are audited here too: before anything is injected.
-        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects);
+        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects, parentInTree);
         // Before anything is injected into any thread (see RseqCriticalSection).
         foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
         ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
@@ -110,7 +111,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
             {
                 long total = _memory.TotalPages;
                 progress("pages", 0, total);
-                _memory.Write(writer, _uses.MmObjRef, _stat, _injected.Brk, done => progress("pages", done, total));
+                _memory.Write(writer, _uses.MmObjRef, _stat, _injected.Brk, objects.SharedMemory, done => progress("pages", done, total));
                 Membarrier.Write(writer, _uses.MmObjRef, _injected.Membarrier);
             });
             objects.WriteUse(writer, ObjectType.FileTable, _uses.FileTableObjRef, () =>

@@ -106,6 +106,17 @@ public static unsafe class ProcessMemory
         return fd;
     }
 
+    /// <summary>
+    /// Reads through /proc/PID/mem only. Unlike process_vm_readv, which pins the pages it reads (FOLL_PIN)
+    /// and so makes the kernel give the target its own copy of every page it shares copy-on-write with
+    /// another process (a read-only pin unshares an anonymous page that is not exclusive), this leaves
+    /// such pages shared.
+    /// </summary>
+    public static void ReadThroughMem(int memFd, int pid, ulong address, Span<byte> destination)
+    {
+        fixed (byte* buffer = destination) PreadExact(memFd, pid, buffer, destination.Length, address);
+    }
+
     private static void PreadExact(int fd, int pid, byte* buffer, int length, ulong address)
     {
         for (int done = 0; done < length;)

@@ -12,9 +12,9 @@ namespace Ckpt.Engine.Memory;
 /// The address space: MM (fields from /proc/PID/stat, brk by injection, auxv), then per VMA from
 /// smaps its FILE (first use), VMA and page chunks. Pages with contents come from PAGEMAP_SCAN:
 /// for private mappings only the pages the process itself wrote (anonymous, not the zero page),
-/// for shared anonymous memory every present page, for shared file mappings none (the file holds
-/// them; a memfd's or deleted file's contents go with its file object, UnlinkedFileMappings), for
-/// [vdso]/[vvar]/[vsyscall] none. Contents stream in chunks of at most
+/// for shared anonymous memory each page of the object once in the tree (<see cref="SharedMemoryObjects"/>),
+/// for shared file mappings none (the file holds them; a memfd's or deleted file's contents go with its
+/// file object, UnlinkedFileMappings), for [vdso]/[vvar]/[vsyscall] none. Contents stream in chunks of at most
 /// PageArrayRecord.MaxPagesPerChunk pages through one reused buffer, so engine memory stays bounded.
 /// </summary>
 public sealed class MemoryCheckpoint
@@ -24,53 +24,9 @@ public sealed class MemoryCheckpoint
 
     private MemoryCheckpoint(int pid, List<VmaPlanned> vmas) => (_pid, _vmas) = (pid, vmas);
 
-    /// <summary>A shared anonymous memory object: its objref and which of its pages (by offset in it) the image holds.</summary>
-    private sealed class SharedMemoryObject(int objRef)
-    {
-        private static readonly ulong PageSize = (ulong)Environment.SystemPageSize;
-        private readonly List<(ulong Start, ulong End)> _stored = []; // object page offsets, [Start, End)
-
-        public int ObjRef { get; } = objRef;
-
-        /// <summary>
-        /// The parts of <paramref name="present"/> (addresses of a mapping at <paramref name="mappingStart"/>
-        /// showing the object from page <paramref name="firstPage"/>) not stored with an earlier mapping; remembers them.
-        /// </summary>
-        public List<(ulong Start, ulong End)> NotYetStored(List<(ulong Start, ulong End)> present, ulong mappingStart, ulong firstPage)
-        {
-            ulong ToPage(ulong address) => firstPage + (address - mappingStart) / PageSize;
-            ulong ToAddress(ulong page) => mappingStart + (page - firstPage) * PageSize;
-            var result = new List<(ulong Start, ulong End)>();
-            foreach (var (start, end) in present)
-            {
-                foreach (var (from, to) in Subtract(ToPage(start), ToPage(end)))
-                    result.Add((ToAddress(from), ToAddress(to)));
-            }
-            foreach (var (start, end) in result) _stored.Add((ToPage(start), ToPage(end)));
-            return result;
-        }
-
-        // [start, end) minus every stored range.
-        private IEnumerable<(ulong Start, ulong End)> Subtract(ulong start, ulong end)
-        {
-            var pieces = new List<(ulong Start, ulong End)> { (start, end) };
-            foreach (var (storedStart, storedEnd) in _stored)
-            {
-                var next = new List<(ulong Start, ulong End)>();
-                foreach (var (from, to) in pieces)
-                {
-                    if (storedEnd <= from || storedStart >= to) { next.Add((from, to)); continue; }
-                    if (from < storedStart) next.Add((from, storedStart));
-                    if (storedEnd < to) next.Add((storedEnd, to));
-                }
-                pieces = next;
-            }
-            return pieces;
-        }
-    }
-
+    /// <param name="Inherited">pages still shared copy-on-write with the parent at the same addresses (InheritedPages)</param>
     /// <param name="Unlinked">a memfd or deleted file (UnlinkedFileMappings), written with its first use</param>
-    private sealed record VmaPlanned(MapsEntry Map, VmaRecord Record, FileRecord? NewFile, string? FilePath, List<(ulong Start, ulong End)> Pages)
+    private sealed record VmaPlanned(MapsEntry Map, VmaRecord Record, FileRecord? NewFile, string? FilePath, List<(ulong Start, ulong End)> Pages, List<ulong> Inherited)
     {
         public IInspectedFile? Unlinked { get; init; }
     }
@@ -78,10 +34,11 @@ public sealed class MemoryCheckpoint
     public long TotalPages => _vmas.Sum(v => (long)v.Record.PagesPopulated);
 
     /// <summary>Reads smaps and selects pages; refuses mappings it cannot describe, before any write.</summary>
-    public static MemoryCheckpoint Inspect(int pid, ObjectTable objRefs)
+    /// <param name="parentInTree">its parent, when the image holds the parent's memory before its own: pages still shared with it are inherited</param>
+    public static MemoryCheckpoint Inspect(int pid, ObjectTable objRefs, int? parentInTree = null)
     {
+        using InheritedPages.PagemapPair? pagemaps = parentInTree is int parent ? new InheritedPages.PagemapPair(pid, parent) : null;
         var files = new Dictionary<(ulong, ulong), int>();
-        var sharedMemory = new Dictionary<ulong, SharedMemoryObject>();
         var vmas = new List<VmaPlanned>();
         using PageScan scan = PageScan.Open(pid);
         foreach (MapsEntry map in ProcMaps.ReadSmaps(pid))
@@ -114,23 +71,18 @@ public sealed class MemoryCheckpoint
                 }
                 else record.FileObjRef = objRef;
             }
-            SharedMemoryObject? shared = null;
+            List<(ulong Start, ulong End)> pages;
             if (type == VmaType.SharedAnon)
-            {
-                if (!sharedMemory.TryGetValue(map.Inode, out shared))
-                    sharedMemory[map.Inode] = shared = new SharedMemoryObject(objRefs.Next());
-                record.SharedMemoryObjRef = shared.ObjRef;
-            }
-            var pages = type switch
-            {
-                VmaType.Anon or VmaType.File => scan.Populated(map.Start, map.End, anonymousOnly: true),
-                // Each page of a shared object once, with the first of its mappings that has it present
-                // (a second view made by mremap shows only the pages touched through it).
-                VmaType.SharedAnon => shared!.NotYetStored(scan.Populated(map.Start, map.End, anonymousOnly: false), map.Start, record.VmPgoff),
-                _ => [],
-            };
-            record.PagesPopulated = (ulong)pages.Sum(r => (long)((r.End - r.Start) / (ulong)Environment.SystemPageSize));
-            vmas.Add(new VmaPlanned(map, record, newFile, path, pages) { Unlinked = unlinked });
+                (record.SharedMemoryObjRef, pages) = objRefs.SharedMemory.Inspect(pid, map, objRefs.Next);
+            else if (type is VmaType.Anon or VmaType.File)
+                pages = scan.Populated(map.Start, map.End, anonymousOnly: true);
+            else
+                pages = [];
+            List<ulong> inherited = [];
+            if (pagemaps is not null && type is VmaType.Anon or VmaType.File && pages.Count > 0)
+                (inherited, pages) = InheritedPages.Split(pagemaps, pages);
+            record.PagesPopulated = (ulong)(inherited.Count + pages.Sum(r => (long)((r.End - r.Start) / (ulong)Environment.SystemPageSize)));
+            vmas.Add(new VmaPlanned(map, record, newFile, path, pages, inherited) { Unlinked = unlinked });
         }
         return new MemoryCheckpoint(pid, vmas);
     }
@@ -167,7 +119,7 @@ public sealed class MemoryCheckpoint
     };
 
     /// <summary>MM, then every VMA with its pages. <paramref name="progress"/> gets pages done so far.</summary>
-    public unsafe void Write(ImageWriter writer, int mmObjRef, ProcStat stat, ulong brk, Action<long> progress)
+    public unsafe void Write(ImageWriter writer, int mmObjRef, ProcStat stat, ulong brk, SharedMemoryObjects sharedMemory, Action<long> progress)
     {
         var mm = new MmRecord
         {
@@ -189,7 +141,10 @@ public sealed class MemoryCheckpoint
         {
             if (vma.NewFile is { } file) writer.Write(file, Encoding.UTF8.GetBytes(vma.FilePath!));
             vma.Unlinked?.Write(writer); // only the first use writes it
+            if (vma.Record.SharedMemoryObjRef != 0) sharedMemory.WriteIfFirstUse(writer, vma.Record.SharedMemoryObjRef);
             writer.Write(vma.Record);
+            InheritedPages.Write(writer, vma.Inherited);
+            progress(done += vma.Inherited.Count);
             // A missing page of a fresh anonymous mapping reads as zeros: an all-zero one need not be stored.
             bool dropZeroPages = vma.Record.VmaType is VmaType.Anon or VmaType.SharedAnon;
             pages.Write(vma.Pages, dropZeroPages, chunk => progress(done += chunk));

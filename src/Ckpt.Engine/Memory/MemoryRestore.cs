@@ -11,35 +11,34 @@ namespace Ckpt.Engine.Memory;
 /// else), writable while their pages are written, then with the recorded protections.
 /// Private file mappings are mapped from their path again (identity checked by validation),
 /// opened by the task with the recorded credentials, which it has by now;
-/// each shared anonymous object is created once and duplicated (mremap with old size 0)
-/// wherever else it was mapped; a memfd or deleted file is created once with its contents and
-/// every mapping of it mmapped from it (<see cref="UnlinkedFileMappings"/>).
+/// each shared anonymous VMA is made from the process's view of its object (<see cref="SharedMemoryRestore"/>);
+/// a memfd or deleted file is created once with its contents and every mapping of it mmapped from it
+/// (<see cref="UnlinkedFileMappings"/>).
 /// </summary>
 public static class MemoryRestore
 {
     private const ulong PROT_WRITE = 2;
     private const ulong MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_GROWSDOWN = 0x100, MAP_NORESERVE = 0x4000, MAP_FIXED_NOREPLACE = 0x100000;
     private const ulong VM_GROWSDOWN = 0x100, VM_NORESERVE = 0x200000;
-    private const ulong MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
     private const ulong O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
     /// <param name="imageFd">the image, open in the task (<see cref="PageWriter.OpenImageInTask"/>)</param>
     /// <param name="pageServer">with a lazy restore: private anonymous memory is registered with it instead of filled</param>
     /// <returns>the memfds and deleted files made for mappings that a descriptor uses too: file objref -> parked descriptor (for FilesRestore)</returns>
-    public static IReadOnlyDictionary<int, long> Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd, LazyPageServer? pageServer = null)
+    public static IReadOnlyDictionary<int, long> Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd, SharedMemoryRestore sharedMemory, LazyPageServer? pageServer = null)
     {
-        var sharedAnonymous = new Dictionary<int, VmaRecord>();
         var unlinked = new UnlinkedFileMappings(syscalls, plan, scratch);
         foreach (VmaImage vma in plan.Vmas)
         {
             if (vma.Record.VmaType is VmaType.Vdso or VmaType.Vvar or VmaType.VvarVclock or VmaType.Vsyscall) continue;
             scratch.Reset();
-            Map(syscalls, vma, scratch, sharedAnonymous, unlinked);
+            Map(syscalls, plan.Pid, vma, scratch, sharedMemory, unlinked);
             Advise(syscalls, vma);
         }
         IReadOnlyDictionary<int, long> mappedFiles = unlinked.Finish();
         Membarrier.Register(syscalls, plan);
+        InheritedPages.Copy(syscalls, plan);
         if (pageServer is null) PageWriter.WriteAll(syscalls, plan, imageFd);
         else
         {
@@ -51,13 +50,14 @@ public static class MemoryRestore
             if (NeedsWriteWhileFilling(vma) && (vma.Record.Protection & PROT_WRITE) == 0)
                 syscalls.Call($"mprotect of {Describe(vma)}", SYS_mprotect, vma.Record.VmStart, vma.Length, vma.Record.Protection);
         }
+        sharedMemory.RemoveViews(syscalls, plan);
         return mappedFiles;
     }
 
     private static bool NeedsWriteWhileFilling(VmaImage vma) =>
-        vma.Chunks.Count > 0 && vma.Record.VmaType is VmaType.Anon or VmaType.File or VmaType.SharedAnon;
+        (vma.Chunks.Count > 0 || vma.InheritedPages.Count > 0) && vma.Record.VmaType is VmaType.Anon or VmaType.File or VmaType.SharedAnon;
 
-    private static void Map(SyscallInjector syscalls, VmaImage vma, ScratchArea scratch, Dictionary<int, VmaRecord> sharedAnonymous, UnlinkedFileMappings unlinked)
+    private static void Map(SyscallInjector syscalls, int pid, VmaImage vma, ScratchArea scratch, SharedMemoryRestore sharedMemory, UnlinkedFileMappings unlinked)
     {
         VmaRecord record = vma.Record;
         ulong protection = record.Protection | (NeedsWriteWhileFilling(vma) ? PROT_WRITE : 0);
@@ -71,14 +71,8 @@ public static class MemoryRestore
             case VmaType.Anon:
                 syscalls.Call(what, SYS_mmap, record.VmStart, vma.Length, protection, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | growsDown | noReserve, ulong.MaxValue, 0);
                 break;
-            case VmaType.SharedAnon when sharedAnonymous.TryGetValue(record.SharedMemoryObjRef, out VmaRecord first):
-                ulong source = first.VmStart + (record.VmPgoff - first.VmPgoff) * 4096;
-                syscalls.Call($"mremap duplicating shared memory {record.SharedMemoryObjRef} at 0x{record.VmStart:x}", SYS_mremap, source, 0, vma.Length, MREMAP_MAYMOVE | MREMAP_FIXED, record.VmStart);
-                syscalls.Call($"mprotect of {Describe(vma)}", SYS_mprotect, record.VmStart, vma.Length, protection);
-                break;
             case VmaType.SharedAnon:
-                syscalls.Call(what, SYS_mmap, record.VmStart, vma.Length, protection, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | noReserve, ulong.MaxValue, 0);
-                sharedAnonymous[record.SharedMemoryObjRef] = record;
+                sharedMemory.Map(syscalls, pid, vma, protection);
                 break;
             case VmaType.File or VmaType.SharedFile when UnlinkedFileMappings.Maps(vma):
                 unlinked.Map(vma, protection, what);

@@ -38,6 +38,7 @@ public static class Restorer
             UnprivilegedMode.CheckImage(plan); // a caller other than root: their own images only, said first
             RestorePrivilege.Check(plan, options.TrustImage);
             RestoreValidation.Validate(plan, options.Force);
+            SharedMemoryRestore.Validate(plan, Caller.Current.IsRoot);
             if (options.Lazy && (plan.Processes.Count != 1 || plan.Zombies.Count != 0))
                 throw new RestoreRefusedException($"--lazy restores one process; this image holds a tree of {plan.Processes.Count + plan.Zombies.Count} processes");
             if (options.Lazy) server = new LazyPageServer(plan.ImageFile, () => { plan.StartChecksum(); return plan.ChecksumMatches.GetAwaiter().GetResult(); }, plan.ChecksumMismatch());
@@ -95,12 +96,14 @@ public static class Restorer
             tree.Stage("special mappings", p => SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch), reported: true);
             var imageFds = new Dictionary<int, long>();
             tree.Stage("image opened for the pages", p => imageFds[p.Plan.Pid] = PageWriter.OpenImageInTask(p.Leader, p.Plan, p.Scratch));
+            var sharedMemory = new SharedMemoryRestore();
+            tree.Stage("shared memory objects", p => sharedMemory.MakeViews(p.Leader, p.Plan, p.Scratch));
             tree.Stage("executable and mm fields", p => MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch));
             tree.Stage("threads", ThreadRestore.CreateThreads, reported: true);
             // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
             tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
             tree.EachThread("credentials", (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true);
-            tree.Stage("memory", p => p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], server), reported: true);
+            tree.Stage("memory", p => p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], sharedMemory, server), reported: true);
             // -1: the task could not open it (an unprivileged engine), the pages went through /proc/PID/mem.
             tree.Stage("image closed", p => { if (imageFds[p.Plan.Pid] >= 0) p.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)imageFds[p.Plan.Pid]); });
             tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles, p.MappedFiles), reported: true);

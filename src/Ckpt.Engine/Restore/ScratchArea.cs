@@ -27,16 +27,23 @@ public sealed class ScratchArea
     /// <summary>Maps the area at the first free spot that neither the task nor the image uses.</summary>
     public static ScratchArea Map(SyscallInjector syscalls, IEnumerable<(ulong Start, ulong End)> imageRanges)
     {
-        var taken = imageRanges.Concat(MapsLine.ReadAll(syscalls.Pid).Select(m => (m.Start, m.End))).OrderBy(r => r.Item1).ToList();
+        ulong address = FreeAddress(syscalls.Pid, imageRanges, Size);
+        syscalls.Call("mmap (scratch area)", SYS_mmap, address, Size, 3, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, ulong.MaxValue, 0);
+        return new ScratchArea(syscalls, address);
+    }
+
+    /// <summary>The first 64 KiB-aligned address from 256 MiB up where <paramref name="size"/> bytes touch neither the task's mappings nor the image's.</summary>
+    public static ulong FreeAddress(int pid, IEnumerable<(ulong Start, ulong End)> imageRanges, ulong size)
+    {
+        var taken = imageRanges.Concat(MapsLine.ReadAll(pid).Select(m => (m.Start, m.End))).OrderBy(r => r.Item1).ToList();
         ulong candidate = 0x10000000;
         foreach (var (start, end) in taken)
         {
             if (end <= candidate) continue;
-            if (start >= candidate + Size) break;
+            if (start >= candidate + size) break;
             candidate = (end + 0xffff) & ~0xfffful;
         }
-        syscalls.Call("mmap (scratch area)", SYS_mmap, candidate, Size, 3, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, ulong.MaxValue, 0);
-        return new ScratchArea(syscalls, candidate);
+        return candidate;
     }
 
     /// <summary>

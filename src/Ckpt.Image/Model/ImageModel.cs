@@ -120,6 +120,22 @@ public sealed record VmaImage(VmaRecord Record, FileImage? File, IReadOnlyList<P
 
     /// <summary>Pages stored in the chunks (all-zero anonymous pages are left out at checkpoint).</summary>
     public ulong PagesSaved => (ulong)Chunks.Sum(c => (long)c.Addresses.Length);
+
+    /// <summary>Addresses of pages that are the parent process's pages at the same addresses (INHERITED_PAGES), increasing.</summary>
+    public IReadOnlyList<ulong> InheritedPages { get; init; } = [];
+
+    /// <summary>A SharedAnon VMA's object (the same instance for every VMA, in any process, that maps it).</summary>
+    public SharedMemoryImage? SharedMemory { get; init; }
+}
+
+/// <summary>A shared anonymous memory object (SHARED_MEMORY record) and the object pages the image stores (each once).</summary>
+public sealed class SharedMemoryImage(SharedMemoryRecord record)
+{
+    public SharedMemoryRecord Record { get; } = record;
+
+    public int ObjRef => Record.ObjRef;
+
+    internal HashSet<ulong> StoredPages { get; } = [];
 }
 
 /// <summary>A PAGE_ARRAY chunk: the page addresses, and the image offset of their contents.</summary>

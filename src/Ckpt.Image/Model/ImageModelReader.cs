@@ -144,7 +144,8 @@ public static partial class ImageModelReader
         long usesOffset = reader.CurrentRecordOffset;
         foreach (var (type, objRef) in new[] { (ObjectType.Mm, uses.MmObjRef), (ObjectType.FileTable, uses.FileTableObjRef), (ObjectType.SignalHandlers, uses.SignalHandlersObjRef), (ObjectType.Signal, uses.SignalObjRef) })
             if (objRef <= 0) throw Error(reader, RecordType.TaskObjects, $"{type} objref {objRef} is not valid");
-        var memory = objects.Use(reader, ObjectType.Mm, uses.MmObjRef, () => ReadMemory(reader, uses.MmObjRef, objects));
+        MemoryImage? parentMemory = processes.TryGetValue(task.Ppid, out ProcessBuilder? parent) && task.Pid == task.Tgid ? parent.Memory : null;
+        var memory = objects.Use(reader, ObjectType.Mm, uses.MmObjRef, () => ReadMemory(reader, uses.MmObjRef, objects, task.Pid, parentMemory));
         var fileTable = objects.Use(reader, ObjectType.FileTable, uses.FileTableObjRef, () => ReadFileTable(reader, uses.FileTableObjRef, objects));
         var handlers = objects.Use(reader, ObjectType.SignalHandlers, uses.SignalHandlersObjRef, () => ReadSignalHandlers(reader, uses.SignalHandlersObjRef));
         var signal = objects.Use(reader, ObjectType.Signal, uses.SignalObjRef, () => ReadSignal(reader, uses.SignalObjRef));
@@ -167,7 +168,7 @@ public static partial class ImageModelReader
 
     // ---- memory ----
 
-    private static MemoryImage ReadMemory(ImageReader reader, int objRef, ObjectTable objects)
+    private static MemoryImage ReadMemory(ImageReader reader, int objRef, ObjectTable objects, int pid, MemoryImage? parentMemory)
     {
         var mm = Next<MmRecord>(reader);
         if (mm.ObjRef != objRef)
@@ -179,6 +180,7 @@ public static partial class ImageModelReader
         for (int i = 0; i < mm.VmaCount; i++)
         {
             ReadFileIfFirstUse(reader, objects);
+            int newSharedMemory = SharedMemoryReader.ReadIfFirstUse(reader, objects);
             var vma = Next<VmaRecord>(reader);
             if (vma.VmEnd <= vma.VmStart || vma.VmStart < previousEnd || vma.VmStart % reader.PageSize != 0 || vma.VmEnd % reader.PageSize != 0)
                 throw Error(reader, RecordType.Vma, $"bad or unordered range 0x{vma.VmStart:x}-0x{vma.VmEnd:x}");
@@ -194,7 +196,11 @@ public static partial class ImageModelReader
             // Only files with contents are mapped: a regular file by path, or a memfd or deleted file with its contents in the image.
             if (file is not null && file.Record.Kind is not (FileKind.Regular or FileKind.Memfd or FileKind.DeletedFile))
                 throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, a {file.Record.Kind} ({file.Path}), which cannot be mapped (only a regular file, a memfd or a deleted file)");
-            vmas.Add(new VmaImage(vma, file, ReadChunks(reader, vma)));
+            SharedMemoryImage? shared = SharedMemoryReader.ForVma(reader, vma, newSharedMemory, objects);
+            ulong[] inherited = InheritedPagesReader.Read(reader, vma, pid, parentMemory);
+            List<PageChunk> chunks = ReadChunks(reader, vma, inherited);
+            if (shared is not null) SharedMemoryReader.RequireEachPageOnce(reader, vma, shared, chunks);
+            vmas.Add(new VmaImage(vma, file, chunks) { SharedMemory = shared, InheritedPages = inherited });
         }
         return new MemoryImage(mm, vmas) { Membarrier = ReadMembarrier(reader, objRef) };
     }
@@ -211,17 +217,17 @@ public static partial class ImageModelReader
         return membarrier.Registrations;
     }
 
-    private static List<PageChunk> ReadChunks(ImageReader reader, VmaRecord vma)
+    private static List<PageChunk> ReadChunks(ImageReader reader, VmaRecord vma, ulong[] inherited)
     {
         var chunks = new List<PageChunk>();
-        ulong pages = 0;
+        ulong pages = (ulong)inherited.Length;
         while (true)
         {
             var array = Next<PageArrayRecord>(reader);
             if (array.PageCount == 0) return chunks;
             pages += array.PageCount;
             if (pages > vma.PagesPopulated)
-                throw Error(reader, RecordType.PageArray, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} has more pages in its chunks than the {vma.PagesPopulated} it counted");
+                throw Error(reader, RecordType.PageArray, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} has more pages in its chunks (and inherited) than the {vma.PagesPopulated} it counted");
             var addresses = new ulong[array.PageCount];
             reader.ReadPageAddresses(addresses);
             ulong previous = 0;
@@ -229,6 +235,8 @@ public static partial class ImageModelReader
             {
                 if (address < vma.VmStart || address >= vma.VmEnd || address % reader.PageSize != 0 || (previous != 0 && address <= previous))
                     throw Error(reader, RecordType.PageArray, $"page 0x{address:x} is outside its VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} or out of order");
+                if (inherited.Length > 0 && Array.BinarySearch(inherited, address) >= 0)
+                    throw Error(reader, RecordType.PageArray, $"page 0x{address:x} of VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} is stored and inherited from the parent too");
                 previous = address;
             }
             chunks.Add(new PageChunk(addresses, reader.Position));
@@ -379,7 +387,7 @@ public static partial class ImageModelReader
     // ---- helpers ----
 
     /// <summary>The next record, which must be a T; an ERROR record in its place means the checkpoint failed.</summary>
-    private static T Next<T>(ImageReader reader) where T : struct, IImageRecord<T>
+    internal static T Next<T>(ImageReader reader) where T : struct, IImageRecord<T>
     {
         reader.ThrowIfFailedCheckpoint();
         return reader.Read<T>();
@@ -391,14 +399,14 @@ public static partial class ImageModelReader
         return reader.ReadTrailingString();
     }
 
-    private static ImageFormatException Error(ImageReader reader, RecordType? record, string problem) =>
+    internal static ImageFormatException Error(ImageReader reader, RecordType? record, string problem) =>
         new(record, reader.CurrentRecordOffset, problem);
 
     /// <summary>
     /// linux-cr's objhash on the reading side: an object is defined once, by its first use, and
     /// later uses are OBJREF records that must name an object of the same type already defined.
     /// </summary>
-    private sealed class ObjectTable
+    internal sealed class ObjectTable
     {
         private readonly Dictionary<int, (ObjectType Type, object Value)> _objects = [];
 
@@ -443,6 +451,9 @@ public static partial class ImageModelReader
 
         private static readonly object Reading = new();
 
+        public SharedMemoryImage? SharedMemory(int objRef) =>
+            _objects.TryGetValue(objRef, out var known) && known.Type == ObjectType.SharedMemory ? (SharedMemoryImage)known.Value : null;
+
         public FileImage File(ImageReader reader, int objRef, RecordType user) =>
             !_objects.TryGetValue(objRef, out var known) ? throw Error(reader, user, $"refers to file objref {objRef}, which no earlier FILE record defines")
                 : known.Type == ObjectType.File && known.Value is FileImage file ? file
@@ -476,6 +487,9 @@ public static partial class ImageModelReader
                 throw new ImageFormatException(RecordType.TaskObjects, offset,
                     $"thread {tid} does not share its memory, descriptor table and signal state with its leader {Task.Pid}");
         }
+
+        /// <summary>Its memory once its leader's section is read (the parent of a later process).</summary>
+        public MemoryImage? Memory => _memory;
 
         public ProcessImage Build() => new()
         {

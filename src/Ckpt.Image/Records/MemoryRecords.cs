@@ -20,7 +20,7 @@ public enum VmaType : uint
 {
     Anon = 1,          // private anonymous (heap and stacks included)
     File = 2,          // private file mapping
-    SharedAnon = 3,    // MAP_SHARED|MAP_ANONYMOUS, stored once per SharedMemoryObjRef
+    SharedAnon = 3,    // MAP_SHARED|MAP_ANONYMOUS or /dev/zero MAP_SHARED: a view of the SHARED_MEMORY object SharedMemoryObjRef
     SharedFile = 4,    // MAP_SHARED of a file: by reference, no contents
     Vdso = 5,
     Vvar = 6,
@@ -29,7 +29,28 @@ public enum VmaType : uint
 }
 
 /// <summary>
-/// One VMA. For File/SharedFile a FileRecord with FileObjRef precedes it (first use only).
+/// A shared anonymous memory object (a shmem inode: MAP_SHARED|MAP_ANONYMOUS, or MAP_SHARED of
+/// /dev/zero), which one or several processes of the tree map, at any offsets: written once, right
+/// before the first VMA (in image order, whatever process it belongs to) that maps it, with a new
+/// objref; every VMA mapping it names it by SharedMemoryObjRef. Its pages travel in the chunks of
+/// the VMAs that map it, each page of the object once (with the first VMA whose range covers it), so
+/// a page written by one process is stored once however many processes map it. A restore creates
+/// the object once, in the first process that maps it, and maps that same object in the others.
+/// </summary>
+[ImageRecord(RecordType.SharedMemory)]
+public partial struct SharedMemoryRecord
+{
+    public const ulong MaxSizePages = 1ul << 28;   // 1 TiB of 4 KiB pages: bounds what a restore creates
+
+    public int ObjRef;
+    public uint Reserved;
+    public ulong SizePages;             // the object's size (its inode's i_size) in pages: every view lies below it
+    public ulong Inode;                 // the shmem inode at checkpoint time (identifies the object; informational at restore)
+}
+
+/// <summary>
+/// One VMA. For File/SharedFile a FileRecord with FileObjRef precedes it (first use only); for
+/// SharedAnon a SharedMemoryRecord with SharedMemoryObjRef (first use in the image only).
 /// Followed by PageArrayRecords, the last of which has PageCount = 0. The pages those chunks
 /// hold are the pages saved; PagesPopulated is counted before the contents are read, so it is an
 /// upper bound: an all-zero page of anonymous memory (Anon, SharedAnon) is left out, since a
@@ -45,7 +66,7 @@ public partial struct VmaRecord
     public VmaType VmaType;
     public uint Protection;             // PROT_READ|PROT_WRITE|PROT_EXEC
     public int FileObjRef;              // 0: none
-    public int SharedMemoryObjRef;      // 0: none
+    public int SharedMemoryObjRef;      // SharedAnon: the SHARED_MEMORY object it shows from page VmPgoff; else 0
     public ulong PagesPopulated;        // pages with contents per the page map, >= the pages in the chunks
 }
 
@@ -87,4 +108,22 @@ public partial struct MembarrierRecord
 
     public int MmObjRef;                               // the MM record's objref
     public MembarrierRegistrations Registrations;      // non-zero, only Known bits
+}
+
+/// <summary>
+/// Pages of a private VMA (Anon or File) of a child process that it still shared copy-on-write with
+/// its parent at checkpoint time (the same physical page at the same address: one PFN in both
+/// /proc/PID/pagemap), stored once, with the parent: trailing bytes are PageCount u64 addresses,
+/// increasing, inside the VMA, no contents. The page at each address is whatever the parent process
+/// (the task table's ppid, an earlier process of the image) has at that address once its memory is
+/// restored; its VMA there must be private too. Written right after the VMA record, before its
+/// PAGE_ARRAY chunks (which hold none of these addresses); together at most PagesPopulated pages.
+/// </summary>
+[ImageRecord(RecordType.InheritedPages)]
+public partial struct InheritedPagesRecord
+{
+    public const uint MaxPages = 16384;   // 128 KiB of addresses per record
+
+    public uint PageCount;
+    [TrailingBytes] public uint AddressBytes;   // PageCount * 8
 }

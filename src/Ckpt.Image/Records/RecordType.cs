@@ -58,6 +58,8 @@ public enum RecordType : uint
     Vma = 402,
     PageArray = 403,
     MmContext = 404,
+    SharedMemory = 405,     // CkptPS: a shared anonymous memory object (size, inode), before the first VMA that maps it
+    InheritedPages = 406,   // CkptPS: pages of a private VMA that are the parent's pages at the same addresses (copy-on-write after fork)
     Membarrier = 410,       // CkptPS: the process's membarrier(2) registrations, after its MM's VMAs (absent: none)
 
     // signals

@@ -129,6 +129,7 @@ internal static unsafe class SyntheticImage
         WriteVma(writer, CodeStart, CodeStart + 0x2000, VmaType.File, 5, 0x75, fileObjRef: 10, pgoff: 4);
         WriteVma(writer, HeapStart, HeapStart + 0x21000, VmaType.Anon, 3, 0x100073, pages: 2);
         WriteVma(writer, AnonStart, AnonStart + 0x40_0000, VmaType.Anon, 3, 0x100073, pages: anonMmapPages);
+        writer.Write(new SharedMemoryRecord { ObjRef = 11, SizePages = 1, Inode = 4242 });
         WriteVma(writer, SharedStart, SharedStart + 0x1000, VmaType.SharedAnon, 3, 0xfb, pages: 1, sharedObjRef: 11);
         WriteVma(writer, StackStart, StackStart + 0x21000, VmaType.Anon, 3, 0x100173, pages: 3);
         WriteVma(writer, VdsoStart, VdsoStart + 0x2000, VmaType.Vdso, 5, 0x8040075);
