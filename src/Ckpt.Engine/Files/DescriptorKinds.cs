@@ -19,6 +19,9 @@ public sealed record DescriptorInfo(int Pid, int Fd, string Target, Native.Stat 
     /// <summary>Every live process of the checkpointed tree (this one included), for objects with a
     /// part in another process (a pipe's other end); null when only this process is checkpointed.</summary>
     public IReadOnlyCollection<int>? TreePids { get; init; }
+
+    /// <summary>Established TCP connections: saved with TCP_REPAIR (--tcp-established) and held in repair mode until the checkpoint ends; null: refused.</summary>
+    public Sockets.TcpConnectionCheckpoint? TcpConnections { get; init; }
 }
 
 /// <summary>A file object inspected at checkpoint time, ready to be written on its first use.</summary>

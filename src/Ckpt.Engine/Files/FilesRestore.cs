@@ -46,12 +46,13 @@ public static class FilesRestore
     /// pidfd_getfd (the same open file description, offset and flags). A pipe's objref maps to its
     /// first end placed, which every other end of the pipe is opened from. Objects this process places
     /// first are added.</param>
-    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, Dictionary<int, (int Pid, int Fd)>? elsewhere = null)
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, Dictionary<int, (int Pid, int Fd)>? elsewhere = null,
+        Sockets.TcpConnectionRestore? tcpConnections = null)
     {
         elsewhere ??= [];
         var placed = new Dictionary<int, int>(); // file objref -> first descriptor restored for it
         var created = new HashSet<int>(); // file objrefs this process created (not fetched from another)
-        var creation = new FileCreation(syscalls, plan, plan.Descriptors.Count == 0 ? 0 : plan.Descriptors.Max(d => d.Fd) + 1);
+        var creation = new FileCreation(syscalls, plan, plan.Descriptors.Count == 0 ? 0 : plan.Descriptors.Max(d => d.Fd) + 1) { TcpConnections = tcpConnections };
         foreach (FileDescriptorRecord descriptor in plan.Descriptors.OrderBy(d => d.Fd))
         {
             scratch.Reset();
