@@ -51,7 +51,7 @@ public sealed class TcpConnectionRestore
         var held = new Held(DuplicateFrom(pid, (int)created), socket, pid, name);
         _held.Add(held);
         int handle = held.Handle;
-        ForceBuffers(handle, socket.Record, pid);
+        RoomForQueues(handle, socket.Record, pid);
         TcpRepairCalls.RepairOn(handle, pid, name);
         InjectedSocketCalls.Bind(syscalls, scratch, created, fd, socket);
         TcpRepairCalls.SetQueueSequence(handle, TcpQueue.Receive, tcp.Record.ReceiveSequence, pid, name);
@@ -73,7 +73,8 @@ public sealed class TcpConnectionRestore
 
     /// <summary>
     /// Every process is restored: each connection leaves repair mode (a window probe tells the peer the
-    /// window), gets SO_REUSEADDR back if it had it (leaving repair clears it), and sends what had never been sent.
+    /// window), gets SO_REUSEADDR back if it had it (leaving repair clears it), sends what had never been
+    /// sent, and gets its recorded buffer sizes back (kept fixed from then on, as a program's setsockopt would).
     /// </summary>
     public void LeaveRepair()
     {
@@ -85,6 +86,7 @@ public sealed class TcpConnectionRestore
                 TcpRepairCalls.RepairOff(held.Handle, TcpRepairCalls.TCP_REPAIR_OFF, held.Pid, held.Name);
                 if (held.Socket.Record.Options.HasFlag(SocketOptions.ReuseAddress)) SetInt(held.Handle, SOL_SOCKET, SO_REUSEADDR, 1, held.Pid, "SO_REUSEADDR");
                 TcpRepairCalls.Send(held.Handle, held.Socket.Tcp!.UnsentQueue, held.Pid, held.Name, "the never-sent part of the send queue");
+                RecordedBuffers(held.Handle, held.Socket.Record, held.Pid);
             }
             finally
             {
@@ -101,17 +103,26 @@ public sealed class TcpConnectionRestore
         _held.Clear();
     }
 
+    private const int SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33;
+
     /// <summary>
-    /// Buffers the kernel had grown (autotuning) beyond what setsockopt may ask for (net.core.wmem_max/rmem_max):
-    /// the queues must fit again, so the engine sets them with SO_SNDBUFFORCE/SO_RCVBUFFORCE (CAP_NET_ADMIN).
+    /// The queues must fit again, though the restore writes them in other pieces than the program did (the kernel
+    /// charges each piece's overhead) and the kernel may have grown the buffers beyond what setsockopt may ask
+    /// for (autotuning past net.core.wmem_max/rmem_max): while the queues are filled the engine doubles both
+    /// buffers with SO_SNDBUFFORCE/SO_RCVBUFFORCE (CAP_NET_ADMIN); <see cref="RecordedBuffers"/> puts the
+    /// recorded sizes back once every byte is in.
     /// </summary>
-    private static void ForceBuffers(int handle, SocketRecord record, int pid)
+    private static void RoomForQueues(int handle, SocketRecord record, int pid)
     {
-        const int SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33;
-        if (GetInt(handle, SOL_SOCKET, SO_SNDBUF, pid, "SO_SNDBUF") < record.SendBuffer)
-            SetInt(handle, SOL_SOCKET, SO_SNDBUFFORCE, record.SendBuffer / 2, pid, "SO_SNDBUFFORCE");
-        if (GetInt(handle, SOL_SOCKET, SO_RCVBUF, pid, "SO_RCVBUF") < record.ReceiveBuffer)
-            SetInt(handle, SOL_SOCKET, SO_RCVBUFFORCE, record.ReceiveBuffer / 2, pid, "SO_RCVBUFFORCE");
+        SetInt(handle, SOL_SOCKET, SO_SNDBUFFORCE, record.SendBuffer, pid, "SO_SNDBUFFORCE");
+        SetInt(handle, SOL_SOCKET, SO_RCVBUFFORCE, record.ReceiveBuffer, pid, "SO_RCVBUFFORCE");
+    }
+
+    /// <summary>The sizes getsockopt reported at checkpoint (the kernel doubles what is asked).</summary>
+    private static void RecordedBuffers(int handle, SocketRecord record, int pid)
+    {
+        SetInt(handle, SOL_SOCKET, SO_SNDBUFFORCE, record.SendBuffer / 2, pid, "SO_SNDBUFFORCE");
+        SetInt(handle, SOL_SOCKET, SO_RCVBUFFORCE, record.ReceiveBuffer / 2, pid, "SO_RCVBUFFORCE");
     }
 
     private static unsafe byte[] PeerAddress(SocketRecord record) => new ReadOnlySpan<byte>(record.PeerAddress, (int)record.PeerAddressLength).ToArray();
