@@ -186,6 +186,59 @@ public sealed class TcpRepairRestoreTests
         RequireConversation(connection.Server.Log, connection.Peer.Log, connection.Sent, connection.Server.Pid, connection.Peer.Pid);
     }
 
+    private const string EchoServer = """
+        import socket
+        l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("127.0.0.1", 0)); l.listen(5)
+        print("PORT", l.getsockname()[1], flush=True)
+        c, _ = l.accept()
+        while True:
+            d = c.recv(100)
+            if not d: break
+            c.sendall(d)
+            if d == b"new":
+                n, _ = l.accept(); n.sendall(b"hello"); n.close()
+        """;
+
+    private const string EchoClient = """
+        import os, socket, sys, time
+        port, go = int(sys.argv[1]), sys.argv[2]
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"a"); print("echo", s.recv(10).decode(), flush=True)
+        while not os.path.exists(go): time.sleep(0.05)
+        s.sendall(b"b"); print("echo", s.recv(10).decode(), flush=True)
+        s.sendall(b"new"); print("echo", s.recv(10).decode(), flush=True)
+        n = socket.create_connection(("127.0.0.1", port)); print("new connection", n.recv(10).decode(), flush=True)
+        """;
+
+    /// <summary>A python3 server whose connection shares its port with the listener it came from: both come back.</summary>
+    [Fact]
+    public void A_python_server_keeps_its_listener_and_its_accepted_connection_to_an_outside_client()
+    {
+        string serverScript = TempPath("echo_server.py"), clientScript = TempPath("echo_client.py"), go = TempPath("go");
+        File.WriteAllText(serverScript, EchoServer);
+        File.WriteAllText(clientScript, EchoClient);
+        using var server = StartProgram("/usr/bin/python3", serverScript);
+        string port = LineStarting(server.Log, "PORT ");
+        using var client = StartProgram("/usr/bin/python3", clientScript, port, go);
+        RestoreTestProcesses.WaitForLine(client.Log, "echo a", 30);
+        string image = Checkpoint(server.Pid, "tcp-python.img", kill: true);
+        RestoreTestProcesses.WaitForExit(server.Pid);
+        RestoreTestProcesses.WaitUntilGone(server.Pid);
+        var (code, stdout, stderr) = RunCli(["restore", "--input", image]);
+        try
+        {
+            Assert.True(code == 0, stderr);
+            Assert.Equal(server.Pid, int.Parse(stdout.Trim()));
+            File.WriteAllText(go, "");
+            RestoreTestProcesses.WaitForLine(client.Log, "new connection hello", 60);
+            Assert.Equal(["echo a", "echo b", "echo new", "new connection hello"], File.ReadAllLines(client.Log));
+        }
+        finally
+        {
+            if (IsAlive(server.Pid)) RestoreTestProcesses.Signal(server.Pid, 9);
+        }
+    }
+
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     private static extern int chown(string path, int owner, int group);
 
