@@ -65,7 +65,7 @@ Describe 'The CkptPS module' {
 
     It 'shows Checkpoint-Process help as the prose in module/help says, with the syntax of the cmdlet' {
         $text = Get-Help Checkpoint-Process -Full | Out-String -Width 4096
-        $text | Should -Match 'Checkpoint-Process \[-Id\] <Int32\[\]> \[-Path\] <String> \[-Kill\] \[-Force\] \[-DeferredWrite\] \[-PassThru\] \[-WhatIf\] \[-Confirm\]'
+        $text | Should -Match 'Checkpoint-Process \[-Id\] <Int32\[\]> \[-Path\] <String> \[-Kill\] \[-Force\] \[-DeferredWrite\] \[-TcpEstablished\] \[-PassThru\] \[-WhatIf\] \[-Confirm\]'
         $text | Should -Match 'Checkpoint-Process -InputObject <Process\[\]> \[-Path\] <String>'
         $text | Should -Match '(?m)^ +-Id <Int32\[\]>\s*\r?\n +The process ids to checkpoint\. Binds from the Id property'
         $text | Should -Match 'Position\? +1 \(Id\), 0 \(InputObject\)'

@@ -5,7 +5,7 @@ using Ckpt.Image;
 
 namespace Ckpt.Cli;
 
-/// <summary>`ckpt checkpoint --pid N --output FILE|- [--force] [--kill] [--deferred-write] [--progress-fd N]`.</summary>
+/// <summary>`ckpt checkpoint --pid N --output FILE|- [--force] [--kill] [--deferred-write] [--tcp-established] [--progress-fd N]`.</summary>
 public static class CheckpointCommand
 {
     public static Command Create()
@@ -20,13 +20,18 @@ public static class CheckpointCommand
             Description = "copy every page into the engine while the process is frozen and write the image after it resumes "
                 + "(shortest freeze; the engine needs memory as large as the image)",
         };
-        var command = new Command("checkpoint", "Write an image of a running process; it runs on unless --kill") { pid, output, force, kill, progressFd, deferred };
+        var tcpEstablished = new Option<bool>("--tcp-established")
+        {
+            Description = "save established TCP connections with TCP_REPAIR (needs CAP_NET_ADMIN); with --kill the peer must not send "
+                + "until the restore, or it gets a reset. Without it such connections are refused",
+        };
+        var command = new Command("checkpoint", "Write an image of a running process; it runs on unless --kill") { pid, output, force, kill, progressFd, deferred, tcpEstablished };
         command.SetAction(parse => Run(parse.GetValue(pid), parse.GetValue(output)!, parse.GetValue(force), parse.GetValue(kill), parse.GetValue(progressFd),
-            parse.GetValue(deferred) ? WriteBehind.Deferred : WriteBehind.Pipelined));
+            parse.GetValue(deferred) ? WriteBehind.Deferred : WriteBehind.Pipelined, parse.GetValue(tcpEstablished)));
         return command;
     }
 
-    private static int Run(int pid, string output, bool force, bool kill, int? progressFd, WriteBehind writeBehind)
+    private static int Run(int pid, string output, bool force, bool kill, int? progressFd, WriteBehind writeBehind, bool tcpEstablished)
     {
         using var progress = ProgressChannel.Open(progressFd);
         using var stop = StopRequest.Listen();
@@ -38,7 +43,7 @@ public static class CheckpointCommand
             using Stream stream = file?.Stream ?? Console.OpenStandardOutput();
             // Commit = on storage and in place: before the kill with --kill, after the resume otherwise.
             Action? durable = file is null ? null : file.Commit;
-            var result = Checkpointer.Run(new CheckpointOptions(pid, stream, kill, durable, WaitForReap: output == "-" || file!.IsStream, writeBehind), (phase, done, total) =>
+            var result = Checkpointer.Run(new CheckpointOptions(pid, stream, kill, durable, WaitForReap: output == "-" || file!.IsStream, writeBehind, tcpEstablished), (phase, done, total) =>
             {
                 stop.ThrowIfRequested(); // between phases and page chunks: a safe point to stop at
                 progress.Write(w =>

@@ -149,9 +149,9 @@ public sealed class HelpGenerationTests
         var items = checkpoint.Element(command + "syntax")!.Elements(command + "syntaxItem").ToList();
         Assert.Equal(2, items.Count);
         string Describe(System.Xml.Linq.XElement p) => $"{p.Element(maml_ + "name")!.Value}@{p.Attribute("position")!.Value}";
-        Assert.Equal(["Id@0", "Path@1", "Kill@named", "Force@named", "DeferredWrite@named", "PassThru@named", "WhatIf@named", "Confirm@named"],
+        Assert.Equal(["Id@0", "Path@1", "Kill@named", "Force@named", "DeferredWrite@named", "TcpEstablished@named", "PassThru@named", "WhatIf@named", "Confirm@named"],
             items[0].Elements(command + "parameter").Select(Describe));
-        Assert.Equal(["InputObject@named", "Path@0", "Kill@named", "Force@named", "DeferredWrite@named", "PassThru@named", "WhatIf@named", "Confirm@named"],
+        Assert.Equal(["InputObject@named", "Path@0", "Kill@named", "Force@named", "DeferredWrite@named", "TcpEstablished@named", "PassThru@named", "WhatIf@named", "Confirm@named"],
             items[1].Elements(command + "parameter").Select(Describe));
         var path = checkpoint.Element(command + "parameters")!.Elements(command + "parameter").Single(p => p.Element(maml_ + "name")!.Value == "Path");
         Assert.Equal("1 (Id), 0 (InputObject)", path.Attribute("position")!.Value);

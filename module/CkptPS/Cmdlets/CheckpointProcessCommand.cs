@@ -51,6 +51,10 @@ public sealed class CheckpointProcessCommand : EngineCmdlet
     [Parameter]
     public SwitchParameter DeferredWrite { get; set; }
 
+    /// <summary>Saves established TCP connections with TCP_REPAIR (the engine's --tcp-established); without it they are refused.</summary>
+    [Parameter]
+    public SwitchParameter TcpEstablished { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
@@ -119,6 +123,7 @@ public sealed class CheckpointProcessCommand : EngineCmdlet
         if (Force) arguments.Add("--force");
         if (Kill) arguments.Add("--kill");
         if (DeferredWrite) arguments.Add("--deferred-write");
+        if (TcpEstablished) arguments.Add("--tcp-established");
         EngineOutcome outcome = RunEngine(arguments, ProgressActivityId, $"Checkpoint {target.Description}");
         if (!outcome.Succeeded)
         {

@@ -42,15 +42,15 @@ public sealed class CkptFile
     public SocketType? SocketType { get; init; }
     /// <summary>"tcp", "udp" or "" (unix).</summary>
     public string? Protocol { get; init; }
-    /// <summary>Unconnected, Listening or Connected.</summary>
+    /// <summary>Unconnected, Listening, Connected (a unix pair end, a connected UDP socket) or Established (a TCP connection saved with -TcpEstablished).</summary>
     public SocketState? SocketState { get; init; }
     /// <summary>"/run/app.sock", "@abstract", "127.0.0.1:8080", "[::1]:8080"; empty when unbound.</summary>
     public string? LocalAddress { get; init; }
-    /// <summary>A UDP socket's connected peer address; empty otherwise.</summary>
+    /// <summary>A connected UDP socket's or an established TCP connection's peer address; empty otherwise.</summary>
     public string? PeerAddress { get; init; }
     /// <summary>The listen(2) backlog of a listening socket.</summary>
     public int? Backlog { get; init; }
-    /// <summary>Bytes waiting in the socket's receive queue (a socketpair end).</summary>
+    /// <summary>Bytes waiting in the socket's receive queue (a socketpair end, an established TCP connection).</summary>
     public ulong? QueuedBytes { get; init; }
     /// <summary>"unix stream Listening /run/app.sock": the socket in one line, for the table view.</summary>
     public string? SocketSummary { get; init; }

@@ -106,7 +106,7 @@ internal static class FileView
         LocalAddress = file.Socket?.LocalAddress,
         PeerAddress = file.Socket?.PeerAddress,
         Backlog = file.Socket?.Record.Backlog,
-        QueuedBytes = file.Socket?.Record.QueuedBytes,
+        QueuedBytes = file.Socket is { Tcp: { } tcp } ? (ulong)tcp.ReceiveQueue.Length : file.Socket?.Record.QueuedBytes,
         SocketSummary = file.Socket is { } socket ? SocketSummary(socket) : null,
     };
 

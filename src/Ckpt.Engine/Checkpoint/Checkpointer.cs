@@ -18,8 +18,10 @@ namespace Ckpt.Engine.Checkpoint;
 /// <param name="WriteBehind">Pipelined: the device is written while the next pages are read, memory
 /// bounded. Deferred: every page is copied into the engine while the process is frozen and written
 /// out after it resumes (shortest freeze, engine memory as large as the image).</param>
+/// <param name="TcpEstablished">Save established TCP connections with TCP_REPAIR (<see cref="Files.Sockets.TcpConnectionCheckpoint"/>);
+/// without it they are refused, naming their addresses.</param>
 public sealed record CheckpointOptions(int Pid, Stream Output, bool Kill, Action? Durable = null, bool WaitForReap = false,
-    WriteBehind WriteBehind = WriteBehind.Pipelined);
+    WriteBehind WriteBehind = WriteBehind.Pipelined, bool TcpEstablished = false);
 
 /// <param name="Frozen">From PTRACE_INTERRUPT to the resume (or kill): how long the application was stopped.</param>
 /// <param name="Stopping">From the first PTRACE_INTERRUPT until every thread was stopped.</param>
@@ -85,6 +87,7 @@ public static class Checkpointer
         }
         threads.Add(pid);
         bool imageComplete = false, handedOver = false;
+        var connections = new Files.Sockets.TcpConnectionCheckpoint(options.TcpEstablished);
         try
         {
             // Deferred write-out holds every page in the engine: fault its memory in now, while the
@@ -96,7 +99,7 @@ public static class Checkpointer
             threads.AddRange(freeze.Tracees.Select(t => t.Pid).Where(tid => tid != pid));
             int taskCount = threads.Count;
             TimeSpan stopping = frozen.Elapsed;
-            WriteImage(freeze, writer, progress);
+            WriteImage(freeze, writer, progress, connections);
             if (options.Kill)
             {
                 // The image is about to be the only copy of the process: complete and on storage first.
@@ -104,11 +107,13 @@ public static class Checkpointer
                 imageComplete = true;
                 options.Durable?.Invoke();
                 freeze.KillAll();
+                connections.CloseAfterKill(); // in repair mode: no FIN, no RST
                 var killed = new CheckpointResult(pid, writer.BytesWritten, frozen.Elapsed, stopping, taskCount);
                 if (options.WaitForReap) WaitUntilReaped(pid);
                 return () => killed;
             }
             // Every page has been read: the process runs on while the rest reaches the stream.
+            connections.Release();
             freeze.ReleaseAll();
             TimeSpan frozenFor = frozen.Elapsed;
             handedOver = true;
@@ -116,6 +121,7 @@ public static class Checkpointer
         }
         catch (Exception e)
         {
+            ReleaseQuietly(connections);
             if (freeze.AnyAttached) freeze.ReleaseAll();
             // A refusal or a stop request says what happened; other failures may be the target dying.
             Exception reported = e is not (TraceeExitedException or CheckpointRefusedException or OperationCanceledException) && TargetGone(pid)
@@ -154,6 +160,13 @@ public static class Checkpointer
         }
     }
 
+    // A failed checkpoint: the connections leave repair mode as they were; the first error is the one reported.
+    private static void ReleaseQuietly(Files.Sockets.TcpConnectionCheckpoint connections)
+    {
+        try { connections.Release(); }
+        catch (Exception) { /* the checkpoint's own failure is reported */ }
+    }
+
     // Only reached after the image's outcome is decided; a stream that fails again here (disk
     // full) must not hide the first error.
     private static void DisposeQuietly(ImageWriter writer)
@@ -182,12 +195,12 @@ public static class Checkpointer
     // using the process-wide objects through the object table (written by the first task that uses
     // them, referred to by objref from the others). Every process is inspected, and refused if it
     // must be, before the first record is written.
-    private static void WriteImage(TreeFreeze freeze, ImageWriter writer, Action<string, long, long> progress)
+    private static void WriteImage(TreeFreeze freeze, ImageWriter writer, Action<string, long, long> progress, Files.Sockets.TcpConnectionCheckpoint connections)
     {
         var objects = new ObjectTable();
         progress("inspect", 0, 0);
         TreeSharing.Refuse(freeze.Processes);
-        var descriptions = new FileDescriptions(freeze.Processes.Where(p => p.Threads is not null).Select(p => p.Pid));
+        var descriptions = new FileDescriptions(freeze.Processes.Where(p => p.Threads is not null).Select(p => p.Pid)) { TcpConnections = connections };
         var processes = new List<ICheckpointedProcess>();
         ThreadCheckpoint? firstThread = null;
         foreach (FrozenProcess frozen in freeze.Processes)

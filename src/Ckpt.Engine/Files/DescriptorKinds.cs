@@ -27,6 +27,8 @@ public sealed record DescriptorInfo(int Pid, int Fd, string Target, Native.Stat 
     /// would lose it.
     /// </summary>
     public bool DryRun { get; init; }
+    /// <summary>Established TCP connections: saved with TCP_REPAIR (--tcp-established) and held in repair mode until the checkpoint ends; null: refused.</summary>
+    public Sockets.TcpConnectionCheckpoint? TcpConnections { get; init; }
 }
 
 /// <summary>A file object inspected at checkpoint time, ready to be written on its first use.</summary>

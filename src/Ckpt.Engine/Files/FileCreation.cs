@@ -24,6 +24,9 @@ public sealed class FileCreation(SyscallInjector syscalls, RestorePlan plan, int
     /// <summary>The plan of the process whose table is restored (kinds that read file contents from the image).</summary>
     public RestorePlan Plan { get; } = plan;
 
+    /// <summary>The tree's established TCP connections, kept in repair mode until every process is restored.</summary>
+    public Sockets.TcpConnectionRestore? TcpConnections { get; init; }
+
     /// <summary>Keeps <paramref name="descriptor"/> (in the task) as file object <paramref name="objRef"/> until it is placed.</summary>
     public void Park(int objRef, long descriptor)
     {

@@ -41,7 +41,7 @@ public sealed class FilesCheckpoint
         {
             string target = new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget ?? "";
             Native.Stat stat = Native.StatOrThrow($"/proc/{pid}/fd/{fd}", pid);
-            var info = new DescriptorInfo(pid, fd, target, stat, ProcFdInfo.Read(pid, fd)) { Objects = objRefs, TreePids = descriptions.TreePids, DryRun = dryRun };
+            var info = new DescriptorInfo(pid, fd, target, stat, ProcFdInfo.Read(pid, fd)) { Objects = objRefs, TreePids = descriptions.TreePids, DryRun = dryRun, TcpConnections = descriptions.TcpConnections };
             DescriptorAudit.Check(info);
             IDescriptorKind kind = DescriptorKinds.ForCheckpoint(info);
             var descriptor = new FileDescriptorRecord { Fd = fd, CloseOnExec = (info.FdInfo.Flags & O_CLOEXEC) != 0 ? 1 : 0 };
@@ -109,6 +109,9 @@ public sealed class FileDescriptions
     public FileDescriptions(IEnumerable<int> treePids) => TreePids = treePids.ToList();
 
     public IReadOnlyCollection<int>? TreePids { get; }
+
+    /// <summary>The checkpoint's established TCP connections (--tcp-established), held in repair mode; null: refused.</summary>
+    public Sockets.TcpConnectionCheckpoint? TcpConnections { get; init; }
 
     public void Add(int pid, int fd, IInspectedFile file) => _first.Add((pid, fd, file));
 

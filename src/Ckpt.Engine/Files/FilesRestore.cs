@@ -48,12 +48,12 @@ public static class FilesRestore
     /// first are added.</param>
     /// <param name="mappedFiles">unlinked files the memory stage made for its mappings (file objref -> parked descriptor)</param>
     public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, Dictionary<int, (int Pid, int Fd)>? elsewhere = null,
-        IReadOnlyDictionary<int, long>? mappedFiles = null)
+        IReadOnlyDictionary<int, long>? mappedFiles = null, Sockets.TcpConnectionRestore? tcpConnections = null)
     {
         elsewhere ??= [];
         var placed = new Dictionary<int, int>(); // file objref -> first descriptor restored for it
         var created = new HashSet<int>(); // file objrefs this process created (not fetched from another)
-        var creation = new FileCreation(syscalls, plan, ParkingFloor(plan));
+        var creation = new FileCreation(syscalls, plan, ParkingFloor(plan)) { TcpConnections = tcpConnections };
         if (mappedFiles is not null) creation.AddMapped(mappedFiles);
         foreach (FileDescriptorRecord descriptor in plan.Descriptors.OrderBy(d => d.Fd))
         {

@@ -58,6 +58,9 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
     /// <summary>File objref -> a process and descriptor that already hold it (see FilesRestore).</summary>
     public Dictionary<int, (int Pid, int Fd)> PlacedFiles { get; } = [];
 
+    /// <summary>Established TCP connections of every process, in repair mode until the tree is ready.</summary>
+    public Files.Sockets.TcpConnectionRestore TcpConnections { get; } = new();
+
     /// <summary>What was being done when a failure happened.</summary>
     public string Step { get; set; } = "create";
 

@@ -106,7 +106,7 @@ public static class Restorer
             tree.Stage("memory", p => p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], sharedMemory, server), reported: true);
             // -1: the task could not open it (an unprivileged engine), the pages went through /proc/PID/mem.
             tree.Stage("image closed", p => { if (imageFds[p.Plan.Pid] >= 0) p.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)imageFds[p.Plan.Pid]); });
-            tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles, p.MappedFiles), reported: true);
+            tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles, p.MappedFiles, tree.TcpConnections), reported: true);
             tree.Stage("file locks", p => FileLocks.Run(p.Leader, p.Plan, p.Scratch));
             tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch));
             // While every handler is still SIG_DFL, and before the parents' queues are restored (JobControl).
@@ -137,10 +137,14 @@ public static class Restorer
                 tree.Step = "checksum";
                 plan.RequireChecksum();
             }
+            // Every end of every connection exists now (both may be in the tree): out of repair mode, as late as possible.
+            tree.Step = "tcp connections out of repair mode";
+            tree.TcpConnections.LeaveRepair();
             tree.EachThread("resume", (p, thread) => ThreadRestore.Release(thread.Syscalls, thread.Image, p.Plan), reported: true);
         }
         catch (Exception e)
         {
+            tree.TcpConnections.Abandon(); // still in repair mode: closed without a packet
             tree.KillAll();
             if (e is ImageFormatException) throw; // a corrupt image, as when it is found before creation
             throw new RestoreException(tree.Step, e.Message, e);

@@ -37,6 +37,11 @@ public static class RestorePrivilege
         if (signatureProblem is null) return; // written by a root engine of this host, unchanged since
 
         string why = $"{Describe(source, writer)} and {signatureProblem}";
+        // TCP_REPAIR sets any sequence numbers on a connection to any peer: the engine's CAP_NET_ADMIN, used
+        // for the process. Only for an image root trusts (docs/SECURITY.md).
+        if (Files.Sockets.TcpConnectionRestore.FirstConnection(plan) is { } connection)
+            throw new ImageNotTrustedException($"{why}, and it holds an established TCP connection ({connection}), which only an image root trusts may restore (TCP_REPAIR needs CAP_NET_ADMIN). " +
+                "Pass --trust-image if you trust the image");
         if (writer is not { } user)
             throw new ImageNotTrustedException($"{why}: nobody can tell who wrote it, so it may not restore any credentials. " +
                 "Restore it from a file only its writer can write, or pass --trust-image if you trust where it came from");

@@ -24,6 +24,8 @@ public static class FileStateText
             return $"signals [{string.Join(",", Enumerable.Range(1, 64).Where(s => (signalfd.Mask & (1ul << (s - 1))) != 0))}]";
         if (file.Timerfd is { } timer)
             return Timer(timer);
+        if (file.Socket?.Tcp is { } tcp)
+            return $"TCP ESTABLISHED, {tcp.ReceiveQueue.Length} bytes to read, {tcp.SendQueue.Length} unacknowledged ({tcp.Record.UnsentBytes} never sent), mss {tcp.Record.MaxSegmentSize}, options {tcp.Record.Options}";
         return "";
     }
 

@@ -11,6 +11,9 @@ namespace Ckpt.Image.Model;
 /// </summary>
 public sealed record SocketImage(SocketRecord Record, IReadOnlyList<byte[]> Queue, long Offset)
 {
+    /// <summary>An established TCP connection (State = Established): its TCP_CONNECTION record and queues.</summary>
+    public TcpConnectionImage? Tcp { get; init; }
+
     public unsafe string LocalAddress
     {
         get
@@ -33,6 +36,16 @@ public sealed record SocketImage(SocketRecord Record, IReadOnlyList<byte[]> Queu
     public string Description => Record.Family == SocketFamily.Unix
         ? $"unix {Record.SocketType.ToString().ToLowerInvariant()}"
         : $"{Record.Family.ToString().ToLowerInvariant()} {(Record.Protocol == SocketAddress.IPPROTO_TCP ? "tcp" : "udp")}";
+}
+
+/// <summary>An established TCP connection's TCP_CONNECTION record and the bytes of its two queues, oldest first.</summary>
+public sealed record TcpConnectionImage(TcpConnectionRecord Record, byte[] ReceiveQueue, byte[] SendQueue, long Offset)
+{
+    /// <summary>The part of the send queue the peer may have received (restored in repair mode, as sent and unacknowledged).</summary>
+    public ReadOnlySpan<byte> SentQueue => SendQueue.AsSpan(0, SendQueue.Length - (int)Record.UnsentBytes);
+
+    /// <summary>The tail of the send queue never sent (sent normally once the connection leaves repair mode).</summary>
+    public ReadOnlySpan<byte> UnsentQueue => SendQueue.AsSpan(SendQueue.Length - (int)Record.UnsentBytes);
 }
 
 /// <summary>sockaddr bytes as text: "/run/app.sock", "@abstract", "127.0.0.1:8080", "[::1]:8080", "" (none).</summary>

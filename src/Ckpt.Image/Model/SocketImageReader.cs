@@ -45,7 +45,8 @@ internal static class SocketImageReader
             throw new ImageFormatException(RecordType.Socket, offset, $"says {socket.QueuedBytes} queued bytes, its {socket.QueuedMessages} SOCKET_QUEUE records hold {total}");
         if (reader.PeekType() == RecordType.SocketQueue)
             throw Error(reader, RecordType.SocketQueue, $"one more than the {socket.QueuedMessages} queued messages socket objref {socket.ObjRef} announced");
-        return new SocketImage(socket, queue, offset);
+        TcpConnectionImage? tcp = socket.State == SocketState.Established ? TcpConnectionReader.Read(reader, socket.ObjRef) : null;
+        return new SocketImage(socket, queue, offset) { Tcp = tcp };
     }
 
     private static void Validate(ImageReader reader, FileRecord file, SocketRecord socket)
@@ -63,8 +64,11 @@ internal static class SocketImageReader
         if (unix ? s.Protocol != 0 || s.SocketType is not (SocketType.Stream or SocketType.Datagram or SocketType.SeqPacket)
                  : !(s.SocketType == SocketType.Stream && s.Protocol == SocketAddress.IPPROTO_TCP) && !(s.SocketType == SocketType.Datagram && s.Protocol == SocketAddress.IPPROTO_UDP))
             return $"type {(ushort)s.SocketType} with protocol {s.Protocol} is not a {s.Family} socket CkptPS restores";
-        if (s.State is not (SocketState.Unconnected or SocketState.Listening or SocketState.Connected))
+        if (s.State is not (SocketState.Unconnected or SocketState.Listening or SocketState.Connected or SocketState.Established))
             return $"state {(uint)s.State} is not a socket state";
+        if (s.State == SocketState.Established && (unix || s.Protocol != SocketAddress.IPPROTO_TCP || s.LocalAddressLength < 4 || s.PeerAddressLength < 4
+            || s.LocalAddress[2] == 0 && s.LocalAddress[3] == 0 || s.PeerAddress[2] == 0 && s.PeerAddress[3] == 0 || s.Shutdown != 0))
+            return "is an established connection, but not a TCP socket with a local and a peer address and port, or it has a shutdown state";
         if (s.State == SocketState.Listening && (s.SocketType == SocketType.Datagram || s.LocalAddressLength == 0 || s.PeerInode != 0 || s.PeerAddressLength != 0))
             return "is listening but is a datagram socket, unbound or connected";
         if (s.Backlog < 0 || (s.Backlog != 0 && s.State != SocketState.Listening))
@@ -73,7 +77,7 @@ internal static class SocketImageReader
             return $"peer inode {s.PeerInode} is not the other end of a unix socketpair";
         if (s.State == SocketState.Connected && (unix ? s.PeerInode == 0 || s.PeerAddressLength != 0 : s.Protocol != SocketAddress.IPPROTO_UDP || s.PeerAddressLength == 0))
             return "is connected, but neither a unix socketpair end nor a UDP socket with a peer address";
-        if (s.State != SocketState.Connected && s.PeerAddressLength != 0)
+        if (s.State is not (SocketState.Connected or SocketState.Established) && s.PeerAddressLength != 0)
             return $"has a peer address but is {s.State}";
         if (((uint)s.Shutdown & ~3u) != 0 || (s.Options & ~SocketOptions.All) != 0)
             return $"shutdown 0x{(uint)s.Shutdown:x} or options 0x{(uint)s.Options:x} has unknown bits";

@@ -52,6 +52,8 @@ public enum RecordType : uint
     UnlinkedFile = 313,     // CkptPS: a memfd's or deleted file's size, seals and owner, after its FILE record; its contents follow
     Socket = 330,           // CkptPS: a socket's family, type, state, addresses and options, after its FILE record
     SocketQueue = 331,      // CkptPS: one message (or stream chunk) of a socket's receive queue, after its SOCKET record
+    TcpConnection = 332,    // CkptPS: an established TCP connection's sequence numbers, options and window (TCP_REPAIR), after its SOCKET record
+    TcpQueueData = 333,     // CkptPS: bytes of the receive or send queue of the TCP connection before it
 
     // memory
     Mm = 401,

@@ -22,6 +22,7 @@ public enum SocketState : uint
     Unconnected = 1,    // created, maybe bound (LocalAddress), neither listening nor connected
     Listening = 2,      // bound and listen(Backlog)
     Connected = 3,      // unix: one end of a pair in the image (PeerInode); UDP: connect(PeerAddress)
+    Established = 4,    // TCP: a connection to PeerAddress, restored with TCP_REPAIR; TCP_CONNECTION follows
 }
 
 /// <summary>SocketRecord.Shutdown: sk_shutdown as sock_diag reports it.</summary>

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Ckpt.Engine.Checkpoint;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
@@ -13,13 +12,15 @@ namespace Ckpt.Engine.Files.Sockets;
 /// peer and options; TCP_INFO for the TCP state, and for a listener its backlog (tcpi_sacked) and the
 /// connections waiting to be accepted (tcpi_unacked). Restored: a TCP socket that is listening (bind +
 /// listen on the same address and port, options first) or not yet connected (bound or not); a UDP
-/// socket bound and connected as it was. Refused by name: an established or closing TCP connection
-/// (naming both addresses; TCP_REPAIR is not implemented), a listener with connections waiting to be
-/// accepted (they would be lost), datagrams queued on a UDP socket (their senders are not restorable).
+/// socket bound and connected as it was; an established TCP connection with --tcp-established
+/// (<see cref="TcpConnectionCheckpoint"/>, <see cref="TcpConnectionRestore"/>: TCP_REPAIR). Refused by name:
+/// an established connection without --tcp-established and a connection in any other state (naming both
+/// addresses), a listener with connections waiting to be accepted (they would be lost), datagrams queued
+/// on a UDP socket (their senders are not restorable).
 /// </summary>
 public sealed class InetSocketKind : IDescriptorKind
 {
-    private const int TCP_LISTEN = 10, TCP_CLOSE = 7;
+    private const int TCP_ESTABLISHED = 1, TCP_LISTEN = 10, TCP_CLOSE = 7;
 
     public bool Matches(DescriptorInfo fd) => TargetSocket.FamilyOf(fd) is AF_INET or AF_INET6;
 
@@ -35,7 +36,10 @@ public sealed class InetSocketKind : IDescriptorKind
         string description = $"{socket.Name} ({family} {(tcp ? "TCP" : "UDP")} {TargetSocket.Format(socket.Family, local)}{(peer.Length > 0 ? " -> " + TargetSocket.Format(socket.Family, peer) : "")})";
         var record = new SocketRecord { Family = (SocketFamily)socket.Family, SocketType = (SocketType)socket.Type, Protocol = socket.Protocol };
         if (!IsUnbound(local)) TargetSocket.SetAddress(ref record, peer: false, local);
-        if (tcp) record = TcpState(socket, record, description);
+        // Before the TCP state: repair mode makes SO_REUSEADDR read as set.
+        record = SocketOptionValues.Read(socket.Handle, socket.Family, socket.Protocol, fd.Pid, record);
+        TcpConnectionImage? connection = null;
+        if (tcp) (record, connection) = TcpState(socket, record, peer, description, fd.TcpConnections, objRef);
         else
         {
             record.State = peer.Length > 0 ? SocketState.Connected : SocketState.Unconnected;
@@ -43,25 +47,31 @@ public sealed class InetSocketKind : IDescriptorKind
             if (HasQueuedDatagram(socket))
                 throw new CheckpointRefusedException($"{description} has datagrams queued: unsupported (their senders' addresses cannot be restored)");
         }
-        record = SocketOptionValues.Read(socket.Handle, socket.Family, socket.Protocol, fd.Pid, record);
-        return socket.Inspected(objRef, FileKind.InetSocket, record, []);
+        return socket.Inspected(objRef, FileKind.InetSocket, record, [], connection);
     }
 
-    private static SocketRecord TcpState(TargetSocket socket, SocketRecord record, string description)
+    private static (SocketRecord, TcpConnectionImage?) TcpState(TargetSocket socket, SocketRecord record, byte[] peer, string description, TcpConnectionCheckpoint? connections, int objRef)
     {
-        TcpInfo info = ReadTcpInfo(socket);
+        TcpInfo info = TcpInfo.Read(socket.Handle, socket.Pid, socket.Name);
         switch (info.State)
         {
+            case TCP_ESTABLISHED:
+                if (connections is not { Enabled: true })
+                    throw new CheckpointRefusedException($"{description} is a TCP connection in state ESTABLISHED: saving it needs --tcp-established (TCP_REPAIR; with --kill the peer must not send until the restore)");
+                TargetSocket.SetAddress(ref record, peer: true, peer);
+                record.State = SocketState.Established;
+                record.ObjRef = objRef;
+                return (record, connections.Inspect(socket, record, description));
             case TCP_LISTEN:
                 if (info.Unacked > 0)
                     throw new CheckpointRefusedException($"{description} is listening with {info.Unacked} connection(s) waiting to be accepted: unsupported (they would be lost)");
                 (record.State, record.Backlog) = (SocketState.Listening, (int)info.Sacked);
-                return record;
+                return (record, null);
             case TCP_CLOSE:
                 record.State = SocketState.Unconnected;
-                return record;
+                return (record, null);
             default:
-                throw new CheckpointRefusedException($"{description} is a TCP connection in state {StateName(info.State)}: unsupported (established connections need TCP_REPAIR, which is not implemented)");
+                throw new CheckpointRefusedException($"{description} is a TCP connection in state {StateName(info.State)}: unsupported (only ESTABLISHED connections are saved, with --tcp-established)");
         }
     }
 
@@ -70,22 +80,6 @@ public sealed class InetSocketKind : IDescriptorKind
         1 => "ESTABLISHED", 2 => "SYN_SENT", 3 => "SYN_RECV", 4 => "FIN_WAIT1", 5 => "FIN_WAIT2", 6 => "TIME_WAIT",
         8 => "CLOSE_WAIT", 9 => "LAST_ACK", 11 => "CLOSING", _ => state.ToString(),
     };
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct TcpInfo // the start of struct tcp_info
-    {
-        public byte State, CaState, Retransmits, Probes, Backoff, Options, WindowScales, RateLimited;
-        public uint Rto, Ato, SendMss, ReceiveMss, Unacked, Sacked;
-    }
-
-    private static unsafe TcpInfo ReadTcpInfo(TargetSocket socket)
-    {
-        TcpInfo info;
-        uint length = (uint)sizeof(TcpInfo);
-        if (getsockopt(socket.Handle, IPPROTO_TCP, TCP_INFO, &info, &length) != 0)
-            throw new SyscallException("getsockopt(TCP_INFO)", Native.LastErrno, socket.Pid, socket.Name);
-        return info;
-    }
 
     /// <summary>An address with port 0 is what getsockname says of a socket never bound.</summary>
     private static bool IsUnbound(byte[] address) => address.Length < 4 || (address[2] == 0 && address[3] == 0);
@@ -105,7 +99,13 @@ public sealed class InetSocketKind : IDescriptorKind
     public void Validate(FileImage file, int fd)
     {
         if (file.Socket is null) throw new RestoreRefusedException($"fd {fd} is an inet socket without its SOCKET record");
+        if (file.Socket.Tcp is not null) TcpConnectionRestore.Validate(file, fd);
     }
+
+    public long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd, FileCreation creation) =>
+        file.Socket!.Tcp is null ? Open(syscalls, scratch, file, fd)
+        : (creation.TcpConnections ?? throw new InvalidOperationException("an established TCP connection is restored only with the tree's TcpConnectionRestore"))
+            .Open(syscalls, scratch, file, fd);
 
     public long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd)
     {

@@ -56,18 +56,18 @@ public sealed class TargetSocket : IDisposable
     public byte[] PeerAddress() => Address(Handle, peer: true, Pid);
 
     /// <summary>The FILE record of the socket (path "socket:[inode]") and the SOCKET record after it, with its queue.</summary>
-    public IInspectedFile Inspected(int objRef, FileKind kind, SocketRecord socket, IReadOnlyList<byte[]> queue)
+    public IInspectedFile Inspected(int objRef, FileKind kind, SocketRecord socket, IReadOnlyList<byte[]> queue, TcpConnectionImage? tcp = null)
     {
         socket.ObjRef = objRef;
         socket.QueuedMessages = (uint)queue.Count;
         socket.QueuedBytes = (ulong)queue.Sum(m => (long)m.Length);
         FileRecord file = OpenFileRecords.Record(objRef, kind, Descriptor.Stat, Descriptor.Target, Descriptor.FdInfo.Flags, 0);
-        return new InspectedSocket(file, Descriptor.Target, socket, queue);
+        return new InspectedSocket(file, Descriptor.Target, socket, queue, tcp);
     }
 
     public void Dispose() => Native.close(Handle);
 
-    private sealed record InspectedSocket(FileRecord File, string Path, SocketRecord Socket, IReadOnlyList<byte[]> Queue) : IInspectedFile
+    private sealed record InspectedSocket(FileRecord File, string Path, SocketRecord Socket, IReadOnlyList<byte[]> Queue, TcpConnectionImage? Tcp) : IInspectedFile
     {
         public void Write(ImageWriter writer)
         {
@@ -75,6 +75,19 @@ public sealed class TargetSocket : IDisposable
             writer.Write(Socket);
             foreach (byte[] message in Queue)
                 writer.Write(new SocketQueueRecord { ObjRef = Socket.ObjRef, Length = (uint)message.Length }, message);
+            if (Tcp is not null) WriteTcp(writer, Tcp);
+        }
+
+        /// <summary>TCP_CONNECTION, then the receive queue's chunks, then the send queue's.</summary>
+        private static void WriteTcp(ImageWriter writer, TcpConnectionImage tcp)
+        {
+            writer.Write(tcp.Record);
+            foreach ((TcpQueue queue, byte[] bytes) in new[] { (TcpQueue.Receive, tcp.ReceiveQueue), (TcpQueue.Send, tcp.SendQueue) })
+                for (int at = 0; at < bytes.Length; at += TcpConnectionRecord.MaxChunk)
+                {
+                    int length = Math.Min(TcpConnectionRecord.MaxChunk, bytes.Length - at);
+                    writer.Write(new TcpQueueDataRecord { ObjRef = tcp.Record.ObjRef, Queue = queue, Length = (uint)length }, bytes.AsSpan(at, length));
+                }
         }
     }
 
