@@ -31,12 +31,14 @@ public static class FilesRestore
         }
     }
 
-    public static void CloseInherited(SyscallInjector syscalls)
+    /// <param name="keep">descriptors the restore itself made and still needs (the root's new terminal pairs, TerminalsRestore)</param>
+    public static void CloseInherited(SyscallInjector syscalls, IReadOnlyCollection<long>? keep = null)
     {
         // Directory descriptors included (GetFiles would skip them: they link to directories).
         foreach (string entry in Directory.GetFileSystemEntries($"/proc/{syscalls.Pid}/fd"))
         {
             int fd = int.Parse(Path.GetFileName(entry));
+            if (keep?.Contains(fd) == true) continue;
             syscalls.Call($"close of inherited fd {fd}", SYS_close, (ulong)fd);
         }
     }
@@ -51,7 +53,7 @@ public static class FilesRestore
         elsewhere ??= [];
         var placed = new Dictionary<int, int>(); // file objref -> first descriptor restored for it
         var created = new HashSet<int>(); // file objrefs this process created (not fetched from another)
-        var creation = new FileCreation(syscalls, plan, plan.Descriptors.Count == 0 ? 0 : plan.Descriptors.Max(d => d.Fd) + 1);
+        var creation = new FileCreation(syscalls, plan, plan.Descriptors.Count == 0 ? 0 : plan.Descriptors.Max(d => d.Fd) + 1, elsewhere);
         foreach (FileDescriptorRecord descriptor in plan.Descriptors.OrderBy(d => d.Fd))
         {
             scratch.Reset();

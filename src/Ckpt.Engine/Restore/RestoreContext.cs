@@ -55,6 +55,9 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
     /// <summary>File objref -> a process and descriptor that already hold it (see FilesRestore).</summary>
     public Dictionary<int, (int Pid, int Fd)> PlacedFiles { get; } = [];
 
+    /// <summary>The pseudo-terminal pairs and controlling terminals, made during creation (Files/Terminals).</summary>
+    public Files.Terminals.TerminalsRestore Terminals { get; } = new(plan);
+
     /// <summary>What was being done when a failure happened.</summary>
     public string Step { get; set; } = "create";
 

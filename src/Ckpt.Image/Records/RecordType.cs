@@ -49,6 +49,8 @@ public enum RecordType : uint
     UnlinkedFile = 313,     // CkptPS: a memfd's or deleted file's size, seals and owner, after its FILE record; its contents follow
     Socket = 330,           // CkptPS: a socket's family, type, state, addresses and options, after its FILE record
     SocketQueue = 331,      // CkptPS: one message (or stream chunk) of a socket's receive queue, after its SOCKET record
+    Terminal = 340,         // CkptPS: a pseudo-terminal pair (termios, window size, modes), after the FILE record of its first end
+    ControllingTerminal = 341, // CkptPS: a process's controlling terminal and its foreground group, after the SIGNAL record's timers
 
     // memory
     Mm = 401,
