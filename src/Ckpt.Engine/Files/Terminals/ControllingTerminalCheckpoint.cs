@@ -58,5 +58,9 @@ public sealed class ControllingTerminalCheckpoint
             throw new CheckpointRefusedException($"process {pid} has no controlling terminal, but its session's leader {session} has one: a session's processes are restored with their leader's terminal");
     }
 
-    public void Write(ImageWriter writer) => writer.Write(_record, Encoding.UTF8.GetBytes(_name));
+    public void Write(ImageWriter writer)
+    {
+        byte[] name = Encoding.UTF8.GetBytes(_name);
+        writer.Write(_record with { NameLength = (uint)name.Length }, name);
+    }
 }
