@@ -29,7 +29,7 @@ public sealed class PtyMasterKind : IDescriptorKind
         IReadOnlyCollection<int> tree = fd.TreePids ?? [fd.Pid];
         List<(int Pid, int Fd)> slaves = PseudoTerminals.FindSlaves(tree, index);
         if (slaves.Count == 0)
-            throw new CheckpointRefusedException($"{what} is the master of the pseudo-terminal /dev/pts/{index}, whose slave no process being checkpointed holds open: a pair is checkpointed with both ends (close the master, or checkpoint the process holding the slave with it)");
+            throw new CheckpointRefusedException($"{what} is a pseudo-terminal master (of /dev/pts/{index}) whose slave no process being checkpointed holds open: a pair is checkpointed with both ends (close the master, or checkpoint the process holding the slave with it)");
         RefuseOutsideSession(fd, index, tree, what);
         ObjectTable objects = fd.Objects ?? throw new InvalidOperationException("a terminal end needs the checkpoint's object table");
         int pairRef = objects.RefOf(ObjectType.Terminal, index);
