@@ -6,7 +6,7 @@ using Ckpt.Image;
 
 namespace Ckpt.Cli;
 
-/// <summary>`ckpt restore --input FILE|- [--wait | --lazy] [--force] [--trust-image] [--progress-fd N]`: prints the restored pid.</summary>
+/// <summary>`ckpt restore --input FILE|- [--wait | --lazy] [--force] [--trust-image] [--shell-terminal] [--progress-fd N]`: prints the restored pid.</summary>
 public static class RestoreCommand
 {
     public static Command Create()
@@ -18,12 +18,26 @@ public static class RestoreCommand
         var progressFd = new Option<int?>("--progress-fd") { Description = "file descriptor for JSON progress and result lines" };
         var lazy = new Option<bool>("--lazy") { Description = "return once the process runs; a page server fills its memory and exits when every page is in" };
         var pageServerFd = new Option<int?>("--page-server-fd") { Description = "internal: run as the page server of --lazy, reporting on this descriptor", Hidden = true };
-        var command = new Command("restore", "Restore a process from an image, with its original pid") { input, wait, force, trustImage, progressFd, lazy, pageServerFd };
-        command.SetAction(parse => Run(parse.GetValue(input)!, parse.GetValue(wait), parse.GetValue(force), parse.GetValue(trustImage), parse.GetValue(progressFd), parse.GetValue(lazy), parse.GetValue(pageServerFd)));
+        var shellTerminal = new Option<bool>("--shell-terminal") { Description = "give processes whose terminal was outside the image (the user's terminal) the terminal this restore runs on (its standard input's) instead of refusing them" };
+        var command = new Command("restore", "Restore a process from an image, with its original pid") { input, wait, force, trustImage, shellTerminal, progressFd, lazy, pageServerFd };
+        command.SetAction(parse => Run(parse.GetValue(input)!, parse.GetValue(wait), parse.GetValue(force), parse.GetValue(trustImage), parse.GetValue(progressFd), parse.GetValue(lazy), parse.GetValue(pageServerFd), parse.GetValue(shellTerminal)));
         return command;
     }
 
-    private static int Run(string input, bool wait, bool force, bool trustImage, int? progressFd, bool lazy, int? pageServerFd)
+    // --shell-terminal: the terminal on standard input, by the path its descriptor leads to.
+    private static unsafe string? ShellTerminal(bool wanted)
+    {
+        if (!wanted) return null;
+        const ulong TCGETS = 0x5401;
+        byte* termios = stackalloc byte[64];
+        string? path = null;
+        try { path = new FileInfo("/proc/self/fd/0").LinkTarget; } catch (IOException) { }
+        if (path is null || !path.StartsWith("/dev/", StringComparison.Ordinal) || Native.ioctl(0, TCGETS, termios) != 0)
+            throw new RestoreRefusedException($"--shell-terminal: standard input ({path ?? "closed"}) is not a terminal");
+        return path;
+    }
+
+    private static int Run(string input, bool wait, bool force, bool trustImage, int? progressFd, bool lazy, int? pageServerFd, bool shellTerminal)
     {
         if (lazy && wait)
         {
@@ -36,7 +50,7 @@ public static class RestoreCommand
         try
         {
             if (lazy && !pageServer) return LazyRestore.RunFront(input, force, trustImage, progress);
-            var result = Restorer.Restore(new RestoreOptions(input, wait, force, TrustImage: trustImage, Lazy: lazy), phase =>
+            var result = Restorer.Restore(new RestoreOptions(input, wait, force, TrustImage: trustImage, Lazy: lazy, ShellTerminal: ShellTerminal(shellTerminal)), phase =>
             {
                 stop.ThrowIfRequested();
                 progress.Write(w => { w.WriteString("event", "progress"); w.WriteString("phase", phase); });

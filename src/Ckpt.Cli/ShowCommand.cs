@@ -89,6 +89,8 @@ internal static class ImageDescription
             text.AppendLine($"signals: handlers for [{string.Join(",", handled)}], {PendingCount(process)} pending");
             foreach (PosixTimerRecord timer in process.Signal.PosixTimers)
                 text.AppendLine($"  posix timer {timer.TimerId}: {TimerText(timer)}");
+            if (process.Signal.ControllingTerminal is { } terminal)
+                text.AppendLine($"  controlling terminal: {FileStateText.ControllingTerminal(terminal)}");
             foreach (ThreadImage thread in process.Threads)
             {
                 ThreadRecord record = thread.Thread;

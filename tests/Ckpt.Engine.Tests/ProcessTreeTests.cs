@@ -98,7 +98,7 @@ public sealed class ProcessTreeTests
     [Fact]
     public void A_descendant_that_cannot_be_checkpointed_fails_the_checkpoint_naming_it_and_all_run_on()
     {
-        // The first sleep holds a pseudo-terminal master (bash opens /dev/ptmx): terminals are not checkpointed.
+        // The first sleep holds a pseudo-terminal master (bash opens /dev/ptmx) whose slave nobody holds: refused.
         using var target = StartProgram("/usr/bin/bash", "-c", "sleep 1000 3<>/dev/ptmx | sleep 1000; true");
         List<string> before = [];
         for (int i = 0; i < 500 && before.Count < 3; i++, Thread.Sleep(10)) before = Tree(target.Pid);

@@ -55,6 +55,9 @@ internal sealed unsafe class V3Image
     /// <summary>POSIX_TIMER records written after the leader's SIGNAL record and its queue.</summary>
     public PosixTimerRecord[] PosixTimers { get; init; } = [];
 
+    /// <summary>Writes the leader's CONTROLLING_TERMINAL (after its POSIX timers) when set.</summary>
+    public Action<ImageWriter>? ControllingTerminal { get; init; }
+
     /// <summary>Adds a zombie, <see cref="ZombiePid"/>, a child of the leader that exited with <see cref="ZombieStatus"/> (last in the table).</summary>
     public bool Zombie { get; init; }
 
@@ -234,6 +237,7 @@ internal sealed unsafe class V3Image
             WriteSignalHandlers(writer, HandlersRef, 64);
             WriteSignal(writer, SignalRef, 2);
             foreach (PosixTimerRecord timer in PosixTimers) writer.Write(timer);
+            ControllingTerminal?.Invoke(writer);
         }
         else if (ThreadObjects is { } hook) hook(this, writer, index);
         else WriteObjrefs(writer);

@@ -1,5 +1,5 @@
 /* Checkpoint workload for refusals and sizes (DESIGN.md "Tests"). Usage: ckpt_modes MODE
- *   terminal holds a pseudo-terminal master (fd 3, posix_openpt): refused, terminals are not saved
+ *   terminal holds a pseudo-terminal master (fd 3, posix_openpt) whose slave nobody holds: refused (a pair is saved with both ends)
  *   pidfd    holds a pidfd of itself (fd 3): an unsupported anonymous-inode kind
  *   thread   runs a second thread
  *   unshared-thread  runs a second thread with its own descriptor table (unshare(CLONE_FILES))

@@ -57,14 +57,14 @@ public abstract class EngineCmdlet : PSCmdlet
     }
 
     /// <summary>Runs the engine to completion, draining its events here, on the pipeline thread.</summary>
-    internal EngineOutcome RunEngine(IReadOnlyList<string> arguments, int activityId, string activity, Action<EngineEvent>? onResult = null)
+    internal EngineOutcome RunEngine(IReadOnlyList<string> arguments, int activityId, string activity, Action<EngineEvent>? onResult = null, bool onCallersTerminal = false)
     {
         string engine = EnginePath;
         WriteVerbose($"{engine} {string.Join(' ', arguments)}");
         EngineRun run;
         try
         {
-            run = EngineRun.Start(engine, arguments);
+            run = EngineRun.Start(engine, arguments, onCallersTerminal);
         }
         catch (IOException exception)
         {

@@ -51,6 +51,10 @@ public sealed class RestoreProcessCommand : EngineCmdlet
     [Parameter]
     public SwitchParameter TrustImage { get; set; }
 
+    /// <summary>`ckpt restore --shell-terminal`: a process whose terminal was outside the image gets the shell's terminal.</summary>
+    [Parameter]
+    public SwitchParameter ShellTerminal { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
@@ -80,12 +84,13 @@ public sealed class RestoreProcessCommand : EngineCmdlet
         if (Lazy) arguments.Add("--lazy");
         if (Force) arguments.Add("--force");
         if (TrustImage) arguments.Add("--trust-image");
+        if (ShellTerminal) arguments.Add("--shell-terminal");
         // Taken as soon as the result arrives: with -Wait the process may be gone by the time the engine exits.
         Process? restored = null;
         var outcome = RunEngine(arguments, ProgressActivityId, what, result =>
         {
             if (PassThru && result is { Ok: true, Pid: int pid }) restored = TryGetProcess(pid);
-        });
+        }, onCallersTerminal: ShellTerminal);
         if (!outcome.Succeeded)
         {
             WriteError(outcome.ToErrorRecord("RestoreFailed", $"Cannot restore '{image}'", image));

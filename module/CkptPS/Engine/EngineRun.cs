@@ -46,7 +46,10 @@ internal sealed class EngineRun : IDisposable
         exitWaiter.Start();
     }
 
-    public static EngineRun Start(string enginePath, IReadOnlyList<string> arguments)
+    /// <param name="onCallersTerminal">the engine takes the caller's standard input and stays in its session
+    /// (`ckpt restore --shell-terminal`: the restored process gets the caller's terminal); otherwise it has
+    /// /dev/null and a session of its own</param>
+    public static EngineRun Start(string enginePath, IReadOnlyList<string> arguments, bool onCallersTerminal = false)
     {
         if (!File.Exists(enginePath))
             throw new FileNotFoundException($"The CkptPS engine was not found at '{enginePath}'.", enginePath);
@@ -59,7 +62,7 @@ internal sealed class EngineRun : IDisposable
         var (readFd, writeFd) = CreatePipe();
         try
         {
-            int pid = Spawn(enginePath, argv, writeFd, stdoutPath, stderrPath);
+            int pid = Spawn(enginePath, argv, writeFd, stdoutPath, stderrPath, onCallersTerminal);
             return new EngineRun(pid, readFd, stdoutPath, stderrPath);
         }
         catch
@@ -87,7 +90,7 @@ internal sealed class EngineRun : IDisposable
         return (fds[0], fds[1]);
     }
 
-    private static unsafe int Spawn(string path, List<string> argv, int channelWriteFd, string stdoutPath, string stderrPath)
+    private static unsafe int Spawn(string path, List<string> argv, int channelWriteFd, string stdoutPath, string stderrPath, bool onCallersTerminal)
     {
         const int OWronlyCreateTruncate = 0x1 | 0x40 | 0x200;
         byte* actions = stackalloc byte[Native.FileActionsSize];
@@ -101,7 +104,7 @@ internal sealed class EngineRun : IDisposable
         {
             Native.posix_spawn_file_actions_init(actions);
             Native.posix_spawnattr_init(attributes);
-            Native.posix_spawn_file_actions_addopen(actions, 0, "/dev/null", Native.ORdonly, 0);
+            if (!onCallersTerminal) Native.posix_spawn_file_actions_addopen(actions, 0, "/dev/null", Native.ORdonly, 0);
             Native.posix_spawn_file_actions_addopen(actions, 1, stdoutPath, OWronlyCreateTruncate, 0x180);
             Native.posix_spawn_file_actions_addopen(actions, 2, stderrPath, OWronlyCreateTruncate, 0x180);
             // dup2 onto 3 clears close-on-exec for the engine's copy only.
@@ -113,8 +116,9 @@ internal sealed class EngineRun : IDisposable
             Native.posix_spawnattr_setsigdefault(attributes, defaults);
             // Its own session: a Ctrl+C on the shell's terminal reaches the engine only via RequestStop,
             // so it can always finish writing or removing a half-made image.
+            // With the caller's terminal it stays in the caller's session, whose controlling terminal that is.
             Native.posix_spawnattr_setflags(attributes,
-                Native.PosixSpawnSetSigMask | Native.PosixSpawnSetSigDefault | Native.PosixSpawnSetSid);
+                (short)(Native.PosixSpawnSetSigMask | Native.PosixSpawnSetSigDefault | (onCallersTerminal ? 0 : Native.PosixSpawnSetSid)));
             byte** argvNative = ToNativeArray(argv, native);
             byte** envNative = ToNativeArray(CurrentEnvironment(), native);
             int error = Native.posix_spawn(out int pid, path, actions, attributes, argvNative, envNative);

@@ -38,6 +38,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
     private readonly ProcStat _stat;
     private readonly TaskObjectsRecord _uses;
     private readonly List<PosixTimerRecord> _timers;
+    private Files.Terminals.ControllingTerminalCheckpoint? _terminal;
 
     private ProcessCheckpoint(ThreadGroupFreeze freeze, Dictionary<int, ProcStatus> statuses, List<int> tids, FilesCheckpoint files,
         InjectedTaskState injected, List<ThreadCheckpoint> threads, MemoryCheckpoint memory, ProcStat stat, TaskObjectsRecord uses,
@@ -82,6 +83,8 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
             SignalHandlersObjRef = objects.RefOf(ObjectType.SignalHandlers, pid), SignalObjRef = objects.RefOf(ObjectType.Signal, pid),
         };
         FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objects, descriptions);
+        Files.Terminals.ControllingTerminalCheckpoint? terminal = Files.Terminals.ControllingTerminalCheckpoint.Inspect(pid, objects, descriptions.TreePids);
+        if (terminal is null) Files.Terminals.ControllingTerminalCheckpoint.RefuseDetached(pid, descriptions.TreePids);
         List<PosixTimerRecord> timers = PosixTimers.Inspect(pid, tids.Count);
         // Mappings are audited here too: before anything is injected.
         MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects, parentInTree);
@@ -92,7 +95,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         timers = PosixTimers.ReadTimes(freeze.Leader, syscallAddress, timers);
         Dictionary<int, bool> childStops = JobControl.ProbeCollected(freeze.Leader, syscallAddress, stoppedChildren);
         List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
-        return new ProcessCheckpoint(freeze, statuses, tids, files, injected, threads, memory, ProcStat.Read(pid), uses, timers, stopSignal, childStops);
+        return new ProcessCheckpoint(freeze, statuses, tids, files, injected, threads, memory, ProcStat.Read(pid), uses, timers, stopSignal, childStops) { _terminal = terminal };
     }
 
     /// <summary>The xsave layout of the first thread, for the image header.</summary>
@@ -124,7 +127,11 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
                 progress("signals", 0, 0);
                 SignalsCheckpoint.WriteHandlers(writer, _injected, _uses.SignalHandlersObjRef);
             });
-            objects.WriteUse(writer, ObjectType.Signal, _uses.SignalObjRef, () => SignalsCheckpoint.WriteSignal(writer, _freeze.Leader, _injected, _uses.SignalObjRef, _timers));
+            objects.WriteUse(writer, ObjectType.Signal, _uses.SignalObjRef, () =>
+            {
+                SignalsCheckpoint.WriteSignal(writer, _freeze.Leader, _injected, _uses.SignalObjRef, _timers);
+                _terminal?.Write(writer); // signal_struct's tty
+            });
             _threads[i].Write(writer);
             if (tid == pid && StopSignal != 0) writer.Write(JobControl.Record(pid, StopSignal, StopReportCollected));
             if (tid == pid && _injected.ChildSubreaper) writer.Write(new ChildSubreaperRecord { Pid = pid });

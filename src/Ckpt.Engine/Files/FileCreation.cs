@@ -12,8 +12,11 @@ namespace Ckpt.Engine.Files;
 /// dup3 cannot close it, until <see cref="FilesRestore"/> reaches the object and places it instead of
 /// asking its kind to open it.
 /// </summary>
-public sealed class FileCreation(SyscallInjector syscalls, RestorePlan plan, int parkingFloor)
+public sealed class FileCreation(SyscallInjector syscalls, RestorePlan plan, int parkingFloor, IReadOnlyDictionary<int, (int Pid, int Fd)>? elsewhere = null)
 {
+    /// <summary>Objects of the tree already placed in some process, by objref (FilesRestore's); a terminal pair's master the restore made, by the pair's objref.</summary>
+    public IReadOnlyDictionary<int, (int Pid, int Fd)> Elsewhere { get; } = elsewhere ?? new Dictionary<int, (int, int)>();
+
     private const ulong F_DUPFD_CLOEXEC = 1030;
     private readonly Dictionary<int, long> _parked = [];
     private readonly Dictionary<int, long> _mapped = [];

@@ -31,12 +31,14 @@ public static class FilesRestore
         }
     }
 
-    public static void CloseInherited(SyscallInjector syscalls)
+    /// <param name="keep">descriptors the restore itself made and still needs (the root's new terminal pairs, TerminalsRestore)</param>
+    public static void CloseInherited(SyscallInjector syscalls, IReadOnlyCollection<long>? keep = null)
     {
         // Directory descriptors included (GetFiles would skip them: they link to directories).
         foreach (string entry in Directory.GetFileSystemEntries($"/proc/{syscalls.Pid}/fd"))
         {
             int fd = int.Parse(Path.GetFileName(entry));
+            if (keep?.Contains(fd) == true) continue;
             syscalls.Call($"close of inherited fd {fd}", SYS_close, (ulong)fd);
         }
     }
@@ -53,7 +55,7 @@ public static class FilesRestore
         elsewhere ??= [];
         var placed = new Dictionary<int, int>(); // file objref -> first descriptor restored for it
         var created = new HashSet<int>(); // file objrefs this process created (not fetched from another)
-        var creation = new FileCreation(syscalls, plan, ParkingFloor(plan)) { TcpConnections = tcpConnections };
+        var creation = new FileCreation(syscalls, plan, ParkingFloor(plan), elsewhere) { TcpConnections = tcpConnections };
         if (mappedFiles is not null) creation.AddMapped(mappedFiles);
         foreach (FileDescriptorRecord descriptor in plan.Descriptors.OrderBy(d => d.Fd))
         {

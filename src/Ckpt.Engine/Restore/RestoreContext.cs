@@ -60,6 +60,8 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
 
     /// <summary>Established TCP connections of every process, in repair mode until the tree is ready.</summary>
     public Files.Sockets.TcpConnectionRestore TcpConnections { get; } = new();
+    /// <summary>The pseudo-terminal pairs and controlling terminals, made during creation (Files/Terminals).</summary>
+    public Files.Terminals.TerminalsRestore Terminals { get; } = new(plan);
 
     /// <summary>What was being done when a failure happened.</summary>
     public string Step { get; set; } = "create";

@@ -41,7 +41,14 @@ public sealed class RestorePlan : IDisposable
     public RestorePlan ForProcess(ProcessImage process) => new()
     {
         Image = Image, ImageFile = ImageFile, Source = Source, ChecksumMatches = ChecksumMatches, _process = process, _isView = true,
+        ShellTerminal = ShellTerminal,
     };
+
+    /// <summary>
+    /// The terminal `ckpt restore` runs on (its standard input's, `--shell-terminal`), which takes the
+    /// place of a terminal outside the image (the user's); null: such a terminal is refused.
+    /// </summary>
+    public string? ShellTerminal { get; set; }
 
     /// <summary>Every live process of the tree, the root first, every process after its parent.</summary>
     public IReadOnlyList<ProcessImage> Processes => Image.Processes;

@@ -12,7 +12,8 @@ namespace Ckpt.Engine.Restore;
 
 /// <param name="TrustImage">root vouches for the image: its credentials are restored whoever could have written it (docs/SECURITY.md)</param>
 /// <param name="Lazy">release the process before its private anonymous memory is in; a page server fills it (see <see cref="LazyPageServer"/>)</param>
-public sealed record RestoreOptions(string ImagePath, bool Wait = false, bool Force = false, Stream? StandardInput = null, bool TrustImage = false, bool Lazy = false);
+/// <param name="ShellTerminal">the terminal the restore runs on (its standard input's): it replaces a terminal outside the image (the user's), which is refused without it</param>
+public sealed record RestoreOptions(string ImagePath, bool Wait = false, bool Force = false, Stream? StandardInput = null, bool TrustImage = false, bool Lazy = false, string? ShellTerminal = null);
 
 /// <param name="ExitStatus">with Wait: the process's exit code, or 128 + signal</param>
 /// <param name="PageServer">with Lazy: the page server, still filling the running process's memory</param>
@@ -37,8 +38,10 @@ public static class Restorer
             phase?.Invoke("validate");
             UnprivilegedMode.CheckImage(plan); // a caller other than root: their own images only, said first
             RestorePrivilege.Check(plan, options.TrustImage);
+            plan.ShellTerminal = options.ShellTerminal;
             RestoreValidation.Validate(plan, options.Force);
             SharedMemoryRestore.Validate(plan, Caller.Current.IsRoot);
+            Files.Terminals.TerminalsRestore.Validate(plan);
             if (options.Lazy && (plan.Processes.Count != 1 || plan.Zombies.Count != 0))
                 throw new RestoreRefusedException($"--lazy restores one process; this image holds a tree of {plan.Processes.Count + plan.Zombies.Count} processes");
             if (options.Lazy) server = new LazyPageServer(plan.ImageFile, () => { plan.StartChecksum(); return plan.ChecksumMatches.GetAwaiter().GetResult(); }, plan.ChecksumMismatch());
@@ -92,7 +95,7 @@ public static class Restorer
         {
             TreeCreation.CreateAll(tree, reparentToCaller: options.Wait);
             tree.Stage("credentials after exec", p => UnprivilegedMode.CheckCreated(p.Plan.Pid, "the program the restore executed"));
-            tree.Stage("close inherited files", p => FilesRestore.CloseInherited(p.Leader));
+            tree.Stage("close inherited files", p => FilesRestore.CloseInherited(p.Leader, tree.Terminals.KeptIn(p.Plan.Pid)));
             tree.Stage("special mappings", p => SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch), reported: true);
             var imageFds = new Dictionary<int, long>();
             tree.Stage("image opened for the pages", p => imageFds[p.Plan.Pid] = PageWriter.OpenImageInTask(p.Leader, p.Plan, p.Scratch));
@@ -106,7 +109,10 @@ public static class Restorer
             tree.Stage("memory", p => p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], sharedMemory, server), reported: true);
             // -1: the task could not open it (an unprivileged engine), the pages went through /proc/PID/mem.
             tree.Stage("image closed", p => { if (imageFds[p.Plan.Pid] >= 0) p.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)imageFds[p.Plan.Pid]); });
+            tree.Terminals.Publish(tree.PlacedFiles);
             tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles, p.MappedFiles, tree.TcpConnections), reported: true);
+            tree.Step = "pseudo-terminal pairs";
+            tree.Terminals.Finish(tree.Processes[0], tree.PlacedFiles);
             tree.Stage("file locks", p => FileLocks.Run(p.Leader, p.Plan, p.Scratch));
             tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch));
             // While every handler is still SIG_DFL, and before the parents' queues are restored (JobControl).

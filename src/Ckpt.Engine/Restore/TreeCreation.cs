@@ -72,6 +72,9 @@ public static unsafe class TreeCreation
         RestoreContext root = tree.AddProcess(rootImage, SyscallInjector.AtExecStop(rootTracee));
         if (rootImage.Task.Sid == rootImage.Pid) root.Leader.Call("setsid (the root led its session)", SYS_setsid);
         ParentLinks.SetChildSubreaper(root.Leader, rootImage);
+        tree.Step = $"process {rootImage.Pid}: pseudo-terminal pairs";
+        tree.Terminals.CreatePairs(root);
+        tree.Terminals.AcquireControllingTerminal(root.Leader, rootImage.Pid);
 
         var made = new Dictionary<int, SyscallInjector> { [rootImage.Pid] = root.Leader };
         var zombies = new List<(ZombieImage Zombie, SyscallInjector Injector, RestoreContext Parent)>();
@@ -81,6 +84,7 @@ public static unsafe class TreeCreation
             RestoreContext parent = tree.ByPid[ids.Ppid];
             SyscallInjector child = Fork(tree, parent, ids.Pid);
             if (ids.Sid == ids.Pid) child.Call("setsid (the process led its session)", SYS_setsid);
+            tree.Terminals.AcquireControllingTerminal(child, ids.Pid); // before it forks: its session's processes inherit it
             if (plan.Zombies.FirstOrDefault(z => z.Pid == ids.Pid) is { } zombie)
             {
                 zombies.Add((zombie, child, parent));
@@ -96,6 +100,8 @@ public static unsafe class TreeCreation
 
         tree.Step = "process groups";
         SetGroups(plan, made);
+        tree.Step = "foreground process groups";
+        tree.Terminals.SetForegroundGroups(tree);
         foreach (var (zombie, injector, parent) in zombies)
         {
             tree.Step = $"zombie {zombie.Pid}: exit with status 0x{zombie.ExitStatus:x}";

@@ -26,8 +26,20 @@ public static class FileStateText
             return Timer(timer);
         if (file.Socket?.Tcp is { } tcp)
             return $"TCP ESTABLISHED, {tcp.ReceiveQueue.Length} bytes to read, {tcp.SendQueue.Length} unacknowledged ({tcp.Record.UnsentBytes} never sent), mss {tcp.Record.MaxSegmentSize}, options {tcp.Record.Options}";
+        if (file.Terminal is { } pair)
+            return Terminal(pair.Record);
         return "";
     }
+
+    /// <summary>"pair /dev/pts/3 (objref 7), 24x80, packet mode, locked": the pair's state as recorded.</summary>
+    public static string Terminal(in TerminalRecord pair) =>
+        $"pair /dev/pts/{pair.Index} (objref {pair.TerminalObjRef}), {pair.Rows}x{pair.Columns}"
+        + (pair.Flags.HasFlag(TerminalFlags.PacketMode) ? ", packet mode" : "") + (pair.Flags.HasFlag(TerminalFlags.Locked) ? ", locked" : "")
+        + ((pair.LocalFlags & 0x2) != 0 ? ", canonical" : ", raw") + ((pair.LocalFlags & 0x8) != 0 ? ", echo" : "");
+
+    /// <summary>"/dev/pts/3 (pair objref 7), foreground group 812" or "/dev/pts/0 (outside the image), ...".</summary>
+    public static string ControllingTerminal(ControllingTerminalImage terminal) =>
+        $"{terminal.Name} ({(terminal.Outside ? "outside the image" : $"pair objref {terminal.Record.TerminalObjRef}")}), session {terminal.Record.Session}, foreground group {terminal.Record.ForegroundGroup}";
 
     private static string Timer(in TimerfdRecord timer)
     {

@@ -99,6 +99,9 @@ public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Ev
 
     /// <summary>The SOCKET record and queue of a <see cref="FileKind.UnixSocket"/> or <see cref="FileKind.InetSocket"/>.</summary>
     public SocketImage? Socket { get; init; }
+
+    /// <summary>The pseudo-terminal pair of a <see cref="FileKind.PtyMaster"/> or <see cref="FileKind.PtySlave"/> end: the same instance for every end of one pair.</summary>
+    public TerminalImage? Terminal { get; init; }
 }
 
 /// <summary>A pipe (PIPE_BUF), shared by its ends: its size and the bytes it held; Offset is the record's.</summary>
@@ -155,6 +158,9 @@ public sealed record SignalImage(SignalRecord Record, IReadOnlyList<SignalPendin
 {
     /// <summary>The POSIX timers (timer_create) of the process, in increasing id order.</summary>
     public IReadOnlyList<PosixTimerRecord> PosixTimers { get; init; } = [];
+
+    /// <summary>The process's controlling terminal and its foreground group; null when it has none.</summary>
+    public ControllingTerminalImage? ControllingTerminal { get; init; }
 }
 
 /// <summary>One thread: its task record, how it stopped, its stack, rseq, CPU state and own queue.</summary>

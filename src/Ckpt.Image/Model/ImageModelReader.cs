@@ -42,6 +42,7 @@ public static partial class ImageModelReader
             throw Error(reader, next, "found after the last task section, where the signature or the tail belongs");
         List<ProcessImage> built = processes.Values.Select(p => p.Build()).ToList();
         RequireBothPipeEnds(built);
+        TerminalReader.CheckTree(built);
         TailRecord tail = reader.ReadTail();
         return new ImageModel
         {
@@ -278,7 +279,10 @@ public static partial class ImageModelReader
         InotifyImage? inotify = file.Kind == FileKind.Inotify ? InotifyReader.Read(reader, file) : null;
         UnlinkedFileImage? unlinked = file.Kind is FileKind.Memfd or FileKind.DeletedFile ? UnlinkedFileReader.Read(reader, file, path) : null;
         SocketImage? socket = SocketImageReader.IsSocket(file.Kind) ? SocketImageReader.Read(reader, file) : null;
-        FileImage image = ReadEventLoopState(reader, new FileImage(file, path, eventfd) { Inotify = inotify, Unlinked = unlinked, Socket = socket }, objects);
+        TerminalImage? terminal = TerminalReader.ReadOfEnd(reader, file, path,
+            objRef => objects.TryGet(objRef, out var known) ? known : null,
+            (objRef, pair, at) => objects.Define(reader, ObjectType.Terminal, objRef, pair, at, RecordType.Terminal));
+        FileImage image = ReadEventLoopState(reader, new FileImage(file, path, eventfd) { Inotify = inotify, Unlinked = unlinked, Socket = socket, Terminal = terminal }, objects);
         objects.Define(reader, ObjectType.File, file.ObjRef, image, offset, RecordType.File);
     }
 
@@ -327,7 +331,7 @@ public static partial class ImageModelReader
             throw Error(reader, RecordType.Signal, $"has objref {signal.ObjRef}, TASK_OBJECTS announced {objRef}");
         CheckPendingCount(reader, signal.PendingCount, RecordType.Signal);
         List<SignalPendingRecord> pending = ReadPending(reader, signal.PendingCount, shared: true);
-        return new SignalImage(signal, pending) { PosixTimers = PosixTimersReader.Read(reader) };
+        return new SignalImage(signal, pending) { PosixTimers = PosixTimersReader.Read(reader), ControllingTerminal = TerminalReader.ReadControlling(reader, objRef) };
     }
 
     private static void CheckPendingCount(ImageReader reader, int count, RecordType holder)

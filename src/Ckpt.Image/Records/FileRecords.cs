@@ -19,6 +19,9 @@ public enum FileKind : uint
     DeletedFile = 15,   // CkptPS: a regular file unlinked while open ("PATH (deleted)"); an UNLINKED_FILE record and its contents follow
     UnixSocket = 20,    // CkptPS: an AF_UNIX socket; a SOCKET record (and its queue) follows its FILE record
     InetSocket = 21,    // CkptPS: an AF_INET/AF_INET6 TCP or UDP socket; a SOCKET record follows its FILE record
+    PtyMaster = 24,     // CkptPS: a pseudo-terminal master (/dev/ptmx); a TERMINAL record (first end of the pair) or an OBJREF to it follows
+    PtySlave = 25,      // CkptPS: a pseudo-terminal slave (/dev/pts/N) whose master is in the image; a TERMINAL record or an OBJREF follows
+    OutsideTerminal = 26, // CkptPS: a terminal slave whose master is outside the image (the user's terminal); nothing follows
 }
 
 /// <summary>EventfdRecord.Flags: the eventfd2(2) flags that belong to the object (EFD_CLOEXEC is the descriptor's).</summary>

@@ -17,8 +17,8 @@ public static partial class DescriptorAudit
     {
         bool handled = DescriptorKinds.All.Any(k => k.Matches(fd));
         if (!handled && AnonymousObjectName(fd.Target) is { } name) throw Refusal(fd, name);
-        // Reopening /dev/ptmx makes a new terminal: the process would lose its own, and what is on it.
-        if (IsPseudoTerminalMaster(fd.Stat)) throw Refusal(fd, "a pseudo-terminal master (terminals are not checkpointed yet)");
+        // Reopening /dev/ptmx makes a new terminal: a master is the terminal kinds' (both ends in the tree) or refused.
+        if (!handled && IsPseudoTerminalMaster(fd.Stat)) throw Refusal(fd, "a pseudo-terminal master that is not /dev/ptmx (a legacy BSD pty, or a master of another devpts)");
         if (!handled || !IsPathKind(fd)) return;
         // A deleted file is its kind's to judge (refused, or saved with its contents), unless it is
         // a message queue already unlinked with mq_unlink.
