@@ -76,6 +76,7 @@ internal static class ImageDescription
             text.AppendLine($"memory: {process.Memory.Vmas.Count} VMAs, {PagesSaved(process)} pages saved");
             foreach (VmaImage vma in process.Memory.Vmas)
                 text.AppendLine($"  {vma.Record.VmStart:x12}-{vma.Record.VmEnd:x12} {Protection(vma.Record.Protection)} {vma.Record.VmaType,-10} {vma.PagesSaved,8} pages {vma.File?.Path}");
+            if (process.Memory.Membarrier != 0) text.AppendLine($"membarrier: registered {process.Memory.Membarrier}");
             text.AppendLine($"files: {process.FileTable.Descriptors.Count} descriptors");
             foreach (FileDescriptorRecord fd in process.FileTable.Descriptors)
             {
@@ -163,6 +164,7 @@ internal static class ImageDescription
         json.WriteNumber("uid", process.Credentials.Uid);
         json.WriteNumber("gid", process.Credentials.Gid);
         json.WriteNumber("pagesSaved", PagesSaved(process));
+        if (process.Memory.Membarrier != 0) json.WriteString("membarrier", process.Memory.Membarrier.ToString());
         json.WriteStartArray("vmas");
         foreach (VmaImage vma in process.Memory.Vmas)
         {
