@@ -217,6 +217,7 @@ internal static class ImageDescription
             json.WriteEndObject();
         }
         json.WriteEndArray();
+        if (process.Signal.ControllingTerminal is { } terminal) json.WriteString("controllingTerminal", FileStateText.ControllingTerminal(terminal));
         json.WriteNumber("pendingSignals", PendingCount(process));
         json.WriteStartArray("threads");
         foreach (ThreadImage thread in process.Threads)

@@ -92,7 +92,7 @@ public static class DescriptorKinds
         new InotifyKind(), new MemfdKind(), new DeletedFileKind(), new Sockets.UnixSocketKind(), new Sockets.InetSocketKind(),
     ];
 
-    private const string Supported = "files (deleted ones too), directories, devices, pseudo-terminal pairs, memfds, pipes, eventfds, epolls, signalfds, timerfds, inotify instances, unix sockets and TCP/UDP sockets";
+    private const string Supported = "files (deleted ones too), directories, devices, memfds, pipes, eventfds, epolls, signalfds, timerfds, inotify instances, unix sockets and TCP/UDP sockets";
 
     public static IDescriptorKind ForCheckpoint(DescriptorInfo fd) =>
         All.FirstOrDefault(k => k.Matches(fd))
