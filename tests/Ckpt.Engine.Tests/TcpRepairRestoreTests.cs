@@ -110,8 +110,15 @@ public sealed class TcpRepairRestoreTests
         ServerConnection(image, connection.Server.Pid, connection.Port, connection.Sent);
         Assert.True(IsAlive(connection.Peer.Pid), "the peer saw nothing and runs on");
         RestoreTestProcesses.WaitForExit(connection.Server.Pid);
-        RestoreAfterKill(image, connection.Server.Pid);
-        RequireConversation(connection.Server.Log, connection.Peer.Log, connection.Sent, connection.Server.Pid, connection.Peer.Pid);
+        try
+        {
+            RestoreAfterKill(image, connection.Server.Pid);
+            RequireConversation(connection.Server.Log, connection.Peer.Log, connection.Sent, connection.Server.Pid, connection.Peer.Pid);
+        }
+        finally
+        {
+            if (IsAlive(connection.Server.Pid)) RestoreTestProcesses.Signal(connection.Server.Pid, 9); // restored: not ours to dispose
+        }
     }
 
     [Fact]
@@ -180,10 +187,17 @@ public sealed class TcpRepairRestoreTests
         Assert.Contains($"established TCP connection (inet tcp 127.0.0.1:{connection.Port} -> 127.0.0.1:{clientPort}", stderr);
         Assert.False(IsAlive(connection.Server.Pid), "nothing was created");
         var (trusted, stdout, trustedError) = RunCli(["restore", "--input", image, "--trust-image"]);
-        Assert.True(trusted == 0, trustedError);
-        Assert.Equal(connection.Server.Pid, int.Parse(stdout.Trim()));
-        WaitUntilBackInPause(connection.Server.Pid);
-        RequireConversation(connection.Server.Log, connection.Peer.Log, connection.Sent, connection.Server.Pid, connection.Peer.Pid);
+        try
+        {
+            Assert.True(trusted == 0, trustedError);
+            Assert.Equal(connection.Server.Pid, int.Parse(stdout.Trim()));
+            WaitUntilBackInPause(connection.Server.Pid);
+            RequireConversation(connection.Server.Log, connection.Peer.Log, connection.Sent, connection.Server.Pid, connection.Peer.Pid);
+        }
+        finally
+        {
+            if (IsAlive(connection.Server.Pid)) RestoreTestProcesses.Signal(connection.Server.Pid, 9);
+        }
     }
 
     private const string EchoServer = """
