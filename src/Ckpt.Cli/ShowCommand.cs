@@ -75,7 +75,7 @@ internal static class ImageDescription
             text.AppendLine($"credentials: uid {credentials.Uid}/{credentials.Euid} gid {credentials.Gid}/{credentials.Egid}");
             text.AppendLine($"memory: {process.Memory.Vmas.Count} VMAs, {PagesSaved(process)} pages saved");
             foreach (VmaImage vma in process.Memory.Vmas)
-                text.AppendLine($"  {vma.Record.VmStart:x12}-{vma.Record.VmEnd:x12} {Protection(vma.Record.Protection)} {vma.Record.VmaType,-10} {vma.PagesSaved,8} pages {vma.File?.Path}{SharingText(vma)}");
+                text.AppendLine($"  {vma.Record.VmStart:x12}-{vma.Record.VmEnd:x12} {Protection(vma.Record.Protection)} {vma.Record.VmaType,-10} {vma.PagesSaved,8} pages{(vma.File is null ? "" : " " + vma.File.Path)}{SharingText(vma)}");
             text.AppendLine($"files: {process.FileTable.Descriptors.Count} descriptors");
             foreach (FileDescriptorRecord fd in process.FileTable.Descriptors)
             {
