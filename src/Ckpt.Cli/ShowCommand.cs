@@ -75,7 +75,7 @@ internal static class ImageDescription
             text.AppendLine($"credentials: uid {credentials.Uid}/{credentials.Euid} gid {credentials.Gid}/{credentials.Egid}");
             text.AppendLine($"memory: {process.Memory.Vmas.Count} VMAs, {PagesSaved(process)} pages saved");
             foreach (VmaImage vma in process.Memory.Vmas)
-                text.AppendLine($"  {vma.Record.VmStart:x12}-{vma.Record.VmEnd:x12} {Protection(vma.Record.Protection)} {vma.Record.VmaType,-10} {vma.PagesSaved,8} pages {vma.File?.Path}");
+                text.AppendLine($"  {vma.Record.VmStart:x12}-{vma.Record.VmEnd:x12} {Protection(vma.Record.Protection)} {vma.Record.VmaType,-10} {vma.PagesSaved,8} pages{(vma.File is null ? "" : " " + vma.File.Path)}{SharingText(vma)}");
             if (process.Memory.Membarrier != 0) text.AppendLine($"membarrier: registered {process.Memory.Membarrier}");
             text.AppendLine($"files: {process.FileTable.Descriptors.Count} descriptors");
             foreach (FileDescriptorRecord fd in process.FileTable.Descriptors)
@@ -175,6 +175,8 @@ internal static class ImageDescription
             json.WriteString("type", vma.Record.VmaType.ToString());
             json.WriteNumber("pages", vma.PagesSaved);
             if (vma.File is { } file) json.WriteString("path", file.Path);
+            if (vma.SharedMemory is { } shared) json.WriteNumber("sharedMemory", shared.ObjRef);
+            if (vma.InheritedPages.Count > 0) json.WriteNumber("inheritedPages", vma.InheritedPages.Count);
             json.WriteEndObject();
         }
         json.WriteEndArray();
@@ -288,4 +290,9 @@ internal static class ImageDescription
     private static DateTime Created(ImageModel image) => DateTime.UnixEpoch.AddTicks(image.Header.CreatedUnixNanoseconds / 100);
 
     private static string Protection(uint p) => $"{((p & 1) != 0 ? 'r' : '-')}{((p & 2) != 0 ? 'w' : '-')}{((p & 4) != 0 ? 'x' : '-')}";
+
+    // A shared anonymous VMA's object, and pages that are its parent's (stored once, with the parent).
+    private static string SharingText(VmaImage vma) =>
+        (vma.SharedMemory is { } shared ? $" (shared memory {shared.ObjRef}: {shared.Record.SizePages} pages)" : "")
+        + (vma.InheritedPages.Count > 0 ? $" (+{vma.InheritedPages.Count} pages as the parent's)" : "");
 }

@@ -50,6 +50,9 @@ public sealed class ForkedMemoryTests
             Assert.Equal((ulong)RegionPages, parentVma.PagesSaved);
             Assert.Equal(ChildPages, (int)childVma.PagesSaved); // only the pages it rewrote
             Assert.Equal(RegionPages - ChildPages, childVma.InheritedPages.Count);
+            var (showCode, show, _) = RunCkpt(EngineTimeout, "show", image);
+            Assert.Equal(0, showCode);
+            Assert.Contains($"{ChildPages,8} pages (+{RegionPages - ChildPages} pages as the parent's)", show);
             long bytes = new FileInfo(image).Length;
             Assert.True(bytes < 300L << 20, $"the image is {bytes >> 20} MiB: the shared pages were stored twice (511 MiB before deduplication)");
 

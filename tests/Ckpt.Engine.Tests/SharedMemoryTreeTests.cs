@@ -53,6 +53,9 @@ public sealed class SharedMemoryTreeTests
             Assert.Equal(49ul, (ulong)a.Sum(s => (long)s.Vma.PagesSaved));
             Assert.Equal(1ul, (ulong)b.Sum(s => (long)s.Vma.PagesSaved));
             Assert.Contains(a, s => s.Pid != target.Pid && s.Vma.Record.VmPgoff == 16); // the child's view, 16 pages in
+            var (showCode, show, _) = RunCkpt(EngineTimeout, "show", image);
+            Assert.Equal(0, showCode);
+            Assert.Equal(2, show.Split('\n').Count(l => l.Contains("SharedAnon") && l.EndsWith($"pages (shared memory {a.Key}: 64 pages)", StringComparison.Ordinal)));
 
             Assert.Equal(target.Pid, CkptRestore(image));
             Assert.Equal(before, ProcessTreeTests.Tree(target.Pid));

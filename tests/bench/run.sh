@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole checkpoint/restore benchmark (issues 6 and 9). Not part of CI. Usage (as root, after ./build.sh):
-#   tests/bench/run.sh [runs] [all|memory|threads|restore]   default 5 runs per target, all cases
+#   tests/bench/run.sh [runs] [all|memory|threads|restore|cow]   default 5 runs per target, all cases
+#   (CKPT=/path/to/ckpt measures another engine build, e.g. main's, for a before/after comparison)
 # restore (issue 15): eager restore, lazy restore (--lazy: time until the command returns with the
 # process running, and until its page server has put every page in), the floor (populate plus read of
 # the same bytes in one process) and, when a `criu` binary is on PATH, CRIU's dump and restore
@@ -15,16 +16,20 @@
 # restore, alternating, ratio 8/1), and the freeze (stop_seconds) of 1, 8 and 64 mostly idle threads
 # with 1 MiB of memory (rotating order, 4x runs; FREEZE_RUNS overrides), then one profiled run of
 # each with the time at which every progress phase started.
+# cow (issue 10): a process that wrote 256 MiB and then forked one child that only reads it
+# (tests/bench/tree_target.c "2 256 cow": the two share every page copy-on-write) against the same
+# process alone ("1 256"): checkpoint --kill and restore wall times and image sizes, images on tmpfs,
+# medians of the runs in alternating order.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-5}
 cases=${2:-all}
-case $cases in all|memory|threads|restore) ;; *) echo "usage: $0 [runs] [all|memory|threads|restore]" >&2; exit 2 ;; esac
+case $cases in all|memory|threads|restore|cow) ;; *) echo "usage: $0 [runs] [all|memory|threads|restore|cow]" >&2; exit 2 ;; esac
 freeze_runs=${FREEZE_RUNS:-$((runs * 4))}
-ckpt=$PWD/artifacts/ckpt
+ckpt=${CKPT:-$PWD/artifacts/ckpt}
 work=$(mktemp -d /var/tmp/ckpt-bench.XXXXXX)   # a disk, not tmpfs
 tmpfs=$(mktemp -d /dev/shm/ckpt-bench.XXXXXX)
-trap 'pkill -f "$work/bench_target" 2>/dev/null || true; rm -rf "$work" "$tmpfs"' EXIT
+trap 'pkill -f "$work/bench_target" 2>/dev/null || true; pkill -f "$work/tree_target" 2>/dev/null || true; rm -rf "$work" "$tmpfs"' EXIT
 gcc -O2 -Wall -Werror -pthread -o "$work/bench_target" tests/bench/bench_target.c
 gcc -O2 -Wall -Werror -o "$work/floor" tests/bench/floor.c
 gcc -O2 -Wall -Werror -o "$work/measure" tests/bench/measure.c
@@ -262,7 +267,51 @@ if [ "$cases" = all ] || [ "$cases" = threads ]; then
   } >"$work/threads_b.md"
 fi
 
+# ---- copy-on-write after fork (issue 10) ----
+if [ "$cases" = all ] || [ "$cases" = cow ]; then
+  gcc -O2 -Wall -Werror -o "$work/tree_target" tests/bench/tree_target.c
+  cow_cycle() {  # $1: label, then tree_target arguments; appends "checkpoint_s restore_s image_bytes" to $work/cow_$1
+    local label=$1 image=$tmpfs/cow.ckpt tpid ck_s rs_s size; shift
+    : >"$work/target.log"
+    (
+      for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+      exec setsid "$work/tree_target" "$@" </dev/null >"$work/target.log" 2>&1
+    ) &
+    for _ in $(seq 1200); do grep -q READY "$work/target.log" && break; sleep 0.05; done
+    read -r _ tpid <"$work/target.log"
+    rm -f "$image"
+    read -r ck_s _ < <(measured "$ckpt" checkpoint --pid "$tpid" --output "$image" --kill)
+    size=$(stat -c %s "$image")
+    wait 2>/dev/null || true
+    for _ in $(seq 1000); do [ -e "/proc/$tpid" ] || break; sleep 0.01; done
+    read -r rs_s _ < <(measured "$ckpt" restore --input "$image")
+    [ -e "/proc/$tpid" ] || { echo "restore of the $label target failed" >&2; return 1; }
+    echo "$ck_s $rs_s $size" >>"$work/cow_$label"
+    # The restored tree is in its own session (sid = the root's pid): kill every process of it.
+    for p in $(ps -eo pid=,sid= | awk -v s="$tpid" '$2 == s {print $1}'); do kill -9 "$p" 2>/dev/null || true; done
+    for _ in $(seq 1000); do [ -e "/proc/$tpid" ] || break; sleep 0.01; done
+    rm -f "$image"
+  }
+  : >"$work/cow_forked"; : >"$work/cow_alone"
+  for i in $(seq "$runs"); do
+    if [ $((i % 2)) = 1 ]; then cow_cycle forked 2 256 cow; cow_cycle alone 1 256
+    else cow_cycle alone 1 256; cow_cycle forked 2 256 cow; fi
+  done
+  ccol() { awk "{print \$$2}" "$work/cow_$1" | median; }
+  {
+    echo "Copy-on-write after fork: 256 MiB written, then one child forked that only reads it (medians of $runs runs, alternating)"
+    echo
+    echo '| target | checkpoint --kill s | restore s | image MiB |'
+    echo '|---|---|---|---|'
+    printf '| %s | %s | %s | %s |\n' "forked: parent + child sharing 256 MiB" "$(ccol forked 1)" "$(ccol forked 2)" "$(mib "$(ccol forked 3)")"
+    printf '| %s | %s | %s | %s |\n' "the same process alone" "$(ccol alone 1)" "$(ccol alone 2)" "$(mib "$(ccol alone 3)")"
+    printf '| ratio forked/alone | %s | %s | %s |\n' "$(ratio "$(ccol forked 1)" "$(ccol alone 1)")" "$(ratio "$(ccol forked 2)" "$(ccol alone 2)")" "$(ratio "$(ccol forked 3)" "$(ccol alone 3)")"
+    echo
+  } >"$work/cow.md"
+fi
+
 if [ "$cases" = all ] || [ "$cases" = threads ]; then cat "$work/threads_a.md" "$work/threads_b.md"; fi
+if [ "$cases" = all ] || [ "$cases" = cow ]; then cat "$work/cow.md"; fi
 if [ "$cases" = all ] || [ "$cases" = restore ]; then . tests/bench/restore.sh; fi
 startup=$(for _ in $(seq 11); do measured "$ckpt" --version | cut -d' ' -f1; done | median)
 echo "ckpt startup (ckpt --version, median of 11): ${startup} s"
