@@ -1,7 +1,7 @@
 # Issue 15: restore latency and completion, eager and lazy, against the floor and CRIU. Sourced by
 # run.sh (uses its start_target, end_target, measured, median, ratio, $ckpt, $work, $tmpfs, $runs).
 criu=$(command -v criu || true)
-sizes="64 256 1024"
+sizes=${BENCH_SIZES:-"64 256 1024"}   # BENCH_SIZES="1 1024": the lazy return of a 1 MiB process is the fixed cost
 [ "${BENCH_4G:-0}" = 1 ] && sizes="$sizes 4096"
 seconds_since() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN { printf "%.6f", e - s }'; }
 
@@ -83,6 +83,7 @@ for size in $sizes; do
   printf '| %s | %.3f | %.3f | %s | %.3f | %s | %.4f | %.3f | %.3f | %.3f |\n' "$size" "$(rcol 1)" "$(rcol 2)" \
     "$(ratio "$(rcol 2)" "$(rcol 1)")" "$(rcol 5)" "$(ratio "$(rcol 2)" "$(rcol 5)")" "$(rcol 3)" "$(rcol 4)" \
     "$(rcol 6)" "$(rcol 7)" >>"$work/restore15.md"
+  [ "${BENCH_TOUCH:-1}" = 1 ] || continue   # BENCH_TOUCH=0: the restore table only
   start_target "$size"
   image=$tmpfs/t.ckpt; rm -f "$image"
   "$ckpt" checkpoint --pid "$pid" --output "$image" --kill >/dev/null

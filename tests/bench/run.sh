@@ -8,6 +8,8 @@
 # (images on tmpfs), for 64 MiB, 256 MiB and 1 GiB of dirty anonymous memory (BENCH_4G=1 adds 4 GiB),
 # alternating the order of the restores from run to run; then the time a restored process takes to
 # touch 1%, 10% and 100% of its pages right after a lazy and after an eager restore.
+# BENCH_SIZES overrides the sizes in MiB ("1 1024": the lazy return of a tiny process, its fixed cost,
+# beside a 1 GiB one); BENCH_TOUCH=0 leaves out the touch table.
 # memory (issue 6): for each target it measures, in the same run and on the same pages, ckpt against
 # the floor (process_vm_readv + write for a checkpoint, process_vm_readv into memory for the frozen
 # time of --deferred-write, read into a fresh mapping for a restore) and prints medians and ratios as
