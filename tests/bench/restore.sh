@@ -14,7 +14,8 @@ lazy_restore() {
   exec 9>&-
   returned=$(seconds_since "$start")
   server=$(grep -o '"page_server_pid":[0-9]*' "$work/progress" | cut -d: -f2)
-  while [ -e "/proc/$server" ]; do sleep 0.002; done
+  # Until it has exited: a zombie counts as exited (nobody here reaps it: PID 1 does, sometimes seconds later).
+  while [ -e "/proc/$server" ] && [ "$(cut -d' ' -f3 "/proc/$server/stat" 2>/dev/null)" != Z ]; do sleep 0.002; done
   echo "$returned $(seconds_since "$start")"
 }
 
