@@ -67,7 +67,8 @@ public sealed class PipeTreeTests
             WaitForLines(lines, 10);
             before = Pids(target.Pid);
             int seq = before.Single(p => File.ReadAllText($"/proc/{p}/comm").Trim() == "seq");
-            int loop = before.Single(p => p != target.Pid && File.ReadAllText($"/proc/{p}/comm").Trim() == "bash");
+            // The loop is the shell's bash child; it forks a bash of its own for each sleep, briefly, before the exec.
+            int loop = before.Single(p => p != target.Pid && File.ReadAllText($"/proc/{p}/comm").Trim() == "bash" && ParentOf(p) == target.Pid);
             string image = TempPath("pipeline.img");
             CkptCheckpoint(target.Pid, image, kill: true);
             RestoreTestProcesses.WaitForExit(target.Pid);
@@ -121,5 +122,12 @@ public sealed class PipeTreeTests
             Thread.Sleep(10);
         }
         Assert.Fail($"{path} never reached {count} lines");
+    }
+
+    // The ppid field of /proc/PID/stat (after the command name, which may hold spaces and parentheses).
+    private static int ParentOf(int pid)
+    {
+        string stat = File.ReadAllText($"/proc/{pid}/stat");
+        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1]);
     }
 }
