@@ -19,6 +19,7 @@ public enum FileKind : uint
     DeletedFile = 15,   // CkptPS: a regular file unlinked while open ("PATH (deleted)"); an UNLINKED_FILE record and its contents follow
     UnixSocket = 20,    // CkptPS: an AF_UNIX socket; a SOCKET record (and its queue) follows its FILE record
     InetSocket = 21,    // CkptPS: an AF_INET/AF_INET6 TCP or UDP socket; a SOCKET record follows its FILE record
+    Fifo = 30,          // CkptPS: one open end of a named pipe (the FILE's path is the FIFO's); a PIPE_BUF record of its FIFO object (its first end) or an OBJREF {Fifo} follows
 }
 
 /// <summary>EventfdRecord.Flags: the eventfd2(2) flags that belong to the object (EFD_CLOEXEC is the descriptor's).</summary>
