@@ -24,7 +24,7 @@ public sealed class LeaderHelperTests
 
     private static void PassAfterSignal(Target target, int daemon)
     {
-        RestoreTestProcesses.Signal(daemon, SIGUSR1);
+        RestoreTestProcesses.Signal(daemon, CheckpointTestSupport.SIGUSR1);
         RestoreTestProcesses.WaitForLine(target.Log, "PASS", 10);
         Assert.DoesNotContain("FAIL", File.ReadAllText(target.Log));
     }
