@@ -187,10 +187,8 @@ Describe 'Checkpoint-Process' {
             Should -Throw -ErrorId 'ProcessNotFound,CkptPS.Cmdlets.CheckpointProcessCommand'
     }
 
-    It 'reports a process the engine refuses (a FIFO descriptor) as InvalidOperation and leaves it running' {
-        $fifo = Join-Path $TestDrive 'fifo'
-        mkfifo $fifo
-        $refused = Start-Target -Command "exec 5<>$fifo; exec sleep 1000"
+    It 'reports a process the engine refuses (a pseudo-terminal master) as InvalidOperation and leaves it running' {
+        $refused = Start-Target -Command "exec 5<>/dev/ptmx; exec sleep 1000"
         try {
             Checkpoint-Process -Id $refused -Path $Image -ErrorVariable failures -ErrorAction SilentlyContinue
             $failures.Count | Should -Be 1

@@ -306,9 +306,7 @@ Describe 'Move-CkptProcess.ps1' {
     }
 
     It 'leaves the process alone when it cannot be checkpointed' {
-        $fifo = Join-Path $TestDrive 'fifo'
-        mkfifo $fifo
-        $refused = Start-Target -Command "exec 5<>$fifo; exec sleep 1000"
+        $refused = Start-Target -Command "exec 5<>/dev/ptmx; exec sleep 1000"
         try {
             $run = Invoke-Visible { & $Move -Id $refused -CommandLine "'$Engine' restore --input -" -Confirm:$false }
             $run.Output | Should -BeNullOrEmpty

@@ -90,9 +90,10 @@ public static class DescriptorKinds
         new Terminals.PtyMasterKind(), new Terminals.PtySlaveKind(), new Terminals.OutsideTerminalKind(), // before PathFileKind: terminals are character devices
         new PathFileKind(), new EventfdKind(), new PipeKind(), new EpollKind(), new SignalfdKind(), new TimerfdKind(),
         new InotifyKind(), new MemfdKind(), new DeletedFileKind(), new Sockets.UnixSocketKind(), new Sockets.InetSocketKind(),
+        new FifoKind(),
     ];
 
-    private const string Supported = "files (deleted ones too), directories, devices, memfds, pipes, eventfds, epolls, signalfds, timerfds, inotify instances, unix sockets and TCP/UDP sockets";
+    private const string Supported = "files (deleted ones too), directories, devices, memfds, pipes, named pipes (FIFOs), eventfds, epolls, signalfds, timerfds, inotify instances, unix sockets and TCP/UDP sockets";
 
     public static IDescriptorKind ForCheckpoint(DescriptorInfo fd) =>
         All.FirstOrDefault(k => k.Matches(fd))

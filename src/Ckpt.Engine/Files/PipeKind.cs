@@ -37,6 +37,8 @@ public sealed partial class PipeKind : IDescriptorKind
 
     public bool Matches(DescriptorInfo fd) => fd.StatKind == FileKind.Pipe && fd.Target.StartsWith("pipe:[", StringComparison.Ordinal);
 
+    internal const int F_SETPIPE_SIZE = F_SETPIPE_SZ;
+
     // ---- checkpoint ----
 
     public IInspectedFile Inspect(DescriptorInfo fd, int objRef)
@@ -77,7 +79,7 @@ public sealed partial class PipeKind : IDescriptorKind
     }
 
     /// <summary>The pipe's size and the bytes in it, left where they are (tee, not read).</summary>
-    private static unsafe (uint Size, byte[] Data) CopyBufferedBytes(DescriptorInfo fd)
+    internal static unsafe (uint Size, byte[] Data) CopyBufferedBytes(DescriptorInfo fd)
     {
         string path = $"/proc/{fd.Pid}/fd/{fd.Fd}";
         int source = Native.open(path, (int)(O_NONBLOCK | O_CLOEXEC), 0); // O_RDONLY: one more reader, as long as we hold it
@@ -175,7 +177,7 @@ public sealed partial class PipeKind : IDescriptorKind
             scratch.PutString(path), (file.Record.OpenFlags & O_ACCMODE) | O_NONBLOCK, 0);
     }
 
-    private static void Refill(SyscallInjector syscalls, ScratchArea scratch, ulong writeEnd, byte[] data, int fd)
+    internal static void Refill(SyscallInjector syscalls, ScratchArea scratch, ulong writeEnd, byte[] data, int fd)
     {
         for (int done = 0; done < data.Length;)
         {

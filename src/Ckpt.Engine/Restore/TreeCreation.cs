@@ -24,10 +24,11 @@ namespace Ckpt.Engine.Restore;
 /// 4. zombies: each (made in step 2 like the others, but never exec'ed) exits with its recorded
 ///    status; the engine collects the exit as tracer, which hands the zombie to its parent, and
 ///    the SIGCHLD this queued for the parent is discarded (the image has the parent's real queue).
-/// A session or group whose leader is not in the image is refused before anything is created
-/// (<see cref="Validate"/>), except the root's own when the root did not lead it: the tree then
-/// joins the session and group the restore runs in. (CRIU and linux-cr create a helper process with
-/// the leader's pid that makes the session or group and exits; not done here.)
+/// The root's own session and group, when their leaders are gone and their pids are free, are made by
+/// helper processes with those pids that fork the root and then exit (<see cref="LeaderHelpers"/>); when
+/// a leader's pid is in use the root joins the session and group the restore runs in. Any other process
+/// in a session or group whose leader is not in the image is refused before anything is created
+/// (<see cref="Validate"/>).
 /// </summary>
 public static unsafe class TreeCreation
 {
@@ -47,11 +48,11 @@ public static unsafe class TreeCreation
             if (zombies.Contains(parent.Pid))
                 throw new RestoreRefusedException($"process {task.Pid}'s parent {parent.Pid} is a zombie, which has no children");
             if (task.Sid != task.Pid && task.Sid != parent.Sid)
-                throw new RestoreRefusedException($"process {task.Pid} is in session {task.Sid}, which is neither its own nor its parent {parent.Pid}'s ({parent.Sid}): a session whose leader is gone needs a helper process, which this restore does not create");
+                throw new RestoreRefusedException($"process {task.Pid} is in session {task.Sid}, which is neither its own nor its parent {parent.Pid}'s ({parent.Sid}): a session whose leader is gone is restored for the root process only");
             bool rootsForeignGroup = task.Pgid == root.Pgid && root.Pgid != root.Pid && task.Sid == root.Sid;
             bool leaderInImage = tasks.TryGetValue(task.Pgid, out TaskIdsRecord leader) && leader.Pgid == leader.Pid && leader.Sid == task.Sid;
             if (task.Pgid != task.Pid && !leaderInImage && !rootsForeignGroup)
-                throw new RestoreRefusedException($"process {task.Pid} is in process group {task.Pgid}, whose leader is not in the image (in session {task.Sid}): a group whose leader is gone needs a helper process, which this restore does not create");
+                throw new RestoreRefusedException($"process {task.Pid} is in process group {task.Pgid}, whose leader is not in the image (in session {task.Sid}): a group whose leader is gone is restored for the root process only");
         }
     }
 
@@ -66,15 +67,31 @@ public static unsafe class TreeCreation
         // an unprivileged engine must (the task cannot change its exe link), and UnprivilegedMode.CheckCreated
         // then refuses a program whose exec changed the credentials.
         string ProgramFor(ProcessImage image) => Caller.Current.IsRoot ? neutral.Path : image.ExePath;
-        ProcessCreation.CreateStoppedAtExec(rootImage.Pid, ProgramFor(rootImage), reparentToCaller);
-        var rootTracee = Tracee.Adopt(rootImage.Pid);
-        tree.Created(rootTracee);
-        RestoreContext root = tree.AddProcess(rootImage, SyscallInjector.AtExecStop(rootTracee));
+        // The root's session and group, when their leaders are gone, are made by helpers that fork it.
+        var helpers = LeaderHelpers.Create(tree, LeaderHelpers.For(plan), ProgramFor(rootImage), reparentToCaller);
+        SyscallInjector rootLeader;
+        if (helpers.Count == 0)
+        {
+            ProcessCreation.CreateStoppedAtExec(rootImage.Pid, ProgramFor(rootImage), reparentToCaller);
+            var rootTracee = Tracee.Adopt(rootImage.Pid);
+            tree.Created(rootTracee);
+            rootLeader = SyscallInjector.AtExecStop(rootTracee);
+        }
+        else
+        {
+            var (helper, helperScratch) = helpers[^1];
+            tree.Step = $"process {rootImage.Pid}: create (forked by helper {helper.Pid})";
+            SyscallInjector forked = Fork(tree, helper, helperScratch, rootImage.Pid);
+            tree.Step = $"process {rootImage.Pid}: execve of the neutral program";
+            rootLeader = Exec(forked, helperScratch.Address, ProgramFor(rootImage));
+        }
+        RestoreContext root = tree.AddProcess(rootImage, rootLeader);
         if (rootImage.Task.Sid == rootImage.Pid) root.Leader.Call("setsid (the root led its session)", SYS_setsid);
         ParentLinks.SetChildSubreaper(root.Leader, rootImage);
         tree.Step = $"process {rootImage.Pid}: pseudo-terminal pairs";
         tree.Terminals.CreatePairs(root);
         tree.Terminals.AcquireControllingTerminal(root.Leader, rootImage.Pid);
+        LeaderHelpers.ExitAll(tree, helpers);
 
         var made = new Dictionary<int, SyscallInjector> { [rootImage.Pid] = root.Leader };
         var zombies = new List<(ZombieImage Zombie, SyscallInjector Injector, RestoreContext Parent)>();
@@ -114,20 +131,21 @@ public static unsafe class TreeCreation
 
     // An injected clone3 in the parent: a copy of the parent as it is now (a fresh program with the
     // engine's scratch area), stopped by PTRACE_O_TRACEFORK before its first instruction.
-    private static SyscallInjector Fork(TreeRestoreContext tree, RestoreContext parent, int pid)
+    private static SyscallInjector Fork(TreeRestoreContext tree, RestoreContext parent, int pid) => Fork(tree, parent.Leader, parent.Scratch, pid);
+
+    internal static SyscallInjector Fork(TreeRestoreContext tree, SyscallInjector parent, ScratchArea scratch, int pid)
     {
-        ScratchArea scratch = parent.Scratch;
         scratch.Reset();
         var arguments = new CloneArgs { ExitSignal = SIGCHLD, SetTid = scratch.PutStruct(pid), SetTidSize = 1 };
-        long result = parent.Leader.CallRaw(SYS_clone3, scratch.PutStruct(arguments), (ulong)sizeof(CloneArgs));
+        long result = parent.CallRaw(SYS_clone3, scratch.PutStruct(arguments), (ulong)sizeof(CloneArgs));
         if (result == -Errno.EEXIST) throw new PidInUseException(pid, ProcessNames.CommOf(pid));
-        if (result < 0) throw new SyscallException($"clone3(set_tid {pid})", (int)-result, parent.Plan.Pid, "injected into the restored parent");
+        if (result < 0) throw new SyscallException($"clone3(set_tid {pid})", (int)-result, parent.Pid, "injected into the restored parent");
         var tracee = Tracee.Adopt((int)result);
         tree.Created(tracee);
         int status = tracee.WaitForStop($"creation of process {pid}");
         if (WaitStatus.PtraceEvent(status) != PTRACE_EVENT_STOP)
             throw new InvalidOperationException($"new process {pid} {WaitStatus.Describe(status)} instead of its first ptrace stop");
-        return SyscallInjector.ForNewThread(tracee, parent.Leader.SyscallAddress);
+        return SyscallInjector.ForNewThread(tracee, parent.SyscallAddress);
     }
 
     // execve injected into the new child (its arguments in its copy of the parent's scratch area):
@@ -179,7 +197,7 @@ public static unsafe class TreeCreation
     // A zombie-to-be exits with its recorded status: exit_group for an exit code; for a signal, the
     // signal sent with every signal unblocked (exec has not run: its actions are the defaults) and
     // passed on at its delivery stop. The tracer's wait then hands it to its parent as a zombie.
-    private static void Exit(SyscallInjector zombie, int exitStatus)
+    internal static void Exit(SyscallInjector zombie, int exitStatus)
     {
         Tracee tracee = zombie.Tracee;
         int signal = exitStatus & 0x7f;

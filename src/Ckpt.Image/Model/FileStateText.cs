@@ -17,6 +17,8 @@ public static class FileStateText
             return $"count {eventfd.Count}{(eventfd.Flags.HasFlag(EventfdFlags.Semaphore) ? ", semaphore" : "")}";
         if (file.Pipe is { } pipe)
             return $"{(((file.Record.OpenFlags & 3) == 0) ? "read" : "write")} end, pipe of {pipe.Record.PipeSize} bytes, {pipe.Data.Length} buffered";
+        if (file.Fifo is { } fifo)
+            return $"{((file.Record.OpenFlags & 3) switch { 0 => "read", 1 => "write", _ => "read-write" })} end, FIFO of {fifo.Record.PipeSize} bytes, {fifo.Data.Length} buffered";
         if (file.Epoll is { } epoll)
             return epoll.Items.Count == 0 ? "watches nothing"
                 : "watches " + string.Join(", ", epoll.Items.Select(i => $"fd {i.Fd} (events 0x{i.Events:x}, data 0x{i.Data:x})"));

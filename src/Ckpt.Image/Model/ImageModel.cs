@@ -88,6 +88,9 @@ public sealed record FileImage(FileRecord Record, string Path, EventfdRecord? Ev
 {
     /// <summary>A pipe end's pipe: the same instance for every end of one pipe.</summary>
     public PipeImage? Pipe { get; init; }
+
+    /// <summary>For <see cref="FileKind.Fifo"/>: the named pipe's size and buffered bytes, the same instance for every end.</summary>
+    public PipeImage? Fifo { get; init; }
     public EpollImage? Epoll { get; init; }
     public SignalfdRecord? Signalfd { get; init; }
     public TimerfdRecord? Timerfd { get; init; }

@@ -14,7 +14,8 @@ public static partial class ImageModelReader
 
     private static FileImage ReadEventLoopState(ImageReader reader, FileImage file, ObjectTable objects) => file.Record.Kind switch
     {
-        FileKind.Pipe => file with { Pipe = ReadPipeOfEnd(reader, file.Record, objects) },
+        FileKind.Pipe => file with { Pipe = ReadPipeOfEnd(reader, file.Record, objects, ObjectType.Pipe) },
+        FileKind.Fifo => file with { Fifo = ReadPipeOfEnd(reader, RequireFifoPath(reader, file), objects, ObjectType.Fifo) },
         FileKind.Epoll => file with { Epoll = ReadEpoll(reader, file.Record) },
         FileKind.Signalfd => file with { Signalfd = ReadSignalfd(reader, file.Record) },
         FileKind.Timerfd => file with { Timerfd = ReadTimerfd(reader, file.Record) },
@@ -32,16 +33,19 @@ public static partial class ImageModelReader
 
     // ---- pipes ----
 
-    private static PipeImage ReadPipeOfEnd(ImageReader reader, FileRecord file, ObjectTable objects)
+    // A pipe's or a FIFO's end: the PIPE_BUF of its pipe (ObjectType.Pipe) or named pipe (ObjectType.Fifo) on
+    // first use, an OBJREF to it later. A FIFO end may be opened for reading and writing, a pipe end not.
+    private static PipeImage ReadPipeOfEnd(ImageReader reader, FileRecord file, ObjectTable objects, ObjectType type)
     {
-        if ((file.OpenFlags & O_ACCMODE) > O_WRONLY)
-            throw Error(reader, RecordType.File, $"pipe end objref {file.ObjRef} has access mode {file.OpenFlags & O_ACCMODE}: a pipe end reads or writes");
+        string what = type == ObjectType.Fifo ? "FIFO" : "pipe";
+        if ((file.OpenFlags & O_ACCMODE) > (type == ObjectType.Fifo ? O_RDWR : O_WRONLY))
+            throw Error(reader, RecordType.File, $"{what} end objref {file.ObjRef} has access mode {file.OpenFlags & O_ACCMODE}: a {what} end reads{(type == ObjectType.Fifo ? ", writes or both" : " or writes")}");
         reader.ThrowIfFailedCheckpoint();
         if (reader.PeekType() == RecordType.Objref)
         {
             var reference = Next<ObjrefRecord>(reader);
-            if (reference.ObjectType != ObjectType.Pipe || !objects.TryGet(reference.ObjRef, out var known) || known.Type != ObjectType.Pipe)
-                throw Error(reader, RecordType.Objref, $"pipe end objref {file.ObjRef} refers to {reference.ObjectType} {reference.ObjRef}, which is no pipe defined earlier");
+            if (reference.ObjectType != type || !objects.TryGet(reference.ObjRef, out var known) || known.Type != type)
+                throw Error(reader, RecordType.Objref, $"{what} end objref {file.ObjRef} refers to {reference.ObjectType} {reference.ObjRef}, which is no {what} defined earlier");
             return (PipeImage)known.Value;
         }
         var pipe = NextStateRecord<PipeBufferRecord>(reader, file, RecordType.PipeBuffer);
@@ -51,9 +55,17 @@ public static partial class ImageModelReader
         if (pipe.DataLength > pipe.PipeSize)
             throw Error(reader, RecordType.PipeBuffer, $"pipe objref {pipe.PipeObjRef} holds {pipe.DataLength} bytes, more than its size {pipe.PipeSize}");
         var image = new PipeImage(pipe, reader.ReadTrailingBytes(), offset);
-        objects.Define(reader, ObjectType.Pipe, pipe.PipeObjRef, image, offset, RecordType.PipeBuffer);
+        objects.Define(reader, type, pipe.PipeObjRef, image, offset, RecordType.PipeBuffer);
         return image;
     }
+
+    private const uint O_RDWR = 2;
+
+    // The path a FIFO end is reopened by: absolute, as /proc/PID/fd gives it.
+    private static FileRecord RequireFifoPath(ImageReader reader, FileImage file) =>
+        file.Path.StartsWith('/') && !file.Path.EndsWith(" (deleted)", StringComparison.Ordinal) && !file.Path.Contains('\0')
+            ? file.Record
+            : throw Error(reader, RecordType.File, $"FIFO end objref {file.Record.ObjRef} has path '{file.Path}': a FIFO is reopened by an absolute path");
 
     // ---- epoll ----
 

@@ -65,6 +65,7 @@ public enum ObjectType : uint
     FileTable = 5,       // the descriptor table (files_struct)
     SignalHandlers = 6,  // the handler table (sighand_struct)
     Signal = 7,          // process-wide signal state: limits, itimers, shared queue (signal_struct)
+    Fifo = 8,            // CkptPS: a named pipe's buffer, shared by its open ends (a PIPE_BUF record)
     Terminal = 20,       // CkptPS: a pseudo-terminal pair, shared by its master and slave ends
 }
 
