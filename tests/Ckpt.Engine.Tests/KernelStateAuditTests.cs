@@ -5,7 +5,7 @@ using static Ckpt.Engine.Tests.CheckpointTestSupport;
 namespace Ckpt.Engine.Tests;
 
 /// <summary>
-/// "Nothing lost silently" (Checkpoint/Audit, docs/ARCHITECTURE.md "Kernel state: saved or refused"): a
+/// "Nothing lost silently" (Checkpoint/Audit, docs/KERNEL-STATE.md): a
 /// target holding kernel state the image cannot describe is refused with a message naming the item and
 /// the pid, and is untouched afterwards: same mappings and signal state, not stopped, not traced, and it
 /// passes its own check of its memory and object (ckpt_refusals). State visible in /proc is refused

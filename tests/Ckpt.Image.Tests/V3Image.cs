@@ -7,7 +7,7 @@ namespace Ckpt.Image.Tests;
 
 /// <summary>
 /// Writes a valid format-3 image of one process with <see cref="Threads"/> tasks (the leader
-/// <see cref="LeaderPid"/> and threads LeaderPid+1 ...), in the order docs/ARCHITECTURE.md fixes:
+/// <see cref="LeaderPid"/> and threads LeaderPid+1 ...), in the order docs/FORMAT.md fixes:
 /// three VMAs with page chunks (a private file mapping, anonymous memory in two chunks, a shared
 /// file mapping whose file a descriptor also uses), three descriptors, 64 handlers, a signal
 /// state with two process-wide pending signals, per-thread pending signals (task i has i % 3) and

@@ -31,7 +31,7 @@ public sealed record CheckpointResult(int Pid, long Bytes, TimeSpan Frozen, Time
 /// <summary>
 /// checkpoint = audit (KernelStateAudit: state the image cannot hold is refused before the target is even
 /// seized) -> freeze (seize + interrupt) -> inspect and refuse early (the audit again on the frozen state, children,
-/// unshared threads, fds, mappings) -> read the injected state (with read-only probes that may still refuse) -> write the image in docs/ARCHITECTURE.md order ->
+/// unshared threads, fds, mappings) -> read the injected state (with read-only probes that may still refuse) -> write the image in docs/FORMAT.md order ->
 /// resume (every thread continued, the interrupted calls re-entered; the kernel detaches them when the tracer
 /// thread exits), then tail and flush; with Kill: tail, flush, then SIGKILL. On any failure the image gets an ERROR
 /// record (when the stream still takes one) and the process is detached and runs on untouched.
@@ -191,7 +191,7 @@ public static class Checkpointer
     }
 
     // Everything but the tail: once this returns, nothing more is read from any process.
-    // Order (docs/ARCHITECTURE.md): header, tree and task table, then one section per task, each
+    // Order (docs/FORMAT.md): header, tree and task table, then one section per task, each
     // using the process-wide objects through the object table (written by the first task that uses
     // them, referred to by objref from the others). Every process is inspected, and refused if it
     // must be, before the first record is written.

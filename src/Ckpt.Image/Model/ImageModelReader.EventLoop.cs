@@ -5,7 +5,7 @@ namespace Ckpt.Image.Model;
 
 /// <summary>
 /// The records that follow the FILE record of a pipe end, an epoll, a signalfd or a timerfd
-/// (docs/ARCHITECTURE.md, "Image order"), and the checks that span a whole descriptor table: every
+/// (docs/FORMAT.md, "Image order"), and the checks that span a whole descriptor table: every
 /// pipe has a read end and a write end, every fd an epoll watches is in the table.
 /// </summary>
 public static partial class ImageModelReader

@@ -5,7 +5,7 @@ namespace Ckpt.Image.Model;
 
 /// <summary>
 /// Reads a whole image into an <see cref="ImageModel"/>: the only code that knows the record order
-/// (docs/ARCHITECTURE.md, "Image order"). Page contents are skipped (seeked over when the reader
+/// (docs/FORMAT.md, "Image order"). Page contents are skipped (seeked over when the reader
 /// does not verify the checksum). Every count, range, objref and task id is checked before it is
 /// trusted; a problem is an <see cref="ImageFormatException"/> naming the record and its offset,
 /// an image of a failed checkpoint a <see cref="FailedCheckpointException"/>.

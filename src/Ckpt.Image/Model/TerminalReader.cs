@@ -16,7 +16,7 @@ public sealed record ControllingTerminalImage(ControllingTerminalRecord Record, 
 }
 
 /// <summary>
-/// The terminal records (docs/ARCHITECTURE.md, "Image order"): the TERMINAL record (or OBJREF to it)
+/// The terminal records (docs/FORMAT.md, "Image order"): the TERMINAL record (or OBJREF to it)
 /// after a PtyMaster or PtySlave FILE, the optional CONTROLLING_TERMINAL after a SIGNAL record's
 /// timers, and the checks that span the tree: each pair has exactly one master file object, every
 /// controlling terminal names a pair of the image (or none, outside), the processes of a session

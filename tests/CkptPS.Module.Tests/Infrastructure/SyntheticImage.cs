@@ -5,7 +5,7 @@ using Ckpt.Image.Records;
 namespace CkptPS.Module.Tests.Infrastructure;
 
 /// <summary>
-/// Writes a complete image of one process with ImageWriter, in the v3 order docs/ARCHITECTURE.md
+/// Writes a complete image of one process with ImageWriter, in the v3 order docs/FORMAT.md
 /// fixes (and Checkpointer.WriteImage writes), with known contents: Get-CkptImage's output can then
 /// be checked field by field. (Images of real processes come from the engine in EndToEndTests.)
 /// With several threads, the leader's section holds the shared objects and every other thread's

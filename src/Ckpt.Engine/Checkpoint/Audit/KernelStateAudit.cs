@@ -4,7 +4,7 @@ using Ckpt.Engine.Linux;
 namespace Ckpt.Engine.Checkpoint.Audit;
 
 /// <summary>
-/// "Nothing lost silently" (docs/ARCHITECTURE.md, "Kernel state: saved or refused"): everything /proc
+/// "Nothing lost silently" (docs/KERNEL-STATE.md): everything /proc
 /// and the kernel expose about a process, its threads and its descriptors is either saved by the engine
 /// or refused here with a <see cref="CheckpointRefusedException"/> naming the pid, the item and where it
 /// was seen. <see cref="BeforeFreeze"/> runs before the target is seized, so a refused target never
