@@ -30,6 +30,10 @@ public static class LeaderHelpers
         var inImage = plan.Image.TaskTable.Select(t => t.Pid).ToHashSet();
         bool Free(int pid) => pid > 0 && !inImage.Contains(pid) && !Directory.Exists($"/proc/{pid}");
         var helpers = new List<(int, bool)>();
+        // A root whose controlling terminal was the user's joins the session and group the restore runs
+        // in (--shell-terminal, TerminalsRestore): a helper's session would leave it without a terminal,
+        // a helper's group outside the terminal's foreground group.
+        if (plan.Processes[0].Signal.ControllingTerminal is { Outside: true }) return [];
         bool session = root.Sid != root.Pid && Free(root.Sid);
         if (session) helpers.Add((root.Sid, true));
         if (root.Pgid != root.Pid && !(session && root.Pgid == root.Sid) && Free(root.Pgid))
