@@ -200,6 +200,30 @@ public sealed class TcpRepairRestoreTests
         }
     }
 
+    private const string ShutDownReader = """
+        import socket, time
+        l = socket.socket(socket.AF_INET6); l.bind(("::1", 0)); l.listen(1)
+        c = socket.create_connection(("::1", l.getsockname()[1])); a, _ = l.accept()
+        a.shutdown(socket.SHUT_RD)
+        print("READY", flush=True)
+        time.sleep(600)
+        """;
+
+    /// <summary>SHUT_RD leaves a connection ESTABLISHED (TCP_INFO cannot tell): inet_diag does, and it is refused, not lost.</summary>
+    [Fact]
+    public void A_connection_shut_down_for_reading_is_refused_by_name_and_the_process_runs_on()
+    {
+        string script = TempPath("shut_rd.py");
+        File.WriteAllText(script, ShutDownReader);
+        using var target = StartProgram("/usr/bin/python3", script);
+        RestoreTestProcesses.WaitForLine(target.Log, "READY", 30);
+        var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", TempPath("shut-rd.img"), "--kill", "--tcp-established"]);
+        Assert.Equal(6, code);
+        Assert.Contains("shut down for reading", stderr);
+        Assert.True(IsAlive(target.Pid), "the refused checkpoint killed the process");
+        Assert.False(File.Exists(TempPath("shut-rd.img")));
+    }
+
     private const string EchoServer = """
         import socket
         l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("127.0.0.1", 0)); l.listen(5)
