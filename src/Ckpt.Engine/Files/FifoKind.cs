@@ -50,7 +50,7 @@ public sealed class FifoKind : IDescriptorKind
         ObjectTable objects = fd.Objects ?? throw new InvalidOperationException("a FIFO end needs the checkpoint's object table");
         int fifoRef = objects.RefOf(ObjectType.Fifo, Identity(fd.Stat));
         var buffer = new PipeBufferRecord { PipeObjRef = fifoRef, PipeSize = size, DataLength = (uint)data.Length };
-        return new Inspected(OpenFileRecords.Record(objRef, FileKind.Fifo, fd.Stat, fd.Target, fd.FdInfo.Flags, 0), fd.Target, buffer, data, objects);
+        return new PipeKind.InspectedEnd(OpenFileRecords.Record(objRef, FileKind.Fifo, fd.Stat, fd.Target, fd.FdInfo.Flags, 0), fd.Target, ObjectType.Fifo, buffer, data, objects);
     }
 
     // One key per FIFO, apart from pipefs inodes (another object type) and from FIFOs of other devices.
@@ -77,17 +77,6 @@ public sealed class FifoKind : IDescriptorKind
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // gone meanwhile, or not ours to see
         return false;
-    }
-
-    private sealed record Inspected(FileRecord File, string Path, PipeBufferRecord Buffer, byte[] Data, ObjectTable Objects) : IInspectedFile
-    {
-        public void Write(ImageWriter writer)
-        {
-            writer.Write(File, Encoding.UTF8.GetBytes(Path));
-            PipeBufferRecord buffer = Buffer;
-            byte[] data = Data;
-            Objects.WriteUse(writer, ObjectType.Fifo, Buffer.PipeObjRef, () => writer.Write(buffer, data));
-        }
     }
 
     // ---- restore ----

@@ -58,7 +58,7 @@ public sealed partial class PipeKind : IDescriptorKind
         ObjectTable objects = fd.Objects ?? throw new InvalidOperationException("a pipe end needs the checkpoint's object table");
         int pipeRef = objects.RefOf(ObjectType.Pipe, (long)fd.Stat.Inode);
         var pipe = new PipeBufferRecord { PipeObjRef = pipeRef, PipeSize = size, DataLength = (uint)data.Length };
-        return new Inspected(OpenFileRecords.Record(objRef, FileKind.Pipe, fd.Stat, fd.Target, fd.FdInfo.Flags, 0), fd.Target, pipe, data, objects);
+        return new InspectedEnd(OpenFileRecords.Record(objRef, FileKind.Pipe, fd.Stat, fd.Target, fd.FdInfo.Flags, 0), fd.Target, ObjectType.Pipe, pipe, data, objects);
     }
 
     private static List<(int Fd, uint Flags)> EndsIn(int pid, string target)
@@ -127,14 +127,18 @@ public sealed partial class PipeKind : IDescriptorKind
         }
     }
 
-    private sealed record Inspected(FileRecord File, string Path, PipeBufferRecord Pipe, byte[] Data, ObjectTable Objects) : IInspectedFile
+    /// <summary>
+    /// One end of a pipe or FIFO: its FILE record, then the buffer object (PIPE_BUF with the bytes in
+    /// flight) on its first use, an OBJREF to it on later ones (<paramref name="BufferType"/>: Pipe or Fifo).
+    /// </summary>
+    internal sealed record InspectedEnd(FileRecord File, string Path, ObjectType BufferType, PipeBufferRecord Buffer, byte[] Data, ObjectTable Objects) : IInspectedFile
     {
         public void Write(ImageWriter writer)
         {
             writer.Write(File, Encoding.UTF8.GetBytes(Path));
-            PipeBufferRecord pipe = Pipe;
+            PipeBufferRecord buffer = Buffer;
             byte[] data = Data;
-            Objects.WriteUse(writer, ObjectType.Pipe, Pipe.PipeObjRef, () => writer.Write(pipe, data));
+            Objects.WriteUse(writer, BufferType, Buffer.PipeObjRef, () => writer.Write(buffer, data));
         }
     }
 
