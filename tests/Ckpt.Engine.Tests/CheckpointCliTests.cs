@@ -168,4 +168,28 @@ public class CheckpointCliTests
         Assert.True(code == 0, stderr);
         RestoreAndRequirePass(target, image);
     }
+
+    /// <summary>
+    /// A program run from /dev/shm (tmpfs) maps a regular file under /dev: an ordinary file mapping,
+    /// not a device mapping (the audit once refused every mapped name under /dev/).
+    /// </summary>
+    [Fact]
+    public void A_program_on_dev_shm_is_a_file_mapping_not_a_device()
+    {
+        string program = $"/dev/shm/ckpt-test-{Environment.ProcessId}-{Guid.NewGuid():N}-ckpt_state";
+        File.Copy(RestoreWorkloads.Path("ckpt_state"), program);
+        File.SetUnixFileMode(program, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        try
+        {
+            using var target = StartProgram(program, TempPath("data"));
+            string image = TempPath("devshm.img");
+            var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", image, "--kill"]);
+            Assert.True(code == 0, stderr);
+            RestoreAndRequirePass(target, image);
+        }
+        finally
+        {
+            File.Delete(program);
+        }
+    }
 }

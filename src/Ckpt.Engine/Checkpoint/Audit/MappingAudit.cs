@@ -45,11 +45,19 @@ public static class MappingAudit
             }
         }
         if (what is null && map.ProtectionKey != 0) what = $"memory with protection key {map.ProtectionKey} (pkey_mprotect)";
-        if (what is null && map.Inode != 0 && map.Name.StartsWith("/dev/", StringComparison.Ordinal) && !map.Name.StartsWith("/dev/zero", StringComparison.Ordinal))
+        if (what is null && map.Inode != 0 && map.Name.StartsWith("/dev/", StringComparison.Ordinal) && !map.Name.StartsWith("/dev/zero", StringComparison.Ordinal)
+            && !IsRegularFile(map))
             what = "a device mapping";
         if (what is not null)
             throw new CheckpointRefusedException($"process {pid} maps {what} at {where} ({(map.Name.Length > 0 ? map.Name : "anonymous")}): not checkpointed");
     }
+
+    // A file under /dev that is a regular file with the mapped inode (a program or data on /dev/shm, a
+    // tmpfs) is an ordinary file mapping; anything else there (a device node, or a name that no longer
+    // leads to the mapped inode) is refused as a device mapping.
+    private static bool IsRegularFile(MapsEntry map) =>
+        Native.fstatat(Native.AT_FDCWD, map.Name, out Native.Stat stat, 0) == 0
+        && (stat.Mode & Native.S_IFMT) == Native.S_IFREG && stat.Inode == map.Inode;
 
     private static string? KindByName(MapsEntry map)
     {
