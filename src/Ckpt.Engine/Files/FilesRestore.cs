@@ -32,15 +32,17 @@ public static class FilesRestore
     }
 
     /// <param name="keep">descriptors the restore itself made and still needs (the root's new terminal pairs, TerminalsRestore)</param>
-    public static void CloseInherited(SyscallInjector syscalls, IReadOnlyCollection<long>? keep = null)
+    public static void CloseInherited(SyscallInjector syscalls, ScratchArea scratch, IReadOnlyCollection<long>? keep = null)
     {
+        var batch = new SyscallBatch(syscalls, scratch);
         // Directory descriptors included (GetFiles would skip them: they link to directories).
         foreach (string entry in Directory.GetFileSystemEntries($"/proc/{syscalls.Pid}/fd"))
         {
             int fd = int.Parse(Path.GetFileName(entry));
             if (keep?.Contains(fd) == true) continue;
-            syscalls.Call($"close of inherited fd {fd}", SYS_close, (ulong)fd);
+            batch.Add($"close of inherited fd {fd}", SYS_close, (ulong)fd);
         }
+        batch.Run();
     }
 
     /// <param name="elsewhere">file objref -> a process of the tree and a descriptor that already hold

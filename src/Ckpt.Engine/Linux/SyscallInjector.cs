@@ -46,6 +46,9 @@ public sealed class SyscallInjector
     /// <summary>Address of the `syscall` instruction; changes when the vdso is moved.</summary>
     public ulong SyscallAddress { get; private set; }
 
+    /// <summary>System calls injected by this engine so far (the restore's profile, CKPT_PROFILE).</summary>
+    public static long InjectedCalls;
+
     /// <summary>The id of the task the last injected clone/fork created, 0 if none.</summary>
     public int LastCreatedTask { get; private set; }
 
@@ -55,6 +58,7 @@ public sealed class SyscallInjector
     /// <summary>Runs one system call; returns rax (negative errno on failure).</summary>
     public long CallRaw(long number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
     {
+        Interlocked.Increment(ref InjectedCalls);
         UserRegisters regs = _template;
         regs.Rip = SyscallAddress;
         regs.Rax = (ulong)number;
@@ -76,6 +80,28 @@ public sealed class SyscallInjector
         long result = CallRaw(number, a1, a2, a3, a4, a5, a6);
         if (result < 0 && result > -4096) throw new SyscallException(name, (int)-result, Pid, "injected into the task");
         return result;
+    }
+
+    /// <summary>
+    /// Runs code of the engine's already in the task (<see cref="Restore.SyscallBatch"/>'s routine) from
+    /// <paramref name="entry"/> with rbx, r12 and r13 set, until it stops at its int3 (a SIGTRAP stop, not
+    /// delivered); returns the registers there. Any other stop is an error: like an injected call, it
+    /// runs with the task's signals as they are, and a restoring task has none it could take.
+    /// </summary>
+    public UserRegisters RunCode(ulong entry, ulong expectedStop, ulong rbx, ulong r12, ulong r13, string what)
+    {
+        UserRegisters regs = _template;
+        regs.Rip = entry;
+        regs.OrigRax = ulong.MaxValue;
+        (regs.Rbx, regs.R12, regs.R13) = (rbx, r12, r13);
+        Tracee.SetRegisters(regs);
+        Tracee.Continue();
+        int status = Tracee.WaitForStop(what);
+        UserRegisters after = Tracee.GetRegisters();
+        const int SIGTRAP = 5;
+        if (WaitStatus.StopSignal(status) != SIGTRAP || WaitStatus.PtraceEvent(status) != 0 || after.Rip != expectedStop)
+            throw new InvalidOperationException($"task {Pid}: {WaitStatus.Describe(status)} at 0x{after.Rip:x} during {what}, expected its end at 0x{expectedStop:x}");
+        return after;
     }
 
     public UserRegisters GetRegisters() => Tracee.GetRegisters();

@@ -29,21 +29,15 @@ public static class MemoryRestore
     public static IReadOnlyDictionary<int, long> Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd, SharedMemoryRestore sharedMemory, LazyPageServer? pageServer = null)
     {
         var unlinked = new UnlinkedFileMappings(syscalls, plan, scratch);
-        foreach (VmaImage vma in plan.Vmas)
-        {
-            if (vma.Record.VmaType is VmaType.Vdso or VmaType.Vvar or VmaType.VvarVclock or VmaType.Vsyscall) continue;
-            scratch.Reset();
-            Map(syscalls, plan.Pid, vma, scratch, sharedMemory, unlinked);
-            Advise(syscalls, vma);
-        }
+        MapAll(syscalls, plan, scratch, sharedMemory, unlinked);
         IReadOnlyDictionary<int, long> mappedFiles = unlinked.Finish();
         Membarrier.Register(syscalls, plan);
         InheritedPages.Copy(syscalls, plan);
-        if (pageServer is null) PageWriter.WriteAll(syscalls, plan, imageFd);
+        if (pageServer is null) PageWriter.WriteAll(syscalls, plan, scratch, imageFd);
         else
         {
             LazyMemory.Register(syscalls, plan, pageServer);
-            PageWriter.WriteAll(syscalls, plan, imageFd, LazyMemory.IsLazy);
+            PageWriter.WriteAll(syscalls, plan, scratch, imageFd, LazyMemory.IsLazy);
         }
         foreach (VmaImage vma in plan.Vmas)
         {
@@ -57,32 +51,61 @@ public static class MemoryRestore
     private static bool NeedsWriteWhileFilling(VmaImage vma) =>
         (vma.Chunks.Count > 0 || vma.InheritedPages.Count > 0) && vma.Record.VmaType is VmaType.Anon or VmaType.File or VmaType.SharedAnon;
 
-    private static void Map(SyscallInjector syscalls, int pid, VmaImage vma, ScratchArea scratch, SharedMemoryRestore sharedMemory, UnlinkedFileMappings unlinked)
+    // Anonymous and file mappings, with their madvise flags, go in batches (SyscallBatch: one ptrace stop
+    // for many calls); a shared anonymous or unlinked file mapping needs calls whose results the engine
+    // reads, so the batch so far runs first, keeping the order, and those are injected one by one.
+    private static void MapAll(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, SharedMemoryRestore sharedMemory, UnlinkedFileMappings unlinked)
     {
-        VmaRecord record = vma.Record;
-        ulong protection = record.Protection | (NeedsWriteWhileFilling(vma) ? PROT_WRITE : 0);
-        ulong growsDown = (record.VmFlags & VM_GROWSDOWN) != 0 ? MAP_GROWSDOWN : 0;
-        // A reservation made with MAP_NORESERVE (VM_NORESERVE) is not charged against the commit
-        // limit: without it a 64 GiB writable reservation fails with ENOMEM on a smaller machine.
-        ulong noReserve = (record.VmFlags & VM_NORESERVE) != 0 ? MAP_NORESERVE : 0;
-        string what = $"mmap of {Describe(vma)}";
-        switch (record.VmaType)
+        var batch = new SyscallBatch(syscalls, scratch);
+        var paths = new Dictionary<string, ulong>(); // in the scratch area until the batch runs
+        scratch.Reset();
+        foreach (VmaImage vma in plan.Vmas)
         {
-            case VmaType.Anon:
-                syscalls.Call(what, SYS_mmap, record.VmStart, vma.Length, protection, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | growsDown | noReserve, ulong.MaxValue, 0);
-                break;
-            case VmaType.SharedAnon:
-                sharedMemory.Map(syscalls, pid, vma, protection);
-                break;
-            case VmaType.File or VmaType.SharedFile when UnlinkedFileMappings.Maps(vma):
-                unlinked.Map(vma, protection, what);
-                break;
-            case VmaType.File or VmaType.SharedFile:
-                MapFile(syscalls, vma, scratch, protection, what);
-                break;
-            default:
-                throw new RestoreRefusedException($"VMA {Describe(vma)} has unknown type {record.VmaType}");
+            VmaRecord record = vma.Record;
+            if (record.VmaType is VmaType.Vdso or VmaType.Vvar or VmaType.VvarVclock or VmaType.Vsyscall) continue;
+            ulong protection = record.Protection | (NeedsWriteWhileFilling(vma) ? PROT_WRITE : 0);
+            string what = $"mmap of {Describe(vma)}";
+            switch (record.VmaType)
+            {
+                case VmaType.Anon:
+                    ulong growsDown = (record.VmFlags & VM_GROWSDOWN) != 0 ? MAP_GROWSDOWN : 0;
+                    // A reservation made with MAP_NORESERVE (VM_NORESERVE) is not charged against the commit
+                    // limit: without it a 64 GiB writable reservation fails with ENOMEM on a smaller machine.
+                    ulong noReserve = (record.VmFlags & VM_NORESERVE) != 0 ? MAP_NORESERVE : 0;
+                    batch.Add(what, SYS_mmap, record.VmStart, vma.Length, protection, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | growsDown | noReserve, ulong.MaxValue, 0);
+                    break;
+                case VmaType.File or VmaType.SharedFile when !UnlinkedFileMappings.Maps(vma):
+                    AddFileMapping(batch, vma, PathInScratch(vma, scratch, paths, batch), protection, what);
+                    break;
+                case VmaType.SharedAnon or VmaType.File or VmaType.SharedFile:
+                    batch.Run();
+                    paths.Clear();
+                    scratch.Reset();
+                    if (record.VmaType == VmaType.SharedAnon) sharedMemory.Map(syscalls, plan.Pid, vma, protection);
+                    else unlinked.Map(vma, protection, what);
+                    scratch.Reset();
+                    break;
+                default:
+                    throw new RestoreRefusedException($"VMA {Describe(vma)} has unknown type {record.VmaType}");
+            }
+            Advise(batch, vma);
         }
+        batch.Run();
+    }
+
+    // The file's path, put in the scratch area once per batch; when the area is full, the batch runs
+    // and the area starts again.
+    private static ulong PathInScratch(VmaImage vma, ScratchArea scratch, Dictionary<string, ulong> paths, SyscallBatch batch)
+    {
+        FileImage file = vma.File ?? throw new RestoreRefusedException($"file VMA {Describe(vma)} has no file");
+        if (paths.TryGetValue(file.Path, out ulong address)) return address;
+        if (scratch.Remaining < (ulong)System.Text.Encoding.UTF8.GetByteCount(file.Path) + 16)
+        {
+            batch.Run();
+            paths.Clear();
+            scratch.Reset();
+        }
+        return paths[file.Path] = scratch.PutString(file.Path);
     }
 
     // VMA flags that only madvise sets, so mmap cannot give them back: (VM_* bit, MADV_*).
@@ -92,30 +115,24 @@ public static class MemoryRestore
         (0x20000000, 14, "MADV_HUGEPAGE"), (0x40000000, 15, "MADV_NOHUGEPAGE"),
     ];
 
-    private static void Advise(SyscallInjector syscalls, VmaImage vma)
+    private static void Advise(SyscallBatch batch, VmaImage vma)
     {
         foreach (var (flag, advice, name) in AdvisedFlags)
         {
             if ((vma.Record.VmFlags & flag) != 0)
-                syscalls.Call($"madvise({name}) of {Describe(vma)}", SYS_madvise, vma.Record.VmStart, vma.Length, advice);
+                batch.Add($"madvise({name}) of {Describe(vma)}", SYS_madvise, vma.Record.VmStart, vma.Length, advice);
         }
     }
 
-    private static void MapFile(SyscallInjector syscalls, VmaImage vma, ScratchArea scratch, ulong protection, string what)
+    // openat, mmap of what it returned, close of it (which may fail: the mapping is made).
+    private static void AddFileMapping(SyscallBatch batch, VmaImage vma, ulong pathAddress, ulong protection, string what)
     {
-        FileImage file = vma.File ?? throw new RestoreRefusedException($"file VMA {Describe(vma)} has no file");
         bool shared = vma.Record.VmaType == VmaType.SharedFile;
         ulong openFlags = (shared && (vma.Record.Protection & PROT_WRITE) != 0 ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-        long fd = syscalls.Call($"openat of {file.Path} for {Describe(vma)}", SYS_openat, AT_FDCWD, scratch.PutString(file.Path), openFlags, 0);
-        try
-        {
-            syscalls.Call(what, SYS_mmap, vma.Record.VmStart, vma.Length, protection,
-                (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE, (ulong)fd, vma.Record.VmPgoff * 4096);
-        }
-        finally
-        {
-            syscalls.CallRaw(SYS_close, (ulong)fd);
-        }
+        int open = batch.Add($"openat of {vma.File!.Path} for {Describe(vma)}", SYS_openat, AT_FDCWD, pathAddress, openFlags, 0);
+        batch.Add(what, SYS_mmap, vma.Record.VmStart, vma.Length, protection,
+            (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE, BatchArgument.Result(open), vma.Record.VmPgoff * 4096);
+        batch.AddMayFail($"close of {vma.File.Path}", SYS_close, BatchArgument.Result(open));
     }
 
     internal static string Describe(VmaImage vma) =>

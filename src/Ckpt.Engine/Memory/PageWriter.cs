@@ -7,8 +7,8 @@ namespace Ckpt.Engine.Memory;
 
 /// <summary>
 /// Puts the saved pages back into the task. A long run of contiguous pages is read by the task
-/// itself: an injected madvise(MADV_POPULATE_WRITE) faults the run in with one call, then an
-/// injected pread64 copies it from the image (opened inside the task by <see cref="OpenImageInTask"/>
+/// itself: madvise(MADV_POPULATE_WRITE) faults the run in with one call, then pread64 copies it
+/// from the image (both in a <see cref="SyscallBatch"/> with the other runs' calls) (opened inside the task by <see cref="OpenImageInTask"/>
 /// while the task still has the engine's credentials, and closed after the memory). That is
 /// the restore's hardware floor, one copy from the page cache and no fault per page, where writing
 /// through /proc/PID/mem costs a second copy and a page-by-page walk. A short run is written
@@ -26,11 +26,12 @@ public static class PageWriter
 
     /// <param name="imageFd">the image, open in the task (<see cref="OpenImageInTask"/>), or -1: pages through /proc/PID/mem</param>
     /// <param name="lazy">VMAs left to the page server of a lazy restore (their pages are not written here)</param>
-    public static void WriteAll(SyscallInjector syscalls, RestorePlan plan, long imageFd, Func<VmaImage, bool>? lazy = null)
+    public static void WriteAll(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd, Func<VmaImage, bool>? lazy = null)
     {
         int pageSize = (int)plan.Header.PageSize;
         int mem = ProcessMemory.OpenMem(syscalls.Pid, Native.O_RDWR);
         byte[] buffer = [];
+        var reads = new InTaskReads(syscalls, scratch, imageFd, pageSize);
         try
         {
             foreach (VmaImage vma in plan.Vmas)
@@ -51,10 +52,11 @@ public static class PageWriter
                             WriteThroughMem(plan, mem, syscalls.Pid, run, pageSize, ref buffer);
                             continue;
                         }
-                        ReadInTask(syscalls, vma, imageFd, run, pageSize);
+                        reads.Add(vma, run);
                     }
                 }
             }
+            reads.Run();
         }
         finally
         {
@@ -101,16 +103,46 @@ public static class PageWriter
     private static void Populate(SyscallInjector syscalls, VmaImage vma, PageRun run, int pageSize) =>
         syscalls.Call($"madvise(MADV_POPULATE_WRITE) of {Where(vma, run)}", SYS_madvise, run.Address, (ulong)run.Pages * (ulong)pageSize, MADV_POPULATE_WRITE);
 
-    private static void ReadInTask(SyscallInjector syscalls, VmaImage vma, long imageFd, PageRun run, int pageSize)
+    /// <summary>
+    /// The long runs the task reads itself, in batches (<see cref="SyscallBatch"/>): per run its
+    /// madvise(MADV_POPULATE_WRITE) and its pread64. A short read (the kernel may stop early) is
+    /// finished by injected calls; the image ending inside a run is an error naming it.
+    /// </summary>
+    private sealed class InTaskReads(SyscallInjector syscalls, ScratchArea scratch, long imageFd, int pageSize)
     {
-        ulong length = (ulong)run.Pages * (ulong)pageSize;
-        string where = Where(vma, run);
-        Populate(syscalls, vma, run, pageSize);
-        for (ulong done = 0; done < length;)
+        private const int RunsPerBatch = 64;
+        private readonly SyscallBatch _batch = new(syscalls, scratch);
+        private readonly List<(VmaImage Vma, PageRun Run, int Read)> _pending = [];
+
+        public void Add(VmaImage vma, PageRun run)
         {
-            long read = syscalls.Call($"pread64 of {where}", SYS_pread64, (ulong)imageFd, run.Address + done, length - done, (ulong)run.ContentsOffset + done);
-            if (read == 0) throw new IOException($"the image ends inside the contents of {where} (offset {run.ContentsOffset + (long)done})");
-            done += (ulong)read;
+            ulong length = (ulong)run.Pages * (ulong)pageSize;
+            string where = Where(vma, run);
+            _batch.Add($"madvise(MADV_POPULATE_WRITE) of {where}", SYS_madvise, run.Address, length, MADV_POPULATE_WRITE);
+            int read = _batch.Add($"pread64 of {where}", SYS_pread64, (ulong)imageFd, run.Address, length, (ulong)run.ContentsOffset);
+            _pending.Add((vma, run, read));
+            if (_pending.Count == RunsPerBatch) Run();
+        }
+
+        public void Run()
+        {
+            long[] results = _batch.Run();
+            foreach (var (vma, run, read) in _pending)
+                FinishShortRead(vma, run, (ulong)results[read]);
+            _pending.Clear();
+        }
+
+        private void FinishShortRead(VmaImage vma, PageRun run, ulong done)
+        {
+            ulong length = (ulong)run.Pages * (ulong)pageSize;
+            string where = Where(vma, run);
+            while (done < length)
+            {
+                if (done == 0) throw new IOException($"the image ends inside the contents of {where} (offset {run.ContentsOffset + (long)done})");
+                long read = syscalls.Call($"pread64 of {where}", SYS_pread64, (ulong)imageFd, run.Address + done, length - done, (ulong)run.ContentsOffset + done);
+                if (read == 0) throw new IOException($"the image ends inside the contents of {where} (offset {run.ContentsOffset + (long)done})");
+                done += (ulong)read;
+            }
         }
     }
 

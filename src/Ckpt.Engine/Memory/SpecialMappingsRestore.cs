@@ -17,11 +17,13 @@ public static class SpecialMappingsRestore
 
     public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
+        var batch = new SyscallBatch(syscalls, scratch);
         foreach (MapsLine mapping in MapsLine.ReadAll(syscalls.Pid))
         {
-            if (mapping.IsSpecial || mapping.Start == scratch.Address) continue;
-            syscalls.Call($"munmap of the stub's {Describe(mapping)}", SYS_munmap, mapping.Start, mapping.End - mapping.Start);
+            if (mapping.IsSpecial || mapping.Start == scratch.Address || mapping.Start == scratch.CodeAddress) continue;
+            batch.Add($"munmap of the stub's {Describe(mapping)}", SYS_munmap, mapping.Start, mapping.End - mapping.Start);
         }
+        batch.Run();
         var moves = PlanMoves(syscalls.Pid, plan);
         if (moves.Count == 0) return;
 

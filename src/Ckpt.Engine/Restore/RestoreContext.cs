@@ -89,6 +89,7 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
     public void Stage(string name, Action<RestoreContext> action, bool reported = false)
     {
         if (reported) phase?.Invoke(name);
+        using var timing = StageProfile.Measure(name);
         foreach (RestoreContext process in _processes)
         {
             Step = _processes.Count == 1 ? name : $"process {process.Plan.Pid}: {name}";
@@ -100,6 +101,7 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
     public void EachThread(string name, Action<RestoreContext, RestoredThread> action, bool reported = false)
     {
         if (reported) phase?.Invoke(name);
+        using var timing = StageProfile.Measure(name);
         foreach (RestoreContext process in _processes)
         {
             foreach (RestoredThread thread in process.Threads)

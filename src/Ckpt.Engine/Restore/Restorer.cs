@@ -31,17 +31,22 @@ public static class Restorer
     {
         if (options.Lazy && options.Wait) throw new ArgumentException("a lazy restore cannot wait for the process (--lazy with --wait)");
         phase?.Invoke("read");
-        RestorePlan plan = RestorePlanReader.Read(options.ImagePath, options.StandardInput, deferChecksum: options.Lazy);
+        RestorePlan plan;
+        using (StageProfile.Measure("read"))
+            plan = RestorePlanReader.Read(options.ImagePath, options.StandardInput, deferChecksum: options.Lazy);
         LazyPageServer? server = null;
         try
         {
             phase?.Invoke("validate");
-            UnprivilegedMode.CheckImage(plan); // a caller other than root: their own images only, said first
-            RestorePrivilege.Check(plan, options.TrustImage);
-            plan.ShellTerminal = options.ShellTerminal;
-            RestoreValidation.Validate(plan, options.Force);
-            SharedMemoryRestore.Validate(plan, Caller.Current.IsRoot);
-            Files.Terminals.TerminalsRestore.Validate(plan);
+            using (StageProfile.Measure("validate"))
+            {
+                UnprivilegedMode.CheckImage(plan); // a caller other than root: their own images only, said first
+                RestorePrivilege.Check(plan, options.TrustImage);
+                plan.ShellTerminal = options.ShellTerminal;
+                RestoreValidation.Validate(plan, options.Force);
+                SharedMemoryRestore.Validate(plan, Caller.Current.IsRoot);
+                Files.Terminals.TerminalsRestore.Validate(plan);
+            }
             if (options.Lazy && (plan.Processes.Count != 1 || plan.Zombies.Count != 0))
                 throw new RestoreRefusedException($"--lazy restores one process; this image holds a tree of {plan.Processes.Count + plan.Zombies.Count} processes");
             if (options.Lazy) server = new LazyPageServer(plan.ImageFile, () => { plan.StartChecksum(); return plan.ChecksumMatches.GetAwaiter().GetResult(); }, plan.ChecksumMismatch());
@@ -93,9 +98,10 @@ public static class Restorer
         tree.Report("create");
         try
         {
-            TreeCreation.CreateAll(tree, reparentToCaller: options.Wait);
+            using (StageProfile.Measure("create"))
+                TreeCreation.CreateAll(tree, reparentToCaller: options.Wait);
             tree.Stage("credentials after exec", p => UnprivilegedMode.CheckCreated(p.Plan.Pid, "the program the restore executed"));
-            tree.Stage("close inherited files", p => FilesRestore.CloseInherited(p.Leader, tree.Terminals.KeptIn(p.Plan.Pid)));
+            tree.Stage("close inherited files", p => FilesRestore.CloseInherited(p.Leader, p.Scratch, tree.Terminals.KeptIn(p.Plan.Pid)));
             tree.Stage("special mappings", p => SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch), reported: true);
             var imageFds = new Dictionary<int, long>();
             tree.Stage("image opened for the pages", p => imageFds[p.Plan.Pid] = PageWriter.OpenImageInTask(p.Leader, p.Plan, p.Scratch));

@@ -11,6 +11,14 @@ namespace Ckpt.Engine.Restore;
 public sealed class ScratchArea
 {
     public const ulong Size = 64 * 1024;
+
+    /// <summary>The top of the area holds the entries of a <see cref="SyscallBatch"/>; Put never reaches them.</summary>
+    public const ulong BatchEntriesSize = 16 * 1024;
+
+    /// <summary>One page after the area, mapped with it (so nothing else is placed there), holds the batch routine: read and execute only once written.</summary>
+    public const ulong CodeSize = 4096;
+
+    private const ulong PutLimit = Size - BatchEntriesSize;
     private const ulong MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
 
     private readonly SyscallInjector _syscalls;
@@ -24,11 +32,23 @@ public sealed class ScratchArea
 
     public ulong Address { get; }
 
+    /// <summary>Where the entries of a <see cref="SyscallBatch"/> go.</summary>
+    public ulong BatchEntries => Address + PutLimit;
+
+    /// <summary>Where the batch routine goes, written with the first batch (<see cref="SyscallBatch"/>).</summary>
+    public ulong CodeAddress => Address + Size;
+
+    /// <summary>The batch routine is written and its page read and execute only.</summary>
+    public bool HasCode { get; set; }
+
+    /// <summary>Bytes Put can still take before the next Reset.</summary>
+    public ulong Remaining => PutLimit - Math.Min(PutLimit, (_used + 15) & ~15ul);
+
     /// <summary>Maps the area at the first free spot that neither the task nor the image uses.</summary>
     public static ScratchArea Map(SyscallInjector syscalls, IEnumerable<(ulong Start, ulong End)> imageRanges)
     {
-        ulong address = FreeAddress(syscalls.Pid, imageRanges, Size);
-        syscalls.Call("mmap (scratch area)", SYS_mmap, address, Size, 3, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, ulong.MaxValue, 0);
+        ulong address = FreeAddress(syscalls.Pid, imageRanges, Size + CodeSize);
+        syscalls.Call("mmap (scratch area)", SYS_mmap, address, Size + CodeSize, 3, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, ulong.MaxValue, 0);
         return new ScratchArea(syscalls, address);
     }
 
@@ -59,8 +79,8 @@ public sealed class ScratchArea
     public ulong Put(ReadOnlySpan<byte> data)
     {
         ulong aligned = (_used + 15) & ~15ul;
-        if (aligned + (ulong)data.Length > Size)
-            throw new InvalidOperationException($"scratch area of {Size} bytes is too small for {data.Length} more bytes");
+        if (aligned + (ulong)data.Length > PutLimit)
+            throw new InvalidOperationException($"scratch area of {PutLimit} bytes is too small for {data.Length} more bytes");
         ProcessMemory.Write(_syscalls.Pid, Address + aligned, data);
         _used = aligned + (ulong)data.Length;
         return Address + aligned;
@@ -74,5 +94,5 @@ public sealed class ScratchArea
     /// <summary>Reserves bytes (zeroed) for the kernel to write into.</summary>
     public ulong Reserve(int length) => Put(new byte[length]);
 
-    public void Unmap() => _syscalls.Call("munmap (scratch area)", SYS_munmap, Address, Size);
+    public void Unmap() => _syscalls.Call("munmap (scratch area)", SYS_munmap, Address, Size + CodeSize);
 }

@@ -75,6 +75,7 @@ public static class CredentialsRestore
     public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
+        var batch = new SyscallBatch(syscalls, scratch); // one ptrace stop for the calls below, in this order
         CredentialsRecord c = plan.Credentials;
         // The task inherited the engine's groups and bounding set: calls that would change nothing are
         // left out, since they need CAP_SETGID / CAP_SETPCAP even then (an unprivileged restore has neither).
@@ -82,23 +83,23 @@ public static class CredentialsRestore
         if (!engine.HasGroups(plan.Groups))
         {
             ulong groups = plan.Groups.Length == 0 ? 0 : scratch.Put(MemoryMarshal.AsBytes(plan.Groups.AsSpan()));
-            syscalls.Call("setgroups", SYS_setgroups, (ulong)plan.Groups.Length, groups);
+            batch.Add("setgroups", SYS_setgroups, (ulong)plan.Groups.Length, groups);
         }
         int lastCap = int.Parse(File.ReadAllText("/proc/sys/kernel/cap_last_cap").Trim());
         for (int cap = 0; cap <= lastCap; cap++)
         {
             if ((c.CapBounding & (1ul << cap)) == 0 && (engine.CapBounding & (1ul << cap)) != 0)
-                syscalls.Call($"prctl(PR_CAPBSET_DROP, {cap})", SYS_prctl, PR_CAPBSET_DROP, (ulong)cap);
+                batch.Add($"prctl(PR_CAPBSET_DROP, {cap})", SYS_prctl, PR_CAPBSET_DROP, (ulong)cap);
         }
         // Capabilities are kept across the uid change only when the image has some: otherwise the change
         // from root clears them at once, and the task never holds the engine's capabilities with the
         // recorded user's uid, not even between two injected calls.
         if (c.CapPermitted != 0)
-            syscalls.Call("prctl(PR_SET_KEEPCAPS, 1)", SYS_prctl, PR_SET_KEEPCAPS, 1);
-        syscalls.Call($"setresgid({c.Gid}, {c.Egid}, {c.Sgid})", SYS_setresgid, c.Gid, c.Egid, c.Sgid);
-        syscalls.Call($"setresuid({c.Uid}, {c.Euid}, {c.Suid})", SYS_setresuid, c.Uid, c.Euid, c.Suid);
-        syscalls.CallRaw(SYS_setfsgid, c.Fsgid); // returns the previous id, never an error
-        syscalls.CallRaw(SYS_setfsuid, c.Fsuid);
+            batch.Add("prctl(PR_SET_KEEPCAPS, 1)", SYS_prctl, PR_SET_KEEPCAPS, 1);
+        batch.Add($"setresgid({c.Gid}, {c.Egid}, {c.Sgid})", SYS_setresgid, c.Gid, c.Egid, c.Sgid);
+        batch.Add($"setresuid({c.Uid}, {c.Euid}, {c.Suid})", SYS_setresuid, c.Uid, c.Euid, c.Suid);
+        batch.AddMayFail("setfsgid", SYS_setfsgid, c.Fsgid); // returns the previous id, never an error
+        batch.AddMayFail("setfsuid", SYS_setfsuid, c.Fsuid);
         var header = new CapHeader { Version = LinuxCapabilityVersion3, Pid = 0 };
         var data = new CapData
         {
@@ -106,14 +107,15 @@ public static class CredentialsRestore
             Permitted0 = (uint)c.CapPermitted, Permitted1 = (uint)(c.CapPermitted >> 32),
             Inheritable0 = (uint)c.CapInheritable, Inheritable1 = (uint)(c.CapInheritable >> 32),
         };
-        syscalls.Call("capset", SYS_capset, scratch.PutStruct(header), scratch.PutStruct(data));
+        batch.Add("capset", SYS_capset, scratch.PutStruct(header), scratch.PutStruct(data));
         for (int cap = 0; cap <= lastCap; cap++)
         {
             if ((c.CapAmbient & (1ul << cap)) != 0)
-                syscalls.Call($"prctl(PR_CAP_AMBIENT_RAISE, {cap})", SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (ulong)cap, 0, 0);
+                batch.Add($"prctl(PR_CAP_AMBIENT_RAISE, {cap})", SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (ulong)cap, 0, 0);
         }
         // Also clears the keep-caps bit set above unless the image had it.
-        long result = syscalls.CallRaw(SYS_prctl, PR_SET_SECUREBITS, c.SecureBits);
+        int securebits = batch.AddMayFail("prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS, c.SecureBits);
+        long result = batch.Run()[securebits];
         if (result < 0 && c.SecureBits != 0)
             syscalls.Call("prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS, c.SecureBits);
         if (result < 0)

@@ -34,14 +34,16 @@ public static unsafe class TaskStateRestore
     public static void SetLimits(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         SignalRecord signal = plan.Signal;
+        var batch = new SyscallBatch(syscalls, scratch);
+        scratch.Reset();
         for (int resource = 0; resource < SignalRecord.RlimitCapacity; resource++)
         {
-            scratch.Reset();
             ulong current = signal.RlimitCurrent[resource], maximum = signal.RlimitMaximum[resource];
             ulong limit = scratch.PutStruct(new Rlimit { Current = current, Maximum = maximum });
-            syscalls.Call($"prlimit64(RLIMIT_{LimitNames[resource]}, soft {Show(current)}, hard {Show(maximum)}) with the restored credentials",
+            batch.Add($"prlimit64(RLIMIT_{LimitNames[resource]}, soft {Show(current)}, hard {Show(maximum)}) with the restored credentials",
                 SYS_prlimit64, 0, (ulong)resource, limit, 0);
         }
+        batch.Run();
     }
 
     private static string Show(ulong limit) => limit == ulong.MaxValue ? "unlimited" : limit.ToString(System.Globalization.CultureInfo.InvariantCulture);
