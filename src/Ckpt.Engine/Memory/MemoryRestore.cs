@@ -39,11 +39,13 @@ public static class MemoryRestore
             LazyMemory.Register(syscalls, plan, pageServer);
             PageWriter.WriteAll(syscalls, plan, scratch, imageFd, LazyMemory.IsLazy);
         }
+        var protections = new SyscallBatch(syscalls, scratch);
         foreach (VmaImage vma in plan.Vmas)
         {
             if (NeedsWriteWhileFilling(vma) && (vma.Record.Protection & PROT_WRITE) == 0)
-                syscalls.Call($"mprotect of {Describe(vma)}", SYS_mprotect, vma.Record.VmStart, vma.Length, vma.Record.Protection);
+                protections.Add($"mprotect of {Describe(vma)}", SYS_mprotect, vma.Record.VmStart, vma.Length, vma.Record.Protection);
         }
+        protections.Run();
         sharedMemory.RemoveViews(syscalls, plan);
         return mappedFiles;
     }

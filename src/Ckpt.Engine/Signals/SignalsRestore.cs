@@ -34,6 +34,8 @@ public static class SignalsRestore
         // where the engine ignored the signal, with no flags, mask or restorer. An action the image
         // has as it is now needs no call (most of the 64: a hundred processes save thousands of calls).
         ulong ignoredNow = ProcStatus.Read(syscalls.Pid).HexNumber("SigIgn");
+        var batch = new SyscallBatch(syscalls, scratch);
+        scratch.Reset();
         foreach (SignalActionRecord action in plan.SignalActions)
         {
             if (action.Signal is SIGKILL or SIGSTOP) continue;
@@ -41,10 +43,10 @@ public static class SignalsRestore
                 throw new RestoreRefusedException($"signal action for signal {action.Signal}, outside 1..64");
             ulong handlerNow = (ignoredNow >> (action.Signal - 1) & 1) != 0 ? 1ul : 0ul;
             if (action.Handler == handlerNow && action.Flags == 0 && action.Restorer == 0 && action.Mask == 0) continue;
-            scratch.Reset();
             var kernelAction = new KernelSigaction { Handler = action.Handler, Flags = action.Flags, Restorer = action.Restorer, Mask = action.Mask };
-            syscalls.Call($"rt_sigaction({action.Signal})", SYS_rt_sigaction, (ulong)action.Signal, scratch.PutStruct(kernelAction), 0, 8);
+            batch.Add($"rt_sigaction({action.Signal})", SYS_rt_sigaction, (ulong)action.Signal, scratch.PutStruct(kernelAction), 0, 8);
         }
+        batch.Run(); // 64 actions of 32 bytes fit in the scratch area
         SignalRecord signal = plan.Signal;
         SetTimer(syscalls, scratch, 0, "ITIMER_REAL", signal.RealTimerValueNs, signal.RealTimerIntervalNs);
         SetTimer(syscalls, scratch, 1, "ITIMER_VIRTUAL", signal.VirtualTimerValueNs, signal.VirtualTimerIntervalNs);

@@ -18,9 +18,11 @@ public static unsafe class TaskStateRestore
     public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
-        syscalls.Call($"chdir({plan.Cwd})", SYS_chdir, scratch.PutString(plan.Cwd));
-        syscalls.Call("umask", SYS_umask, plan.Task.Umask);
-        syscalls.Call("personality", SYS_personality, plan.Task.Personality);
+        var batch = new SyscallBatch(syscalls, scratch);
+        batch.Add($"chdir({plan.Cwd})", SYS_chdir, scratch.PutString(plan.Cwd));
+        batch.Add("umask", SYS_umask, plan.Task.Umask);
+        batch.Add("personality", SYS_personality, plan.Task.Personality);
+        batch.Run();
         // The name (comm) is set per thread, the leader's too, by ThreadRestore.SetThreadState.
     }
 

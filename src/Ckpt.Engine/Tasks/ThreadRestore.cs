@@ -57,28 +57,30 @@ public static unsafe class ThreadRestore
     public static void SetThreadState(SyscallInjector syscalls, ThreadImage thread, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
+        var batch = new SyscallBatch(syscalls, scratch); // one ptrace stop for the calls up to the name
         SignalStackRecord stack = thread.SignalStack;
         const int SS_DISABLE = 2;
         if ((stack.Flags & SS_DISABLE) == 0)
         {
             var value = new StackT { Pointer = stack.StackPointer, Flags = stack.Flags & ~1 /* SS_ONSTACK is not settable */, Size = stack.StackSize };
-            syscalls.Call("sigaltstack", SYS_sigaltstack, scratch.PutStruct(value), 0);
+            batch.Add("sigaltstack", SYS_sigaltstack, scratch.PutStruct(value), 0);
         }
         RseqRecord rseq = thread.Rseq;
         if (rseq.Address != 0)
-            syscalls.Call($"rseq(0x{rseq.Address:x})", SYS_rseq, rseq.Address, rseq.Length, 0, rseq.Signature);
+            batch.Add($"rseq(0x{rseq.Address:x})", SYS_rseq, rseq.Address, rseq.Length, 0, rseq.Signature);
         ThreadRecord record = thread.Thread;
         if (record.RobustListHead != 0)
-            syscalls.Call("set_robust_list", SYS_set_robust_list, record.RobustListHead, record.RobustListLength);
+            batch.Add("set_robust_list", SYS_set_robust_list, record.RobustListHead, record.RobustListLength);
         if (record.ClearChildTid != 0)
-            syscalls.Call("set_tid_address", SYS_set_tid_address, record.ClearChildTid);
+            batch.Add("set_tid_address", SYS_set_tid_address, record.ClearChildTid);
         // Threads are made before the leader's personality is set (they must exist before the credentials
         // leave CAP_CHECKPOINT_RESTORE behind); the checkpoint refuses threads with their own personality.
         if (thread.Tid != plan.Pid)
-            syscalls.Call("personality", SYS_personality, plan.Task.Personality);
+            batch.Add("personality", SYS_personality, plan.Task.Personality);
         byte[] name = new byte[16];
         for (int i = 0; i < 15 && record.Comm[i] != 0; i++) name[i] = record.Comm[i];
-        syscalls.Call($"prctl(PR_SET_NAME, {thread.Name})", SYS_prctl, PR_SET_NAME, scratch.Put(name));
+        batch.Add($"prctl(PR_SET_NAME, {thread.Name})", SYS_prctl, PR_SET_NAME, scratch.Put(name));
+        batch.Run();
         foreach (SignalPendingRecord pending in thread.Pending)
             SignalsRestore.Queue(syscalls, scratch, plan.Pid, thread.Tid, pending);
     }
