@@ -44,6 +44,7 @@ internal static class SocketQueueReader
     }
 
     /// <summary>
+    /// (Errors name the SOCKET record of the socket at fault: the client, the listener, the receiver.)
     /// Every pending connection names a listening unix socket of the image, of the client's type, bound to a
     /// name it can be reached by (not a deleted file), and each listener's clients hold positions 0..n-1;
     /// every datagram's sender is a UDP socket of the image of the receiver's family, bound to its source port.
@@ -71,7 +72,7 @@ internal static class SocketQueueReader
             list.Sort();
             for (int i = 0; i < list.Count; i++)
                 if (list[i] != i)
-                    throw new ImageFormatException(RecordType.UnixPendingConnection, byInode[listener].Socket!.Offset,
+                    throw new ImageFormatException(RecordType.Socket, byInode[listener].Socket!.Offset,
                         $"the {list.Count} pending connections of listener inode {listener} hold positions {string.Join(", ", list)}, not 0 to {list.Count - 1}");
         }
     }
@@ -81,7 +82,7 @@ internal static class SocketQueueReader
         SocketRecord? listener = byInode.TryGetValue(pending.ListenerInode, out FileImage? file) ? file.Socket!.Record : null;
         if (listener is not { Family: SocketFamily.Unix, State: SocketState.Listening } l || l.SocketType != client.Record.SocketType
             || l.LocalAddressLength <= 2 || l.Options.HasFlag(SocketOptions.BoundFileDeleted))
-            throw new ImageFormatException(RecordType.UnixPendingConnection, client.Offset,
+            throw new ImageFormatException(RecordType.Socket, client.Offset,
                 $"socket objref {client.Record.ObjRef}: listener inode {pending.ListenerInode} is not a listening unix {client.Record.SocketType} socket of the image bound to a name it can be reached by");
     }
 
@@ -92,7 +93,7 @@ internal static class SocketQueueReader
         bool fits = sender is { Protocol: SocketAddress.IPPROTO_UDP } s && s.Family == receiver.Record.Family && s.LocalAddressLength == datagram.SourceAddressLength
             && s.LocalAddress[2] == datagram.SourceAddress[2] && s.LocalAddress[3] == datagram.SourceAddress[3];
         if (!fits)
-            throw new ImageFormatException(RecordType.UdpDatagram, receiver.Offset,
+            throw new ImageFormatException(RecordType.Socket, receiver.Offset,
                 $"datagram {index + 1} of socket objref {receiver.Record.ObjRef} from {receiver.SourceOf(index)}: sender inode {datagram.SenderInode} is not a UDP socket of the image of the same family bound to its port");
     }
 }
