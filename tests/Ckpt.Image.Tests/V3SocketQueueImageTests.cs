@@ -97,6 +97,23 @@ public class V3SocketQueueImageTests
         Assert.Contains("is not a listening unix SeqPacket socket", Expect(seqpacket, RecordType.Socket, Offsets(seqpacket, RecordType.Socket)[1]).Message);
         byte[] place = Builder(pending: w => w.Write(new UnixPendingConnectionRecord { ObjRef = ClientRef, Position = 1, ListenerInode = ListenerInode })).Build();
         Assert.Contains("hold positions 1, not 0 to 0", Expect(place, RecordType.Socket, Offsets(place, RecordType.Socket)[0]).Message);
+        byte[] full = new V3Image
+        {
+            Descriptors = (self, writer) =>
+            {
+                WriteFile(writer, ListenerRef, FileKind.UnixSocket, ListenerInode);
+                writer.Write(Listener() with { Backlog = 0 });
+                writer.Write(new FileDescriptorRecord { Fd = 3, FileObjRef = ListenerRef });
+                for (int i = 0; i < 2; i++)
+                {
+                    WriteFile(writer, ClientRef + i, FileKind.UnixSocket, ClientInode + (ulong)i);
+                    writer.Write(Client() with { ObjRef = ClientRef + i });
+                    writer.Write(new UnixPendingConnectionRecord { ObjRef = ClientRef + i, Position = (uint)i, ListenerInode = ListenerInode });
+                    writer.Write(new FileDescriptorRecord { Fd = 4 + i, FileObjRef = ClientRef + i });
+                }
+            },
+        }.Build();
+        Assert.Contains("2 pending connections, more than its backlog 0 + 1", Expect(full, RecordType.Socket, Offsets(full, RecordType.Socket)[0]).Message);
         byte[] own = Builder(pending: w => w.Write(new UnixPendingConnectionRecord { ObjRef = ClientRef, ListenerInode = ClientInode })).Build();
         Assert.Contains("is none or its own", Expect(own, RecordType.UnixPendingConnection, Offsets(own, RecordType.UnixPendingConnection)[0]).Message);
         byte[] other = Builder(pending: w => w.Write(new UnixPendingConnectionRecord { ObjRef = UdpRef, ListenerInode = ListenerInode })).Build();

@@ -46,7 +46,8 @@ internal static class SocketQueueReader
     /// <summary>
     /// (Errors name the SOCKET record of the socket at fault: the client, the listener, the receiver.)
     /// Every pending connection names a listening unix socket of the image, of the client's type, bound to a
-    /// name it can be reached by (not a deleted file), and each listener's clients hold positions 0..n-1;
+    /// name it can be reached by (not a deleted file), and each listener's clients (at most its backlog + 1)
+    /// hold positions 0..n-1;
     /// every datagram's sender is a UDP socket of the image of the receiver's family, bound to its source port.
     /// </summary>
     public static void CheckTree(IReadOnlyList<ProcessImage> processes)
@@ -69,6 +70,10 @@ internal static class SocketQueueReader
         }
         foreach ((ulong listener, List<uint> list) in positions)
         {
+            // A unix listener queues at most backlog + 1 connections; one more connect would block the restore.
+            SocketImage listening = byInode[listener].Socket!;
+            if (list.Count > (long)listening.Record.Backlog + 1)
+                throw new ImageFormatException(RecordType.Socket, listening.Offset, $"listener inode {listener} has {list.Count} pending connections, more than its backlog {listening.Record.Backlog} + 1");
             list.Sort();
             for (int i = 0; i < list.Count; i++)
                 if (list[i] != i)
