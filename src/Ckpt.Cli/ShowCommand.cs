@@ -251,7 +251,8 @@ internal static class ImageDescription
         if (socket.PeerAddress.Length > 0) text += " -> " + socket.PeerAddress;
         if (socket.Record.State == SocketState.Listening) text += $" backlog {socket.Record.Backlog}";
         if (socket.Record.PeerInode != 0) text += $" pair of socket:[{socket.Record.PeerInode}]";
-        if (socket.Record.QueuedBytes > 0) text += $", {socket.Record.QueuedMessages} queued ({socket.Record.QueuedBytes} bytes)";
+        if (socket.PendingConnection is { } pending) text += $" to socket:[{pending.ListenerInode}] (accept queue place {pending.Position + 1})";
+        if (socket.Record.QueuedMessages > 0) text += $", {socket.Record.QueuedMessages} queued ({socket.Record.QueuedBytes} bytes)";
         if (socket.Record.Shutdown != SocketShutdown.None) text += $", shut down {socket.Record.Shutdown}";
         return text + "]";
     }
@@ -271,6 +272,17 @@ internal static class ImageDescription
         json.WriteString("options", socket.Record.Options.ToString());
         json.WriteNumber("queuedMessages", socket.Record.QueuedMessages);
         json.WriteNumber("queuedBytes", socket.Record.QueuedBytes);
+        if (socket.PendingConnection is { } pending)
+        {
+            json.WriteNumber("listenerInode", pending.ListenerInode);
+            json.WriteNumber("acceptQueuePlace", pending.Position + 1);
+        }
+        if (socket.Datagrams.Count > 0)
+        {
+            json.WriteStartArray("datagramSources");
+            for (int i = 0; i < socket.Datagrams.Count; i++) json.WriteStringValue(socket.SourceOf(i));
+            json.WriteEndArray();
+        }
         json.WriteEndObject();
     }
 

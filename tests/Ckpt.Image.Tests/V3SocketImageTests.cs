@@ -139,7 +139,7 @@ public class V3SocketImageTests
     public void AQueueOnASocketThatIsNotAPairEndIsRefused()
     {
         byte[] image = Builder(editListener: r => r with { QueuedMessages = 1, QueuedBytes = 1 }).Build();
-        Assert.Contains("not a socketpair end", Expect(image, RecordType.Socket, Offsets(image, RecordType.Socket)[2]).Message);
+        Assert.Contains("neither a socketpair end nor a UDP socket", Expect(image, RecordType.Socket, Offsets(image, RecordType.Socket)[2]).Message);
     }
 
     [Fact]

@@ -116,7 +116,9 @@ internal static class FileView
         string text = $"{socket.Description} {socket.Record.State}";
         if (socket.LocalAddress.Length > 0) text += " " + socket.LocalAddress;
         if (socket.PeerAddress.Length > 0) text += " -> " + socket.PeerAddress;
-        if (socket.Record.QueuedBytes > 0) text += $", {socket.Record.QueuedBytes} bytes queued";
+        if (socket.PendingConnection is { } pending) text += $" -> socket:[{pending.ListenerInode}], not yet accepted (place {pending.Position + 1})";
+        if (socket.Datagrams.Count > 0) text += $", {socket.Datagrams.Count} datagrams queued ({socket.Record.QueuedBytes} bytes)";
+        else if (socket.Record.QueuedBytes > 0) text += $", {socket.Record.QueuedBytes} bytes queued";
         return text;
     }
 

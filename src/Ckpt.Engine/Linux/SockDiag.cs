@@ -10,7 +10,7 @@ namespace Ckpt.Engine.Linux;
 /// </summary>
 internal static unsafe class SockDiag
 {
-    private const int NETLINK_SOCK_DIAG = 4, SOCK_DIAG_BY_FAMILY = 20, NLMSG_ERROR = 2, NLM_F_REQUEST = 1, ENOENT = 2;
+    private const int NETLINK_SOCK_DIAG = 4, SOCK_DIAG_BY_FAMILY = 20, NLMSG_ERROR = 2, NLMSG_DONE = 3, NLM_F_REQUEST = 1, NLM_F_DUMP = 0x300, ENOENT = 2;
 
     /// <summary>Sends <paramref name="request"/> (the family's request struct) and returns the answer's body; null when the kernel knows no such socket (ENOENT).</summary>
     public static byte[]? Query(ReadOnlySpan<byte> request, int pid, string what)
@@ -25,13 +25,43 @@ internal static unsafe class SockDiag
         finally { Native.close(netlink); }
     }
 
-    private static void Send(int netlink, ReadOnlySpan<byte> request, int pid)
+    /// <summary>Sends <paramref name="request"/> as a dump (every socket its states and family select) and returns each answer's body.</summary>
+    public static List<byte[]> Dump(ReadOnlySpan<byte> request, int pid, string what)
+    {
+        int netlink = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (netlink < 0) throw new SyscallException("socket(AF_NETLINK, NETLINK_SOCK_DIAG)", Native.LastErrno, pid);
+        try
+        {
+            Send(netlink, request, pid, NLM_F_REQUEST | NLM_F_DUMP);
+            var bodies = new List<byte[]>();
+            var buffer = new byte[32768];
+            while (true)
+            {
+                nint length;
+                fixed (byte* data = buffer) length = recv(netlink, data, (nuint)buffer.Length, 0);
+                if (length < 16) throw new SyscallException($"recv(NETLINK_SOCK_DIAG) dumping {what}", length < 0 ? Native.LastErrno : Errno.EIO, pid);
+                for (int at = 0; at + 16 <= length;)
+                {
+                    int messageLength = (int)BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(at));
+                    ushort type = BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(at + 4));
+                    if (messageLength < 16 || at + messageLength > length) throw new IOException($"sock_diag dump of {what}: a netlink message of {messageLength} bytes at {at} of {length}");
+                    if (type == NLMSG_DONE) return bodies;
+                    if (type == NLMSG_ERROR) throw new SyscallException($"sock_diag dump of {what}", -BinaryPrimitives.ReadInt32LittleEndian(buffer.AsSpan(at + 16)), pid);
+                    if (type == SOCK_DIAG_BY_FAMILY) bodies.Add(buffer.AsSpan(at + 16, messageLength - 16).ToArray());
+                    at += (messageLength + 3) & ~3;
+                }
+            }
+        }
+        finally { Native.close(netlink); }
+    }
+
+    private static void Send(int netlink, ReadOnlySpan<byte> request, int pid, int flags = NLM_F_REQUEST)
     {
         // nlmsghdr {len, type, flags, seq, pid} then the request
         var message = new byte[16 + request.Length];
         BinaryPrimitives.WriteUInt32LittleEndian(message, (uint)message.Length);
         BinaryPrimitives.WriteUInt16LittleEndian(message.AsSpan(4), SOCK_DIAG_BY_FAMILY);
-        BinaryPrimitives.WriteUInt16LittleEndian(message.AsSpan(6), NLM_F_REQUEST);
+        BinaryPrimitives.WriteUInt16LittleEndian(message.AsSpan(6), (ushort)flags);
         BinaryPrimitives.WriteUInt32LittleEndian(message.AsSpan(8), 1);
         request.CopyTo(message.AsSpan(16));
         byte* kernel = stackalloc byte[12]; // sockaddr_nl {AF_NETLINK, pad, pid 0, groups 0}

@@ -58,6 +58,9 @@ public static unsafe partial class SocketNative
     public static partial nint sendto(int fd, byte* buffer, nuint length, int flags, byte* address, uint addressLength);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial int bind(int fd, byte* address, uint length);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial nint recv(int fd, byte* buffer, nuint length, int flags);
 
     /// <summary>A duplicate of descriptor <paramref name="fd"/> of process <paramref name="pid"/> in the engine (pidfd_getfd, close-on-exec).</summary>

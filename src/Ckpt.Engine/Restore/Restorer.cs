@@ -1,6 +1,7 @@
 using Ckpt.Image;
 using Ckpt.Image.Model;
 using Ckpt.Engine.Files;
+using Ckpt.Engine.Files.Sockets;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Memory;
 using Ckpt.Engine.Security;
@@ -119,6 +120,11 @@ public static class Restorer
             tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles, p.MappedFiles, tree.TcpConnections), reported: true);
             tree.Step = "pseudo-terminal pairs";
             tree.Terminals.Finish(tree.Processes[0], tree.PlacedFiles);
+            // Every listener and every client exists now, wherever it is in the tree.
+            tree.Step = "pending unix connections";
+            UnixPendingConnections.ConnectAll(tree);
+            tree.Step = "queued UDP datagrams";
+            UdpDatagramQueue.SendAll(tree);
             tree.Stage("file locks", p => FileLocks.Run(p.Leader, p.Plan, p.Scratch));
             tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch));
             // While every handler is still SIG_DFL, and before the parents' queues are restored (JobControl).

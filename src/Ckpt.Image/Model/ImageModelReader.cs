@@ -43,6 +43,7 @@ public static partial class ImageModelReader
         List<ProcessImage> built = processes.Values.Select(p => p.Build()).ToList();
         RequireBothPipeEnds(built);
         TerminalReader.CheckTree(built);
+        SocketImageReader.CheckTree(built);
         TailRecord tail = reader.ReadTail();
         return new ImageModel
         {

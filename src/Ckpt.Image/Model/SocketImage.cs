@@ -14,6 +14,19 @@ public sealed record SocketImage(SocketRecord Record, IReadOnlyList<byte[]> Queu
     /// <summary>An established TCP connection (State = Established): its TCP_CONNECTION record and queues.</summary>
     public TcpConnectionImage? Tcp { get; init; }
 
+    /// <summary>A unix client whose connection waits in a listener's accept queue (State = PendingConnection).</summary>
+    public UnixPendingConnectionRecord? PendingConnection { get; init; }
+
+    /// <summary>A UDP socket's queued datagrams' records (sources, senders), one per entry of <see cref="Queue"/>.</summary>
+    public IReadOnlyList<UdpDatagramRecord> Datagrams { get; init; } = [];
+
+    /// <summary>Where each datagram came from, as text ("127.0.0.1:5000").</summary>
+    public unsafe string SourceOf(int datagram)
+    {
+        UdpDatagramRecord record = Datagrams[datagram];
+        return SocketAddress.Format(Record.Family, new ReadOnlySpan<byte>(record.SourceAddress, (int)Math.Min(record.SourceAddressLength, UdpDatagramRecord.MaxSourceAddressLength)));
+    }
+
     public unsafe string LocalAddress
     {
         get

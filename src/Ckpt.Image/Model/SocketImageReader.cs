@@ -24,29 +24,44 @@ internal static class SocketImageReader
         var socket = reader.Read<SocketRecord>();
         long offset = reader.CurrentRecordOffset;
         Validate(reader, file, socket);
+        bool udp = socket.Protocol == SocketAddress.IPPROTO_UDP;
+        RecordType queueType = udp ? RecordType.UdpDatagram : RecordType.SocketQueue;
         var queue = new List<byte[]>((int)Math.Min(socket.QueuedMessages, 256));
+        var datagrams = new List<UdpDatagramRecord>();
         ulong total = 0;
         for (uint i = 0; i < socket.QueuedMessages; i++)
         {
             reader.ThrowIfFailedCheckpoint();
-            if (reader.PeekType() is { } next && next != RecordType.SocketQueue)
+            if (reader.PeekType() is { } next && next != queueType)
                 throw Error(reader, next, $"found where queued message {i + 1} of {socket.QueuedMessages} of socket objref {socket.ObjRef} belongs");
-            var message = reader.Read<SocketQueueRecord>();
-            if (message.ObjRef != socket.ObjRef)
-                throw Error(reader, RecordType.SocketQueue, $"has objref {message.ObjRef}, its SOCKET record {socket.ObjRef}");
-            if (message.Length > SocketQueueRecord.MaxMessageLength || (socket.SocketType == SocketType.Stream && (message.Length == 0 || message.Length > SocketQueueRecord.MaxStreamChunk)))
-                throw Error(reader, RecordType.SocketQueue, $"holds {message.Length} bytes: a stream chunk has 1 to {SocketQueueRecord.MaxStreamChunk}, a message at most {SocketQueueRecord.MaxMessageLength}");
-            total += message.Length;
+            uint length;
+            if (udp)
+            {
+                UdpDatagramRecord datagram = SocketQueueReader.ReadDatagram(reader, socket);
+                datagrams.Add(datagram);
+                length = datagram.Length;
+            }
+            else
+            {
+                var message = reader.Read<SocketQueueRecord>();
+                if (message.ObjRef != socket.ObjRef)
+                    throw Error(reader, RecordType.SocketQueue, $"has objref {message.ObjRef}, its SOCKET record {socket.ObjRef}");
+                if (message.Length > SocketQueueRecord.MaxMessageLength || (socket.SocketType == SocketType.Stream && (message.Length == 0 || message.Length > SocketQueueRecord.MaxStreamChunk)))
+                    throw Error(reader, RecordType.SocketQueue, $"holds {message.Length} bytes: a stream chunk has 1 to {SocketQueueRecord.MaxStreamChunk}, a message at most {SocketQueueRecord.MaxMessageLength}");
+                length = message.Length;
+            }
+            total += length;
             if (total > socket.QueuedBytes)
-                throw Error(reader, RecordType.SocketQueue, $"brings the queue of socket objref {socket.ObjRef} to {total} bytes, its SOCKET record says {socket.QueuedBytes}");
+                throw Error(reader, queueType, $"brings the queue of socket objref {socket.ObjRef} to {total} bytes, its SOCKET record says {socket.QueuedBytes}");
             queue.Add(reader.ReadTrailingBytes());
         }
         if (total != socket.QueuedBytes)
             throw new ImageFormatException(RecordType.Socket, offset, $"says {socket.QueuedBytes} queued bytes, its {socket.QueuedMessages} SOCKET_QUEUE records hold {total}");
-        if (reader.PeekType() == RecordType.SocketQueue)
-            throw Error(reader, RecordType.SocketQueue, $"one more than the {socket.QueuedMessages} queued messages socket objref {socket.ObjRef} announced");
+        if (reader.PeekType() is RecordType.SocketQueue or RecordType.UdpDatagram)
+            throw Error(reader, reader.PeekType(), $"one more than the {socket.QueuedMessages} queued messages socket objref {socket.ObjRef} announced");
         TcpConnectionImage? tcp = socket.State == SocketState.Established ? TcpConnectionReader.Read(reader, socket.ObjRef) : null;
-        return new SocketImage(socket, queue, offset) { Tcp = tcp };
+        UnixPendingConnectionRecord? pending = socket.State == SocketState.PendingConnection ? SocketQueueReader.ReadPendingConnection(reader, file, socket) : null;
+        return new SocketImage(socket, queue, offset) { Tcp = tcp, PendingConnection = pending, Datagrams = datagrams };
     }
 
     private static void Validate(ImageReader reader, FileRecord file, SocketRecord socket)
@@ -64,8 +79,10 @@ internal static class SocketImageReader
         if (unix ? s.Protocol != 0 || s.SocketType is not (SocketType.Stream or SocketType.Datagram or SocketType.SeqPacket)
                  : !(s.SocketType == SocketType.Stream && s.Protocol == SocketAddress.IPPROTO_TCP) && !(s.SocketType == SocketType.Datagram && s.Protocol == SocketAddress.IPPROTO_UDP))
             return $"type {(ushort)s.SocketType} with protocol {s.Protocol} is not a {s.Family} socket CkptPS restores";
-        if (s.State is not (SocketState.Unconnected or SocketState.Listening or SocketState.Connected or SocketState.Established))
+        if (s.State is not (SocketState.Unconnected or SocketState.Listening or SocketState.Connected or SocketState.Established or SocketState.PendingConnection))
             return $"state {(uint)s.State} is not a socket state";
+        if (s.State == SocketState.PendingConnection && (!unix || s.SocketType == SocketType.Datagram || s.PeerInode != 0 || s.PeerAddressLength != 0 || s.QueuedMessages != 0 || s.Shutdown != 0))
+            return "is a pending connection, but not a unix stream or seqpacket client without peer inode, peer address, queued data or shutdown state";
         if (s.State == SocketState.Established && (unix || s.Protocol != SocketAddress.IPPROTO_TCP || s.LocalAddressLength < 4 || s.PeerAddressLength < 4
             || s.LocalAddress[2] == 0 && s.LocalAddress[3] == 0 || s.PeerAddress[2] == 0 && s.PeerAddress[3] == 0 || s.Shutdown != 0))
             return "is an established connection, but not a TCP socket with a local and a peer address and port, or it has a shutdown state";
@@ -84,8 +101,8 @@ internal static class SocketImageReader
         if (s.SendBuffer < 0 || s.ReceiveBuffer < 0 || s.PeekOffset < -1 || (!unix && s.PeekOffset != 0) || s.KeepIdle < 0 || s.KeepInterval < 0 || s.KeepCount < 0
             || s.ReceiveTimeoutMicroseconds < 0 || s.SendTimeoutMicroseconds < 0)
             return "has a negative buffer size, peek offset, keepalive value or timeout";
-        if ((s.QueuedMessages != 0 || s.QueuedBytes != 0) && s.PeerInode == 0)
-            return "has queued data but is not a socketpair end (only those queues are restored)";
+        if ((s.QueuedMessages != 0 || s.QueuedBytes != 0) && s.PeerInode == 0 && s.Protocol != SocketAddress.IPPROTO_UDP)
+            return "has queued data but is neither a socketpair end nor a UDP socket (only those queues are restored)";
         if (s.QueuedMessages > SocketQueueRecord.MaxQueuedMessages || s.QueuedBytes > SocketQueueRecord.MaxQueuedBytes)
             return $"queues {s.QueuedMessages} messages of {s.QueuedBytes} bytes (at most {SocketQueueRecord.MaxQueuedMessages} and {SocketQueueRecord.MaxQueuedBytes})";
         if (s.Options.HasFlag(SocketOptions.BoundFileDeleted) && (!unix || !IsPathAddress(s)))
@@ -98,7 +115,7 @@ internal static class SocketImageReader
 
     private static unsafe bool IsPathAddress(SocketRecord s) => s.LocalAddressLength > SunPathOffset && s.LocalAddress[SunPathOffset] == (byte)'/';
 
-    private static unsafe string? AddressProblem(string which, SocketFamily family, uint length, byte* address)
+    internal static unsafe string? AddressProblem(string which, SocketFamily family, uint length, byte* address)
     {
         if (length == 0) return null;
         if (length > SocketRecord.MaxAddressLength) return $"{which} address length {length} is above {SocketRecord.MaxAddressLength}";
@@ -121,6 +138,9 @@ internal static class SocketImageReader
         }
     }
 
+    /// <summary>The queues of this process's sockets that name sockets of other processes of the tree.</summary>
+    public static void CheckTree(IReadOnlyList<ProcessImage> processes) => SocketQueueReader.CheckTree(processes);
+
     /// <summary>
     /// Socket file objects have distinct inodes (one socket is one file object), and every socketpair
     /// end names, by inode, a unix socket of the same type in the same descriptor table that names it back.
@@ -141,5 +161,5 @@ internal static class SocketImageReader
         }
     }
 
-    private static ImageFormatException Error(ImageReader reader, RecordType? record, string problem) => new(record, reader.CurrentRecordOffset, problem);
+    internal static ImageFormatException Error(ImageReader reader, RecordType? record, string problem) => new(record, reader.CurrentRecordOffset, problem);
 }

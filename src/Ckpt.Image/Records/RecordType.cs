@@ -54,6 +54,8 @@ public enum RecordType : uint
     SocketQueue = 331,      // CkptPS: one message (or stream chunk) of a socket's receive queue, after its SOCKET record
     TcpConnection = 332,    // CkptPS: an established TCP connection's sequence numbers, options and window (TCP_REPAIR), after its SOCKET record
     TcpQueueData = 333,     // CkptPS: bytes of the receive or send queue of the TCP connection before it
+    UnixPendingConnection = 334, // CkptPS: a unix client's connection waiting in a listener's accept queue, after the client's SOCKET record
+    UdpDatagram = 335,      // CkptPS: one datagram of a UDP socket's receive queue with its source address, after its SOCKET record
     Terminal = 340,         // CkptPS: a pseudo-terminal pair (termios, window size, modes), after the FILE record of its first end
     ControllingTerminal = 341, // CkptPS: a process's controlling terminal and its foreground group, after the SIGNAL record's timers
 

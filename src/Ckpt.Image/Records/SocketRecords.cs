@@ -23,6 +23,7 @@ public enum SocketState : uint
     Listening = 2,      // bound and listen(Backlog)
     Connected = 3,      // unix: one end of a pair in the image (PeerInode); UDP: connect(PeerAddress)
     Established = 4,    // TCP: a connection to PeerAddress, restored with TCP_REPAIR; TCP_CONNECTION follows
+    PendingConnection = 5, // unix stream/seqpacket: connected to a listener of the image, not yet accepted; UNIX_PENDING_CONNECTION follows
 }
 
 /// <summary>SocketRecord.Shutdown: sk_shutdown as sock_diag reports it.</summary>
@@ -51,7 +52,8 @@ public enum SocketOptions : uint
 
 /// <summary>
 /// CkptPS: a socket, right after its FILE record (Kind = UnixSocket or InetSocket, same objref), and
-/// followed by QueuedMessages SOCKET_QUEUE records: the data waiting in its receive queue.
+/// followed by QueuedMessages SOCKET_QUEUE records (UDP: UDP_DATAGRAM records): the data waiting in
+/// its receive queue.
 /// Addresses are the sockaddr bytes getsockname/getpeername (unix: sock_diag's name) return;
 /// a unix socket bound to an abstract name has sun_path[0] = 0. Option values are what
 /// getsockopt returned (buffer sizes: the kernel's doubled value; restore asks for half of it).
@@ -104,5 +106,42 @@ public partial struct SocketQueueRecord
     public const uint MaxQueuedMessages = 1 << 20;
 
     public int ObjRef;                  // the socket's (its FILE's) objref
+    [TrailingBytes] public uint Length;
+}
+
+/// <summary>
+/// CkptPS: a unix stream or seqpacket client (SOCKET State = PendingConnection) whose connection waits in
+/// a listener's accept queue: the kernel made the listener's end (an "embryo" socket, no descriptor yet)
+/// and queued it; accept(2) would return it. Follows the client's SOCKET record (which queues nothing:
+/// data sent into a pending connection cannot be read without accepting it, so such a client is refused).
+/// A restore makes the listener (bound and listening) and the client socket, and once every process has
+/// its descriptors, connects each listener's clients in Position order from their own processes, so
+/// accept(2) returns the connections in the original order and each carries its client's credentials.
+/// </summary>
+[ImageRecord(RecordType.UnixPendingConnection)]
+public partial struct UnixPendingConnectionRecord
+{
+    public int ObjRef;                  // the client socket's (its FILE's) objref
+    public uint Position;               // place in the listener's accept queue, 0 = the oldest (accepted first)
+    public ulong ListenerInode;         // the listening unix socket's inode: the Inode of a FILE record of this image
+}
+
+/// <summary>
+/// CkptPS: one datagram of a UDP socket's receive queue, oldest first, its bytes trailing, with the address
+/// it came from (what recvfrom(2) returns with it). A restore sends it again to the restored socket from
+/// that address: through the image's own UDP socket bound there (SenderInode), or else from a temporary
+/// socket of the receiving process bound to the source address (a local address the restoring user can
+/// bind: the checkpoint refuses any other source).
+/// </summary>
+[ImageRecord(RecordType.UdpDatagram)]
+public unsafe partial struct UdpDatagramRecord
+{
+    public const int MaxLength = 65535;             // a UDP datagram's payload is below 64 KiB
+    public const int MaxSourceAddressLength = 28;   // sizeof(sockaddr_in6)
+
+    public int ObjRef;                  // the receiving socket's (its FILE's) objref
+    public uint SourceAddressLength;    // 16 (sockaddr_in) or 28 (sockaddr_in6), the receiving socket's family
+    public ulong SenderInode;           // the image's UDP socket bound to the source address that sends it (0: a temporary socket)
+    public fixed byte SourceAddress[28]; // sockaddr_in or sockaddr_in6 as recvfrom returned it
     [TrailingBytes] public uint Length;
 }

@@ -15,8 +15,9 @@ namespace Ckpt.Engine.Files.Sockets;
 /// socket bound and connected as it was; an established TCP connection with --tcp-established
 /// (<see cref="TcpConnectionCheckpoint"/>, <see cref="TcpConnectionRestore"/>: TCP_REPAIR). Refused by name:
 /// an established connection without --tcp-established and a connection in any other state (naming both
-/// addresses), a listener with connections waiting to be accepted (they would be lost), datagrams queued
-/// on a UDP socket (their senders are not restorable).
+/// addresses), a listener with connections waiting to be accepted (they would be lost). A UDP socket's
+/// queued datagrams are saved with their sources and sent again (<see cref="UdpDatagramQueue"/>), or refused
+/// by name when their source cannot be bound at restore.
 /// </summary>
 public sealed class InetSocketKind : IDescriptorKind
 {
@@ -44,8 +45,12 @@ public sealed class InetSocketKind : IDescriptorKind
         {
             record.State = peer.Length > 0 ? SocketState.Connected : SocketState.Unconnected;
             if (peer.Length > 0) TargetSocket.SetAddress(ref record, peer: true, peer);
-            if (HasQueuedDatagram(socket))
-                throw new CheckpointRefusedException($"{description} has datagrams queued: unsupported (their senders' addresses cannot be restored)");
+            // The audit's pass reads no queue: a peek marks a zero-length datagram, which a second peek at an offset would skip.
+            if (!fd.DryRun)
+            {
+                (List<byte[]> queue, List<UdpDatagramRecord> datagrams) = UdpDatagramQueue.Inspect(socket, local, description, fd);
+                if (queue.Count > 0) return socket.Inspected(objRef, FileKind.InetSocket, record, queue) with { Datagrams = datagrams };
+            }
         }
         return socket.Inspected(objRef, FileKind.InetSocket, record, [], connection);
     }
@@ -87,16 +92,6 @@ public sealed class InetSocketKind : IDescriptorKind
     /// <summary>An address with port 0 is what getsockname says of a socket never bound.</summary>
     private static bool IsUnbound(byte[] address) => address.Length < 4 || (address[2] == 0 && address[3] == 0);
 
-    private static unsafe bool HasQueuedDatagram(TargetSocket socket)
-    {
-        byte probe;
-        var iov = new Native.Iovec { Base = (nint)(&probe), Length = 1 };
-        var message = new MessageHeader { Iov = &iov, IovLength = 1 };
-        if (recvmsg(socket.Handle, &message, MSG_PEEK | MSG_DONTWAIT) >= 0) return true;
-        int errno = Native.LastErrno;
-        return errno == Errno.EAGAIN ? false : throw new SyscallException("recvmsg(MSG_PEEK) of the engine's duplicate", errno, socket.Pid, socket.Name);
-    }
-
     public bool Restores(FileImage file) => file.Record.Kind == FileKind.InetSocket;
 
     public void Validate(FileImage file, int fd)
@@ -117,7 +112,8 @@ public sealed class InetSocketKind : IDescriptorKind
         SocketOptionValues.Apply(syscalls, scratch, created, fd, socket.Record);
         if (socket.Record.LocalAddressLength > 0) InjectedSocketCalls.Bind(syscalls, scratch, created, fd, socket);
         if (socket.Record.State == SocketState.Listening) InjectedSocketCalls.Listen(syscalls, created, fd, socket.Record);
-        if (socket.Record.State == SocketState.Connected) InjectedSocketCalls.Connect(syscalls, scratch, created, fd, socket);
+        // With datagrams queued, it connects after they are sent again (UdpDatagramQueue.SendAll): a connected UDP socket takes only its peer's.
+        if (socket.Record.State == SocketState.Connected && socket.Queue.Count == 0) InjectedSocketCalls.Connect(syscalls, scratch, created, fd, socket);
         InjectedSocketCalls.StatusFlags(syscalls, created, fd, file.Record);
         return created;
     }

@@ -56,7 +56,7 @@ public sealed class TargetSocket : IDisposable
     public byte[] PeerAddress() => Address(Handle, peer: true, Pid);
 
     /// <summary>The FILE record of the socket (path "socket:[inode]") and the SOCKET record after it, with its queue.</summary>
-    public IInspectedFile Inspected(int objRef, FileKind kind, SocketRecord socket, IReadOnlyList<byte[]> queue, TcpConnectionImage? tcp = null)
+    public InspectedSocket Inspected(int objRef, FileKind kind, SocketRecord socket, IReadOnlyList<byte[]> queue, TcpConnectionImage? tcp = null)
     {
         socket.ObjRef = objRef;
         socket.QueuedMessages = (uint)queue.Count;
@@ -67,15 +67,23 @@ public sealed class TargetSocket : IDisposable
 
     public void Dispose() => Native.close(Handle);
 
-    private sealed record InspectedSocket(FileRecord File, string Path, SocketRecord Socket, IReadOnlyList<byte[]> Queue, TcpConnectionImage? Tcp) : IInspectedFile
+    /// <summary>A socket's records: FILE, SOCKET, its queue (SOCKET_QUEUE, or UDP_DATAGRAM when <see cref="Datagrams"/> says where each came from), then TCP_CONNECTION or UNIX_PENDING_CONNECTION.</summary>
+    public sealed record InspectedSocket(FileRecord File, string Path, SocketRecord Socket, IReadOnlyList<byte[]> Queue, TcpConnectionImage? Tcp) : IInspectedFile
     {
+        public UnixPendingConnectionRecord? Pending { get; init; }
+        public IReadOnlyList<UdpDatagramRecord>? Datagrams { get; init; }
+
         public void Write(ImageWriter writer)
         {
             writer.Write(File, Encoding.UTF8.GetBytes(Path));
             writer.Write(Socket);
-            foreach (byte[] message in Queue)
-                writer.Write(new SocketQueueRecord { ObjRef = Socket.ObjRef, Length = (uint)message.Length }, message);
+            for (int i = 0; i < Queue.Count; i++)
+            {
+                if (Datagrams is null) writer.Write(new SocketQueueRecord { ObjRef = Socket.ObjRef, Length = (uint)Queue[i].Length }, Queue[i]);
+                else writer.Write(Datagrams[i] with { ObjRef = Socket.ObjRef, Length = (uint)Queue[i].Length }, Queue[i]);
+            }
             if (Tcp is not null) WriteTcp(writer, Tcp);
+            if (Pending is { } pending) writer.Write(pending with { ObjRef = Socket.ObjRef });
         }
 
         /// <summary>TCP_CONNECTION, then the receive queue's chunks, then the send queue's.</summary>

@@ -18,9 +18,11 @@ namespace Ckpt.Engine.Files.Sockets;
 /// - both ends of a connected pair held by the process (socketpair(2), each end bound again to its own
 ///   name if it had one), with the data queued in each direction (<see cref="SocketQueuePeek"/>: read
 ///   without consuming it), then the shutdown state.
+/// - a listening socket with connections not yet accepted whose clients are sockets of the tree, and those
+///   clients (<see cref="UnixPendingConnections"/>).
 /// Refused by name: a connection to a socket outside the process (naming the peer and who holds it),
-/// a connection accepted from a listener (its address is the listener's too), a listening socket with
-/// connections not yet accepted, datagrams queued on a socket that is not a pair's end, descriptors in
+/// a connection accepted from a listener (its address is the listener's too), a pending connection whose
+/// client is outside the tree or has sent data, datagrams queued on a socket that is not a pair's end, descriptors in
 /// flight (SCM_RIGHTS), a path relative to a directory.
 /// </summary>
 public sealed class UnixSocketKind : IDescriptorKind
@@ -44,11 +46,16 @@ public sealed class UnixSocketKind : IDescriptorKind
         string description = $"{socket.Name} (unix {record.SocketType.ToString().ToLowerInvariant()} socket inode {fd.Stat.Inode}{(local.Length > 2 ? " " + TargetSocket.Format(AF_UNIX, local) : "")})";
         if (local.Length > 2) record = Bound(record, local, info, description);
         List<byte[]> queue = [];
+        UnixPendingConnectionRecord? pending = null;
         if (info.State == UnixSocketInfo.Listen)
         {
-            if (info.ReceiveQueue > 0)
-                throw new CheckpointRefusedException($"{description} is listening with {info.ReceiveQueue} connection(s) not yet accepted: unsupported (they would be lost)");
+            if (info.ReceiveQueue > 0) UnixPendingConnections.RequireClientsInTree(fd, info, record, description);
             (record.State, record.Backlog) = (SocketState.Listening, (int)info.SendQueue);
+        }
+        else if (info.PeerInode == 0 && info.State == UnixSocketInfo.Established && record.SocketType != SocketType.Datagram
+                 && UnixPendingConnections.Inspect(fd, info, description) is { } waiting)
+        {
+            (record.State, pending) = (SocketState.PendingConnection, waiting);
         }
         else if (info.PeerInode != 0 || info.State == UnixSocketInfo.Established)
         {
@@ -70,7 +77,7 @@ public sealed class UnixSocketKind : IDescriptorKind
                 throw new CheckpointRefusedException($"{description} has datagrams from other sockets queued: unsupported (their senders' addresses are not restored)");
         }
         record = SocketOptionValues.Read(socket.Handle, AF_UNIX, 0, fd.Pid, record);
-        return socket.Inspected(objRef, FileKind.UnixSocket, record, queue);
+        return socket.Inspected(objRef, FileKind.UnixSocket, record, queue) with { Pending = pending };
     }
 
     /// <summary>The bound address; a path must be absolute, and its file is checked to still be this socket's.</summary>
@@ -143,6 +150,7 @@ public sealed class UnixSocketKind : IDescriptorKind
         SocketOptionValues.Apply(syscalls, scratch, created, fd, socket.Record);
         if (socket.Record.LocalAddressLength > 2) BindUnix(syscalls, scratch, created, fd, socket);
         if (socket.Record.State == SocketState.Listening) InjectedSocketCalls.Listen(syscalls, created, fd, socket.Record);
+        // A pending connection's client connects once every listener of the tree exists (UnixPendingConnections.ConnectAll).
         InjectedSocketCalls.PeekOffset(syscalls, scratch, created, fd, socket.Record);
         InjectedSocketCalls.Shutdown(syscalls, created, fd, socket.Record.Shutdown);
         InjectedSocketCalls.StatusFlags(syscalls, created, fd, file.Record);
