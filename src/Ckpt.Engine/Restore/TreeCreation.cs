@@ -54,6 +54,22 @@ public static unsafe class TreeCreation
             if (task.Pgid != task.Pid && !leaderInImage && !rootsForeignGroup)
                 throw new RestoreRefusedException($"process {task.Pid} is in process group {task.Pgid}, whose leader is not in the image (in session {task.Sid}): a group whose leader is gone is restored for the root process only");
         }
+        IReadOnlyDictionary<int, CreationStep> steps = CreationSteps(plan);
+        // A process made with CLONE_FILES is not exec'ed: it keeps its creator's program, which for an
+        // unprivileged engine (it execs the image's executables, whose exe link it cannot change) must be its own.
+        foreach (ProcessImage process in plan.Processes.Where(p => !steps[p.Pid].Execs))
+        {
+            ProcessImage creator = plan.Processes.First(p => p.Pid == steps[process.Pid].Creator);
+            if (!Caller.Current.IsRoot && creator.ExePath != process.ExePath)
+                throw new RestoreRefusedException($"process {process.Pid} shares its descriptor table with process {creator.Pid}, which runs {creator.ExePath}, not {process.ExePath}: an unprivileged restore cannot set the executable of a process it does not exec");
+        }
+    }
+
+    /// <summary>Which process forks each one, and with what it shares (<see cref="SharedTables.Plan"/>); refused when the sharing cannot be made.</summary>
+    public static IReadOnlyDictionary<int, CreationStep> CreationSteps(RestorePlan plan)
+    {
+        try { return SharedTables.Plan(SharedTables.MembersOf(plan.Image)); }
+        catch (SharingNotCreatableException e) { throw new RestoreRefusedException(e.Message); }
     }
 
     /// <summary>Steps 1-4; every task made is added to <paramref name="tree"/> at once (killed on a failure).</summary>
@@ -95,11 +111,15 @@ public static unsafe class TreeCreation
 
         var made = new Dictionary<int, SyscallInjector> { [rootImage.Pid] = root.Leader };
         var zombies = new List<(ZombieImage Zombie, SyscallInjector Injector, RestoreContext Parent)>();
+        IReadOnlyDictionary<int, CreationStep> steps = CreationSteps(plan);
         foreach (TaskIdsRecord ids in plan.Image.TaskTable.Skip(1).Where(t => t.Pid == t.Tgid))
         {
-            tree.Step = $"process {ids.Pid}: create (forked by {ids.Ppid})";
+            // A zombie shares nothing: its parent forks it.
+            CreationStep step = steps.TryGetValue(ids.Pid, out CreationStep? known) ? known : new CreationStep(ids.Pid, ids.Ppid, false, false, false);
+            tree.Step = $"process {ids.Pid}: create (forked by {step.Creator}{Describe(step)})";
             RestoreContext parent = tree.ByPid[ids.Ppid];
-            SyscallInjector child = Fork(tree, parent, ids.Pid);
+            RestoreContext creator = tree.ByPid[step.Creator];
+            SyscallInjector child = Fork(tree, creator.Leader, creator.Scratch, ids.Pid, CloneFlags(step));
             if (ids.Sid == ids.Pid) child.Call("setsid (the process led its session)", SYS_setsid);
             tree.Terminals.AcquireControllingTerminal(child, ids.Pid); // before it forks: its session's processes inherit it
             if (plan.Zombies.FirstOrDefault(z => z.Pid == ids.Pid) is { } zombie)
@@ -110,7 +130,8 @@ public static unsafe class TreeCreation
             }
             ProcessImage image = plan.Processes.First(p => p.Pid == ids.Pid);
             tree.Step = $"process {ids.Pid}: execve of the neutral program";
-            RestoreContext restored = tree.AddProcess(image, Exec(child, parent.Scratch.Address, ProgramFor(image)));
+            // execve would unshare the descriptor table: a process sharing one stays a copy of its creator's program.
+            RestoreContext restored = tree.AddProcess(image, step.Execs ? Exec(child, creator.Scratch.Address, ProgramFor(image)) : child);
             ParentLinks.SetChildSubreaper(restored.Leader, image);
             made[ids.Pid] = restored.Leader;
         }
@@ -129,14 +150,22 @@ public static unsafe class TreeCreation
             DiscardSigchld(parent);
     }
 
-    // An injected clone3 in the parent: a copy of the parent as it is now (a fresh program with the
-    // engine's scratch area), stopped by PTRACE_O_TRACEFORK before its first instruction.
-    private static SyscallInjector Fork(TreeRestoreContext tree, RestoreContext parent, int pid) => Fork(tree, parent.Leader, parent.Scratch, pid);
+    private const ulong CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_PARENT = 0x8000;
 
-    internal static SyscallInjector Fork(TreeRestoreContext tree, SyscallInjector parent, ScratchArea scratch, int pid)
+    private static ulong CloneFlags(CreationStep step) =>
+        (step.SharesFiles ? CLONE_FILES : 0) | (step.SharesFs ? CLONE_FS : 0) | (step.AsSibling ? CLONE_PARENT : 0);
+
+    private static string Describe(CreationStep step) =>
+        (step.AsSibling ? ", a sibling, with CLONE_PARENT" : "") + (step.SharesFiles ? ", sharing its descriptor table" : "") + (step.SharesFs ? ", sharing its fs information" : "");
+
+    // An injected clone3 in the parent (or, with CLONE_PARENT, in a sibling): a copy of it as it is now (a
+    // fresh program with the engine's scratch area), stopped by PTRACE_O_TRACEFORK before its first instruction.
+    internal static SyscallInjector Fork(TreeRestoreContext tree, SyscallInjector parent, ScratchArea scratch, int pid, ulong flags = 0)
     {
         scratch.Reset();
-        var arguments = new CloneArgs { ExitSignal = SIGCHLD, SetTid = scratch.PutStruct(pid), SetTidSize = 1 };
+        // clone3 refuses an exit signal with CLONE_PARENT (EINVAL): the child then gets its creator's (SIGCHLD).
+        ulong exitSignal = (flags & CLONE_PARENT) != 0 ? 0 : SIGCHLD;
+        var arguments = new CloneArgs { Flags = flags, ExitSignal = exitSignal, SetTid = scratch.PutStruct(pid), SetTidSize = 1 };
         long result = parent.CallRaw(SYS_clone3, scratch.PutStruct(arguments), (ulong)sizeof(CloneArgs));
         if (result == -Errno.EEXIST) throw new PidInUseException(pid, ProcessNames.CommOf(pid));
         if (result < 0) throw new SyscallException($"clone3(set_tid {pid})", (int)-result, parent.Pid, "injected into the restored parent");
