@@ -210,6 +210,7 @@ static int middle(void)
     if (unshare(CLONE_FILES | CLONE_FS) != 0) return fail("unshare");
     printf("SIBLINGS %d %d\n", sib1, sib2);
     fflush(stdout);
+    set_flag("siblings", getpid());
     wait_for_usr1();
     kill(sib1, SIGUSR1);
     kill(sib2, SIGUSR1);
@@ -274,7 +275,8 @@ int main(int argc, char **argv)
     pid_t mid = fork();
     if (mid == 0) return middle();
     if (files < 0 || fs < 0 || both < 0 || mid < 0) return fail("clone");
-    sleep_ms(300); /* the children make their directories; middle makes its siblings and prints them */
+    sleep_ms(300); /* the children make their directories */
+    if (!wait_flag("siblings", mid)) return fail("middle never made its siblings");
     printf("PIDS %d %d %d %d %d\nREADY %d\n", getpid(), files, fs, both, mid, getpid());
     fflush(stdout);
 

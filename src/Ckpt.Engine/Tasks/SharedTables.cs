@@ -62,7 +62,7 @@ public static class SharedTables
             {
                 string what = sharesFiles && sharesFs ? "descriptor table (CLONE_FILES) and fs information (CLONE_FS)" : sharesFiles ? "descriptor table (CLONE_FILES)" : "fs information (CLONE_FS: cwd, root, umask)";
                 int with = (sharesFiles ? firstFiles[member.FileTable] : firstFs[member.Fs]).Pid;
-                throw new SharingNotCreatableException($"process {member.Pid} shares its {what} with process {with}, but neither its parent {member.Ppid} nor an earlier sibling shares {(sharesFiles && sharesFs ? "both" : "it")} in its session: a restore could not fork it sharing them (sharing is made only by clone)");
+                throw new SharingNotCreatableException($"process {member.Pid} shares its {what} with process {with}, but neither its parent {member.Ppid} nor an earlier sibling shares {(sharesFiles && sharesFs ? "both" : "it")} in its session: a restore could not fork it sharing {(sharesFiles && sharesFs ? "them" : "it")} (sharing is made only by clone)");
             }
             steps[member.Pid] = new CreationStep(member.Pid, creator.Pid, sharesFiles, sharesFs, creator.Pid != member.Ppid);
         }
