@@ -18,7 +18,10 @@ namespace Ckpt.Engine.Restore;
 ///    children (they inherit the session); then an injected execve of the neutral program, which
 ///    leaves it exactly where the root is after step 1 (a fresh program stopped at PTRACE_EVENT_EXEC);
 ///    no process ever executes the image's executable (<see cref="NeutralExecutable"/>: a setuid or
-///    file-capability program would change its credentials);
+///    file-capability program would change its credentials); a process that shares a descriptor table or
+///    fs information with an earlier one is forked sharing it (CLONE_FILES, CLONE_FS; by a sibling with
+///    CLONE_PARENT when its parent does not share it) and, sharing a table, not exec'ed (execve would
+///    unshare it; <see cref="SharedTables"/>);
 /// 3. process groups: every group leader calls setpgid(0, 0), then every member setpgid(0, leader)
 ///    (a group must exist, in the member's session, before anyone joins it);
 /// 4. zombies: each (made in step 2 like the others, but never exec'ed) exits with its recorded
