@@ -102,6 +102,10 @@ public sealed partial class SharedTablesTests
             Assert.Null(Of(roles.Middle).SharedFs);
             Assert.Same(Of(roles.Sib1).SharedFs, Of(roles.Sib2).SharedFs);
             Assert.Equal(0x17u, rootFs.Record.Umask); // 027
+            var (showCode, show, _) = RunCkpt(EngineTimeout, "show", image);
+            Assert.Equal(0, showCode);
+            Assert.Contains($" descriptors, shared with processes {roles.Files}, {roles.Both} (descriptor table objref {Of(roles.Root).FileTable.ObjRef}, CLONE_FILES)", show);
+            Assert.Contains($"umask 027, shared with processes {roles.Root}, {roles.Fs} (fs objref {rootFs.ObjRef}, CLONE_FS)", show);
 
             Assert.Equal(target.Pid, CkptRestore(image));
             Assert.Equal(before, ProcessTreeTests.Tree(target.Pid));

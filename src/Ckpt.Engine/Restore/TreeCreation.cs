@@ -29,9 +29,10 @@ namespace Ckpt.Engine.Restore;
 ///    the SIGCHLD this queued for the parent is discarded (the image has the parent's real queue).
 /// The root's own session and group, when their leaders are gone and their pids are free, are made by
 /// helper processes with those pids that fork the root and then exit (<see cref="LeaderHelpers"/>); when
-/// a leader's pid is in use the root joins the session and group the restore runs in. Any other process
-/// in a session or group whose leader is not in the image is refused before anything is created
-/// (<see cref="Validate"/>).
+/// a leader's pid is in use the root joins the session and group the restore runs in. A gone session of
+/// processes below the root whose parent is a child subreaper is made by a helper that parent forks
+/// (<see cref="SessionHelpers"/>). Any other process in a session or group whose leader is not in the
+/// image is refused before anything is created (<see cref="Validate"/>).
 /// </summary>
 public static unsafe class TreeCreation
 {
@@ -44,20 +45,23 @@ public static unsafe class TreeCreation
         var tasks = plan.Image.TaskTable.Where(t => t.Pid == t.Tgid).ToDictionary(t => t.Pid);
         TaskIdsRecord root = plan.Image.TaskTable[0];
         var zombies = plan.Zombies.Select(z => z.Pid).ToHashSet();
+        // Sessions whose leader is gone, made for their members by a helper (SessionHelpers, validated below).
+        var helperSessions = SessionHelpers.For(plan).Keys.ToHashSet();
         foreach (TaskIdsRecord task in tasks.Values)
         {
             if (task.Pid == root.Pid) continue;
             TaskIdsRecord parent = tasks[task.Ppid]; // the image model checked it is an earlier process
             if (zombies.Contains(parent.Pid))
                 throw new RestoreRefusedException($"process {task.Pid}'s parent {parent.Pid} is a zombie, which has no children");
-            if (task.Sid != task.Pid && task.Sid != parent.Sid)
-                throw new RestoreRefusedException($"process {task.Pid} is in session {task.Sid}, which is neither its own nor its parent {parent.Pid}'s ({parent.Sid}): a session whose leader is gone is restored for the root process only");
+            // The helper's group (setsid makes one with the session's id) is the gone leader's group too.
             bool rootsForeignGroup = task.Pgid == root.Pgid && root.Pgid != root.Pid && task.Sid == root.Sid;
+            bool helpersGroup = helperSessions.Contains(task.Sid) && task.Pgid == task.Sid;
             bool leaderInImage = tasks.TryGetValue(task.Pgid, out TaskIdsRecord leader) && leader.Pgid == leader.Pid && leader.Sid == task.Sid;
-            if (task.Pgid != task.Pid && !leaderInImage && !rootsForeignGroup)
-                throw new RestoreRefusedException($"process {task.Pid} is in process group {task.Pgid}, whose leader is not in the image (in session {task.Sid}): a group whose leader is gone is restored for the root process only");
+            if (task.Pgid != task.Pid && !leaderInImage && !rootsForeignGroup && !helpersGroup)
+                throw new RestoreRefusedException($"process {task.Pid} is in process group {task.Pgid}, whose leader is not in the image (in session {task.Sid}): a group whose leader is gone is restored for the root process and for its session's own group only");
         }
         IReadOnlyDictionary<int, CreationStep> steps = CreationSteps(plan);
+        SessionHelpers.Validate(plan, steps);
         // A process made with CLONE_FILES is not exec'ed: it keeps its creator's program, which for an
         // unprivileged engine (it execs the image's executables, whose exe link it cannot change) must be its own.
         foreach (ProcessImage process in plan.Processes.Where(p => !steps[p.Pid].Execs))
@@ -115,14 +119,17 @@ public static unsafe class TreeCreation
         var made = new Dictionary<int, SyscallInjector> { [rootImage.Pid] = root.Leader };
         var zombies = new List<(ZombieImage Zombie, SyscallInjector Injector, RestoreContext Parent)>();
         IReadOnlyDictionary<int, CreationStep> steps = CreationSteps(plan);
+        var sessionHelpers = new SessionHelpers();
         foreach (TaskIdsRecord ids in plan.Image.TaskTable.Skip(1).Where(t => t.Pid == t.Tgid))
         {
             // A zombie shares nothing: its parent forks it.
             CreationStep step = steps.TryGetValue(ids.Pid, out CreationStep? known) ? known : new CreationStep(ids.Pid, ids.Ppid, false, false, false);
-            tree.Step = $"process {ids.Pid}: create (forked by {step.Creator}{Describe(step)})";
             RestoreContext parent = tree.ByPid[ids.Ppid];
             RestoreContext creator = tree.ByPid[step.Creator];
-            SyscallInjector child = Fork(tree, creator.Leader, creator.Scratch, ids.Pid, CloneFlags(step));
+            // A process in a session whose leader is gone is forked by that session's helper (its parent's child).
+            var (forker, forkerScratch) = SessionHelpers.Forks(plan, ids) ? sessionHelpers.For(tree, parent, ids.Sid) : (creator.Leader, creator.Scratch);
+            tree.Step = $"process {ids.Pid}: create (forked by {forker.Pid}{Describe(step)})";
+            SyscallInjector child = Fork(tree, forker, forkerScratch, ids.Pid, CloneFlags(step));
             if (ids.Sid == ids.Pid) child.Call("setsid (the process led its session)", SYS_setsid);
             tree.Terminals.AcquireControllingTerminal(child, ids.Pid); // before it forks: its session's processes inherit it
             if (plan.Zombies.FirstOrDefault(z => z.Pid == ids.Pid) is { } zombie)
@@ -134,7 +141,7 @@ public static unsafe class TreeCreation
             ProcessImage image = plan.Processes.First(p => p.Pid == ids.Pid);
             tree.Step = $"process {ids.Pid}: execve of the neutral program";
             // execve would unshare the descriptor table: a process sharing one stays a copy of its creator's program.
-            RestoreContext restored = tree.AddProcess(image, step.Execs ? Exec(child, creator.Scratch.Address, ProgramFor(image)) : child);
+            RestoreContext restored = tree.AddProcess(image, step.Execs ? Exec(child, forkerScratch.Address, ProgramFor(image)) : child);
             ParentLinks.SetChildSubreaper(restored.Leader, image);
             made[ids.Pid] = restored.Leader;
         }
@@ -143,6 +150,7 @@ public static unsafe class TreeCreation
         SetGroups(plan, made);
         tree.Step = "foreground process groups";
         tree.Terminals.SetForegroundGroups(tree);
+        sessionHelpers.ExitAll(tree); // their children go back to their parents, the subreapers
         foreach (var (zombie, injector, parent) in zombies)
         {
             tree.Step = $"zombie {zombie.Pid}: exit with status 0x{zombie.ExitStatus:x}";
