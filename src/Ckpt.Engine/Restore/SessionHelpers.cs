@@ -24,7 +24,7 @@ public sealed class SessionHelpers
     private readonly Dictionary<int, (SyscallInjector Helper, RestoreContext Parent)> _made = [];
 
     /// <summary>Gone session leader -> the parent of the processes its helper forks (a child subreaper in the image).</summary>
-    public static Dictionary<int, int> For(RestorePlan plan)
+    public static Dictionary<int, int> Sessions(RestorePlan plan)
     {
         var leaders = plan.Image.TaskTable.Where(t => t.Pid == t.Tgid).ToDictionary(t => t.Pid);
         var sessions = new Dictionary<int, int>();
@@ -41,7 +41,7 @@ public sealed class SessionHelpers
     {
         var leaders = plan.Image.TaskTable.Where(t => t.Pid == t.Tgid).ToDictionary(t => t.Pid);
         var zombies = plan.Zombies.Select(z => z.Pid).ToHashSet();
-        foreach (var (session, parent) in For(plan))
+        foreach (var (session, parent) in Sessions(plan))
         {
             string what = $"session {session}, whose leader is gone";
             ProcessImage? reaper = plan.Processes.FirstOrDefault(p => p.Pid == parent);
@@ -68,7 +68,7 @@ public sealed class SessionHelpers
         task.Pid != plan.Image.RootPid && task.Sid != task.Pid && task.Sid != plan.Image.TaskTable.First(t => t.Pid == task.Ppid).Sid;
 
     /// <summary>The helper for the task's session, forked by the task's parent and made a session leader on first use.</summary>
-    public (SyscallInjector Helper, ScratchArea Scratch) For(TreeRestoreContext tree, RestoreContext parent, int session)
+    public (SyscallInjector Helper, ScratchArea Scratch) HelperFor(TreeRestoreContext tree, RestoreContext parent, int session)
     {
         if (!_made.TryGetValue(session, out var made))
         {

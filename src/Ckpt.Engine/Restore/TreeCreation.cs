@@ -46,7 +46,7 @@ public static unsafe class TreeCreation
         TaskIdsRecord root = plan.Image.TaskTable[0];
         var zombies = plan.Zombies.Select(z => z.Pid).ToHashSet();
         // Sessions whose leader is gone, made for their members by a helper (SessionHelpers, validated below).
-        var helperSessions = SessionHelpers.For(plan).Keys.ToHashSet();
+        var helperSessions = SessionHelpers.Sessions(plan).Keys.ToHashSet();
         foreach (TaskIdsRecord task in tasks.Values)
         {
             if (task.Pid == root.Pid) continue;
@@ -127,7 +127,7 @@ public static unsafe class TreeCreation
             RestoreContext parent = tree.ByPid[ids.Ppid];
             RestoreContext creator = tree.ByPid[step.Creator];
             // A process in a session whose leader is gone is forked by that session's helper (its parent's child).
-            var (forker, forkerScratch) = SessionHelpers.Forks(plan, ids) ? sessionHelpers.For(tree, parent, ids.Sid) : (creator.Leader, creator.Scratch);
+            var (forker, forkerScratch) = SessionHelpers.Forks(plan, ids) ? sessionHelpers.HelperFor(tree, parent, ids.Sid) : (creator.Leader, creator.Scratch);
             tree.Step = $"process {ids.Pid}: create (forked by {forker.Pid}{Describe(step)})";
             SyscallInjector child = Fork(tree, forker, forkerScratch, ids.Pid, CloneFlags(step));
             if (ids.Sid == ids.Pid) child.Call("setsid (the process led its session)", SYS_setsid);
