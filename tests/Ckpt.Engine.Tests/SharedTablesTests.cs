@@ -62,11 +62,21 @@ public sealed partial class SharedTablesTests
         private static bool InGroup(int a, int b, int[] group) => group.Contains(a) && group.Contains(b);
     }
 
-    // Kills what is left and removes the workload's directory (DIR in ckpt_shared_tables.c).
-    private static void KillAll(int[] pids)
+    // Kills what is left of the workload, every process of its session (the harness gives the root one; a
+    // restore brings it back), and removes its directory (DIR in ckpt_shared_tables.c).
+    private static void KillAll(int root)
     {
-        foreach (int pid in pids) RestoreTestProcesses.TryKill(pid, SIGKILL);
-        string directory = $"/tmp/ckpt-shared-tables-{pids[0]}";
+        foreach (string entry in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(entry), out int pid)) continue;
+            try
+            {
+                string stat = File.ReadAllText($"{entry}/stat");
+                if (stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[3] == root.ToString()) RestoreTestProcesses.TryKill(pid, SIGKILL);
+            }
+            catch (IOException) { } // gone meanwhile
+        }
+        string directory = $"/tmp/ckpt-shared-tables-{root}";
         if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
     }
 
@@ -74,10 +84,10 @@ public sealed partial class SharedTablesTests
     public void Processes_sharing_a_descriptor_table_or_fs_information_share_them_again_after_kill_and_restore()
     {
         using var target = Start("ckpt_shared_tables");
-        Roles roles = Roles.Of(target);
-        List<string> before = ProcessTreeTests.Tree(target.Pid);
         try
         {
+            Roles roles = Roles.Of(target);
+            List<string> before = ProcessTreeTests.Tree(target.Pid);
             Assert.Equal(7, before.Count);
             roles.RequireSharing();
             string image = TempPath("shared-tables.img");
@@ -114,7 +124,7 @@ public sealed partial class SharedTablesTests
         }
         finally
         {
-            KillAll(roles.All);
+            KillAll(target.Pid);
         }
     }
 
@@ -122,10 +132,10 @@ public sealed partial class SharedTablesTests
     public void A_checkpoint_without_kill_leaves_the_sharing_tree_running_as_before()
     {
         using var target = Start("ckpt_shared_tables");
-        Roles roles = Roles.Of(target);
-        List<string> before = ProcessTreeTests.Tree(target.Pid);
         try
         {
+            Roles roles = Roles.Of(target);
+            List<string> before = ProcessTreeTests.Tree(target.Pid);
             CkptCheckpoint(target.Pid, TempPath("shared-tables-live.img"), kill: false);
             Assert.Equal(before, ProcessTreeTests.Tree(target.Pid));
             roles.RequireSharing();
@@ -134,7 +144,7 @@ public sealed partial class SharedTablesTests
         }
         finally
         {
-            KillAll(roles.All);
+            KillAll(target.Pid);
         }
     }
 
@@ -142,10 +152,10 @@ public sealed partial class SharedTablesTests
     public void Sharing_with_a_process_outside_the_checkpointed_tree_is_refused_naming_both_and_all_run_on()
     {
         using var target = Start("ckpt_shared_tables");
-        Roles roles = Roles.Of(target);
-        List<string> before = ProcessTreeTests.Tree(target.Pid);
         try
         {
+            Roles roles = Roles.Of(target);
+            List<string> before = ProcessTreeTests.Tree(target.Pid);
             foreach (var (pid, partner, what) in new[] { (roles.Files, roles.Root, "descriptor table (CLONE_FILES"), (roles.Fs, roles.Root, "fs information (CLONE_FS"), (roles.Sib2, roles.Sib1, "descriptor table (CLONE_FILES") })
             {
                 var (code, _, stderr) = RunCkpt(EngineTimeout, "checkpoint", "--pid", pid.ToString(), "--output", TempPath("shared-outside.img"));
@@ -160,7 +170,7 @@ public sealed partial class SharedTablesTests
         }
         finally
         {
-            KillAll(roles.All);
+            KillAll(target.Pid);
         }
     }
 
@@ -168,11 +178,11 @@ public sealed partial class SharedTablesTests
     public void A_sharer_whose_parent_left_the_table_is_refused_by_name_and_the_tree_runs_on()
     {
         using var target = Start("ckpt_shared_tables", "unshared");
-        string[] lines = File.ReadAllLines(target.Log);
-        int a = int.Parse(lines.Single(l => l.StartsWith("A ", StringComparison.Ordinal))[2..]);
-        int b = int.Parse(lines.Single(l => l.StartsWith("B ", StringComparison.Ordinal))[2..]);
         try
         {
+            string[] lines = File.ReadAllLines(target.Log); // A and B are printed before READY
+            int a = int.Parse(lines.Single(l => l.StartsWith("A ", StringComparison.Ordinal))[2..]);
+            int b = int.Parse(lines.Single(l => l.StartsWith("B ", StringComparison.Ordinal))[2..]);
             Assert.True(Shared(target.Pid, b, KCMP_FILES));
             Assert.False(Shared(a, b, KCMP_FILES));
             var (code, _, stderr) = RunCkpt(EngineTimeout, "checkpoint", "--pid", target.Pid.ToString(), "--output", TempPath("shared-unshared.img"));
@@ -183,7 +193,7 @@ public sealed partial class SharedTablesTests
         }
         finally
         {
-            KillAll([target.Pid, a, b]);
+            KillAll(target.Pid);
         }
     }
 }

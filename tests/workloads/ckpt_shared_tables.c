@@ -219,9 +219,12 @@ static int middle(void)
     return 0;
 }
 
-/* R shares its table with A; A's child B shares it too, and A leaves the table: refused by the checkpoint. */
+/* R shares its table with A; A's child B shares it too, and A leaves the table: refused by the checkpoint.
+ * A sends B's pid through a pipe once it has left the table (both close their ends after). */
 static int unshared_middle(void)
 {
+    int channel[2];
+    if (pipe(channel) != 0) return fail("pipe");
     pid_t a = clone_sharing(CLONE_FILES);
     if (a == 0)
     {
@@ -229,15 +232,19 @@ static int unshared_middle(void)
         pid_t b = clone_sharing(CLONE_FILES);
         if (b == 0) { wait_for_usr1(); return 0; }
         if (b < 0 || unshare(CLONE_FILES) != 0) return fail("clone of b or unshare");
-        printf("B %d\n", b);
-        fflush(stdout);
+        if (write(channel[1], &b, sizeof b) != sizeof b) return fail("write");
+        close(channel[0]);
+        close(channel[1]);
         wait_for_usr1();
         kill(b, SIGUSR1);
         return reap(b, "b failed");
     }
     if (a < 0) return fail("clone of a");
-    sleep_ms(200);
-    printf("A %d\nREADY %d\n", a, getpid());
+    pid_t b;
+    if (read(channel[0], &b, sizeof b) != sizeof b) return fail("read");
+    close(channel[0]);
+    close(channel[1]);
+    printf("A %d\nB %d\nREADY %d\n", a, b, getpid());
     fflush(stdout);
     wait_for_usr1();
     kill(a, SIGUSR1);
