@@ -56,6 +56,13 @@ public static class ShowCommand
 /// <summary>An <see cref="ImageModel"/> as `ckpt show` prints it, text or JSON.</summary>
 internal static class ImageDescription
 {
+    // ", shared with processes A, B (WHAT)" when other processes of the image use the same object.
+    private static string SharedWith(ImageModel image, ProcessImage process, Func<ProcessImage, bool> uses, string what)
+    {
+        var others = image.Processes.Where(p => p != process && uses(p)).Select(p => p.Pid).ToList();
+        return others.Count == 0 ? "" : $", shared with process{(others.Count == 1 ? "" : "es")} {string.Join(", ", others)} ({what})";
+    }
+
     public static string ToText(ImageModel image)
     {
         var text = new StringBuilder();
@@ -77,7 +84,9 @@ internal static class ImageDescription
             foreach (VmaImage vma in process.Memory.Vmas)
                 text.AppendLine($"  {vma.Record.VmStart:x12}-{vma.Record.VmEnd:x12} {Protection(vma.Record.Protection)} {vma.Record.VmaType,-10} {vma.PagesSaved,8} pages{(vma.File is null ? "" : " " + vma.File.Path)}{SharingText(vma)}");
             if (process.Memory.Membarrier != 0) text.AppendLine($"membarrier: registered {process.Memory.Membarrier}");
-            text.AppendLine($"files: {process.FileTable.Descriptors.Count} descriptors");
+            text.AppendLine($"files: {process.FileTable.Descriptors.Count} descriptors{SharedWith(image, process, p => ReferenceEquals(p.FileTable, process.FileTable), $"descriptor table objref {process.FileTable.ObjRef}, CLONE_FILES")}");
+            if (process.SharedFs is { } fs)
+                text.AppendLine($"fs: cwd {fs.Cwd}, umask 0{Convert.ToString(fs.Record.Umask, 8)}{SharedWith(image, process, p => ReferenceEquals(p.SharedFs, fs), $"fs objref {fs.ObjRef}, CLONE_FS")}");
             foreach (FileDescriptorRecord fd in process.FileTable.Descriptors)
             {
                 FileImage file = process.FileTable.Files[fd.FileObjRef];

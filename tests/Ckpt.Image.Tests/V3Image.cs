@@ -86,6 +86,16 @@ internal sealed unsafe class V3Image
     /// <summary>With <see cref="SecondProcess"/>: written at the end of the child's section.</summary>
     public Action<ImageWriter>? ChildSectionEnd { get; init; }
 
+    /// <summary>Written right before TASK_OBJECTS in the leader's section (after GROUPINFO): an FS record or OBJREF.</summary>
+    public Action<ImageWriter>? LeaderFs { get; init; }
+
+    /// <summary>With <see cref="SecondProcess"/>: written right before TASK_OBJECTS in the child's section (after CREDENTIALS).</summary>
+    public Action<ImageWriter>? ChildFs { get; init; }
+
+    /// <summary>With <see cref="SecondProcess"/>: the child's cwd and umask (its own fs information: /tmp, 0).</summary>
+    public string ChildCwd { get; init; } = "/tmp";
+    public uint ChildUmask { get; init; }
+
     /// <summary>Replaces the four OBJREF records a thread (task index > 0) writes after its TASK_OBJECTS.</summary>
     public Action<V3Image, ImageWriter, int>? ThreadObjects { get; init; }
 
@@ -126,7 +136,7 @@ internal sealed unsafe class V3Image
             for (int i = 0; i < Threads; i++) WriteTaskSection(writer, i);
             if (SecondProcess)
             {
-                WriteChildSection(writer, ChildDescriptors, ChildVmas);
+                WriteChildSection(writer, ChildDescriptors, ChildVmas, ChildCwd, ChildUmask, ChildFs);
                 ChildSectionEnd?.Invoke(writer);
             }
             if (Zombie) WriteZombieSection(writer);
@@ -172,15 +182,17 @@ internal sealed unsafe class V3Image
         }
     }
 
-    private static void WriteChildSection(ImageWriter writer, (int Count, Action<ImageWriter> Write)? descriptors, (int Count, Action<ImageWriter> Write)? vmas)
+    private static void WriteChildSection(ImageWriter writer, (int Count, Action<ImageWriter> Write)? descriptors, (int Count, Action<ImageWriter> Write)? vmas,
+        string cwd, uint umask, Action<ImageWriter>? fs)
     {
-        var task = new TaskRecord { Pid = ChildPid, Tgid = ChildPid, Ppid = LeaderPid, Pgid = LeaderPid, Sid = Sid, ExitSignal = 17, ThreadCount = 1 };
+        var task = new TaskRecord { Pid = ChildPid, Tgid = ChildPid, Ppid = LeaderPid, Pgid = LeaderPid, Sid = Sid, ExitSignal = 17, ThreadCount = 1, Umask = umask };
         RecordText.SetCString(task.Comm, 16, "child");
         writer.Write(task);
-        writer.WriteString("/tmp");
+        writer.WriteString(cwd);
         writer.WriteString(Root);
         writer.WriteString(Exe);
         writer.Write(new CredentialsRecord { Uid = 1000, Euid = 1000, Suid = 1000, Fsuid = 1000 });
+        fs?.Invoke(writer);
         writer.Write(new TaskObjectsRecord { MmObjRef = ChildMmRef, FileTableObjRef = descriptors is null ? FileTableRef : ChildFileTableRef, SignalHandlersObjRef = ChildHandlersRef, SignalObjRef = ChildSignalRef });
         var mm = Mm(ChildMmRef);
         mm.VmaCount = vmas?.Count ?? 0;
@@ -228,6 +240,7 @@ internal sealed unsafe class V3Image
             byte[] groups = new byte[Groups.Length * sizeof(uint)];
             for (int g = 0; g < Groups.Length; g++) BinaryPrimitives.WriteUInt32LittleEndian(groups.AsSpan(g * 4), Groups[g]);
             writer.Write(new GroupInfoRecord { GroupCount = Groups.Length, ByteLength = (uint)groups.Length }, groups);
+            LeaderFs?.Invoke(writer);
         }
         writer.Write(Uses);
         if (index == 0)

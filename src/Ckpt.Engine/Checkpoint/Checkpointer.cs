@@ -199,7 +199,7 @@ public static class Checkpointer
     {
         var objects = new ObjectTable();
         progress("inspect", 0, 0);
-        TreeSharing.Refuse(freeze.Processes);
+        TreeObjectsSharing sharing = TreeSharing.Find(freeze.Processes);
         var descriptions = new FileDescriptions(freeze.Processes.Where(p => p.Threads is not null).Select(p => p.Pid)) { TcpConnections = connections };
         var processes = new List<ICheckpointedProcess>();
         ThreadCheckpoint? firstThread = null;
@@ -215,7 +215,7 @@ public static class Checkpointer
                 var stoppedChildren = freeze.Processes.Where(c => c.ParentPid == frozen.Pid && c.Threads?.Leader.InGroupStop == true).Select(c => c.Pid).ToList();
                 // Its parent's memory is in the image before its own: pages they still share are stored once (InheritedPages).
                 int? parentInTree = frozen.Pid != freeze.Pid && freeze.Processes.Any(p => p.Pid == frozen.ParentPid && !p.IsZombie) ? frozen.ParentPid : null;
-                var process = ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions, stoppedChildren, parentInTree);
+                var process = ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions, stoppedChildren, parentInTree, sharing);
                 firstThread ??= process.FirstThread;
                 processes.Add(process);
             }

@@ -31,7 +31,8 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
     private readonly ThreadGroupFreeze _freeze;
     private readonly Dictionary<int, ProcStatus> _statuses;
     private readonly List<int> _tids;
-    private readonly FilesCheckpoint _files;
+    private readonly FilesCheckpoint? _files; // null: a later sharer of a table an earlier process writes
+    private int _fsObjRef; // non-zero: fs information shared with other processes of the tree (an FS record or OBJREF)
     private readonly InjectedTaskState _injected;
     private readonly List<ThreadCheckpoint> _threads;
     private readonly MemoryCheckpoint _memory;
@@ -40,7 +41,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
     private readonly List<PosixTimerRecord> _timers;
     private Files.Terminals.ControllingTerminalCheckpoint? _terminal;
 
-    private ProcessCheckpoint(ThreadGroupFreeze freeze, Dictionary<int, ProcStatus> statuses, List<int> tids, FilesCheckpoint files,
+    private ProcessCheckpoint(ThreadGroupFreeze freeze, Dictionary<int, ProcStatus> statuses, List<int> tids, FilesCheckpoint? files,
         InjectedTaskState injected, List<ThreadCheckpoint> threads, MemoryCheckpoint memory, ProcStat stat, TaskObjectsRecord uses,
         List<PosixTimerRecord> timers, int stopSignal, Dictionary<int, bool> childStopsCollected)
     {
@@ -66,8 +67,11 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
 
     /// <param name="stoppedChildren">its children (in the tree) stopped by job control, whose stop reports it is probed for</param>
     /// <param name="parentInTree">its parent, when that is a live process of the tree written before it (pages still shared are stored once)</param>
-    public static ProcessCheckpoint Inspect(ThreadGroupFreeze freeze, ObjectTable objects, FileDescriptions descriptions, IReadOnlyList<int> stoppedChildren, int? parentInTree = null)
+    /// <param name="sharing">the descriptor tables and fs information processes of the tree share (<see cref="TreeSharing"/>)</param>
+    public static ProcessCheckpoint Inspect(ThreadGroupFreeze freeze, ObjectTable objects, FileDescriptions descriptions, IReadOnlyList<int> stoppedChildren, int? parentInTree = null,
+        TreeObjectsSharing? sharing = null)
     {
+        sharing ??= TreeObjectsSharing.None;
         int pid = freeze.Pid;
         if (ProcStat.IsZombie(pid) == true)
             throw new CheckpointRefusedException($"the main thread of process {pid} has exited while other threads run on: not supported");
@@ -79,10 +83,11 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         int stopSignal = JobControl.StopSignalOf(freeze);
         var uses = new TaskObjectsRecord
         {
-            MmObjRef = objects.RefOf(ObjectType.Mm, pid), FileTableObjRef = objects.RefOf(ObjectType.FileTable, pid),
+            MmObjRef = objects.RefOf(ObjectType.Mm, pid), FileTableObjRef = objects.RefOf(ObjectType.FileTable, sharing.FileTableOwner(pid)),
             SignalHandlersObjRef = objects.RefOf(ObjectType.SignalHandlers, pid), SignalObjRef = objects.RefOf(ObjectType.Signal, pid),
         };
-        FilesCheckpoint files = FilesCheckpoint.Inspect(pid, objects, descriptions);
+        // A table shared with an earlier process of the tree (CLONE_FILES) was inspected, and is written, with it.
+        FilesCheckpoint? files = sharing.FileTableOwner(pid) == pid ? FilesCheckpoint.Inspect(pid, objects, descriptions) : null;
         Files.Terminals.ControllingTerminalCheckpoint? terminal = Files.Terminals.ControllingTerminalCheckpoint.Inspect(pid, objects, descriptions.TreePids);
         if (terminal is null) Files.Terminals.ControllingTerminalCheckpoint.RefuseDetached(pid, descriptions.TreePids);
         List<PosixTimerRecord> timers = PosixTimers.Inspect(pid, tids.Count);
@@ -95,7 +100,10 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         timers = PosixTimers.ReadTimes(freeze.Leader, syscallAddress, timers);
         Dictionary<int, bool> childStops = JobControl.ProbeCollected(freeze.Leader, syscallAddress, stoppedChildren);
         List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
-        return new ProcessCheckpoint(freeze, statuses, tids, files, injected, threads, memory, ProcStat.Read(pid), uses, timers, stopSignal, childStops) { _terminal = terminal };
+        return new ProcessCheckpoint(freeze, statuses, tids, files, injected, threads, memory, ProcStat.Read(pid), uses, timers, stopSignal, childStops)
+        {
+            _terminal = terminal, _fsObjRef = sharing.SharesFs(pid) ? objects.RefOf(ObjectType.Fs, sharing.FsOwner(pid)) : 0,
+        };
     }
 
     /// <summary>The xsave layout of the first thread, for the image header.</summary>
@@ -107,7 +115,12 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         for (int i = 0; i < _threads.Count; i++)
         {
             int tid = _tids[i];
-            if (tid == pid) TaskCheckpoint.WriteLeader(writer, pid, _statuses[pid], _stat, _injected.SecureBits, _tids.Count, _injected.Dumpable);
+            if (tid == pid)
+            {
+                TaskCheckpoint.WriteLeader(writer, pid, _statuses[pid], _stat, _injected.SecureBits, _tids.Count, _injected.Dumpable);
+                if (_fsObjRef != 0)
+                    objects.WriteUse(writer, ObjectType.Fs, _fsObjRef, () => writer.Write(new FsRecord { ObjRef = _fsObjRef, Umask = _statuses[pid].OctalNumber("Umask") }));
+            }
             else writer.Write(TaskCheckpoint.Task(tid, _statuses[tid], ProcStat.Read(tid), _tids.Count, _injected.Dumpable));
             writer.Write(_uses);
             objects.WriteUse(writer, ObjectType.Mm, _uses.MmObjRef, () =>
@@ -120,7 +133,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
             objects.WriteUse(writer, ObjectType.FileTable, _uses.FileTableObjRef, () =>
             {
                 progress("files", 0, 0);
-                _files.Write(writer, _uses.FileTableObjRef);
+                _files!.Write(writer, _uses.FileTableObjRef);
             });
             objects.WriteUse(writer, ObjectType.SignalHandlers, _uses.SignalHandlersObjRef, () =>
             {

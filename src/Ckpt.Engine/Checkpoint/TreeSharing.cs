@@ -1,28 +1,37 @@
 using Ckpt.Engine.Linux;
+using Ckpt.Engine.Tasks;
 
 namespace Ckpt.Engine.Checkpoint;
 
 /// <summary>
-/// What processes of one tree may share and the image cannot describe yet, refused before anything
-/// is written: memory (CLONE_VM, vfork), a descriptor table (CLONE_FILES), fs information
-/// (CLONE_FS) or signal handlers (CLONE_SIGHAND) shared between processes. Each would come back as
-/// separate copies, silently unshared. (Open file descriptions shared by processes are supported:
+/// What processes of one tree share, found once every process is frozen and before anything is written.
+/// Descriptor tables (CLONE_FILES) and fs information (CLONE_FS) shared by processes of the tree are kept
+/// (<see cref="SharedTables"/>: the first sharer in tree order writes the object, the others refer to it),
+/// unless the restore could not fork the sharers that way (refused by name). Refused: memory shared by
+/// processes (CLONE_VM, vfork), and with it signal handlers (CLONE_SIGHAND requires CLONE_VM), which would
+/// come back as separate copies. (Open file descriptions shared by processes are supported:
 /// <see cref="Files.FileDescriptions"/>; shared anonymous memory too: <see cref="Memory.SharedMemoryObjects"/>.)
+/// Sharing with a process outside the tree is refused before the freeze (Audit/OutsideRelationsAudit).
 /// </summary>
 public static class TreeSharing
 {
-    public static void Refuse(IReadOnlyList<FrozenProcess> processes)
+    public static TreeObjectsSharing Find(IReadOnlyList<FrozenProcess> processes)
     {
         var live = processes.Where(p => !p.IsZombie).ToList();
         foreach (FrozenProcess child in live)
         {
             if (!live.Any(p => p.Pid == child.ParentPid)) continue;
             RefuseShared(child.ParentPid, child.Pid, Native.KCMP_VM, "memory (CLONE_VM or vfork)");
-            RefuseShared(child.ParentPid, child.Pid, Native.KCMP_FILES, "descriptor table (CLONE_FILES)");
-            RefuseShared(child.ParentPid, child.Pid, Native.KCMP_FS, "fs information (CLONE_FS: cwd, root, umask)");
+            // Never reached without the memory refusal above (clone refuses CLONE_SIGHAND without CLONE_VM),
+            // kept so that a kernel that allowed it would still not lose the sharing silently.
             RefuseShared(child.ParentPid, child.Pid, Native.KCMP_SIGHAND, "signal handlers (CLONE_SIGHAND)");
         }
         RefuseMemorySharedOutside(live);
+        var (fileTables, fs) = SharedTables.Owners(live.Select(p => p.Pid).ToList());
+        var members = live.Select(p => new TreeMember(p.Pid, p.ParentPid, (int)ProcStat.Read(p.Pid).Field(6), fileTables[p.Pid], fs[p.Pid])).ToList();
+        try { SharedTables.Plan(members); }
+        catch (SharingNotCreatableException e) { throw new CheckpointRefusedException(e.Message); }
+        return new TreeObjectsSharing(fileTables, fs);
     }
 
     /// <summary>
@@ -62,4 +71,17 @@ public static class TreeSharing
         if (order == 0)
             throw new CheckpointRefusedException($"process {child} shares its {what} with its parent {parent}: not checkpointed yet");
     }
+}
+
+/// <summary>Which process of the tree owns (writes) each process's descriptor table and fs information: the first sharer in tree order.</summary>
+public sealed class TreeObjectsSharing(IReadOnlyDictionary<int, int> fileTableOwners, IReadOnlyDictionary<int, int> fsOwners)
+{
+    public static readonly TreeObjectsSharing None = new(new Dictionary<int, int>(), new Dictionary<int, int>());
+
+    public int FileTableOwner(int pid) => fileTableOwners.GetValueOrDefault(pid, pid);
+
+    public int FsOwner(int pid) => fsOwners.GetValueOrDefault(pid, pid);
+
+    /// <summary>Its fs information is another process's too (an FS record or OBJREF in its section).</summary>
+    public bool SharesFs(int pid) => fsOwners.Count(o => o.Value == FsOwner(pid)) > 1;
 }

@@ -81,6 +81,7 @@ public static class SyscallNumbers
     public const long SYS_exit_group = 231;
     public const long SYS_setpgid = 109;
     public const long SYS_setsid = 112;
+    public const long SYS_wait4 = 61;
     public const long SYS_clone3 = 435;
     public const long SYS_flock = 73;
     public const long SYS_ioctl = 16;

@@ -102,7 +102,9 @@ public static class Restorer
             using (StageProfile.Measure("create"))
                 TreeCreation.CreateAll(tree, reparentToCaller: options.Wait);
             tree.Stage("credentials after exec", p => UnprivilegedMode.CheckCreated(p.Plan.Pid, "the program the restore executed"));
-            tree.Stage("close inherited files", p => FilesRestore.CloseInherited(p.Leader, p.Scratch, tree.Terminals.KeptIn(p.Plan.Pid)));
+            // A descriptor table or fs information shared by processes (CLONE_FILES, CLONE_FS) is restored once,
+            // by its first sharer in tree order; the others were forked sharing it (TreeCreation, Tasks/SharedTables).
+            tree.Stage("close inherited files", p => { if (RestoresFileTable(p)) FilesRestore.CloseInherited(p.Leader, p.Scratch, tree.Terminals.KeptIn(p.Plan.Pid)); });
             tree.Stage("special mappings", p => SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch), reported: true);
             var imageFds = new Dictionary<int, long>();
             tree.Stage("image opened for the pages", p => imageFds[p.Plan.Pid] = PageWriter.OpenImageInTask(p.Leader, p.Plan, p.Scratch));
@@ -117,7 +119,10 @@ public static class Restorer
             // -1: the task could not open it (an unprivileged engine), the pages went through /proc/PID/mem.
             tree.Stage("image closed", p => { if (imageFds[p.Plan.Pid] >= 0) p.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)imageFds[p.Plan.Pid]); });
             tree.Terminals.Publish(tree.PlacedFiles);
-            tree.Stage("files", p => FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles, p.MappedFiles, tree.TcpConnections), reported: true);
+            tree.Stage("files", p =>
+            {
+                if (RestoresFileTable(p)) FilesRestore.Run(p.Leader, p.Plan, p.Scratch, tree.PlacedFiles, MappedFilesOfTable(tree, p), tree.TcpConnections);
+            }, reported: true);
             tree.Step = "pseudo-terminal pairs";
             tree.Terminals.Finish(tree.Processes[0], tree.PlacedFiles);
             // Every listener and every client exists now, wherever it is in the tree.
@@ -125,8 +130,8 @@ public static class Restorer
             UnixPendingConnections.ConnectAll(tree);
             tree.Step = "queued UDP datagrams";
             UdpDatagramQueue.SendAll(tree);
-            tree.Stage("file locks", p => FileLocks.Run(p.Leader, p.Plan, p.Scratch));
-            tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch));
+            tree.Stage("file locks", p => { if (RestoresFileTable(p)) FileLocks.Run(p.Leader, p.Plan, p.Scratch); });
+            tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch, setFs: SharedTables.RestoresFs(p.Plan.Process)));
             // While every handler is still SIG_DFL, and before the parents' queues are restored (JobControl).
             tree.Stage("job-control stop", p => JobControl.Stop(p, tree));
             tree.Stage("signals", p => SignalsRestore.Run(p.Leader, p.Plan, p.Scratch));
@@ -168,6 +173,17 @@ public static class Restorer
             throw new RestoreException(tree.Step, e.Message, e);
         }
         return new RestoreResult(plan.Pid, null);
+    }
+
+    private static bool RestoresFileTable(RestoreContext process) => SharedTables.RestoresFileTable(process.Plan.Image, process.Plan.Process);
+
+    // The unlinked files the memory stage parked for every process sharing this one's table: all in that one table.
+    private static Dictionary<int, long> MappedFilesOfTable(TreeRestoreContext tree, RestoreContext owner)
+    {
+        var parked = new Dictionary<int, long>();
+        foreach (RestoreContext sharer in tree.Processes.Where(q => ReferenceEquals(q.Plan.Process.FileTable, owner.Plan.Process.FileTable)))
+            foreach (var (objRef, fd) in sharer.MappedFiles) parked.TryAdd(objRef, fd);
+        return parked;
     }
 
     private static int WaitForExit(int pid)

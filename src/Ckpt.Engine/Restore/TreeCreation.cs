@@ -18,7 +18,10 @@ namespace Ckpt.Engine.Restore;
 ///    children (they inherit the session); then an injected execve of the neutral program, which
 ///    leaves it exactly where the root is after step 1 (a fresh program stopped at PTRACE_EVENT_EXEC);
 ///    no process ever executes the image's executable (<see cref="NeutralExecutable"/>: a setuid or
-///    file-capability program would change its credentials);
+///    file-capability program would change its credentials); a process that shares a descriptor table or
+///    fs information with an earlier one is forked sharing it (CLONE_FILES, CLONE_FS; by a sibling with
+///    CLONE_PARENT when its parent does not share it) and, sharing a table, not exec'ed (execve would
+///    unshare it; <see cref="SharedTables"/>);
 /// 3. process groups: every group leader calls setpgid(0, 0), then every member setpgid(0, leader)
 ///    (a group must exist, in the member's session, before anyone joins it);
 /// 4. zombies: each (made in step 2 like the others, but never exec'ed) exits with its recorded
@@ -26,9 +29,10 @@ namespace Ckpt.Engine.Restore;
 ///    the SIGCHLD this queued for the parent is discarded (the image has the parent's real queue).
 /// The root's own session and group, when their leaders are gone and their pids are free, are made by
 /// helper processes with those pids that fork the root and then exit (<see cref="LeaderHelpers"/>); when
-/// a leader's pid is in use the root joins the session and group the restore runs in. Any other process
-/// in a session or group whose leader is not in the image is refused before anything is created
-/// (<see cref="Validate"/>).
+/// a leader's pid is in use the root joins the session and group the restore runs in. A gone session of
+/// processes below the root whose parent is a child subreaper is made by a helper that parent forks
+/// (<see cref="SessionHelpers"/>). Any other process in a session or group whose leader is not in the
+/// image is refused before anything is created (<see cref="Validate"/>).
 /// </summary>
 public static unsafe class TreeCreation
 {
@@ -41,19 +45,38 @@ public static unsafe class TreeCreation
         var tasks = plan.Image.TaskTable.Where(t => t.Pid == t.Tgid).ToDictionary(t => t.Pid);
         TaskIdsRecord root = plan.Image.TaskTable[0];
         var zombies = plan.Zombies.Select(z => z.Pid).ToHashSet();
+        // Sessions whose leader is gone, made for their members by a helper (SessionHelpers, validated below).
+        var helperSessions = SessionHelpers.Sessions(plan).Keys.ToHashSet();
         foreach (TaskIdsRecord task in tasks.Values)
         {
             if (task.Pid == root.Pid) continue;
             TaskIdsRecord parent = tasks[task.Ppid]; // the image model checked it is an earlier process
             if (zombies.Contains(parent.Pid))
                 throw new RestoreRefusedException($"process {task.Pid}'s parent {parent.Pid} is a zombie, which has no children");
-            if (task.Sid != task.Pid && task.Sid != parent.Sid)
-                throw new RestoreRefusedException($"process {task.Pid} is in session {task.Sid}, which is neither its own nor its parent {parent.Pid}'s ({parent.Sid}): a session whose leader is gone is restored for the root process only");
+            // The helper's group (setsid makes one with the session's id) is the gone leader's group too.
             bool rootsForeignGroup = task.Pgid == root.Pgid && root.Pgid != root.Pid && task.Sid == root.Sid;
+            bool helpersGroup = helperSessions.Contains(task.Sid) && task.Pgid == task.Sid;
             bool leaderInImage = tasks.TryGetValue(task.Pgid, out TaskIdsRecord leader) && leader.Pgid == leader.Pid && leader.Sid == task.Sid;
-            if (task.Pgid != task.Pid && !leaderInImage && !rootsForeignGroup)
-                throw new RestoreRefusedException($"process {task.Pid} is in process group {task.Pgid}, whose leader is not in the image (in session {task.Sid}): a group whose leader is gone is restored for the root process only");
+            if (task.Pgid != task.Pid && !leaderInImage && !rootsForeignGroup && !helpersGroup)
+                throw new RestoreRefusedException($"process {task.Pid} is in process group {task.Pgid}, whose leader is not in the image (in session {task.Sid}): a group whose leader is gone is restored for the root process and for its session's own group only");
         }
+        IReadOnlyDictionary<int, CreationStep> steps = CreationSteps(plan);
+        SessionHelpers.Validate(plan, steps);
+        // A process made with CLONE_FILES is not exec'ed: it keeps its creator's program, which for an
+        // unprivileged engine (it execs the image's executables, whose exe link it cannot change) must be its own.
+        foreach (ProcessImage process in plan.Processes.Where(p => !steps[p.Pid].Execs))
+        {
+            ProcessImage creator = plan.Processes.First(p => p.Pid == steps[process.Pid].Creator);
+            if (!Caller.Current.IsRoot && creator.ExePath != process.ExePath)
+                throw new RestoreRefusedException($"process {process.Pid} shares its descriptor table with process {creator.Pid}, which runs {creator.ExePath}, not {process.ExePath}: an unprivileged restore cannot set the executable of a process it does not exec");
+        }
+    }
+
+    /// <summary>Which process forks each one, and with what it shares (<see cref="SharedTables.Plan"/>); refused when the sharing cannot be made.</summary>
+    public static IReadOnlyDictionary<int, CreationStep> CreationSteps(RestorePlan plan)
+    {
+        try { return SharedTables.Plan(SharedTables.MembersOf(plan.Image)); }
+        catch (SharingNotCreatableException e) { throw new RestoreRefusedException(e.Message); }
     }
 
     /// <summary>Steps 1-4; every task made is added to <paramref name="tree"/> at once (killed on a failure).</summary>
@@ -95,11 +118,18 @@ public static unsafe class TreeCreation
 
         var made = new Dictionary<int, SyscallInjector> { [rootImage.Pid] = root.Leader };
         var zombies = new List<(ZombieImage Zombie, SyscallInjector Injector, RestoreContext Parent)>();
+        IReadOnlyDictionary<int, CreationStep> steps = CreationSteps(plan);
+        var sessionHelpers = new SessionHelpers();
         foreach (TaskIdsRecord ids in plan.Image.TaskTable.Skip(1).Where(t => t.Pid == t.Tgid))
         {
-            tree.Step = $"process {ids.Pid}: create (forked by {ids.Ppid})";
+            // A zombie shares nothing: its parent forks it.
+            CreationStep step = steps.TryGetValue(ids.Pid, out CreationStep? known) ? known : new CreationStep(ids.Pid, ids.Ppid, false, false, false);
             RestoreContext parent = tree.ByPid[ids.Ppid];
-            SyscallInjector child = Fork(tree, parent, ids.Pid);
+            RestoreContext creator = tree.ByPid[step.Creator];
+            // A process in a session whose leader is gone is forked by that session's helper (its parent's child).
+            var (forker, forkerScratch) = SessionHelpers.Forks(plan, ids) ? sessionHelpers.HelperFor(tree, parent, ids.Sid) : (creator.Leader, creator.Scratch);
+            tree.Step = $"process {ids.Pid}: create (forked by {forker.Pid}{Describe(step)})";
+            SyscallInjector child = Fork(tree, forker, forkerScratch, ids.Pid, CloneFlags(step));
             if (ids.Sid == ids.Pid) child.Call("setsid (the process led its session)", SYS_setsid);
             tree.Terminals.AcquireControllingTerminal(child, ids.Pid); // before it forks: its session's processes inherit it
             if (plan.Zombies.FirstOrDefault(z => z.Pid == ids.Pid) is { } zombie)
@@ -110,7 +140,8 @@ public static unsafe class TreeCreation
             }
             ProcessImage image = plan.Processes.First(p => p.Pid == ids.Pid);
             tree.Step = $"process {ids.Pid}: execve of the neutral program";
-            RestoreContext restored = tree.AddProcess(image, Exec(child, parent.Scratch.Address, ProgramFor(image)));
+            // execve would unshare the descriptor table: a process sharing one stays a copy of its creator's program.
+            RestoreContext restored = tree.AddProcess(image, step.Execs ? Exec(child, forkerScratch.Address, ProgramFor(image)) : child);
             ParentLinks.SetChildSubreaper(restored.Leader, image);
             made[ids.Pid] = restored.Leader;
         }
@@ -119,6 +150,7 @@ public static unsafe class TreeCreation
         SetGroups(plan, made);
         tree.Step = "foreground process groups";
         tree.Terminals.SetForegroundGroups(tree);
+        sessionHelpers.ExitAll(tree); // their children go back to their parents, the subreapers
         foreach (var (zombie, injector, parent) in zombies)
         {
             tree.Step = $"zombie {zombie.Pid}: exit with status 0x{zombie.ExitStatus:x}";
@@ -129,14 +161,22 @@ public static unsafe class TreeCreation
             DiscardSigchld(parent);
     }
 
-    // An injected clone3 in the parent: a copy of the parent as it is now (a fresh program with the
-    // engine's scratch area), stopped by PTRACE_O_TRACEFORK before its first instruction.
-    private static SyscallInjector Fork(TreeRestoreContext tree, RestoreContext parent, int pid) => Fork(tree, parent.Leader, parent.Scratch, pid);
+    private const ulong CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_PARENT = 0x8000;
 
-    internal static SyscallInjector Fork(TreeRestoreContext tree, SyscallInjector parent, ScratchArea scratch, int pid)
+    private static ulong CloneFlags(CreationStep step) =>
+        (step.SharesFiles ? CLONE_FILES : 0) | (step.SharesFs ? CLONE_FS : 0) | (step.AsSibling ? CLONE_PARENT : 0);
+
+    private static string Describe(CreationStep step) =>
+        (step.AsSibling ? ", a sibling, with CLONE_PARENT" : "") + (step.SharesFiles ? ", sharing its descriptor table" : "") + (step.SharesFs ? ", sharing its fs information" : "");
+
+    // An injected clone3 in the parent (or, with CLONE_PARENT, in a sibling): a copy of it as it is now (a
+    // fresh program with the engine's scratch area), stopped by PTRACE_O_TRACEFORK before its first instruction.
+    internal static SyscallInjector Fork(TreeRestoreContext tree, SyscallInjector parent, ScratchArea scratch, int pid, ulong flags = 0)
     {
         scratch.Reset();
-        var arguments = new CloneArgs { ExitSignal = SIGCHLD, SetTid = scratch.PutStruct(pid), SetTidSize = 1 };
+        // clone3 refuses an exit signal with CLONE_PARENT (EINVAL): the child then gets its creator's (SIGCHLD).
+        ulong exitSignal = (flags & CLONE_PARENT) != 0 ? 0 : SIGCHLD;
+        var arguments = new CloneArgs { Flags = flags, ExitSignal = exitSignal, SetTid = scratch.PutStruct(pid), SetTidSize = 1 };
         long result = parent.CallRaw(SYS_clone3, scratch.PutStruct(arguments), (ulong)sizeof(CloneArgs));
         if (result == -Errno.EEXIST) throw new PidInUseException(pid, ProcessNames.CommOf(pid));
         if (result < 0) throw new SyscallException($"clone3(set_tid {pid})", (int)-result, parent.Pid, "injected into the restored parent");

@@ -15,12 +15,16 @@ public static unsafe class TaskStateRestore
     private static readonly string[] LimitNames =
         ["CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"];
 
-    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    /// <param name="setFs">false for a later sharer of fs information (CLONE_FS): its first sharer set cwd and umask for both</param>
+    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, bool setFs = true)
     {
         scratch.Reset();
         var batch = new SyscallBatch(syscalls, scratch);
-        batch.Add($"chdir({plan.Cwd})", SYS_chdir, scratch.PutString(plan.Cwd));
-        batch.Add("umask", SYS_umask, plan.Task.Umask);
+        if (setFs)
+        {
+            batch.Add($"chdir({plan.Cwd})", SYS_chdir, scratch.PutString(plan.Cwd));
+            batch.Add("umask", SYS_umask, plan.Task.Umask);
+        }
         batch.Add("personality", SYS_personality, plan.Task.Personality);
         batch.Run();
         // The name (comm) is set per thread, the leader's too, by ThreadRestore.SetThreadState.

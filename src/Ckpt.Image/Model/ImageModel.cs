@@ -53,6 +53,7 @@ public sealed class ProcessImage
     public required CredentialsRecord Credentials { get; init; }
     public required uint[] Groups { get; init; }
     public required MemoryImage Memory { get; init; }
+    /// <summary>Its descriptor table: the same instance for every process that shares it (CLONE_FILES; the FILE_TABLE is in the first sharer's section, OBJREFs in the others').</summary>
     public required FileTableImage FileTable { get; init; }
     public required SignalHandlersImage SignalHandlers { get; init; }
     public required SignalImage Signal { get; init; }
@@ -63,6 +64,9 @@ public sealed class ProcessImage
 
     /// <summary>The process was a child subreaper (PR_SET_CHILD_SUBREAPER).</summary>
     public bool ChildSubreaper { get; init; }
+
+    /// <summary>The fs information (cwd, root, umask) it shares with other processes of the tree (CLONE_FS); null: its own.</summary>
+    public FsImage? SharedFs { get; init; }
 
     public int Pid => Task.Pid;
 }

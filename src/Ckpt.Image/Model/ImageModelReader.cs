@@ -42,6 +42,7 @@ public static partial class ImageModelReader
             throw Error(reader, next, "found after the last task section, where the signature or the tail belongs");
         List<ProcessImage> built = processes.Values.Select(p => p.Build()).ToList();
         RequireBothPipeEnds(built);
+        SharedFsReader.RequireSharers(built);
         TerminalReader.CheckTree(built);
         SocketImageReader.CheckTree(built);
         TailRecord tail = reader.ReadTail();
@@ -135,6 +136,7 @@ public static partial class ImageModelReader
             process.ExePath = NextString(reader);
             process.Credentials = Next<CredentialsRecord>(reader);
             process.Groups = ReadGroups(reader, process.Credentials);
+            process.SharedFs = SharedFsReader.Read(reader, task, process.Cwd, process.Root, objects);
             processes.Add(task.Pid, process);
         }
         else
@@ -475,6 +477,7 @@ public static partial class ImageModelReader
         public readonly List<ThreadImage> Threads = [];
         public JobControlStopRecord? JobControlStop;
         public bool ChildSubreaper;
+        public FsImage? SharedFs;
         private MemoryImage? _memory;
         private FileTableImage? _fileTable;
         private SignalHandlersImage? _handlers;
@@ -500,7 +503,7 @@ public static partial class ImageModelReader
         {
             Task = Task, Cwd = Cwd, Root = Root, ExePath = ExePath, Credentials = Credentials, Groups = Groups,
             Memory = _memory!, FileTable = _fileTable!, SignalHandlers = _handlers!, Signal = _signal!, Threads = Threads,
-            JobControlStop = JobControlStop, ChildSubreaper = ChildSubreaper,
+            JobControlStop = JobControlStop, ChildSubreaper = ChildSubreaper, SharedFs = SharedFs,
         };
     }
 }

@@ -66,6 +66,7 @@ public enum ObjectType : uint
     SignalHandlers = 6,  // the handler table (sighand_struct)
     Signal = 7,          // process-wide signal state: limits, itimers, shared queue (signal_struct)
     Fifo = 8,            // CkptPS: a named pipe's buffer, shared by its open ends (a PIPE_BUF record)
+    Fs = 9,              // CkptPS: fs information (fs_struct: cwd, root, umask) shared by processes (an FS record)
     Terminal = 20,       // CkptPS: a pseudo-terminal pair, shared by its master and slave ends
 }
 

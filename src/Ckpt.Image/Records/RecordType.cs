@@ -29,6 +29,7 @@ public enum RecordType : uint
     ChildSubreaper = 111,   // CkptPS: a process that is a child subreaper (PR_SET_CHILD_SUBREAPER)
     ParentDeathSignal = 112, // CkptPS: a task's parent-death signal (PR_SET_PDEATHSIG)
     Credentials = 113,
+    Fs = 114,               // CkptPS: fs information (cwd, root, umask) shared by processes (CLONE_FS), as linux-cr's CKPT_HDR_FS (451 there)
     GroupInfo = 115,
     Rseq = 120,             // CkptPS: per-thread rseq registration
     SignalStack = 121,      // CkptPS: sigaltstack

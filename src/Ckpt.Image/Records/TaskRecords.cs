@@ -154,3 +154,19 @@ public partial struct ParentDeathSignalRecord
     public int Tid;                      // the task (thread)
     public int Signal;                   // 1..64
 }
+
+/// <summary>
+/// fs information (the kernel's fs_struct: cwd, root and umask) that several processes of the tree share
+/// (clone with CLONE_FS and not CLONE_THREAD; linux-cr's fs objref). Optional, in a thread group leader's
+/// section right before TASK_OBJECTS (after CREDENTIALS and GROUPINFO), and only in the sections of
+/// processes that share one: the first of them (in section order) writes this record, defining the objref;
+/// every later one writes an OBJREF {Fs, objref} in its place. The values themselves stay where every
+/// process has them (the STRINGs cwd and root, TASK.Umask): the sharers' must be equal, since the kernel
+/// holds one copy. A restore creates the later sharers with CLONE_FS and sets cwd and umask once.
+/// </summary>
+[ImageRecord(RecordType.Fs)]
+public partial struct FsRecord
+{
+    public int ObjRef;                   // the fs object (ObjectType.Fs), in the one objref namespace of the image
+    public uint Umask;                   // the shared umask: equal to TASK.Umask of every sharer
+}

@@ -8,7 +8,9 @@ namespace Ckpt.Engine.Checkpoint.Audit;
 /// a process sharing the target's memory (clone with CLONE_VM but without CLONE_THREAD, or a vfork
 /// child not yet exec'ed) could change the code the engine injects and the memory being saved, and
 /// would lose its sharer on restore (kcmp KCMP_VM, one system call per process); a thread the target
-/// traces (PTRACE_ATTACH/SEIZE) would lose its tracer (TracerPid of every thread on the system).
+/// traces (PTRACE_ATTACH/SEIZE) would lose its tracer (TracerPid of every thread on the system); a
+/// descriptor table or fs information shared with a process outside (kcmp KCMP_FILES, KCMP_FS) would
+/// come back unshared.
 /// Processes the engine may not inspect (kcmp or status refused) cannot be judged and are skipped.
 /// Once the target is frozen neither relation can be created by it, except a new CLONE_VM child,
 /// which the children refusal catches (TaskCheckpoint.Refuse).
@@ -34,8 +36,20 @@ public static class OutsideRelationsAudit
                 // A kernel thread has no memory, and neither has a process that is exiting: equal, but not shared.
                 if (other != pid && Native.kcmp(pid, other, Native.KCMP_VM, 0, 0) == 0 && !IsKernelThread(other) && ProcStat.IsZombie(pid) == false && HasMemory(pid))
                     throw new CheckpointRefusedException($"process {other} shares the memory of process {pid} (clone with CLONE_VM but not CLONE_THREAD, or vfork; kcmp KCMP_VM): a process outside the checkpoint could change it, refused");
+                if (!threadsByProcess.ContainsKey(other)) RefuseSharedOutside(pid, other);
             }
             CheckTraced(other, processOfThread);
+        }
+    }
+
+    // A descriptor table or fs information shared with a process outside the tree (clone with CLONE_FILES or
+    // CLONE_FS) would come back unshared: that process would no longer see the tree's opens, closes, chdirs.
+    private static void RefuseSharedOutside(int pid, int other)
+    {
+        foreach (var (type, what) in new[] { (Native.KCMP_FILES, "descriptor table (CLONE_FILES"), (Native.KCMP_FS, "fs information (CLONE_FS: cwd, root, umask") })
+        {
+            if (Native.kcmp(pid, other, type, 0, 0) == 0 && !IsKernelThread(other) && ProcStat.IsZombie(pid) == false)
+                throw new CheckpointRefusedException($"process {pid} shares its {what}; kcmp) with process {other}, outside the checkpointed tree: the sharing would be lost by a restore, refused");
         }
     }
 
