@@ -8,8 +8,19 @@
  *                   sends "hello" and requires the reader's answer, which reports whether the reader still
  *                   has the terminal as controlling terminal (/proc/self/stat tty_nr is its stdin's
  *                   device, /dev/tty opens) and is in the foreground group; prints PASS or FAIL.
+ *   output          two pairs with unread output: the first (master fd 3, slave fd 4) with custom termios
+ *                   (no ECHO, VINTR ^G, 2400 baud, OPOST|ONLCR kept) and window size 40x120, its slave
+ *                   having written "first line\nsecond\tline\n" and 3000 bytes i % 251 (ONLCR makes each
+ *                   \n \r\n on the master); the second (master fd 5, O_NONBLOCK, packet mode; slave fd 6)
+ *                   "packet\n". READY, SIGUSR1, then checks the termios, window size and packet mode and
+ *                   that each master reads exactly those bytes and no more, and that the pairs still talk.
  *   lonely          a master whose slave nobody holds (refused at checkpoint).
- *   unread          the slave's output sits unread on the master (refused at checkpoint).
+ *   backlog         the slave wrote until the pair's buffers were full (12 KiB: refused at checkpoint);
+ *                   after SIGUSR1 the master still reads all of it.
+ *   input           the master wrote "typed\n", the slave's reader has not read it (refused); after
+ *                   SIGUSR1 the slave still reads it.
+ *   stopped         the slave wrote "x\n", then its output was stopped (tcflow TCOOFF: refused); after
+ *                   SIGUSR1 and TCOON the master reads "x\r\n".
  *   outside LOG     a process on a terminal it was given (its 0-2, its controlling terminal): READY on LOG,
  *                   SIGUSR1, then it checks that stdin is still its controlling terminal and that it is in
  *                   the foreground group, writes "PROMPT" to the terminal, reads one line from it and
@@ -195,6 +206,110 @@ static int pair_mode(void)
     return 0;
 }
 
+/* reads a master until nothing more comes within 200 ms */
+static size_t drain(int master, char *buffer, size_t size)
+{
+    size_t used = 0;
+    struct pollfd p = { .fd = master, .events = POLLIN };
+    while (used < size && poll(&p, 1, 200) > 0 && (p.revents & POLLIN)) {
+        ssize_t n = read(master, buffer + used, size - used);
+        if (n <= 0) break;
+        used += n;
+    }
+    return used;
+}
+
+/* what the master of the first pair must read: the slave's bytes with each \n made \r\n (ONLCR) */
+static size_t expected_output(char *out_bytes, char *written, size_t *written_length)
+{
+    size_t w = 0, o = 0;
+    const char *text = "first line\nsecond\tline\n";
+    memcpy(written, text, strlen(text));
+    w = strlen(text);
+    for (int i = 0; i < 3000; i++) written[w++] = (char)(i % 251);
+    for (size_t i = 0; i < w; i++) {
+        if (written[i] == '\n') out_bytes[o++] = '\r';
+        out_bytes[o++] = written[i];
+    }
+    *written_length = w;
+    return o;
+}
+
+static int output_mode(void)
+{
+    static char written[4096], expected[8192], got[16384];
+    size_t written_length, expected_length = expected_output(expected, written, &written_length);
+    int master = posix_openpt(O_RDWR | O_NOCTTY), one = 1;
+    char name[64];
+    if (master != 3 || grantpt(master) || unlockpt(master) || ptsname_r(master, name, sizeof name)) return fail("first pair");
+    if (open(name, O_RDWR | O_NOCTTY) != 4) return fail("first slave");
+    struct termios t;
+    if (tcgetattr(4, &t)) return fail("tcgetattr");
+    t.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL);
+    t.c_cc[VINTR] = 7;
+    cfsetispeed(&t, B2400);
+    cfsetospeed(&t, B2400);
+    t.c_oflag |= OPOST | ONLCR;
+    struct winsize size = { .ws_row = 40, .ws_col = 120 };
+    if (tcsetattr(4, TCSANOW, &t) || ioctl(3, TIOCSWINSZ, &size)) return fail("first pair's settings");
+    if (write(4, written, written_length) != (ssize_t)written_length) return fail("first slave's write");
+    int master2 = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK);
+    if (master2 != 5 || grantpt(master2) || unlockpt(master2) || ptsname_r(master2, name, sizeof name)) return fail("second pair");
+    if (open(name, O_RDWR | O_NOCTTY) != 6 || ioctl(5, TIOCPKT, &one)) return fail("second slave, TIOCPKT");
+    if (write(6, "packet\n", 7) != 7) return fail("second slave's write");
+    wait_for_usr1();
+
+    int value = 0;
+    if (tcgetattr(3, &t) || (t.c_lflag & ECHO) || t.c_cc[VINTR] != 7 || cfgetospeed(&t) != B2400 || (t.c_oflag & (OPOST | ONLCR)) != (OPOST | ONLCR))
+        return fail("first pair's termios changed");
+    if (ioctl(3, TIOCGWINSZ, &size) || size.ws_row != 40 || size.ws_col != 120) return fail("first pair's window size changed");
+    if (ioctl(5, TIOCGPKT, &value) || value != 1) return fail("second pair's packet mode lost");
+    if (ioctl(3, FIONREAD, &value) || value != (int)expected_length) {
+        fprintf(out, "FAIL the first master has %d bytes unread, not %zu\n", value, expected_length);
+        return 1;
+    }
+    size_t n = drain(3, got, sizeof got);
+    if (n != expected_length || memcmp(got, expected, n) != 0) {
+        fprintf(out, "FAIL the first master read %zu bytes, %zu expected%s\n", n, expected_length, n == expected_length ? " (different bytes)" : "");
+        return 1;
+    }
+    n = drain(5, got, sizeof got);
+    if (n != 9 || memcmp(got, "\0packet\r\n", 9) != 0) {
+        fprintf(out, "FAIL the second master read %zu bytes: %.*s\n", n, (int)n, got);
+        return 1;
+    }
+    if (write(4, "x\n", 2) != 2 || drain(3, got, sizeof got) != 3 || memcmp(got, "x\r\n", 3) != 0) return fail("first pair does not talk");
+    fprintf(out, "PASS\n");
+    fflush(out);
+    return 0;
+}
+
+static int refused_mode(const char *mode)
+{
+    static char buffer[65536];
+    int master, value = 0;
+    char name[64];
+    if (open_pair(&master, name, sizeof name)) return fail("posix_openpt");
+    int slave = open(name, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    if (slave < 0) return fail("open slave");
+    ssize_t total = 0;
+    if (strcmp(mode, "backlog") == 0) {
+        memset(buffer, 'b', sizeof buffer);
+        for (ssize_t n; (n = write(slave, buffer, sizeof buffer)) > 0;) total += n;
+    } else if (strcmp(mode, "input") == 0) {
+        if (write(master, "typed\n", 6) != 6) return fail("master write");
+    } else if (strcmp(mode, "stopped") == 0) {
+        if (write(slave, "x\n", 2) != 2 || tcflow(slave, TCOOFF) != 0) return fail("write, TCOOFF");
+    }
+    wait_for_usr1();
+    if (strcmp(mode, "backlog") == 0 && drain(master, buffer, sizeof buffer) != (size_t)total) return fail("the backlog changed");
+    if (strcmp(mode, "input") == 0 && (ioctl(slave, FIONREAD, &value) || value != 6 || read(slave, buffer, sizeof buffer) != 6)) return fail("the input changed");
+    if (strcmp(mode, "stopped") == 0 && (tcflow(slave, TCOON) || drain(master, buffer, sizeof buffer) != 3 || memcmp(buffer, "x\r\n", 3))) return fail("the stopped output changed");
+    fprintf(out, "PASS\n");
+    fflush(out);
+    return 0;
+}
+
 static int outside_mode(const char *log)
 {
     out = fopen(log, "a");
@@ -221,13 +336,11 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "pair";
     if (strcmp(mode, "outside") == 0 && argc > 2) return outside_mode(argv[2]);
     if (strcmp(mode, "pair") == 0) return pair_mode();
+    if (strcmp(mode, "output") == 0) return output_mode();
+    if (strcmp(mode, "lonely") != 0) return refused_mode(mode);
     int master;
     char name[64];
     if (open_pair(&master, name, sizeof name)) return fail("posix_openpt");
-    if (strcmp(mode, "unread") == 0) {
-        int slave = open(name, O_RDWR | O_NOCTTY);
-        if (slave < 0 || write(slave, "pending\n", 8) != 8) return fail("slave write");
-    }
     wait_for_usr1();
     fprintf(out, "PASS\n");
     fflush(out);
