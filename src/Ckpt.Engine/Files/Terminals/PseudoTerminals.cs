@@ -138,6 +138,7 @@ public static unsafe class PseudoTerminals
             if (value != 0) throw Refused(what, name, $"uses line discipline {value}: only N_TTY (0) is restored");
             Ioctl(slaveCopy, TIOCGEXCL, &value, slave, "TIOCGEXCL");
             if (value != 0) throw Refused(what, name, "is in exclusive mode (TIOCEXCL): not saved");
+            UnreadOutput.Poll(slaveCopy, 1 /* POLLIN */, slave); // waits for the pty's flip-buffer worker toward the slave
             Ioctl(slaveCopy, FIONREAD, &value, slave, "FIONREAD");
             if (value != 0) throw Refused(what, name, $"has {value} bytes of input the slave's reader (fd {slave.Fd} of process {slave.Pid}) has not read; the slave's line discipline has processed them (line editing, canonical line boundaries, echo), and writing them again through the master would process them twice, so a pair is checkpointed only without unread input: checkpoint again once the input is read");
             Native.Stat node = Native.StatOrThrow(name, slave.Pid);

@@ -60,10 +60,11 @@ public static unsafe partial class UnreadOutput
     /// </summary>
     public static byte[] Capture(PairEnds ends, ObjectTable objects, int pairRef, bool dryRun)
     {
-        int queued = Queued(ends.MasterCopy, ends.Master);
-        if (queued == 0) return [];
         lock (Captured)
             if (Captured.TryGetValue(objects, out var done) && done.TryGetValue(pairRef, out byte[]? data)) return data;
+        Poll(ends.MasterCopy, POLLIN, ends.Master); // waits for the pty's flip-buffer worker: FIONREAD then counts all it moved
+        int queued = Queued(ends.MasterCopy, ends.Master);
+        if (queued == 0) return [];
         Check(ends, queued);
         if (dryRun) return [];
         byte[] output = TakeAndPutBack(ends);
@@ -227,7 +228,7 @@ public static unsafe partial class UnreadOutput
         return value;
     }
 
-    private static short Poll(int copy, short events, (int Pid, int Fd) holder, int timeout = 0)
+    internal static short Poll(int copy, short events, (int Pid, int Fd) holder, int timeout = 0)
     {
         var poll = new Native.PollFd { Fd = copy, Events = events };
         if (Native.poll(&poll, 1, timeout) < 0)
