@@ -55,8 +55,8 @@ public static unsafe partial class UnreadOutput
 
     /// <summary>
     /// The pair's unread output, taken and put back (<paramref name="dryRun"/>: the checks only, before
-    /// the freeze). <paramref name="masterCopy"/> and <paramref name="slaveCopy"/> are the engine's
-    /// copies of the ends (pidfd_getfd: the target's open file descriptions).
+    /// the freeze). The copies in <paramref name="ends"/> are the engine's (pidfd_getfd): the target's
+    /// open file descriptions.
     /// </summary>
     public static byte[] Capture(PairEnds ends, ObjectTable objects, int pairRef, bool dryRun)
     {
