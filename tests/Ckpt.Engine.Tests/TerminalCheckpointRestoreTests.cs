@@ -50,6 +50,7 @@ public sealed class TerminalCheckpointRestoreTests
         TerminalImage shells = pairs.Single(p => p.Record.Flags == TerminalFlags.PacketMode), locked = pairs.Single(p => p.Record.Flags == TerminalFlags.Locked);
         Assert.Equal((33, 101, 7, 9), (shells.Record.Rows, shells.Record.Columns, shells.Record.XPixels, shells.Record.YPixels));
         Assert.Equal(0u, shells.Record.LocalFlags & 0x8); // ECHO cleared by the workload
+        Assert.Equal("echo:queued ctty=1 fg=1 rows=33\r\n"u8.ToArray(), shells.UnreadOutput); // the reader's answer, unread
         Assert.Null(model.Processes[0].Signal.ControllingTerminal);
         foreach (ProcessImage process in model.Processes.Skip(1))
         {
@@ -97,7 +98,8 @@ public sealed class TerminalCheckpointRestoreTests
         var (code, shown, stderr) = RunCli(["show", image]);
         Assert.True(code == 0, stderr);
         Assert.Contains("PtyMaster", shown);
-        target.RequirePass(); // the reader answers, nothing was read from the terminal or changed on it
+        Assert.Equal("echo:queued ctty=1 fg=1 rows=33\r\n"u8.ToArray(), File(3).Terminal!.UnreadOutput);
+        target.RequirePass(); // the reader answers, its unread answer is still unread, nothing changed on the terminal
     }
 
     [Theory]

@@ -3,8 +3,10 @@
  *                   termios (no ECHO, VINTR ^G, 9600 baud) and window size 33x101 (7x9 pixels), forks a
  *                   session leader (setsid, TIOCSCTTY on the slave, slave on 0-2) that forks a reader in
  *                   a process group of its own made the terminal's foreground group (tcsetpgrp), then
- *                   locks the pair (TIOCSPTLCK) and exchanges one line with the reader. Prints READY,
+ *                   locks the pair (TIOCSPTLCK) and exchanges one line with the reader, then sends it
+ *                   "queued" and leaves its answer unread on the master. Prints READY,
  *                   waits for SIGUSR1, then checks the modes, lock, termios and window size through the masters,
+ *                   that the unread answer is still there, exactly, in one packet,
  *                   sends "hello" and requires the reader's answer, which reports whether the reader still
  *                   has the terminal as controlling terminal (/proc/self/stat tty_nr is its stdin's
  *                   device, /dev/tty opens) and is in the foreground group; prints PASS or FAIL.
@@ -184,6 +186,12 @@ static int pair_mode(void)
     int master2 = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK);
     if (master2 != 4 || grantpt(master2) || unlockpt(master2) || ptsname_r(master2, name, sizeof name)) return fail("second pair");
     if (open(name, O_RDWR | O_NOCTTY) != 5 || ioctl(master2, TIOCSPTLCK, &one)) return fail("second slave, TIOCSPTLCK");
+    /* the reader's answer to "queued" left unread on the master (ECHO is off: the answer only) */
+    const char *queued = "echo:queued ctty=1 fg=1 rows=33\r\n";
+    int unread = 0;
+    if (write(master, "queued\n", 7) != 7) return fail("write of queued");
+    for (int i = 0; i < 1000 && unread < (int)strlen(queued); i++) { usleep(10000); ioctl(master, FIONREAD, &unread); }
+    if (unread != (int)strlen(queued)) return fail("the reader's answer to queued did not arrive");
     wait_for_usr1();
 
     int value = 0;
@@ -196,6 +204,10 @@ static int pair_mode(void)
     if (ioctl(4, TIOCGPTLCK, &value) || value != 1) return fail("second pair's lock lost");
     if (!(fcntl(4, F_GETFL) & O_NONBLOCK) || (fcntl(5, F_GETFL) & O_NONBLOCK)) return fail("second pair's O_NONBLOCK");
     if (write(5, "x", 1) != 1 || read(4, answer, sizeof answer) != 1 || answer[0] != 'x') return fail("second pair does not talk");
+    if (ioctl(master, FIONREAD, &value) || value != (int)strlen(queued)) return fail("the unread answer's length changed");
+    char first[128];
+    if (read(master, first, sizeof first) != 1 + (ssize_t)strlen(queued) || first[0] != 0 || memcmp(first + 1, queued, strlen(queued)))
+        return fail("the unread answer to queued changed");
     if (exchange(master, "hello", answer, sizeof answer)) return fail("no answer to hello");
     if (!strstr(answer, "echo:hello ctty=1 fg=1 rows=33")) {
         fprintf(out, "FAIL the reader answered: %s\n", answer);
