@@ -50,6 +50,7 @@ public sealed class TerminalCheckpointRestoreTests
         TerminalImage shells = pairs.Single(p => p.Record.Flags == TerminalFlags.PacketMode), locked = pairs.Single(p => p.Record.Flags == TerminalFlags.Locked);
         Assert.Equal((33, 101, 7, 9), (shells.Record.Rows, shells.Record.Columns, shells.Record.XPixels, shells.Record.YPixels));
         Assert.Equal(0u, shells.Record.LocalFlags & 0x8); // ECHO cleared by the workload
+        Assert.Equal("echo:queued ctty=1 fg=1 rows=33\r\n"u8.ToArray(), shells.UnreadOutput); // the reader's answer, unread
         Assert.Null(model.Processes[0].Signal.ControllingTerminal);
         foreach (ProcessImage process in model.Processes.Skip(1))
         {
@@ -97,12 +98,16 @@ public sealed class TerminalCheckpointRestoreTests
         var (code, shown, stderr) = RunCli(["show", image]);
         Assert.True(code == 0, stderr);
         Assert.Contains("PtyMaster", shown);
-        target.RequirePass(); // the reader answers, nothing was read from the terminal or changed on it
+        Assert.Equal("echo:queued ctty=1 fg=1 rows=33\r\n"u8.ToArray(), File(3).Terminal!.UnreadOutput);
+        target.RequirePass(); // the reader answers, its unread answer is still unread, nothing changed on the terminal
     }
 
     [Theory]
     [InlineData("lonely", "whose slave no process being checkpointed holds open")]
-    [InlineData("unread", "has 9 bytes its slave wrote that the master (fd 3 of process")]
+    [InlineData("backlog", "its slave wrote that the master (fd 3 of process")]
+    [InlineData("backlog", "the master's line discipline buffer is full (4095 bytes)")]
+    [InlineData("input", "has 6 bytes of input the slave's reader (fd 4 of process")]
+    [InlineData("stopped", "its output is stopped (^S, tcflow TCOOFF)")]
     public void A_pair_that_cannot_be_restored_is_refused_by_name_and_left_as_it_was(string mode, string reason)
     {
         using var target = Start("ckpt_pty", mode);
@@ -114,6 +119,50 @@ public sealed class TerminalCheckpointRestoreTests
         Assert.Contains(reason, stderr);
         Assert.False(System.IO.File.Exists(image));
         target.RequirePass(); // not killed, not stopped, and still holding what it held
+    }
+
+    // What the first pair's master of `ckpt_pty output` has not read: the slave's bytes, each \n made \r\n (ONLCR).
+    private static byte[] ExpectedOutput()
+    {
+        var written = System.Text.Encoding.ASCII.GetBytes("first line\nsecond\tline\n").Concat(Enumerable.Range(0, 3000).Select(i => (byte)(i % 251)));
+        return written.SelectMany(b => b == (byte)'\n' ? new byte[] { (byte)'\r', b } : [b]).ToArray();
+    }
+
+    private static List<TerminalImage> Pairs(ImageModel model) =>
+        model.Processes.SelectMany(p => p.FileTable.Files.Values).Select(f => f.Terminal).OfType<TerminalImage>().Distinct().OrderBy(p => p.ObjRef).ToList();
+
+    [Fact]
+    public void Unread_output_comes_back_byte_for_byte_after_checkpoint_kill()
+    {
+        using var target = Start("ckpt_pty", "output");
+        string image = CheckpointKill(target.Pid, "pty-output.img");
+        List<TerminalImage> pairs = Pairs(ReadImage(image).Image!);
+        Assert.Equal(ExpectedOutput(), pairs[0].UnreadOutput);
+        Assert.Equal("packet\r\n"u8.ToArray(), pairs[1].UnreadOutput); // packet mode's leading 0 is made by the master's read, not queued
+        Assert.Equal(0x5u, pairs[0].Record.OutputFlags & 0x5); // OPOST | ONLCR as recorded, not the put-back's
+        RestoreTestProcesses.WaitForExit(target.Pid);
+        RestoreTestProcesses.WaitUntilGone(target.Pid);
+        var restore = RunCli(["restore", "--input", image]);
+        try
+        {
+            RequireRestoredAndPass(target, restore);
+        }
+        finally
+        {
+            RestoreTestProcesses.TryKill(target.Pid, 9);
+        }
+    }
+
+    [Fact]
+    public void A_checkpoint_without_kill_saves_unread_output_and_leaves_it_unread_as_it_was()
+    {
+        using var target = Start("ckpt_pty", "output");
+        RestoreTestProcesses.WaitUntilInSyscall(target.Pid, SYS_pause);
+        string image = TempPath("pty-output-running.img");
+        var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", image]);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(ExpectedOutput(), Pairs(ReadImage(image).Image!)[0].UnreadOutput);
+        target.RequirePass(); // the same bytes unread, termios and packet mode as they were
     }
 
     [Fact]

@@ -42,12 +42,14 @@ public class TerminalImageTests
 
     /// <summary>fd 3 the master (TERMINAL), fd 4 the slave (OBJREF), fd 5 the user's terminal; the leader's terminal outside.</summary>
     private static V3Image Builder(Func<TerminalRecord, TerminalRecord>? edit = null, Action<ImageWriter>? slaveReference = null,
-        string masterPath = "/dev/ptmx", FileKind slaveKind = FileKind.PtySlave, bool master = true, ControllingTerminalRecord? controlling = null) => new()
+        string masterPath = "/dev/ptmx", FileKind slaveKind = FileKind.PtySlave, bool master = true, ControllingTerminalRecord? controlling = null,
+        Action<ImageWriter>? afterTerminal = null) => new()
     {
         Descriptors = (self, writer) =>
         {
             WriteFile(writer, Master, master ? FileKind.PtyMaster : FileKind.PtySlave, master ? masterPath : "/dev/pts/7");
             writer.Write((edit ?? (r => r))(Terminal()));
+            afterTerminal?.Invoke(writer);
             writer.Write(new FileDescriptorRecord { Fd = 3, FileObjRef = Master });
             WriteFile(writer, Slave, slaveKind, "/dev/pts/7");
             if (slaveReference is not null) slaveReference(writer);
@@ -75,6 +77,35 @@ public class TerminalImageTests
     }
 
     private static unsafe byte GetVintr(TerminalRecord t) => t.ControlCharacters[0];
+
+    private static Action<ImageWriter> Output(byte[] bytes, int objRef = Pair, uint? length = null) =>
+        writer => writer.Write(new TerminalOutputRecord { TerminalObjRef = objRef, DataLength = length ?? (uint)bytes.Length }, bytes);
+
+    [Fact]
+    public void UnreadOutputComesBackWithItsPair()
+    {
+        byte[] output = [.. "ls\r\n"u8, 0, 0xff, (byte)'\n'];
+        FileTableImage files = V3Image.Read(Builder(afterTerminal: Output(output)).Build()).Processes[0].FileTable;
+        TerminalImage pair = Assert.IsType<TerminalImage>(files.Files[Master].Terminal);
+        Assert.Same(pair, files.Files[Slave].Terminal);
+        Assert.Equal(output, pair.UnreadOutput);
+        Assert.EndsWith(", 7 bytes of unread output", FileStateText.Describe(files.Files[Slave]));
+        Assert.Empty(V3Image.Read(Builder().Build()).Processes[0].FileTable.Files[Master].Terminal!.UnreadOutput);
+    }
+
+    [Fact]
+    public void HostileUnreadOutputIsRefusedNamingTheRecordAndOffset()
+    {
+        byte[] other = Builder(afterTerminal: Output("x"u8.ToArray(), objRef: Slave)).Build();
+        Assert.Contains($"is for terminal objref {Slave}, after the TERMINAL record of {Pair}", Expect(other, RecordType.TerminalOutput, Offsets(other, RecordType.TerminalOutput)[0]).Message);
+        byte[] empty = Builder(afterTerminal: Output([])).Build();
+        Assert.Contains("has 0 bytes of unread output: from 1 to 16384", Expect(empty, RecordType.TerminalOutput, Offsets(empty, RecordType.TerminalOutput)[0]).Message);
+        byte[] large = Builder(afterTerminal: Output(new byte[TerminalOutputRecord.MaximumLength + 1])).Build();
+        Assert.Contains("has 16385 bytes of unread output", Expect(large, RecordType.TerminalOutput, Offsets(large, RecordType.TerminalOutput)[0]).Message);
+        // After an OBJREF (a later end) it is no state of that end: the descriptor record is expected there.
+        byte[] late = Builder(slaveReference: w => { w.Write(new ObjrefRecord { ObjectType = ObjectType.Terminal, ObjRef = Pair }); Output("x"u8.ToArray())(w); }).Build();
+        Assert.Throws<ImageFormatException>(() => V3Image.Read(late));
+    }
 
     public static TheoryData<string, string> HostilePairs() => new()
     {

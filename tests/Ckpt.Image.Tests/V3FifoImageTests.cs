@@ -15,6 +15,7 @@ public class V3FifoImageTests
     private const int ReadEndRef = 20, RwEndRef = 21, FifoRef = 22;
     private const uint O_RDONLY = 0, O_RDWR = 2, O_NONBLOCK = 0x800;
     private const string Path = "/run/app/control.fifo";
+    private const string DeletedPath = Path + " (deleted)";
     private static readonly byte[] InFlight = Encoding.ASCII.GetBytes("queued command\n");
 
     private static void WriteFile(ImageWriter writer, int objRef, string path, uint flags, FileKind kind = FileKind.Fifo)
@@ -26,17 +27,18 @@ public class V3FifoImageTests
     private static PipeBufferRecord Buffer(uint size = 65536) => new() { PipeObjRef = FifoRef, PipeSize = size, DataLength = (uint)InFlight.Length };
 
     /// <summary>fd 3 a read end (FILE + PIPE_BUF), fd 4 a read-write end (FILE + OBJREF Fifo), fd 5 the library.</summary>
-    private static byte[] FifoImage(Action<ImageWriter>? writeBuffer = null, Action<ImageWriter>? writeOtherEnd = null, string path = Path, uint otherFlags = O_RDWR, bool secondEnd = true) => new V3Image
+    private static byte[] FifoImage(Action<ImageWriter>? writeBuffer = null, Action<ImageWriter>? writeOtherEnd = null, string path = Path, uint otherFlags = O_RDWR, bool secondEnd = true,
+        FileKind kind = FileKind.Fifo) => new V3Image
     {
         Descriptors = (self, writer) =>
         {
-            WriteFile(writer, ReadEndRef, path, O_RDONLY | O_NONBLOCK);
+            WriteFile(writer, ReadEndRef, path, O_RDONLY | O_NONBLOCK, kind);
             if (writeBuffer is not null) writeBuffer(writer);
             else writer.Write(Buffer(), InFlight);
             writer.Write(new FileDescriptorRecord { Fd = 3, FileObjRef = ReadEndRef });
             if (secondEnd)
             {
-                WriteFile(writer, RwEndRef, Path, otherFlags);
+                WriteFile(writer, RwEndRef, kind == FileKind.DeletedFifo ? DeletedPath : Path, otherFlags, kind);
                 if (writeOtherEnd is not null) writeOtherEnd(writer);
                 else writer.Write(new ObjrefRecord { ObjectType = ObjectType.Fifo, ObjRef = FifoRef });
                 writer.Write(new FileDescriptorRecord { Fd = 4, FileObjRef = RwEndRef });
@@ -76,6 +78,38 @@ public class V3FifoImageTests
     }
 
     [Fact]
+    public void TwoEndsOfADeletedFifoShareItWithItsBytesAndTheirPath()
+    {
+        FileTableImage files = V3Image.Read(FifoImage(path: DeletedPath, kind: FileKind.DeletedFifo)).Processes[0].FileTable;
+        FileImage read = files.Files[ReadEndRef], both = files.Files[RwEndRef];
+        Assert.Equal((FileKind.DeletedFifo, FileKind.DeletedFifo), (read.Record.Kind, both.Record.Kind));
+        Assert.Same(read.Fifo, both.Fifo);
+        Assert.Equal((DeletedPath, DeletedPath), (read.Path, both.Path));
+        Assert.Equal(InFlight, read.Fifo!.Data);
+    }
+
+    [Theory]
+    [InlineData("/run/app/control.fifo")]
+    [InlineData("relative/fifo (deleted)")]
+    [InlineData("/run/../etc/fifo (deleted)")]
+    [InlineData("")]
+    public void ADeletedFifoPathThatIsNotOneIsRefused(string path)
+    {
+        byte[] image = FifoImage(path: path, kind: FileKind.DeletedFifo);
+        Assert.Contains($"deleted FIFO end objref {ReadEndRef} has path '{path}': an absolute path ending in \" (deleted)\" is expected",
+            Expect(image, RecordType.File, V3Image.OffsetOf(image, RecordType.File, FirstFifoFile(image, FileKind.DeletedFifo))).Message);
+    }
+
+    [Fact]
+    public void ADeletedFifoEndWithoutItsBufferOrWithAccessMode3IsRefused()
+    {
+        var error = Assert.Throws<ImageFormatException>(() => V3Image.Read(FifoImage(writeBuffer: _ => { }, path: DeletedPath, kind: FileKind.DeletedFifo)));
+        Assert.Contains("PipeBuffer record of DeletedFifo file objref 20 belongs", error.Message);
+        byte[] image = FifoImage(otherFlags: 3, path: DeletedPath, kind: FileKind.DeletedFifo);
+        Assert.Contains("has access mode 3: a FIFO end reads, writes or both", Expect(image, RecordType.File, V3Image.OffsetOf(image, RecordType.File, FirstFifoFile(image, FileKind.DeletedFifo) + 1)).Message);
+    }
+
+    [Fact]
     public void AnEndWithAccessMode3IsRefused()
     {
         byte[] image = FifoImage(otherFlags: 3);
@@ -109,10 +143,10 @@ public class V3FifoImageTests
     }
 
     // The nth FILE record that is a FIFO end's (the library's FILE comes first, in the memory section).
-    private static int FirstFifoFile(byte[] image)
+    private static int FirstFifoFile(byte[] image, FileKind kind = FileKind.Fifo)
     {
         var files = V3Image.Records(image).Where(r => r.Type == RecordType.File).ToList();
-        return files.FindIndex(r => FileRecord.ReadFrom(image.AsSpan(r.Offset, FileRecord.Size)).Kind == FileKind.Fifo);
+        return files.FindIndex(r => FileRecord.ReadFrom(image.AsSpan(r.Offset, FileRecord.Size)).Kind == kind);
     }
 
     // The OBJREF right after the second FIFO end's FILE record.

@@ -10,7 +10,14 @@
  * rd is O_RDONLY|O_NONBLOCK and rw O_RDWR, and rd reads exactly the 28 bytes, in order, then EAGAIN.
  * It then sends SIGUSR1 to the writer, which writes "after-restore\n" through its end and exits 0; the
  * root reads those 14 bytes through rd (the writer's end and the root's are one FIFO), reaps the writer,
- * removes the FIFO and prints PASS or FAIL. */
+ * removes the FIFO and prints PASS or FAIL.
+ *
+ * ckpt_fifo deleted: the same, but the FIFO is unlinked once the bytes are buffered (a FIFO with no name,
+ * "PATH (deleted)" in /proc); after SIGUSR1 the root checks that rd and rw are still one FIFO with no link,
+ * mode 0600 and the root's uid, and that its directory holds no name (the restore's temporary one gone).
+ * ckpt_fifo deleted-dir: the directory is removed too (the restore makes the FIFO in a private directory),
+ * and must still be gone. */
+#include <dirent.h>
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -51,8 +58,20 @@ static void writer_main(const char *path)
     exit(write(wr, after, sizeof after - 1) == (ssize_t)(sizeof after - 1) ? 0 : failed("writer: write after the restore"));
 }
 
-int main(void)
+/* entries of a directory other than . and .. (-1: cannot open it) */
+static int entries(const char *directory)
 {
+    DIR *d = opendir(directory);
+    if (!d) return -1;
+    int count = 0;
+    for (struct dirent *e; (e = readdir(d));) count += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return count;
+}
+
+int main(int argc, char **argv)
+{
+    int deleted = argc > 1 && strncmp(argv[1], "deleted", 7) == 0, no_directory = argc > 1 && strcmp(argv[1], "deleted-dir") == 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct sigaction action = { .sa_handler = on_usr1 };
     sigaction(SIGUSR1, &action, NULL);
@@ -67,6 +86,7 @@ int main(void)
     int buffered = 0;
     for (int i = 0; i < 500 && buffered < 28; i++, nap()) ioctl(rd, FIONREAD, &buffered);
     if (buffered != 28) return failed("the writer's bytes did not arrive");
+    if (deleted && (unlink(path) != 0 || (no_directory && rmdir(directory) != 0))) return failed("unlink of the FIFO");
     printf("FIFO %s\n", path);
     printf("WRITER %d\n", writer);
     printf("READY %d\n", getpid());
@@ -74,8 +94,15 @@ int main(void)
 
     int bad = 0;
     struct stat at_path, of_rd;
-    if (stat(path, &at_path) != 0 || !S_ISFIFO(at_path.st_mode)) bad |= failed("the path is no longer a FIFO");
-    if (fstat(rd, &of_rd) != 0 || of_rd.st_dev != at_path.st_dev || of_rd.st_ino != at_path.st_ino) bad |= failed("rd is not the FIFO at the path");
+    if (deleted) {
+        if (fstat(rd, &of_rd) != 0 || !S_ISFIFO(of_rd.st_mode) || of_rd.st_nlink != 0) bad |= failed("rd is not a FIFO without a name");
+        if ((of_rd.st_mode & 07777) != 0600 || of_rd.st_uid != getuid()) bad |= failed("the deleted FIFO's mode or owner");
+        if (fstat(rw, &at_path) != 0 || at_path.st_dev != of_rd.st_dev || at_path.st_ino != of_rd.st_ino) bad |= failed("rw and rd are not one FIFO");
+        if (no_directory ? entries(directory) != -1 : entries(directory) != 0) bad |= failed("a name was left behind");
+    } else {
+        if (stat(path, &at_path) != 0 || !S_ISFIFO(at_path.st_mode)) bad |= failed("the path is no longer a FIFO");
+        if (fstat(rd, &of_rd) != 0 || of_rd.st_dev != at_path.st_dev || of_rd.st_ino != at_path.st_ino) bad |= failed("rd is not the FIFO at the path");
+    }
     if ((fcntl(rd, F_GETFL) & (O_ACCMODE | O_NONBLOCK)) != (O_RDONLY | O_NONBLOCK)) bad |= failed("rd's flags");
     if ((fcntl(rw, F_GETFL) & (O_ACCMODE | O_NONBLOCK)) != O_RDWR) bad |= failed("rw's flags");
     char got[128] = { 0 };

@@ -90,6 +90,7 @@ public static class DescriptorKinds
         new Terminals.PtyMasterKind(), new Terminals.PtySlaveKind(), new Terminals.OutsideTerminalKind(), // before PathFileKind: terminals are character devices
         new PathFileKind(), new EventfdKind(), new PipeKind(), new EpollKind(), new SignalfdKind(), new TimerfdKind(),
         new InotifyKind(), new MemfdKind(), new DeletedFileKind(), new Sockets.UnixSocketKind(), new Sockets.InetSocketKind(),
+        new DeletedFifoKind(), // before FifoKind: a FIFO with no name left
         new FifoKind(),
     ];
 

@@ -17,7 +17,8 @@ namespace Ckpt.Engine.Files;
 /// refers to, written with the first end as a PIPE_BUF record: the size and the bytes buffered, copied
 /// without being consumed as for a pipe (<see cref="PipeKind.CopyBufferedBytes"/>). Unlike a pipe's, a
 /// FIFO's ends need not all be there: a reader with no writer is a FIFO as any other.
-/// Refused at checkpoint, naming it: a FIFO no longer at its path (deleted or replaced), one that a process
+/// Refused at checkpoint, naming it: a FIFO no longer at its path (replaced; a deleted one is
+/// <see cref="DeletedFifoKind"/>'s), one that a process
 /// outside the tree has open (after a --kill it would keep the kernel's buffer, and the restore would add the
 /// saved bytes to it), O_ASYNC.
 /// Restore: validated before anything exists: the path must still be a FIFO (lstat) and nobody may have it
@@ -40,17 +41,23 @@ public sealed class FifoKind : IDescriptorKind
     public IInspectedFile Inspect(DescriptorInfo fd, int objRef)
     {
         string what = $"fd {fd.Fd} of process {fd.Pid} (FIFO {fd.Target})";
+        if (Native.stat(fd.Target, out Native.Stat atPath) != 0 || atPath.Device != fd.Stat.Device || atPath.Inode != fd.Stat.Inode)
+            throw new CheckpointRefusedException($"{what} is no longer at its path (renamed or replaced by another file, or out of the engine's view): a FIFO is restored by its path, unsupported");
+        return InspectEnd(fd, objRef, FileKind.Fifo, what);
+    }
+
+    /// <summary>An end of a named or deleted FIFO: its FILE record, and the FIFO's buffer object.</summary>
+    internal static IInspectedFile InspectEnd(DescriptorInfo fd, int objRef, FileKind kind, string what)
+    {
         if ((fd.FdInfo.Flags & O_ASYNC) != 0)
             throw new CheckpointRefusedException($"{what} has O_ASYNC (signal-driven I/O): unsupported");
-        if (Native.stat(fd.Target, out Native.Stat atPath) != 0 || atPath.Device != fd.Stat.Device || atPath.Inode != fd.Stat.Inode)
-            throw new CheckpointRefusedException($"{what} is no longer at its path (deleted, renamed or replaced): a FIFO is restored by its path, unsupported");
         if (OutsideHolder(fd.Target, fd.Stat, fd.TreePids ?? [fd.Pid]) is { } holder)
             throw new CheckpointRefusedException($"{what} is also open in process {holder} ('{ProcessNames.CommOf(holder)}'), which is not being checkpointed: unsupported");
         var (size, data) = PipeKind.CopyBufferedBytes(fd);
         ObjectTable objects = fd.Objects ?? throw new InvalidOperationException("a FIFO end needs the checkpoint's object table");
         int fifoRef = objects.RefOf(ObjectType.Fifo, Identity(fd.Stat));
         var buffer = new PipeBufferRecord { PipeObjRef = fifoRef, PipeSize = size, DataLength = (uint)data.Length };
-        return new PipeKind.InspectedEnd(OpenFileRecords.Record(objRef, FileKind.Fifo, fd.Stat, fd.Target, fd.FdInfo.Flags, 0), fd.Target, ObjectType.Fifo, buffer, data, objects);
+        return new PipeKind.InspectedEnd(OpenFileRecords.Record(objRef, kind, fd.Stat, fd.Target, fd.FdInfo.Flags, 0), fd.Target, ObjectType.Fifo, buffer, data, objects);
     }
 
     // One key per FIFO, apart from pipefs inodes (another object type) and from FIFOs of other devices.
@@ -99,11 +106,20 @@ public sealed class FifoKind : IDescriptorKind
     // The FIFO buffers this restore has refilled: one model per restore, so the mark dies with it.
     private static readonly ConditionalWeakTable<PipeImage, object> Refilled = [];
 
-    public long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd)
+    public long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd) =>
+        OpenWithHelper(syscalls, scratch, file, fd, file.Path);
+
+    /// <summary>
+    /// An end of the FIFO at <paramref name="path"/> (its name, or /proc/PID/fd/N of an end placed already),
+    /// opened while a read-write helper descriptor of it is open; the first open of the FIFO in this
+    /// restore sizes it and writes the saved bytes into it.
+    /// </summary>
+    internal static long OpenWithHelper(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd, string path)
     {
         PipeImage fifo = file.Fifo!;
-        ulong path = scratch.PutString(file.Path);
-        long helper = syscalls.Call($"open of the FIFO {file.Path} (read-write helper) for fd {fd}", SYS_openat, AT_FDCWD, path, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0);
+        uint noFollow = path.StartsWith("/proc/", StringComparison.Ordinal) ? 0 : O_NOFOLLOW; // a /proc/PID/fd link is followed by design
+        scratch.Reset();
+        long helper = syscalls.Call($"open of the FIFO {path} (read-write helper) for fd {fd}", SYS_openat, AT_FDCWD, scratch.PutString(path), O_RDWR | O_NONBLOCK | noFollow | O_CLOEXEC, 0);
         try
         {
             if (!Refilled.TryGetValue(fifo, out _))
@@ -114,8 +130,7 @@ public sealed class FifoKind : IDescriptorKind
                 Refilled.Add(fifo, fifo);
             }
             scratch.Reset();
-            path = scratch.PutString(file.Path);
-            return syscalls.Call($"open of the FIFO {file.Path} for fd {fd}", SYS_openat, AT_FDCWD, path, (file.Record.OpenFlags & O_ACCMODE) | O_NONBLOCK | O_NOFOLLOW, 0);
+            return syscalls.Call($"open of the FIFO {path} for fd {fd}", SYS_openat, AT_FDCWD, scratch.PutString(path), (file.Record.OpenFlags & O_ACCMODE) | O_NONBLOCK | noFollow, 0);
         }
         finally
         {

@@ -105,6 +105,7 @@ public static class FilesRestore
             created.Add(descriptor.FileObjRef);
             elsewhere[descriptor.FileObjRef] = (syscalls.Pid, descriptor.Fd);
             if (file.Pipe is { } placedPipe) elsewhere.TryAdd(placedPipe.Record.PipeObjRef, (syscalls.Pid, descriptor.Fd));
+            if (file.Fifo is { } placedFifo) elsewhere.TryAdd(placedFifo.Record.PipeObjRef, (syscalls.Pid, descriptor.Fd)); // a deleted FIFO's later ends open it there
         }
         creation.RequireNothingParked();
         creation.CloseUntakenMapped();

@@ -29,7 +29,7 @@ public static class FileStateText
         if (file.Socket?.Tcp is { } tcp)
             return $"TCP ESTABLISHED, {tcp.ReceiveQueue.Length} bytes to read, {tcp.SendQueue.Length} unacknowledged ({tcp.Record.UnsentBytes} never sent), mss {tcp.Record.MaxSegmentSize}, options {tcp.Record.Options}";
         if (file.Terminal is { } pair)
-            return Terminal(pair.Record);
+            return Terminal(pair.Record) + (pair.UnreadOutput.Length > 0 ? $", {pair.UnreadOutput.Length} bytes of unread output" : "");
         return "";
     }
 

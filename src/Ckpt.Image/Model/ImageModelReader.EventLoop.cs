@@ -16,6 +16,7 @@ public static partial class ImageModelReader
     {
         FileKind.Pipe => file with { Pipe = ReadPipeOfEnd(reader, file.Record, objects, ObjectType.Pipe) },
         FileKind.Fifo => file with { Fifo = ReadPipeOfEnd(reader, RequireFifoPath(reader, file), objects, ObjectType.Fifo) },
+        FileKind.DeletedFifo => file with { Fifo = ReadPipeOfEnd(reader, RequireDeletedFifoPath(reader, file), objects, ObjectType.Fifo) },
         FileKind.Epoll => file with { Epoll = ReadEpoll(reader, file.Record) },
         FileKind.Signalfd => file with { Signalfd = ReadSignalfd(reader, file.Record) },
         FileKind.Timerfd => file with { Timerfd = ReadTimerfd(reader, file.Record) },
@@ -66,6 +67,12 @@ public static partial class ImageModelReader
         file.Path.StartsWith('/') && !file.Path.EndsWith(" (deleted)", StringComparison.Ordinal) && !file.Path.Contains('\0')
             ? file.Record
             : throw Error(reader, RecordType.File, $"FIFO end objref {file.Record.ObjRef} has path '{file.Path}': a FIFO is reopened by an absolute path");
+
+    // A deleted FIFO's path as /proc showed it: absolute, " (deleted)" at the end (the restore makes it next to it).
+    private static FileRecord RequireDeletedFifoPath(ImageReader reader, FileImage file) =>
+        file.Path.StartsWith('/') && file.Path.EndsWith(" (deleted)", StringComparison.Ordinal) && !file.Path.Contains('\0') && !file.Path.Contains("/../", StringComparison.Ordinal)
+            ? file.Record
+            : throw Error(reader, RecordType.File, $"deleted FIFO end objref {file.Record.ObjRef} has path '{file.Path}': an absolute path ending in \" (deleted)\" is expected");
 
     // ---- epoll ----
 

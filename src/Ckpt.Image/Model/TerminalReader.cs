@@ -6,6 +6,9 @@ namespace Ckpt.Image.Model;
 public sealed record TerminalImage(TerminalRecord Record, long Offset)
 {
     public int ObjRef => Record.TerminalObjRef;
+
+    /// <summary>The output the master had not read (TERMINAL_OUTPUT), empty when none.</summary>
+    public byte[] UnreadOutput { get; init; } = [];
 }
 
 /// <summary>A process's controlling terminal (CONTROLLING_TERMINAL) and the name it had.</summary>
@@ -55,9 +58,22 @@ public static class TerminalReader
         long offset = reader.CurrentRecordOffset;
         if (Problem(terminal) is { } problem)
             throw Error(reader, RecordType.Terminal, $"terminal objref {terminal.TerminalObjRef} (/dev/pts/{terminal.Index}): {problem}");
-        var image = new TerminalImage(terminal, offset);
+        var image = new TerminalImage(terminal, offset) { UnreadOutput = ReadOutput(reader, terminal) };
         define(terminal.TerminalObjRef, image, offset);
         return image;
+    }
+
+    // The optional TERMINAL_OUTPUT after a TERMINAL record.
+    private static byte[] ReadOutput(ImageReader reader, in TerminalRecord pair)
+    {
+        reader.ThrowIfFailedCheckpoint();
+        if (reader.PeekType() != RecordType.TerminalOutput) return [];
+        var output = reader.Read<TerminalOutputRecord>();
+        if (output.TerminalObjRef != pair.TerminalObjRef)
+            throw Error(reader, RecordType.TerminalOutput, $"is for terminal objref {output.TerminalObjRef}, after the TERMINAL record of {pair.TerminalObjRef}");
+        if (output.DataLength == 0 || output.DataLength > TerminalOutputRecord.MaximumLength)
+            throw Error(reader, RecordType.TerminalOutput, $"terminal objref {pair.TerminalObjRef} (/dev/pts/{pair.Index}) has {output.DataLength} bytes of unread output: from 1 to {TerminalOutputRecord.MaximumLength}");
+        return reader.ReadTrailingBytes();
     }
 
     private static string? Problem(in TerminalRecord t)

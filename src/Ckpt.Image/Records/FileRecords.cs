@@ -22,6 +22,7 @@ public enum FileKind : uint
     PtyMaster = 24,     // CkptPS: a pseudo-terminal master (/dev/ptmx); a TERMINAL record (first end of the pair) or an OBJREF to it follows
     PtySlave = 25,      // CkptPS: a pseudo-terminal slave (/dev/pts/N) whose master is in the image; a TERMINAL record or an OBJREF follows
     OutsideTerminal = 26, // CkptPS: a terminal slave whose master is outside the image (the user's terminal); nothing follows
+    DeletedFifo = 27,   // CkptPS: one open end of a named pipe whose name was unlinked ("PATH (deleted)"); a PIPE_BUF of its FIFO object or an OBJREF {Fifo} follows, as for Fifo
     Fifo = 30,          // CkptPS: one open end of a named pipe (the FILE's path is the FIFO's); a PIPE_BUF record of its FIFO object (its first end) or an OBJREF {Fifo} follows
 }
 

@@ -59,6 +59,7 @@ public enum RecordType : uint
     UdpDatagram = 335,      // CkptPS: one datagram of a UDP socket's receive queue with its source address, after its SOCKET record
     Terminal = 340,         // CkptPS: a pseudo-terminal pair (termios, window size, modes), after the FILE record of its first end
     ControllingTerminal = 341, // CkptPS: a process's controlling terminal and its foreground group, after the SIGNAL record's timers
+    TerminalOutput = 342,   // CkptPS: a pseudo-terminal pair's unread output (bytes the slave wrote, the master has not read), after its TERMINAL record
 
     // memory
     Mm = 401,

@@ -14,9 +14,8 @@ public enum TerminalFlags : uint
 /// (/dev/pts/N) are both held by processes of the image. Written once, after the FILE record of the
 /// pair's first end in the image (Kind = PtyMaster or PtySlave); every later end's FILE record is
 /// followed by an OBJREF {Terminal, TerminalObjRef} instead. The state is the slave tty's (a master
-/// has no termios or window size of its own: the kernel's ioctls on it act on the slave). Nothing
-/// was queued in either direction when it was written (the checkpoint refuses a pair with unread
-/// bytes: a terminal's queues cannot be read without consuming them).
+/// has no termios or window size of its own: the kernel's ioctls on it act on the slave). Output the
+/// master had not read follows as a TERMINAL_OUTPUT record; unread input is refused at checkpoint.
 /// A restore makes a new pair by opening /dev/ptmx: the kernel picks its index, so /dev/pts/Index
 /// (ttyname, /proc/PID/stat tty_nr) is not kept.
 /// </summary>
@@ -47,6 +46,23 @@ public unsafe partial struct TerminalRecord
     public uint SlaveGid;
     public uint SlaveMode;              // permission bits only (at most 0777)
     public uint Reserved;
+}
+
+/// <summary>
+/// CkptPS: a pair's unread output, right after its TERMINAL record (absent: none): the bytes its slave
+/// side wrote that the master had not read, as the master reads them (after the slave's output
+/// processing; the master's own line discipline is raw). The checkpoint takes them from the master and
+/// puts them back with the slave's OPOST cleared, with the tree frozen (a tty has no MSG_PEEK); the
+/// restore writes them the same way into the new pair, before anything reads it. At most the master's
+/// line discipline buffer plus the pty's (the checkpoint refuses a full line discipline buffer).
+/// </summary>
+[ImageRecord(RecordType.TerminalOutput)]
+public partial struct TerminalOutputRecord
+{
+    public const uint MaximumLength = 16384;     // N_TTY's 4095 + the pty's 8 KiB of flip buffers, rounded up
+
+    public int TerminalObjRef;          // the pair (ObjectType.Terminal) of the TERMINAL record before
+    [TrailingBytes] public uint DataLength;  // 1 to MaximumLength bytes, in the order the master reads them
 }
 
 /// <summary>

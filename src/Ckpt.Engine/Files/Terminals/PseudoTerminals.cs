@@ -77,13 +77,44 @@ public static unsafe class PseudoTerminals
         }
     }
 
+    /// <summary>Every end of pair <paramref name="index"/> in the processes given: masters and slaves.</summary>
+    public static IEnumerable<(int Pid, int Fd)> Ends(IEnumerable<int> pids, int index) =>
+        pids.SelectMany(pid => Descriptors(pid).Where(d => IsEnd(pid, d, index)).Select(d => (pid, d.Fd)));
+
+    /// <summary>A process outside <paramref name="tree"/> (and not the engine) holding an end of pair <paramref name="index"/>, if any.</summary>
+    public static (int Pid, int Fd)? OutsideHolder(IReadOnlyCollection<int> tree, int index)
+    {
+        foreach (string process in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(process), out int pid) || tree.Contains(pid) || pid == Environment.ProcessId) continue;
+            try
+            {
+                foreach (var end in Descriptors(pid))
+                    if (IsEnd(pid, end, index)) return (pid, end.Fd);
+            }
+            catch (UnauthorizedAccessException) { } // not ours to see: it cannot hold our pair's ends either
+        }
+        return null;
+    }
+
+    private static bool IsEnd(int pid, (int Fd, string Target) descriptor, int index)
+    {
+        if (descriptor.Target == $"/dev/pts/{index}") return true;
+        if (descriptor.Target is not ("/dev/ptmx" or "/dev/pts/ptmx")) return false;
+        try { return ProcFdInfo.Read(pid, descriptor.Fd).Fields.TryGetValue("tty-index", out string? n) && n == index.ToString(System.Globalization.CultureInfo.InvariantCulture); }
+        catch (IOException) { return false; } // closed meanwhile
+    }
+
     /// <summary>
     /// The pair's state, from a copy of its master and of one slave end: termios, window size, packet
-    /// mode, lock, the slave node's owner and mode. Refused: bytes queued in either direction (a
-    /// terminal has no way to read them without consuming them), a line discipline other than N_TTY,
-    /// exclusive mode (TIOCEXCL). <paramref name="what"/> names the descriptor inspected, for messages.
+    /// mode, lock, the slave node's owner and mode, and its unread output (<see cref="UnreadOutput"/>:
+    /// taken and put back while the tree is frozen; checked only in the <paramref name="dryRun"/>).
+    /// Refused: unread input (the slave's line discipline processed it: <see cref="UnreadOutput"/>), a
+    /// line discipline other than N_TTY, exclusive mode (TIOCEXCL). <paramref name="what"/> names the
+    /// descriptor inspected, for messages.
     /// </summary>
-    public static TerminalRecord ReadPair(int objRef, int index, (int Pid, int Fd) master, (int Pid, int Fd) slave, string what)
+    public static (TerminalRecord Pair, byte[] Output) ReadPair(int objRef, int index, (int Pid, int Fd) master, (int Pid, int Fd) slave, string what,
+        ObjectTable objects, IReadOnlyCollection<int> tree, bool dryRun)
     {
         int masterCopy = SocketNative.DuplicateFrom(master.Pid, master.Fd);
         int slaveCopy = -1;
@@ -107,13 +138,13 @@ public static unsafe class PseudoTerminals
             if (value != 0) throw Refused(what, name, $"uses line discipline {value}: only N_TTY (0) is restored");
             Ioctl(slaveCopy, TIOCGEXCL, &value, slave, "TIOCGEXCL");
             if (value != 0) throw Refused(what, name, "is in exclusive mode (TIOCEXCL): not saved");
-            Ioctl(masterCopy, FIONREAD, &value, master, "FIONREAD");
-            if (value != 0) throw Refused(what, name, $"has {value} bytes its slave wrote that the master (fd {master.Fd} of process {master.Pid}) has not read; a terminal's queue cannot be read without consuming it, so a pair is checkpointed only with empty queues: checkpoint again once the output is read");
+            UnreadOutput.Poll(slaveCopy, 1 /* POLLIN */, slave); // waits for the pty's flip-buffer worker toward the slave
             Ioctl(slaveCopy, FIONREAD, &value, slave, "FIONREAD");
-            if (value != 0) throw Refused(what, name, $"has {value} bytes of input the slave's reader (fd {slave.Fd} of process {slave.Pid}) has not read; a terminal's queue cannot be read without consuming it, so a pair is checkpointed only with empty queues: checkpoint again once the input is read");
+            if (value != 0) throw Refused(what, name, $"has {value} bytes of input the slave's reader (fd {slave.Fd} of process {slave.Pid}) has not read; the slave's line discipline has processed them (line editing, canonical line boundaries, echo), and writing them again through the master would process them twice, so a pair is checkpointed only without unread input: checkpoint again once the input is read");
             Native.Stat node = Native.StatOrThrow(name, slave.Pid);
             (record.SlaveUid, record.SlaveGid, record.SlaveMode) = (node.Uid, node.Gid, node.Mode & 0x1ff);
-            return record;
+            byte[] output = UnreadOutput.Capture(new UnreadOutput.PairEnds(masterCopy, slaveCopy, master, slave, what, index, tree), objects, objRef, dryRun);
+            return (record, output);
         }
         finally
         {

@@ -14,7 +14,7 @@ namespace Ckpt.Engine.Files.Terminals;
 /// the object table (ObjectType.Terminal, keyed by its index), written as a TERMINAL record with the
 /// pair's first end (<see cref="PseudoTerminals.ReadPair"/>). Refused by name: a master whose slave no
 /// process of the tree holds, a pair that is the controlling terminal of a session outside the tree,
-/// a pair with queued bytes. Restore: <see cref="TerminalsRestore"/> opened a new pair in the root
+/// a pair with unread input or unread output it cannot put back exactly (<see cref="UnreadOutput"/>). Restore: <see cref="TerminalsRestore"/> opened a new pair in the root
 /// before any process forked; the master's descriptors get that open file description (pidfd_getfd).
 /// </summary>
 public sealed class PtyMasterKind : IDescriptorKind
@@ -33,8 +33,8 @@ public sealed class PtyMasterKind : IDescriptorKind
         RefuseOutsideSession(fd, index, tree, what);
         ObjectTable objects = fd.Objects ?? throw new InvalidOperationException("a terminal end needs the checkpoint's object table");
         int pairRef = objects.RefOf(ObjectType.Terminal, index);
-        TerminalRecord pair = PseudoTerminals.ReadPair(pairRef, index, (fd.Pid, fd.Fd), slaves[0], what);
-        return new InspectedEnd(OpenFileRecords.Record(objRef, FileKind.PtyMaster, fd.Stat, fd.Target, fd.FdInfo.Flags, 0), fd.Target, pair, objects);
+        var (pair, output) = PseudoTerminals.ReadPair(pairRef, index, (fd.Pid, fd.Fd), slaves[0], what, objects, tree, fd.DryRun);
+        return new InspectedEnd(OpenFileRecords.Record(objRef, FileKind.PtyMaster, fd.Stat, fd.Target, fd.FdInfo.Flags, 0), fd.Target, pair, output, objects);
     }
 
     // The session a pair controls is recreated by its leader: that leader must be in the tree.
@@ -50,14 +50,19 @@ public sealed class PtyMasterKind : IDescriptorKind
         finally { Native.close(copy); }
     }
 
-    /// <summary>A FILE of a pair's end, then the pair on its first use or an OBJREF to it.</summary>
-    internal sealed record InspectedEnd(FileRecord File, string Path, TerminalRecord Pair, ObjectTable Objects) : IInspectedFile
+    /// <summary>A FILE of a pair's end, then the pair (and its unread output, if any) on its first use or an OBJREF to it.</summary>
+    internal sealed record InspectedEnd(FileRecord File, string Path, TerminalRecord Pair, byte[] Output, ObjectTable Objects) : IInspectedFile
     {
         public void Write(ImageWriter writer)
         {
             writer.Write(File, Encoding.UTF8.GetBytes(Path));
             TerminalRecord pair = Pair;
-            Objects.WriteUse(writer, ObjectType.Terminal, pair.TerminalObjRef, () => writer.Write(pair));
+            byte[] output = Output;
+            Objects.WriteUse(writer, ObjectType.Terminal, pair.TerminalObjRef, () =>
+            {
+                writer.Write(pair);
+                if (output.Length > 0) writer.Write(new TerminalOutputRecord { TerminalObjRef = pair.TerminalObjRef, DataLength = (uint)output.Length }, output);
+            });
         }
     }
 

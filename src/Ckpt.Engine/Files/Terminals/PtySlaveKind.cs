@@ -30,8 +30,8 @@ public sealed class PtySlaveKind : IDescriptorKind
         (int Pid, int Fd) master = MasterOf(fd) ?? throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid}: the master of {fd.Target} was closed meanwhile");
         ObjectTable objects = fd.Objects ?? throw new InvalidOperationException("a terminal end needs the checkpoint's object table");
         int pairRef = objects.RefOf(ObjectType.Terminal, index);
-        TerminalRecord pair = PseudoTerminals.ReadPair(pairRef, index, master, (fd.Pid, fd.Fd), $"fd {fd.Fd} of process {fd.Pid} ({fd.Target})");
-        return new PtyMasterKind.InspectedEnd(OpenFileRecords.Record(objRef, FileKind.PtySlave, fd.Stat, fd.Target, fd.FdInfo.Flags, 0), fd.Target, pair, objects);
+        var (pair, output) = PseudoTerminals.ReadPair(pairRef, index, master, (fd.Pid, fd.Fd), $"fd {fd.Fd} of process {fd.Pid} ({fd.Target})", objects, fd.TreePids ?? [fd.Pid], fd.DryRun);
+        return new PtyMasterKind.InspectedEnd(OpenFileRecords.Record(objRef, FileKind.PtySlave, fd.Stat, fd.Target, fd.FdInfo.Flags, 0), fd.Target, pair, output, objects);
     }
 
     // ---- restore ----

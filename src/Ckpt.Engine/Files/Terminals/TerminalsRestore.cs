@@ -13,8 +13,9 @@ namespace Ckpt.Engine.Files.Terminals;
 /// process but the root is made:
 /// 1. right after the root is created (<see cref="CreatePairs"/>): per pair, /dev/ptmx opened in the
 ///    root (with the engine's credentials, like the rest of creation; the slave node is then given the
-///    recorded owner and mode), unlocked, the recorded termios (TCSETS2), window size and packet mode
-///    set, and the master parked above every recorded descriptor, without close-on-exec, so every
+///    recorded owner and mode), unlocked, the recorded termios (TCSETS2) and window size set, its unread
+///    output written back through a slave with OPOST cleared (<see cref="UnreadOutput.PutBack"/>), packet
+///    mode set, and the master parked above every recorded descriptor, without close-on-exec, so every
 ///    process forked from then on inherits it;
 /// 2. each session leader whose controlling terminal is a pair, right after its setsid() and before
 ///    it forks (<see cref="AcquireControllingTerminal"/>): the slave opened from the inherited master
@@ -117,6 +118,8 @@ public sealed partial class TerminalsRestore
             Ioctl(syscalls, parked, PseudoTerminals.TIOCSPTLCK, scratch.PutStruct(0), what, "TIOCSPTLCK 0");
             Ioctl(syscalls, parked, PseudoTerminals.TCSETS2, scratch.Put(PseudoTerminals.Termios2(t)), what, "TCSETS2");
             Ioctl(syscalls, parked, PseudoTerminals.TIOCSWINSZ, scratch.Put(PseudoTerminals.Winsize(t)), what, "TIOCSWINSZ");
+            if (pair.UnreadOutput.Length > 0) UnreadOutput.PutBack(syscalls, scratch, parked, t, pair.UnreadOutput, what);
+            scratch.Reset();
             if (t.Flags.HasFlag(TerminalFlags.PacketMode)) Ioctl(syscalls, parked, PseudoTerminals.TIOCPKT, scratch.PutStruct(1), what, "TIOCPKT 1");
             ulong index = scratch.PutStruct(0);
             Ioctl(syscalls, parked, PseudoTerminals.TIOCGPTN, index, what, "TIOCGPTN");
