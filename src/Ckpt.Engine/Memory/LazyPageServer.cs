@@ -86,8 +86,9 @@ public sealed unsafe class LazyPageServer
 
     /// <summary>
     /// Stops serving at a message boundary (faults not read yet wait in the userfaultfd), gives the
-    /// spaces to <paramref name="send"/> (every descriptor still open), then completes: the engine
-    /// that restored the process hands it to the page server process, which serves from then on.
+    /// spaces to <paramref name="send"/> (every descriptor still open), then closes its userfaultfds and
+    /// completes: the engine that restored the process hands it to the page server process, which
+    /// serves from then on.
     /// Throws if serving had failed (the process was killed).
     /// </summary>
     public void HandOver(Action<IReadOnlyList<ServedSpace>> send)
@@ -102,6 +103,7 @@ public sealed unsafe class LazyPageServer
         }
         finally
         {
+            foreach (Space space in _spaces) Native.close(space.Uffd); // sent: the server process holds them now
             _completion.TrySetResult();
         }
     }
