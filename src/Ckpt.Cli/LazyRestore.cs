@@ -1,68 +1,95 @@
 using System.Runtime.InteropServices;
-using System.Text;
-using System.Text.Json;
+using Ckpt.Engine.Linux;
+using Ckpt.Engine.Memory;
 
 namespace Ckpt.Cli;
 
 /// <summary>
-/// `ckpt restore --lazy`: the command returns as soon as the process runs again, while a page
-/// server fills its memory. The command (the front) starts the engine again as the page server
-/// (`--page-server-fd 3`, in its own session, stdout on /dev/null, every other descriptor of the
-/// caller closed), relays its progress lines, and once the server reports the process released
-/// (its ok result line) prints the pid, writes its own result line (with "page_server_pid") and
-/// exits 0. A failure before the release is relayed as is, with the server's exit code. The
-/// server then lets go of the caller's stderr and of the pipe, fills the rest, and exits once every
-/// page is in.
+/// `ckpt restore --lazy`: the command returns as soon as the process runs again, while a page server
+/// process fills its memory. The command (the front) starts the engine again as the page server first
+/// thing (`--page-server-fd 3`: one end of a socket pair; its own session; standard descriptors on
+/// /dev/null; every other descriptor of the caller closed), so that its startup overlaps the restore,
+/// which the front does itself. Once the process runs, the front hands its userfaultfds, the image and
+/// the missing pages over (<see cref="LazyHandover"/>), and on the server's answer prints the pid,
+/// writes its result line (with "page_server_pid") and exits 0. If the server does not take over,
+/// the front kills the restored process and fails. The server fills the rest and exits once every
+/// page is in (and the image's checksum matched: a mismatch kills the process).
 /// </summary>
 internal static unsafe partial class LazyRestore
 {
-    private const int O_CLOEXEC = 0x80000, O_WRONLY = 1, O_RDWR = 2;
+    private const int O_RDWR = 2;
     private const short POSIX_SPAWN_SETSID = 0x80;
+    private const int SIGKILL = 9;
 
-    public static int RunFront(string input, bool force, bool trustImage, ProgressChannel progress)
+    /// <summary>The page server process, started but not serving yet; disposing closes the socket (it then exits).</summary>
+    internal sealed class PageServerProcess(int pid, int socket) : IDisposable
     {
-        int* pipe = stackalloc int[2];
-        if (pipe2(pipe, O_CLOEXEC) != 0) throw new IOException($"pipe2 failed: errno {Marshal.GetLastPInvokeError()}");
-        int server;
-        try { server = Spawn(input, force, trustImage, pipe[1]); }
-        finally { close(pipe[1]); }
-        using var lines = new StreamReader(new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(pipe[0], ownsHandle: true), FileAccess.Read, 1), Encoding.UTF8);
-        while (lines.ReadLine() is { } line)
+        private int _socket = socket;
+
+        public int Pid { get; } = pid;
+
+        /// <summary>Hands the restored process <paramref name="restored"/> over; kills it if the server does not take it.</summary>
+        public void TakeOver(LazyPageServer served, int restored)
         {
-            using JsonDocument document = JsonDocument.Parse(line);
-            JsonElement root = document.RootElement;
-            if (root.GetProperty("event").GetString() != "result" || !root.GetProperty("ok").GetBoolean())
+            try
             {
-                progress.WriteRaw(line);
-                continue;
+                LazyHandover.Send(_socket, served);
             }
-            Console.Out.WriteLine(root.GetProperty("pid").GetInt32());
-            Console.Out.Flush();
-            progress.WriteRaw(line);
-            return 0;
+            catch (Exception e) when (e is IOException or SyscallException)
+            {
+                kill(restored, SIGKILL);
+                throw new IOException($"{e.Message}; the restored process {restored} was killed", e);
+            }
         }
-        // No ok result: the server failed before the release, said why on stderr and the pipe, and exits.
-        int status = 0;
-        while (waitpid(server, &status, 0) < 0 && Marshal.GetLastPInvokeError() == 4) { }
-        int code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
-        if (code == 0)
+
+        public void Dispose()
         {
-            Console.Error.WriteLine("ckpt: the page server exited without restoring the process");
-            return 1;
+            if (_socket >= 0) close(_socket);
+            _socket = -1;
         }
-        return code;
     }
 
-    private static int Spawn(string input, bool force, bool trustImage, int reportFd)
+    /// <summary>Starts the page server process (first thing: it starts while the front restores).</summary>
+    public static PageServerProcess StartServer(string input)
     {
-        string[] arguments = ["ckpt", "restore", "--input", input, "--lazy", "--page-server-fd", "3", .. (force ? ["--force"] : Array.Empty<string>()), .. (trustImage ? ["--trust-image"] : Array.Empty<string>())];
+        var (ours, theirs) = LazyHandover.CreateSocketPair();
+        try
+        {
+            return new PageServerProcess(Spawn(input, theirs), ours);
+        }
+        catch
+        {
+            close(ours);
+            throw;
+        }
+        finally
+        {
+            close(theirs);
+        }
+    }
+
+    /// <summary>The page server process: takes the restored process over from the front, fills every page, exits.</summary>
+    public static int Serve(int socket)
+    {
+        LazyPageServer? server = LazyHandover.Receive(socket);
+        close(socket);
+        if (server is null) return 0; // the front's restore failed and it said why: nothing to serve
+        server.StartFilling();
+        server.Completion.GetAwaiter().GetResult();
+        return 0;
+    }
+
+    private static int Spawn(string input, int socket)
+    {
+        // The arguments name the image for ps (and the benchmark's pgrep); the server gets it by descriptor.
+        string[] arguments = ["ckpt", "restore", "--input", input, "--lazy", "--page-server-fd", "3"];
         byte* actions = stackalloc byte[128], attributes = stackalloc byte[512];
         posix_spawn_file_actions_init(actions);
         posix_spawnattr_init(attributes);
         try
         {
-            posix_spawn_file_actions_adddup2(actions, reportFd, 3);
-            posix_spawn_file_actions_addopen(actions, 1, "/dev/null", O_WRONLY, 0);
+            posix_spawn_file_actions_adddup2(actions, socket, 3);
+            for (int fd = 0; fd <= 2; fd++) posix_spawn_file_actions_addopen(actions, fd, "/dev/null", O_RDWR, 0);
             posix_spawn_file_actions_addclosefrom_np(actions, 4);
             posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETSID);
             var argv = arguments.Select(Marshal.StringToCoTaskMemUTF8).Append(0).ToArray();
@@ -89,29 +116,11 @@ internal static unsafe partial class LazyRestore
         }
     }
 
-    /// <summary>The server, once the process is released: nothing of the caller stays open (stderr goes to /dev/null).</summary>
-    public static void LetGoOfCaller()
-    {
-        int devnull = open("/dev/null", O_RDWR, 0);
-        if (devnull < 0) return;
-        dup2(devnull, 2);
-        close(devnull);
-    }
-
     [LibraryImport("libc", SetLastError = true)]
-    private static partial int pipe2(int* fds, int flags);
+    private static partial int kill(int pid, int signal);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int close(int fd);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int dup2(int fd, int newFd);
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int open(string path, int flags, int mode);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int waitpid(int pid, int* status, int options);
 
     [LibraryImport("libc")]
     private static partial int posix_spawn_file_actions_init(void* actions);

@@ -25,19 +25,6 @@ internal sealed unsafe partial class ProgressChannel : IDisposable
         WriteLine(buffer.ToArray());
     }
 
-    /// <summary>A line received from another engine (the page server of a lazy restore), passed on as is.</summary>
-    public void WriteRaw(string line)
-    {
-        if (_fd >= 0) WriteLine(System.Text.Encoding.UTF8.GetBytes(line + "\n"));
-    }
-
-    /// <summary>Closes the descriptor: the reader sees the end of the channel (nothing more is written).</summary>
-    public void Close()
-    {
-        if (_fd >= 0) close(_fd);
-        _fd = -1;
-    }
-
     private void WriteLine(byte[] line)
     {
         // write(2) at the descriptor's own position: the fd may be a pipe, a terminal or a file
@@ -79,9 +66,6 @@ internal sealed unsafe partial class ProgressChannel : IDisposable
         }
         return -1;
     }
-
-    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
 
     [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
     private static partial nint write(int fd, byte* buffer, nuint count);

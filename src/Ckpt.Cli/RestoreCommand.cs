@@ -17,7 +17,7 @@ public static class RestoreCommand
         var trustImage = new Option<bool>("--trust-image") { Description = "restore the image's credentials even though someone other than root could have written it" };
         var progressFd = new Option<int?>("--progress-fd") { Description = "file descriptor for JSON progress and result lines" };
         var lazy = new Option<bool>("--lazy") { Description = "return once the process runs; a page server fills its memory and exits when every page is in" };
-        var pageServerFd = new Option<int?>("--page-server-fd") { Description = "internal: run as the page server of --lazy, reporting on this descriptor", Hidden = true };
+        var pageServerFd = new Option<int?>("--page-server-fd") { Description = "internal: run as the page server of --lazy, taking the restored process over on this socket", Hidden = true };
         var shellTerminal = new Option<bool>("--shell-terminal") { Description = "give processes whose terminal was outside the image (the user's terminal) the terminal this restore runs on (its standard input's) instead of refusing them" };
         var command = new Command("restore", "Restore a process from an image, with its original pid") { input, wait, force, trustImage, shellTerminal, progressFd, lazy, pageServerFd };
         command.SetAction(parse => Run(parse.GetValue(input)!, parse.GetValue(wait), parse.GetValue(force), parse.GetValue(trustImage), parse.GetValue(progressFd), parse.GetValue(lazy), parse.GetValue(pageServerFd), parse.GetValue(shellTerminal)));
@@ -44,17 +44,20 @@ public static class RestoreCommand
             Console.Error.WriteLine("ckpt: --lazy and --wait cannot be combined");
             return 2;
         }
-        bool pageServer = lazy && pageServerFd is not null;
-        using var progress = ProgressChannel.Open(pageServer ? pageServerFd : progressFd);
+        if (lazy && pageServerFd is { } socket) return ServePages(socket);
+        using var progress = ProgressChannel.Open(progressFd);
         using var stop = StopRequest.Listen();
+        LazyRestore.PageServerProcess? pageServer = null;
         try
         {
-            if (lazy && !pageServer) return LazyRestore.RunFront(input, force, trustImage, progress);
+            // First: the page server process starts on the other core while this one restores.
+            if (lazy) pageServer = LazyRestore.StartServer(input);
             var result = Restorer.Restore(new RestoreOptions(input, wait, force, TrustImage: trustImage, Lazy: lazy, ShellTerminal: ShellTerminal(shellTerminal)), phase =>
             {
                 stop.ThrowIfRequested();
                 progress.Write(w => { w.WriteString("event", "progress"); w.WriteString("phase", phase); });
             });
+            if (result.PageServer is { } served) pageServer!.TakeOver(served, result.Pid);
             Console.Out.WriteLine(result.Pid);
             Console.Out.Flush();
             progress.Write(w =>
@@ -64,10 +67,9 @@ public static class RestoreCommand
                 w.WriteNumber("pid", result.Pid);
                 w.WriteString("image", input);
                 if (result.ExitStatus is { } status) w.WriteNumber("exitStatus", status);
-                if (result.PageServer is not null) w.WriteNumber("page_server_pid", Environment.ProcessId);
+                if (pageServer is not null) w.WriteNumber("page_server_pid", pageServer.Pid);
                 w.WriteNumber("peak_rss_kib", ProgressChannel.PeakResidentKib());
             });
-            if (result.PageServer is { } server) return ServeUntilEveryPageIsIn(server, progress);
             return result.ExitStatus ?? 0;
         }
         catch (Exception e) when (Classify(e) is var (code, category, errno))
@@ -76,19 +78,19 @@ public static class RestoreCommand
             progress.Failure(category, e.Message, errno);
             return code;
         }
+        finally
+        {
+            pageServer?.Dispose(); // a server that took nothing over sees the end of the socket and exits
+        }
     }
 
-    // The caller has its answer: let go of its descriptors, then serve until the last page is in.
-    // A failure now (a checksum mismatch kills the process) has nobody left to tell but the exit code.
-    private static int ServeUntilEveryPageIsIn(Ckpt.Engine.Memory.LazyPageServer server, ProgressChannel progress)
+    // The page server process (started by `ckpt restore --lazy`): its caller already has its answer,
+    // so a failure now (a checksum mismatch kills the process) has nobody to tell but the exit code.
+    private static int ServePages(int socket)
     {
-        LazyRestore.LetGoOfCaller();
-        progress.Close();
-        server.StartFilling();
         try
         {
-            server.Completion.GetAwaiter().GetResult();
-            return 0;
+            return LazyRestore.Serve(socket);
         }
         catch (Exception e) when (Classify(e) is var (code, _, _))
         {

@@ -97,6 +97,9 @@ public static unsafe partial class Native
     public static partial nint pwrite(int fd, byte* buffer, nuint count, long offset);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial nint write(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
 
     [LibraryImport("libc", SetLastError = true)]

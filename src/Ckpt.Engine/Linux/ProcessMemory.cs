@@ -41,6 +41,22 @@ public static unsafe class ProcessMemory
         }
     }
 
+    /// <summary>
+    /// A write to writable memory (the restore's scratch area): one process_vm_writev, without the
+    /// open and close of /proc/PID/mem that <see cref="Write(int, ulong, ReadOnlySpan{byte})"/> pays
+    /// (a restore makes a hundred such writes); through /proc/PID/mem when the kernel refuses it.
+    /// </summary>
+    public static void WriteWritable(int pid, ulong address, ReadOnlySpan<byte> data)
+    {
+        fixed (byte* bytes = data)
+        {
+            var local = new Iovec { Base = (nint)bytes, Length = (nuint)data.Length };
+            var remote = new Iovec { Base = (nint)address, Length = (nuint)data.Length };
+            if (process_vm_writev(pid, &local, 1, &remote, 1, 0) == data.Length) return;
+        }
+        Write(pid, address, data);
+    }
+
     /// <summary>Writes through an open /proc/PID/mem (<see cref="OpenMem"/> with O_RDWR), for many writes.</summary>
     public static void Write(int memFd, int pid, ulong address, ReadOnlySpan<byte> data)
     {

@@ -18,6 +18,8 @@ namespace Ckpt.Engine.Memory;
 /// <see cref="ImageFormatException"/>.
 /// Until then the process holds its userfaultfd: if the engine dies, its faults on missing pages
 /// wait forever (a SIGKILL still ends it); it never runs on with zero pages where the image had data.
+/// `ckpt restore --lazy` restores the process in one engine and hands the serving over to a page
+/// server process started meanwhile (<see cref="HandOver"/>, <see cref="Adopt"/>, <see cref="LazyHandover"/>).
 /// </summary>
 public sealed unsafe class LazyPageServer
 {
@@ -28,7 +30,10 @@ public sealed unsafe class LazyPageServer
     private readonly ImageFormatException _mismatch;
     private readonly List<Space> _spaces = [];
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private volatile bool _filling, _stopping;
+    private volatile bool _filling, _stopping, _handingOver;
+    private int _wake = (int)Native.syscall3(SyscallNumbers.SYS_eventfd2, 0, 0x80800, 0); // EFD_CLOEXEC | EFD_NONBLOCK: ends a poll early
+    private readonly object _wakeLock = new();
+    private Thread? _thread;
     private byte[] _buffer = new byte[FillPages * PageSize];
     private readonly byte[] _zeros = new byte[FaultWindowPages * PageSize];
 
@@ -56,6 +61,53 @@ public sealed unsafe class LazyPageServer
         _mismatch = mismatch;
     }
 
+    /// <summary>Where the image's checksum is (the tail's offset) and what it must be: for a page server that takes over.</summary>
+    public (long TailOffset, ulong Checksum) ImageTail { get; init; }
+
+    /// <summary>The image the pages are read from.</summary>
+    public SafeFileHandle Image => _image;
+
+    /// <summary>
+    /// One address space served, as handed from one page server to another: the process, the
+    /// server's descriptor of its userfaultfd, the descriptor the process holds and the server's
+    /// descriptor of that same file (the one to compare it with), the pages still missing.
+    /// </summary>
+    public readonly record struct ServedSpace(int Pid, int Uffd, int HeldFd, int HeldUffd, LazyPages Pages, bool Gone);
+
+    /// <summary>A page server for address spaces another one served until now (<see cref="HandOver"/>); it serves at once.</summary>
+    public static LazyPageServer Adopt(SafeFileHandle image, Func<bool> checksumMatches, ImageFormatException mismatch, IEnumerable<ServedSpace> spaces)
+    {
+        var server = new LazyPageServer(image, checksumMatches, mismatch);
+        foreach (ServedSpace s in spaces)
+            server._spaces.Add(new Space(s.Pid, s.Uffd, s.HeldFd, s.HeldUffd, s.Pages) { Gone = s.Gone });
+        if (server._spaces.Count > 0) server.StartThread();
+        return server;
+    }
+
+    /// <summary>
+    /// Stops serving at a message boundary (faults not read yet wait in the userfaultfd), gives the
+    /// spaces to <paramref name="send"/> (every descriptor still open), then closes its userfaultfds and
+    /// completes: the engine that restored the process hands it to the page server process, which
+    /// serves from then on.
+    /// Throws if serving had failed (the process was killed).
+    /// </summary>
+    public void HandOver(Action<IReadOnlyList<ServedSpace>> send)
+    {
+        _handingOver = true;
+        Wake();
+        _thread?.Join();
+        if (_completion.Task.IsFaulted) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_completion.Task.Exception!.InnerException!);
+        try
+        {
+            send(_spaces.Select(s => new ServedSpace(s.Pid, s.Uffd, s.HeldFd, s.HeldUffd, s.Pages, s.Gone)).ToList());
+        }
+        finally
+        {
+            foreach (Space space in _spaces) Native.close(space.Uffd); // sent: the server process holds them now
+            _completion.TrySetResult();
+        }
+    }
+
     /// <summary>Done when every page is in (or the process is gone); faulted with the reason otherwise.</summary>
     public Task Completion => _completion.Task;
 
@@ -66,7 +118,30 @@ public sealed unsafe class LazyPageServer
     public void Serve(int pid, int uffd, int targetFd, LazyPages pages)
     {
         lock (_spaces) _spaces.Add(new Space(pid, uffd, targetFd, uffd, pages));
-        if (_spaces.Count == 1) new Thread(Run, 1 << 20) { Name = "ckpt page server", IsBackground = true }.Start();
+        if (_spaces.Count == 1) StartThread();
+    }
+
+    private void StartThread()
+    {
+        _thread = new Thread(Run, 1 << 20) { Name = "ckpt page server", IsBackground = true };
+        _thread.Start();
+    }
+
+    // Under the lock: the thread closes the eventfd when it ends, and its number may be reused.
+    private void Wake()
+    {
+        ulong one = 1;
+        lock (_wakeLock)
+            if (_wake >= 0) Native.write(_wake, (byte*)&one, sizeof(ulong));
+    }
+
+    private void CloseWake()
+    {
+        lock (_wakeLock)
+        {
+            if (_wake >= 0) Native.close(_wake);
+            _wake = -1;
+        }
     }
 
     /// <summary>Runs first in <see cref="StartFilling"/> (the restore starts the image's hash with it).</summary>
@@ -80,13 +155,29 @@ public sealed unsafe class LazyPageServer
     }
 
     /// <summary>The restore failed: stop serving (the half-made process is being killed).</summary>
-    public void Stop() => _stopping = true;
+    public void Stop()
+    {
+        _stopping = true;
+        Wake();
+    }
 
     private void Run()
     {
         try
         {
-            while (!_stopping)
+            Serve();
+        }
+        finally
+        {
+            CloseWake();
+        }
+    }
+
+    private void Serve()
+    {
+        try
+        {
+            while (!_stopping && !_handingOver)
             {
                 bool served = ServeMessages();
                 if (_filling)
@@ -95,6 +186,7 @@ public sealed unsafe class LazyPageServer
                 }
                 else if (!served) WaitForMessages();
             }
+            if (_handingOver) return; // the descriptors go to the page server process (HandOver)
             if (_stopping)
             {
                 foreach (Space space in _spaces) Native.close(space.Uffd);
@@ -119,8 +211,9 @@ public sealed unsafe class LazyPageServer
 
     private void WaitForMessages()
     {
-        Span<Native.PollFd> fds = stackalloc Native.PollFd[_spaces.Count];
-        for (int i = 0; i < fds.Length; i++) fds[i] = new Native.PollFd { Fd = _spaces[i].Uffd, Events = Native.POLLIN };
+        Span<Native.PollFd> fds = stackalloc Native.PollFd[_spaces.Count + 1];
+        for (int i = 0; i < _spaces.Count; i++) fds[i] = new Native.PollFd { Fd = _spaces[i].Uffd, Events = Native.POLLIN };
+        fds[^1] = new Native.PollFd { Fd = _wake, Events = Native.POLLIN };
         fixed (Native.PollFd* p = fds) Native.poll(p, (nuint)fds.Length, PollMilliseconds);
     }
 

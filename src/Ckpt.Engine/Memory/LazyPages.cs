@@ -32,6 +32,47 @@ public sealed class LazyPages
     /// <summary>A copy for the child of a fork: it misses the same pages at the same addresses.</summary>
     public LazyPages Clone() => new(_runs.Select(r => r.Copy()).ToList(), RemainingPages);
 
+    /// <summary>
+    /// The pending pages as bytes, for the page server that takes over from the engine that restored
+    /// the process (<see cref="LazyHandover"/>): per run its address, contents offset, page count
+    /// and bitmap of missing pages.
+    /// </summary>
+    public void WriteTo(BinaryWriter writer)
+    {
+        writer.Write(_runs.Count);
+        writer.Write(RemainingPages);
+        byte[] bits = [];
+        foreach (Run run in _runs)
+        {
+            writer.Write(run.Address);
+            writer.Write(run.ContentsOffset);
+            writer.Write(run.Pages);
+            writer.Write(run.Filled);
+            int length = (run.Pages + 7) / 8;
+            if (bits.Length < length) bits = new byte[length];
+            Array.Clear(bits, 0, length);
+            run.Missing.CopyTo(bits, 0);
+            writer.Write(bits, 0, length);
+        }
+    }
+
+    /// <summary>The pending pages written by <see cref="WriteTo"/> (by the engine that restored the process: trusted).</summary>
+    public static LazyPages ReadFrom(BinaryReader reader)
+    {
+        int count = reader.ReadInt32();
+        long remaining = reader.ReadInt64();
+        var runs = new List<Run>(count);
+        for (int i = 0; i < count; i++)
+        {
+            ulong address = reader.ReadUInt64();
+            long contentsOffset = reader.ReadInt64();
+            int pages = reader.ReadInt32(), filled = reader.ReadInt32();
+            var missing = new BitArray(reader.ReadBytes((pages + 7) / 8)) { Length = pages };
+            runs.Add(new Run(address, contentsOffset, missing, filled));
+        }
+        return new LazyPages(runs, remaining);
+    }
+
     /// <summary>A stretch of missing pages: destination, page count, image offset of the first page's contents.</summary>
     public readonly record struct Stretch(ulong Address, int Pages, long ContentsOffset)
     {

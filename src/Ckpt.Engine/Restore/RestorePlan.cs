@@ -64,8 +64,11 @@ public sealed class RestorePlan : IDisposable
         }
     }
 
-    public ImageFormatException ChecksumMismatch() =>
-        new(RecordType.Tail, Image.TailOffset, $"checksum mismatch: the image's contents do not hash to {Image.Tail.Checksum:x16} (corrupt image)");
+    public ImageFormatException ChecksumMismatch() => ChecksumMismatch(Image.TailOffset, Image.Tail.Checksum);
+
+    /// <summary>The failure of the checksum of an image whose tail is at <paramref name="tailOffset"/>.</summary>
+    public static ImageFormatException ChecksumMismatch(long tailOffset, ulong checksum) =>
+        new(RecordType.Tail, tailOffset, $"checksum mismatch: the image's contents do not hash to {checksum:x16} (corrupt image)");
 
     public HeaderRecord Header => Image.Header;
     public HeaderArchRecord HeaderArch => Image.Arch;

@@ -81,7 +81,7 @@ public sealed class ScratchArea
         ulong aligned = (_used + 15) & ~15ul;
         if (aligned + (ulong)data.Length > PutLimit)
             throw new InvalidOperationException($"scratch area of {PutLimit} bytes is too small for {data.Length} more bytes");
-        ProcessMemory.Write(_syscalls.Pid, Address + aligned, data);
+        ProcessMemory.WriteWritable(_syscalls.Pid, Address + aligned, data);
         _used = aligned + (ulong)data.Length;
         return Address + aligned;
     }

@@ -106,7 +106,7 @@ public sealed unsafe class SyscallBatch(SyscallInjector syscalls, ScratchArea sc
                 else entries[i].ResultOf[a] = (byte)(argument.ResultOf - first + 1);
             }
         }
-        ProcessMemory.Write(syscalls.Pid, scratch.BatchEntries, MemoryMarshal.AsBytes(entries.AsSpan()));
+        ProcessMemory.WriteWritable(syscalls.Pid, scratch.BatchEntries, MemoryMarshal.AsBytes(entries.AsSpan()));
         UserRegisters after = syscalls.RunCode(scratch.CodeAddress, scratch.CodeAddress + (ulong)Routine.Length,
             rbx: scratch.BatchEntries, r12: (ulong)count, r13: 0, $"a batch of {count} system calls ({_calls[first].Name}, ...)");
         int made = (int)after.R13;

@@ -232,7 +232,9 @@ public static partial class ImageModelReader
             pages += array.PageCount;
             if (pages > vma.PagesPopulated)
                 throw Error(reader, RecordType.PageArray, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} has more pages in its chunks (and inherited) than the {vma.PagesPopulated} it counted");
-            var addresses = new ulong[array.PageCount];
+            // Pinned and not zeroed: a 1 GiB image has 256 chunks of 1024 addresses, which in the
+            // ordinary heap the GC copied again and again while they were read (compaction of gen0).
+            var addresses = GC.AllocateUninitializedArray<ulong>((int)array.PageCount, pinned: true);
             reader.ReadPageAddresses(addresses);
             ulong previous = 0;
             foreach (ulong address in addresses)
