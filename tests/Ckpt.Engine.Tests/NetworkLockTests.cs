@@ -56,7 +56,8 @@ public sealed class NetworkLockTests
         Assert.DoesNotContain("FAIL", File.ReadAllText(stream.Server.Log) + File.ReadAllText(stream.Client.Log));
     }
 
-    private static string NftTables()
+    /// <summary>`nft list tables`.</summary>
+    internal static string NftTables()
     {
         var start = new ProcessStartInfo("nft", ["list", "tables"]) { RedirectStandardOutput = true, RedirectStandardError = true };
         using Process nft = Process.Start(start)!;
@@ -66,7 +67,7 @@ public sealed class NetworkLockTests
         return tables;
     }
 
-    private static string LockOf(int pid) => $"table inet ckpt-lock-{pid}";
+    internal static string LockOf(int pid) => $"table inet ckpt-lock-{pid}";
 
     [Theory]
     [InlineData("127.0.0.1")]

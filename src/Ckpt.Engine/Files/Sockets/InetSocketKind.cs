@@ -63,7 +63,7 @@ public sealed class InetSocketKind : IDescriptorKind
         {
             case TCP_ESTABLISHED:
                 if (connections is not { Enabled: true })
-                    throw new CheckpointRefusedException($"{description} is a TCP connection in state ESTABLISHED: saving it needs --tcp-established (TCP_REPAIR; with --kill the peer must not send until the restore)");
+                    throw new CheckpointRefusedException($"{description} is a TCP connection in state ESTABLISHED: saving it needs --tcp-established (TCP_REPAIR, and an nftables lock on a peer outside the tree)");
                 // Shut down for reading, it is still ESTABLISHED; its reader gets end of file. Not saved: refused.
                 if (InetDiag.TcpShutdown(socket.Family, local, peer, socket.Pid) is > 0 and var shutdown)
                     throw new CheckpointRefusedException($"{description} is a TCP connection shut down for {((shutdown & 1) != 0 ? "reading" : "writing")} (shutdown(2); sk_shutdown {shutdown} by inet_diag): unsupported");
