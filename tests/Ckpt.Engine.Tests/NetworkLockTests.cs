@@ -8,7 +8,8 @@ namespace Ckpt.Engine.Tests;
 /// The network lock of `checkpoint --tcp-established` (issue 12; Files/Sockets/NetworkLock), with
 /// tests/workloads/ckpt_tcp_stream.c: a client outside the checkpoint writes numbered 8-byte counters to the
 /// checkpointed server all the time, through `checkpoint --kill`, a gap of seconds in which no socket has the
-/// server's addresses, and the restore; and through a checkpoint the server survives. The client's socket never
+/// server's addresses, and the restore; through a checkpoint the server survives; and through a checkpoint
+/// that fails after the lock was set (the image written to /dev/full). The client's socket never
 /// fails (no RST reached it) and the server reads every counter once, in order, to the client's last; no
 /// ckpt-lock table is left afterwards. Without nft (CKPT_NFT names a missing program) the checkpoint is refused,
 /// saying nftables is needed, and the connection goes on.
@@ -108,6 +109,19 @@ public sealed class NetworkLockTests
         Assert.True(code == 0, stderr);
         Assert.DoesNotContain(LockOf(stream.Server.Pid), NftTables());
         Thread.Sleep(1000);
+        RequireEveryCounterOnce(stream);
+    }
+
+    [Fact]
+    public void A_checkpoint_that_fails_after_the_lock_removes_it_and_the_client_goes_on()
+    {
+        using Stream stream = StartStream("127.0.0.1");
+        // /dev/full: the image's first write fails (ENOSPC), after the connection was locked and read.
+        var (code, _, stderr) = RunCli(["checkpoint", "--pid", stream.Server.Pid.ToString(), "--output", "/dev/full", "--tcp-established", "--kill"]);
+        Assert.NotEqual(0, code);
+        Assert.Contains("space", stderr, StringComparison.OrdinalIgnoreCase);
+        Assert.True(IsAlive(stream.Server.Pid));
+        Assert.DoesNotContain(LockOf(stream.Server.Pid), NftTables());
         RequireEveryCounterOnce(stream);
     }
 
