@@ -22,8 +22,9 @@ public static class CheckpointCommand
         };
         var tcpEstablished = new Option<bool>("--tcp-established")
         {
-            Description = "save established TCP connections with TCP_REPAIR (needs CAP_NET_ADMIN); with --kill the peer must not send "
-                + "until the restore, or it gets a reset. Without it such connections are refused",
+            Description = "save established TCP connections with TCP_REPAIR (needs CAP_NET_ADMIN); a peer outside the tree is locked out "
+                + "by an nftables table (nft needed) until the checkpoint ends or, with --kill, until the restore: it retransmits, "
+                + "it is not reset. Without it such connections are refused",
         };
         var command = new Command("checkpoint", "Write an image of a running process; it runs on unless --kill") { pid, output, force, kill, progressFd, deferred, tcpEstablished };
         command.SetAction(parse => Run(parse.GetValue(pid), parse.GetValue(output)!, parse.GetValue(force), parse.GetValue(kill), parse.GetValue(progressFd),

@@ -12,7 +12,7 @@ namespace Ckpt.Engine.Tests;
 /// client's window is closed). After the restore both ends check the stream byte for byte and go on
 /// talking: the client sends more, the server reads it all and closes its side, the client reads to
 /// the end. Cases: the client a process outside the checkpoint (IPv4 and IPv6) through --kill and
-/// restore (the peer sends nothing meanwhile: see TcpConnectionCheckpoint) and through a checkpoint
+/// restore (NetworkLockTests: a peer that sends meanwhile) and through a checkpoint
 /// the process survives; both ends in one process, and in two processes of the tree; without the
 /// option the connection is refused naming both addresses and keeps working; an image root does
 /// not trust is refused before anything is made, and restores with --trust-image.
@@ -142,6 +142,7 @@ public sealed class TcpRepairRestoreTests
         int[] pids = mode == "fork" ? [target.Pid, int.Parse(LineStarting(target.Log, "CHILD "))] : [target.Pid];
         foreach (int pid in pids) RestoreTestProcesses.WaitUntilInSyscall(pid, SYS_pause);
         string image = Checkpoint(target.Pid, $"tcp-{mode}.img", kill: true);
+        Assert.DoesNotContain(NetworkLockTests.LockOf(target.Pid), NetworkLockTests.NftTables()); // both ends frozen: no lock needed
         ImageContents contents = ReadImage(image);
         var connections = contents.Image!.Processes.SelectMany(p => p.FileTable.Files.Values).Select(f => f.Socket?.Tcp).OfType<TcpConnectionImage>().ToList();
         Assert.Equal(2, connections.Count); // both ends, each with its own queues

@@ -87,7 +87,7 @@ public static class Checkpointer
         }
         threads.Add(pid);
         bool imageComplete = false, handedOver = false;
-        var connections = new Files.Sockets.TcpConnectionCheckpoint(options.TcpEstablished);
+        var connections = new Files.Sockets.TcpConnectionCheckpoint(options.TcpEstablished, pid);
         try
         {
             // Deferred write-out holds every page in the engine: fault its memory in now, while the
@@ -107,7 +107,7 @@ public static class Checkpointer
                 imageComplete = true;
                 options.Durable?.Invoke();
                 freeze.KillAll();
-                connections.CloseAfterKill(); // in repair mode: no FIN, no RST
+                connections.CloseAfterKill(); // in repair mode: no FIN, no RST; the network lock stays for the restore
                 var killed = new CheckpointResult(pid, writer.BytesWritten, frozen.Elapsed, stopping, taskCount);
                 if (options.WaitForReap) WaitUntilReaped(pid);
                 return () => killed;

@@ -6,7 +6,8 @@ namespace Ckpt.Engine.Linux;
 /// <summary>
 /// inet_diag (net/ipv4/inet_diag.c, as `ss -t` uses it) through <see cref="SockDiag"/>, for what no
 /// socket option tells: whether an established TCP connection was shut down for reading
-/// (shutdown(SHUT_RD) leaves it ESTABLISHED; SHUT_WR moves it to FIN_WAIT1, which TCP_INFO shows).
+/// (shutdown(SHUT_RD) leaves it ESTABLISHED; SHUT_WR moves it to FIN_WAIT1, which TCP_INFO shows), and
+/// which socket is a connection's other end when it is on this machine (NetworkLock: peers in the tree).
 /// </summary>
 public static class InetDiag
 {
@@ -14,6 +15,19 @@ public static class InetDiag
 
     /// <summary>sk_shutdown (1 receive, 2 send) of the established TCP socket with these addresses (sockaddr_in or sockaddr_in6 bytes); null when none is found.</summary>
     public static int? TcpShutdown(int family, byte[] local, byte[] peer, int pid)
+    {
+        byte[]? body = Query(family, local, peer, pid);
+        if (body is null) return null;
+        foreach ((int kind, byte[] value) in SockDiag.Attributes(body, InetDiagMessageSize))
+            if (kind == INET_DIAG_SHUTDOWN && value.Length >= 1) return value[0];
+        return 0;
+    }
+
+    /// <summary>The inode of the established TCP socket with these addresses (idiag_inode); null when none is found.</summary>
+    public static ulong? TcpInode(int family, byte[] local, byte[] peer, int pid) =>
+        Query(family, local, peer, pid) is { Length: >= InetDiagMessageSize } body ? BinaryPrimitives.ReadUInt32LittleEndian(body.AsSpan(68)) : null;
+
+    private static byte[]? Query(int family, byte[] local, byte[] peer, int pid)
     {
         // inet_diag_req_v2 {family, protocol, ext, pad, states, inet_diag_sockid {sport, dport (big endian),
         // src[4], dst[4] (u32 words, network order), if, cookie[2]}}
@@ -27,10 +41,6 @@ public static class InetDiag
         local.AsSpan(addressAt, addressLength).CopyTo(request.AsSpan(12));
         peer.AsSpan(addressAt, addressLength).CopyTo(request.AsSpan(28));
         BinaryPrimitives.WriteUInt64LittleEndian(request.AsSpan(48), ulong.MaxValue); // INET_DIAG_NOCOOKIE x2
-        byte[]? body = SockDiag.Query(request, pid, "a TCP connection");
-        if (body is null) return null;
-        foreach ((int kind, byte[] value) in SockDiag.Attributes(body, InetDiagMessageSize))
-            if (kind == INET_DIAG_SHUTDOWN && value.Length >= 1) return value[0];
-        return 0;
+        return SockDiag.Query(request, pid, "a TCP connection");
     }
 }

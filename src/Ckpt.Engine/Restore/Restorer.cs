@@ -165,6 +165,8 @@ public static class Restorer
             // Every end of every connection exists now (both may be in the tree): out of repair mode, as late as possible.
             tree.Step = "tcp connections out of repair mode";
             tree.TcpConnections.LeaveRepair();
+            // The lock `checkpoint --kill` left on the connections to outside peers (NetworkLock); a failed restore keeps it for a retry.
+            if (TcpConnectionRestore.FirstConnection(plan) is not null) NetworkLock.RemoveLeftBy(plan.Pid);
             tree.EachThread("resume", (p, thread) => ThreadRestore.Release(thread.Syscalls, thread.Image, p.Plan), reported: true);
         }
         catch (Exception e)

@@ -40,7 +40,7 @@ public sealed class InetSocketKind : IDescriptorKind
         // Before the TCP state: repair mode makes SO_REUSEADDR read as set.
         record = SocketOptionValues.Read(socket.Handle, socket.Family, socket.Protocol, fd.Pid, record);
         TcpConnectionImage? connection = null;
-        if (tcp) (record, connection) = TcpState(socket, record, local, peer, description, fd.TcpConnections, objRef);
+        if (tcp) (record, connection) = TcpState(socket, record, local, peer, description, fd, objRef);
         else
         {
             record.State = peer.Length > 0 ? SocketState.Connected : SocketState.Unconnected;
@@ -55,21 +55,22 @@ public sealed class InetSocketKind : IDescriptorKind
         return socket.Inspected(objRef, FileKind.InetSocket, record, [], connection);
     }
 
-    private static (SocketRecord, TcpConnectionImage?) TcpState(TargetSocket socket, SocketRecord record, byte[] local, byte[] peer, string description, TcpConnectionCheckpoint? connections, int objRef)
+    private static (SocketRecord, TcpConnectionImage?) TcpState(TargetSocket socket, SocketRecord record, byte[] local, byte[] peer, string description, DescriptorInfo fd, int objRef)
     {
+        TcpConnectionCheckpoint? connections = fd.TcpConnections;
         TcpInfo info = TcpInfo.Read(socket.Handle, socket.Pid, socket.Name);
         switch (info.State)
         {
             case TCP_ESTABLISHED:
                 if (connections is not { Enabled: true })
-                    throw new CheckpointRefusedException($"{description} is a TCP connection in state ESTABLISHED: saving it needs --tcp-established (TCP_REPAIR; with --kill the peer must not send until the restore)");
+                    throw new CheckpointRefusedException($"{description} is a TCP connection in state ESTABLISHED: saving it needs --tcp-established (TCP_REPAIR, and an nftables lock on a peer outside the tree)");
                 // Shut down for reading, it is still ESTABLISHED; its reader gets end of file. Not saved: refused.
                 if (InetDiag.TcpShutdown(socket.Family, local, peer, socket.Pid) is > 0 and var shutdown)
                     throw new CheckpointRefusedException($"{description} is a TCP connection shut down for {((shutdown & 1) != 0 ? "reading" : "writing")} (shutdown(2); sk_shutdown {shutdown} by inet_diag): unsupported");
                 TargetSocket.SetAddress(ref record, peer: true, peer);
                 record.State = SocketState.Established;
                 record.ObjRef = objRef;
-                return (record, connections.Inspect(socket, record, description));
+                return (record, connections.Inspect(socket, record, description, local, peer, fd.TreePids ?? [fd.Pid]));
             case TCP_LISTEN:
                 if (info.Unacked > 0)
                     throw new CheckpointRefusedException($"{description} is listening with {info.Unacked} connection(s) waiting to be accepted: unsupported (they would be lost)");

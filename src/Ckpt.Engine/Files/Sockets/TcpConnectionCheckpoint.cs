@@ -16,21 +16,24 @@ namespace Ckpt.Engine.Files.Sockets;
 ///   goes on as if nothing happened;
 /// - with --kill, <see cref="CloseAfterKill"/> closes them once the process is dead: the last close of a
 ///   socket in repair mode sends neither FIN nor RST, so the peer sees nothing.
-/// Not covered: between that close and the restore no socket has the addresses, and the kernel answers a
-/// packet from the peer (data, a window update, a keepalive) with RST. No netfilter rule is set: the peer
-/// must stay quiet until the restore. Data the peer sends while the process is frozen, after its queue was
-/// read, is acknowledged by the kernel and lost with --kill.
+/// A connection to a peer outside the tree is locked first (<see cref="NetworkLock"/>, an nftables table dropping
+/// its packets both ways), before its queues are read: what the peer sends meanwhile is not acknowledged (it
+/// sends it again), and between the kill and the restore its packets are not answered with RST. The lock goes
+/// with <see cref="Release"/>; after <see cref="CloseAfterKill"/> it stays for `ckpt restore` to remove.
+/// A connection whose both ends are in the tree needs none: both are frozen and closed in repair mode.
 /// </summary>
-public sealed class TcpConnectionCheckpoint(bool enabled)
+public sealed class TcpConnectionCheckpoint(bool enabled, int rootPid = 0)
 {
     private readonly List<(int Handle, bool ReuseAddress, int Pid, string Name)> _held = [];
+    private readonly NetworkLock _lock = new(rootPid);
 
     /// <summary>--tcp-established: established connections are saved; otherwise they are refused by name.</summary>
     public bool Enabled { get; } = enabled;
 
     /// <summary>Reads the connection of <paramref name="socket"/> (frozen, ESTABLISHED) and keeps it in repair mode.</summary>
-    public TcpConnectionImage Inspect(TargetSocket socket, SocketRecord record, string description)
+    public TcpConnectionImage Inspect(TargetSocket socket, SocketRecord record, string description, byte[] local, byte[] peer, IReadOnlyCollection<int> treePids)
     {
+        if (!PeerInTree(socket, local, peer, treePids)) _lock.Add(socket.Family, local, peer, description);
         int handle = DuplicateFrom(socket.Pid, socket.Descriptor.Fd); // held until the checkpoint ends
         bool reuse = GetInt(handle, SOL_SOCKET, SO_REUSEADDR, socket.Pid, "SO_REUSEADDR") != 0;
         try { TcpRepairCalls.RepairOn(handle, socket.Pid, description); }
@@ -38,6 +41,10 @@ public sealed class TcpConnectionCheckpoint(bool enabled)
         _held.Add((handle, reuse, socket.Pid, description));
         return Read(handle, socket.Pid, description, record);
     }
+
+    // The other end is a socket of this machine (inet_diag by the reversed addresses) that a process of the tree holds.
+    private static bool PeerInTree(TargetSocket socket, byte[] local, byte[] peer, IReadOnlyCollection<int> treePids) =>
+        Ckpt.Engine.Linux.InetDiag.TcpInode(socket.Family, peer, local, socket.Pid) is { } inode && treePids.Any(pid => SocketOwners.Holds(pid, inode));
 
     private static TcpConnectionImage Read(int handle, int pid, string name, SocketRecord record)
     {
@@ -82,10 +89,12 @@ public sealed class TcpConnectionCheckpoint(bool enabled)
             finally { Native.close(handle); }
         }
         _held.Clear();
-        if (failures.Count > 0) throw new AggregateException("leaving TCP repair mode", failures);
+        try { _lock.Remove(); }
+        catch (NetworkLockException e) { failures.Add(e); }
+        if (failures.Count > 0) throw new AggregateException("leaving TCP repair mode and removing the network lock", failures);
     }
 
-    /// <summary>The process is dead: closing the last reference in repair mode sends the peer nothing.</summary>
+    /// <summary>The process is dead: closing the last reference in repair mode sends the peer nothing; the network lock stays until the restore.</summary>
     public void CloseAfterKill()
     {
         foreach ((int handle, _, _, _) in _held) Native.close(handle);
