@@ -166,6 +166,7 @@ internal static unsafe partial class CheckpointTestSupport
 
     [LibraryImport("libc")] private static partial int posix_spawn_file_actions_init(byte* actions);
     [LibraryImport("libc")] private static partial int posix_spawn_file_actions_addopen(byte* actions, int fd, byte* path, int flags, uint mode);
+    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_adddup2(byte* actions, int fd, int newFd);
     [LibraryImport("libc")] private static partial int posix_spawn_file_actions_addclosefrom_np(byte* actions, int from);
     [LibraryImport("libc")] private static partial int posix_spawn_file_actions_destroy(byte* actions);
     [LibraryImport("libc")] private static partial int posix_spawnattr_init(byte* attributes);
@@ -175,7 +176,16 @@ internal static unsafe partial class CheckpointTestSupport
 
     // Like RestoreTestProcesses.Spawn, but with the test host's environment (DOTNET_ROOT, HOME),
     // stdout/stderr files of our choice (appended, so one file can take both) and optionally setsid.
-    internal static int SpawnWithEnvironment(string[] argv, string stdoutPath, string stderrPath, bool newSession)
+    internal static int SpawnWithEnvironment(string[] argv, string stdoutPath, string stderrPath, bool newSession) =>
+        SpawnWithDescriptors(argv, newSession,
+            [(0, "/dev/null", 0), (1, stdoutPath, 0x441 /* O_WRONLY|O_CREAT|O_APPEND */), (2, stderrPath, 0x441)], []);
+
+    /// <summary>
+    /// posix_spawnp of argv with the test host's environment and exactly the descriptors given: each
+    /// path opened on its fd in order, then the dups (from, to); every other descriptor closed (the
+    /// harness leaks pipes into its children). Optionally in a session of its own.
+    /// </summary>
+    internal static int SpawnWithDescriptors(string[] argv, bool newSession, (int Fd, string Path, int Flags)[] opens, (int From, int To)[] dups)
     {
         const short POSIX_SPAWN_SETSID = 0x80;
         byte* actions = stackalloc byte[256];
@@ -192,9 +202,8 @@ internal static unsafe partial class CheckpointTestSupport
         }
         try
         {
-            posix_spawn_file_actions_addopen(actions, 0, Ansi("/dev/null"), 0, 0);
-            posix_spawn_file_actions_addopen(actions, 1, Ansi(stdoutPath), 0x441 /* O_WRONLY|O_CREAT|O_APPEND */, 0x1b6);
-            posix_spawn_file_actions_addopen(actions, 2, Ansi(stderrPath), 0x441, 0x1b6);
+            foreach (var (fd, path, flags) in opens) posix_spawn_file_actions_addopen(actions, fd, Ansi(path), flags, 0x1b6);
+            foreach (var (from, to) in dups) posix_spawn_file_actions_adddup2(actions, from, to);
             posix_spawn_file_actions_addclosefrom_np(actions, 3);
             byte** args = stackalloc byte*[argv.Length + 1];
             for (int i = 0; i < argv.Length; i++) args[i] = Ansi(argv[i]);

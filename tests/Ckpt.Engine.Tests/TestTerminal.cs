@@ -27,47 +27,9 @@ internal sealed unsafe partial class TestTerminal : IDisposable
     }
 
     /// <summary>Starts argv as a session leader with the slave on 0-2 as its controlling terminal; returns its pid.</summary>
-    public int StartSessionLeader(params string[] argv)
-    {
-        const short POSIX_SPAWN_SETSID = 0x80;
-        byte* actions = stackalloc byte[256];
-        byte* attributes = stackalloc byte[512];
-        posix_spawn_file_actions_init(actions);
-        posix_spawnattr_init(attributes);
-        posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETSID);
-        var allocations = new List<nint>();
-        byte* Ansi(string s)
-        {
-            nint p = Marshal.StringToHGlobalAnsi(s);
-            allocations.Add(p);
-            return (byte*)p;
-        }
-        try
-        {
-            posix_spawn_file_actions_addopen(actions, 0, Ansi(SlavePath), O_RDWR, 0); // no O_NOCTTY: the session's terminal
-            posix_spawn_file_actions_adddup2(actions, 0, 1);
-            posix_spawn_file_actions_adddup2(actions, 0, 2);
-            posix_spawn_file_actions_addclosefrom_np(actions, 3);
-            byte** args = stackalloc byte*[argv.Length + 1];
-            for (int i = 0; i < argv.Length; i++) args[i] = Ansi(argv[i]);
-            args[argv.Length] = null;
-            var environment = Environment.GetEnvironmentVariables();
-            byte** envp = stackalloc byte*[environment.Count + 1];
-            int n = 0;
-            foreach (System.Collections.DictionaryEntry entry in environment) envp[n++] = Ansi($"{entry.Key}={entry.Value}");
-            envp[n] = null;
-            int pid;
-            int error = posix_spawnp(&pid, args[0], (nint)actions, (nint)attributes, args, envp);
-            if (error != 0) throw new InvalidOperationException($"posix_spawnp {argv[0]}: errno {error}");
-            return pid;
-        }
-        finally
-        {
-            posix_spawn_file_actions_destroy(actions);
-            posix_spawnattr_destroy(attributes);
-            foreach (nint p in allocations) Marshal.FreeHGlobal(p);
-        }
-    }
+    public int StartSessionLeader(params string[] argv) =>
+        // No O_NOCTTY: the slave becomes the session's controlling terminal.
+        CheckpointTestSupport.SpawnWithDescriptors(argv, newSession: true, [(0, SlavePath, O_RDWR)], [(0, 1), (0, 2)]);
 
     public void Write(string text)
     {
@@ -99,13 +61,4 @@ internal sealed unsafe partial class TestTerminal : IDisposable
     [LibraryImport("libc", SetLastError = true)] private static partial nint read(int fd, byte* buffer, nuint count);
     [LibraryImport("libc", SetLastError = true)] private static partial nint write(int fd, byte* buffer, nuint count);
     [LibraryImport("libc")] private static partial int close(int fd);
-    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_init(byte* actions);
-    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_addopen(byte* actions, int fd, byte* path, int flags, uint mode);
-    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_adddup2(byte* actions, int fd, int newFd);
-    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_addclosefrom_np(byte* actions, int from);
-    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_destroy(byte* actions);
-    [LibraryImport("libc")] private static partial int posix_spawnattr_init(byte* attributes);
-    [LibraryImport("libc")] private static partial int posix_spawnattr_setflags(byte* attributes, short flags);
-    [LibraryImport("libc")] private static partial int posix_spawnattr_destroy(byte* attributes);
-    [LibraryImport("libc")] private static partial int posix_spawnp(int* pid, byte* file, nint fileActions, nint attributes, byte** argv, byte** envp);
 }
