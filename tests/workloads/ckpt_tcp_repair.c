@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "inet_address.h"
 
 #define BEFORE 20000
 #define AFTER 5000
@@ -46,22 +47,6 @@ static int fail(const char *what)
 static unsigned char client_byte(long i) { return (unsigned char)(i * 7 + 1); }
 static unsigned char server_byte(long i) { return (unsigned char)(i * 13 + 5 + i / 251); }
 
-static socklen_t address(const char *text, int port, struct sockaddr_storage *a)
-{
-    memset(a, 0, sizeof *a);
-    if (strchr(text, ':')) {
-        struct sockaddr_in6 *six = (struct sockaddr_in6 *)a;
-        six->sin6_family = AF_INET6;
-        six->sin6_port = htons(port);
-        inet_pton(AF_INET6, text, &six->sin6_addr);
-        return sizeof *six;
-    }
-    struct sockaddr_in *four = (struct sockaddr_in *)a;
-    four->sin_family = AF_INET;
-    four->sin_port = htons(port);
-    inet_pton(AF_INET, text, &four->sin_addr);
-    return sizeof *four;
-}
 
 static int send_pattern(int fd, long from, long count)
 {

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "inet_address.h"
 
 #define CHUNK 1024
 
@@ -34,22 +35,6 @@ static int fail(const char *what)
     return 1;
 }
 
-static socklen_t address(const char *text, int port, struct sockaddr_storage *a)
-{
-    memset(a, 0, sizeof *a);
-    if (strchr(text, ':')) {
-        struct sockaddr_in6 *six = (struct sockaddr_in6 *)a;
-        six->sin6_family = AF_INET6;
-        six->sin6_port = htons(port);
-        inet_pton(AF_INET6, text, &six->sin6_addr);
-        return sizeof *six;
-    }
-    struct sockaddr_in *four = (struct sockaddr_in *)a;
-    four->sin_family = AF_INET;
-    four->sin_port = htons(port);
-    inet_pton(AF_INET, text, &four->sin_addr);
-    return sizeof *four;
-}
 
 static int server(const char *addr)
 {
