@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "unix_address.h"
 
 static volatile sig_atomic_t got_usr1;
 static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
@@ -24,14 +25,6 @@ static int fail(const char *what)
     printf("FAIL %s (errno %d)\n", what, errno);
     fflush(stdout);
     return 1;
-}
-
-static socklen_t address(struct sockaddr_un *a, const char *name, int abstract)
-{
-    memset(a, 0, sizeof *a);
-    a->sun_family = AF_UNIX;
-    strncpy(a->sun_path + (abstract ? 1 : 0), name, sizeof a->sun_path - 2);
-    return abstract ? offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name) : sizeof *a;
 }
 
 static int serve_one(int listener)
