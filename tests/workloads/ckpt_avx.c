@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "workload.h"
 
 static volatile int got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 
 /* rdi = 32 x 64 pattern bytes, rsi = where to store the registers, rdx = &got_usr1, ecx = spin,
  * r8/r9 = the READY line, written with a raw write(2) once the registers are loaded (so a test

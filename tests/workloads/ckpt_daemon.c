@@ -17,9 +17,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "workload.h"
 
-static volatile sig_atomic_t go;
-static void on_usr1(int sig) { (void)sig; go = 1; }
 static pid_t session;
 
 static int failed(const char *what)
@@ -32,7 +31,7 @@ static int failed(const char *what)
 static void wait_for_go(void)
 {
     struct timespec tick = { 0, 10 * 1000 * 1000 };
-    while (!go) nanosleep(&tick, NULL);
+    while (!got_usr1) nanosleep(&tick, NULL);
 }
 
 static int check_ids(void)

@@ -11,13 +11,11 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "workload.h"
 
 #define PAGE 4096
 #define UNTOUCHED_EVERY 97
 #define ZEROED_EVERY 89
-
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 
 static uint64_t pattern(size_t word) { return (word + 1) * 0x9e3779b97f4a7c15ull ^ 0x5bd1e995; }
 

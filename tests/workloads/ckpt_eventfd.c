@@ -16,16 +16,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-
-static int fail(const char *what)
-{
-    printf("FAIL %s (errno %d)\n", what, errno);
-    fflush(stdout);
-    return 1;
-}
+#include "workload.h"
 
 static int is_eventfd(int fd)
 {

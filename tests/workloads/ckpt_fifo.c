@@ -31,9 +31,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t go;
-static void on_usr1(int sig) { (void)sig; go = 1; }
+#include "workload.h"
 
 static int failed(const char *what)
 {
@@ -54,7 +52,7 @@ static void writer_main(const char *path)
 {
     int wr = open(path, O_WRONLY);
     if (wr < 0 || write(wr, "hello-from-writer\n", 18) != 18) exit(failed("writer: open or write"));
-    while (!go) nap();
+    while (!got_usr1) nap();
     exit(write(wr, after, sizeof after - 1) == (ssize_t)(sizeof after - 1) ? 0 : failed("writer: write after the restore"));
 }
 
@@ -90,7 +88,7 @@ int main(int argc, char **argv)
     printf("FIFO %s\n", path);
     printf("WRITER %d\n", writer);
     printf("READY %d\n", getpid());
-    while (!go) nap();
+    while (!got_usr1) nap();
 
     int bad = 0;
     struct stat at_path, of_rd;

@@ -19,26 +19,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "workload.h"
 
 #define PAGE 4096
 #define CHILD_FIRST 1000
 #define CHILD_PAGES 256
-
-static volatile sig_atomic_t go;
-static void on_usr1(int sig) { (void)sig; go = 1; }
-
-static int fail(const char *who, const char *what)
-{
-    printf("FAIL %s %s (errno %d)\n", who, what, errno);
-    fflush(stdout);
-    return 1;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec tick = { ms / 1000, (ms % 1000) * 1000 * 1000 };
-    nanosleep(&tick, NULL);
-}
 
 static uint64_t root_word(size_t i) { return i * 0x9e3779b97f4a7c15ull + 1; }
 static uint64_t child_word(size_t i) { return ~root_word(i); }
@@ -56,19 +41,19 @@ int main(int argc, char **argv)
 {
     size_t mib = argc > 1 ? (size_t)atol(argv[1]) : 256;
     size_t bytes = mib << 20, count = bytes / 8;
-    if (bytes < (CHILD_FIRST + CHILD_PAGES) * (size_t)PAGE) return fail("root", "region too small");
+    if (bytes < (CHILD_FIRST + CHILD_PAGES) * (size_t)PAGE) return fail_in("root", "region too small");
     signal(SIGUSR1, on_usr1);
     volatile uint64_t *flag = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     uint64_t *words = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (flag == MAP_FAILED || words == MAP_FAILED) return fail("root", "mmap");
+    if (flag == MAP_FAILED || words == MAP_FAILED) return fail_in("root", "mmap");
     for (size_t i = 0; i < count; i++) words[i] = root_word(i);
     pid_t pid = fork();
-    if (pid < 0) return fail("root", "fork");
+    if (pid < 0) return fail_in("root", "fork");
     if (pid == 0)
     {
         for (size_t i = CHILD_FIRST * (PAGE / 8); i < (CHILD_FIRST + CHILD_PAGES) * (PAGE / 8); i++) words[i] = child_word(i);
         *flag = 1;
-        while (!go) sleep_ms(10);
+        while (!got_usr1) sleep_ms(10);
         long bad = check(words, count, 1);
         if (bad >= 0)
         {
@@ -79,11 +64,11 @@ int main(int argc, char **argv)
         return 0;
     }
     for (int i = 0; i < 2000 && !*flag; i++) sleep_ms(10);
-    if (!*flag) return fail("root", "the child never wrote its pages");
+    if (!*flag) return fail_in("root", "the child never wrote its pages");
     printf("REGION %p %zu\nCHILD %d\nREADY %d\n", (void *)words, bytes, pid, getpid());
     fflush(stdout);
-    while (!go) sleep_ms(10);
-    if (kill(pid, SIGUSR1) != 0) return fail("root", "kill of the child");
+    while (!got_usr1) sleep_ms(10);
+    if (kill(pid, SIGUSR1) != 0) return fail_in("root", "kill of the child");
     long bad = check(words, count, 0);
     if (bad >= 0)
     {
@@ -92,8 +77,8 @@ int main(int argc, char **argv)
         return 1;
     }
     int status;
-    if (waitpid(pid, &status, 0) != pid) return fail("root", "waitpid");
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail("root", "the child failed");
+    if (waitpid(pid, &status, 0) != pid) return fail_in("root", "waitpid");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail_in("root", "the child failed");
     printf("PASS\n");
     fflush(stdout);
     return 0;

@@ -24,10 +24,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "workload.h"
 
-static volatile sig_atomic_t go, continued;
+static volatile sig_atomic_t continued;
 static volatile long ticks;
-static void on_usr1(int sig) { (void)sig; go = 1; }
 static void on_cont(int sig) { (void)sig; continued = 1; }
 
 static int failed(const char *what)
@@ -59,7 +59,7 @@ static void tstp_main(pid_t parent)
     sigaction(SIGUSR1, &usr1, NULL);
     raise(SIGTSTP);
     /* Continued: the handler ran before raise returned. Exit only once the parent saw WCONTINUED. */
-    while (!go) nap();
+    while (!got_usr1) nap();
     int bad = check_ids(parent);
     if (!continued) bad |= failed("tstp: the SIGCONT handler did not run");
     exit(bad);
@@ -79,7 +79,7 @@ static void stop_main(pid_t parent)
     sigaction(SIGUSR1, &action, NULL);
     pthread_t thread;
     pthread_create(&thread, NULL, ticker, NULL);
-    while (!go) nap();
+    while (!got_usr1) nap();
     int bad = check_ids(parent);
     long before = ticks;
     for (int i = 0; i < 100 && ticks == before; i++) nap();
@@ -139,7 +139,7 @@ int main(void)
 
     printf("STOPPED %d %d\n", tstp, stop);
     printf("READY %d\n", self);
-    while (!go) nap();
+    while (!got_usr1) nap();
 
     int bad = 0;
     if (all_stopped(tstp) != 1) bad |= failed("tstp is not stopped");

@@ -24,6 +24,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "workload.h"
 
 #define PAGE 4096
 #define WORDS (PAGE / 8)
@@ -31,8 +32,6 @@
 
 static uint64_t *region;
 static size_t pages;
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 
 static uint64_t pattern(size_t word) { return (word + 1) * 0x9e3779b97f4a7c15ull ^ 0x5bd1e995; }
 static uint64_t expected(size_t word) { return word == 0 ? 0 : pattern(word); }
@@ -67,7 +66,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static int fail(const char *what, size_t detail)
+static int fail_at(const char *what, size_t detail)
 {
     printf("FAIL %s %zu\n", what, detail);
     fflush(stdout);
@@ -94,22 +93,22 @@ int main(int argc, char **argv)
     struct timespec short_wait = { 0, 20 * 1000 * 1000 };
     uint32_t *futex_low = (uint32_t *)&region[futex_word];
     if (futex(futex_low, FUTEX_WAIT_PRIVATE, (uint32_t)expected(futex_word), &short_wait) != -1 || errno != ETIMEDOUT)
-        return fail("futex on a lazy page did not wait (errno)", (size_t)errno);
+        return fail_at("futex on a lazy page did not wait (errno)", (size_t)errno);
     int pipe_fds[2];
-    if (pipe(pipe_fds) != 0) return fail("pipe", (size_t)errno);
+    if (pipe(pipe_fds) != 0) return fail_at("pipe", (size_t)errno);
     size_t source_page = pages - 2, target_page = pages > 3 ? pages - 3 : 0;
-    if (write(pipe_fds[1], &region[source_page * WORDS], PAGE) != PAGE) return fail("write from a lazy page", (size_t)errno);
+    if (write(pipe_fds[1], &region[source_page * WORDS], PAGE) != PAGE) return fail_at("write from a lazy page", (size_t)errno);
     uint64_t copy[WORDS];
-    if (read(pipe_fds[0], copy, PAGE) != PAGE) return fail("read back", (size_t)errno);
+    if (read(pipe_fds[0], copy, PAGE) != PAGE) return fail_at("read back", (size_t)errno);
     for (size_t w = 0; w < WORDS; w++)
-        if (copy[w] != expected(source_page * WORDS + w)) return fail("write() carried wrong bytes of page", source_page);
-    if (write(pipe_fds[1], copy, 2048) != 2048) return fail("write", (size_t)errno);
+        if (copy[w] != expected(source_page * WORDS + w)) return fail_at("write() carried wrong bytes of page", source_page);
+    if (write(pipe_fds[1], copy, 2048) != 2048) return fail_at("write", (size_t)errno);
     uint8_t *middle = (uint8_t *)&region[target_page * WORDS] + 1024;
-    if (read(pipe_fds[0], middle, 2048) != 2048) return fail("read() into a lazy page", (size_t)errno);
+    if (read(pipe_fds[0], middle, 2048) != 2048) return fail_at("read() into a lazy page", (size_t)errno);
     for (size_t w = 0; w < WORDS; w++) {
         size_t word = target_page * WORDS + w;
         uint64_t want = (w >= 128 && w < 384) ? copy[w - 128] : expected(word);
-        if (region[word] != want) return fail("read() into a lazy page left wrong bytes in page", target_page);
+        if (region[word] != want) return fail_at("read() into a lazy page left wrong bytes in page", target_page);
     }
     for (size_t w = 128; w < 384; w++) region[target_page * WORDS + w] = expected(target_page * WORDS + w);
 
@@ -119,9 +118,9 @@ int main(int argc, char **argv)
     futex(go, FUTEX_WAKE_PRIVATE, WORKERS, NULL);
     size_t bad = check_random(3);
     for (unsigned i = 0; i < WORKERS; i++) pthread_join(threads[i], NULL);
-    if (bad) return fail("main thread read a wrong word in page", bad - 1);
+    if (bad) return fail_at("main thread read a wrong word in page", bad - 1);
     for (unsigned i = 0; i < WORKERS; i++)
-        if (worker_bad[i]) return fail("a worker read a wrong word in page", worker_bad[i] - 1);
+        if (worker_bad[i]) return fail_at("a worker read a wrong word in page", worker_bad[i] - 1);
     printf("PASS\n");
     fflush(stdout);
     return 0;

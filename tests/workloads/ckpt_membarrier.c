@@ -12,22 +12,13 @@
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "workload.h"
 
 #ifndef MEMBARRIER_CMD_GET_REGISTRATIONS
 #define MEMBARRIER_CMD_GET_REGISTRATIONS (1 << 9)
 #endif
 
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-
 static long membarrier(int command, unsigned flags) { return syscall(SYS_membarrier, command, flags, 0); }
-
-static int fail(const char *what)
-{
-    printf("FAIL %s (errno %d)\n", what, errno);
-    fflush(stdout);
-    return 1;
-}
 
 static void *spin(void *unused)
 {

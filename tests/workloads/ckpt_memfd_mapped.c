@@ -20,20 +20,11 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "workload.h"
 
 #define PAGE 4096
 #define DUAL_SIZE (64L << 20)
 #define FAR (40L << 20)
-
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-
-static int fail(const char *what)
-{
-    printf("FAIL %s (errno %d)\n", what, errno);
-    fflush(stdout);
-    return 1;
-}
 
 static unsigned char pattern(int i) { return (unsigned char)(i * 13 + 1); }
 

@@ -29,9 +29,8 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "workload.h"
 
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 static volatile int thread_ready;
 /* Blocks every signal so SIGUSR1 always reaches the main thread. */
 static void *idle_thread(void *arg)

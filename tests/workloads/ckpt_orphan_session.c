@@ -18,27 +18,18 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t go;
-static void on_usr1(int sig) { (void)sig; go = 1; }
-
-static int fail(const char *who, const char *what)
-{
-    printf("FAIL %s %s (errno %d)\n", who, what, errno);
-    fflush(stdout);
-    return 1;
-}
+#include "workload.h"
 
 static void wait_for_usr1(void)
 {
-    while (!go) pause();
+    while (!got_usr1) pause();
 }
 
 static int check(const char *who, pid_t parent, pid_t session)
 {
-    if (getppid() != parent) return fail(who, "wrong parent");
-    if (getsid(0) != session) return fail(who, "wrong session");
-    if (getpgid(0) != session) return fail(who, "wrong process group");
+    if (getppid() != parent) return fail_in(who, "wrong parent");
+    if (getsid(0) != session) return fail_in(who, "wrong session");
+    if (getpgid(0) != session) return fail_in(who, "wrong process group");
     return 0;
 }
 
@@ -46,14 +37,14 @@ int main(int argc, char **argv)
 {
     struct sigaction action = { .sa_handler = on_usr1 };
     sigaction(SIGUSR1, &action, NULL);
-    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return fail("root", "PR_SET_CHILD_SUBREAPER");
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return fail_in("root", "PR_SET_CHILD_SUBREAPER");
     pid_t root = getpid();
     int channel[2];
-    if (pipe(channel) != 0) return fail("root", "pipe");
+    if (pipe(channel) != 0) return fail_in("root", "pipe");
     pid_t leader = fork();
     if (leader == 0)
     {
-        if (setsid() < 0) return fail("leader", "setsid");
+        if (setsid() < 0) return fail_in("leader", "setsid");
         pid_t d = fork();
         if (d == 0)
         {
@@ -67,7 +58,7 @@ int main(int argc, char **argv)
                 return check("F", parent, session);
             }
             pid_t ids[2] = { getpid(), f };
-            if (write(channel[1], ids, sizeof ids) != sizeof ids) return fail("D", "write");
+            if (write(channel[1], ids, sizeof ids) != sizeof ids) return fail_in("D", "write");
             close(channel[0]);
             close(channel[1]);
             pid_t session = getsid(0); /* C's */
@@ -75,27 +66,27 @@ int main(int argc, char **argv)
             if (check("D", root, session) != 0) return 1;
             kill(f, SIGUSR1);
             int status;
-            if (waitpid(f, &status, 0) != f || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail("D", "F failed");
+            if (waitpid(f, &status, 0) != f || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail_in("D", "F failed");
             return 0;
         }
         return d < 0;
     }
     pid_t ids[2];
     close(channel[1]);
-    if (read(channel[0], ids, sizeof ids) != sizeof ids) return fail("root", "read");
+    if (read(channel[0], ids, sizeof ids) != sizeof ids) return fail_in("root", "read");
     close(channel[0]);
     int status;
-    if (waitpid(leader, &status, 0) != leader || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail("root", "the leader failed");
+    if (waitpid(leader, &status, 0) != leader || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail_in("root", "the leader failed");
     struct timespec tick = { 0, 100 * 1000 * 1000 };
     nanosleep(&tick, NULL); /* D is reparented to us */
-    if (argc > 1 && prctl(PR_SET_CHILD_SUBREAPER, 0) != 0) return fail("root", "PR_SET_CHILD_SUBREAPER 0");
+    if (argc > 1 && prctl(PR_SET_CHILD_SUBREAPER, 0) != 0) return fail_in("root", "PR_SET_CHILD_SUBREAPER 0");
     printf("ORPHAN %d %d SESSION %d\nREADY %d\n", ids[0], ids[1], leader, root);
     fflush(stdout);
     wait_for_usr1();
-    if (getsid(ids[0]) != leader) return fail("root", "D is not in the gone leader's session");
+    if (getsid(ids[0]) != leader) return fail_in("root", "D is not in the gone leader's session");
     kill(ids[0], SIGUSR1);
-    if (waitpid(ids[0], &status, 0) != ids[0] || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail("root", "D failed");
-    if (waitpid(-1, &status, WNOHANG) != -1 || errno != ECHILD) return fail("root", "a child is left (the helper?)");
+    if (waitpid(ids[0], &status, 0) != ids[0] || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail_in("root", "D failed");
+    if (waitpid(-1, &status, WNOHANG) != -1 || errno != ECHILD) return fail_in("root", "a child is left (the helper?)");
     printf("PASS\n");
     fflush(stdout);
     return 0;

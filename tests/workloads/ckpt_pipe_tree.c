@@ -21,26 +21,17 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "workload.h"
 
 #define PIPE_SIZE (128 * 1024)
 #define BEFORE 1000
 #define READ_BEFORE 100
 #define TOTAL 3000
 
-static volatile sig_atomic_t go;
-static void on_usr1(int sig) { (void)sig; go = 1; }
-
-static int fail(const char *who, const char *what)
-{
-    printf("FAIL %s %s (errno %d)\n", who, what, errno);
-    fflush(stdout);
-    return 1;
-}
-
 static void wait_for_usr1(void)
 {
     struct timespec tick = { 0, 10 * 1000 * 1000 };
-    while (!go) nanosleep(&tick, NULL);
+    while (!got_usr1) nanosleep(&tick, NULL);
 }
 
 static int write_records(int fd, uint64_t from, uint64_t to)
@@ -67,12 +58,12 @@ static int child(int fd)
 {
     uint64_t value, expected = 0;
     for (; expected < READ_BEFORE; expected++)
-        if (read_record(fd, &value) != 1 || value != expected) return fail("child", "a record before the checkpoint");
-    if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0) return fail("child", "F_SETFL O_NONBLOCK");
+        if (read_record(fd, &value) != 1 || value != expected) return fail_in("child", "a record before the checkpoint");
+    if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0) return fail_in("child", "F_SETFL O_NONBLOCK");
     wait_for_usr1();
-    if (!(fcntl(fd, F_GETFL) & O_NONBLOCK)) return fail("child", "its end lost O_NONBLOCK");
-    if (fcntl(fd, F_GETPIPE_SZ) != PIPE_SIZE) return fail("child", "the pipe lost its size");
-    if (fcntl(fd, F_SETFL, 0) != 0) return fail("child", "F_SETFL 0");
+    if (!(fcntl(fd, F_GETFL) & O_NONBLOCK)) return fail_in("child", "its end lost O_NONBLOCK");
+    if (fcntl(fd, F_GETPIPE_SZ) != PIPE_SIZE) return fail_in("child", "the pipe lost its size");
+    if (fcntl(fd, F_SETFL, 0) != 0) return fail_in("child", "F_SETFL 0");
     int got;
     while ((got = read_record(fd, &value)) == 1)
     {
@@ -84,7 +75,7 @@ static int child(int fd)
         }
         expected++;
     }
-    if (got < 0) return fail("child", "read");
+    if (got < 0) return fail_in("child", "read");
     if (expected != TOTAL)
     {
         printf("FAIL child EOF after record %llu, not %d\n", (unsigned long long)expected, TOTAL);
@@ -98,33 +89,33 @@ int main(void)
 {
     signal(SIGUSR1, on_usr1);
     int ends[2];
-    if (pipe(ends) != 0) return fail("root", "pipe");
-    if (fcntl(ends[1], F_SETPIPE_SZ, PIPE_SIZE) != PIPE_SIZE) return fail("root", "F_SETPIPE_SZ");
+    if (pipe(ends) != 0) return fail_in("root", "pipe");
+    if (fcntl(ends[1], F_SETPIPE_SZ, PIPE_SIZE) != PIPE_SIZE) return fail_in("root", "F_SETPIPE_SZ");
     pid_t pid = fork();
-    if (pid < 0) return fail("root", "fork");
+    if (pid < 0) return fail_in("root", "fork");
     if (pid == 0)
     {
         close(ends[1]);
         return child(ends[0]);
     }
     close(ends[0]);
-    if (write_records(ends[1], 0, BEFORE) != 0) return fail("root", "write before the checkpoint");
+    if (write_records(ends[1], 0, BEFORE) != 0) return fail_in("root", "write before the checkpoint");
     int buffered = 0;
     for (int i = 0; i < 6000 && buffered != (BEFORE - READ_BEFORE) * 8; i++)
     {
         usleep(10000);
-        if (ioctl(ends[1], FIONREAD, &buffered) != 0) return fail("root", "FIONREAD");
+        if (ioctl(ends[1], FIONREAD, &buffered) != 0) return fail_in("root", "FIONREAD");
     }
-    if (buffered != (BEFORE - READ_BEFORE) * 8) return fail("root", "the child never read its first records");
+    if (buffered != (BEFORE - READ_BEFORE) * 8) return fail_in("root", "the child never read its first records");
     printf("CHILD %d\nREADY %d\n", pid, getpid());
     fflush(stdout);
     wait_for_usr1();
-    if (kill(pid, SIGUSR1) != 0) return fail("root", "kill of the child");
-    if (write_records(ends[1], BEFORE, TOTAL) != 0) return fail("root", "write after the checkpoint");
+    if (kill(pid, SIGUSR1) != 0) return fail_in("root", "kill of the child");
+    if (write_records(ends[1], BEFORE, TOTAL) != 0) return fail_in("root", "write after the checkpoint");
     close(ends[1]);
     int status;
-    if (waitpid(pid, &status, 0) != pid) return fail("root", "waitpid");
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail("root", "the child failed");
+    if (waitpid(pid, &status, 0) != pid) return fail_in("root", "waitpid");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail_in("root", "the child failed");
     printf("PASS\n");
     fflush(stdout);
     return 0;

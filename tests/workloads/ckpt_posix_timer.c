@@ -16,11 +16,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "workload.h"
 
-static volatile sig_atomic_t got_usr1, ticks1, ticks2, wrong1, wrong2;
+static volatile sig_atomic_t ticks1, ticks2, wrong1, wrong2;
 static volatile pid_t ticker_tid;
-
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 
 static void on_timer1(int sig, siginfo_t *info, void *context)
 {
@@ -34,13 +33,6 @@ static void on_timer2(int sig, siginfo_t *info, void *context)
     (void)sig; (void)context;
     ticks2++;
     if (info->si_code != SI_TIMER || info->si_timerid != 2 || info->si_value.sival_int != 7 || gettid() != ticker_tid) wrong2++;
-}
-
-static int fail(const char *what)
-{
-    printf("FAIL %s (errno %d)\n", what, errno);
-    fflush(stdout);
-    return 1;
 }
 
 static void *ticker(void *arg)

@@ -10,9 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
+#include "workload.h"
 
 int main(int argc, char **argv)
 {

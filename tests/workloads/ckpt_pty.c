@@ -40,13 +40,13 @@
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+#include "workload.h"
 
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-
+/* Where PASS and FAIL go: stdout, or a log file in the mode whose stdout is the terminal under test. */
 static FILE *out;
 
-static int fail(const char *what)
+/* fail() of workload.h, written to `out`. */
+static int log_failure(const char *what)
 {
     fprintf(out, "FAIL %s (errno %d)\n", what, errno);
     fflush(out);
@@ -168,47 +168,47 @@ static int pair_mode(void)
 {
     int master, one = 1;
     char name[64], answer[1024];
-    if (open_pair(&master, name, sizeof name)) return fail("posix_openpt");
+    if (open_pair(&master, name, sizeof name)) return log_failure("posix_openpt");
     int slave = open(name, O_RDWR | O_NOCTTY);
     struct termios t;
-    if (slave < 0 || tcgetattr(slave, &t)) return fail("open slave");
+    if (slave < 0 || tcgetattr(slave, &t)) return log_failure("open slave");
     t.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL);
     t.c_cc[VINTR] = 7;
     cfsetispeed(&t, B9600);
     cfsetospeed(&t, B9600);
     struct winsize size = { .ws_row = 33, .ws_col = 101, .ws_xpixel = 7, .ws_ypixel = 9 };
-    if (tcsetattr(slave, TCSANOW, &t) || ioctl(master, TIOCSWINSZ, &size) || ioctl(master, TIOCPKT, &one)) return fail("terminal settings");
+    if (tcsetattr(slave, TCSANOW, &t) || ioctl(master, TIOCSWINSZ, &size) || ioctl(master, TIOCPKT, &one)) return log_failure("terminal settings");
     if (fork() == 0) leader(slave, master);
     close(slave);
-    if (exchange(master, "warm", answer, sizeof answer)) return fail("first exchange");
+    if (exchange(master, "warm", answer, sizeof answer)) return log_failure("first exchange");
     /* a second pair, both ends here (fds 4, 5), locked once its slave is open (a locked pair's slave
      * cannot be opened again, /dev/tty included: the first pair stays unlocked) */
     int master2 = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK);
-    if (master2 != 4 || grantpt(master2) || unlockpt(master2) || ptsname_r(master2, name, sizeof name)) return fail("second pair");
-    if (open(name, O_RDWR | O_NOCTTY) != 5 || ioctl(master2, TIOCSPTLCK, &one)) return fail("second slave, TIOCSPTLCK");
+    if (master2 != 4 || grantpt(master2) || unlockpt(master2) || ptsname_r(master2, name, sizeof name)) return log_failure("second pair");
+    if (open(name, O_RDWR | O_NOCTTY) != 5 || ioctl(master2, TIOCSPTLCK, &one)) return log_failure("second slave, TIOCSPTLCK");
     /* the reader's answer to "queued" left unread on the master (ECHO is off: the answer only) */
     const char *queued = "echo:queued ctty=1 fg=1 rows=33\r\n";
     int unread = 0;
-    if (write(master, "queued\n", 7) != 7) return fail("write of queued");
+    if (write(master, "queued\n", 7) != 7) return log_failure("write of queued");
     for (int i = 0; i < 1000 && unread < (int)strlen(queued); i++) { usleep(10000); ioctl(master, FIONREAD, &unread); }
-    if (unread != (int)strlen(queued)) return fail("the reader's answer to queued did not arrive");
+    if (unread != (int)strlen(queued)) return log_failure("the reader's answer to queued did not arrive");
     wait_for_usr1();
 
     int value = 0;
     if (tcgetattr(master, &t) || (t.c_lflag & ECHO) || t.c_cc[VINTR] != 7 || cfgetospeed(&t) != B9600 || !(t.c_lflag & ICANON))
-        return fail("termios changed");
+        return log_failure("termios changed");
     if (ioctl(master, TIOCGWINSZ, &size) || size.ws_row != 33 || size.ws_col != 101 || size.ws_xpixel != 7 || size.ws_ypixel != 9)
-        return fail("window size changed");
-    if (ioctl(master, TIOCGPKT, &value) || value != 1) return fail("packet mode lost");
-    if (ioctl(master, TIOCGPTLCK, &value) || value != 0) return fail("first pair locked");
-    if (ioctl(4, TIOCGPTLCK, &value) || value != 1) return fail("second pair's lock lost");
-    if (!(fcntl(4, F_GETFL) & O_NONBLOCK) || (fcntl(5, F_GETFL) & O_NONBLOCK)) return fail("second pair's O_NONBLOCK");
-    if (write(5, "x", 1) != 1 || read(4, answer, sizeof answer) != 1 || answer[0] != 'x') return fail("second pair does not talk");
-    if (ioctl(master, FIONREAD, &value) || value != (int)strlen(queued)) return fail("the unread answer's length changed");
+        return log_failure("window size changed");
+    if (ioctl(master, TIOCGPKT, &value) || value != 1) return log_failure("packet mode lost");
+    if (ioctl(master, TIOCGPTLCK, &value) || value != 0) return log_failure("first pair locked");
+    if (ioctl(4, TIOCGPTLCK, &value) || value != 1) return log_failure("second pair's lock lost");
+    if (!(fcntl(4, F_GETFL) & O_NONBLOCK) || (fcntl(5, F_GETFL) & O_NONBLOCK)) return log_failure("second pair's O_NONBLOCK");
+    if (write(5, "x", 1) != 1 || read(4, answer, sizeof answer) != 1 || answer[0] != 'x') return log_failure("second pair does not talk");
+    if (ioctl(master, FIONREAD, &value) || value != (int)strlen(queued)) return log_failure("the unread answer's length changed");
     char first[128];
     if (read(master, first, sizeof first) != 1 + (ssize_t)strlen(queued) || first[0] != 0 || memcmp(first + 1, queued, strlen(queued)))
-        return fail("the unread answer to queued changed");
-    if (exchange(master, "hello", answer, sizeof answer)) return fail("no answer to hello");
+        return log_failure("the unread answer to queued changed");
+    if (exchange(master, "hello", answer, sizeof answer)) return log_failure("no answer to hello");
     if (!strstr(answer, "echo:hello ctty=1 fg=1 rows=33")) {
         fprintf(out, "FAIL the reader answered: %s\n", answer);
         return 1;
@@ -253,29 +253,29 @@ static int output_mode(void)
     size_t written_length, expected_length = expected_output(expected, written, &written_length);
     int master = posix_openpt(O_RDWR | O_NOCTTY), one = 1;
     char name[64];
-    if (master != 3 || grantpt(master) || unlockpt(master) || ptsname_r(master, name, sizeof name)) return fail("first pair");
-    if (open(name, O_RDWR | O_NOCTTY) != 4) return fail("first slave");
+    if (master != 3 || grantpt(master) || unlockpt(master) || ptsname_r(master, name, sizeof name)) return log_failure("first pair");
+    if (open(name, O_RDWR | O_NOCTTY) != 4) return log_failure("first slave");
     struct termios t;
-    if (tcgetattr(4, &t)) return fail("tcgetattr");
+    if (tcgetattr(4, &t)) return log_failure("tcgetattr");
     t.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL);
     t.c_cc[VINTR] = 7;
     cfsetispeed(&t, B2400);
     cfsetospeed(&t, B2400);
     t.c_oflag |= OPOST | ONLCR;
     struct winsize size = { .ws_row = 40, .ws_col = 120 };
-    if (tcsetattr(4, TCSANOW, &t) || ioctl(3, TIOCSWINSZ, &size)) return fail("first pair's settings");
-    if (write(4, written, written_length) != (ssize_t)written_length) return fail("first slave's write");
+    if (tcsetattr(4, TCSANOW, &t) || ioctl(3, TIOCSWINSZ, &size)) return log_failure("first pair's settings");
+    if (write(4, written, written_length) != (ssize_t)written_length) return log_failure("first slave's write");
     int master2 = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK);
-    if (master2 != 5 || grantpt(master2) || unlockpt(master2) || ptsname_r(master2, name, sizeof name)) return fail("second pair");
-    if (open(name, O_RDWR | O_NOCTTY) != 6 || ioctl(5, TIOCPKT, &one)) return fail("second slave, TIOCPKT");
-    if (write(6, "packet\n", 7) != 7) return fail("second slave's write");
+    if (master2 != 5 || grantpt(master2) || unlockpt(master2) || ptsname_r(master2, name, sizeof name)) return log_failure("second pair");
+    if (open(name, O_RDWR | O_NOCTTY) != 6 || ioctl(5, TIOCPKT, &one)) return log_failure("second slave, TIOCPKT");
+    if (write(6, "packet\n", 7) != 7) return log_failure("second slave's write");
     wait_for_usr1();
 
     int value = 0;
     if (tcgetattr(3, &t) || (t.c_lflag & ECHO) || t.c_cc[VINTR] != 7 || cfgetospeed(&t) != B2400 || (t.c_oflag & (OPOST | ONLCR)) != (OPOST | ONLCR))
-        return fail("first pair's termios changed");
-    if (ioctl(3, TIOCGWINSZ, &size) || size.ws_row != 40 || size.ws_col != 120) return fail("first pair's window size changed");
-    if (ioctl(5, TIOCGPKT, &value) || value != 1) return fail("second pair's packet mode lost");
+        return log_failure("first pair's termios changed");
+    if (ioctl(3, TIOCGWINSZ, &size) || size.ws_row != 40 || size.ws_col != 120) return log_failure("first pair's window size changed");
+    if (ioctl(5, TIOCGPKT, &value) || value != 1) return log_failure("second pair's packet mode lost");
     if (ioctl(3, FIONREAD, &value) || value != (int)expected_length) {
         fprintf(out, "FAIL the first master has %d bytes unread, not %zu\n", value, expected_length);
         return 1;
@@ -290,7 +290,7 @@ static int output_mode(void)
         fprintf(out, "FAIL the second master read %zu bytes: %.*s\n", n, (int)n, got);
         return 1;
     }
-    if (write(4, "x\n", 2) != 2 || drain(3, got, sizeof got) != 3 || memcmp(got, "x\r\n", 3) != 0) return fail("first pair does not talk");
+    if (write(4, "x\n", 2) != 2 || drain(3, got, sizeof got) != 3 || memcmp(got, "x\r\n", 3) != 0) return log_failure("first pair does not talk");
     fprintf(out, "PASS\n");
     fflush(out);
     return 0;
@@ -301,22 +301,22 @@ static int refused_mode(const char *mode)
     static char buffer[65536];
     int master, value = 0;
     char name[64];
-    if (open_pair(&master, name, sizeof name)) return fail("posix_openpt");
+    if (open_pair(&master, name, sizeof name)) return log_failure("posix_openpt");
     int slave = open(name, O_RDWR | O_NOCTTY | O_NONBLOCK);
-    if (slave < 0) return fail("open slave");
+    if (slave < 0) return log_failure("open slave");
     ssize_t total = 0;
     if (strcmp(mode, "backlog") == 0) {
         memset(buffer, 'b', sizeof buffer);
         for (ssize_t n; (n = write(slave, buffer, sizeof buffer)) > 0;) total += n;
     } else if (strcmp(mode, "input") == 0) {
-        if (write(master, "typed\n", 6) != 6) return fail("master write");
+        if (write(master, "typed\n", 6) != 6) return log_failure("master write");
     } else if (strcmp(mode, "stopped") == 0) {
-        if (write(slave, "x\n", 2) != 2 || tcflow(slave, TCOOFF) != 0) return fail("write, TCOOFF");
+        if (write(slave, "x\n", 2) != 2 || tcflow(slave, TCOOFF) != 0) return log_failure("write, TCOOFF");
     }
     wait_for_usr1();
-    if (strcmp(mode, "backlog") == 0 && drain(master, buffer, sizeof buffer) != (size_t)total) return fail("the backlog changed");
-    if (strcmp(mode, "input") == 0 && (ioctl(slave, FIONREAD, &value) || value != 6 || read(slave, buffer, sizeof buffer) != 6)) return fail("the input changed");
-    if (strcmp(mode, "stopped") == 0 && (tcflow(slave, TCOON) || drain(master, buffer, sizeof buffer) != 3 || memcmp(buffer, "x\r\n", 3))) return fail("the stopped output changed");
+    if (strcmp(mode, "backlog") == 0 && drain(master, buffer, sizeof buffer) != (size_t)total) return log_failure("the backlog changed");
+    if (strcmp(mode, "input") == 0 && (ioctl(slave, FIONREAD, &value) || value != 6 || read(slave, buffer, sizeof buffer) != 6)) return log_failure("the input changed");
+    if (strcmp(mode, "stopped") == 0 && (tcflow(slave, TCOON) || drain(master, buffer, sizeof buffer) != 3 || memcmp(buffer, "x\r\n", 3))) return log_failure("the stopped output changed");
     fprintf(out, "PASS\n");
     fflush(out);
     return 0;
@@ -328,13 +328,13 @@ static int outside_mode(const char *log)
     if (!out) return 1;
     wait_for_usr1();
     int foreground = 0;
-    if (!on_own_terminal(&foreground)) return fail("stdin is not the controlling terminal");
-    if (!foreground) return fail("not in the foreground group");
+    if (!on_own_terminal(&foreground)) return log_failure("stdin is not the controlling terminal");
+    if (!foreground) return log_failure("not in the foreground group");
     dprintf(1, "PROMPT\n");
     char line[256];
     alarm(20);
     ssize_t n = read(0, line, sizeof line - 1);
-    if (n <= 0) return fail("read from the terminal");
+    if (n <= 0) return log_failure("read from the terminal");
     line[n] = 0;
     line[strcspn(line, "\r\n")] = 0;
     fprintf(out, "PASS %s\n", line);
@@ -352,7 +352,7 @@ int main(int argc, char **argv)
     if (strcmp(mode, "lonely") != 0) return refused_mode(mode);
     int master;
     char name[64];
-    if (open_pair(&master, name, sizeof name)) return fail("posix_openpt");
+    if (open_pair(&master, name, sizeof name)) return log_failure("posix_openpt");
     wait_for_usr1();
     fprintf(out, "PASS\n");
     fflush(out);

@@ -60,6 +60,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "workload.h"
 
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE 67
@@ -70,16 +71,12 @@
 #endif
 
 static char other_link[96]; /* deleted-linked: the link left, removed after PASS */
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 
 #define PATTERN_SIZE (64 * 1024)
 static uint8_t *pattern;
 static int object_fd = -1;
 static int wake_pipe[2] = { -1, -1 };
 static int semaphore_array = -1;
-
-static int fail(const char *what) { printf("FAIL %s (%s)\n", what, strerror(errno)); return 1; }
 
 static int file_fd(const char *path)
 {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/rseq.h>
 #include <unistd.h>
+#include "workload.h"
 
 extern char cs_start[], cs_end[], cs_abort[];
 void spin_in_critical_section(struct rseq *area, struct rseq_cs *cs);
@@ -26,8 +27,6 @@ __asm__(
     "cs_abort:\n"
     "    ret\n");
 
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 static struct rseq_cs descriptor __attribute__((aligned(32)));
 
 int main(void)

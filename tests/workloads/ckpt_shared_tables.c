@@ -37,25 +37,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t go;
-static void on_usr1(int sig) { (void)sig; go = 1; }
+#include "workload.h"
 
 static const char *role = "root";
 static char dir[256];
-
-static int fail(const char *what)
-{
-    printf("FAIL %s %s (errno %d)\n", role, what, errno);
-    fflush(stdout);
-    return 1;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec tick = { ms / 1000, (ms % 1000) * 1000 * 1000 };
-    nanosleep(&tick, NULL);
-}
 
 static void path_of(char *out, const char *name) { snprintf(out, PATH_MAX, "%s/%s", dir, name); }
 
@@ -104,31 +89,31 @@ static mode_t current_umask(void)
 
 static int child_table_check(void)
 {
-    if (lseek(50, 0, SEEK_CUR) != 3) return fail("fd 50 is not at offset 3");
+    if (lseek(50, 0, SEEK_CUR) != 3) return fail_in(role, "fd 50 is not at offset 3");
     char name[64], path[PATH_MAX];
     snprintf(name, sizeof name, "opened-by-%d", getpid());
     path_of(path, name);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || dup2(fd, 60) != 60) return fail("open of a file at fd 60");
+    if (fd < 0 || dup2(fd, 60) != 60) return fail_in(role, "open of a file at fd 60");
     close(fd);
     set_flag("opened", getpid());
-    if (!wait_flag("closed", getpid())) return fail("the partner never closed fd 60");
-    if (fcntl(60, F_GETFD) != -1 || errno != EBADF) return fail("fd 60 closed by the partner is still open here: the table is not shared");
+    if (!wait_flag("closed", getpid())) return fail_in(role, "the partner never closed fd 60");
+    if (fcntl(60, F_GETFD) != -1 || errno != EBADF) return fail_in(role, "fd 60 closed by the partner is still open here: the table is not shared");
     return 0;
 }
 
 static int child_fs_check(void)
 {
-    if (!cwd_is("work")) return fail("cwd is not DIR/work after the restore");
-    if (current_umask() != 027) return fail("umask is not 027 after the restore");
+    if (!cwd_is("work")) return fail_in(role, "cwd is not DIR/work after the restore");
+    if (current_umask() != 027) return fail_in(role, "umask is not 027 after the restore");
     char name[64];
     snprintf(name, sizeof name, "%d", getpid());
-    if (chdir(dir) != 0 || chdir(name) != 0) return fail("chdir to DIR/<pid>");
+    if (chdir(dir) != 0 || chdir(name) != 0) return fail_in(role, "chdir to DIR/<pid>");
     umask(077);
     set_flag("moved", getpid());
-    if (!wait_flag("moved-back", getpid())) return fail("the partner never moved back");
-    if (!cwd_is("work")) return fail("the partner's chdir is not seen here: fs information not shared");
-    if (current_umask() != 027) return fail("the partner's umask is not seen here: fs information not shared");
+    if (!wait_flag("moved-back", getpid())) return fail_in(role, "the partner never moved back");
+    if (!cwd_is("work")) return fail_in(role, "the partner's chdir is not seen here: fs information not shared");
+    if (current_umask() != 027) return fail_in(role, "the partner's umask is not seen here: fs information not shared");
     return 0;
 }
 
@@ -136,28 +121,28 @@ static int child_fs_check(void)
 
 static int partner_table_check(int child)
 {
-    if (!wait_flag("opened", child)) return fail("the child never opened fd 60");
+    if (!wait_flag("opened", child)) return fail_in(role, "the child never opened fd 60");
     char name[64], path[PATH_MAX];
     snprintf(name, sizeof name, "opened-by-%d", child);
     path_of(path, name);
     struct stat by_fd, by_path;
     if (fstat(60, &by_fd) != 0 || stat(path, &by_path) != 0 || by_fd.st_ino != by_path.st_ino)
-        return fail("the file the child opened at fd 60 is not seen here: the table is not shared");
-    if (close(60) != 0) return fail("close of fd 60");
+        return fail_in(role, "the file the child opened at fd 60 is not seen here: the table is not shared");
+    if (close(60) != 0) return fail_in(role, "close of fd 60");
     set_flag("closed", child);
     return 0;
 }
 
 static int partner_fs_check(int child)
 {
-    if (!wait_flag("moved", child)) return fail("the child never moved");
+    if (!wait_flag("moved", child)) return fail_in(role, "the child never moved");
     char name[64];
     snprintf(name, sizeof name, "%d", child);
-    if (!cwd_is(name)) return fail("the child's chdir is not seen here: fs information not shared");
-    if (current_umask() != 077) return fail("the child's umask is not seen here: fs information not shared");
+    if (!cwd_is(name)) return fail_in(role, "the child's chdir is not seen here: fs information not shared");
+    if (current_umask() != 077) return fail_in(role, "the child's umask is not seen here: fs information not shared");
     char work[PATH_MAX];
     path_of(work, "work");
-    if (chdir(work) != 0) return fail("chdir back to DIR/work");
+    if (chdir(work) != 0) return fail_in(role, "chdir back to DIR/work");
     umask(027);
     set_flag("moved-back", child);
     return 0;
@@ -165,7 +150,7 @@ static int partner_fs_check(int child)
 
 static void wait_for_usr1(void)
 {
-    while (!go) pause();
+    while (!got_usr1) pause();
 }
 
 /* A child: set up, wait for the signal, run its side of the checks (table and/or fs). */
@@ -176,10 +161,10 @@ static int run_child(const char *name, int table, int fs)
     snprintf(mine, sizeof mine, "%d", getpid());
     char path[PATH_MAX];
     path_of(path, mine);
-    if (mkdir(path, 0700) != 0) return fail("mkdir DIR/<pid>");
+    if (mkdir(path, 0700) != 0) return fail_in(role, "mkdir DIR/<pid>");
     wait_for_usr1();
     /* One pair at a time: R's children share R's table and fs with each other too. */
-    if (!wait_flag("start", getpid())) return fail("never told to start");
+    if (!wait_flag("start", getpid())) return fail_in(role, "never told to start");
     if (table && child_table_check() != 0) return 1;
     if (fs && child_fs_check() != 0) return 1;
     return 0;
@@ -188,8 +173,8 @@ static int run_child(const char *name, int table, int fs)
 static int reap(pid_t pid, const char *what)
 {
     int status;
-    if (waitpid(pid, &status, 0) != pid) return fail(what);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { errno = 0; return fail(what); }
+    if (waitpid(pid, &status, 0) != pid) return fail_in(role, what);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { errno = 0; return fail_in(role, what); }
     return 0;
 }
 
@@ -206,8 +191,8 @@ static int middle(void)
         if (partner_table_check(sib1) != 0 || partner_fs_check(sib1) != 0) return 1;
         return 0;
     }
-    if (sib1 < 0 || sib2 < 0) return fail("clone of the siblings");
-    if (unshare(CLONE_FILES | CLONE_FS) != 0) return fail("unshare");
+    if (sib1 < 0 || sib2 < 0) return fail_in(role, "clone of the siblings");
+    if (unshare(CLONE_FILES | CLONE_FS) != 0) return fail_in(role, "unshare");
     printf("SIBLINGS %d %d\n", sib1, sib2);
     fflush(stdout);
     set_flag("siblings", getpid());
@@ -224,24 +209,24 @@ static int middle(void)
 static int unshared_middle(void)
 {
     int channel[2];
-    if (pipe(channel) != 0) return fail("pipe");
+    if (pipe(channel) != 0) return fail_in(role, "pipe");
     pid_t a = clone_sharing(CLONE_FILES);
     if (a == 0)
     {
         role = "a";
         pid_t b = clone_sharing(CLONE_FILES);
         if (b == 0) { wait_for_usr1(); return 0; }
-        if (b < 0 || unshare(CLONE_FILES) != 0) return fail("clone of b or unshare");
-        if (write(channel[1], &b, sizeof b) != sizeof b) return fail("write");
+        if (b < 0 || unshare(CLONE_FILES) != 0) return fail_in(role, "clone of b or unshare");
+        if (write(channel[1], &b, sizeof b) != sizeof b) return fail_in(role, "write");
         close(channel[0]);
         close(channel[1]);
         wait_for_usr1();
         kill(b, SIGUSR1);
         return reap(b, "b failed");
     }
-    if (a < 0) return fail("clone of a");
+    if (a < 0) return fail_in(role, "clone of a");
     pid_t b;
-    if (read(channel[0], &b, sizeof b) != sizeof b) return fail("read");
+    if (read(channel[0], &b, sizeof b) != sizeof b) return fail_in(role, "read");
     close(channel[0]);
     close(channel[1]);
     printf("A %d\nB %d\nREADY %d\n", a, b, getpid());
@@ -262,15 +247,15 @@ int main(int argc, char **argv)
 
     snprintf(dir, sizeof dir, "/tmp/ckpt-shared-tables-%d", getpid());
     char path[PATH_MAX];
-    if (mkdir(dir, 0700) != 0) return fail("mkdir DIR");
+    if (mkdir(dir, 0700) != 0) return fail_in(role, "mkdir DIR");
     path_of(path, "flags");
-    if (mkdir(path, 0700) != 0) return fail("mkdir DIR/flags");
+    if (mkdir(path, 0700) != 0) return fail_in(role, "mkdir DIR/flags");
     path_of(path, "work");
-    if (mkdir(path, 0700) != 0 || chdir(path) != 0) return fail("mkdir/chdir DIR/work");
+    if (mkdir(path, 0700) != 0 || chdir(path) != 0) return fail_in(role, "mkdir/chdir DIR/work");
     umask(027);
     path_of(path, "before");
     int before = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (before < 0 || dup2(before, 50) != 50 || write(50, "abc", 3) != 3) return fail("DIR/before at fd 50");
+    if (before < 0 || dup2(before, 50) != 50 || write(50, "abc", 3) != 3) return fail_in(role, "DIR/before at fd 50");
     close(before);
 
     pid_t files = clone_sharing(CLONE_FILES);
@@ -281,9 +266,9 @@ int main(int argc, char **argv)
     if (both == 0) return run_child("both", 1, 1);
     pid_t mid = fork();
     if (mid == 0) return middle();
-    if (files < 0 || fs < 0 || both < 0 || mid < 0) return fail("clone");
+    if (files < 0 || fs < 0 || both < 0 || mid < 0) return fail_in(role, "clone");
     sleep_ms(300); /* the children make their directories */
-    if (!wait_flag("siblings", mid)) return fail("middle never made its siblings");
+    if (!wait_flag("siblings", mid)) return fail_in(role, "middle never made its siblings");
     printf("PIDS %d %d %d %d %d\nREADY %d\n", getpid(), files, fs, both, mid, getpid());
     fflush(stdout);
 
@@ -299,7 +284,7 @@ int main(int argc, char **argv)
     set_flag("start", both);
     if (partner_table_check(both) != 0 || partner_fs_check(both) != 0) return 1;
     if (reap(files, "files failed") != 0 || reap(fs, "fs failed") != 0 || reap(both, "both failed") != 0 || reap(mid, "middle failed") != 0) return 1;
-    if (lseek(50, 0, SEEK_CUR) != 3) return fail("fd 50 is not at offset 3");
+    if (lseek(50, 0, SEEK_CUR) != 3) return fail_in(role, "fd 50 is not at offset 3");
     printf("PASS\n");
     fflush(stdout);
     return 0;

@@ -21,31 +21,16 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "workload.h"
 
 #define PAGE 4096
 #define A_PAGES 64
 #define B_PAGES 8
 #define CHILD_UNMAPS 16
 
-static volatile sig_atomic_t go;
-static void on_usr1(int sig) { (void)sig; go = 1; }
-
-static int fail(const char *who, const char *what)
-{
-    printf("FAIL %s %s (errno %d)\n", who, what, errno);
-    fflush(stdout);
-    return 1;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec tick = { ms / 1000, (ms % 1000) * 1000 * 1000 };
-    nanosleep(&tick, NULL);
-}
-
 static void wait_for_usr1(void)
 {
-    while (!go) sleep_ms(10);
+    while (!got_usr1) sleep_ms(10);
 }
 
 /* Waits up to 20 s for a word of shared memory to become value (written by the other process). */
@@ -81,16 +66,16 @@ static int check_a(char *a, int from, int to)
 
 static int child(char *a, char *b)
 {
-    if (munmap(a, CHILD_UNMAPS * PAGE) != 0) return fail("child", "munmap of the first pages of A");
+    if (munmap(a, CHILD_UNMAPS * PAGE) != 0) return fail_in("child", "munmap of the first pages of A");
     for (int page = 32; page < 48; page++) fill(a + page * PAGE, 0xa000 + (uint64_t)page);
     fill(b, 0xb000);
     ((volatile uint64_t *)(a + 60 * PAGE))[0] = 1; /* set up */
     wait_for_usr1();
-    if (!check_a(a, CHILD_UNMAPS, 48)) return fail("child", "A's pages lost what was written before the checkpoint");
-    if (!holds(b, 0xb000)) return fail("child", "B's page 0");
+    if (!check_a(a, CHILD_UNMAPS, 48)) return fail_in("child", "A's pages lost what was written before the checkpoint");
+    if (!holds(b, 0xb000)) return fail_in("child", "B's page 0");
     ((volatile uint64_t *)(a + 50 * PAGE))[0] = 0x5150;
     ((volatile uint64_t *)(b + 1 * PAGE))[0] = 0x5151;
-    if (!wait_for_word((volatile uint64_t *)(a + 51 * PAGE), 0x9151)) return fail("child", "never saw the root's write to A page 51");
+    if (!wait_for_word((volatile uint64_t *)(a + 51 * PAGE), 0x9151)) return fail_in("child", "never saw the root's write to A page 51");
     return 0;
 }
 
@@ -98,29 +83,29 @@ int main(void)
 {
     signal(SIGUSR1, on_usr1);
     char *a = mmap(NULL, A_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (a == MAP_FAILED) return fail("root", "mmap of A");
+    if (a == MAP_FAILED) return fail_in("root", "mmap of A");
     int zero = open("/dev/zero", O_RDWR | O_CLOEXEC);
-    if (zero < 0) return fail("root", "open of /dev/zero");
+    if (zero < 0) return fail_in("root", "open of /dev/zero");
     char *b = mmap(NULL, B_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, zero, 0);
-    if (b == MAP_FAILED) return fail("root", "mmap of /dev/zero");
+    if (b == MAP_FAILED) return fail_in("root", "mmap of /dev/zero");
     close(zero);
     for (int page = 0; page < 32; page++) fill(a + page * PAGE, 0xa000 + (uint64_t)page);
     pid_t pid = fork();
-    if (pid < 0) return fail("root", "fork");
+    if (pid < 0) return fail_in("root", "fork");
     if (pid == 0) return child(a, b);
-    if (!wait_for_word((volatile uint64_t *)(a + 60 * PAGE), 1)) return fail("root", "the child never set up");
+    if (!wait_for_word((volatile uint64_t *)(a + 60 * PAGE), 1)) return fail_in("root", "the child never set up");
     printf("CHILD %d\nREADY %d\n", pid, getpid());
     fflush(stdout);
     wait_for_usr1();
-    if (kill(pid, SIGUSR1) != 0) return fail("root", "kill of the child");
-    if (!check_a(a, 0, 48)) return fail("root", "A's pages lost what was written before the checkpoint");
-    if (!holds(b, 0xb000)) return fail("root", "B's page 0 (written by the child)");
-    if (!wait_for_word((volatile uint64_t *)(a + 50 * PAGE), 0x5150)) return fail("root", "never saw the child's write to A page 50");
-    if (!wait_for_word((volatile uint64_t *)(b + 1 * PAGE), 0x5151)) return fail("root", "never saw the child's write to B page 1");
+    if (kill(pid, SIGUSR1) != 0) return fail_in("root", "kill of the child");
+    if (!check_a(a, 0, 48)) return fail_in("root", "A's pages lost what was written before the checkpoint");
+    if (!holds(b, 0xb000)) return fail_in("root", "B's page 0 (written by the child)");
+    if (!wait_for_word((volatile uint64_t *)(a + 50 * PAGE), 0x5150)) return fail_in("root", "never saw the child's write to A page 50");
+    if (!wait_for_word((volatile uint64_t *)(b + 1 * PAGE), 0x5151)) return fail_in("root", "never saw the child's write to B page 1");
     ((volatile uint64_t *)(a + 51 * PAGE))[0] = 0x9151;
     int status;
-    if (waitpid(pid, &status, 0) != pid) return fail("root", "waitpid");
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail("root", "the child failed");
+    if (waitpid(pid, &status, 0) != pid) return fail_in("root", "waitpid");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail_in("root", "the child failed");
     printf("PASS\n");
     fflush(stdout);
     return 0;

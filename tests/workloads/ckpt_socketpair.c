@@ -16,18 +16,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include "workload.h"
 
 #define BIG 70000
-
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-
-static int fail(const char *what)
-{
-    printf("FAIL %s (errno %d)\n", what, errno);
-    fflush(stdout);
-    return 1;
-}
 
 static unsigned char pattern(int i) { return (unsigned char)(i * 7 + i / 251); }
 

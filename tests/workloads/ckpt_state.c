@@ -15,15 +15,12 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include "workload.h"
 
 #define ANON_PAGES 64
-static volatile sig_atomic_t got_usr1;
 static char altstack[65536];
 
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 static void on_usr2(int sig) { (void)sig; }
-
-static int fail(const char *what) { printf("FAIL %s\n", what); fflush(stdout); return 1; }
 
 int main(int argc, char **argv)
 {

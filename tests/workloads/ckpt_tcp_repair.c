@@ -30,23 +30,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "inet_address.h"
+#include "workload.h"
 
 #define BEFORE 20000
 #define AFTER 5000
 
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-
-static int fail(const char *what)
-{
-    printf("FAIL %s (errno %d)\n", what, errno);
-    fflush(stdout);
-    return 1;
-}
-
 static unsigned char client_byte(long i) { return (unsigned char)(i * 7 + 1); }
 static unsigned char server_byte(long i) { return (unsigned char)(i * 13 + 5 + i / 251); }
-
 
 static int send_pattern(int fd, long from, long count)
 {

@@ -22,19 +22,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "inet_address.h"
+#include "workload.h"
 
 #define CHUNK 1024
 
 static volatile sig_atomic_t stop;
-static void on_usr1(int sig) { (void)sig; stop = 1; }
-
-static int fail(const char *what)
-{
-    printf("FAIL %s (errno %d)\n", what, errno);
-    fflush(stdout);
-    return 1;
-}
-
+static void on_stop(int sig) { (void)sig; stop = 1; }
 
 static int server(const char *addr)
 {
@@ -88,7 +81,7 @@ static int server(const char *addr)
 static int client(const char *addr, int port)
 {
     signal(SIGPIPE, SIG_IGN); /* a reset shows as EPIPE or ECONNRESET, not as a death */
-    struct sigaction action = {.sa_handler = on_usr1}; /* no SA_RESTART: a blocked write returns */
+    struct sigaction action = {.sa_handler = on_stop}; /* no SA_RESTART: a blocked write returns */
     sigaction(SIGUSR1, &action, NULL);
     struct sockaddr_storage a;
     socklen_t length = address(addr, port, &a);

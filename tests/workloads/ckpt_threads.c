@@ -69,6 +69,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "workload.h"
 
 enum kind { K_MAIN, K_COND, K_FUTEX, K_FUTEX_TIMEOUT, K_FUTEX_ABS, K_SLEEP_LONG, K_SLEEP_SHORT, K_TICKER,
             K_PAUSE, K_SIGSUSPEND, K_PPOLL, K_PAUSE_VEC, K_SPIN_VEC };
@@ -116,7 +117,6 @@ static long long alive_ns;          /* the ticker's sum of small gaps */
 static long long ticker_largest_gap_ns;
 static pthread_mutex_t cond_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static volatile sig_atomic_t got_usr1;
 static __thread struct worker *self;
 
 static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
@@ -134,8 +134,8 @@ static void nap_ms(int ms)
     nanosleep(&t, NULL);
 }
 
-static void fail(struct worker *w, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static void fail(struct worker *w, const char *format, ...)
+static void worker_fail(struct worker *w, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void worker_fail(struct worker *w, const char *format, ...)
 {
     if (w->failure[0]) return; /* the first failure explains the rest */
     va_list args;
@@ -153,8 +153,6 @@ static int load(int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static void store(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
 /* ---- signal handlers (all on the alternate stack) ---- */
-
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 
 static void on_kick(int sig) /* SIGUSR2: wake this thread */
 {
@@ -221,7 +219,7 @@ static void hold_vectors(struct worker *w, int spin)
     int registers = vector_mode == 2 ? 32 : 16, width = vector_mode == 2 ? 64 : 32;
     for (int r = 0; r < registers; r++)
         if (memcmp(w->pattern + r * 64, w->seen + r * 64, width) != 0) {
-            fail(w, "%s%d lost its value", vector_mode == 2 ? "zmm" : "ymm", r);
+            worker_fail(w, "%s%d lost its value", vector_mode == 2 ? "zmm" : "ymm", r);
             return;
         }
 }
@@ -237,8 +235,8 @@ static void wait_futex(struct worker *w, int op, int timed)
             timeout.tv_sec += 1000;
         }
         long r = futex(&w->go, op, 0, timed ? &timeout : NULL, FUTEX_BITSET_MATCH_ANY);
-        if (r == -1 && errno == ETIMEDOUT) fail(w, "futex wait timed out (1000 s)");
-        else if (r == -1 && errno != EAGAIN && errno != EINTR) fail(w, "futex wait: %s", strerror(errno));
+        if (r == -1 && errno == ETIMEDOUT) worker_fail(w, "futex wait timed out (1000 s)");
+        else if (r == -1 && errno != EAGAIN && errno != EINTR) worker_fail(w, "futex wait: %s", strerror(errno));
         if (r == -1 && errno != EAGAIN && errno != EINTR) return;
     }
 }
@@ -253,13 +251,13 @@ static void wait_short_sleep(struct worker *w)
         ;
     long long t1 = now_ns(), a1 = __atomic_load_n(&alive_ns, __ATOMIC_ACQUIRE);
     store(&short_sleep_done, 1);
-    if (r != 0) fail(w, "clock_nanosleep: %s", strerror(r));
+    if (r != 0) worker_fail(w, "clock_nanosleep: %s", strerror(r));
     long long asked = short_seconds * 1000000000LL;
-    if (t1 - t0 < asked - 1000000) fail(w, "short sleep of %d s ended after %.3f s", short_seconds, (t1 - t0) / 1e9);
+    if (t1 - t0 < asked - 1000000) worker_fail(w, "short sleep of %d s ended after %.3f s", short_seconds, (t1 - t0) / 1e9);
     /* Alive time: the time left at the checkpoint must have been slept after the restore. The
      * ticker leaves out the frozen time around the checkpoint too, hence one second of slack. */
     if (have_ticker && a1 - a0 < asked - 1000000000LL)
-        fail(w, "short sleep of %d s: only %.3f s alive during it (wall %.3f s): the time left was not slept",
+        worker_fail(w, "short sleep of %d s: only %.3f s alive during it (wall %.3f s): the time left was not slept",
              short_seconds, (a1 - a0) / 1e9, (t1 - t0) / 1e9);
     printf("SHORT asked %d s, wall %.3f s, alive %.3f s, largest gap %.3f s\n", short_seconds, (t1 - t0) / 1e9,
            have_ticker ? (a1 - a0) / 1e9 : -1.0, __atomic_load_n(&ticker_largest_gap_ns, __ATOMIC_ACQUIRE) / 1e9);
@@ -296,7 +294,7 @@ static void wait_in_state(struct worker *w)
         store(&w->ready, 1);
         while (!load(&w->go)) {
             struct timespec long_sleep = { 1000, 0 };
-            if (nanosleep(&long_sleep, NULL) == 0) { fail(w, "a 1000 s nanosleep ended"); break; }
+            if (nanosleep(&long_sleep, NULL) == 0) { worker_fail(w, "a 1000 s nanosleep ended"); break; }
         }
         break;
     case K_SLEEP_SHORT: wait_short_sleep(w); break;
@@ -318,7 +316,7 @@ static void wait_in_state(struct worker *w)
         store(&w->ready, 1);
         while (!load(&w->go)) {
             struct timespec timeout = { 1000, 0 };
-            if (ppoll(NULL, 0, &timeout, &during) == 0) { fail(w, "ppoll timed out (1000 s)"); break; }
+            if (ppoll(NULL, 0, &timeout, &during) == 0) { worker_fail(w, "ppoll timed out (1000 s)"); break; }
         }
         break;
     }
@@ -374,14 +372,14 @@ static void set_up_own_state(struct worker *w)
 {
     self = w;
     w->tid = my_tid();
-    if (w->index > 0 && pthread_setname_np(pthread_self(), w->name) != 0) fail(w, "pthread_setname_np");
+    if (w->index > 0 && pthread_setname_np(pthread_self(), w->name) != 0) worker_fail(w, "pthread_setname_np");
     w->altstack = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     stack_t ss = { .ss_sp = w->altstack, .ss_size = ALTSTACK_SIZE, .ss_flags = 0 };
-    if (w->altstack == MAP_FAILED || sigaltstack(&ss, NULL) != 0) fail(w, "sigaltstack");
+    if (w->altstack == MAP_FAILED || sigaltstack(&ss, NULL) != 0) worker_fail(w, "sigaltstack");
     pthread_sigmask(SIG_SETMASK, &w->mask, NULL);
     for (int n = 1; n <= 2; n++) {
         union sigval value = { .sival_int = w->index * 256 + n };
-        if (pthread_sigqueue(pthread_self(), w->pending_sig, value) != 0) fail(w, "pthread_sigqueue");
+        if (pthread_sigqueue(pthread_self(), w->pending_sig, value) != 0) worker_fail(w, "pthread_sigqueue");
     }
 }
 
@@ -390,26 +388,26 @@ static void check_own_state(struct worker *w)
     /* A late wake-up may be pending for a moment, and so may the test's SIGUSR1 (process-wide)
      * until the main thread takes it: a worker woken by its own SIGUSR2 can get here first. */
     const uint64_t ignore = bit(SIGUSR2) | bit(SIGUSR1);
-    if (my_tid() != w->tid) fail(w, "gettid() is %d, was %d", my_tid(), w->tid);
-    if (self != w) fail(w, "the thread pointer (TLS) changed");
+    if (my_tid() != w->tid) worker_fail(w, "gettid() is %d, was %d", my_tid(), w->tid);
+    if (self != w) worker_fail(w, "the thread pointer (TLS) changed");
 
     sigset_t now;
     pthread_sigmask(SIG_BLOCK, NULL, &now);
     if (mask_bits(&now) != mask_bits(&w->mask))
-        fail(w, "blocked mask %016llx, expected %016llx", (unsigned long long)mask_bits(&now),
+        worker_fail(w, "blocked mask %016llx, expected %016llx", (unsigned long long)mask_bits(&now),
              (unsigned long long)mask_bits(&w->mask));
 
     uint64_t pending = 0, shared = 0, blocked = 0;
-    if (read_status(&pending, &shared, &blocked) != 0) fail(w, "cannot read /proc/thread-self/status");
+    if (read_status(&pending, &shared, &blocked) != 0) worker_fail(w, "cannot read /proc/thread-self/status");
     else {
         if ((pending & ~ignore) != bit(w->pending_sig))
-            fail(w, "thread-directed pending %016llx, expected %016llx (signal %d)", (unsigned long long)pending,
+            worker_fail(w, "thread-directed pending %016llx, expected %016llx (signal %d)", (unsigned long long)pending,
                  (unsigned long long)bit(w->pending_sig), w->pending_sig);
         if ((shared & ~ignore) != bit(sig_shared))
-            fail(w, "shared pending %016llx, expected %016llx", (unsigned long long)shared,
+            worker_fail(w, "shared pending %016llx, expected %016llx", (unsigned long long)shared,
                  (unsigned long long)bit(sig_shared));
         if (blocked != mask_bits(&w->mask))
-            fail(w, "SigBlk %016llx, expected %016llx", (unsigned long long)blocked,
+            worker_fail(w, "SigBlk %016llx, expected %016llx", (unsigned long long)blocked,
                  (unsigned long long)mask_bits(&w->mask));
     }
 
@@ -421,29 +419,29 @@ static void check_own_state(struct worker *w)
     for (int n = 1; n <= 2; n++) {
         siginfo_t info;
         int sig = sigtimedwait(&only, &info, &zero);
-        if (sig != w->pending_sig) { fail(w, "pending signal %d instance %d missing", w->pending_sig, n); break; }
+        if (sig != w->pending_sig) { worker_fail(w, "pending signal %d instance %d missing", w->pending_sig, n); break; }
         if (info.si_code != SI_QUEUE || info.si_value.sival_int != w->index * 256 + n || info.si_pid != getpid())
-            fail(w, "pending signal %d instance %d: code %d value %d pid %d", sig, n, info.si_code,
+            worker_fail(w, "pending signal %d instance %d: code %d value %d pid %d", sig, n, info.si_code,
                  info.si_value.sival_int, info.si_pid);
     }
-    if (sigtimedwait(&only, NULL, &zero) != -1 || errno != EAGAIN) fail(w, "signal %d pending a third time", w->pending_sig);
+    if (sigtimedwait(&only, NULL, &zero) != -1 || errno != EAGAIN) worker_fail(w, "signal %d pending a third time", w->pending_sig);
 
     stack_t ss;
-    if (sigaltstack(NULL, &ss) != 0) fail(w, "sigaltstack(NULL)");
+    if (sigaltstack(NULL, &ss) != 0) worker_fail(w, "sigaltstack(NULL)");
     else if (ss.ss_sp != w->altstack || ss.ss_size != ALTSTACK_SIZE || ss.ss_flags != 0)
-        fail(w, "alternate stack %p size %zu flags %d, expected %p size %d flags 0", ss.ss_sp, ss.ss_size, ss.ss_flags,
+        worker_fail(w, "alternate stack %p size %zu flags %d, expected %p size %d flags 0", ss.ss_sp, ss.ss_size, ss.ss_flags,
              w->altstack, ALTSTACK_SIZE);
     w->probe_ran = 0;
     syscall(SYS_tgkill, getpid(), my_tid(), sig_probe);
-    if (!w->probe_ran) fail(w, "the probe signal's handler did not run");
-    else if (!w->probe_on_altstack) fail(w, "the probe signal's handler did not run on the alternate stack");
+    if (!w->probe_ran) worker_fail(w, "the probe signal's handler did not run");
+    else if (!w->probe_on_altstack) worker_fail(w, "the probe signal's handler did not run on the alternate stack");
 
     char name[16] = "";
     pthread_getname_np(pthread_self(), name, sizeof name);
     const char *expected = w->index == 0 ? "ckpt_threads" : w->name;
-    if (strcmp(name, expected) != 0) fail(w, "name '%s', expected '%s'", name, expected);
+    if (strcmp(name, expected) != 0) worker_fail(w, "name '%s', expected '%s'", name, expected);
 
-    if (wake_mode && w->index > 0 && !w->kicked) fail(w, "woke without its SIGUSR2");
+    if (wake_mode && w->index > 0 && !w->kicked) worker_fail(w, "woke without its SIGUSR2");
 }
 
 static void *worker_main(void *arg)
@@ -582,9 +580,9 @@ int main(int argc, char **argv)
     sigaddset(&only, sig_shared);
     struct timespec zero = { 0, 0 };
     siginfo_t info;
-    if (sigtimedwait(&only, &info, &zero) != sig_shared) fail(me, "the shared pending signal %d is gone", sig_shared);
+    if (sigtimedwait(&only, &info, &zero) != sig_shared) worker_fail(me, "the shared pending signal %d is gone", sig_shared);
     else if (info.si_code != SI_QUEUE || info.si_value.sival_int != 0x5eed)
-        fail(me, "the shared pending signal: code %d value %#x", info.si_code, info.si_value.sival_int);
+        worker_fail(me, "the shared pending signal: code %d value %#x", info.si_code, info.si_value.sival_int);
 
     for (int i = 0; i < thread_count; i++)
         if (workers[i].failure[0]) {

@@ -32,10 +32,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "workload.h"
 
 #define MAX_CHILDREN 256
-static volatile sig_atomic_t go;
-static void on_usr1(int sig) { (void)sig; go = 1; }
 
 static const char *role = "root";
 static pid_t expected_ppid, expected_pgid, expected_sid;
@@ -84,7 +83,7 @@ static int check_self(void)
 static void wait_for_go(void)
 {
     struct timespec tick = { 0, 10 * 1000 * 1000 };
-    while (!go) nanosleep(&tick, NULL);
+    while (!got_usr1) nanosleep(&tick, NULL);
 }
 
 /* Signals and reaps this process's children; returns 0 when each exited 0. */

@@ -18,17 +18,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "workload.h"
 
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 static char big[40000];
-
-static int fail(const char *what)
-{
-    printf("FAIL %s (errno %d)\n", what, errno);
-    fflush(stdout);
-    return 1;
-}
 
 /* A socket of FAMILY bound to loopback, port chosen by the kernel; its address in *A. */
 static int bound(int family, struct sockaddr_storage *a)

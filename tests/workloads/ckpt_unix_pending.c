@@ -22,16 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "unix_address.h"
-
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-
-static int fail(const char *what)
-{
-    printf("FAIL %s (errno %d)\n", what, errno);
-    fflush(stdout);
-    return 1;
-}
+#include "workload.h"
 
 /* Accepts on LISTENER; the peer must be bound to the abstract NAME (NULL: unbound). */
 static int accept_from(int listener, const char *name)
