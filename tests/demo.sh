@@ -20,11 +20,15 @@ wait_for() { # wait_for SECONDS COMMAND...: poll until the command succeeds
 # Start a target without inherited descriptors beyond 0-2 (pipes are not restorable), in a session of
 # its own: detached from the terminal the demo runs on (a process on the user's terminal is restored
 # only with --shell-terminal). The subshell is no group leader, so setsid execs without forking.
+# disown: bash would otherwise print a "Killed" job notice for each target that --kill ends; it still
+# reaps them (SIGCHLD), which reaped() waits for, since the restore needs the pid free.
 start() {
   ( for fd in /proc/self/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-" 2>/dev/null; done; exec setsid "$@" ) &
+  disown $!
 }
 in_syscall() { [ "$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null)" = "$2" ]; }
 gone() { [ ! -e "/proc/$1" ]; }
+reaped() { wait_for 10 gone "$1" || fail "pid $1 still exists after checkpoint --kill"; }
 
 echo "== 1. sleep 1000: checkpoint, kill, restore"
 start sleep 1000 </dev/null >"$work/sleep.log" 2>&1
@@ -32,8 +36,7 @@ pid=$!; pids+=("$pid")
 wait_for 10 in_syscall "$pid" 230 || fail "sleep did not start"
 grep -v vsyscall "/proc/$pid/maps" >"$work/maps.before" || true
 "$ckpt" checkpoint --pid "$pid" --output "$work/sleep.img" --kill
-wait "$pid" 2>/dev/null || true
-gone "$pid" || fail "pid $pid still exists after --kill"
+reaped "$pid"
 echo "checkpointed and killed pid $pid ($(stat -c %s "$work/sleep.img") bytes)"
 restored=$("$ckpt" restore --input "$work/sleep.img")
 [ "$restored" = "$pid" ] || fail "restored pid $restored, expected $pid"
@@ -50,7 +53,6 @@ pid=$!; pids+=("$pid")
 wait_for 10 grep -q "^READY $pid" "$work/state.log" || fail "workload not ready"
 wait_for 10 in_syscall "$pid" 34 || fail "workload not in pause()"
 "$ckpt" checkpoint --pid "$pid" --output - --kill | "$ckpt" restore --input - >"$work/restored.pid"
-wait "$pid" 2>/dev/null || true
 [ "$(cat "$work/restored.pid")" = "$pid" ] || fail "restored pid $(cat "$work/restored.pid"), expected $pid"
 wait_for 10 in_syscall "$pid" 34 || fail "restored workload not back in pause()"
 kill -USR1 "$pid"
@@ -63,7 +65,7 @@ pid=$!; pids+=("$pid")
 wait_for 20 grep -q "^READY $pid" "$work/threads.log" || fail "threads workload not ready"
 tids_before=$(ls "/proc/$pid/task" | sort -n | tr '\n' ' ')
 "$ckpt" checkpoint --pid "$pid" --output "$work/threads.img" --kill
-wait "$pid" 2>/dev/null || true
+reaped "$pid"
 restored=$("$ckpt" restore --input "$work/threads.img")
 [ "$restored" = "$pid" ] || fail "restored pid $restored, expected $pid"
 tids_after=$(ls "/proc/$pid/task" | sort -n | tr '\n' ' ')
@@ -80,7 +82,7 @@ wait_for 20 test -s "$work/pipeline.out" || fail "pipeline not started"
 sleep 0.5
 tree_before=$(ps -o pid= --ppid "$pid" | sort -n | tr -s ' \n' ' ')
 "$ckpt" checkpoint --pid "$pid" --output "$work/pipeline.img" --kill
-wait "$pid" 2>/dev/null || true
+reaped "$pid"
 restored=$("$ckpt" restore --input "$work/pipeline.img")
 [ "$restored" = "$pid" ] || fail "restored pid $restored, expected $pid"
 tree_after=$(ps -o pid= --ppid "$pid" | sort -n | tr -s ' \n' ' ')
