@@ -92,6 +92,37 @@ public sealed class PipeTreeTests
     }
 
     [Fact]
+    public void A_shell_pipeline_that_keeps_forking_checkpoints_every_time_while_it_runs_and_loses_no_line()
+    {
+        // The loop forks a child for each sleep, which closes and duplicates descriptors before its exec,
+        // and the pipe's bytes move while the tree runs: the audit before the freeze sees both changing.
+        // Each checkpoint must succeed anyway (the frozen tree is what is saved) and leave the tree as it was.
+        string lines = TempPath("pipeline.txt");
+        using var target = StartProgram("/usr/bin/bash", "-c", $"seq 1 100000000 | while read l; do echo $l >> '{lines}'; sleep 0.005; done");
+        List<int> before = [];
+        try
+        {
+            WaitForLines(lines, 10);
+            before = Pids(target.Pid);
+            string image = TempPath("pipeline.img");
+            for (int i = 0; i < 25; i++)
+            {
+                var (exitCode, _, stderr) = RunCkpt(TimeSpan.FromSeconds(60), "checkpoint", "--pid", target.Pid.ToString(), "--output", image, "--force");
+                Assert.True(exitCode == 0, $"checkpoint {i + 1} of 25 failed: {stderr}");
+            }
+            int afterCheckpoints = File.ReadAllLines(lines).Length;
+            WaitForLines(lines, afterCheckpoints + 20);
+            string[] got = File.ReadAllLines(lines);
+            Assert.Equal(Enumerable.Range(1, got.Length).Select(i => i.ToString()), got); // no gap, no repeat
+        }
+        finally
+        {
+            RestoreTestProcesses.TryKill(target.Pid, SIGKILL);
+            KillAll(before);
+        }
+    }
+
+    [Fact]
     public void A_pipe_end_whose_other_end_is_outside_the_checkpointed_tree_is_refused_naming_it_and_all_run_on()
     {
         using var target = StartProgram("/usr/bin/bash", "-c", "sleep 1000 | sleep 1000; true");

@@ -90,6 +90,8 @@ public sealed partial class PipeKind : IDescriptorKind
             if (size < 0) throw new SyscallException("fcntl(F_GETPIPE_SZ)", Native.LastErrno, fd.Pid, path);
             if (size > PipeBufferRecord.MaximumSize)
                 throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} is a pipe of {size} bytes: at most {PipeBufferRecord.MaximumSize} are supported");
+            // The dry run before the freeze checks only: the pipe's bytes move while its ends run.
+            if (fd.DryRun) return ((uint)size, []);
             int buffered;
             if (Native.ioctl(source, FIONREAD, &buffered) != 0) throw new SyscallException("ioctl(FIONREAD)", Native.LastErrno, fd.Pid, path);
             return ((uint)size, buffered == 0 ? [] : Tee(source, size, buffered, fd.Pid, path));

@@ -25,9 +25,9 @@ public static class KernelStateAudit
         var threadsByProcess = new Dictionary<int, List<int>>();
         foreach (int pid in tree)
         {
-            try { threadsByProcess[pid] = BeforeFreezeOne(pid, tree); }
+            try { threadsByProcess[pid] = BeforeFreezeOneSettled(pid, tree, root); }
             // A descendant that exits meanwhile (a shell's short-lived command) is simply not in the tree.
-            catch (IOException) when (pid != root && HasExited(pid)) { }
+            catch (Exception e) when (e is IOException or SyscallException && pid != root && HasExited(pid)) { }
             catch (CheckpointRefusedException) when (pid != root && HasExited(pid)) { }
             catch (CheckpointRefusedException e) when (pid != root)
             {
@@ -35,6 +35,25 @@ public static class KernelStateAudit
             }
         }
         OutsideRelationsAudit.Check(threadsByProcess);
+    }
+
+    /// <summary>
+    /// A running descendant can change under the dry run: a shell's child between fork and exec closes
+    /// and duplicates descriptors, so one listed in /proc/PID/fd can be gone when it is opened (ENOENT).
+    /// Such a process is inspected again a moment later; the root is not retried, and a process that
+    /// keeps changing is reported as it is the last time.
+    /// </summary>
+    private static List<int> BeforeFreezeOneSettled(int pid, List<int> tree, int root)
+    {
+        const int Attempts = 5;
+        for (int attempt = 1; ; attempt++)
+        {
+            try { return BeforeFreezeOne(pid, tree); }
+            catch (SyscallException e) when (pid != root && e.Errno == Errno.ENOENT && attempt < Attempts && !HasExited(pid))
+            {
+                Thread.Sleep(attempt);
+            }
+        }
     }
 
     // Gone, or a zombie whose parent has not reaped it yet (its /proc/PID/fd is gone already).
