@@ -88,11 +88,7 @@ public sealed class SessionHelpers
             tree.Step = $"helper {session}: exit";
             TreeCreation.Exit(helper, 0);
             tree.Reaped(helper.Pid);
-            const ulong WNOHANG = 1, WALL = 0x40000000;
-            long reaped = parent.Leader.Call($"wait4({session}) of the helper in its parent {parent.Plan.Pid}", SYS_wait4, (ulong)session, 0, WNOHANG | WALL, 0);
-            if (reaped != session)
-                throw new InvalidOperationException($"process {parent.Plan.Pid}: wait4 for the helper {session} returned {reaped}");
-            TreeCreation.DiscardSigchld(parent);
+            TreeCreation.ReapHelper(parent, session);
         }
     }
 }

@@ -31,8 +31,9 @@ namespace Ckpt.Engine.Restore;
 /// helper processes with those pids that fork the root and then exit (<see cref="LeaderHelpers"/>); when
 /// a leader's pid is in use the root joins the session and group the restore runs in. A gone session of
 /// processes below the root whose parent is a child subreaper is made by a helper that parent forks
-/// (<see cref="SessionHelpers"/>). Any other process in a session or group whose leader is not in the
-/// image is refused before anything is created (<see cref="Validate"/>).
+/// (<see cref="SessionHelpers"/>); any other gone group's leader by a helper that the parent of its first
+/// member forks before step 3 and that exits after it (<see cref="GroupHelpers"/>). What these cannot make
+/// is refused before anything is created (<see cref="Validate"/>).
 /// </summary>
 public static unsafe class TreeCreation
 {
@@ -45,23 +46,17 @@ public static unsafe class TreeCreation
         var tasks = plan.Image.TaskTable.Where(t => t.Pid == t.Tgid).ToDictionary(t => t.Pid);
         TaskIdsRecord root = plan.Image.TaskTable[0];
         var zombies = plan.Zombies.Select(z => z.Pid).ToHashSet();
-        // Sessions whose leader is gone, made for their members by a helper (SessionHelpers, validated below).
-        var helperSessions = SessionHelpers.Sessions(plan).Keys.ToHashSet();
         foreach (TaskIdsRecord task in tasks.Values)
         {
             if (task.Pid == root.Pid) continue;
             TaskIdsRecord parent = tasks[task.Ppid]; // the image model checked it is an earlier process
             if (zombies.Contains(parent.Pid))
                 throw new RestoreRefusedException($"process {task.Pid}'s parent {parent.Pid} is a zombie, which has no children");
-            // The helper's group (setsid makes one with the session's id) is the gone leader's group too.
-            bool rootsForeignGroup = task.Pgid == root.Pgid && root.Pgid != root.Pid && task.Sid == root.Sid;
-            bool helpersGroup = helperSessions.Contains(task.Sid) && task.Pgid == task.Sid;
-            bool leaderInImage = tasks.TryGetValue(task.Pgid, out TaskIdsRecord leader) && leader.Pgid == leader.Pid && leader.Sid == task.Sid;
-            if (task.Pgid != task.Pid && !leaderInImage && !rootsForeignGroup && !helpersGroup)
-                throw new RestoreRefusedException($"process {task.Pid} is in process group {task.Pgid}, whose leader is not in the image (in session {task.Sid}): a group whose leader is gone is restored for the root process and for its session's own group only");
         }
         IReadOnlyDictionary<int, CreationStep> steps = CreationSteps(plan);
         SessionHelpers.Validate(plan, steps);
+        // Every other group whose leader is gone is made by a helper (GroupHelpers), or refused there.
+        GroupHelpers.Validate(plan);
         // A process made with CLONE_FILES is not exec'ed: it keeps its creator's program, which for an
         // unprivileged engine (it execs the image's executables, whose exe link it cannot change) must be its own.
         foreach (ProcessImage process in plan.Processes.Where(p => !steps[p.Pid].Execs))
@@ -146,8 +141,11 @@ public static unsafe class TreeCreation
             made[ids.Pid] = restored.Leader;
         }
 
+        var groupHelpers = new GroupHelpers();
+        groupHelpers.CreateAll(tree);
         tree.Step = "process groups";
         SetGroups(plan, made);
+        groupHelpers.ExitAll(tree);
         tree.Step = "foreground process groups";
         tree.Terminals.SetForegroundGroups(tree);
         sessionHelpers.ExitAll(tree); // their children go back to their parents, the subreapers
@@ -265,6 +263,16 @@ public static unsafe class TreeCreation
             tracee.Continue(WaitStatus.PtraceEvent(status) == 0 ? WaitStatus.StopSignal(status) : 0);
         }
         tracee.MarkReleased();
+    }
+
+    // A helper (SessionHelpers, GroupHelpers) has exited: its parent reaps it, and the SIGCHLD it got is discarded.
+    internal static void ReapHelper(RestoreContext parent, int helper)
+    {
+        const ulong WNOHANG = 1, WALL = 0x40000000;
+        long reaped = parent.Leader.Call($"wait4({helper}) of the helper in its parent {parent.Plan.Pid}", SYS_wait4, (ulong)helper, 0, WNOHANG | WALL, 0);
+        if (reaped != helper)
+            throw new InvalidOperationException($"process {parent.Plan.Pid}: wait4 for the helper {helper} returned {reaped}");
+        DiscardSigchld(parent);
     }
 
     // The parent was sent SIGCHLD by its zombies' exits; it is blocked (the new process blocks every
