@@ -57,13 +57,13 @@ public static unsafe class TreeCreation
         SessionHelpers.Validate(plan, steps);
         // Every other group whose leader is gone is made by a helper (GroupHelpers), or refused there.
         GroupHelpers.Validate(plan);
-        // A process made with CLONE_FILES is not exec'ed: it keeps its creator's program, which for an
+        // A process made with CLONE_FILES or CLONE_VM is not exec'ed: it keeps its creator's program, which for an
         // unprivileged engine (it execs the image's executables, whose exe link it cannot change) must be its own.
         foreach (ProcessImage process in plan.Processes.Where(p => !steps[p.Pid].Execs))
         {
             ProcessImage creator = plan.Processes.First(p => p.Pid == steps[process.Pid].Creator);
             if (!Caller.Current.IsRoot && creator.ExePath != process.ExePath)
-                throw new RestoreRefusedException($"process {process.Pid} shares its descriptor table with process {creator.Pid}, which runs {creator.ExePath}, not {process.ExePath}: an unprivileged restore cannot set the executable of a process it does not exec");
+                throw new RestoreRefusedException($"process {process.Pid} shares its descriptor table or memory with process {creator.Pid}, which runs {creator.ExePath}, not {process.ExePath}: an unprivileged restore cannot set the executable of a process it does not exec");
         }
     }
 
@@ -136,7 +136,9 @@ public static unsafe class TreeCreation
             ProcessImage image = plan.Processes.First(p => p.Pid == ids.Pid);
             tree.Step = $"process {ids.Pid}: execve of the neutral program";
             // execve would unshare the descriptor table: a process sharing one stays a copy of its creator's program.
-            RestoreContext restored = tree.AddProcess(image, step.Execs ? Exec(child, forkerScratch.Address, ProgramFor(image)) : child);
+            // One sharing the address space uses the scratch area of the process that restores it (the same memory).
+            ulong? scratchOfMemory = step.SharesVm ? tree.Processes.First(p => ReferenceEquals(p.Plan.Process.Memory, image.Memory)).Scratch.Address : null;
+            RestoreContext restored = tree.AddProcess(image, step.Execs ? Exec(child, forkerScratch.Address, ProgramFor(image)) : child, scratchOfMemory);
             ParentLinks.SetChildSubreaper(restored.Leader, image);
             made[ids.Pid] = restored.Leader;
         }
@@ -159,13 +161,15 @@ public static unsafe class TreeCreation
             DiscardSigchld(parent);
     }
 
-    private const ulong CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_PARENT = 0x8000;
+    private const ulong CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_PARENT = 0x8000;
 
     private static ulong CloneFlags(CreationStep step) =>
-        (step.SharesFiles ? CLONE_FILES : 0) | (step.SharesFs ? CLONE_FS : 0) | (step.AsSibling ? CLONE_PARENT : 0);
+        (step.SharesFiles ? CLONE_FILES : 0) | (step.SharesFs ? CLONE_FS : 0) | (step.AsSibling ? CLONE_PARENT : 0) |
+        (step.SharesVm ? CLONE_VM : 0) | (step.SharesSighand ? CLONE_SIGHAND : 0);
 
     private static string Describe(CreationStep step) =>
-        (step.AsSibling ? ", a sibling, with CLONE_PARENT" : "") + (step.SharesFiles ? ", sharing its descriptor table" : "") + (step.SharesFs ? ", sharing its fs information" : "");
+        (step.AsSibling ? ", a sibling, with CLONE_PARENT" : "") + (step.SharesFiles ? ", sharing its descriptor table" : "") + (step.SharesFs ? ", sharing its fs information" : "") +
+        (step.SharesVm ? ", sharing its memory" : "") + (step.SharesSighand ? ", sharing its signal handlers" : "");
 
     // An injected clone3 in the parent (or, with CLONE_PARENT, in a sibling): a copy of it as it is now (a
     // fresh program with the engine's scratch area), stopped by PTRACE_O_TRACEFORK before its first instruction.
