@@ -33,25 +33,28 @@ public sealed class SharedVmTests
         return order == 0;
     }
 
-    private static void AssertSharing(int first, int second, bool handlers)
+    private static void AssertSharing(int first, int second, bool handlers, bool tables = false)
     {
         Assert.True(Same(first, second, Native.KCMP_VM), $"processes {first} and {second} do not share memory");
         Assert.Equal(handlers, Same(first, second, Native.KCMP_SIGHAND));
-        Assert.False(Same(first, second, Native.KCMP_FILES)); // each has its own descriptor table, as before
+        Assert.Equal(tables, Same(first, second, Native.KCMP_FILES)); // each its own descriptor table, as before, unless "all"
+        Assert.Equal(tables, Same(first, second, Native.KCMP_FS));
     }
 
     [Theory]
     [InlineData("vm", false)]
     [InlineData("vm-sighand", true)]
     [InlineData("sibling", true)]
+    [InlineData("all", true)]
     public void Processes_sharing_memory_come_back_sharing_it_and_their_handlers(string mode, bool handlers)
     {
+        bool tables = mode == "all";
         using var target = Start("ckpt_shared_vm", mode);
         var (first, second) = SharersOf(target);
         List<string> before = ProcessTreeTests.Tree(target.Pid);
         try
         {
-            AssertSharing(first, second, handlers);
+            AssertSharing(first, second, handlers, tables);
             string image = TempPath($"shared-vm-{mode}.img");
             CkptCheckpoint(target.Pid, image, kill: true);
             RestoreTestProcesses.WaitForExit(target.Pid);
@@ -64,7 +67,7 @@ public sealed class SharedVmTests
 
             Assert.Equal(target.Pid, CkptRestore(image));
             Assert.Equal(before, ProcessTreeTests.Tree(target.Pid));
-            AssertSharing(first, second, handlers);
+            AssertSharing(first, second, handlers, tables);
             target.RequirePass(seconds: 30);
         }
         finally

@@ -3,6 +3,8 @@
  * Modes (argv[1]):
  *   vm          R clones C with CLONE_VM (not CLONE_THREAD): one address space, separate signal handlers.
  *   vm-sighand  R clones C with CLONE_VM | CLONE_SIGHAND: memory and handlers shared.
+ *   all         R clones C with CLONE_VM | CLONE_SIGHAND | CLONE_FILES | CLONE_FS (LinuxThreads' processes):
+ *               memory, handlers, descriptor table and fs information shared.
  *   sibling     R forks A; A clones B with CLONE_VM | CLONE_SIGHAND | CLONE_PARENT, so B is R's child (A's
  *               sibling) sharing A's memory and handlers. A does the checks below with B.
  *   vfork       R vforks C, which prints READY for R and waits: a vfork, refused by a checkpoint.
@@ -163,8 +165,8 @@ int main(int argc, char **argv)
         fflush(stdout);
         return 0;
     }
-    int handlers_shared = strcmp(mode, "vm-sighand") == 0;
-    pid_t sharer = clone_second(CLONE_VM | (handlers_shared ? CLONE_SIGHAND : 0) | SIGCHLD, -1);
+    int all = strcmp(mode, "all") == 0, handlers_shared = all || strcmp(mode, "vm-sighand") == 0;
+    pid_t sharer = clone_second(CLONE_VM | (handlers_shared ? CLONE_SIGHAND : 0) | (all ? CLONE_FILES | CLONE_FS : 0) | SIGCHLD, -1);
     if (sharer < 0) return fail("clone");
     printf("SHARERS %d %d\nREADY %d\n", root, sharer, root);
     fflush(stdout);
