@@ -1,7 +1,8 @@
 /* Checkpoint workload: processes sharing memory, and signal handlers, without being threads (issue 10).
  *
  * Modes (argv[1]):
- *   vm          R clones C with CLONE_VM (not CLONE_THREAD): one address space, separate signal handlers.
+ *   vm          R clones C with CLONE_VM (not CLONE_THREAD) and no exit signal (0, as clone(fn, stack, CLONE_VM, arg)
+ *               makes it: R reaps it with __WALL): one address space, separate signal handlers.
  *   vm-sighand  R clones C with CLONE_VM | CLONE_SIGHAND: memory and handlers shared.
  *   all         R clones C with CLONE_VM | CLONE_SIGHAND | CLONE_FILES | CLONE_FS (LinuxThreads' processes):
  *               memory, handlers, descriptor table and fs information shared.
@@ -10,6 +11,7 @@
  *   vfork       R vforks C, which prints READY for R and waits: a vfork, refused by a checkpoint.
  * The first sharer prints "SHARERS <first> <second>" and R "READY <R>"; R waits for SIGUSR1.
  * On SIGUSR1 (sibling: R passes it to A) the first sharer checks, after a restore as before it:
+ *   - R (not sibling): the sharer's exit signal (0 in mode vm: waitpid without __WALL does not see it);
  *   - kcmp(KCMP_VM) says the pair shares memory, kcmp(KCMP_SIGHAND) that it shares handlers (or not, vm);
  *   - memory: it writes a request into a global and sends SIGUSR2 to the second; the second's handler
  *     (installed before the clone) writes request + 1 into another global; the first sees it;
@@ -166,11 +168,15 @@ int main(int argc, char **argv)
         return 0;
     }
     int all = strcmp(mode, "all") == 0, handlers_shared = all || strcmp(mode, "vm-sighand") == 0;
-    pid_t sharer = clone_second(CLONE_VM | (handlers_shared ? CLONE_SIGHAND : 0) | (all ? CLONE_FILES | CLONE_FS : 0) | SIGCHLD, -1);
+    pid_t sharer = clone_second(CLONE_VM | (handlers_shared ? CLONE_SIGHAND : 0) | (all ? CLONE_FILES | CLONE_FS : 0) | (strcmp(mode, "vm") == 0 ? 0 : SIGCHLD), -1);
     if (sharer < 0) return fail("clone");
     printf("SHARERS %d %d\nREADY %d\n", root, sharer, root);
     fflush(stdout);
     while (!go) pause();
+    /* Its exit signal, as made: a waitpid without __WALL sees a running SIGCHLD child (0), not a clone child (ECHILD). */
+    int status;
+    pid_t seen = waitpid(sharer, &status, WNOHANG);
+    if (strcmp(mode, "vm") == 0 ? !(seen < 0 && errno == ECHILD) : seen != 0) return fail("the sharer's exit signal changed");
     if (check_pair(sharer, handlers_shared) != 0 || reap(sharer) != 0) return 1;
     printf("PASS\n");
     fflush(stdout);

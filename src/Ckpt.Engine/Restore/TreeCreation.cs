@@ -54,6 +54,7 @@ public static unsafe class TreeCreation
                 throw new RestoreRefusedException($"process {task.Pid}'s parent {parent.Pid} is a zombie, which has no children");
         }
         IReadOnlyDictionary<int, CreationStep> steps = CreationSteps(plan);
+        ValidateExitSignals(plan, steps);
         SessionHelpers.Validate(plan, steps);
         // Every other group whose leader is gone is made by a helper (GroupHelpers), or refused there.
         GroupHelpers.Validate(plan);
@@ -66,6 +67,28 @@ public static unsafe class TreeCreation
                 throw new RestoreRefusedException($"process {process.Pid} shares its descriptor table or memory with process {creator.Pid}, which runs {creator.ExePath}, not {process.ExePath}: an unprivileged restore cannot set the executable of a process it does not exec");
         }
     }
+
+    // The signal a process sends its parent when it exits (SIGCHLD after fork; any, or none, after clone: a
+    // clone(CLONE_VM) child often has 0) is the clone3 exit_signal it is made with. With CLONE_PARENT the kernel
+    // gives the new process its creator's instead, which must then be the recorded one.
+    private static void ValidateExitSignals(RestorePlan plan, IReadOnlyDictionary<int, CreationStep> steps)
+    {
+        const int SIGRTMAX = 64;
+        foreach (TaskIdsRecord task in plan.Image.TaskTable.Skip(1).Where(t => t.Pid == t.Tgid))
+        {
+            int signal = ExitSignalOf(plan, task.Pid);
+            if (signal is < 0 or > SIGRTMAX)
+                throw new RestoreRefusedException($"process {task.Pid} has exit signal {signal}, which is no signal (0 .. {SIGRTMAX})");
+            // A zombie's exit at restore sends its parent that signal, and only SIGCHLD is discarded from its queue.
+            if (signal is not (0 or (int)SIGCHLD) && plan.Zombies.Any(z => z.Pid == task.Pid))
+                throw new RestoreRefusedException($"zombie {task.Pid} has exit signal {signal}: its exit at restore would queue that signal for its parent {task.Ppid} (only SIGCHLD is discarded)");
+            if (steps.TryGetValue(task.Pid, out CreationStep? step) && step.AsSibling && ExitSignalOf(plan, step.Creator) != signal)
+                throw new RestoreRefusedException($"process {task.Pid} has exit signal {signal}, but is made by its sibling {step.Creator} with CLONE_PARENT, which gives it the sibling's, {ExitSignalOf(plan, step.Creator)}");
+        }
+    }
+
+    private static int ExitSignalOf(RestorePlan plan, int pid) =>
+        plan.Processes.FirstOrDefault(p => p.Pid == pid)?.Task.ExitSignal ?? plan.Zombies.First(z => z.Pid == pid).Task.ExitSignal;
 
     /// <summary>Which process forks each one, and with what it shares (<see cref="SharedTables.Plan"/>); refused when the sharing cannot be made.</summary>
     public static IReadOnlyDictionary<int, CreationStep> CreationSteps(RestorePlan plan)
@@ -124,7 +147,7 @@ public static unsafe class TreeCreation
             // A process in a session whose leader is gone is forked by that session's helper (its parent's child).
             var (forker, forkerScratch) = SessionHelpers.Forks(plan, ids) ? sessionHelpers.HelperFor(tree, parent, ids.Sid) : (creator.Leader, creator.Scratch);
             tree.Step = $"process {ids.Pid}: create (forked by {forker.Pid}{Describe(step)})";
-            SyscallInjector child = Fork(tree, forker, forkerScratch, ids.Pid, CloneFlags(step));
+            SyscallInjector child = Fork(tree, forker, forkerScratch, ids.Pid, CloneFlags(step), (ulong)ExitSignalOf(plan, ids.Pid));
             if (ids.Sid == ids.Pid) child.Call("setsid (the process led its session)", SYS_setsid);
             tree.Terminals.AcquireControllingTerminal(child, ids.Pid); // before it forks: its session's processes inherit it
             if (plan.Zombies.FirstOrDefault(z => z.Pid == ids.Pid) is { } zombie)
@@ -173,11 +196,11 @@ public static unsafe class TreeCreation
 
     // An injected clone3 in the parent (or, with CLONE_PARENT, in a sibling): a copy of it as it is now (a
     // fresh program with the engine's scratch area), stopped by PTRACE_O_TRACEFORK before its first instruction.
-    internal static SyscallInjector Fork(TreeRestoreContext tree, SyscallInjector parent, ScratchArea scratch, int pid, ulong flags = 0)
+    internal static SyscallInjector Fork(TreeRestoreContext tree, SyscallInjector parent, ScratchArea scratch, int pid, ulong flags = 0, ulong exitSignal = SIGCHLD)
     {
         scratch.Reset();
-        // clone3 refuses an exit signal with CLONE_PARENT (EINVAL): the child then gets its creator's (SIGCHLD).
-        ulong exitSignal = (flags & CLONE_PARENT) != 0 ? 0 : SIGCHLD;
+        // clone3 refuses an exit signal with CLONE_PARENT (EINVAL): the child then gets its creator's (validated equal).
+        if ((flags & CLONE_PARENT) != 0) exitSignal = 0;
         var arguments = new CloneArgs { Flags = flags, ExitSignal = exitSignal, SetTid = scratch.PutStruct(pid), SetTidSize = 1 };
         long result = parent.CallRaw(SYS_clone3, scratch.PutStruct(arguments), (ulong)sizeof(CloneArgs));
         if (result == -Errno.EEXIST) throw new PidInUseException(pid, ProcessNames.CommOf(pid));
