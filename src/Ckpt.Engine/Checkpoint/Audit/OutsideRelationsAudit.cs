@@ -12,8 +12,9 @@ namespace Ckpt.Engine.Checkpoint.Audit;
 /// descriptor table or fs information shared with a process outside (kcmp KCMP_FILES, KCMP_FS) would
 /// come back unshared.
 /// Processes the engine may not inspect (kcmp or status refused) cannot be judged and are skipped.
-/// Once the target is frozen neither relation can be created by it, except a new CLONE_VM child,
-/// which the children refusal catches (TaskCheckpoint.Refuse).
+/// Once the target is frozen neither relation can be created by it, except a new CLONE_VM child, which
+/// is a child of the frozen tree and saved with it (Checkpoint/TreeSharing). Memory shared by two
+/// processes of the tree is kept, but not a vfork in progress (<see cref="VforkAudit"/>).
 /// </summary>
 public static class OutsideRelationsAudit
 {
