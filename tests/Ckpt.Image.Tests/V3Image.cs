@@ -92,6 +92,9 @@ internal sealed unsafe class V3Image
     /// <summary>With <see cref="SecondProcess"/>: written right before TASK_OBJECTS in the child's section (after CREDENTIALS).</summary>
     public Action<ImageWriter>? ChildFs { get; init; }
 
+    /// <summary>With <see cref="SecondProcess"/>: the leader's objects the child uses by OBJREF instead of its own (CLONE_VM, CLONE_SIGHAND; the signal state only a lie).</summary>
+    public (bool Memory, bool Handlers, bool Signal) ChildShares { get; init; }
+
     /// <summary>With <see cref="SecondProcess"/>: the child's cwd and umask (its own fs information: /tmp, 0).</summary>
     public string ChildCwd { get; init; } = "/tmp";
     public uint ChildUmask { get; init; }
@@ -136,7 +139,7 @@ internal sealed unsafe class V3Image
             for (int i = 0; i < Threads; i++) WriteTaskSection(writer, i);
             if (SecondProcess)
             {
-                WriteChildSection(writer, ChildDescriptors, ChildVmas, ChildCwd, ChildUmask, ChildFs);
+                WriteChildSection(writer, ChildDescriptors, ChildVmas, ChildCwd, ChildUmask, ChildFs, ChildShares);
                 ChildSectionEnd?.Invoke(writer);
             }
             if (Zombie) WriteZombieSection(writer);
@@ -183,7 +186,7 @@ internal sealed unsafe class V3Image
     }
 
     private static void WriteChildSection(ImageWriter writer, (int Count, Action<ImageWriter> Write)? descriptors, (int Count, Action<ImageWriter> Write)? vmas,
-        string cwd, uint umask, Action<ImageWriter>? fs)
+        string cwd, uint umask, Action<ImageWriter>? fs, (bool Memory, bool Handlers, bool Signal) shares)
     {
         var task = new TaskRecord { Pid = ChildPid, Tgid = ChildPid, Ppid = LeaderPid, Pgid = LeaderPid, Sid = Sid, ExitSignal = 17, ThreadCount = 1, Umask = umask };
         RecordText.SetCString(task.Comm, 16, "child");
@@ -193,19 +196,29 @@ internal sealed unsafe class V3Image
         writer.WriteString(Exe);
         writer.Write(new CredentialsRecord { Uid = 1000, Euid = 1000, Suid = 1000, Fsuid = 1000 });
         fs?.Invoke(writer);
-        writer.Write(new TaskObjectsRecord { MmObjRef = ChildMmRef, FileTableObjRef = descriptors is null ? FileTableRef : ChildFileTableRef, SignalHandlersObjRef = ChildHandlersRef, SignalObjRef = ChildSignalRef });
-        var mm = Mm(ChildMmRef);
-        mm.VmaCount = vmas?.Count ?? 0;
-        writer.Write(mm);
-        vmas?.Write(writer);
+        writer.Write(new TaskObjectsRecord
+        {
+            MmObjRef = shares.Memory ? MmRef : ChildMmRef, FileTableObjRef = descriptors is null ? FileTableRef : ChildFileTableRef,
+            SignalHandlersObjRef = shares.Handlers ? HandlersRef : ChildHandlersRef, SignalObjRef = shares.Signal ? SignalRef : ChildSignalRef,
+        });
+        if (shares.Memory) writer.Write(new ObjrefRecord { ObjectType = ObjectType.Mm, ObjRef = MmRef });
+        else
+        {
+            var mm = Mm(ChildMmRef);
+            mm.VmaCount = vmas?.Count ?? 0;
+            writer.Write(mm);
+            vmas?.Write(writer);
+        }
         if (descriptors is { } own)
         {
             writer.Write(new FileTableRecord { ObjRef = ChildFileTableRef, DescriptorCount = own.Count });
             own.Write(writer);
         }
         else writer.Write(new ObjrefRecord { ObjectType = ObjectType.FileTable, ObjRef = FileTableRef });
-        WriteSignalHandlers(writer, ChildHandlersRef, 0);
-        WriteSignal(writer, ChildSignalRef, 0);
+        if (shares.Handlers) writer.Write(new ObjrefRecord { ObjectType = ObjectType.SignalHandlers, ObjRef = HandlersRef });
+        else WriteSignalHandlers(writer, ChildHandlersRef, 0);
+        if (shares.Signal) writer.Write(new ObjrefRecord { ObjectType = ObjectType.Signal, ObjRef = SignalRef });
+        else WriteSignal(writer, ChildSignalRef, 0);
         var thread = new ThreadRecord { Tid = ChildPid };
         RecordText.SetCString(thread.Comm, 16, "child");
         writer.Write(thread);

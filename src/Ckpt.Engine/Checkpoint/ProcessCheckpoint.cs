@@ -35,14 +35,14 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
     private int _fsObjRef; // non-zero: fs information shared with other processes of the tree (an FS record or OBJREF)
     private readonly InjectedTaskState _injected;
     private readonly List<ThreadCheckpoint> _threads;
-    private readonly MemoryCheckpoint _memory;
+    private readonly MemoryCheckpoint? _memory; // null: a later sharer of an address space an earlier process writes
     private readonly ProcStat _stat;
     private readonly TaskObjectsRecord _uses;
     private readonly List<PosixTimerRecord> _timers;
     private Files.Terminals.ControllingTerminalCheckpoint? _terminal;
 
     private ProcessCheckpoint(ThreadGroupFreeze freeze, Dictionary<int, ProcStatus> statuses, List<int> tids, FilesCheckpoint? files,
-        InjectedTaskState injected, List<ThreadCheckpoint> threads, MemoryCheckpoint memory, ProcStat stat, TaskObjectsRecord uses,
+        InjectedTaskState injected, List<ThreadCheckpoint> threads, MemoryCheckpoint? memory, ProcStat stat, TaskObjectsRecord uses,
         List<PosixTimerRecord> timers, int stopSignal, Dictionary<int, bool> childStopsCollected)
     {
         (_freeze, _statuses, _tids, _files, _injected, _threads, _memory, _stat, _uses, _timers) = (freeze, statuses, tids, files, injected, threads, memory, stat, uses, timers);
@@ -54,7 +54,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
 
     public IReadOnlyList<TaskIdsRecord> Ids { get; }
 
-    public long TotalPages => _memory.TotalPages;
+    public long TotalPages => _memory?.TotalPages ?? 0;
 
     /// <summary>The job-control stop signal the process is in (0: it runs); see <see cref="JobControl"/>.</summary>
     public int StopSignal { get; }
@@ -83,16 +83,17 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         int stopSignal = JobControl.StopSignalOf(freeze);
         var uses = new TaskObjectsRecord
         {
-            MmObjRef = objects.RefOf(ObjectType.Mm, pid), FileTableObjRef = objects.RefOf(ObjectType.FileTable, sharing.FileTableOwner(pid)),
-            SignalHandlersObjRef = objects.RefOf(ObjectType.SignalHandlers, pid), SignalObjRef = objects.RefOf(ObjectType.Signal, pid),
+            MmObjRef = objects.RefOf(ObjectType.Mm, sharing.VmOwner(pid)), FileTableObjRef = objects.RefOf(ObjectType.FileTable, sharing.FileTableOwner(pid)),
+            SignalHandlersObjRef = objects.RefOf(ObjectType.SignalHandlers, sharing.SighandOwner(pid)), SignalObjRef = objects.RefOf(ObjectType.Signal, pid),
         };
         // A table shared with an earlier process of the tree (CLONE_FILES) was inspected, and is written, with it.
         FilesCheckpoint? files = sharing.FileTableOwner(pid) == pid ? FilesCheckpoint.Inspect(pid, objects, descriptions) : null;
         Files.Terminals.ControllingTerminalCheckpoint? terminal = Files.Terminals.ControllingTerminalCheckpoint.Inspect(pid, objects, descriptions.TreePids);
         if (terminal is null) Files.Terminals.ControllingTerminalCheckpoint.RefuseDetached(pid, descriptions.TreePids);
         List<PosixTimerRecord> timers = PosixTimers.Inspect(pid, tids.Count);
-        // Mappings are audited here too: before anything is injected.
-        MemoryCheckpoint memory = MemoryCheckpoint.Inspect(pid, objects, parentInTree);
+        // Mappings are audited here too: before anything is injected. An address space shared with an
+        // earlier process of the tree (CLONE_VM) was inspected, and is written, with it.
+        MemoryCheckpoint? memory = sharing.VmOwner(pid) == pid ? MemoryCheckpoint.Inspect(pid, objects, parentInTree) : null;
         // Before anything is injected into any thread (see RseqCriticalSection).
         foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
         ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
@@ -125,7 +126,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
             writer.Write(_uses);
             objects.WriteUse(writer, ObjectType.Mm, _uses.MmObjRef, () =>
             {
-                long total = _memory.TotalPages;
+                long total = _memory!.TotalPages;
                 progress("pages", 0, total);
                 _memory.Write(writer, _uses.MmObjRef, _stat, _injected.Brk, objects.SharedMemory, done => progress("pages", done, total));
                 Membarrier.Write(writer, _uses.MmObjRef, _injected.Membarrier);

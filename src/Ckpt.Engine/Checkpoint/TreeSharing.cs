@@ -5,11 +5,11 @@ namespace Ckpt.Engine.Checkpoint;
 
 /// <summary>
 /// What processes of one tree share, found once every process is frozen and before anything is written.
-/// Descriptor tables (CLONE_FILES) and fs information (CLONE_FS) shared by processes of the tree are kept
-/// (<see cref="SharedTables"/>: the first sharer in tree order writes the object, the others refer to it),
-/// unless the restore could not fork the sharers that way (refused by name). Refused: memory shared by
-/// processes (CLONE_VM, vfork), and with it signal handlers (CLONE_SIGHAND requires CLONE_VM), which would
-/// come back as separate copies. (Open file descriptions shared by processes are supported:
+/// Descriptor tables (CLONE_FILES), fs information (CLONE_FS), address spaces (CLONE_VM without
+/// CLONE_THREAD) and signal handlers (CLONE_SIGHAND, only ever with CLONE_VM) shared by processes of the
+/// tree are kept (<see cref="SharedTables"/>: the first sharer in tree order writes the object, the others
+/// refer to it by OBJREF), unless the restore could not fork the sharers that way (refused by name).
+/// (Open file descriptions shared by processes are supported:
 /// <see cref="Files.FileDescriptions"/>; shared anonymous memory too: <see cref="Memory.SharedMemoryObjects"/>.)
 /// Sharing with a process outside the tree is refused before the freeze (Audit/OutsideRelationsAudit).
 /// </summary>
@@ -18,20 +18,14 @@ public static class TreeSharing
     public static TreeObjectsSharing Find(IReadOnlyList<FrozenProcess> processes)
     {
         var live = processes.Where(p => !p.IsZombie).ToList();
-        foreach (FrozenProcess child in live)
-        {
-            if (!live.Any(p => p.Pid == child.ParentPid)) continue;
-            RefuseShared(child.ParentPid, child.Pid, Native.KCMP_VM, "memory (CLONE_VM or vfork)");
-            // Never reached without the memory refusal above (clone refuses CLONE_SIGHAND without CLONE_VM),
-            // kept so that a kernel that allowed it would still not lose the sharing silently.
-            RefuseShared(child.ParentPid, child.Pid, Native.KCMP_SIGHAND, "signal handlers (CLONE_SIGHAND)");
-        }
         RefuseMemorySharedOutside(live);
-        var (fileTables, fs) = SharedTables.Owners(live.Select(p => p.Pid).ToList());
-        var members = live.Select(p => new TreeMember(p.Pid, p.ParentPid, (int)ProcStat.Read(p.Pid).Field(6), fileTables[p.Pid], fs[p.Pid])).ToList();
+        var pids = live.Select(p => p.Pid).ToList();
+        var (fileTables, fs) = SharedTables.Owners(pids);
+        var (vm, sighand) = SharedTables.MemoryOwners(pids);
+        var members = live.Select(p => new TreeMember(p.Pid, p.ParentPid, (int)ProcStat.Read(p.Pid).Field(6), fileTables[p.Pid], fs[p.Pid], vm[p.Pid], sighand[p.Pid])).ToList();
         try { SharedTables.Plan(members); }
         catch (SharingNotCreatableException e) { throw new CheckpointRefusedException(e.Message); }
-        return new TreeObjectsSharing(fileTables, fs);
+        return new TreeObjectsSharing(fileTables, fs, vm, sighand);
     }
 
     /// <summary>
@@ -63,20 +57,17 @@ public static class TreeSharing
 
     private static bool IsSharedAnonymous(MapsEntry map) =>
         map.Shared && map.Inode != 0 && map.Name.StartsWith("/dev/zero", StringComparison.Ordinal);
-
-    private static void RefuseShared(int parent, int child, int kcmpType, string what)
-    {
-        int order = Native.kcmp(parent, child, kcmpType, 0, 0);
-        if (order < 0) throw new SyscallException("kcmp", Native.LastErrno, child, $"comparing the {what} of processes {parent} and {child}");
-        if (order == 0)
-            throw new CheckpointRefusedException($"process {child} shares its {what} with its parent {parent}: not checkpointed yet");
-    }
 }
 
-/// <summary>Which process of the tree owns (writes) each process's descriptor table and fs information: the first sharer in tree order.</summary>
-public sealed class TreeObjectsSharing(IReadOnlyDictionary<int, int> fileTableOwners, IReadOnlyDictionary<int, int> fsOwners)
+/// <summary>Which process of the tree owns (writes) each process's descriptor table, fs information, memory and signal handlers: the first sharer in tree order.</summary>
+public sealed class TreeObjectsSharing(IReadOnlyDictionary<int, int> fileTableOwners, IReadOnlyDictionary<int, int> fsOwners,
+    IReadOnlyDictionary<int, int> vmOwners, IReadOnlyDictionary<int, int> sighandOwners)
 {
-    public static readonly TreeObjectsSharing None = new(new Dictionary<int, int>(), new Dictionary<int, int>());
+    public static readonly TreeObjectsSharing None = new(new Dictionary<int, int>(), new Dictionary<int, int>(), new Dictionary<int, int>(), new Dictionary<int, int>());
+
+    public int VmOwner(int pid) => vmOwners.GetValueOrDefault(pid, pid);
+
+    public int SighandOwner(int pid) => sighandOwners.GetValueOrDefault(pid, pid);
 
     public int FileTableOwner(int pid) => fileTableOwners.GetValueOrDefault(pid, pid);
 

@@ -40,7 +40,8 @@ public sealed class SharedMemoryRestore
     public static void Validate(RestorePlan plan, bool callerIsRoot)
     {
         if (callerIsRoot) return;
-        var mappers = plan.Processes
+        // A process sharing another's address space (CLONE_VM) maps nothing of its own: one view for both.
+        var mappers = plan.Processes.Where(p => Tasks.SharedTables.RestoresMemory(plan.Image, p))
             .SelectMany(p => p.Memory.Vmas.Where(v => v.SharedMemory is not null).Select(v => (v.SharedMemory!.ObjRef, p.Pid)))
             .Distinct().GroupBy(x => x.ObjRef).FirstOrDefault(g => g.Count() > 1);
         if (mappers is not null)

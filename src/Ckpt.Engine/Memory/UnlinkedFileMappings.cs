@@ -22,7 +22,8 @@ namespace Ckpt.Engine.Memory;
 /// the files stage (<see cref="FileCreation.TryTakeMapped"/>), so writes through one view or the
 /// descriptor are seen through the others.
 /// Refused: a deleted file that still has other links, and an unlinked file held by more than one
-/// process of the tree or through two open files (either would come back as separate files).
+/// process of the tree or through two open files (either would come back as separate files); held by a
+/// descriptor table that processes share (CLONE_FILES) it may be mapped by one of them.
 /// </summary>
 public sealed class UnlinkedFileMappings
 {
@@ -31,7 +32,11 @@ public sealed class UnlinkedFileMappings
     /// <summary>The unlinked files of a checkpoint, tree-wide, by (device, inode): who holds each and its object.</summary>
     public sealed class Registry
     {
-        private readonly Dictionary<(ulong Device, ulong Inode), (int Pid, string Holder, IInspectedFile File)> _files = [];
+        // Pid: the process whose descriptor table (or mapping) holds the file; Mapper: the one process mapping it (0: none yet).
+        private readonly Dictionary<(ulong Device, ulong Inode), (int Pid, string Holder, IInspectedFile File, int Mapper)> _files = [];
+
+        /// <summary>The process that owns (inspects) each process's descriptor table: itself unless it shares one (CLONE_FILES; TreeSharing).</summary>
+        public Func<int, int> FileTableOwner { get; set; } = pid => pid;
 
         /// <summary>A descriptor's first use of an unlinked file (FilesCheckpoint, before the mappings are inspected).</summary>
         public void AddDescriptor(DescriptorInfo fd, IInspectedFile file)
@@ -39,7 +44,7 @@ public sealed class UnlinkedFileMappings
             string holder = $"fd {fd.Fd} of process {fd.Pid}";
             if (_files.TryGetValue((fd.Stat.Device, fd.Stat.Inode), out var earlier))
                 throw new CheckpointRefusedException($"{holder} and {earlier.Holder} are two open files of one {What(fd.Target)} ({fd.Target}): restored they would be two files, unsupported");
-            _files[(fd.Stat.Device, fd.Stat.Inode)] = (fd.Pid, holder, file);
+            _files[(fd.Stat.Device, fd.Stat.Inode)] = (fd.Pid, holder, file, 0);
         }
 
         /// <summary>The file object a mapping of an unlinked file uses: its descriptor's, an earlier mapping's, or a new one.</summary>
@@ -50,12 +55,20 @@ public sealed class UnlinkedFileMappings
                 throw new CheckpointRefusedException($"process {pid} maps at {where} a deleted name of a file that still has {stat.LinkCount} other links ({map.Name}): unsupported");
             if (_files.TryGetValue((stat.Device, stat.Inode), out var known))
             {
-                if (known.Pid != pid)
-                    throw new CheckpointRefusedException($"process {pid} maps at {where} the {What(map.Name)} {map.Name} that {known.Holder} holds too: unlinked files shared between processes are not checkpointed yet");
+                // Held by a descriptor table this process shares (CLONE_FILES) it is one file: the mapper's memory
+                // stage makes it and parks it in that table, whose owner's files stage takes it. Mapped by two
+                // processes it would be two files (each memory stage makes its own).
+                bool sameTable = known.Pid == pid || known.Pid == FileTableOwner(pid);
+                if (!sameTable || (known.Mapper != 0 && known.Mapper != pid))
+                {
+                    string others = known.Mapper != 0 && known.Mapper != known.Pid ? $"{known.Holder} holds and process {known.Mapper} maps" : $"{known.Holder} holds";
+                    throw new CheckpointRefusedException($"process {pid} maps at {where} the {What(map.Name)} {map.Name} that {others} too: unlinked files shared between processes are not checkpointed yet (only a shared descriptor table's file mapped by one of its sharers)");
+                }
+                _files[(stat.Device, stat.Inode)] = known with { Mapper = pid };
                 return known.File;
             }
             IInspectedFile file = UnlinkedFileKind.InspectMapped(pid, map, stat, objRefs.Next());
-            _files[(stat.Device, stat.Inode)] = (pid, $"the mapping at {where} of process {pid}", file);
+            _files[(stat.Device, stat.Inode)] = (pid, $"the mapping at {where} of process {pid}", file, pid);
             return file;
         }
 

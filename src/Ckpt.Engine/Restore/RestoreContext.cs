@@ -71,13 +71,18 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
     /// <summary>A task the engine has already collected as tracer (a zombie handed to its parent): nothing left to kill or wait for.</summary>
     public void Reaped(int pid) => _created.RemoveAll(t => t.Pid == pid);
 
-    /// <summary>A process whose leader stands at its exec stop: its context, with a scratch area mapped.</summary>
-    public RestoreContext AddProcess(ProcessImage image, SyscallInjector leader)
+    /// <summary>
+    /// A process whose leader stands at its exec stop (or, not exec'ed, at its creation stop): its context, with
+    /// a scratch area mapped, or the one at <paramref name="sharedScratch"/> when it shares the address space of
+    /// a process made before it (one area for both: the stages use it one process at a time).
+    /// </summary>
+    public RestoreContext AddProcess(ProcessImage image, SyscallInjector leader, ulong? sharedScratch = null)
     {
         var context = new RestoreContext(Plan.ForProcess(image), this);
         context.AddThread(new RestoredThread(image.Threads[0], leader));
         Step = $"process {image.Pid}: scratch area";
-        context.Scratch = ScratchArea.Map(leader, image.Memory.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd)));
+        context.Scratch = sharedScratch is ulong address ? ScratchArea.Inherited(leader, address)
+            : ScratchArea.Map(leader, image.Memory.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd)));
         _processes.Add(context);
         ByPid[image.Pid] = context;
         return context;

@@ -107,19 +107,25 @@ public static class Restorer
             // A descriptor table or fs information shared by processes (CLONE_FILES, CLONE_FS) is restored once,
             // by its first sharer in tree order; the others were forked sharing it (TreeCreation, Tasks/SharedTables).
             tree.Stage("close inherited files", p => { if (RestoresFileTable(p)) FilesRestore.CloseInherited(p.Leader, p.Scratch, tree.Terminals.KeptIn(p.Plan.Pid)); });
-            tree.Stage("special mappings", p => SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch), reported: true);
+            // An address space shared by processes (CLONE_VM) is restored once, by its first sharer in tree order: the
+            // memory stages skip the others, which were forked sharing it (TreeCreation, Tasks/SharedTables).
+            tree.Stage("special mappings", p =>
+            {
+                if (RestoresMemory(p)) SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch);
+                else p.Leader.RelocateSyscall((long)(MemoryOwner(tree, p).Leader.SyscallAddress - p.Leader.SyscallAddress)); // the vdso moved
+            }, reported: true);
             var imageFds = new Dictionary<int, long>();
-            tree.Stage("image opened for the pages", p => imageFds[p.Plan.Pid] = PageWriter.OpenImageInTask(p.Leader, p.Plan, p.Scratch));
+            tree.Stage("image opened for the pages", p => { if (RestoresMemory(p)) imageFds[p.Plan.Pid] = PageWriter.OpenImageInTask(p.Leader, p.Plan, p.Scratch); });
             var sharedMemory = new SharedMemoryRestore();
-            tree.Stage("shared memory objects", p => sharedMemory.MakeViews(p.Leader, p.Plan, p.Scratch));
-            tree.Stage("executable and mm fields", p => MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch));
+            tree.Stage("shared memory objects", p => { if (RestoresMemory(p)) sharedMemory.MakeViews(p.Leader, p.Plan, p.Scratch); });
+            tree.Stage("executable and mm fields", p => { if (RestoresMemory(p)) MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch); });
             tree.Stage("threads", ThreadRestore.CreateThreads, reported: true);
             // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
             tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
             tree.EachThread("credentials", (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true);
-            tree.Stage("memory", p => p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], sharedMemory, server), reported: true);
+            tree.Stage("memory", p => { if (RestoresMemory(p)) p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], sharedMemory, server); }, reported: true);
             // -1: the task could not open it (an unprivileged engine), the pages went through /proc/PID/mem.
-            tree.Stage("image closed", p => { if (imageFds[p.Plan.Pid] >= 0) p.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)imageFds[p.Plan.Pid]); });
+            tree.Stage("image closed", p => { if (imageFds.TryGetValue(p.Plan.Pid, out long fd) && fd >= 0) p.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)fd); });
             tree.Terminals.Publish(tree.PlacedFiles);
             tree.Stage("files", p =>
             {
@@ -154,7 +160,7 @@ public static class Restorer
                 ParentLinks.SetParentDeathSignal(thread.Syscalls, thread.Image);
             }, reported: true);
             tree.Stage("dumpable", p => CredentialsRestore.RestoreDumpable(p.Leader, p.Plan));
-            tree.Stage("scratch area removal", p => p.Scratch.Unmap());
+            tree.Stage("scratch area removal", p => { if (RestoresMemory(p)) p.Scratch.Unmap(); });
             // Nothing runs before the whole image is known intact (hashed on another core meanwhile);
             // a lazy restore's page server checks it while the process runs (docs/SECURITY.md).
             if (server is null)
@@ -178,6 +184,12 @@ public static class Restorer
         }
         return new RestoreResult(plan.Pid, null);
     }
+
+    private static bool RestoresMemory(RestoreContext process) => SharedTables.RestoresMemory(process.Plan.Image, process.Plan.Process);
+
+    // The process that restores this one's address space (itself unless it is a later CLONE_VM sharer).
+    private static RestoreContext MemoryOwner(TreeRestoreContext tree, RestoreContext process) =>
+        tree.Processes.First(q => ReferenceEquals(q.Plan.Process.Memory, process.Plan.Process.Memory));
 
     private static bool RestoresFileTable(RestoreContext process) => SharedTables.RestoresFileTable(process.Plan.Image, process.Plan.Process);
 

@@ -16,7 +16,7 @@ namespace Ckpt.Engine.Restore;
 /// wait4(C, WNOHANG); its SIGCHLD is discarded, the image has R's real queue). Where the parent could not be
 /// kept that way (the parent is not a child subreaper, so the orphans would go elsewhere; the session's
 /// processes have different parents; the leader's pid is in use; a process that shares a descriptor table
-/// or fs information, or a zombie, would be forked by the helper) the tree is refused by name
+/// or fs information or memory, or a zombie, would be forked by the helper) the tree is refused by name
 /// (<see cref="Validate"/>).
 /// </summary>
 public sealed class SessionHelpers
@@ -57,8 +57,8 @@ public sealed class SessionHelpers
                     throw new RestoreRefusedException($"the processes of {what} have different parents ({parent} and {task.Ppid}): one helper with pid {session} cannot fork them all");
                 if (zombies.Contains(task.Pid))
                     throw new RestoreRefusedException($"zombie {task.Pid} is in {what}: it would be the helper's zombie, not its parent's");
-                if (steps.TryGetValue(task.Pid, out CreationStep? step) && (step.SharesFiles || step.SharesFs))
-                    throw new RestoreRefusedException($"process {task.Pid} is in {what} and shares its descriptor table or fs information: the helper cannot fork it sharing them");
+                if (steps.TryGetValue(task.Pid, out CreationStep? step) && (step.SharesFiles || step.SharesFs || step.SharesVm))
+                    throw new RestoreRefusedException($"process {task.Pid} is in {what} and shares its descriptor table, fs information or memory: the helper cannot fork it sharing them");
             }
         }
     }
@@ -88,11 +88,7 @@ public sealed class SessionHelpers
             tree.Step = $"helper {session}: exit";
             TreeCreation.Exit(helper, 0);
             tree.Reaped(helper.Pid);
-            const ulong WNOHANG = 1, WALL = 0x40000000;
-            long reaped = parent.Leader.Call($"wait4({session}) of the helper in its parent {parent.Plan.Pid}", SYS_wait4, (ulong)session, 0, WNOHANG | WALL, 0);
-            if (reaped != session)
-                throw new InvalidOperationException($"process {parent.Plan.Pid}: wait4 for the helper {session} returned {reaped}");
-            TreeCreation.DiscardSigchld(parent);
+            TreeCreation.ReapHelper(parent, session);
         }
     }
 }

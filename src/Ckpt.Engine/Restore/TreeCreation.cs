@@ -31,8 +31,9 @@ namespace Ckpt.Engine.Restore;
 /// helper processes with those pids that fork the root and then exit (<see cref="LeaderHelpers"/>); when
 /// a leader's pid is in use the root joins the session and group the restore runs in. A gone session of
 /// processes below the root whose parent is a child subreaper is made by a helper that parent forks
-/// (<see cref="SessionHelpers"/>). Any other process in a session or group whose leader is not in the
-/// image is refused before anything is created (<see cref="Validate"/>).
+/// (<see cref="SessionHelpers"/>); any other gone group's leader by a helper that the parent of its first
+/// member forks before step 3 and that exits after it (<see cref="GroupHelpers"/>). What these cannot make
+/// is refused before anything is created (<see cref="Validate"/>).
 /// </summary>
 public static unsafe class TreeCreation
 {
@@ -45,32 +46,49 @@ public static unsafe class TreeCreation
         var tasks = plan.Image.TaskTable.Where(t => t.Pid == t.Tgid).ToDictionary(t => t.Pid);
         TaskIdsRecord root = plan.Image.TaskTable[0];
         var zombies = plan.Zombies.Select(z => z.Pid).ToHashSet();
-        // Sessions whose leader is gone, made for their members by a helper (SessionHelpers, validated below).
-        var helperSessions = SessionHelpers.Sessions(plan).Keys.ToHashSet();
         foreach (TaskIdsRecord task in tasks.Values)
         {
             if (task.Pid == root.Pid) continue;
             TaskIdsRecord parent = tasks[task.Ppid]; // the image model checked it is an earlier process
             if (zombies.Contains(parent.Pid))
                 throw new RestoreRefusedException($"process {task.Pid}'s parent {parent.Pid} is a zombie, which has no children");
-            // The helper's group (setsid makes one with the session's id) is the gone leader's group too.
-            bool rootsForeignGroup = task.Pgid == root.Pgid && root.Pgid != root.Pid && task.Sid == root.Sid;
-            bool helpersGroup = helperSessions.Contains(task.Sid) && task.Pgid == task.Sid;
-            bool leaderInImage = tasks.TryGetValue(task.Pgid, out TaskIdsRecord leader) && leader.Pgid == leader.Pid && leader.Sid == task.Sid;
-            if (task.Pgid != task.Pid && !leaderInImage && !rootsForeignGroup && !helpersGroup)
-                throw new RestoreRefusedException($"process {task.Pid} is in process group {task.Pgid}, whose leader is not in the image (in session {task.Sid}): a group whose leader is gone is restored for the root process and for its session's own group only");
         }
         IReadOnlyDictionary<int, CreationStep> steps = CreationSteps(plan);
+        ValidateExitSignals(plan, steps);
         SessionHelpers.Validate(plan, steps);
-        // A process made with CLONE_FILES is not exec'ed: it keeps its creator's program, which for an
+        // Every other group whose leader is gone is made by a helper (GroupHelpers), or refused there.
+        GroupHelpers.Validate(plan);
+        // A process made with CLONE_FILES or CLONE_VM is not exec'ed: it keeps its creator's program, which for an
         // unprivileged engine (it execs the image's executables, whose exe link it cannot change) must be its own.
         foreach (ProcessImage process in plan.Processes.Where(p => !steps[p.Pid].Execs))
         {
             ProcessImage creator = plan.Processes.First(p => p.Pid == steps[process.Pid].Creator);
             if (!Caller.Current.IsRoot && creator.ExePath != process.ExePath)
-                throw new RestoreRefusedException($"process {process.Pid} shares its descriptor table with process {creator.Pid}, which runs {creator.ExePath}, not {process.ExePath}: an unprivileged restore cannot set the executable of a process it does not exec");
+                throw new RestoreRefusedException($"process {process.Pid} shares its descriptor table or memory with process {creator.Pid}, which runs {creator.ExePath}, not {process.ExePath}: an unprivileged restore cannot set the executable of a process it does not exec");
         }
     }
+
+    // The signal a process sends its parent when it exits (SIGCHLD after fork; any, or none, after clone: a
+    // clone(CLONE_VM) child often has 0) is the clone3 exit_signal it is made with. With CLONE_PARENT the kernel
+    // gives the new process its creator's instead, which must then be the recorded one.
+    private static void ValidateExitSignals(RestorePlan plan, IReadOnlyDictionary<int, CreationStep> steps)
+    {
+        const int SIGRTMAX = 64;
+        foreach (TaskIdsRecord task in plan.Image.TaskTable.Skip(1).Where(t => t.Pid == t.Tgid))
+        {
+            int signal = ExitSignalOf(plan, task.Pid);
+            if (signal is < 0 or > SIGRTMAX)
+                throw new RestoreRefusedException($"process {task.Pid} has exit signal {signal}, which is no signal (0 .. {SIGRTMAX})");
+            // A zombie's exit at restore sends its parent that signal, and only SIGCHLD is discarded from its queue.
+            if (signal is not (0 or (int)SIGCHLD) && plan.Zombies.Any(z => z.Pid == task.Pid))
+                throw new RestoreRefusedException($"zombie {task.Pid} has exit signal {signal}: its exit at restore would queue that signal for its parent {task.Ppid} (only SIGCHLD is discarded)");
+            if (steps.TryGetValue(task.Pid, out CreationStep? step) && step.AsSibling && ExitSignalOf(plan, step.Creator) != signal)
+                throw new RestoreRefusedException($"process {task.Pid} has exit signal {signal}, but is made by its sibling {step.Creator} with CLONE_PARENT, which gives it the sibling's, {ExitSignalOf(plan, step.Creator)}");
+        }
+    }
+
+    private static int ExitSignalOf(RestorePlan plan, int pid) =>
+        plan.Processes.FirstOrDefault(p => p.Pid == pid)?.Task.ExitSignal ?? plan.Zombies.First(z => z.Pid == pid).Task.ExitSignal;
 
     /// <summary>Which process forks each one, and with what it shares (<see cref="SharedTables.Plan"/>); refused when the sharing cannot be made.</summary>
     public static IReadOnlyDictionary<int, CreationStep> CreationSteps(RestorePlan plan)
@@ -129,7 +147,7 @@ public static unsafe class TreeCreation
             // A process in a session whose leader is gone is forked by that session's helper (its parent's child).
             var (forker, forkerScratch) = SessionHelpers.Forks(plan, ids) ? sessionHelpers.HelperFor(tree, parent, ids.Sid) : (creator.Leader, creator.Scratch);
             tree.Step = $"process {ids.Pid}: create (forked by {forker.Pid}{Describe(step)})";
-            SyscallInjector child = Fork(tree, forker, forkerScratch, ids.Pid, CloneFlags(step));
+            SyscallInjector child = Fork(tree, forker, forkerScratch, ids.Pid, CloneFlags(step), (ulong)ExitSignalOf(plan, ids.Pid));
             if (ids.Sid == ids.Pid) child.Call("setsid (the process led its session)", SYS_setsid);
             tree.Terminals.AcquireControllingTerminal(child, ids.Pid); // before it forks: its session's processes inherit it
             if (plan.Zombies.FirstOrDefault(z => z.Pid == ids.Pid) is { } zombie)
@@ -141,13 +159,18 @@ public static unsafe class TreeCreation
             ProcessImage image = plan.Processes.First(p => p.Pid == ids.Pid);
             tree.Step = $"process {ids.Pid}: execve of the neutral program";
             // execve would unshare the descriptor table: a process sharing one stays a copy of its creator's program.
-            RestoreContext restored = tree.AddProcess(image, step.Execs ? Exec(child, forkerScratch.Address, ProgramFor(image)) : child);
+            // One sharing the address space uses the scratch area of the process that restores it (the same memory).
+            ulong? scratchOfMemory = step.SharesVm ? tree.Processes.First(p => ReferenceEquals(p.Plan.Process.Memory, image.Memory)).Scratch.Address : null;
+            RestoreContext restored = tree.AddProcess(image, step.Execs ? Exec(child, forkerScratch.Address, ProgramFor(image)) : child, scratchOfMemory);
             ParentLinks.SetChildSubreaper(restored.Leader, image);
             made[ids.Pid] = restored.Leader;
         }
 
+        var groupHelpers = new GroupHelpers();
+        groupHelpers.CreateAll(tree);
         tree.Step = "process groups";
         SetGroups(plan, made);
+        groupHelpers.ExitAll(tree);
         tree.Step = "foreground process groups";
         tree.Terminals.SetForegroundGroups(tree);
         sessionHelpers.ExitAll(tree); // their children go back to their parents, the subreapers
@@ -161,21 +184,23 @@ public static unsafe class TreeCreation
             DiscardSigchld(parent);
     }
 
-    private const ulong CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_PARENT = 0x8000;
+    private const ulong CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_PARENT = 0x8000;
 
     private static ulong CloneFlags(CreationStep step) =>
-        (step.SharesFiles ? CLONE_FILES : 0) | (step.SharesFs ? CLONE_FS : 0) | (step.AsSibling ? CLONE_PARENT : 0);
+        (step.SharesFiles ? CLONE_FILES : 0) | (step.SharesFs ? CLONE_FS : 0) | (step.AsSibling ? CLONE_PARENT : 0) |
+        (step.SharesVm ? CLONE_VM : 0) | (step.SharesSighand ? CLONE_SIGHAND : 0);
 
     private static string Describe(CreationStep step) =>
-        (step.AsSibling ? ", a sibling, with CLONE_PARENT" : "") + (step.SharesFiles ? ", sharing its descriptor table" : "") + (step.SharesFs ? ", sharing its fs information" : "");
+        (step.AsSibling ? ", a sibling, with CLONE_PARENT" : "") + (step.SharesFiles ? ", sharing its descriptor table" : "") + (step.SharesFs ? ", sharing its fs information" : "") +
+        (step.SharesVm ? ", sharing its memory" : "") + (step.SharesSighand ? ", sharing its signal handlers" : "");
 
     // An injected clone3 in the parent (or, with CLONE_PARENT, in a sibling): a copy of it as it is now (a
     // fresh program with the engine's scratch area), stopped by PTRACE_O_TRACEFORK before its first instruction.
-    internal static SyscallInjector Fork(TreeRestoreContext tree, SyscallInjector parent, ScratchArea scratch, int pid, ulong flags = 0)
+    internal static SyscallInjector Fork(TreeRestoreContext tree, SyscallInjector parent, ScratchArea scratch, int pid, ulong flags = 0, ulong exitSignal = SIGCHLD)
     {
         scratch.Reset();
-        // clone3 refuses an exit signal with CLONE_PARENT (EINVAL): the child then gets its creator's (SIGCHLD).
-        ulong exitSignal = (flags & CLONE_PARENT) != 0 ? 0 : SIGCHLD;
+        // clone3 refuses an exit signal with CLONE_PARENT (EINVAL): the child then gets its creator's (validated equal).
+        if ((flags & CLONE_PARENT) != 0) exitSignal = 0;
         var arguments = new CloneArgs { Flags = flags, ExitSignal = exitSignal, SetTid = scratch.PutStruct(pid), SetTidSize = 1 };
         long result = parent.CallRaw(SYS_clone3, scratch.PutStruct(arguments), (ulong)sizeof(CloneArgs));
         if (result == -Errno.EEXIST) throw new PidInUseException(pid, ProcessNames.CommOf(pid));
@@ -265,6 +290,16 @@ public static unsafe class TreeCreation
             tracee.Continue(WaitStatus.PtraceEvent(status) == 0 ? WaitStatus.StopSignal(status) : 0);
         }
         tracee.MarkReleased();
+    }
+
+    // A helper (SessionHelpers, GroupHelpers) has exited: its parent reaps it, and the SIGCHLD it got is discarded.
+    internal static void ReapHelper(RestoreContext parent, int helper)
+    {
+        const ulong WNOHANG = 1, WALL = 0x40000000;
+        long reaped = parent.Leader.Call($"wait4({helper}) of the helper in its parent {parent.Plan.Pid}", SYS_wait4, (ulong)helper, 0, WNOHANG | WALL, 0);
+        if (reaped != helper)
+            throw new InvalidOperationException($"process {parent.Plan.Pid}: wait4 for the helper {helper} returned {reaped}");
+        DiscardSigchld(parent);
     }
 
     // The parent was sent SIGCHLD by its zombies' exits; it is blocked (the new process blocks every

@@ -4,22 +4,25 @@ using Ckpt.Image.Model;
 namespace Ckpt.Engine.Tasks;
 
 /// <summary>
-/// One live process of a tree as the creation plan sees it: ids, and which descriptor table and fs
-/// information it uses (equal keys: the same kernel object, shared by clone with CLONE_FILES / CLONE_FS).
+/// One live process of a tree as the creation plan sees it: ids, and which descriptor table, fs
+/// information, address space and signal handlers it uses (equal keys: the same kernel object, shared by
+/// clone with CLONE_FILES / CLONE_FS / CLONE_VM / CLONE_SIGHAND).
 /// </summary>
-public sealed record TreeMember(int Pid, int Ppid, int Sid, long FileTable, long Fs);
+public sealed record TreeMember(int Pid, int Ppid, int Sid, long FileTable, long Fs, long Vm, long Sighand);
 
 /// <summary>
 /// How a restore makes one process: forked by <see cref="Creator"/> (0: the root, made by the engine or a
-/// leader helper) with CLONE_FILES and/or CLONE_FS when it shares that object with an earlier process, and
-/// with CLONE_PARENT when the creator is a sibling (the new process is then the creator's parent's child).
-/// A process made with CLONE_FILES is not exec'ed (execve unshares the descriptor table, begin_new_exec's
-/// unshare_files): it stays a copy of its creator's fresh neutral program, which the later stages treat like
-/// an exec'ed one (the special-mappings stage unmaps everything but the vdso and the process's scratch area).
+/// leader helper) with CLONE_FILES, CLONE_FS, CLONE_VM, CLONE_SIGHAND for what it shares with an earlier
+/// process, and with CLONE_PARENT when the creator is a sibling (the new process is then the creator's
+/// parent's child). A process made with CLONE_FILES or CLONE_VM is not exec'ed (execve unshares the
+/// descriptor table, begin_new_exec's unshare_files, and gives the process a new address space and its own
+/// handlers): it stays a copy of its creator's fresh neutral program, which the later stages treat like an
+/// exec'ed one (the special-mappings stage unmaps everything but the vdso and the process's scratch area);
+/// one sharing the address space is that very program, whose memory the first sharer restores.
 /// </summary>
-public sealed record CreationStep(int Pid, int Creator, bool SharesFiles, bool SharesFs, bool AsSibling)
+public sealed record CreationStep(int Pid, int Creator, bool SharesFiles, bool SharesFs, bool AsSibling, bool SharesVm = false, bool SharesSighand = false)
 {
-    public bool Execs => !SharesFiles;
+    public bool Execs => !SharesFiles && !SharesVm;
 }
 
 /// <summary>
@@ -31,9 +34,9 @@ public sealed record CreationStep(int Pid, int Creator, bool SharesFiles, bool S
 /// CLONE_FILES / CLONE_FS (<see cref="Plan"/>). Sharing no such creator can reproduce (a sharer whose
 /// parent and earlier siblings do not share, e.g. one reparented to a subreaper) is refused by name, at
 /// checkpoint time (before anything is written) and again at restore time (the image is untrusted).
-/// Signal handlers (CLONE_SIGHAND) are never shared without memory: clone refuses CLONE_SIGHAND without
-/// CLONE_VM (EINVAL), unshare(CLONE_VM) is refused while the handlers are shared, and execve unshares both;
-/// processes sharing memory stay refused (Checkpoint/TreeSharing), and with them shared handlers.
+/// Address spaces (CLONE_VM without CLONE_THREAD) and signal handlers (CLONE_SIGHAND, which clone allows
+/// only with CLONE_VM) are planned the same way: the first sharer restores the memory (and the handlers),
+/// every later one is forked sharing them by a process that already does (and is not exec'ed).
 /// </summary>
 public static class SharedTables
 {
@@ -43,13 +46,19 @@ public static class SharedTables
         var steps = new Dictionary<int, CreationStep>();
         var firstFiles = new Dictionary<long, TreeMember>();
         var firstFs = new Dictionary<long, TreeMember>();
+        var firstVm = new Dictionary<long, TreeMember>();
+        var firstSighand = new Dictionary<long, TreeMember>();
         var byPid = new Dictionary<int, TreeMember>();
         foreach (TreeMember member in members)
         {
             bool sharesFiles = !firstFiles.TryAdd(member.FileTable, member);
             bool sharesFs = !firstFs.TryAdd(member.Fs, member);
+            bool sharesVm = !firstVm.TryAdd(member.Vm, member);
+            bool sharesSighand = !firstSighand.TryAdd(member.Sighand, member);
             byPid[member.Pid] = member;
-            if (steps.Count == 0 || (!sharesFiles && !sharesFs))
+            if (sharesSighand && !sharesVm)
+                throw new SharingNotCreatableException($"process {member.Pid} shares its signal handlers with process {firstSighand[member.Sighand].Pid} but not its memory: clone makes no such sharing (CLONE_SIGHAND requires CLONE_VM)");
+            if (steps.Count == 0 || (!sharesFiles && !sharesFs && !sharesVm))
             {
                 // The root is made by the engine; a process that shares nothing is forked by its parent, as always.
                 steps[member.Pid] = new CreationStep(member.Pid, steps.Count == 0 ? 0 : member.Ppid, false, false, false);
@@ -57,14 +66,20 @@ public static class SharedTables
             }
             TreeMember? creator = Candidates(member, members, byPid).FirstOrDefault(c =>
                 (!sharesFiles || c.FileTable == member.FileTable) && (!sharesFs || c.Fs == member.Fs) &&
+                (!sharesVm || c.Vm == member.Vm) && (!sharesSighand || c.Sighand == member.Sighand) &&
                 (member.Sid == member.Pid || member.Sid == c.Sid));
             if (creator is null)
             {
-                string what = sharesFiles && sharesFs ? "descriptor table (CLONE_FILES) and fs information (CLONE_FS)" : sharesFiles ? "descriptor table (CLONE_FILES)" : "fs information (CLONE_FS: cwd, root, umask)";
-                int with = (sharesFiles ? firstFiles[member.FileTable] : firstFs[member.Fs]).Pid;
-                throw new SharingNotCreatableException($"process {member.Pid} shares its {what} with process {with}, but neither its parent {member.Ppid} nor an earlier sibling shares {(sharesFiles && sharesFs ? "both" : "it")} in its session: a restore could not fork it sharing {(sharesFiles && sharesFs ? "them" : "it")} (sharing is made only by clone)");
+                var shared = new List<(string What, int With)>();
+                if (sharesFiles) shared.Add(("descriptor table (CLONE_FILES)", firstFiles[member.FileTable].Pid));
+                if (sharesFs) shared.Add(("fs information (CLONE_FS: cwd, root, umask)", firstFs[member.Fs].Pid));
+                if (sharesVm) shared.Add(("memory (CLONE_VM)", firstVm[member.Vm].Pid));
+                if (sharesSighand) shared.Add(("signal handlers (CLONE_SIGHAND)", firstSighand[member.Sighand].Pid));
+                string what = string.Join(" and ", shared.Select(s => s.What));
+                bool several = shared.Count > 1;
+                throw new SharingNotCreatableException($"process {member.Pid} shares its {what} with process {shared[0].With}, but neither its parent {member.Ppid} nor an earlier sibling shares {(several ? "them all" : "it")} in its session: a restore could not fork it sharing {(several ? "them" : "it")} (sharing is made only by clone)");
             }
-            steps[member.Pid] = new CreationStep(member.Pid, creator.Pid, sharesFiles, sharesFs, creator.Pid != member.Ppid);
+            steps[member.Pid] = new CreationStep(member.Pid, creator.Pid, sharesFiles, sharesFs, creator.Pid != member.Ppid, sharesVm, sharesSighand);
         }
         return steps;
     }
@@ -86,6 +101,10 @@ public static class SharedTables
     /// </summary>
     public static (Dictionary<int, int> FileTable, Dictionary<int, int> Fs) Owners(IReadOnlyList<int> live) =>
         (OwnersOf(live, Native.KCMP_FILES, "descriptor table"), OwnersOf(live, Native.KCMP_FS, "fs information"));
+
+    /// <summary>The owner of each process's address space and signal handlers (kcmp KCMP_VM / KCMP_SIGHAND), as <see cref="Owners"/>.</summary>
+    public static (Dictionary<int, int> Vm, Dictionary<int, int> Sighand) MemoryOwners(IReadOnlyList<int> live) =>
+        (OwnersOf(live, Native.KCMP_VM, "memory"), OwnersOf(live, Native.KCMP_SIGHAND, "signal handlers"));
 
     private static Dictionary<int, int> OwnersOf(IReadOnlyList<int> live, int kcmpType, string what)
     {
@@ -111,8 +130,12 @@ public static class SharedTables
 
     /// <summary>The image's members for <see cref="Plan"/>: tables by objref, fs by its shared objref (or the process's own).</summary>
     public static List<TreeMember> MembersOf(ImageModel image) => image.Processes
-        .Select(p => new TreeMember(p.Pid, p.Task.Ppid, p.Task.Sid, p.FileTable.ObjRef, p.SharedFs is { } fs ? fs.ObjRef : -(long)p.Pid))
+        .Select(p => new TreeMember(p.Pid, p.Task.Ppid, p.Task.Sid, p.FileTable.ObjRef, p.SharedFs is { } fs ? fs.ObjRef : -(long)p.Pid, p.Memory.Mm.ObjRef, p.SignalHandlers.ObjRef))
         .ToList();
+
+    /// <summary>Whether the process restores its address space (and mm fields, special mappings): false for a later sharer of memory.</summary>
+    public static bool RestoresMemory(ImageModel image, ProcessImage process) =>
+        ReferenceEquals(image.Processes.First(p => ReferenceEquals(p.Memory, process.Memory)), process);
 
     /// <summary>Whether the process restores its descriptor table: false for a later sharer (an earlier process restores it).</summary>
     public static bool RestoresFileTable(ImageModel image, ProcessImage process) =>

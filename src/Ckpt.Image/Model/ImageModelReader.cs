@@ -153,6 +153,7 @@ public static partial class ImageModelReader
         var fileTable = objects.Use(reader, ObjectType.FileTable, uses.FileTableObjRef, () => ReadFileTable(reader, uses.FileTableObjRef, objects));
         var handlers = objects.Use(reader, ObjectType.SignalHandlers, uses.SignalHandlersObjRef, () => ReadSignalHandlers(reader, uses.SignalHandlersObjRef));
         var signal = objects.Use(reader, ObjectType.Signal, uses.SignalObjRef, () => ReadSignal(reader, uses.SignalObjRef));
+        if (task.Pid == task.Tgid) CheckSharedWithEarlierProcesses(processes.Values, task.Pid, memory, handlers, signal, usesOffset);
         process.Share(memory, fileTable, handlers, signal, task.Pid, usesOffset);
 
         process.Threads.Add(ReadThread(reader, task));
@@ -500,6 +501,10 @@ public static partial class ImageModelReader
 
         /// <summary>Its memory once its leader's section is read (the parent of a later process).</summary>
         public MemoryImage? Memory => _memory;
+
+        public SignalHandlersImage? Handlers => _handlers;
+
+        public SignalImage? Signal => _signal;
 
         public ProcessImage Build() => new()
         {

@@ -12,16 +12,16 @@ namespace Ckpt.Engine.Checkpoint.Audit;
 /// descriptor table or fs information shared with a process outside (kcmp KCMP_FILES, KCMP_FS) would
 /// come back unshared.
 /// Processes the engine may not inspect (kcmp or status refused) cannot be judged and are skipped.
-/// Once the target is frozen neither relation can be created by it, except a new CLONE_VM child,
-/// which the children refusal catches (TaskCheckpoint.Refuse).
+/// Once the target is frozen neither relation can be created by it, except a new CLONE_VM child, which
+/// is a child of the frozen tree and saved with it (Checkpoint/TreeSharing). Memory shared by two
+/// processes of the tree is kept, but not a vfork in progress (<see cref="VforkAudit"/>).
 /// </summary>
 public static class OutsideRelationsAudit
 {
     /// <summary>
     /// One pass over /proc for the whole tree (the processes and their threads): each other process is
     /// compared with every process of the tree, and its threads' tracers are read once, so a tree of N
-    /// processes costs one scan, not N. A process of the tree sharing memory with another is refused
-    /// here too (TreeSharing would refuse it later, once frozen).
+    /// processes costs one scan, not N.
     /// </summary>
     public static void Check(IReadOnlyDictionary<int, List<int>> threadsByProcess)
     {
@@ -34,9 +34,11 @@ public static class OutsideRelationsAudit
             foreach (int pid in threadsByProcess.Keys)
             {
                 // A kernel thread has no memory, and neither has a process that is exiting: equal, but not shared.
-                if (other != pid && Native.kcmp(pid, other, Native.KCMP_VM, 0, 0) == 0 && !IsKernelThread(other) && ProcStat.IsZombie(pid) == false && HasMemory(pid))
+                // Memory shared within the tree is kept (Checkpoint/TreeSharing).
+                if (other != pid && !threadsByProcess.ContainsKey(other) && Native.kcmp(pid, other, Native.KCMP_VM, 0, 0) == 0 && !IsKernelThread(other) && ProcStat.IsZombie(pid) == false && HasMemory(pid))
                     throw new CheckpointRefusedException($"process {other} shares the memory of process {pid} (clone with CLONE_VM but not CLONE_THREAD, or vfork; kcmp KCMP_VM): a process outside the checkpoint could change it, refused");
                 if (!threadsByProcess.ContainsKey(other)) RefuseSharedOutside(pid, other);
+                else if (other != pid && Native.kcmp(pid, other, Native.KCMP_VM, 0, 0) == 0 && !IsKernelThread(other)) VforkAudit.Refuse(pid, other);
             }
             CheckTraced(other, processOfThread);
         }

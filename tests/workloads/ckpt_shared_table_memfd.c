@@ -1,0 +1,77 @@
+/* Checkpoint workload: a process sharing a descriptor table (CLONE_FILES) maps a memfd that table holds (issue 10).
+ *
+ * The root R creates a memfd at fd 40 (4096 bytes, "before" at offset 0) and clones C with CLONE_FILES (a raw
+ * clone, fork-like: C has its own memory). C maps fd 40 MAP_SHARED; R does not map it. R prints
+ * "SHARER <C>" and "READY <R>" and waits for SIGUSR1.
+ * On SIGUSR1 R checks fd 40 is still a memfd, writes "from R" at offset 0 through the descriptor and sends
+ * SIGUSR2 to C; C checks its mapping shows "from R" (one file, not a copy), writes "from C" at offset 100 of
+ * the mapping and exits 0 (or prints "FAIL C <what>" and exits 1). R reaps C and reads "from C" at offset
+ * 100 through fd 40: PASS or "FAIL R <what>".
+ * With the argument "both-map" R maps the memfd too (after the clone): two processes map it, which a restore
+ * would make two files (each memory stage makes its own), so a checkpoint refuses. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t go, told;
+static void on_usr1(int sig) { (void)sig; go = 1; }
+static void on_usr2(int sig) { (void)sig; told = 1; }
+
+static int fail(const char *who, const char *what)
+{
+    printf("FAIL %s %s (errno %d)\n", who, what, errno);
+    fflush(stdout);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct sigaction usr1 = { .sa_handler = on_usr1 }, usr2 = { .sa_handler = on_usr2 };
+    sigaction(SIGUSR1, &usr1, NULL);
+    sigaction(SIGUSR2, &usr2, NULL);
+    int memfd = memfd_create("shared-table", 0);
+    if (memfd < 0 || dup2(memfd, 40) != 40) return fail("R", "memfd_create");
+    close(memfd);
+    if (ftruncate(40, 4096) != 0 || pwrite(40, "before", 6, 0) != 6) return fail("R", "write");
+    int mapped[2];
+    if (pipe(mapped) != 0) return fail("R", "pipe");
+    pid_t child = (pid_t)syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, NULL, NULL, 0);
+    if (child == 0)
+    {
+        char *view = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 40, 0);
+        if (view == MAP_FAILED) return fail("C", "mmap");
+        char byte = 'm';
+        if (write(mapped[1], &byte, 1) != 1) return fail("C", "write");
+        while (!told) pause();
+        if (memcmp(view, "from R", 6) != 0) return fail("C", "the mapping does not show R's write");
+        memcpy(view + 100, "from C", 6);
+        return 0;
+    }
+    if (child < 0) return fail("R", "clone");
+    char byte;
+    if (read(mapped[0], &byte, 1) != 1) return fail("R", "read");
+    if (argc > 1 && strcmp(argv[1], "both-map") == 0 && mmap(NULL, 4096, PROT_READ, MAP_SHARED, 40, 0) == MAP_FAILED) return fail("R", "mmap");
+    close(mapped[0]); /* the table is shared: closed for C too */
+    close(mapped[1]);
+    printf("SHARER %d\nREADY %d\n", child, getpid());
+    fflush(stdout);
+    while (!go) pause();
+    char link[64] = { 0 };
+    if (readlink("/proc/self/fd/40", link, sizeof link - 1) < 0 || strncmp(link, "/memfd:shared-table", 19) != 0) return fail("R", "fd 40 is not the memfd");
+    if (pwrite(40, "from R", 6, 0) != 6) return fail("R", "pwrite");
+    kill(child, SIGUSR2);
+    int status;
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail("R", "C failed");
+    char seen[6];
+    if (pread(40, seen, 6, 100) != 6 || memcmp(seen, "from C", 6) != 0) return fail("R", "C's write through its mapping is not in the file");
+    printf("PASS\n");
+    fflush(stdout);
+    return 0;
+}
