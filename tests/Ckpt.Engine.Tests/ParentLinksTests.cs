@@ -16,8 +16,16 @@ public sealed class ParentLinksTests
 {
     private const int SIGKILL = 9, SIGTERM = 15;
 
-    private static int Worker(Target target) =>
-        int.Parse(File.ReadAllLines(target.Log).Single(l => l.StartsWith("TREE ", StringComparison.Ordinal) && l.EndsWith(" worker", StringComparison.Ordinal)).Split(' ')[1]);
+    // The worker prints its TREE line itself; on a loaded machine that can come after the root's READY.
+    private static int Worker(Target target)
+    {
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); ; Thread.Sleep(20))
+        {
+            string? line = File.ReadAllLines(target.Log).SingleOrDefault(l => l.StartsWith("TREE ", StringComparison.Ordinal) && l.EndsWith(" worker", StringComparison.Ordinal));
+            if (line is not null) return int.Parse(line.Split(' ')[1]);
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), $"no TREE line of the worker in {target.Log}");
+        }
+    }
 
     [Fact]
     public void The_subreaper_flag_and_the_parent_death_signal_are_in_the_image_and_the_tree_runs_on()

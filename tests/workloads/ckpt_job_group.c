@@ -17,23 +17,16 @@
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "workload.h"
 
-static volatile sig_atomic_t go, job_signalled;
-static void on_usr1(int sig) { (void)sig; go = 1; }
+static volatile sig_atomic_t job_signalled;
 static void on_usr2(int sig) { (void)sig; job_signalled = 1; }
-
-static int fail(const char *who, const char *what)
-{
-    printf("FAIL %s %s (errno %d)\n", who, what, errno);
-    fflush(stdout);
-    return 1;
-}
 
 static int member(const char *who, pid_t parent, pid_t group)
 {
     while (!job_signalled) pause();
-    if (getppid() != parent) return fail(who, "wrong parent");
-    if (getpgid(0) != group) return fail(who, "wrong process group");
+    if (getppid() != parent) return fail_in(who, "wrong parent");
+    if (getpgid(0) != group) return fail_in(who, "wrong process group");
     return 0;
 }
 
@@ -44,7 +37,7 @@ int main(int argc, char **argv)
     sigaction(SIGUSR2, &usr2, NULL);
     pid_t shell = getpid();
     int started[2];
-    if (pipe(started) != 0) return fail("S", "pipe");
+    if (pipe(started) != 0) return fail_in("S", "pipe");
     pid_t leader = fork();
     if (leader == 0)
     {
@@ -54,13 +47,13 @@ int main(int argc, char **argv)
         (void)read(started[0], &byte, 1); /* until the members have joined */
         close(started[0]);
         if (argc < 2) return 0;
-        if (setpgid(0, getpgid(shell)) != 0) return fail("L", "setpgid to the shell's group");
+        if (setpgid(0, getpgid(shell)) != 0) return fail_in("L", "setpgid to the shell's group");
         while (1) pause();
     }
-    if (setpgid(leader, leader) != 0 && errno != EACCES) return fail("S", "setpgid of the leader");
+    if (setpgid(leader, leader) != 0 && errno != EACCES) return fail_in("S", "setpgid of the leader");
     pid_t members[2];
     int grandchild[2];
-    if (pipe(grandchild) != 0) return fail("S", "pipe");
+    if (pipe(grandchild) != 0) return fail_in("S", "pipe");
     for (int i = 0; i < 2; i++)
     {
         members[i] = fork();
@@ -68,7 +61,7 @@ int main(int argc, char **argv)
         {
             close(started[0]);
             close(started[1]);
-            if (setpgid(0, leader) != 0) return fail("M", "setpgid");
+            if (setpgid(0, leader) != 0) return fail_in("M", "setpgid");
             if (i == 1)
             {
                 close(grandchild[0]);
@@ -83,20 +76,20 @@ int main(int argc, char **argv)
                 pid_t m1 = getppid();
                 return member("G", m1, leader);
             }
-            if (write(grandchild[1], &g, sizeof g) != sizeof g) return fail("M1", "write");
+            if (write(grandchild[1], &g, sizeof g) != sizeof g) return fail_in("M1", "write");
             close(grandchild[0]);
             close(grandchild[1]);
             if (member("M1", shell, leader) != 0) return 1;
             kill(g, SIGUSR2); /* in case the job signal raced G's pause */
             int status;
-            if (waitpid(g, &status, 0) != g || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail("M1", "G failed");
+            if (waitpid(g, &status, 0) != g || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail_in("M1", "G failed");
             return 0;
         }
-        if (setpgid(members[i], leader) != 0 && errno != EACCES) return fail("S", "setpgid of a member");
+        if (setpgid(members[i], leader) != 0 && errno != EACCES) return fail_in("S", "setpgid of a member");
     }
     pid_t g;
     close(grandchild[1]);
-    if (read(grandchild[0], &g, sizeof g) != sizeof g) return fail("S", "read");
+    if (read(grandchild[0], &g, sizeof g) != sizeof g) return fail_in("S", "read");
     close(grandchild[0]);
     close(started[0]);
     close(started[1]); /* the leader exits */
@@ -108,16 +101,16 @@ int main(int argc, char **argv)
         fflush(stdout);
         while (1) pause();
     }
-    if (waitpid(leader, &status, 0) != leader || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail("S", "the leader failed");
+    if (waitpid(leader, &status, 0) != leader || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail_in("S", "the leader failed");
     printf("JOB %d MEMBERS %d %d %d\nREADY %d\n", leader, members[0], members[1], g, shell);
     fflush(stdout);
-    while (!go) pause();
-    if (getpgid(members[0]) != leader || getpgid(members[1]) != leader || getpgid(g) != leader) return fail("S", "a member left the job's group");
-    if (kill(leader, 0) == 0 || errno != ESRCH) return fail("S", "pid of the gone leader is in use");
-    if (kill(-leader, SIGUSR2) != 0) return fail("S", "kill of the job");
+    while (!got_usr1) pause();
+    if (getpgid(members[0]) != leader || getpgid(members[1]) != leader || getpgid(g) != leader) return fail_in("S", "a member left the job's group");
+    if (kill(leader, 0) == 0 || errno != ESRCH) return fail_in("S", "pid of the gone leader is in use");
+    if (kill(-leader, SIGUSR2) != 0) return fail_in("S", "kill of the job");
     for (int i = 0; i < 2; i++)
-        if (waitpid(members[i], &status, 0) != members[i] || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail("S", "a member failed");
-    if (waitpid(-1, &status, WNOHANG) != -1 || errno != ECHILD) return fail("S", "a child is left (the helper?)");
+        if (waitpid(members[i], &status, 0) != members[i] || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail_in("S", "a member failed");
+    if (waitpid(-1, &status, WNOHANG) != -1 || errno != ECHILD) return fail_in("S", "a child is left (the helper?)");
     printf("PASS\n");
     fflush(stdout);
     return 0;

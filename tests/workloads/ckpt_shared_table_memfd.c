@@ -19,17 +19,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "workload.h"
 
-static volatile sig_atomic_t go, told;
-static void on_usr1(int sig) { (void)sig; go = 1; }
+static volatile sig_atomic_t told;
 static void on_usr2(int sig) { (void)sig; told = 1; }
-
-static int fail(const char *who, const char *what)
-{
-    printf("FAIL %s %s (errno %d)\n", who, what, errno);
-    fflush(stdout);
-    return 1;
-}
 
 int main(int argc, char **argv)
 {
@@ -37,40 +30,40 @@ int main(int argc, char **argv)
     sigaction(SIGUSR1, &usr1, NULL);
     sigaction(SIGUSR2, &usr2, NULL);
     int memfd = memfd_create("shared-table", 0);
-    if (memfd < 0 || dup2(memfd, 40) != 40) return fail("R", "memfd_create");
+    if (memfd < 0 || dup2(memfd, 40) != 40) return fail_in("R", "memfd_create");
     close(memfd);
-    if (ftruncate(40, 4096) != 0 || pwrite(40, "before", 6, 0) != 6) return fail("R", "write");
+    if (ftruncate(40, 4096) != 0 || pwrite(40, "before", 6, 0) != 6) return fail_in("R", "write");
     int mapped[2];
-    if (pipe(mapped) != 0) return fail("R", "pipe");
+    if (pipe(mapped) != 0) return fail_in("R", "pipe");
     pid_t child = (pid_t)syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, NULL, NULL, 0);
     if (child == 0)
     {
         char *view = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 40, 0);
-        if (view == MAP_FAILED) return fail("C", "mmap");
+        if (view == MAP_FAILED) return fail_in("C", "mmap");
         char byte = 'm';
-        if (write(mapped[1], &byte, 1) != 1) return fail("C", "write");
+        if (write(mapped[1], &byte, 1) != 1) return fail_in("C", "write");
         while (!told) pause();
-        if (memcmp(view, "from R", 6) != 0) return fail("C", "the mapping does not show R's write");
+        if (memcmp(view, "from R", 6) != 0) return fail_in("C", "the mapping does not show R's write");
         memcpy(view + 100, "from C", 6);
         return 0;
     }
-    if (child < 0) return fail("R", "clone");
+    if (child < 0) return fail_in("R", "clone");
     char byte;
-    if (read(mapped[0], &byte, 1) != 1) return fail("R", "read");
-    if (argc > 1 && strcmp(argv[1], "both-map") == 0 && mmap(NULL, 4096, PROT_READ, MAP_SHARED, 40, 0) == MAP_FAILED) return fail("R", "mmap");
+    if (read(mapped[0], &byte, 1) != 1) return fail_in("R", "read");
+    if (argc > 1 && strcmp(argv[1], "both-map") == 0 && mmap(NULL, 4096, PROT_READ, MAP_SHARED, 40, 0) == MAP_FAILED) return fail_in("R", "mmap");
     close(mapped[0]); /* the table is shared: closed for C too */
     close(mapped[1]);
     printf("SHARER %d\nREADY %d\n", child, getpid());
     fflush(stdout);
-    while (!go) pause();
+    while (!got_usr1) pause();
     char link[64] = { 0 };
-    if (readlink("/proc/self/fd/40", link, sizeof link - 1) < 0 || strncmp(link, "/memfd:shared-table", 19) != 0) return fail("R", "fd 40 is not the memfd");
-    if (pwrite(40, "from R", 6, 0) != 6) return fail("R", "pwrite");
+    if (readlink("/proc/self/fd/40", link, sizeof link - 1) < 0 || strncmp(link, "/memfd:shared-table", 19) != 0) return fail_in("R", "fd 40 is not the memfd");
+    if (pwrite(40, "from R", 6, 0) != 6) return fail_in("R", "pwrite");
     kill(child, SIGUSR2);
     int status;
-    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail("R", "C failed");
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail_in("R", "C failed");
     char seen[6];
-    if (pread(40, seen, 6, 100) != 6 || memcmp(seen, "from C", 6) != 0) return fail("R", "C's write through its mapping is not in the file");
+    if (pread(40, seen, 6, 100) != 6 || memcmp(seen, "from C", 6) != 0) return fail_in("R", "C's write through its mapping is not in the file");
     printf("PASS\n");
     fflush(stdout);
     return 0;

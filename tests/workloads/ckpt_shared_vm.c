@@ -32,30 +32,16 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "workload.h"
 
 #define KCMP_VM 1
 #define KCMP_SIGHAND 4
 
-static volatile sig_atomic_t go;
 static volatile long request, reply;
 static volatile pid_t winch_ran_in;
 
-static void on_usr1(int sig) { (void)sig; go = 1; }
 static void on_request(int sig) { (void)sig; if (request != 0) reply = request + 1; }
 static void on_winch(int sig) { (void)sig; winch_ran_in = getpid(); }
-
-static int fail(const char *what)
-{
-    printf("FAIL %s (errno %d)\n", what, errno);
-    fflush(stdout);
-    return 1;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec tick = { ms / 1000, (ms % 1000) * 1000 * 1000 };
-    nanosleep(&tick, NULL);
-}
 
 /* The second sharer: answers requests from its handler until asked to exit. */
 static int second(void *inherited)
@@ -147,7 +133,7 @@ int main(int argc, char **argv)
             printf("SHARERS %d %d\n", getpid(), sharer);
             fflush(stdout);
             close(ready[1]);
-            while (!go) pause();
+            while (!got_usr1) pause();
             return check_pair(sharer, 1);
         }
         close(ready[1]);
@@ -156,7 +142,7 @@ int main(int argc, char **argv)
         close(ready[0]);
         printf("READY %d\n", root);
         fflush(stdout);
-        while (!go) pause();
+        while (!got_usr1) pause();
         kill(first, SIGUSR1);
         failed = reap(first);
         int status;
@@ -172,7 +158,7 @@ int main(int argc, char **argv)
     if (sharer < 0) return fail("clone");
     printf("SHARERS %d %d\nREADY %d\n", root, sharer, root);
     fflush(stdout);
-    while (!go) pause();
+    while (!got_usr1) pause();
     /* Its exit signal, as made: a waitpid without __WALL sees a running SIGCHLD child (0), not a clone child (ECHILD). */
     int status;
     pid_t seen = waitpid(sharer, &status, WNOHANG);
