@@ -200,7 +200,7 @@ public static class Checkpointer
         var objects = new ObjectTable();
         progress("inspect", 0, 0);
         TreeObjectsSharing sharing = TreeSharing.Find(freeze.Processes);
-        var descriptions = new FileDescriptions(freeze.Processes.Where(p => p.Threads is not null).Select(p => p.Pid)) { TcpConnections = connections };
+        using var descriptions = new FileDescriptions(freeze.Processes.Where(p => p.Threads is not null).Select(p => p.Pid)) { TcpConnections = connections };
         var processes = new List<ICheckpointedProcess>();
         ThreadCheckpoint? firstThread = null;
         foreach (FrozenProcess frozen in freeze.Processes)

@@ -41,6 +41,8 @@ public sealed partial class PipeKind : IDescriptorKind
 
     // ---- checkpoint ----
 
+    public bool SavedInFlight => true;
+
     public IInspectedFile Inspect(DescriptorInfo fd, int objRef)
     {
         string what = $"fd {fd.Fd} of process {fd.Pid} ({fd.Target})";
