@@ -53,7 +53,7 @@ public sealed class InFlightFiles(int pid, FilesCheckpoint table, FileDescriptio
             DescriptorAudit.Check(info);
             IDescriptorKind kind = DescriptorKinds.ForCheckpoint(info);
             if (!kind.SavedInFlight)
-                throw new CheckpointRefusedException($"it is a {Describe(info)} that no descriptor inspected before it holds (a process of the tree, lower descriptors first), and such a file is not saved in flight on its own: unsupported");
+                throw new CheckpointRefusedException($"no descriptor inspected before it holds this file (processes in tree order, lower descriptors first), and a {KindName(kind)} is not saved in flight on its own: unsupported");
             int objRef = objects.Next();
             IInspectedFile inspected = kind.Inspect(info, objRef);
             if (FileLocks.Inspect(info, objRef).Count > 0)
@@ -67,7 +67,33 @@ public sealed class InFlightFiles(int pid, FilesCheckpoint table, FileDescriptio
         }
     }
 
-    private static string Describe(DescriptorInfo fd) => fd.StatKind == FileKind.Socket ? "socket" : fd.Target.StartsWith("anon_inode:", StringComparison.Ordinal) ? fd.Target : fd.StatKind.ToString().ToLowerInvariant();
+    /// <summary>"unix socket", "memfd", "pty master": a kind's class name in words.</summary>
+    private static string KindName(IDescriptorKind kind) =>
+        System.Text.RegularExpressions.Regex.Replace(kind.GetType().Name.Replace("Kind", ""), "(?<=[a-z])(?=[A-Z])", " ").ToLowerInvariant();
+
+    /// <summary>
+    /// Whether a socket of these processes has descriptors in flight in its receive queue (fdinfo's scm_fds, Linux 5.8+):
+    /// the audit before the freeze, which does not peek, leaves to the frozen pass what depends on them (a pipe end whose
+    /// other end is only in flight).
+    /// </summary>
+    public static bool AnyInTree(IEnumerable<int> pids)
+    {
+        foreach (int pid in pids)
+            foreach (string entry in Directory.GetFileSystemEntries($"/proc/{pid}/fdinfo"))
+            {
+                if (!int.TryParse(Path.GetFileName(entry), out int fd)) continue;
+                try
+                {
+                    if (ProcFdInfo.Read(pid, fd).Fields.TryGetValue("scm_fds", out string? count) && count != "0") return true;
+                }
+                catch (IOException) { /* closed meanwhile: the process still runs */ }
+            }
+        return false;
+    }
+
+    /// <summary>The engine's copies of descriptors in flight (so far) that are ends of this pipe (a /proc/PID/fd link target).</summary>
+    public IEnumerable<(int Fd, uint Flags)> EngineEndsOf(string target) =>
+        Copies.Fds.Where(fd => new FileInfo($"/proc/self/fd/{fd}").LinkTarget == target).Select(fd => (fd, ProcFdInfo.Read(Environment.ProcessId, fd).Flags)).ToList();
 
     /// <summary>A queued message's records after its SOCKET_QUEUE: SOCKET_RIGHTS, then per descriptor its FILE (first use) and IN_FLIGHT_FILE.</summary>
     public static void Write(ImageWriter writer, int socketObjRef, Message message)
@@ -91,7 +117,7 @@ public sealed class EngineCopies : IDisposable
 
     public void Adopt(int fd) => _fds.Add(fd);
 
-    public int Count => _fds.Count;
+    public IReadOnlyList<int> Fds => _fds;
 
     public void Dispose()
     {

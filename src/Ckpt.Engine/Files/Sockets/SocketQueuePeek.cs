@@ -13,10 +13,15 @@ namespace Ckpt.Engine.Files.Sockets;
 /// Descriptors in flight (SCM_RIGHTS): a peek installs a new descriptor in the engine for each file the
 /// message carries (the message stays queued, its files too). With <see cref="InFlightFiles"/> each becomes a
 /// file object of the image (the engine's copies are closed when the checkpoint ends); without, they are closed
-/// at once and the checkpoint refused. On a stream socket the descriptors belong to one segment (skb) and a read
-/// stops at its end: a peek that returns them ends there too, and where the segment starts is found by peeking
-/// single bytes (binary search: only the segment's bytes come with descriptors), so the segment is saved as its
-/// own chunk and sent alone again at restore.
+/// at once and the checkpoint refused.
+/// On a stream socket the descriptors belong to one segment (skb), and a read that reaches it returns them and stops
+/// at its end. A peek does too, but only when its buffer is not full first (once it is, the kernel still walks on to
+/// the next segment with descriptors and returns them): so a stream is peeked with a buffer larger than all it holds
+/// (FIONREAD), and a peek that returns descriptors ends where their segment ends. Where the segment starts no peek
+/// shows: the bytes before it since the previous segment with descriptors are saved as chunks of their own and the
+/// last chunk (at most 64 KiB, ending at the segment's end) carries the descriptors. A restore sends each chunk
+/// alone: a read that reaches the segment gets the same bytes and descriptors as before; one that reads a part of
+/// that last chunk may get them earlier than it would have.
 /// </summary>
 public static unsafe class SocketQueuePeek
 {
@@ -40,7 +45,7 @@ public static unsafe class SocketQueuePeek
     {
         bool stream = socket.Type == SOCK_STREAM;
         var queue = new List<byte[]>();
-        var buffer = new byte[stream ? SocketQueueRecord.MaxStreamChunk : SocketQueueRecord.MaxMessageLength + 1];
+        var buffer = new byte[stream ? QueuedStreamBytes(socket) + 1 : SocketQueueRecord.MaxMessageLength + 1];
         var control = new byte[ControlLength];
         ulong total = 0;
         while (true)
@@ -65,10 +70,13 @@ public static unsafe class SocketQueuePeek
             if ((flags & MSG_TRUNC) != 0)
                 throw new CheckpointRefusedException($"{socket.Name}: a queued message is longer than {SocketQueueRecord.MaxMessageLength} bytes: unsupported");
             byte[] bytes = buffer.AsSpan(0, (int)length).ToArray();
-            if (stream && fds.Count > 0 && SegmentStart(socket, total, (int)length, control) is var start and > 0)
+            if (stream)
             {
-                queue.Add(bytes[..start]); // bytes of earlier segments, without descriptors
-                bytes = bytes[start..];
+                // Chunks of at most MaxStreamChunk, the last one ending where the segment with the descriptors ends.
+                int tail = Math.Min(bytes.Length, SocketQueueRecord.MaxStreamChunk);
+                for (int at = 0; at < bytes.Length - tail; at += SocketQueueRecord.MaxStreamChunk)
+                    queue.Add(bytes[at..Math.Min(at + SocketQueueRecord.MaxStreamChunk, bytes.Length - tail)]);
+                bytes = bytes[^tail..];
             }
             if (fds.Count > 0) carried.Add(inFlight!.Inspect(socket.Name, queue.Count, fds));
             queue.Add(bytes);
@@ -78,28 +86,15 @@ public static unsafe class SocketQueuePeek
         }
     }
 
-    /// <summary>
-    /// Within the <paramref name="length"/> bytes a stream peek at <paramref name="offset"/> returned with descriptors:
-    /// where the segment carrying them starts (the first byte a one-byte peek returns with descriptors). The peek
-    /// offset is left after the bytes, as the peek that returned them left it; the descriptors these peeks install are closed.
-    /// </summary>
-    private static int SegmentStart(TargetSocket socket, ulong offset, int length, byte[] control)
+    /// <summary>The bytes queued on a stream socket (FIONREAD), bounded by what an image holds.</summary>
+    private static int QueuedStreamBytes(TargetSocket socket)
     {
-        var one = new byte[1];
-        int low = 0, high = length - 1; // the last byte is the segment's
-        while (low < high)
-        {
-            int middle = (low + high) / 2;
-            SetInt(socket.Handle, SOL_SOCKET, SO_PEEK_OFF, checked((int)offset + middle), socket.Pid, "SO_PEEK_OFF");
-            nint got = Peek(socket, one, control, out _);
-            if (got != 1) throw new SyscallException("recvmsg(MSG_PEEK) of one queued byte", got < 0 ? Native.LastErrno : 0, socket.Pid, socket.Name);
-            List<int> fds = DescriptorsIn(control);
-            fds.ForEach(fd => Native.close(fd));
-            if (fds.Count > 0) high = middle;
-            else low = middle + 1;
-        }
-        SetInt(socket.Handle, SOL_SOCKET, SO_PEEK_OFF, checked((int)offset + length), socket.Pid, "SO_PEEK_OFF");
-        return low;
+        const ulong FIONREAD = 0x541B;
+        int queued;
+        if (Native.ioctl(socket.Handle, FIONREAD, &queued) != 0) throw new SyscallException("ioctl(FIONREAD)", Native.LastErrno, socket.Pid, socket.Name);
+        if ((ulong)queued > SocketQueueRecord.MaxQueuedBytes)
+            throw new CheckpointRefusedException($"{socket.Name}: more than {SocketQueueRecord.MaxQueuedBytes} bytes queued: unsupported");
+        return queued;
     }
 
     private static nint Peek(TargetSocket socket, byte[] buffer, byte[] control, out int flags)
