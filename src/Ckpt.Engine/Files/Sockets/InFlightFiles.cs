@@ -79,16 +79,21 @@ public sealed class InFlightFiles(int pid, FilesCheckpoint table, FileDescriptio
     public static bool AnyInTree(IEnumerable<int> pids)
     {
         foreach (int pid in pids)
-            foreach (string entry in Directory.GetFileSystemEntries($"/proc/{pid}/fdinfo"))
+        {
+            try
             {
-                if (!int.TryParse(Path.GetFileName(entry), out int fd)) continue;
-                try
-                {
-                    if (ProcFdInfo.Read(pid, fd).Fields.TryGetValue("scm_fds", out string? count) && count != "0") return true;
-                }
-                catch (IOException) { /* closed meanwhile: the process still runs */ }
+                foreach (string entry in Directory.GetFileSystemEntries($"/proc/{pid}/fdinfo"))
+                    if (int.TryParse(Path.GetFileName(entry), out int fd) && ScmFds(pid, fd) > 0) return true;
             }
+            catch (DirectoryNotFoundException) { /* before the freeze a process of the tree may exit: it holds nothing */ }
+        }
         return false;
+    }
+
+    private static long ScmFds(int pid, int fd)
+    {
+        try { return ProcFdInfo.Read(pid, fd).Fields.TryGetValue("scm_fds", out string? count) && long.TryParse(count, out long n) ? n : 0; }
+        catch (IOException) { return 0; } // closed meanwhile (before the freeze)
     }
 
     /// <summary>The engine's copies of descriptors in flight (so far) that are ends of this pipe (a /proc/PID/fd link target).</summary>
