@@ -52,6 +52,10 @@ public sealed class InFlightDescriptorTests
         Assert.Equal((file, 9L), (datagrams.InFlight[1][0].Path, datagrams.InFlight[1][0].Record.Position));
         Assert.Equal(7UL, datagrams.InFlight[2][0].Eventfd!.Value.Count);
 
+        var (shown, text, _) = RunCli(["show", image]);
+        Assert.Equal(0, shown);
+        Assert.Contains($"3 queued (25 bytes), 3 descriptors in flight ({file}, pipe:[", text);
+
         RestoreAndRequirePass(target, image);
         System.IO.File.Delete(file);
     }
