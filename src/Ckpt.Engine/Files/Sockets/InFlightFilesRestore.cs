@@ -25,10 +25,14 @@ public static class InFlightFilesRestore
     /// <summary>A pair whose queues and shutdown wait for <see cref="SendAll"/>.</summary>
     public static bool Deferred(SocketImage end, SocketImage otherEnd) => end.InFlight.Count > 0 || otherEnd.InFlight.Count > 0;
 
-    /// <summary>Before any process exists: each file in flight is one its kind can make here.</summary>
+    /// <summary>
+    /// Before any process exists: each file in flight is one its kind can make here. A socket in flight is a descriptor
+    /// of some table (the image model allows no other), validated there: not again here, where two sockets carrying
+    /// each other would validate each other without end.
+    /// </summary>
     public static void Validate(FileImage socket, int fd, RestorePlan plan)
     {
-        foreach (FileImage file in socket.Socket!.InFlight.Values.SelectMany(files => files))
+        foreach (FileImage file in socket.Socket!.InFlight.Values.SelectMany(files => files).Distinct().Where(f => f.Socket is null))
             DescriptorKinds.ForRestore(file, fd).Validate(file, fd, plan);
     }
 
