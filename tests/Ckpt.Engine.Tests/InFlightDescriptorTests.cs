@@ -11,7 +11,8 @@ namespace Ckpt.Engine.Tests;
 /// Descriptors in flight (SCM_RIGHTS) in unix socket queues (issue 12; tests/workloads/ckpt_scm_rights.c): a stream pair
 /// and a datagram pair whose queued messages carry a regular file at an offset, a pipe's write end whose read end the
 /// process keeps, an eventfd the process holds too, and files only in flight. After `checkpoint --kill` + restore the
-/// workload receives the same bytes, boundaries and working descriptors; a checkpoint without --kill leaves the queues
+/// workload receives the same bytes, boundaries and working descriptors (and a file only in flight replaced since the
+/// checkpoint is refused at restore as a descriptor's would be); a checkpoint without --kill leaves the queues
 /// as they were and the engine holds none of the files it peeked; a memfd only in flight (a kind not saved in flight)
 /// is refused by name, the engine's copy is closed and the target runs on.
 /// </summary>
@@ -57,6 +58,29 @@ public sealed class InFlightDescriptorTests
         Assert.Contains($"3 queued (25 bytes), 3 descriptors in flight ({file}, pipe:[", text);
 
         RestoreAndRequirePass(target, image);
+        System.IO.File.Delete(file);
+    }
+
+    [Fact]
+    public void A_file_only_in_flight_that_was_replaced_since_is_refused_at_restore_and_nothing_is_left_running()
+    {
+        string file = TempPath("in-flight-replaced.txt");
+        using var target = Start("ckpt_scm_rights", file);
+        RestoreTestProcesses.WaitUntilInSyscall(target.Pid, SYS_pause);
+        string image = TempPath("in-flight-replaced.img");
+        var (code, _, stderr) = RunCli(["checkpoint", "--pid", target.Pid.ToString(), "--output", image, "--kill"]);
+        Assert.True(code == 0, stderr);
+        RestoreTestProcesses.WaitForExit(target.Pid);
+        RestoreTestProcesses.WaitUntilGone(target.Pid);
+        // Another file under the same name: the file in flight (its sender closed it) is checked like a descriptor's.
+        string replacement = file + ".new";
+        System.IO.File.WriteAllText(replacement, "someone else's file");
+        System.IO.File.Move(replacement, file, overwrite: true);
+
+        var refused = RunCli(["restore", "--input", image]);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains($"file {file} of fd 3 was replaced by another file since the checkpoint", refused.Stderr);
+        Assert.False(IsAlive(target.Pid), $"process {target.Pid} runs after a refused restore");
         System.IO.File.Delete(file);
     }
 
