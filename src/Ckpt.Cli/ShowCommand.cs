@@ -262,6 +262,7 @@ internal static class ImageDescription
         if (socket.Record.PeerInode != 0) text += $" pair of socket:[{socket.Record.PeerInode}]";
         if (socket.PendingConnection is { } pending) text += $" to socket:[{pending.ListenerInode}] (accept queue place {pending.Position + 1})";
         if (socket.Record.QueuedMessages > 0) text += $", {socket.Record.QueuedMessages} queued ({socket.Record.QueuedBytes} bytes)";
+        if (socket.InFlight.Count > 0) text += $", {socket.InFlight.Values.Sum(files => files.Count)} descriptors in flight ({string.Join(", ", socket.InFlight.Values.SelectMany(files => files).Select(f => f.Path).Distinct())})";
         if (socket.Record.Shutdown != SocketShutdown.None) text += $", shut down {socket.Record.Shutdown}";
         return text + "]";
     }

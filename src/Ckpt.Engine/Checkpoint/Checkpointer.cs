@@ -201,7 +201,7 @@ public static class Checkpointer
         progress("inspect", 0, 0);
         TreeObjectsSharing sharing = TreeSharing.Find(freeze.Processes);
         objects.UnlinkedFiles.FileTableOwner = sharing.FileTableOwner;
-        var descriptions = new FileDescriptions(freeze.Processes.Where(p => p.Threads is not null).Select(p => p.Pid)) { TcpConnections = connections };
+        using var descriptions = new FileDescriptions(freeze.Processes.Where(p => p.Threads is not null).Select(p => p.Pid)) { TcpConnections = connections };
         var processes = new List<ICheckpointedProcess>();
         ThreadCheckpoint? firstThread = null;
         foreach (FrozenProcess frozen in freeze.Processes)

@@ -27,6 +27,8 @@ public sealed record DescriptorInfo(int Pid, int Fd, string Target, Native.Stat 
     /// would lose it.
     /// </summary>
     public bool DryRun { get; init; }
+    /// <summary>How a socket's queue saves the descriptors in flight it holds (SCM_RIGHTS); null where there is no table to compare them with.</summary>
+    public Sockets.InFlightFiles? InFlight { get; init; }
     /// <summary>Established TCP connections: saved with TCP_REPAIR (--tcp-established) and held in repair mode until the checkpoint ends; null: refused.</summary>
     public Sockets.TcpConnectionCheckpoint? TcpConnections { get; init; }
 }
@@ -53,6 +55,13 @@ public interface IDescriptorKind
 
     /// <summary>Checkpoint, before anything is written: read the object's state, or refuse (<see cref="CheckpointRefusedException"/>).</summary>
     IInspectedFile Inspect(DescriptorInfo fd, int objRef);
+
+    /// <summary>
+    /// Checkpoint: whether a file of this kind that travels in flight in a unix socket's queue (SCM_RIGHTS), held by no
+    /// descriptor of the tree, can be inspected from the engine's copy of it (<see cref="Sockets.InFlightFiles"/>) and
+    /// opened on its own by a restore: only when its whole state is the open file description's.
+    /// </summary>
+    bool SavedInFlight => false;
 
     /// <summary>Restore: is this file object of the image one of this kind.</summary>
     bool Restores(FileImage file);

@@ -23,6 +23,8 @@ public sealed class EventfdKind : IDescriptorKind
 
     public bool Matches(DescriptorInfo fd) => fd.Target == Target;
 
+    public bool SavedInFlight => true;
+
     public IInspectedFile Inspect(DescriptorInfo fd, int objRef)
     {
         IReadOnlyDictionary<string, string> fields = fd.FdInfo.Fields;

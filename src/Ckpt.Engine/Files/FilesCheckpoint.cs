@@ -41,7 +41,7 @@ public sealed class FilesCheckpoint
         {
             string target = new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget ?? "";
             Native.Stat stat = Native.StatOrThrow($"/proc/{pid}/fd/{fd}", pid);
-            var info = new DescriptorInfo(pid, fd, target, stat, ProcFdInfo.Read(pid, fd)) { Objects = objRefs, TreePids = descriptions.TreePids, DryRun = dryRun, TcpConnections = descriptions.TcpConnections };
+            var info = new DescriptorInfo(pid, fd, target, stat, ProcFdInfo.Read(pid, fd)) { Objects = objRefs, TreePids = descriptions.TreePids, DryRun = dryRun, TcpConnections = descriptions.TcpConnections, InFlight = new Sockets.InFlightFiles(pid, table, descriptions, objRefs) };
             DescriptorAudit.Check(info);
             IDescriptorKind kind = DescriptorKinds.ForCheckpoint(info);
             var descriptor = new FileDescriptorRecord { Fd = fd, CloseOnExec = (info.FdInfo.Flags & O_CLOEXEC) != 0 ? 1 : 0 };
@@ -81,6 +81,19 @@ public sealed class FilesCheckpoint
         return null;
     }
 
+    /// <summary>The file object of this table's (inspected so far) that is the open file description the engine's descriptor is (a descriptor in flight, <see cref="Sockets.InFlightFiles"/>).</summary>
+    public IInspectedFile? SharedWithEngineCopy(int pid, int engineFd, in Native.Stat stat)
+    {
+        foreach (Entry earlier in _entries)
+        {
+            if (!earlier.FirstUse || earlier.File.File.Device != stat.Device || earlier.File.File.Inode != stat.Inode) continue;
+            int order = Native.kcmp(pid, Environment.ProcessId, Native.KCMP_FILE, earlier.Descriptor.Fd, engineFd);
+            if (order < 0) throw new SyscallException("kcmp(KCMP_FILE)", Native.LastErrno, pid, $"fd {earlier.Descriptor.Fd} and the engine's copy of a descriptor in flight");
+            if (order == 0) return earlier.File;
+        }
+        return null;
+    }
+
     public void Write(ImageWriter writer, int tableObjRef)
     {
         writer.Write(new FileTableRecord { ObjRef = tableObjRef, DescriptorCount = _entries.Count });
@@ -99,7 +112,7 @@ public sealed class FilesCheckpoint
 /// two pids tells. Such a descriptor is one file object, written with the first process that has
 /// it and referred to by objref from the others (a pipe shared by two processes is no different).
 /// </summary>
-public sealed class FileDescriptions
+public sealed class FileDescriptions : IDisposable
 {
     private readonly List<(int Pid, int Fd, IInspectedFile File)> _first = [];
 
@@ -113,20 +126,26 @@ public sealed class FileDescriptions
     /// <summary>The checkpoint's established TCP connections (--tcp-established), held in repair mode; null: refused.</summary>
     public Sockets.TcpConnectionCheckpoint? TcpConnections { get; init; }
 
+    /// <summary>The descriptors in flight the checkpoint's peeks installed in the engine (<see cref="Sockets.InFlightFiles"/>), closed with this object.</summary>
+    public Sockets.EngineCopies EngineCopies { get; } = new();
+
     public void Add(int pid, int fd, IInspectedFile file) => _first.Add((pid, fd, file));
 
     /// <summary>The file object of an earlier process that is the same open file description, if any.</summary>
-    public IInspectedFile? SharedWith(int pid, int fd, in Native.Stat stat)
+    /// <param name="sameProcessToo">compare with <paramref name="pid"/>'s own entries too (the engine's copies of descriptors in flight)</param>
+    public IInspectedFile? SharedWith(int pid, int fd, in Native.Stat stat, bool sameProcessToo = false)
     {
         foreach (var (otherPid, otherFd, file) in _first)
         {
-            if (otherPid == pid || file.File.Device != stat.Device || file.File.Inode != stat.Inode) continue;
+            if ((otherPid == pid && !sameProcessToo) || (otherPid == pid && otherFd == fd) || file.File.Device != stat.Device || file.File.Inode != stat.Inode) continue;
             int order = Native.kcmp(otherPid, pid, Native.KCMP_FILE, otherFd, fd);
             if (order < 0) throw new SyscallException("kcmp(KCMP_FILE)", Native.LastErrno, pid, $"fd {otherFd} of process {otherPid} and fd {fd}");
             if (order == 0) return file;
         }
         return null;
     }
+
+    public void Dispose() => EngineCopies.Dispose();
 }
 
 /// <summary>FileRecord construction from stat(2), shared by descriptors and file mappings.</summary>

@@ -117,7 +117,7 @@ public static class FilesRestore
 
     // pidfd_getfd copies a descriptor of another process as dup would (close-on-exec set): injected
     // into this process, with its restored credentials (the holder is a process of the same tree).
-    private static long FetchFrom(SyscallInjector syscalls, int holderPid, int holderFd, FileImage file)
+    internal static long FetchFrom(SyscallInjector syscalls, int holderPid, int holderFd, FileImage file)
     {
         long pidfd = syscalls.Call($"pidfd_open({holderPid}) to share {file.Path}", SYS_pidfd_open, (ulong)holderPid, 0);
         try

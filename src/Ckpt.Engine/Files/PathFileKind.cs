@@ -34,6 +34,8 @@ public sealed class PathFileKind : IDescriptorKind
     // A deleted file (no link left) is UnlinkedFileKind's: its contents travel in the image.
     public bool Matches(DescriptorInfo fd) => IsPathKind(fd.StatKind) && !UnlinkedFileKind.IsUnlinked(fd);
 
+    public bool SavedInFlight => true;
+
     public IInspectedFile Inspect(DescriptorInfo fd, int objRef)
     {
         if (fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal) && fd.Stat.LinkCount == 0)

@@ -19,7 +19,8 @@ namespace Ckpt.Engine.Files;
 /// The bytes are copied without being consumed: the engine opens the pipe through /proc/PID/fd/N
 /// (another reader of the same pipe) and tee(2)s its buffers into a pipe of its own, so the running
 /// target keeps them. Refused by name: a pipe with an end held by no process being checkpointed (a
-/// shell pipeline's stdin from an outside shell), an end opened read-write, O_ASYNC, data in a
+/// shell pipeline's stdin from an outside shell; an end in flight in a unix socket's queue inspected before it counts,
+/// Sockets/InFlightFiles), an end opened read-write, O_ASYNC, data in a
 /// packet-mode (O_DIRECT) pipe (the packet boundaries are not saved), a pipe above 1 MiB.
 /// Restore: the first end of a pipe placed in the tree creates it (injected pipe2, F_SETPIPE_SZ, the
 /// bytes written back, the unneeded end closed); every other end is opened through /proc/PID/fd of
@@ -41,6 +42,8 @@ public sealed partial class PipeKind : IDescriptorKind
 
     // ---- checkpoint ----
 
+    public bool SavedInFlight => true;
+
     public IInspectedFile Inspect(DescriptorInfo fd, int objRef)
     {
         string what = $"fd {fd.Fd} of process {fd.Pid} ({fd.Target})";
@@ -50,7 +53,10 @@ public sealed partial class PipeKind : IDescriptorKind
         if ((fd.FdInfo.Flags & O_ASYNC) != 0)
             throw new CheckpointRefusedException($"{what} is a pipe with O_ASYNC (signal-driven I/O): unsupported");
         List<(int Fd, uint Flags)> ends = (fd.TreePids ?? [fd.Pid]).SelectMany(pid => EndsIn(pid, fd.Target)).ToList();
-        if (!ends.Any(e => (e.Flags & O_ACCMODE) != access))
+        ends.AddRange(fd.InFlight?.EngineEndsOf(fd.Target) ?? []); // ends in flight in a queue inspected before this one (Sockets/InFlightFiles)
+        // Before the freeze nothing in flight is known: the frozen pass decides when any is.
+        bool endMayBeInFlight = fd.DryRun && Sockets.InFlightFiles.AnyInTree(fd.TreePids ?? [fd.Pid]);
+        if (!ends.Any(e => (e.Flags & O_ACCMODE) != access) && !endMayBeInFlight)
             throw new CheckpointRefusedException($"{what} is the {(access == 0 ? "read" : "write")} end of a pipe whose {(access == 0 ? "write" : "read")} end is held by no process being checkpointed (a pipe to a process outside {(fd.TreePids is null ? "it" : "the tree")}): unsupported");
         var (size, data) = CopyBufferedBytes(fd);
         if (data.Length > 0 && ends.Any(e => (e.Flags & (O_ACCMODE | O_DIRECT)) == (O_WRONLY | O_DIRECT)))

@@ -133,6 +133,8 @@ public static class Restorer
             }, reported: true);
             tree.Step = "pseudo-terminal pairs";
             tree.Terminals.Finish(tree.Processes[0], tree.PlacedFiles);
+            tree.Step = "descriptors in flight in unix socket queues";
+            InFlightFilesRestore.SendAll(tree);
             // Every listener and every client exists now, wherever it is in the tree.
             tree.Step = "pending unix connections";
             UnixPendingConnections.ConnectAll(tree);

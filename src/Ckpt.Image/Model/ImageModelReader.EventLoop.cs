@@ -156,12 +156,15 @@ public static partial class ImageModelReader
     // A pipe's ends may be in different processes of the tree: checked once every table is read.
     private static void RequireBothPipeEnds(IEnumerable<ProcessImage> processes)
     {
-        var files = processes.SelectMany(p => p.FileTable.Files.Values).DistinctBy(f => f.Record.ObjRef);
+        // An end may be in flight only, in a unix socket's queue (SOCKET_RIGHTS).
+        var tables = processes.SelectMany(p => p.FileTable.Files.Values).ToList();
+        var inFlight = tables.SelectMany(f => f.Socket?.InFlight.Values.SelectMany(m => m) ?? []);
+        var files = tables.Concat(inFlight).DistinctBy(f => f.Record.ObjRef);
         foreach (var pipe in files.Where(f => f.Pipe is not null).GroupBy(f => f.Pipe!.Record.PipeObjRef))
         {
             bool reads = pipe.Any(f => (f.Record.OpenFlags & O_ACCMODE) == 0), writes = pipe.Any(f => (f.Record.OpenFlags & O_ACCMODE) == O_WRONLY);
             if (!reads || !writes)
-                throw new ImageFormatException(RecordType.PipeBuffer, pipe.First().Pipe!.Offset, $"pipe objref {pipe.Key} has no {(reads ? "write" : "read")} end in any descriptor table of the tree");
+                throw new ImageFormatException(RecordType.PipeBuffer, pipe.First().Pipe!.Offset, $"pipe objref {pipe.Key} has no {(reads ? "write" : "read")} end in any descriptor table of the tree (or in flight)");
         }
     }
 }

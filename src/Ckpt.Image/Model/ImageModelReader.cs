@@ -275,21 +275,27 @@ public static partial class ImageModelReader
         return new FileTableImage(objRef, descriptors, files) { Locks = FileLocksReader.Read(reader, files) };
     }
 
-    private static void ReadFileIfFirstUse(ImageReader reader, ObjectTable objects)
+    /// <param name="inFlight">the file travels in flight only (SOCKET_RIGHTS): a kind that may, checked before its records are read</param>
+    private static FileImage? ReadFileIfFirstUse(ImageReader reader, ObjectTable objects, bool inFlight = false)
     {
-        if (reader.PeekType() != RecordType.File) return;
+        if (reader.PeekType() != RecordType.File) return null;
         var file = Next<FileRecord>(reader);
         long offset = reader.CurrentRecordOffset;
+        if (inFlight && !InFlightFilesReader.CanTravelAlone(file.Kind))
+            throw Error(reader, RecordType.File, $"file objref {file.ObjRef} is defined in flight (SCM_RIGHTS) and is a {file.Kind}: only path files, pipe ends and eventfds travel in flight without a descriptor table holding them");
         string path = reader.ReadTrailingString();
         EventfdRecord? eventfd = file.Kind == FileKind.Eventfd ? ReadEventfd(reader, file) : null;
         InotifyImage? inotify = file.Kind == FileKind.Inotify ? InotifyReader.Read(reader, file) : null;
         UnlinkedFileImage? unlinked = file.Kind is FileKind.Memfd or FileKind.DeletedFile ? UnlinkedFileReader.Read(reader, file, path) : null;
-        SocketImage? socket = SocketImageReader.IsSocket(file.Kind) ? SocketImageReader.Read(reader, file) : null;
+        SocketImage? socket = SocketImageReader.IsSocket(file.Kind)
+            ? SocketImageReader.Read(reader, file, new FileObjects(() => ReadFileIfFirstUse(reader, objects, inFlight: true), (objRef, user) => objects.File(reader, objRef, user)))
+            : null;
         TerminalImage? terminal = TerminalReader.ReadOfEnd(reader, file, path,
             objRef => objects.TryGet(objRef, out var known) ? known : null,
             (objRef, pair, at) => objects.Define(reader, ObjectType.Terminal, objRef, pair, at, RecordType.Terminal));
         FileImage image = ReadEventLoopState(reader, new FileImage(file, path, eventfd) { Inotify = inotify, Unlinked = unlinked, Socket = socket, Terminal = terminal }, objects);
         objects.Define(reader, ObjectType.File, file.ObjRef, image, offset, RecordType.File);
+        return image;
     }
 
     private const uint O_NONBLOCK = 0x800;

@@ -17,6 +17,12 @@ public sealed record SocketImage(SocketRecord Record, IReadOnlyList<byte[]> Queu
     /// <summary>A unix client whose connection waits in a listener's accept queue (State = PendingConnection).</summary>
     public UnixPendingConnectionRecord? PendingConnection { get; init; }
 
+    /// <summary>
+    /// A unix socket's descriptors in flight (SCM_RIGHTS), by the index in <see cref="Queue"/> of the message that
+    /// carries them: the file objects, in the order recvmsg installs them.
+    /// </summary>
+    public IReadOnlyDictionary<int, IReadOnlyList<FileImage>> InFlight { get; init; } = new Dictionary<int, IReadOnlyList<FileImage>>();
+
     /// <summary>A UDP socket's queued datagrams' records (sources, senders), one per entry of <see cref="Queue"/>.</summary>
     public IReadOnlyList<UdpDatagramRecord> Datagrams { get; init; } = [];
 

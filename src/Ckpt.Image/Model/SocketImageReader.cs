@@ -16,7 +16,7 @@ internal static class SocketImageReader
 
     public static bool IsSocket(FileKind kind) => kind is FileKind.UnixSocket or FileKind.InetSocket;
 
-    public static SocketImage Read(ImageReader reader, FileRecord file)
+    public static SocketImage Read(ImageReader reader, FileRecord file, FileObjects files)
     {
         reader.ThrowIfFailedCheckpoint();
         if (reader.PeekType() is { } other && other != RecordType.Socket)
@@ -28,7 +28,8 @@ internal static class SocketImageReader
         RecordType queueType = udp ? RecordType.UdpDatagram : RecordType.SocketQueue;
         var queue = new List<byte[]>((int)Math.Min(socket.QueuedMessages, 256));
         var datagrams = new List<UdpDatagramRecord>();
-        ulong total = 0;
+        var inFlight = new Dictionary<int, IReadOnlyList<FileImage>>();
+        ulong total = 0, carried = 0;
         for (uint i = 0; i < socket.QueuedMessages; i++)
         {
             reader.ThrowIfFailedCheckpoint();
@@ -54,6 +55,13 @@ internal static class SocketImageReader
             if (total > socket.QueuedBytes)
                 throw Error(reader, queueType, $"brings the queue of socket objref {socket.ObjRef} to {total} bytes, its SOCKET record says {socket.QueuedBytes}");
             queue.Add(reader.ReadTrailingBytes());
+            if (!udp && InFlightFilesReader.ReadIfPresent(reader, socket, i, files) is { } rights)
+            {
+                inFlight[(int)i] = rights;
+                carried += (ulong)rights.Count;
+                if (carried > ImageLimits.MaxDescriptors)
+                    throw Error(reader, RecordType.SocketRights, $"brings the descriptors in flight of socket objref {socket.ObjRef} to {carried} (at most {ImageLimits.MaxDescriptors})");
+            }
         }
         if (total != socket.QueuedBytes)
             throw new ImageFormatException(RecordType.Socket, offset, $"says {socket.QueuedBytes} queued bytes, its {socket.QueuedMessages} SOCKET_QUEUE records hold {total}");
@@ -61,7 +69,7 @@ internal static class SocketImageReader
             throw Error(reader, reader.PeekType(), $"one more than the {socket.QueuedMessages} queued messages socket objref {socket.ObjRef} announced");
         TcpConnectionImage? tcp = socket.State == SocketState.Established ? TcpConnectionReader.Read(reader, socket.ObjRef) : null;
         UnixPendingConnectionRecord? pending = socket.State == SocketState.PendingConnection ? SocketQueueReader.ReadPendingConnection(reader, file, socket) : null;
-        return new SocketImage(socket, queue, offset) { Tcp = tcp, PendingConnection = pending, Datagrams = datagrams };
+        return new SocketImage(socket, queue, offset) { Tcp = tcp, PendingConnection = pending, Datagrams = datagrams, InFlight = inFlight };
     }
 
     private static void Validate(ImageReader reader, FileRecord file, SocketRecord socket)

@@ -57,6 +57,8 @@ public enum RecordType : uint
     TcpQueueData = 333,     // CkptPS: bytes of the receive or send queue of the TCP connection before it
     UnixPendingConnection = 334, // CkptPS: a unix client's connection waiting in a listener's accept queue, after the client's SOCKET record
     UdpDatagram = 335,      // CkptPS: one datagram of a UDP socket's receive queue with its source address, after its SOCKET record
+    SocketRights = 336,     // CkptPS: the descriptors in flight (SCM_RIGHTS) the unix SOCKET_QUEUE message before it carries; IN_FLIGHT_FILE records follow
+    InFlightFile = 337,     // CkptPS: one descriptor of the SOCKET_RIGHTS before it: a file object (its FILE written right before on first use)
     Terminal = 340,         // CkptPS: a pseudo-terminal pair (termios, window size, modes), after the FILE record of its first end
     ControllingTerminal = 341, // CkptPS: a process's controlling terminal and its foreground group, after the SIGNAL record's timers
     TerminalOutput = 342,   // CkptPS: a pseudo-terminal pair's unread output (bytes the slave wrote, the master has not read), after its TERMINAL record

@@ -145,3 +145,33 @@ public unsafe partial struct UdpDatagramRecord
     public fixed byte SourceAddress[28]; // sockaddr_in or sockaddr_in6 as recvfrom returned it
     [TrailingBytes] public uint Length;
 }
+
+/// <summary>
+/// CkptPS: the descriptors in flight (SCM_RIGHTS) that the unix SOCKET_QUEUE message right before it carries,
+/// in the order recvmsg(2) will install them. DescriptorCount IN_FLIGHT_FILE records follow, each after its
+/// file object's FILE record when this is that object's first use. On a stream socket the message is the
+/// segment the descriptors are attached to (the kernel's skb: a read that reaches it stops at its end and
+/// returns the descriptors); the chunks before it carry none. A restore sends the message again with an
+/// SCM_RIGHTS control message holding the restored files.
+/// </summary>
+[ImageRecord(RecordType.SocketRights)]
+public partial struct SocketRightsRecord
+{
+    public const int MaxDescriptors = 253;          // SCM_MAX_FD: the most one message can carry
+
+    public int ObjRef;                  // the receiving socket's (its FILE's) objref
+    public uint DescriptorCount;        // 1 to MaxDescriptors IN_FLIGHT_FILE records follow
+}
+
+/// <summary>
+/// CkptPS: one descriptor in flight of the SOCKET_RIGHTS before it. FileObjRef names a file object: one a
+/// descriptor table or an earlier message of the image holds too (the same open file description: offset,
+/// flags, a pipe's other end), or one only in flight, defined by the FILE record right before this one (then only
+/// a path file, a pipe end or an eventfd: kinds the engine can save from its own copy of the descriptor).
+/// </summary>
+[ImageRecord(RecordType.InFlightFile)]
+public partial struct InFlightFileRecord
+{
+    public int SocketObjRef;            // the receiving socket's objref (the SOCKET_RIGHTS record's)
+    public int FileObjRef;              // the file object the descriptor is
+}

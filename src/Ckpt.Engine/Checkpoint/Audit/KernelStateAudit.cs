@@ -69,7 +69,8 @@ public static class KernelStateAudit
         foreach (int tid in tids) ThreadStateAudit.CheckIfStillThere(pid, tid);
         foreach (MapsEntry map in ProcMaps.ReadSmaps(pid)) MappingAudit.Check(pid, map);
         // The descriptor inspection itself, as a dry run: every kind's refusal, before the freeze.
-        FilesCheckpoint.Inspect(pid, new ObjectTable(), new FileDescriptions(tree), dryRun: true);
+        using var descriptions = new FileDescriptions(tree);
+        FilesCheckpoint.Inspect(pid, new ObjectTable(), descriptions, dryRun: true);
         return tids;
     }
 

@@ -73,14 +73,19 @@ public sealed class TargetSocket : IDisposable
         public UnixPendingConnectionRecord? Pending { get; init; }
         public IReadOnlyList<UdpDatagramRecord>? Datagrams { get; init; }
 
+        /// <summary>The queued messages that carry descriptors in flight (unix: SOCKET_RIGHTS after their SOCKET_QUEUE).</summary>
+        public IReadOnlyList<InFlightFiles.Message> InFlight { get; init; } = [];
+
         public void Write(ImageWriter writer)
         {
             writer.Write(File, Encoding.UTF8.GetBytes(Path));
             writer.Write(Socket);
+            var carried = InFlight.ToDictionary(m => m.Index);
             for (int i = 0; i < Queue.Count; i++)
             {
                 if (Datagrams is null) writer.Write(new SocketQueueRecord { ObjRef = Socket.ObjRef, Length = (uint)Queue[i].Length }, Queue[i]);
                 else writer.Write(Datagrams[i] with { ObjRef = Socket.ObjRef, Length = (uint)Queue[i].Length }, Queue[i]);
+                if (carried.TryGetValue(i, out InFlightFiles.Message? message)) InFlightFiles.Write(writer, Socket.ObjRef, message);
             }
             if (Tcp is not null) WriteTcp(writer, Tcp);
             if (Pending is { } pending) writer.Write(pending with { ObjRef = Socket.ObjRef });

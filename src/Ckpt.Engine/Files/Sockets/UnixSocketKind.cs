@@ -23,7 +23,9 @@ namespace Ckpt.Engine.Files.Sockets;
 /// Refused by name: a connection to a socket outside the process (naming the peer and who holds it),
 /// a connection accepted from a listener (its address is the listener's too), a pending connection whose
 /// client is outside the tree or has sent data, datagrams queued on a socket that is not a pair's end, descriptors in
-/// flight (SCM_RIGHTS), a path relative to a directory.
+/// flight (SCM_RIGHTS) that <see cref="InFlightFiles"/> cannot save, a path relative to a directory.
+/// Descriptors in flight in a pair's queue are saved with the message that carries them (<see cref="InFlightFiles"/>);
+/// such a pair's queues and shutdown state are restored once every process has its descriptors (<see cref="InFlightFilesRestore"/>).
 /// </summary>
 public sealed class UnixSocketKind : IDescriptorKind
 {
@@ -46,6 +48,7 @@ public sealed class UnixSocketKind : IDescriptorKind
         string description = $"{socket.Name} (unix {record.SocketType.ToString().ToLowerInvariant()} socket inode {fd.Stat.Inode}{(local.Length > 2 ? " " + TargetSocket.Format(AF_UNIX, local) : "")})";
         if (local.Length > 2) record = Bound(record, local, info, description);
         List<byte[]> queue = [];
+        List<InFlightFiles.Message> inFlight = [];
         UnixPendingConnectionRecord? pending = null;
         if (info.State == UnixSocketInfo.Listen)
         {
@@ -63,7 +66,7 @@ public sealed class UnixSocketKind : IDescriptorKind
             (record.State, record.PeerInode) = (SocketState.Connected, info.PeerInode);
             if (!fd.DryRun)
             {
-                queue = SocketQueuePeek.Read(socket, record.Shutdown.HasFlag(SocketShutdown.Receive));
+                queue = SocketQueuePeek.Read(socket, record.Shutdown.HasFlag(SocketShutdown.Receive), fd.InFlight, out inFlight);
                 if (record.SocketType != SocketType.Datagram && (ulong)queue.Sum(m => (long)m.Length) != info.ReceiveQueue)
                     throw new IOException($"{description}: peeked {queue.Sum(m => (long)m.Length)} queued bytes, unix_diag counts {info.ReceiveQueue}");
             }
@@ -77,7 +80,7 @@ public sealed class UnixSocketKind : IDescriptorKind
                 throw new CheckpointRefusedException($"{description} has datagrams from other sockets queued: unsupported (their senders' addresses are not restored)");
         }
         record = SocketOptionValues.Read(socket.Handle, AF_UNIX, 0, fd.Pid, record);
-        return socket.Inspected(objRef, FileKind.UnixSocket, record, queue) with { Pending = pending };
+        return socket.Inspected(objRef, FileKind.UnixSocket, record, queue) with { Pending = pending, InFlight = inFlight };
     }
 
     /// <summary>The bound address; a path must be absolute, and its file is checked to still be this socket's.</summary>
@@ -139,6 +142,12 @@ public sealed class UnixSocketKind : IDescriptorKind
             throw new RestoreRefusedException($"fd {fd}: unix socket {path} is in use by a running socket (/proc/net/unix): refused");
     }
 
+    public void Validate(FileImage file, int fd, RestorePlan plan)
+    {
+        Validate(file, fd);
+        InFlightFilesRestore.Validate(file, fd, plan);
+    }
+
     public long Open(SyscallInjector syscalls, ScratchArea scratch, FileImage file, int fd) =>
         throw new InvalidOperationException("a unix socket is opened with its descriptor table's FileCreation");
 
@@ -190,12 +199,17 @@ public sealed class UnixSocketKind : IDescriptorKind
         SocketOptionValues.Apply(syscalls, scratch, there, fd, peer.Record);
         if (mine.Record.LocalAddressLength > 2) BindUnix(syscalls, scratch, here, fd, mine);
         if (peer.Record.LocalAddressLength > 2) BindUnix(syscalls, scratch, there, fd, peer);
-        InjectedSocketCalls.SendQueue(syscalls, there, fd, mine.Queue);
-        InjectedSocketCalls.SendQueue(syscalls, here, fd, peer.Queue);
+        // Queues that carry descriptors in flight wait until every file of the tree exists, and the shutdown with them.
+        bool deferred = InFlightFilesRestore.Deferred(mine, peer);
+        if (!deferred)
+        {
+            InjectedSocketCalls.SendQueue(syscalls, there, fd, mine.Queue);
+            InjectedSocketCalls.SendQueue(syscalls, here, fd, peer.Queue);
+        }
         foreach ((long end, SocketImage socket, FileImage endFile) in new[] { (here, mine, file), (there, peer, peerFile) })
         {
             InjectedSocketCalls.PeekOffset(syscalls, scratch, end, fd, socket.Record);
-            InjectedSocketCalls.Shutdown(syscalls, end, fd, socket.Record.Shutdown);
+            if (!deferred) InjectedSocketCalls.Shutdown(syscalls, end, fd, socket.Record.Shutdown);
             InjectedSocketCalls.StatusFlags(syscalls, end, fd, endFile.Record);
         }
         creation.Park(peer.Record.ObjRef, there);

@@ -13,7 +13,8 @@ namespace Ckpt.Engine.Files.Terminals;
 /// process but the root is made:
 /// 1. right after the root is created (<see cref="CreatePairs"/>): per pair, /dev/ptmx opened in the
 ///    root (with the engine's credentials, like the rest of creation; the slave node is then given the
-///    recorded owner and mode), unlocked, the recorded termios (TCSETS2) and window size set, its unread
+///    recorded owner and mode) until it gets the recorded index (<see cref="OpenAtIndex"/>: programs
+///    such as tmux keep their terminals' names; another index when that one is in use), unlocked, the recorded termios (TCSETS2) and window size set, its unread
 ///    output written back through a slave with OPOST cleared (<see cref="UnreadOutput.PutBack"/>), packet
 ///    mode set, and the master parked above every recorded descriptor, without close-on-exec, so every
 ///    process forked from then on inherits it;
@@ -105,13 +106,15 @@ public sealed partial class TerminalsRestore
         int floor = _plan.Processes.SelectMany(p => p.FileTable.Descriptors).Select(d => d.Fd).DefaultIfEmpty(-1).Max() + 1;
         SyscallInjector syscalls = root.Leader;
         ScratchArea scratch = root.Scratch;
-        foreach (var (objRef, (pair, master)) in _pairs)
+        var extras = new List<long>();
+        // Lowest recorded index first: /dev/ptmx hands out the lowest free index, so each pair's extra opens only take indices below its own.
+        foreach (var (objRef, (pair, master)) in _pairs.OrderBy(p => p.Value.Pair.Record.Index))
         {
             scratch.Reset();
             TerminalRecord t = pair.Record;
             string what = $"pseudo-terminal pair /dev/pts/{t.Index}";
             ulong flags = master.Record.OpenFlags & (O_ACCMODE | O_NONBLOCK) | O_NOCTTY;
-            long opened = syscalls.Call($"open of /dev/ptmx for {what}", SYS_openat, AT_FDCWD, scratch.PutString("/dev/ptmx"), flags, 0);
+            long opened = OpenAtIndex(syscalls, scratch, flags, t.Index, what, extras);
             long parked = syscalls.Call($"fcntl(F_DUPFD, {floor}) of the new master for {what}", SYS_fcntl, (ulong)opened, F_DUPFD, (ulong)floor);
             syscalls.Call("close of the new master's first fd", SYS_close, (ulong)opened);
             _parked[objRef] = parked;
@@ -125,6 +128,30 @@ public sealed partial class TerminalsRestore
             Ioctl(syscalls, parked, PseudoTerminals.TIOCGPTN, index, what, "TIOCGPTN");
             int now = BitConverter.ToInt32(ProcessMemory.ReadExact(syscalls.Pid, index, sizeof(int)));
             SetOwner($"/dev/pts/{now}", t, what);
+        }
+        foreach (long extra in extras) syscalls.Call("close of a pseudo-terminal opened to reach a recorded index", SYS_close, (ulong)extra);
+    }
+
+    /// <summary>Upper bound of the /dev/ptmx opens made to reach one recorded index (the kernel's default pty max is 4096).</summary>
+    private const int MaxOpensForIndex = 4096;
+
+    /// <summary>
+    /// A new master whose slave has <paramref name="index"/> when that index is free: /dev/ptmx gives the lowest free
+    /// index, so opening it again until the index comes reaches it, every lower free index held meanwhile
+    /// (<paramref name="extras"/>, closed once every pair is made). When the index is in use (another terminal took it
+    /// since the checkpoint) the first index above it that comes is kept: the pair works, under another name.
+    /// </summary>
+    private static long OpenAtIndex(SyscallInjector syscalls, ScratchArea scratch, ulong flags, int index, string what, List<long> extras)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            scratch.Reset();
+            long opened = syscalls.Call($"open of /dev/ptmx for {what}", SYS_openat, AT_FDCWD, scratch.PutString("/dev/ptmx"), flags, 0);
+            ulong got = scratch.PutStruct(0);
+            Ioctl(syscalls, opened, PseudoTerminals.TIOCGPTN, got, what, "TIOCGPTN");
+            int now = BitConverter.ToInt32(ProcessMemory.ReadExact(syscalls.Pid, got, sizeof(int)));
+            if (now >= index || attempt >= MaxOpensForIndex) return opened;
+            extras.Add(opened);
         }
     }
 
