@@ -34,7 +34,7 @@ public static class Restorer
         phase?.Invoke("read");
         RestorePlan plan;
         using (StageProfile.Measure("read"))
-            plan = RestorePlanReader.Read(options.ImagePath, options.StandardInput, deferChecksum: options.Lazy);
+            plan = RestorePlanReader.Read(options.ImagePath, options.StandardInput, deferChecksum: options.Lazy, deferPageAddresses: options.Lazy);
         LazyPageServer? server = null;
         try
         {
@@ -75,7 +75,8 @@ public static class Restorer
                 server.BeforeFilling = plan.StartChecksum;
                 LazyPageServer serving = server;
                 server = null;
-                serving.Completion.ContinueWith(_ => plan.Dispose(), TaskScheduler.Default);
+                serving.OwnedUntilDone = plan;
+                if (serving.Completion.IsCompleted) plan.Dispose(); // finished already (a plan disposed twice is closed once)
                 return result! with { PageServer = serving };
             }
             plan.Dispose();
