@@ -65,7 +65,7 @@ public static class Restorer
             tracer.Join();
             TracerExit.WaitUntilDetached(plan.Processes.SelectMany(p => p.Threads).Select(t => t.Tid));
             if (failure is not null)
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(DamageFoundByPageServer(server) ?? failure);
             // The tracer thread has exited: the kernel has detached every restored thread (SyscallReentry).
             if (server is not null)
             {
@@ -178,6 +178,17 @@ public static class Restorer
             throw new RestoreException(tree.Step, e.Message, e);
         }
         return new RestoreResult(plan.Pid, null);
+    }
+
+    // A lazy restore's page server that found the image damaged (a page address it read for a fault
+    // during the restore) killed the process: that, not the dead process, is why the restore failed.
+    private static ImageFormatException? DamageFoundByPageServer(LazyPageServer? server)
+    {
+        if (server is null) return null;
+        server.Stop();
+        try { server.Completion.Wait(TimeSpan.FromSeconds(5)); }
+        catch (AggregateException) { /* read below */ }
+        return server.Completion.Exception?.InnerException as ImageFormatException;
     }
 
     private static bool RestoresFileTable(RestoreContext process) => SharedTables.RestoresFileTable(process.Plan.Image, process.Plan.Process);
