@@ -49,6 +49,44 @@ internal static unsafe partial class LazyRestore
         }
     }
 
+    /// <summary>
+    /// Starts the page server process on a thread of its own: posix_spawn returns only once the child
+    /// has executed the engine (vfork), several milliseconds that would otherwise delay the image's read
+    /// and the restore. <see cref="PendingServer.Wait"/> gives the server, or throws why it could not start.
+    /// </summary>
+    public static PendingServer StartServerInBackground(string input) => new(input);
+
+    internal sealed class PendingServer
+    {
+        private readonly Thread _thread;
+        private PageServerProcess? _server;
+        private Exception? _failure;
+
+        public PendingServer(string input)
+        {
+            _thread = new Thread(() =>
+            {
+                try { _server = StartServer(input); }
+                catch (Exception e) { _failure = e; }
+            }, 256 << 10) { Name = "ckpt page server spawn" };
+            _thread.Start();
+        }
+
+        public PageServerProcess Wait()
+        {
+            _thread.Join();
+            if (_failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_failure);
+            return _server!;
+        }
+
+        /// <summary>Closes the socket once the spawn is done (a server that took nothing over then exits).</summary>
+        public void Dispose()
+        {
+            _thread.Join();
+            _server?.Dispose();
+        }
+    }
+
     /// <summary>Starts the page server process (first thing: it starts while the front restores).</summary>
     public static PageServerProcess StartServer(string input)
     {

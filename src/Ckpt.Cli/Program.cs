@@ -1,5 +1,8 @@
 using System.CommandLine;
 using Ckpt.Cli;
+using Ckpt.Engine.Restore;
+
+StageProfile.Mark("main");
 
 var root = new RootCommand("ckpt: checkpoint and restore Linux processes (see docs/ARCHITECTURE.md)");
 root.Subcommands.Add(CheckpointCommand.Create());
@@ -11,4 +14,6 @@ if (parsed.Errors.Count > 0)
     foreach (var error in parsed.Errors) Console.Error.WriteLine($"ckpt: {error.Message}");
     return 2; // usage (docs/ARCHITECTURE.md exit codes)
 }
-return parsed.Invoke();
+int exitCode = parsed.Invoke();
+StageProfile.Mark("exit");
+return exitCode;

@@ -47,19 +47,35 @@ public static class RestoreCommand
         if (lazy && pageServerFd is { } socket) return ServePages(socket);
         using var progress = ProgressChannel.Open(progressFd);
         using var stop = StopRequest.Listen();
+        LazyRestore.PendingServer? pendingServer = null;
         LazyRestore.PageServerProcess? pageServer = null;
         try
         {
             // First: the page server process starts on the other core while this one restores.
-            if (lazy) pageServer = LazyRestore.StartServer(input);
+            StageProfile.Mark("restore command");
+            if (lazy) pendingServer = LazyRestore.StartServerInBackground(input);
             var result = Restorer.Restore(new RestoreOptions(input, wait, force, TrustImage: trustImage, Lazy: lazy, ShellTerminal: ShellTerminal(shellTerminal)), phase =>
             {
                 stop.ThrowIfRequested();
                 progress.Write(w => { w.WriteString("event", "progress"); w.WriteString("phase", phase); });
             });
-            if (result.PageServer is { } served) pageServer!.TakeOver(served, result.Pid);
+            if (result.PageServer is { } served)
+            {
+                using (StageProfile.Measure("handover"))
+                {
+                    try { pageServer = pendingServer!.Wait(); }
+                    catch (Exception e) when (e is IOException or SyscallException)
+                    {
+                        served.Stop();
+                        Engine.Linux.Native.kill(result.Pid, Engine.Linux.Native.SIGKILL);
+                        throw new IOException($"{e.Message}; the restored process {result.Pid} was killed", e);
+                    }
+                    pageServer.TakeOver(served, result.Pid);
+                }
+            }
             Console.Out.WriteLine(result.Pid);
             Console.Out.Flush();
+            StageProfile.Mark("pid printed");
             progress.Write(w =>
             {
                 w.WriteString("event", "result");
@@ -80,7 +96,8 @@ public static class RestoreCommand
         }
         finally
         {
-            pageServer?.Dispose(); // a server that took nothing over sees the end of the socket and exits
+            pendingServer?.Dispose(); // a server that took nothing over sees the end of the socket and exits
+            StageProfile.Mark("restore command done");
         }
     }
 

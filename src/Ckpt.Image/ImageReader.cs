@@ -43,6 +43,13 @@ public sealed class ImageReader : IDisposable
         this.verifyChecksum = verifyChecksum;
     }
 
+    /// <summary>
+    /// Page addresses of private anonymous VMAs are not read into the model: their chunks are
+    /// <see cref="Model.DeferredPageChunk"/>s, which the consumer reads and checks itself before using
+    /// any address (a lazy restore's page server, after the process runs: docs/ARCHITECTURE.md).
+    /// </summary>
+    public bool DeferAnonymousPageAddresses { get; init; }
+
     /// <summary>Byte offset of the next unread byte.</summary>
     public long Position { get; private set; }
 

@@ -172,6 +172,64 @@ public sealed partial class LazyRestoreTests
         }
     }
 
+    /// <summary>
+    /// A lazy restore does not read the page addresses of private anonymous memory before the release
+    /// (the page server reads them when it first needs them): a damaged address then kills the running
+    /// process before any page of that mapping is served, and the failure names the PAGE_ARRAY record
+    /// and its offset. The process never runs on with a wrong or zero page.
+    /// </summary>
+    [Fact]
+    public void A_damaged_page_address_read_after_the_release_kills_the_process_naming_the_record()
+    {
+        using var target = Start("ckpt_lazy", "64");
+        int pid = target.Pid;
+        string image = TempPath("lazy-damaged-address.img");
+        CheckpointAndKill(pid, image);
+        Ckpt.Image.Model.DeferredPageChunk chunk = LargestDeferredMapping(image).DeferredChunks[^1];
+        using (var file = new FileStream(image, FileMode.Open, FileAccess.Write))
+        {
+            file.Position = chunk.AddressesOffset;
+            file.Write(BitConverter.GetBytes(0x1001ul)); // its first address: not a page, outside the mapping
+        }
+
+        Exception? failure;
+        try
+        {
+            // Nothing before the release reads it; the workers' futex word is in that mapping, so the first
+            // fault may come while the release restarts their futex wait (the restore then fails with the
+            // damage) or just after it (the page server then fails with it).
+            RestoreResult result = Restorer.Restore(new RestoreOptions(image, Lazy: true));
+            Assert.Equal(pid, result.Pid);
+            result.PageServer!.StartFilling();
+            for (int i = 0; i < 600 && !result.PageServer.Completion.IsCompleted; i++) Thread.Sleep(100);
+            failure = result.PageServer.Completion.Exception?.InnerException;
+        }
+        catch (Ckpt.Image.ImageFormatException e)
+        {
+            failure = e;
+        }
+        try
+        {
+            var error = Assert.IsType<Ckpt.Image.ImageFormatException>(failure);
+            Assert.Equal(Ckpt.Image.Records.RecordType.PageArray, error.Record);
+            Assert.Equal(chunk.RecordOffset, error.Offset);
+            Assert.Contains("0x1001", error.Message);
+            RestoreTestProcesses.WaitUntilGone(pid);
+            Assert.Equal([$"READY {pid}"], File.ReadAllLines(target.Log)); // killed before it could check (or print) anything
+        }
+        finally
+        {
+            if (!RestoreTestProcesses.HasExited(pid)) RestoreTestProcesses.KillAndReap(pid);
+        }
+    }
+
+    private static Ckpt.Image.Model.VmaImage LargestDeferredMapping(string image)
+    {
+        using var stream = File.OpenRead(image);
+        var model = Ckpt.Image.Model.ImageModelReader.Read(new Ckpt.Image.ImageReader(stream, verifyChecksum: false) { DeferAnonymousPageAddresses = true });
+        return model.Processes[0].Memory.Vmas.MaxBy(v => v.DeferredChunks.Sum(c => c.PageCount))!;
+    }
+
     private static void CheckpointAndKill(int pid, string image)
     {
         try { RestoreTestCheckpoint.Checkpoint(pid, image, kill: true); }

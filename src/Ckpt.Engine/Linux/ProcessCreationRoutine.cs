@@ -33,7 +33,10 @@ internal struct CloneArgs
 /// A few instructions that fork without running any managed (or libc) code in the children.
 /// The .NET runtime is multi-threaded: a forked copy of it may hold locks of threads that do
 /// not exist there, so the children must only execute raw system calls. Called with a
-/// <see cref="SpawnArguments"/>* it returns the intermediate child's pid, or -errno of fork.
+/// <see cref="SpawnArguments"/>* it returns the intermediate child's pid, or -errno of vfork.
+/// The intermediate is a vfork child: it shares the engine's memory (no copy of the engine's
+/// address space is made and torn down for it; the calling thread waits until it exits) and
+/// touches no memory, stack included: it only reads the arguments and makes two system calls.
 /// The intermediate calls clone3 (with set_tid) and exits with 0 or clone3's errno; the
 /// grandchild closes the pipe's write end, blocks in read() until the engine has attached,
 /// then execve()s, or exit_group(127). All signals are blocked around fork so that no runtime
@@ -52,7 +55,7 @@ internal static unsafe class ProcessCreationRoutine
         0x41, 0xba, 0x08, 0x00, 0x00, 0x00,       // 10 mov r10d, 8
         0xb8, 0x0e, 0x00, 0x00, 0x00,             // 16 mov eax, rt_sigprocmask
         0x0f, 0x05,                               // 1b syscall
-        0xb8, 0x39, 0x00, 0x00, 0x00,             // 1d mov eax, fork
+        0xb8, 0x3a, 0x00, 0x00, 0x00,             // 1d mov eax, vfork
         0x0f, 0x05,                               // 22 syscall
         0x48, 0x85, 0xc0,                         // 24 test rax, rax
         0x74, 0x1f,                               // 27 je intermediate (48)

@@ -95,6 +95,7 @@ public static unsafe partial class LazyHandover
         using var reader = new BinaryReader(new MemoryStream(payload));
         long tailOffset = reader.ReadInt64();
         ulong checksum = reader.ReadUInt64();
+        var image = new SafeFileHandle(descriptors[0], ownsHandle: true);
         var spaces = new List<LazyPageServer.ServedSpace>();
         int spaceCount = reader.ReadInt32();
         for (int i = 0; i < spaceCount; i++)
@@ -102,10 +103,9 @@ public static unsafe partial class LazyHandover
             int pid = reader.ReadInt32(), heldFd = reader.ReadInt32();
             bool gone = reader.ReadBoolean();
             int held = reader.ReadInt32();
-            spaces.Add(new LazyPageServer.ServedSpace(pid, descriptors[1 + i], heldFd, descriptors[1 + held], LazyPages.ReadFrom(reader), gone));
+            spaces.Add(new LazyPageServer.ServedSpace(pid, descriptors[1 + i], heldFd, descriptors[1 + held], LazyPages.ReadFrom(reader, image), gone));
         }
 
-        var image = new SafeFileHandle(descriptors[0], ownsHandle: true);
         var hash = new Task<bool>(() => ImageChecksum.Matches(image, tailOffset, checksum), TaskCreationOptions.LongRunning);
         void StartHash() { lock (hash) if (hash.Status == TaskStatus.Created) hash.Start(); }
         LazyPageServer server = LazyPageServer.Adopt(image, () => { StartHash(); return hash.GetAwaiter().GetResult(); },

@@ -25,7 +25,7 @@ public static class LazyMemory
     private const ulong Features = Userfaultfd.FeatureEventFork | Userfaultfd.FeatureEventRemap | Userfaultfd.FeatureEventRemove | Userfaultfd.FeatureEventUnmap;
 
     /// <summary>Memory left to the page server: private anonymous mappings with saved pages.</summary>
-    public static bool IsLazy(VmaImage vma) => vma.Record.VmaType == VmaType.Anon && vma.Chunks.Count > 0;
+    public static bool IsLazy(VmaImage vma) => vma.Record.VmaType == VmaType.Anon && vma.HasSavedPages;
 
     /// <summary>Creates the process's userfaultfd, registers the lazy mappings and hands them to <paramref name="server"/>.</summary>
     public static void Register(SyscallInjector syscalls, RestorePlan plan, LazyPageServer server)
@@ -41,12 +41,15 @@ public static class LazyMemory
         {
             Userfaultfd.Handshake(uffd, Features, pid);
             var runs = new List<(ulong, int, long)>();
+            var unread = new List<LazyPages.UnreadMapping>();
             foreach (VmaImage vma in plan.Vmas.Where(IsLazy))
             {
                 Userfaultfd.RegisterMissing(uffd, vma.Record.VmStart, vma.Length, pid);
-                foreach (PageChunk chunk in vma.Chunks) runs.AddRange(Runs(chunk));
+                foreach (PageChunk chunk in vma.Chunks) runs.AddRange(LazyPages.RunsOf(chunk.Addresses, chunk.ContentsOffset));
+                // Addresses the model left in the image (a lazy restore does not wait for them): read when first needed.
+                if (vma.DeferredChunks.Count > 0) unread.Add(new LazyPages.UnreadMapping(vma.Record.VmStart, vma.Record.VmEnd, vma.DeferredChunks));
             }
-            server.Serve(pid, uffd, (int)held, new LazyPages(runs));
+            server.Serve(pid, uffd, (int)held, new LazyPages(runs, unread, plan.ImageFile));
         }
         catch
         {
@@ -68,19 +71,6 @@ public static class LazyMemory
         finally
         {
             Native.close(pidfd);
-        }
-    }
-
-    // Contiguous pages of a chunk: address, count, image offset of their contents.
-    private static IEnumerable<(ulong, int, long)> Runs(PageChunk chunk)
-    {
-        ulong[] addresses = chunk.Addresses;
-        int start = 0;
-        for (int i = 1; i <= addresses.Length; i++)
-        {
-            if (i < addresses.Length && addresses[i] == addresses[i - 1] + 4096) continue;
-            yield return (addresses[start], i - start, chunk.ContentsOffset + (long)start * 4096);
-            start = i;
         }
     }
 

@@ -104,12 +104,34 @@ public sealed unsafe class LazyPageServer
         finally
         {
             foreach (Space space in _spaces) Native.close(space.Uffd); // sent: the server process holds them now
-            _completion.TrySetResult();
+            Complete(null);
         }
     }
 
     /// <summary>Done when every page is in (or the process is gone); faulted with the reason otherwise.</summary>
     public Task Completion => _completion.Task;
+
+    /// <summary>
+    /// Disposed once serving is done (every page in, handed over, stopped or failed), on the thread
+    /// that finished it (the restore's plan, which holds the image): a continuation of
+    /// <see cref="Completion"/> would start thread pool threads, and `ckpt restore --lazy` would wait for them.
+    /// </summary>
+    public IDisposable? OwnedUntilDone { get => _owned; set => _owned = value; }
+
+    private IDisposable? _owned;
+
+    private void Complete(Exception? failure)
+    {
+        try
+        {
+            if (failure is null) _completion.TrySetResult();
+            else _completion.TrySetException(failure);
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _owned, null)?.Dispose();
+        }
+    }
 
     /// <summary>Pages not in yet, over every address space served.</summary>
     public long RemainingPages { get { lock (_spaces) return _spaces.Sum(s => s.Gone ? 0 : s.Pages.RemainingPages); } }
@@ -190,22 +212,22 @@ public sealed unsafe class LazyPageServer
             if (_stopping)
             {
                 foreach (Space space in _spaces) Native.close(space.Uffd);
-                _completion.TrySetResult();
+                Complete(null);
                 return;
             }
             Finish();
-            _completion.TrySetResult();
+            Complete(null);
         }
         catch (LazyRestoreIncompleteException e)
         {
-            _completion.TrySetException(e.InnerException!);
+            Complete(e.InnerException!);
         }
         catch (Exception e)
         {
             // Pages are missing and nobody will serve them (or the image is damaged): end the process
             // rather than leave it waiting forever on its first missing page.
             KillAll();
-            _completion.TrySetException(e);
+            Complete(e);
         }
     }
 

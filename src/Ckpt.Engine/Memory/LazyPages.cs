@@ -1,4 +1,6 @@
 using System.Collections;
+using Ckpt.Image.Model;
+using Microsoft.Win32.SafeHandles;
 
 namespace Ckpt.Engine.Memory;
 
@@ -9,28 +11,79 @@ namespace Ckpt.Engine.Memory;
 /// The process may change its address space meanwhile (userfaultfd events): pages it unmaps or
 /// discards are dropped (a fault there must read zeros, as without a lazy restore), and a remap
 /// moves the pending pages with the mapping.
+/// A mapping whose page addresses the image model did not read (<see cref="DeferredPageChunk"/>: the
+/// restore did not wait for them) is an unread mapping: its addresses are read from the image and
+/// checked when a fault or the background pass first needs them (<see cref="ReadUnread"/>); a damaged
+/// chunk then throws, and the page server kills the process rather than answer with a wrong page.
 /// </summary>
 public sealed class LazyPages
 {
     private const int PageSize = 4096;
     private readonly List<Run> _runs;
+    private readonly List<UnreadMapping> _unread;
+    private readonly SafeFileHandle? _image;
 
-    public LazyPages(IEnumerable<(ulong Address, int Pages, long ContentsOffset)> runs)
+    /// <summary>A mapping [Start, End) whose chunks' addresses are still in the image only.</summary>
+    public sealed record UnreadMapping(ulong Start, ulong End, IReadOnlyList<DeferredPageChunk> Chunks)
     {
-        _runs = runs.Select(r => new Run(r.Address, r.ContentsOffset, Missing(r.Pages), 0)).OrderBy(r => r.Address).ToList();
-        RemainingPages = _runs.Sum(r => r.Pages);
+        public long Pages => Chunks.Sum(c => (long)c.PageCount);
     }
 
-    private LazyPages(List<Run> runs, long remaining)
+    /// <param name="runs">pages whose addresses are known: contiguous runs (address, pages, image offset of their contents)</param>
+    /// <param name="unread">mappings whose addresses are read from <paramref name="image"/> when first needed</param>
+    public LazyPages(IEnumerable<(ulong Address, int Pages, long ContentsOffset)> runs, IEnumerable<UnreadMapping>? unread = null, SafeFileHandle? image = null)
+    {
+        _runs = runs.Select(r => new Run(r.Address, r.ContentsOffset, Missing(r.Pages), 0)).OrderBy(r => r.Address).ToList();
+        _unread = (unread ?? []).OrderBy(u => u.Start).ToList();
+        if (_unread.Count > 0 && image is null) throw new ArgumentException("unread mappings need the image to read their addresses from", nameof(image));
+        _image = image;
+        RemainingPages = _runs.Sum(r => r.Pages) + _unread.Sum(u => u.Pages);
+    }
+
+    private LazyPages(List<Run> runs, List<UnreadMapping> unread, SafeFileHandle? image, long remaining)
     {
         _runs = runs;
+        _unread = unread;
+        _image = image;
         RemainingPages = remaining;
     }
 
     public long RemainingPages { get; private set; }
 
     /// <summary>A copy for the child of a fork: it misses the same pages at the same addresses.</summary>
-    public LazyPages Clone() => new(_runs.Select(r => r.Copy()).ToList(), RemainingPages);
+    public LazyPages Clone() => new(_runs.Select(r => r.Copy()).ToList(), [.. _unread], _image, RemainingPages);
+
+    /// <summary>The contiguous runs of a chunk's pages: address, page count, image offset of their contents.</summary>
+    public static IEnumerable<(ulong Address, int Pages, long ContentsOffset)> RunsOf(ulong[] addresses, long contentsOffset)
+    {
+        int start = 0;
+        for (int i = 1; i <= addresses.Length; i++)
+        {
+            if (i < addresses.Length && addresses[i] == addresses[i - 1] + PageSize) continue;
+            yield return (addresses[start], i - start, contentsOffset + (long)start * PageSize);
+            start = i;
+        }
+    }
+
+    /// <summary>
+    /// Reads (and checks) the addresses of every unread mapping that meets [start, end): from then on
+    /// their pages are runs like the others. An <see cref="Image.ImageFormatException"/> for a damaged chunk.
+    /// </summary>
+    public void ReadUnread(ulong start, ulong end)
+    {
+        for (int i = 0; i < _unread.Count; i++)
+        {
+            UnreadMapping mapping = _unread[i];
+            if (mapping.End <= start || mapping.Start >= end) continue;
+            var runs = new List<Run>();
+            foreach (DeferredPageChunk chunk in mapping.Chunks)
+                foreach (var (address, pages, contentsOffset) in RunsOf(chunk.ReadAddresses(_image!, mapping.Start, mapping.End), chunk.ContentsOffset))
+                    runs.Add(new Run(address, contentsOffset, Missing(pages), 0));
+            _unread.RemoveAt(i--);
+            _runs.AddRange(runs);
+            _runs.Sort((a, b) => a.Address.CompareTo(b.Address));
+        }
+    }
 
     /// <summary>
     /// The pending pages as bytes, for the page server that takes over from the engine that restored
@@ -39,6 +92,20 @@ public sealed class LazyPages
     /// </summary>
     public void WriteTo(BinaryWriter writer)
     {
+        writer.Write(_unread.Count);
+        foreach (UnreadMapping mapping in _unread)
+        {
+            writer.Write(mapping.Start);
+            writer.Write(mapping.End);
+            writer.Write(mapping.Chunks.Count);
+            foreach (DeferredPageChunk chunk in mapping.Chunks)
+            {
+                writer.Write(chunk.PageCount);
+                writer.Write(chunk.AddressesOffset);
+                writer.Write(chunk.ContentsOffset);
+                writer.Write(chunk.RecordOffset);
+            }
+        }
         writer.Write(_runs.Count);
         writer.Write(RemainingPages);
         byte[] bits = [];
@@ -56,9 +123,19 @@ public sealed class LazyPages
         }
     }
 
-    /// <summary>The pending pages written by <see cref="WriteTo"/> (by the engine that restored the process: trusted).</summary>
-    public static LazyPages ReadFrom(BinaryReader reader)
+    /// <summary>The pending pages written by <see cref="WriteTo"/> (by the engine that restored the process: trusted); unread addresses come from <paramref name="image"/>.</summary>
+    public static LazyPages ReadFrom(BinaryReader reader, SafeFileHandle image)
     {
+        var unread = new List<UnreadMapping>();
+        int mappings = reader.ReadInt32();
+        for (int m = 0; m < mappings; m++)
+        {
+            ulong start = reader.ReadUInt64(), end = reader.ReadUInt64();
+            var chunks = new DeferredPageChunk[reader.ReadInt32()];
+            for (int c = 0; c < chunks.Length; c++)
+                chunks[c] = new DeferredPageChunk(reader.ReadInt32(), reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64());
+            unread.Add(new UnreadMapping(start, end, chunks));
+        }
         int count = reader.ReadInt32();
         long remaining = reader.ReadInt64();
         var runs = new List<Run>(count);
@@ -70,7 +147,7 @@ public sealed class LazyPages
             var missing = new BitArray(reader.ReadBytes((pages + 7) / 8)) { Length = pages };
             runs.Add(new Run(address, contentsOffset, missing, filled));
         }
-        return new LazyPages(runs, remaining);
+        return new LazyPages(runs, unread, image, remaining);
     }
 
     /// <summary>A stretch of missing pages: destination, page count, image offset of the first page's contents.</summary>
@@ -86,6 +163,7 @@ public sealed class LazyPages
     public Stretch? Around(ulong address, int windowPages)
     {
         ulong page = address & ~(ulong)(PageSize - 1);
+        ReadUnread(page, page + PageSize);
         Run? run = RunHolding(page);
         if (run is null) return null;
         int index = run.IndexOf(page);
@@ -100,6 +178,9 @@ public sealed class LazyPages
     /// <summary>The first missing stretch in address order, at most <paramref name="maxPages"/> long; null when all are in.</summary>
     public Stretch? Next(int maxPages)
     {
+        // The pass reaches an unread mapping: its addresses first (one mapping per call, in address order).
+        if (_unread.Count > 0 && _runs.FirstOrDefault(r => r.Filled < r.Pages) is var firstMissing && (firstMissing is null || _unread[0].Start < firstMissing.Address))
+            ReadUnread(_unread[0].Start, _unread[0].End);
         foreach (Run run in _runs)
         {
             if (run.Filled == run.Pages) continue;
@@ -130,6 +211,7 @@ public sealed class LazyPages
     /// <summary>The process unmapped or discarded [start, end): those pages are no longer the image's.</summary>
     public void Drop(ulong start, ulong end)
     {
+        ReadUnread(start, end);
         foreach (Run run in _runs)
         {
             if (run.End <= start || run.Address >= end) continue;
@@ -142,6 +224,8 @@ public sealed class LazyPages
     public void Move(ulong from, ulong to, ulong length)
     {
         ulong end = from + length;
+        ReadUnread(from, end);
+        ReadUnread(to, to + length);
         var moved = new List<Run>();
         foreach (Run run in _runs.ToList())
         {

@@ -51,7 +51,7 @@ public static class MemoryRestore
     }
 
     private static bool NeedsWriteWhileFilling(VmaImage vma) =>
-        (vma.Chunks.Count > 0 || vma.InheritedPages.Count > 0) && vma.Record.VmaType is VmaType.Anon or VmaType.File or VmaType.SharedAnon;
+        (vma.HasSavedPages || vma.InheritedPages.Count > 0) && vma.Record.VmaType is VmaType.Anon or VmaType.File or VmaType.SharedAnon;
 
     // Anonymous and file mappings, with their madvise flags, go in batches (SyscallBatch: one ptrace stop
     // for many calls); a shared anonymous or unlinked file mapping needs calls whose results the engine

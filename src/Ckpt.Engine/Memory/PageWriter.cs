@@ -37,6 +37,9 @@ public static class PageWriter
             foreach (VmaImage vma in plan.Vmas)
             {
                 if (lazy?.Invoke(vma) == true) continue;
+                // Never a mapping left with zeros where the image has pages: only a page server reads deferred addresses.
+                if (vma.DeferredChunks.Count > 0)
+                    throw new InvalidOperationException($"{MemoryRestore.Describe(vma)}: its page addresses were left for a lazy restore's page server");
                 foreach (PageChunk chunk in vma.Chunks)
                 {
                     foreach (PageRun run in Runs(chunk, pageSize))

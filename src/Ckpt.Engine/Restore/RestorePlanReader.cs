@@ -17,7 +17,8 @@ public static class RestorePlanReader
 {
     /// <summary>Reads an image file; "-" spools standard input to an unlinked temporary file first.</summary>
     /// <param name="deferChecksum">a lazy restore: the hash starts with <see cref="RestorePlan.StartChecksum"/>, once the process runs</param>
-    public static RestorePlan Read(string path, Stream? standardInput = null, bool deferChecksum = false)
+    /// <param name="deferPageAddresses">a lazy restore: private anonymous VMAs' page addresses are read by the page server (<see cref="ImageReader.DeferAnonymousPageAddresses"/>)</param>
+    public static RestorePlan Read(string path, Stream? standardInput = null, bool deferChecksum = false, bool deferPageAddresses = false)
     {
         ImageSource? stdinSource = path == "-" ? SourceOfStandardInput(standardInput) : null;
         SafeFileHandle handle = path == "-" ? SpoolToUnlinkedFile(standardInput ?? Console.OpenStandardInput())
@@ -28,7 +29,7 @@ public static class RestorePlanReader
             // A second open of the same file for the pass over the records: the plan keeps the first.
             // A small buffer: each seek over a chunk's contents then reads only the next headers.
             using var stream = new FileStream($"/proc/self/fd/{handle.DangerousGetHandle()}", FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 16 << 10);
-            using var reader = new ImageReader(stream, leaveOpen: true, verifyChecksum: false);
+            using var reader = new ImageReader(stream, leaveOpen: true, verifyChecksum: false) { DeferAnonymousPageAddresses = deferPageAddresses };
             return ReadPlan(reader, handle, source, deferChecksum);
         }
         catch

@@ -34,7 +34,7 @@ public static class Restorer
         phase?.Invoke("read");
         RestorePlan plan;
         using (StageProfile.Measure("read"))
-            plan = RestorePlanReader.Read(options.ImagePath, options.StandardInput, deferChecksum: options.Lazy);
+            plan = RestorePlanReader.Read(options.ImagePath, options.StandardInput, deferChecksum: options.Lazy, deferPageAddresses: options.Lazy);
         LazyPageServer? server = null;
         try
         {
@@ -65,7 +65,7 @@ public static class Restorer
             tracer.Join();
             TracerExit.WaitUntilDetached(plan.Processes.SelectMany(p => p.Threads).Select(t => t.Tid));
             if (failure is not null)
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(DamageFoundByPageServer(server) ?? failure);
             // The tracer thread has exited: the kernel has detached every restored thread (SyscallReentry).
             if (server is not null)
             {
@@ -75,7 +75,8 @@ public static class Restorer
                 server.BeforeFilling = plan.StartChecksum;
                 LazyPageServer serving = server;
                 server = null;
-                serving.Completion.ContinueWith(_ => plan.Dispose(), TaskScheduler.Default);
+                serving.OwnedUntilDone = plan;
+                if (serving.Completion.IsCompleted) plan.Dispose(); // finished already (a plan disposed twice is closed once)
                 return result! with { PageServer = serving };
             }
             plan.Dispose();
@@ -192,6 +193,17 @@ public static class Restorer
     // The process that restores this one's address space (itself unless it is a later CLONE_VM sharer).
     private static RestoreContext MemoryOwner(TreeRestoreContext tree, RestoreContext process) =>
         tree.Processes.First(q => ReferenceEquals(q.Plan.Process.Memory, process.Plan.Process.Memory));
+
+    // A lazy restore's page server that found the image damaged (a page address it read for a fault
+    // during the restore) killed the process: that, not the dead process, is why the restore failed.
+    private static ImageFormatException? DamageFoundByPageServer(LazyPageServer? server)
+    {
+        if (server is null) return null;
+        server.Stop();
+        try { server.Completion.Wait(TimeSpan.FromSeconds(5)); }
+        catch (AggregateException) { /* read below */ }
+        return server.Completion.Exception?.InnerException as ImageFormatException;
+    }
 
     private static bool RestoresFileTable(RestoreContext process) => SharedTables.RestoresFileTable(process.Plan.Image, process.Plan.Process);
 

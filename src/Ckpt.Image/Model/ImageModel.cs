@@ -129,7 +129,16 @@ public sealed record VmaImage(VmaRecord Record, FileImage? File, IReadOnlyList<P
     public ulong Length => Record.VmEnd - Record.VmStart;
 
     /// <summary>Pages stored in the chunks (all-zero anonymous pages are left out at checkpoint).</summary>
-    public ulong PagesSaved => (ulong)Chunks.Sum(c => (long)c.Addresses.Length);
+    public ulong PagesSaved => (ulong)Chunks.Sum(c => (long)c.Addresses.Length) + (ulong)DeferredChunks.Sum(c => (long)c.PageCount);
+
+    /// <summary>
+    /// With <see cref="ImageReader.DeferAnonymousPageAddresses"/>, the chunks of a private anonymous VMA
+    /// (then <see cref="Chunks"/> is empty): page counts and offsets only, the addresses not read yet.
+    /// </summary>
+    public IReadOnlyList<DeferredPageChunk> DeferredChunks { get; init; } = [];
+
+    /// <summary>The image stores pages of this VMA (in chunks read or deferred).</summary>
+    public bool HasSavedPages => Chunks.Count > 0 || DeferredChunks.Count > 0;
 
     /// <summary>Addresses of pages that are the parent process's pages at the same addresses (INHERITED_PAGES), increasing.</summary>
     public IReadOnlyList<ulong> InheritedPages { get; init; } = [];

@@ -203,6 +203,11 @@ public static partial class ImageModelReader
                 throw Error(reader, RecordType.Vma, $"maps file objref {vma.FileObjRef}, a {file.Record.Kind} ({file.Path}), which cannot be mapped (only a regular file, a memfd or a deleted file)");
             SharedMemoryImage? shared = SharedMemoryReader.ForVma(reader, vma, newSharedMemory, objects);
             ulong[] inherited = InheritedPagesReader.Read(reader, vma, pid, parentMemory);
+            if (reader.DeferAnonymousPageAddresses && vma.VmaType == VmaType.Anon && inherited.Length == 0)
+            {
+                vmas.Add(new VmaImage(vma, file, []) { DeferredChunks = DeferChunks(reader, vma) });
+                continue;
+            }
             List<PageChunk> chunks = ReadChunks(reader, vma, inherited);
             if (shared is not null) SharedMemoryReader.RequireEachPageOnce(reader, vma, shared, chunks);
             vmas.Add(new VmaImage(vma, file, chunks) { SharedMemory = shared, InheritedPages = inherited });
@@ -237,16 +242,26 @@ public static partial class ImageModelReader
             // ordinary heap the GC copied again and again while they were read (compaction of gen0).
             var addresses = GC.AllocateUninitializedArray<ulong>((int)array.PageCount, pinned: true);
             reader.ReadPageAddresses(addresses);
-            ulong previous = 0;
-            foreach (ulong address in addresses)
-            {
-                if (address < vma.VmStart || address >= vma.VmEnd || address % reader.PageSize != 0 || (previous != 0 && address <= previous))
-                    throw Error(reader, RecordType.PageArray, $"page 0x{address:x} is outside its VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} or out of order");
-                if (inherited.Length > 0 && Array.BinarySearch(inherited, address) >= 0)
-                    throw Error(reader, RecordType.PageArray, $"page 0x{address:x} of VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} is stored and inherited from the parent too");
-                previous = address;
-            }
+            DeferredPageChunk.CheckAddresses(addresses, vma.VmStart, vma.VmEnd, reader.PageSize, inherited, reader.CurrentRecordOffset);
             chunks.Add(new PageChunk(addresses, reader.Position));
+            reader.SkipPageContents();
+        }
+    }
+
+    // A lazy restore's private anonymous VMA: the same counts checked, the addresses left for the page server.
+    private static List<DeferredPageChunk> DeferChunks(ImageReader reader, VmaRecord vma)
+    {
+        var chunks = new List<DeferredPageChunk>();
+        ulong pages = 0;
+        while (true)
+        {
+            var array = Next<PageArrayRecord>(reader);
+            if (array.PageCount == 0) return chunks;
+            pages += array.PageCount;
+            if (pages > vma.PagesPopulated)
+                throw Error(reader, RecordType.PageArray, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} has more pages in its chunks (and inherited) than the {vma.PagesPopulated} it counted");
+            long addressesOffset = reader.Position;
+            chunks.Add(new DeferredPageChunk((int)array.PageCount, addressesOffset, addressesOffset + (long)array.PageCount * sizeof(ulong), reader.CurrentRecordOffset));
             reader.SkipPageContents();
         }
     }
