@@ -71,13 +71,16 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
     /// <summary>A task the engine has already collected as tracer (a zombie handed to its parent): nothing left to kill or wait for.</summary>
     public void Reaped(int pid) => _created.RemoveAll(t => t.Pid == pid);
 
-    /// <summary>A process whose leader stands at its exec stop: its context, with a scratch area mapped.</summary>
-    public RestoreContext AddProcess(ProcessImage image, SyscallInjector leader)
+    /// <summary>A process whose leader stands at its exec stop (or was just forked): its context, with a scratch area mapped.</summary>
+    /// <param name="inherited">the copy of its creator's scratch area a forked process holds: used when no mapping of the image needs its place</param>
+    public RestoreContext AddProcess(ProcessImage image, SyscallInjector leader, ScratchArea? inherited = null)
     {
         var context = new RestoreContext(Plan.ForProcess(image), this);
         context.AddThread(new RestoredThread(image.Threads[0], leader));
         Step = $"process {image.Pid}: scratch area";
-        context.Scratch = ScratchArea.Map(leader, image.Memory.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd)));
+        var imageRanges = image.Memory.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd));
+        context.Scratch = inherited is not null && !imageRanges.Any(r => inherited.Overlaps(r.VmStart, r.VmEnd)) ? inherited
+            : ScratchArea.Map(leader, imageRanges);
         _processes.Add(context);
         ByPid[image.Pid] = context;
         return context;

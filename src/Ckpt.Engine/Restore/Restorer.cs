@@ -106,10 +106,19 @@ public static class Restorer
             tree.Stage("credentials after exec", p => UnprivilegedMode.CheckCreated(p.Plan.Pid, "the program the restore executed"));
             // A descriptor table or fs information shared by processes (CLONE_FILES, CLONE_FS) is restored once,
             // by its first sharer in tree order; the others were forked sharing it (TreeCreation, Tasks/SharedTables).
-            tree.Stage("close inherited files", p => { if (RestoresFileTable(p)) FilesRestore.CloseInherited(p.Leader, p.Scratch, tree.Terminals.KeptIn(p.Plan.Pid)); });
-            tree.Stage("special mappings", p => SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch), reported: true);
+            // Three steps in one batch per process (one ptrace stop): close what the process inherited, empty its
+            // address space but for the special mappings (moved to their recorded places), open the image in it.
             var imageFds = new Dictionary<int, long>();
-            tree.Stage("image opened for the pages", p => imageFds[p.Plan.Pid] = PageWriter.OpenImageInTask(p.Leader, p.Plan, p.Scratch));
+            tree.Stage("inherited files closed, special mappings, image opened", p =>
+            {
+                p.Scratch.Reset();
+                var batch = new SyscallBatch(p.Leader, p.Scratch);
+                if (RestoresFileTable(p)) FilesRestore.AddClosesOfInherited(batch, p.Plan.Pid, tree.Terminals.KeptIn(p.Plan.Pid));
+                int imageOpen = PageWriter.AddImageOpen(batch, p.Plan, p.Scratch);
+                // The special mappings' calls come after (Run adds them and runs the batch); the open's
+                // descriptor is the lowest free one after the closes, as it was in a stage of its own.
+                imageFds[p.Plan.Pid] = PageWriter.ImageFdFrom(SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch, batch)[imageOpen], p.Plan.Pid, p.Plan);
+            }, reported: true);
             var sharedMemory = new SharedMemoryRestore();
             tree.Stage("shared memory objects", p => sharedMemory.MakeViews(p.Leader, p.Plan, p.Scratch));
             tree.Stage("executable and mm fields", p => MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch));
