@@ -117,6 +117,8 @@ public static unsafe class TreeCreation
         tree.Terminals.CreatePairs(root);
         tree.Terminals.AcquireControllingTerminal(root.Leader, rootImage.Pid);
         LeaderHelpers.ExitAll(tree, helpers);
+        // The processes it forks inherit the batch routine with its scratch area (ScratchArea.InheritedBy).
+        if (plan.Processes.Count > 1) new SyscallBatch(root.Leader, root.Scratch).EnsureRoutine();
 
         var made = new Dictionary<int, SyscallInjector> { [rootImage.Pid] = root.Leader };
         var zombies = new List<(ZombieImage Zombie, SyscallInjector Injector, RestoreContext Parent)>();
