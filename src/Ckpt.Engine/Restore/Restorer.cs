@@ -110,8 +110,9 @@ public static class Restorer
             // by its first sharer in tree order; the others were forked sharing it (TreeCreation, Tasks/SharedTables).
             // Three steps in one batch per process (one ptrace stop): close what the process inherited, empty its
             // address space but for the special mappings (moved to their recorded places), open the image in it.
+            // The stage keeps the name of its progress phase ("special mappings").
             var imageFds = new System.Collections.Concurrent.ConcurrentDictionary<int, long>();
-            tree.Stage("inherited files closed, special mappings, image opened", p =>
+            tree.Stage("special mappings", p =>
             {
                 p.Scratch.Reset();
                 var batch = new SyscallBatch(p.Leader, p.Scratch);
