@@ -206,6 +206,38 @@ public sealed class ProcessTreeTests
         }
     }
 
+    // The stages after creation work on several processes at once for a tree like this one (nothing shared
+    // between its processes: Restore/PtraceRelay). A failure in such a stage (here every process's chdir
+    // to the cwd removed since the checkpoint, in "task state") still names the process, the step and the
+    // call, and leaves none of the tree's processes behind.
+    [Fact]
+    public void A_tree_whose_restore_fails_in_a_stage_done_for_several_processes_at_once_leaves_none_of_them()
+    {
+        string directory = Directory.CreateTempSubdirectory("ckpt-tree-cwd-").FullName;
+        using var target = StartProgram("/bin/sh", readySeconds: 60, "-c", $"cd {directory} && exec {RestoreWorkloads.Path("ckpt_tree")} 20");
+        List<string> before = Tree(target.Pid);
+        try
+        {
+            Assert.Equal(31, before.Count);
+            string image = TempPath("tree-cwd.img");
+            CkptCheckpoint(target.Pid, image, kill: true, what: "checkpoint", timeout: TreeTimeout);
+            RestoreTestProcesses.WaitForExit(target.Pid);
+            foreach (int pid in Pids(before)) RestoreTestProcesses.WaitUntilGone(pid);
+            Directory.Delete(directory);
+
+            var (code, _, stderr) = RunCkpt(TreeTimeout, "restore", "--input", image);
+            Assert.NotEqual(0, code);
+            Assert.Matches(@"process \d+: task state", stderr);
+            Assert.Contains($"chdir({directory})", stderr);
+            foreach (int pid in Pids(before)) RestoreTestProcesses.WaitUntilGone(pid);
+        }
+        finally
+        {
+            KillAll(Pids(before));
+            if (Directory.Exists(directory)) Directory.Delete(directory);
+        }
+    }
+
     private static void WaitForLines(string path, int count)
     {
         for (int i = 0; i < 3000; i++)

@@ -4,11 +4,12 @@
 # Compares a tree of PROCESSES processes with MIB MiB of dirty memory each against one process
 # holding the same memory in total: `ckpt checkpoint --kill` and `ckpt restore` wall times (medians,
 # alternating order), image sizes, and the ratio tree/single. Images go to /dev/shm (tmpfs) so that
-# the numbers are the engine's, not the disk's.
+# the numbers are the engine's, not the disk's. CKPT=/path/to/ckpt measures another engine build (a
+# before/after comparison); CKPT_PROFILE=1 adds each restore's stage times (on stderr).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-5}; processes=${2:-100}; mib=${3:-1}
-ckpt=$PWD/artifacts/ckpt
+ckpt=${CKPT:-$PWD/artifacts/ckpt}
 work=$(mktemp -d /dev/shm/ckpt-tree-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 gcc -O2 -Wall -Werror -o "$work/tree_target" tests/bench/tree_target.c

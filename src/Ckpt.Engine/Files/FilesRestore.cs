@@ -14,7 +14,7 @@ namespace Ckpt.Engine.Files;
 /// </summary>
 public static class FilesRestore
 {
-    private const ulong F_SETFD = 2, FD_CLOEXEC = 1, O_CLOEXEC = 0x80000;
+    private const ulong F_SETFD = 2, FD_CLOEXEC = 1, O_CLOEXEC = 0x80000, F_DUPFD_CLOEXEC = 1030;
 
     /// <summary>Before any process exists: every descriptor's file object has a kind that accepts it here.</summary>
     public static void Validate(RestorePlan plan)
@@ -31,18 +31,17 @@ public static class FilesRestore
         }
     }
 
+    /// <summary>Closes of every descriptor the new task inherited, added to a batch the caller runs (with the next stage's calls).</summary>
     /// <param name="keep">descriptors the restore itself made and still needs (the root's new terminal pairs, TerminalsRestore)</param>
-    public static void CloseInherited(SyscallInjector syscalls, ScratchArea scratch, IReadOnlyCollection<long>? keep = null)
+    public static void AddClosesOfInherited(SyscallBatch batch, int pid, IReadOnlyCollection<long>? keep = null)
     {
-        var batch = new SyscallBatch(syscalls, scratch);
         // Directory descriptors included (GetFiles would skip them: they link to directories).
-        foreach (string entry in Directory.GetFileSystemEntries($"/proc/{syscalls.Pid}/fd"))
+        foreach (string entry in Directory.GetFileSystemEntries($"/proc/{pid}/fd"))
         {
             int fd = int.Parse(Path.GetFileName(entry));
             if (keep?.Contains(fd) == true) continue;
             batch.Add($"close of inherited fd {fd}", SYS_close, (ulong)fd);
         }
-        batch.Run();
     }
 
     /// <param name="elsewhere">file objref -> a process of the tree and a descriptor that already hold
@@ -59,6 +58,9 @@ public static class FilesRestore
         var created = new HashSet<int>(); // file objrefs this process created (not fetched from another)
         var creation = new FileCreation(syscalls, plan, ParkingFloor(plan), elsewhere) { TcpConnections = tcpConnections };
         if (mappedFiles is not null) creation.AddMapped(mappedFiles);
+        // Descriptors fetched from another process and copies of a descriptor placed before: one batch
+        // after the loop (a tree's children hold mostly those), the other kinds' calls are made on the way.
+        var copies = new DescriptorCopies(new SyscallBatch(syscalls, scratch), ParkingFloor(plan));
         foreach (FileDescriptorRecord descriptor in plan.Descriptors.OrderBy(d => d.Fd))
         {
             scratch.Reset();
@@ -66,21 +68,12 @@ public static class FilesRestore
             ulong cloexec = descriptor.CloseOnExec != 0 ? O_CLOEXEC : 0;
             if (placed.TryGetValue(descriptor.FileObjRef, out int sibling))
             {
-                syscalls.Call($"dup3 of fd {sibling} to fd {descriptor.Fd} ({file.Path})", SYS_dup3, (ulong)sibling, (ulong)descriptor.Fd, cloexec);
+                copies.Duplicate(sibling, descriptor.Fd, cloexec, file.Path);
                 continue;
             }
             if (elsewhere.TryGetValue(descriptor.FileObjRef, out var holder))
             {
-                long fetched = FetchFrom(syscalls, holder.Pid, holder.Fd, file);
-                if (fetched != descriptor.Fd)
-                {
-                    syscalls.Call($"dup3 to fd {descriptor.Fd} ({file.Path})", SYS_dup3, (ulong)fetched, (ulong)descriptor.Fd, cloexec);
-                    syscalls.Call($"close of temporary fd {fetched}", SYS_close, (ulong)fetched);
-                }
-                else if (cloexec == 0)
-                {
-                    syscalls.Call($"fcntl(F_SETFD, 0) of fd {descriptor.Fd}", SYS_fcntl, (ulong)fetched, F_SETFD, 0);
-                }
+                copies.Fetch(holder.Pid, holder.Fd, descriptor.Fd, cloexec, file.Path);
                 placed[descriptor.FileObjRef] = descriptor.Fd;
                 continue;
             }
@@ -107,6 +100,7 @@ public static class FilesRestore
             if (file.Pipe is { } placedPipe) elsewhere.TryAdd(placedPipe.Record.PipeObjRef, (syscalls.Pid, descriptor.Fd));
             if (file.Fifo is { } placedFifo) elsewhere.TryAdd(placedFifo.Record.PipeObjRef, (syscalls.Pid, descriptor.Fd)); // a deleted FIFO's later ends open it there
         }
+        copies.Run();
         creation.RequireNothingParked();
         creation.CloseUntakenMapped();
         FinishAll(syscalls, plan, scratch, placed, created);
@@ -152,5 +146,44 @@ public static class FilesRestore
             finished.Add(objRef);
         }
         foreach (int objRef in placed.Keys.OrderBy(r => placed[r])) Finish(objRef);
+    }
+
+    /// <summary>
+    /// The descriptors a process takes from others (pidfd_getfd: the same open file description, offset and
+    /// flags) and the copies of its own, in one batch (<see cref="SyscallBatch"/>) made after the other
+    /// descriptors, in descriptor order. The kernel gives a new descriptor the lowest free number, which
+    /// may be one still to be placed: every temporary descriptor (a pidfd, a fetched one) is first moved
+    /// above the parking floor (F_DUPFD_CLOEXEC), where no recorded descriptor is, then dup3 places it.
+    /// pidfd_getfd is injected with the process's restored credentials (the holder is a process of the
+    /// same tree).
+    /// </summary>
+    private sealed class DescriptorCopies(SyscallBatch batch, int floor)
+    {
+        private readonly Dictionary<int, int> _pidfds = []; // holder pid -> batch entry of its pidfd above the floor
+
+        public void Duplicate(int sibling, int fd, ulong cloexec, string path) =>
+            batch.Add($"dup3 of fd {sibling} to fd {fd} ({path})", SYS_dup3, (ulong)sibling, (ulong)fd, cloexec);
+
+        public void Fetch(int holderPid, int holderFd, int fd, ulong cloexec, string path)
+        {
+            if (!_pidfds.TryGetValue(holderPid, out int pidfd))
+                _pidfds[holderPid] = pidfd = AboveFloor(batch.Add($"pidfd_open({holderPid}) to share {path}", SYS_pidfd_open, (ulong)holderPid, 0), $"pidfd of process {holderPid}");
+            int fetched = AboveFloor(batch.Add($"pidfd_getfd of fd {holderFd} of process {holderPid} ({path})", SYS_pidfd_getfd, BatchArgument.Result(pidfd), (ulong)holderFd, 0), $"fd {holderFd} of process {holderPid}");
+            batch.Add($"dup3 to fd {fd} ({path})", SYS_dup3, BatchArgument.Result(fetched), (ulong)fd, cloexec);
+            batch.Add($"close of the temporary copy of fd {fd}", SYS_close, BatchArgument.Result(fetched));
+        }
+
+        private int AboveFloor(int entry, string what)
+        {
+            int moved = batch.Add($"fcntl(F_DUPFD_CLOEXEC, {floor}) of {what}", SYS_fcntl, BatchArgument.Result(entry), F_DUPFD_CLOEXEC, (ulong)floor);
+            batch.Add($"close of {what} below the floor", SYS_close, BatchArgument.Result(entry));
+            return moved;
+        }
+
+        public void Run()
+        {
+            foreach (int pidfd in _pidfds.Values) batch.Add("close of a pidfd", SYS_close, BatchArgument.Result(pidfd));
+            batch.Run();
+        }
     }
 }

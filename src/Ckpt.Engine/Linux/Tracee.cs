@@ -4,8 +4,9 @@ using static Ckpt.Engine.Linux.Native;
 namespace Ckpt.Engine.Linux;
 
 /// <summary>
-/// One ptrace-attached task. Every call must come from the thread that called <see cref="Seize"/>
-/// (the kernel ties a tracee to the tracing thread).
+/// One ptrace-attached task. Every request is made by the thread that called <see cref="Seize"/>
+/// (the kernel ties a tracee to the tracing thread): called from it, or from a worker of
+/// <see cref="PtraceRelay.RunConcurrently"/>, which hands the request to it.
 /// API: Seize(pid) attaches without stopping; Interrupt() stops the task (PTRACE_INTERRUPT +
 /// wait for the event stop); WaitForStop(); Get/SetRegisters; Get/SetXstate (NT_X86_XSTATE);
 /// Get/SetSignalMask; PeekSignals(shared); GetRseqConfiguration(); ResumeToSyscallStop(); Continue(signal);
@@ -264,10 +265,9 @@ public sealed unsafe class Tracee
     // stopped only leaves the stop when SIGKILL hits it, so ESRCH here means it is exiting.
     private long Request(int request, string name, nint address = 0, nint data = 0)
     {
-        long result = ptrace(request, Pid, address, data);
+        long result = PtraceRelay.Call(request, Pid, address, data, out int errno);
         if (result == -1 || (result < 0 && request != PTRACE_PEEKSIGINFO))
         {
-            int errno = LastErrno;
             if (errno == Errno.ESRCH)
             {
                 Attached = false;

@@ -23,7 +23,7 @@ public static class MemoryRestore
     private const ulong O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
-    /// <param name="imageFd">the image, open in the task (<see cref="PageWriter.OpenImageInTask"/>)</param>
+    /// <param name="imageFd">the image, open in the task (<see cref="PageWriter.AddImageOpen"/>)</param>
     /// <param name="pageServer">with a lazy restore: private anonymous memory is registered with it instead of filled</param>
     /// <returns>the memfds and deleted files made for mappings that a descriptor uses too: file objref -> parked descriptor (for FilesRestore)</returns>
     public static IReadOnlyDictionary<int, long> Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd, SharedMemoryRestore sharedMemory, LazyPageServer? pageServer = null)

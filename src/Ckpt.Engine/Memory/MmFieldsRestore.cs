@@ -13,7 +13,7 @@ namespace Ckpt.Engine.Memory;
 /// order and range, not the mappings) and before the credentials: an exe needs
 /// CAP_CHECKPOINT_RESTORE in the task. The task executed a neutral program
 /// (<see cref="NeutralExecutable"/>), unmapped already, so the kernel lets the exe change. The
-/// executable is opened with the recorded fs ids and groups (<see cref="CredentialsRestore.SetFileIds"/>):
+/// executable is opened with the recorded fs ids and groups (<see cref="CredentialsRestore.AddFileIds"/>):
 /// the kernel's checks of the open and PR_SET_MM_MAP's exec permission are the recorded user's.
 /// </summary>
 public static unsafe class MmFieldsRestore
@@ -31,27 +31,40 @@ public static unsafe class MmFieldsRestore
         public uint ExeFd;
     }
 
+    // Two batches (one ptrace stop each): the fs ids and the open of the executable, then PR_SET_MM_MAP
+    // with the descriptor the open returned (inside the struct, so not an argument the batch can fill in).
     public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
+        var batch = new SyscallBatch(syscalls, scratch);
         if (!Caller.Current.IsRoot)
         {
             // An unprivileged restore executed the image's own program (TreeCreation), so the exe link
             // is already right; changing it would need CAP_CHECKPOINT_RESTORE in the task, which it
             // lost at the exec. ExeFd -1 leaves it.
-            SetMap(syscalls, plan, scratch, uint.MaxValue);
+            int map = AddSetMap(batch, plan, scratch, uint.MaxValue);
+            RequireSetMap(batch.Run()[map], syscalls.Pid, plan);
             return;
         }
-        CredentialsRestore.SetFileIds(syscalls, plan, scratch);
-        scratch.Reset();
+        var fileIds = CredentialsRestore.AddFileIds(batch, plan, scratch);
         // The recorded path is the kernel's resolved name: its last component is never a symlink.
-        long exe = syscalls.Call($"openat of the executable {plan.ExePath} as uid {plan.Credentials.Fsuid}", SYS_openat, AT_FDCWD,
+        int open = batch.AddMayFail($"openat of the executable {plan.ExePath}", SYS_openat, AT_FDCWD,
             scratch.PutString(plan.ExePath), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0);
-        try { SetMap(syscalls, plan, scratch, (uint)exe); }
-        finally { syscalls.CallRaw(SYS_close, (ulong)exe); }
+        long[] opened = batch.Run();
+        CredentialsRestore.CheckFileIds(opened, fileIds, syscalls.Pid, plan);
+        long exe = opened[open];
+        if (exe < 0) throw new SyscallException($"openat of the executable {plan.ExePath} as uid {plan.Credentials.Fsuid}", (int)-exe, syscalls.Pid, "injected into the task");
+        int setMap = AddSetMap(batch, plan, scratch, (uint)exe);
+        batch.AddMayFail("close of the executable", SYS_close, (ulong)exe);
+        RequireSetMap(batch.Run()[setMap], syscalls.Pid, plan);
     }
 
-    private static void SetMap(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, uint exe)
+    private static void RequireSetMap(long result, int pid, RestorePlan plan)
+    {
+        if (result < 0) throw new SyscallException($"prctl(PR_SET_MM, PR_SET_MM_MAP) with the executable {plan.ExePath}", (int)-result, pid, "injected into the task");
+    }
+
+    private static int AddSetMap(SyscallBatch batch, RestorePlan plan, ScratchArea scratch, uint exe)
     {
         MmRecord mm = plan.Mm;
         if (mm.AuxvWords > MmRecord.AuxvCapacity)
@@ -67,6 +80,6 @@ public static unsafe class MmFieldsRestore
             Auxv = auxvAddress, AuxvSize = (uint)(auxv.Length * 8), ExeFd = exe,
         };
         ulong mapAddress = scratch.PutStruct(map);
-        syscalls.Call($"prctl(PR_SET_MM, PR_SET_MM_MAP) with the executable {plan.ExePath}", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, mapAddress, (ulong)sizeof(PrctlMmMap), 0);
+        return batch.AddMayFail("prctl(PR_SET_MM, PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, mapAddress, (ulong)sizeof(PrctlMmMap), 0);
     }
 }

@@ -8,7 +8,7 @@ namespace Ckpt.Engine.Memory;
 /// <summary>
 /// Puts the saved pages back into the task. A long run of contiguous pages is read by the task
 /// itself: madvise(MADV_POPULATE_WRITE) faults the run in with one call, then pread64 copies it
-/// from the image (both in a <see cref="SyscallBatch"/> with the other runs' calls) (opened inside the task by <see cref="OpenImageInTask"/>
+/// from the image (both in a <see cref="SyscallBatch"/> with the other runs' calls) (opened inside the task by <see cref="AddImageOpen"/>
 /// while the task still has the engine's credentials, and closed after the memory). That is
 /// the restore's hardware floor, one copy from the page cache and no fault per page, where writing
 /// through /proc/PID/mem costs a second copy and a page-by-page walk. A short run is written
@@ -24,7 +24,7 @@ public static class PageWriter
     private const ulong O_RDONLY = 0, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
-    /// <param name="imageFd">the image, open in the task (<see cref="OpenImageInTask"/>), or -1: pages through /proc/PID/mem</param>
+    /// <param name="imageFd">the image, open in the task (<see cref="AddImageOpen"/>), or -1: pages through /proc/PID/mem</param>
     /// <param name="lazy">VMAs left to the page server of a lazy restore (their pages are not written here)</param>
     public static void WriteAll(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd, Func<VmaImage, bool>? lazy = null)
     {
@@ -87,18 +87,21 @@ public static class PageWriter
     /// image too): done before the task gets the recorded credentials, which may not read the
     /// image (root's 0600 file) nor open /proc of the engine. The caller closes it after the memory.
     /// -1 when the kernel refuses the task access to the engine's descriptors (EACCES: an
-    /// unprivileged engine with file capabilities the task lacks); the pages then go through /proc/PID/mem.
+    /// unprivileged engine with file capabilities the task lacks); the pages then go through /proc/PID/mem
+    /// (<see cref="ImageFdFrom"/>). Added to a batch (its path in <paramref name="scratch"/>); returns its entry.
     /// </summary>
-    public static long OpenImageInTask(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    public static int AddImageOpen(SyscallBatch batch, RestorePlan plan, ScratchArea scratch) =>
+        batch.AddMayFail("openat of the image to read its pages", SYS_openat, AT_FDCWD, scratch.PutString(ImagePathForTask(plan)), O_RDONLY | O_CLOEXEC, 0);
+
+    /// <summary>The descriptor from that open's result, -1 for EACCES; any other failure throws.</summary>
+    public static long ImageFdFrom(long result, int pid, RestorePlan plan)
     {
-        string path = $"/proc/{Environment.ProcessId}/fd/{plan.ImageFile.DangerousGetHandle()}";
-        scratch.Reset();
-        ulong pathAddress = scratch.PutString(path);
-        long fd = syscalls.CallRaw(SYS_openat, AT_FDCWD, pathAddress, O_RDONLY | O_CLOEXEC, 0);
-        if (fd == -Errno.EACCES) return -1;
-        if (fd < 0) throw new SyscallException($"openat of the image ({path}) to read its pages", (int)-fd, syscalls.Pid, "injected into the task");
-        return fd;
+        if (result == -Errno.EACCES) return -1;
+        if (result < 0) throw new SyscallException($"openat of the image ({ImagePathForTask(plan)}) to read its pages", (int)-result, pid, "injected into the task");
+        return result;
     }
+
+    private static string ImagePathForTask(RestorePlan plan) => $"/proc/{Environment.ProcessId}/fd/{plan.ImageFile.DangerousGetHandle()}";
 
     private static string Where(VmaImage vma, PageRun run) => $"{run.Pages} pages at 0x{run.Address:x} of {MemoryRestore.Describe(vma)}";
 

@@ -15,30 +15,44 @@ public static class SpecialMappingsRestore
 {
     private const ulong MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 
-    public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    /// <summary>
+    /// Adds the unmaps and the moves to <paramref name="batch"/> (which may hold calls of the stages
+    /// before) and runs it: one ptrace stop, planned from one read of /proc/PID/maps. The batch routine
+    /// runs in the scratch area's code page, not the vdso, so the vdso may move under it; the injector
+    /// learns the new address of its syscall instruction afterwards.
+    /// </summary>
+    public static long[] Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, SyscallBatch batch)
     {
-        var batch = new SyscallBatch(syscalls, scratch);
-        foreach (MapsLine mapping in MapsLine.ReadAll(syscalls.Pid))
+        IReadOnlyList<MapsLine> before = MapsLine.ReadAll(syscalls.Pid);
+        var kept = new List<MapsLine>();
+        foreach (MapsLine mapping in before)
         {
-            if (mapping.IsSpecial || mapping.Start == scratch.Address || mapping.Start == scratch.CodeAddress) continue;
+            if (mapping.IsSpecial || mapping.Start == scratch.Address || mapping.Start == scratch.CodeAddress) { kept.Add(mapping); continue; }
             batch.Add($"munmap of the stub's {Describe(mapping)}", SYS_munmap, mapping.Start, mapping.End - mapping.Start);
         }
-        batch.Run();
-        var moves = PlanMoves(syscalls.Pid, plan);
-        if (moves.Count == 0) return;
-
-        ulong spanStart = moves.Min(m => m.Current.Start);
-        ulong spanEnd = moves.Max(m => m.Current.End);
-        ulong parking = FreeSpot(syscalls.Pid, plan, spanEnd - spanStart);
-        foreach (var move in moves)
-            Move(syscalls, move.Current.Name, move.Current.Start, parking + (move.Current.Start - spanStart), move.Current.End - move.Current.Start);
-        foreach (var move in moves)
-            Move(syscalls, move.Current.Name, parking + (move.Current.Start - spanStart), move.Target.VmStart, move.Current.End - move.Current.Start);
+        var moves = PlanMoves(kept, plan);
+        ulong vdsoShift = 0;
+        if (moves.Count > 0)
+        {
+            ulong spanStart = moves.Min(m => m.Current.Start);
+            ulong spanEnd = moves.Max(m => m.Current.End);
+            ulong parking = FreeSpot(kept, plan, spanEnd - spanStart);
+            foreach (var move in moves)
+                AddMove(batch, move.Current.Name, move.Current.Start, parking + (move.Current.Start - spanStart), move.Current.End - move.Current.Start);
+            foreach (var move in moves)
+            {
+                AddMove(batch, move.Current.Name, parking + (move.Current.Start - spanStart), move.Target.VmStart, move.Current.End - move.Current.Start);
+                if (move.Current.Name == "[vdso]") vdsoShift = move.Target.VmStart - move.Current.Start;
+            }
+        }
+        long[] results = batch.Run();
+        if (vdsoShift != 0) syscalls.RelocateSyscall((long)vdsoShift);
+        return results;
     }
 
-    private static List<(MapsLine Current, VmaRecord Target)> PlanMoves(int pid, RestorePlan plan)
+    private static List<(MapsLine Current, VmaRecord Target)> PlanMoves(IEnumerable<MapsLine> kept, RestorePlan plan)
     {
-        var current = MapsLine.ReadAll(pid).Where(m => m.IsSpecial && m.Name != "[vsyscall]").ToList();
+        var current = kept.Where(m => m.IsSpecial && m.Name != "[vsyscall]").ToList();
         var moves = new List<(MapsLine, VmaRecord)>();
         foreach (var mapping in current)
         {
@@ -58,18 +72,17 @@ public static class SpecialMappingsRestore
         return moves;
     }
 
-    private static void Move(SyscallInjector syscalls, string name, ulong from, ulong to, ulong length)
+    private static void AddMove(SyscallBatch batch, string name, ulong from, ulong to, ulong length)
     {
         if (from == to) return;
-        syscalls.Call($"mremap of {name} to 0x{to:x}", SYS_mremap, from, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to);
-        if (name == "[vdso]") syscalls.RelocateSyscall((long)(to - from));
+        batch.Add($"mremap of {name} to 0x{to:x}", SYS_mremap, from, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to);
     }
 
-    /// <summary>A free range of the given length, clear of the task's mappings and the image's.</summary>
-    internal static ulong FreeSpot(int pid, RestorePlan plan, ulong length)
+    /// <summary>A free range of the given length, clear of <paramref name="mappings"/> (the task's, as they will be) and the image's.</summary>
+    private static ulong FreeSpot(IEnumerable<MapsLine> mappings, RestorePlan plan, ulong length)
     {
         var taken = plan.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd))
-            .Concat(MapsLine.ReadAll(pid).Select(m => (m.Start, m.End))).OrderBy(r => r.Item1).ToList();
+            .Concat(mappings.Select(m => (m.Start, m.End))).OrderBy(r => r.Item1).ToList();
         ulong candidate = 0x20000000;
         foreach (var (start, end) in taken)
         {

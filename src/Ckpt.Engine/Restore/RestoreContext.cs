@@ -72,17 +72,20 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
     public void Reaped(int pid) => _created.RemoveAll(t => t.Pid == pid);
 
     /// <summary>
-    /// A process whose leader stands at its exec stop (or, not exec'ed, at its creation stop): its context, with
-    /// a scratch area mapped, or the one at <paramref name="sharedScratch"/> when it shares the address space of
-    /// a process made before it (one area for both: the stages use it one process at a time).
+    /// A process whose leader stands at its exec stop (or was just forked): its context, with a scratch area mapped,
+    /// or the one at <paramref name="sharedScratch"/> when it shares the address space of a process made before it
+    /// (one area for both: the stages use it one process at a time).
     /// </summary>
-    public RestoreContext AddProcess(ProcessImage image, SyscallInjector leader, ulong? sharedScratch = null)
+    /// <param name="inherited">the copy of its creator's scratch area a forked process holds: used when no mapping of the image needs its place</param>
+    public RestoreContext AddProcess(ProcessImage image, SyscallInjector leader, ScratchArea? inherited = null, ulong? sharedScratch = null)
     {
         var context = new RestoreContext(Plan.ForProcess(image), this);
         context.AddThread(new RestoredThread(image.Threads[0], leader));
         Step = $"process {image.Pid}: scratch area";
+        var imageRanges = image.Memory.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd));
         context.Scratch = sharedScratch is ulong address ? ScratchArea.Inherited(leader, address)
-            : ScratchArea.Map(leader, image.Memory.Vmas.Select(v => (v.Record.VmStart, v.Record.VmEnd)));
+            : inherited is not null && !imageRanges.Any(r => inherited.Overlaps(r.VmStart, r.VmEnd)) ? inherited
+            : ScratchArea.Map(leader, imageRanges);
         _processes.Add(context);
         ByPid[image.Pid] = context;
         return context;
@@ -90,11 +93,32 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
 
     public void Report(string name) => phase?.Invoke(name);
 
-    /// <summary>A step done once per process, in tree order; reported as a progress phase when <paramref name="reported"/>.</summary>
-    public void Stage(string name, Action<RestoreContext> action, bool reported = false)
+    /// <summary>
+    /// The processes' stages touch nothing of one another's (no shared descriptor table, fs information
+    /// or shared memory, no lazy page server): a stage marked concurrent may then work on several
+    /// processes at once (<see cref="PtraceRelay"/>). Otherwise every stage goes one process after the other.
+    /// </summary>
+    public bool Independent { get; set; }
+
+    /// <summary>Processes worked on at once by a concurrent stage: enough to keep both cores busy while most wait for their task.</summary>
+    private const int ConcurrentProcesses = 8;
+
+    /// <summary>
+    /// A step done once per process, in tree order; reported as a progress phase when <paramref name="reported"/>.
+    /// <paramref name="concurrent"/>: the step of one process uses nothing of another's, so for an
+    /// <see cref="Independent"/> tree several processes do it at once, each after its parent's when
+    /// <paramref name="afterParent"/> (the memory a child copies from its parent). The stage still ends for
+    /// every process before the next starts.
+    /// </summary>
+    public void Stage(string name, Action<RestoreContext> action, bool reported = false, bool concurrent = false, bool afterParent = false)
     {
         if (reported) phase?.Invoke(name);
         using var timing = StageProfile.Measure(name);
+        if (concurrent && Independent && _processes.Count > 1)
+        {
+            RunConcurrently(name, action, afterParent);
+            return;
+        }
         foreach (RestoreContext process in _processes)
         {
             Step = _processes.Count == 1 ? name : $"process {process.Plan.Pid}: {name}";
@@ -102,11 +126,16 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
         }
     }
 
-    /// <summary>A step done for every thread of every process, each leader first, before anything after it.</summary>
-    public void EachThread(string name, Action<RestoreContext, RestoredThread> action, bool reported = false)
+    /// <summary>A step done for every thread of every process, each leader first, before anything after it (several processes at once: see <see cref="Stage"/>).</summary>
+    public void EachThread(string name, Action<RestoreContext, RestoredThread> action, bool reported = false, bool concurrent = false)
     {
         if (reported) phase?.Invoke(name);
         using var timing = StageProfile.Measure(name);
+        if (concurrent && Independent && _processes.Count > 1)
+        {
+            RunConcurrently(name, process => { foreach (RestoredThread thread in process.Threads) action(process, thread); }, afterParent: false);
+            return;
+        }
         foreach (RestoreContext process in _processes)
         {
             foreach (RestoredThread thread in process.Threads)
@@ -114,6 +143,24 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
                 Step = $"thread {thread.Tid}: {name}";
                 action(process, thread);
             }
+        }
+    }
+
+    private void RunConcurrently(string name, Action<RestoreContext> action, bool afterParent)
+    {
+        Step = name;
+        var indexOf = new Dictionary<int, int>();
+        for (int i = 0; i < _processes.Count; i++) indexOf[_processes[i].Plan.Pid] = i;
+        // Tree order puts a parent first; a later "parent" (never, in a validated image) is not waited for.
+        int Parent(int i) => afterParent && indexOf.TryGetValue(_processes[i].Plan.Task.Ppid, out int parent) && parent < i ? parent : -1;
+        try
+        {
+            PtraceRelay.RunConcurrently(_processes, ConcurrentProcesses, action, Parent);
+        }
+        catch (ConcurrentItemException e)
+        {
+            Step = $"process {_processes[e.Index].Plan.Pid}: {name}";
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException!);
         }
     }
 

@@ -24,7 +24,8 @@ public sealed record RestoreResult(int Pid, int? ExitStatus, LazyPageServer? Pag
 /// The restore: read and validate the whole image, then create every process of the tree with its
 /// pid, parent, session and group (<see cref="TreeCreation"/>) and rebuild each by injection, stage
 /// by stage for every process and thread; a failure kills every task made so far and names the step.
-/// Every ptrace request comes from one dedicated thread.
+/// Every ptrace request comes from one dedicated thread; stages marked concurrent work on several processes
+/// at once from worker threads that hand it their requests (<see cref="PtraceRelay"/>).
 /// </summary>
 public static class Restorer
 {
@@ -104,29 +105,43 @@ public static class Restorer
         {
             using (StageProfile.Measure("create"))
                 TreeCreation.CreateAll(tree, reparentToCaller: options.Wait);
+            tree.Independent = server is null && ProcessesIndependent(plan);
             tree.Stage("credentials after exec", p => UnprivilegedMode.CheckCreated(p.Plan.Pid, "the program the restore executed"));
             // A descriptor table or fs information shared by processes (CLONE_FILES, CLONE_FS) is restored once,
             // by its first sharer in tree order; the others were forked sharing it (TreeCreation, Tasks/SharedTables).
-            tree.Stage("close inherited files", p => { if (RestoresFileTable(p)) FilesRestore.CloseInherited(p.Leader, p.Scratch, tree.Terminals.KeptIn(p.Plan.Pid)); });
+            // Three steps in one batch per process (one ptrace stop): close what the process inherited, empty its
+            // address space but for the special mappings (moved to their recorded places), open the image in it.
+            // The stage keeps the name of its progress phase ("special mappings").
             // An address space shared by processes (CLONE_VM) is restored once, by its first sharer in tree order: the
             // memory stages skip the others, which were forked sharing it (TreeCreation, Tasks/SharedTables).
+            var imageFds = new System.Collections.Concurrent.ConcurrentDictionary<int, long>();
             tree.Stage("special mappings", p =>
             {
-                if (RestoresMemory(p)) SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch);
-                else p.Leader.RelocateSyscall((long)(MemoryOwner(tree, p).Leader.SyscallAddress - p.Leader.SyscallAddress)); // the vdso moved
-            }, reported: true);
-            var imageFds = new Dictionary<int, long>();
-            tree.Stage("image opened for the pages", p => { if (RestoresMemory(p)) imageFds[p.Plan.Pid] = PageWriter.OpenImageInTask(p.Leader, p.Plan, p.Scratch); });
+                p.Scratch.Reset();
+                var batch = new SyscallBatch(p.Leader, p.Scratch);
+                if (RestoresFileTable(p)) FilesRestore.AddClosesOfInherited(batch, p.Plan.Pid, tree.Terminals.KeptIn(p.Plan.Pid));
+                if (!RestoresMemory(p))
+                {
+                    batch.Run();
+                    p.Leader.RelocateSyscall((long)(MemoryOwner(tree, p).Leader.SyscallAddress - p.Leader.SyscallAddress)); // the vdso moved
+                    return;
+                }
+                int imageOpen = PageWriter.AddImageOpen(batch, p.Plan, p.Scratch);
+                // The special mappings' calls come after (Run adds them and runs the batch); the open's
+                // descriptor is the lowest free one after the closes, as it was in a stage of its own.
+                imageFds[p.Plan.Pid] = PageWriter.ImageFdFrom(SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch, batch)[imageOpen], p.Plan.Pid, p.Plan);
+            }, reported: true, concurrent: true);
             var sharedMemory = new SharedMemoryRestore();
             tree.Stage("shared memory objects", p => { if (RestoresMemory(p)) sharedMemory.MakeViews(p.Leader, p.Plan, p.Scratch); });
-            tree.Stage("executable and mm fields", p => { if (RestoresMemory(p)) MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch); });
+            tree.Stage("executable and mm fields", p => { if (RestoresMemory(p)) MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch); }, concurrent: true);
             tree.Stage("threads", ThreadRestore.CreateThreads, reported: true);
             // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
             tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
-            tree.EachThread("credentials", (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true);
-            tree.Stage("memory", p => { if (RestoresMemory(p)) p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], sharedMemory, server); }, reported: true);
+            tree.EachThread("credentials", (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true, concurrent: true);
+            // A child's memory after its parent's: it copies the pages it still shared with it (InheritedPages).
+            tree.Stage("memory", p => { if (RestoresMemory(p)) p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], sharedMemory, server); }, reported: true, concurrent: true, afterParent: true);
             // -1: the task could not open it (an unprivileged engine), the pages went through /proc/PID/mem.
-            tree.Stage("image closed", p => { if (imageFds.TryGetValue(p.Plan.Pid, out long fd) && fd >= 0) p.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)fd); });
+            tree.Stage("image closed", p => { if (imageFds.TryGetValue(p.Plan.Pid, out long fd) && fd >= 0) p.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)fd); }, concurrent: true);
             tree.Terminals.Publish(tree.PlacedFiles);
             tree.Stage("files", p =>
             {
@@ -142,15 +157,15 @@ public static class Restorer
             tree.Step = "queued UDP datagrams";
             UdpDatagramQueue.SendAll(tree);
             tree.Stage("file locks", p => { if (RestoresFileTable(p)) FileLocks.Run(p.Leader, p.Plan, p.Scratch); });
-            tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch, setFs: SharedTables.RestoresFs(p.Plan.Process)));
+            tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch, setFs: SharedTables.RestoresFs(p.Plan.Process)), concurrent: true);
             // While every handler is still SIG_DFL, and before the parents' queues are restored (JobControl).
             tree.Stage("job-control stop", p => JobControl.Stop(p, tree));
-            tree.Stage("signals", p => SignalsRestore.Run(p.Leader, p.Plan, p.Scratch));
+            tree.Stage("signals", p => SignalsRestore.Run(p.Leader, p.Plan, p.Scratch), concurrent: true);
             tree.EachThread("signal stack, rseq, robust list, name, queued signals, xstate", (p, thread) =>
             {
                 ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, p.Plan, p.Scratch);
                 ThreadRestore.SetXstate(thread.Syscalls.Tracee, thread.Image);
-            });
+            }, concurrent: true);
             tree.EachThread("limits, scheduling, no_new_privs", (p, thread) =>
             {
                 // The leader comes first: limits (process-wide) are set with its restored credentials,
@@ -161,9 +176,9 @@ public static class Restorer
                 CredentialsRestore.RestoreLateFlags(thread.Syscalls, thread.Image);
                 // After the credentials (a change clears it), with every process under its restored parent.
                 ParentLinks.SetParentDeathSignal(thread.Syscalls, thread.Image);
-            }, reported: true);
-            tree.Stage("dumpable", p => CredentialsRestore.RestoreDumpable(p.Leader, p.Plan));
-            tree.Stage("scratch area removal", p => { if (RestoresMemory(p)) p.Scratch.Unmap(); });
+            }, reported: true, concurrent: true);
+            tree.Stage("dumpable", p => CredentialsRestore.RestoreDumpable(p.Leader, p.Plan), concurrent: true);
+            tree.Stage("scratch area removal", p => { if (RestoresMemory(p)) p.Scratch.Unmap(); }, concurrent: true);
             // Nothing runs before the whole image is known intact (hashed on another core meanwhile);
             // a lazy restore's page server checks it while the process runs (docs/SECURITY.md).
             if (server is null)
@@ -203,6 +218,17 @@ public static class Restorer
         try { server.Completion.Wait(TimeSpan.FromSeconds(5)); }
         catch (AggregateException) { /* read below */ }
         return server.Completion.Exception?.InnerException as ImageFormatException;
+    }
+
+    // No descriptor table, fs information or address space shared by two processes, no shared memory, no file
+    // mapping made from a descriptor (UnlinkedFileMappings): a process's stages then reach no other process.
+    private static bool ProcessesIndependent(RestorePlan plan)
+    {
+        var members = SharedTables.MembersOf(plan.Image);
+        if (plan.Processes.Select(p => p.Memory).Distinct().Count() != plan.Processes.Count) return false; // CLONE_VM sharers
+        return members.Select(m => m.FileTable).Distinct().Count() == members.Count
+            && members.Select(m => m.Fs).Distinct().Count() == members.Count
+            && plan.Processes.All(p => p.Memory.Vmas.All(v => v.SharedMemory is null && v.Record.VmaType != Ckpt.Image.Records.VmaType.SharedAnon && !UnlinkedFileMappings.Maps(v)));
     }
 
     private static bool RestoresFileTable(RestoreContext process) => SharedTables.RestoresFileTable(process.Plan.Image, process.Plan.Process);

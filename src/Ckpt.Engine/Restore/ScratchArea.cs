@@ -72,6 +72,12 @@ public sealed class ScratchArea
     /// </summary>
     public static ScratchArea Inherited(SyscallInjector child, ulong address) => new(child, address);
 
+    /// <summary>The child's copy of this area (<see cref="Inherited(SyscallInjector, ulong)"/>), the batch routine in it if this one had it then.</summary>
+    public ScratchArea InheritedBy(SyscallInjector child) => new(child, Address) { HasCode = HasCode };
+
+    /// <summary>The area or its code page meets [start, end).</summary>
+    public bool Overlaps(ulong start, ulong end) => start < Address + Size + CodeSize && end > Address;
+
     /// <summary>Forgets earlier contents: call at the start of each step.</summary>
     public void Reset() => _used = 0;
 

@@ -123,8 +123,12 @@ public sealed unsafe class SyscallBatch(SyscallInjector syscalls, ScratchArea sc
 
     private static bool IsFailure(long result) => result < 0 && result > -4096;
 
-    // The routine's page, mapped read-write with the scratch area: written, then made read-and-execute (never both).
-    private void EnsureRoutine()
+    /// <summary>
+    /// Writes the routine into the scratch area's code page, then makes the page read-and-execute (never
+    /// both); done by the first batch. Done early in a process that will fork others (TreeCreation), the
+    /// children inherit it with the area and save the injected mprotect each.
+    /// </summary>
+    public void EnsureRoutine()
     {
         if (scratch.HasCode) return;
         ProcessMemory.Write(syscalls.Pid, scratch.CodeAddress, Routine);

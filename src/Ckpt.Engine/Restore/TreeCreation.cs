@@ -15,10 +15,12 @@ namespace Ckpt.Engine.Restore;
 /// 2. every other process in tree order (a parent before its children), by an injected clone3
 ///    (set_tid, exit signal SIGCHLD) in its restored parent, so the kernel makes it that parent's
 ///    child in the parent's session; setsid() in it when it led a session, before it forks its own
-///    children (they inherit the session); then an injected execve of the neutral program, which
-///    leaves it exactly where the root is after step 1 (a fresh program stopped at PTRACE_EVENT_EXEC);
+///    children (they inherit the session). For a root engine that is all: the child is a copy of its
+///    creator, a fresh neutral program that has run nothing, which is where the root is after step 1
+///    (an execve of the neutral program in each would give the same at the cost of a new address space);
 ///    no process ever executes the image's executable (<see cref="NeutralExecutable"/>: a setuid or
-///    file-capability program would change its credentials); a process that shares a descriptor table or
+///    file-capability program would change its credentials). An unprivileged engine then injects an
+///    execve of the image's program (the exe link cannot be set otherwise); a process that shares a descriptor table or
 ///    fs information with an earlier one is forked sharing it (CLONE_FILES, CLONE_FS; by a sibling with
 ///    CLONE_PARENT when its parent does not share it) and, sharing a table, not exec'ed (execve would
 ///    unshare it; <see cref="SharedTables"/>);
@@ -133,6 +135,8 @@ public static unsafe class TreeCreation
         tree.Terminals.CreatePairs(root);
         tree.Terminals.AcquireControllingTerminal(root.Leader, rootImage.Pid);
         LeaderHelpers.ExitAll(tree, helpers);
+        // The processes it forks inherit the batch routine with its scratch area (ScratchArea.InheritedBy).
+        if (plan.Processes.Count > 1) new SyscallBatch(root.Leader, root.Scratch).EnsureRoutine();
 
         var made = new Dictionary<int, SyscallInjector> { [rootImage.Pid] = root.Leader };
         var zombies = new List<(ZombieImage Zombie, SyscallInjector Injector, RestoreContext Parent)>();
@@ -161,7 +165,8 @@ public static unsafe class TreeCreation
             // execve would unshare the descriptor table: a process sharing one stays a copy of its creator's program.
             // One sharing the address space uses the scratch area of the process that restores it (the same memory).
             ulong? scratchOfMemory = step.SharesVm ? tree.Processes.First(p => ReferenceEquals(p.Plan.Process.Memory, image.Memory)).Scratch.Address : null;
-            RestoreContext restored = tree.AddProcess(image, step.Execs ? Exec(child, forkerScratch.Address, ProgramFor(image)) : child, scratchOfMemory);
+            RestoreContext restored = ExecsAfterFork(step) ? tree.AddProcess(image, Exec(child, forkerScratch.Address, ProgramFor(image)))
+                : tree.AddProcess(image, child, forkerScratch.InheritedBy(child), scratchOfMemory);
             ParentLinks.SetChildSubreaper(restored.Leader, image);
             made[ids.Pid] = restored.Leader;
         }
@@ -183,6 +188,13 @@ public static unsafe class TreeCreation
         foreach (RestoreContext parent in zombies.Select(z => z.Parent).Distinct())
             DiscardSigchld(parent);
     }
+
+    // A root engine forks every process from its fresh neutral creator and leaves it at that: the copy is
+    // what an execve of the neutral program would give (the same program, nothing run of it, every signal
+    // blocked, the engine's credentials), without a new address space and a program load per process
+    // (docs/benchmarks.md). An unprivileged engine executes the image's program (its exe link cannot be
+    // changed afterwards), unless the process shares its creator's descriptor table (execve would unshare it).
+    private static bool ExecsAfterFork(CreationStep step) => step.Execs && !Caller.Current.IsRoot;
 
     private const ulong CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_PARENT = 0x8000;
 

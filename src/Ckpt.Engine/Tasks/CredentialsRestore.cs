@@ -50,20 +50,29 @@ public static class CredentialsRestore
     /// set. For the one open that must come before the full credentials (the executable, see
     /// MmFieldsRestore); every later open runs with the full recorded credentials.
     /// </summary>
-    public static void SetFileIds(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    /// <remarks>Added to <paramref name="batch"/>, before the open; call <see cref="CheckFileIds"/> with its results after it ran.</remarks>
+    /// <returns>the entries of the two queries of the fs ids that the change took</returns>
+    public static (int Fsgid, int Fsuid) AddFileIds(SyscallBatch batch, RestorePlan plan, ScratchArea scratch)
     {
         CredentialsRecord c = plan.Credentials;
         // Left out when it would change nothing: it needs CAP_SETGID even then (see Run).
         if (!Caller.Current.HasGroups(plan.Groups))
         {
             ulong groups = plan.Groups.Length == 0 ? 0 : scratch.Put(MemoryMarshal.AsBytes(plan.Groups.AsSpan()));
-            syscalls.Call("setgroups", SYS_setgroups, (ulong)plan.Groups.Length, groups);
+            batch.Add("setgroups", SYS_setgroups, (ulong)plan.Groups.Length, groups);
         }
         // setfsuid/setfsgid return the previous id, never an error: ask again (-1 changes nothing) to know.
-        syscalls.CallRaw(SYS_setfsgid, c.Fsgid);
-        syscalls.CallRaw(SYS_setfsuid, c.Fsuid);
-        if (syscalls.CallRaw(SYS_setfsgid, uint.MaxValue) != c.Fsgid || syscalls.CallRaw(SYS_setfsuid, uint.MaxValue) != c.Fsuid)
-            throw new SyscallException($"setfsuid({c.Fsuid})/setfsgid({c.Fsgid})", Errno.EPERM, syscalls.Pid, "the fs ids did not change");
+        batch.AddMayFail("setfsgid", SYS_setfsgid, c.Fsgid);
+        batch.AddMayFail("setfsuid", SYS_setfsuid, c.Fsuid);
+        return (batch.AddMayFail("setfsgid(-1)", SYS_setfsgid, uint.MaxValue), batch.AddMayFail("setfsuid(-1)", SYS_setfsuid, uint.MaxValue));
+    }
+
+    /// <summary>Throws unless the fs ids <see cref="AddFileIds"/> asked for were taken.</summary>
+    public static void CheckFileIds(long[] results, (int Fsgid, int Fsuid) queries, int pid, RestorePlan plan)
+    {
+        CredentialsRecord c = plan.Credentials;
+        if (results[queries.Fsgid] != c.Fsgid || results[queries.Fsuid] != c.Fsuid)
+            throw new SyscallException($"setfsuid({c.Fsuid})/setfsgid({c.Fsgid})", Errno.EPERM, pid, "the fs ids did not change");
     }
 
     [StructLayout(LayoutKind.Sequential)]

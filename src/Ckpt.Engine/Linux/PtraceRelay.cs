@@ -1,0 +1,121 @@
+using System.Collections.Concurrent;
+using static Ckpt.Engine.Linux.Native;
+
+namespace Ckpt.Engine.Linux;
+
+/// <summary>
+/// Lets the processes of a restore stage be worked on by several threads at once while every ptrace
+/// request still comes from the one thread that traces them (the kernel ties a tracee to the thread
+/// that attached it). <see cref="RunConcurrently"/>, called on that tracer thread, starts worker
+/// threads that run the stage's code for one item each; a ptrace request made on a worker
+/// (<see cref="Tracee"/> makes every request through <see cref="Call"/>) is handed to the tracer
+/// thread, which makes it and hands back the result and errno. Waiting for a tracee's stop needs no
+/// relay (waitpid serves any thread of the tracer's process), nor do /proc and process_vm calls.
+/// Why: a process's stage is a chain of round trips to the task (each a wake-up of the task and of
+/// the engine through the scheduler); one after the other for a hundred processes, the tree's restore
+/// is mostly waiting, with one core idle. With several in flight both cores work and the waits overlap
+/// (docs/benchmarks.md, "Process trees").
+/// </summary>
+public static unsafe class PtraceRelay
+{
+    private sealed class Request
+    {
+        public long Number;
+        public int Pid;
+        public nint Address, Data;
+        public long Result;
+        public int Errno;
+        public readonly ManualResetEventSlim Done = new(false);
+    }
+
+    [ThreadStatic] private static BlockingCollection<Request>? t_relay; // set on a worker: where its requests go
+    [ThreadStatic] private static Request? t_request;
+
+    /// <summary>ptrace(2), made on the tracer thread whichever thread asks; returns its result and errno (0 when it succeeded).</summary>
+    public static long Call(long request, int pid, nint address, nint data, out int errno)
+    {
+        BlockingCollection<Request>? relay = t_relay;
+        if (relay is null)
+        {
+            long result = ptrace(request, pid, address, data);
+            errno = result == -1 ? LastErrno : 0;
+            return result;
+        }
+        Request asked = t_request ??= new Request();
+        (asked.Number, asked.Pid, asked.Address, asked.Data) = (request, pid, address, data);
+        asked.Done.Reset();
+        relay.Add(asked);
+        asked.Done.Wait();
+        errno = asked.Errno;
+        return asked.Result;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> for every item on up to <paramref name="workers"/> threads, the items
+    /// taken in order; an item whose <paramref name="after"/> names an earlier item (its index) starts
+    /// only once that one is done. Serves the workers' ptrace requests meanwhile. After a failure no
+    /// new item starts; the items under way finish, then the first failure is thrown with its item.
+    /// Must be called on the tracer thread.
+    /// </summary>
+    public static void RunConcurrently<T>(IReadOnlyList<T> items, int workers, Action<T> work, Func<int, int>? after = null)
+    {
+        if (t_relay is not null) throw new InvalidOperationException("RunConcurrently is called on the tracer thread, not on one of its workers");
+        using var relay = new BlockingCollection<Request>();
+        var done = items.Select(_ => new ManualResetEventSlim(false)).ToArray();
+        int next = -1, running = Math.Min(workers, items.Count);
+        Exception? failure = null;
+        int failedIndex = -1;
+        object failureLock = new();
+        void Worker()
+        {
+            t_relay = relay;
+            try
+            {
+                int index;
+                while (Volatile.Read(ref failure) is null && (index = Interlocked.Increment(ref next)) < items.Count)
+                {
+                    try
+                    {
+                        int dependency = after?.Invoke(index) ?? -1;
+                        if (dependency >= 0) done[dependency].Wait();
+                        if (Volatile.Read(ref failure) is not null) break;
+                        work(items[index]);
+                    }
+                    catch (Exception e)
+                    {
+                        lock (failureLock)
+                        {
+                            if (failure is null) (failure, failedIndex) = (e, index);
+                        }
+                    }
+                    finally
+                    {
+                        done[index].Set();
+                    }
+                }
+            }
+            finally
+            {
+                t_relay = null;
+                if (Interlocked.Decrement(ref running) == 0) relay.CompleteAdding();
+            }
+        }
+        if (running == 0) return;
+        for (int i = 0; i < running; i++)
+            new Thread(Worker, maxStackSize: 1 << 20) { Name = "ckpt restore worker", IsBackground = true }.Start();
+        foreach (Request request in relay.GetConsumingEnumerable())
+        {
+            request.Result = ptrace(request.Number, request.Pid, request.Address, request.Data);
+            request.Errno = request.Result == -1 ? LastErrno : 0;
+            request.Done.Set();
+        }
+        foreach (ManualResetEventSlim e in done) e.Dispose();
+        if (failure is not null) throw new ConcurrentItemException(failedIndex, failure);
+    }
+}
+
+/// <summary>The first failure of <see cref="PtraceRelay.RunConcurrently"/>, with the index of its item.</summary>
+public sealed class ConcurrentItemException(int index, Exception inner) : Exception(inner.Message, inner)
+{
+    public int Index { get; } = index;
+}
