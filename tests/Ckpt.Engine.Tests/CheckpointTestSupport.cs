@@ -31,6 +31,27 @@ internal static unsafe partial class CheckpointTestSupport
 
     public static string TempPath(string name) => Path.Combine(Path.GetTempPath(), $"ckpt-test-{Environment.ProcessId}-{Guid.NewGuid():N}-{name}");
 
+    // The images and logs of a test run add up to gigabytes: they are removed when the run ends, unless
+    // CKPT_KEEP_TEST_FILES=1 asks to keep them for a look at a failure.
+    static CheckpointTestSupport()
+    {
+        if (Environment.GetEnvironmentVariable("CKPT_KEEP_TEST_FILES") == "1") return;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => RemoveTempFiles();
+    }
+
+    private static void RemoveTempFiles()
+    {
+        foreach (string path in Directory.EnumerateFileSystemEntries(Path.GetTempPath(), $"ckpt-test-{Environment.ProcessId}-*"))
+        {
+            try
+            {
+                if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+                else File.Delete(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // in use by a process still running: left
+        }
+    }
+
     /// <summary>Runs the ckpt executable with the given arguments (optionally through a prefix such as setpriv); returns exit code and stderr.</summary>
     public static (int ExitCode, string Stdout, string Stderr) RunCli(string[] arguments, string[]? prefix = null, string? stdoutPath = null, string? executable = null)
     {

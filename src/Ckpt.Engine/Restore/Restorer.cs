@@ -122,8 +122,9 @@ public static class Restorer
                 if (RestoresFileTable(p)) FilesRestore.AddClosesOfInherited(batch, p.Plan.Pid, tree.Terminals.KeptIn(p.Plan.Pid));
                 if (!RestoresMemory(p))
                 {
+                    // Its first sharer's stage, before this one, moved the vdso where the injected syscall instruction is.
+                    p.Leader.RelocateSyscall((long)(MemoryOwner(tree, p).Leader.SyscallAddress - p.Leader.SyscallAddress));
                     batch.Run();
-                    p.Leader.RelocateSyscall((long)(MemoryOwner(tree, p).Leader.SyscallAddress - p.Leader.SyscallAddress)); // the vdso moved
                     return;
                 }
                 int imageOpen = PageWriter.AddImageOpen(batch, p.Plan, p.Scratch);
