@@ -46,7 +46,7 @@ public sealed class ImageReader : IDisposable
     /// <summary>
     /// Page addresses of private anonymous VMAs are not read into the model: their chunks are
     /// <see cref="Model.DeferredPageChunk"/>s, which the consumer reads and checks itself before using
-    /// any address (a lazy restore's page server, after the process runs: docs/ARCHITECTURE.md).
+    /// any address (a lazy restore's page server, after the process runs: docs/RESTORE.md).
     /// </summary>
     public bool DeferAnonymousPageAddresses { get; init; }
 

@@ -18,7 +18,7 @@ namespace Ckpt.Engine.Memory;
 /// which reads through any protection) into the child, after an injected MADV_POPULATE_WRITE of long
 /// runs. The child then holds a copy: the image is deduplicated, the restored memory is not shared
 /// copy-on-write again (that needs the child forked from its parent after the parent's memory is
-/// restored; see docs/ARCHITECTURE.md).
+/// restored; see docs/RESTORE.md).
 /// </summary>
 public static unsafe class InheritedPages
 {

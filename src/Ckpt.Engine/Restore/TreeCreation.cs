@@ -9,7 +9,7 @@ namespace Ckpt.Engine.Restore;
 
 /// <summary>
 /// Creates every process of the tree with its pid, its parent, its session and its process group,
-/// before any of them gets its memory (docs/ARCHITECTURE.md, "Restore of a tree"):
+/// before any of them gets its memory (docs/RESTORE.md, "Restore of a tree"):
 /// 1. the root, by the engine (<see cref="ProcessCreation.CreateStoppedAtExec"/>), and setsid() in it
 ///    when it led its session;
 /// 2. every other process in tree order (a parent before its children), by an injected clone3
