@@ -1,6 +1,4 @@
 using System.Text.Json;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

@@ -1,8 +1,5 @@
 using Ckpt.Engine.Checkpoint;
 using Ckpt.Engine.Linux;
-using Ckpt.Image.Records;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

@@ -1,8 +1,5 @@
 using System.Runtime.Intrinsics.X86;
 using Ckpt.Engine.Checkpoint;
-using Ckpt.Image.Records;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

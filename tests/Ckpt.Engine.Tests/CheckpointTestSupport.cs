@@ -1,8 +1,5 @@
 using System.Runtime.InteropServices;
 using Ckpt.Image;
-using Ckpt.Image.Model;
-using Ckpt.Image.Records;
-using Xunit;
 
 namespace Ckpt.Engine.Tests;
 
@@ -12,8 +9,6 @@ namespace Ckpt.Engine.Tests;
 /// </summary>
 internal static unsafe partial class CheckpointTestSupport
 {
-    public const int SIGUSR1 = 10;
-
     /// <summary>Starts a workload in its own session, stdin /dev/null, output to a log file; waits for READY.</summary>
     public static Target Start(string workload, params string[] arguments) => StartProgram(RestoreWorkloads.Path(workload), arguments);
 
@@ -262,7 +257,7 @@ internal sealed class Target(int pid, string log) : IDisposable
     /// <summary>SIGUSR1, then PASS must appear in the log (the workload verified its state).</summary>
     public void RequirePass(int seconds = 10)
     {
-        RestoreTestProcesses.Signal(Pid, CheckpointTestSupport.SIGUSR1);
+        RestoreTestProcesses.Signal(Pid, SIGUSR1);
         try
         {
             RestoreTestProcesses.WaitForLine(Log, "PASS", seconds);

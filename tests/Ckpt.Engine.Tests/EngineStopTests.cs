@@ -1,6 +1,4 @@
 using System.Runtime.InteropServices;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

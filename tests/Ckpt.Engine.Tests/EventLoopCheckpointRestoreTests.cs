@@ -1,10 +1,6 @@
 using System.Diagnostics;
 using System.Text;
 using Ckpt.Engine.Checkpoint;
-using Ckpt.Image.Model;
-using Ckpt.Image.Records;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

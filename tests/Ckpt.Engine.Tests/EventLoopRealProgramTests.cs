@@ -1,6 +1,3 @@
-using Xunit;
-using static Ckpt.Engine.Tests.ThreadTestSupport;
-
 namespace Ckpt.Engine.Tests;
 
 /// <summary>

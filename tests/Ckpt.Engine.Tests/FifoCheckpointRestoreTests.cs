@@ -1,9 +1,4 @@
 using Ckpt.Engine.Linux;
-using Ckpt.Image.Model;
-using Ckpt.Image.Records;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
-using static Ckpt.Engine.Tests.ThreadTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

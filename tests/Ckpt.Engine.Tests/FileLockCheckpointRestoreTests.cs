@@ -1,8 +1,5 @@
 using System.Runtime.InteropServices;
-using Ckpt.Image.Records;
 using Microsoft.Win32.SafeHandles;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

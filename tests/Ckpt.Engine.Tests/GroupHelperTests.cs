@@ -1,7 +1,3 @@
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
-using static Ckpt.Engine.Tests.ThreadTestSupport;
-
 namespace Ckpt.Engine.Tests;
 
 /// <summary>

@@ -1,7 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
 using Ckpt.Image;
-using Ckpt.Image.Records;
 
 namespace Ckpt.Engine.Tests;
 

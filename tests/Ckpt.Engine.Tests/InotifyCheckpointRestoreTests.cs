@@ -1,8 +1,3 @@
-using Ckpt.Image.Model;
-using Ckpt.Image.Records;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
-
 namespace Ckpt.Engine.Tests;
 
 /// <summary>

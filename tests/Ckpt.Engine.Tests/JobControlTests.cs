@@ -1,8 +1,3 @@
-using Ckpt.Image.Model;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
-using static Ckpt.Engine.Tests.ThreadTestSupport;
-
 namespace Ckpt.Engine.Tests;
 
 /// <summary>

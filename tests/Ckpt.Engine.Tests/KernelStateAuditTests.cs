@@ -1,6 +1,4 @@
 using Ckpt.Engine.Checkpoint;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

@@ -1,8 +1,5 @@
 using System.Globalization;
 using Ckpt.Image;
-using Ckpt.Image.Records;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

@@ -1,8 +1,6 @@
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Memory;
 using Ckpt.Engine.Restore;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

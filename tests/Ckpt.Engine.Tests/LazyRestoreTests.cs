@@ -1,7 +1,5 @@
 using System.Text.RegularExpressions;
 using Ckpt.Engine.Restore;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

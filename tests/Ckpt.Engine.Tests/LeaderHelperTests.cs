@@ -1,8 +1,3 @@
-using Ckpt.Image.Model;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
-using static Ckpt.Engine.Tests.ThreadTestSupport;
-
 namespace Ckpt.Engine.Tests;
 
 /// <summary>
@@ -24,7 +19,7 @@ public sealed class LeaderHelperTests
 
     private static void PassAfterSignal(Target target, int daemon)
     {
-        RestoreTestProcesses.Signal(daemon, CheckpointTestSupport.SIGUSR1);
+        RestoreTestProcesses.Signal(daemon, SIGUSR1);
         RestoreTestProcesses.WaitForLine(target.Log, "PASS", 10);
         Assert.DoesNotContain("FAIL", File.ReadAllText(target.Log));
     }

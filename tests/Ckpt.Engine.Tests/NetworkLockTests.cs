@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

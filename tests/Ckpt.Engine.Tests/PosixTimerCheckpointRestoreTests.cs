@@ -1,7 +1,4 @@
 using Ckpt.Engine.Checkpoint;
-using Ckpt.Image.Records;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

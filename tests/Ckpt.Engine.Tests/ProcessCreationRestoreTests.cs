@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
-using Xunit;
 
 namespace Ckpt.Engine.Tests;
 

@@ -1,5 +1,4 @@
 using Ckpt.Engine.Restore;
-using Xunit;
 
 namespace Ckpt.Engine.Tests;
 

@@ -2,9 +2,6 @@ using System.Runtime.InteropServices;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
 using Ckpt.Image;
-using Ckpt.Image.Model;
-using Ckpt.Image.Records;
-using Xunit;
 
 namespace Ckpt.Engine.Tests;
 

@@ -2,8 +2,6 @@ using System.Text;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
 using Ckpt.Engine.Security;
-using Ckpt.Image.Records;
-using Xunit;
 
 namespace Ckpt.Engine.Tests;
 

@@ -1,7 +1,6 @@
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
 using Ckpt.Image;
-using Xunit;
 
 namespace Ckpt.Engine.Tests;
 

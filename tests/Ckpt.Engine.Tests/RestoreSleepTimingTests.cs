@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Ckpt.Engine.Restore;
-using Xunit;
 
 namespace Ckpt.Engine.Tests;
 

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Xunit;
 
 namespace Ckpt.Engine.Tests;
 

@@ -1,6 +1,3 @@
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
-
 namespace Ckpt.Engine.Tests;
 
 /// <summary>

@@ -1,9 +1,3 @@
-using Ckpt.Image.Model;
-using Ckpt.Image.Records;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
-using static Ckpt.Engine.Tests.ThreadTestSupport;
-
 namespace Ckpt.Engine.Tests;
 
 /// <summary>

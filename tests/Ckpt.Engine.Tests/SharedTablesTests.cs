@@ -1,8 +1,4 @@
 using System.Runtime.InteropServices;
-using Ckpt.Image.Model;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
-using static Ckpt.Engine.Tests.ThreadTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

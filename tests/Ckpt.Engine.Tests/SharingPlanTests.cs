@@ -1,5 +1,4 @@
 using Ckpt.Engine.Tasks;
-using Xunit;
 
 namespace Ckpt.Engine.Tests;
 

@@ -2,12 +2,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Ckpt.Engine.Checkpoint;
-using Ckpt.Image.Model;
-using Ckpt.Image.Records;
-using Xunit;
 using SocketShutdown = Ckpt.Image.Records.SocketShutdown;
 using SocketType = Ckpt.Image.Records.SocketType;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

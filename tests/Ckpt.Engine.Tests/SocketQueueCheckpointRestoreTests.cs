@@ -1,10 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Ckpt.Image.Model;
-using Ckpt.Image.Records;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 

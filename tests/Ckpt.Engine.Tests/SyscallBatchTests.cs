@@ -1,6 +1,5 @@
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Restore;
-using Xunit;
 
 namespace Ckpt.Engine.Tests;
 

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Restore;
-using Xunit;
 
 namespace Ckpt.Engine.Tests;
 

@@ -1,7 +1,4 @@
 using System.Runtime.InteropServices;
-using Ckpt.Image.Records;
-using Xunit;
-using static Ckpt.Engine.Tests.CheckpointTestSupport;
 
 namespace Ckpt.Engine.Tests;
 
