@@ -63,16 +63,6 @@ static int receive(int fd, const char *text, int *fds, int count)
     return 0;
 }
 
-static int expect_empty(int fd)
-{
-    char c;
-    if (recv(fd, &c, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN) {
-        printf("FAIL fd %d has more queued than was sent\n", fd);
-        return 1;
-    }
-    return 0;
-}
-
 static int file_at(int fd, const char *expected, const char *what)
 {
     char buffer[8] = { 0 };

@@ -41,16 +41,6 @@ static int expect_message(int fd, const char *text)
     return 0;
 }
 
-static int expect_empty(int fd)
-{
-    char c;
-    if (recv(fd, &c, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN) {
-        printf("FAIL fd %d has more queued than was sent\n", fd);
-        return 1;
-    }
-    return 0;
-}
-
 static int talks(int a, int b)
 {
     char c = 0;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <time.h>
 
 /* Reports a failed call with its errno; returns 1, the workload's exit status. */
@@ -31,6 +32,17 @@ static inline void sleep_ms(long ms)
 {
     struct timespec tick = { ms / 1000, (ms % 1000) * 1000 * 1000 };
     nanosleep(&tick, NULL);
+}
+
+/* For a socket whose queued messages were all received: nothing more may be there. */
+static inline int expect_empty(int fd)
+{
+    char c;
+    if (recv(fd, &c, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN) {
+        printf("FAIL fd %d has more queued than was sent\n", fd);
+        return 1;
+    }
+    return 0;
 }
 
 /* SIGUSR1 is how a test tells a restored workload to check itself; a workload installs on_usr1 for it. */
