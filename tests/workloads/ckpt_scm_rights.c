@@ -88,7 +88,7 @@ static int check_memfd_mode(void)
     int fds[1];
     char buffer[8] = { 0 };
     if (receive(3, "M", fds, 1) || pread(fds[0], buffer, 5, 0) != 5 || strcmp(buffer, "memfd") != 0) return fail("the memfd in flight");
-    return expect_empty(3);
+    return expect_queue_empty(3);
 }
 
 static int check(void)
@@ -106,11 +106,11 @@ static int check(void)
         if (write(fds[1], &one, sizeof one) != sizeof one) return fail("a write to the eventfd in flight");
         bad |= counter_is(9, 4, "fd 9, the eventfd in flight too");
     }
-    if (!bad) bad |= receive(3, "plain-after", fds, 0) | expect_empty(3);
+    if (!bad) bad |= receive(3, "plain-after", fds, 0) | expect_queue_empty(3);
     if (!bad) bad |= receive(5, "d1", fds, 0) | receive(5, "d2", fds, 1);
     if (!bad) bad |= file_at(fds[0], "9ab", "the file in flight in a datagram");
     if (!bad) bad |= receive(5, "d3", fds, 1);
-    if (!bad) bad |= counter_is(fds[0], 7, "the eventfd only in flight") | expect_empty(5);
+    if (!bad) bad |= counter_is(fds[0], 7, "the eventfd only in flight") | expect_queue_empty(5);
     return bad;
 }
 

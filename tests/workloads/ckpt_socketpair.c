@@ -84,13 +84,13 @@ int main(void)
     if (have != BIG || memcmp(got, big, BIG) != 0) { printf("FAIL fd 3 read %zu bytes, %d were queued (or they differ)\n", have, BIG); return 1; }
     char back[8] = {0};
     if (recv(4, back, sizeof back, MSG_DONTWAIT) != 4 || memcmp(back, "back", 4) != 0) return fail("fd 4 queue");
-    if (expect_empty(4)) return 1;
+    if (expect_queue_empty(4)) return 1;
     if (send(4, "x", 1, MSG_NOSIGNAL) != -1 || errno != EPIPE) return fail("fd 4 can write after shutdown(SHUT_WR)");
 
-    if (expect_message(5, "a") || expect_message(5, "") || expect_message(5, "ccc") || expect_empty(5)) return 1;
-    if (expect_message(6, "xyz") || expect_empty(6)) return 1;
-    if (expect_message(7, "one") || expect_message(7, "two-two") || expect_message(7, "") || expect_empty(7)) return 1;
-    if (expect_message(8, "back") || expect_empty(8)) return 1;
+    if (expect_message(5, "a") || expect_message(5, "") || expect_message(5, "ccc") || expect_queue_empty(5)) return 1;
+    if (expect_message(6, "xyz") || expect_queue_empty(6)) return 1;
+    if (expect_message(7, "one") || expect_message(7, "two-two") || expect_message(7, "") || expect_queue_empty(7)) return 1;
+    if (expect_message(8, "back") || expect_queue_empty(8)) return 1;
 
     int value = 0;
     socklen_t length = sizeof value;

@@ -35,7 +35,7 @@ static inline void sleep_ms(long ms)
 }
 
 /* For a socket whose queued messages were all received: nothing more may be there. */
-static inline int expect_empty(int fd)
+static inline int expect_queue_empty(int fd)
 {
     char c;
     if (recv(fd, &c, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN) {
