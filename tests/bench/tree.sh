@@ -25,6 +25,7 @@ start_target() {
     for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
     exec setsid "$work/tree_target" "$@" </dev/null >"$work/target.log" 2>&1
   ) &
+  disown $! # no "Killed" job notice when --kill ends it; bash still reaps it (the loops below wait for that)
   for _ in $(seq 1200); do grep -q READY "$work/target.log" && break; sleep 0.05; done
   read -r _ pid <"$work/target.log"
 }
