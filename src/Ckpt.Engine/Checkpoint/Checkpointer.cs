@@ -55,7 +55,8 @@ public static class Checkpointer
         // Once the tracer thread has exited the kernel lets go of every thread of the target (see
         // SyscallReentry): wait for it, so that the target is untraced when we report, and a second
         // checkpoint can seize it at once. The rest of the image reaches the stream from here.
-        TracerExit.WaitUntilDetached(threads);
+        using (CheckpointProfile.Measure("wait until detached")) TracerExit.WaitUntilDetached(threads);
+        CheckpointProfile.Report();
         if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         return finish!();
     }
@@ -73,9 +74,9 @@ public static class Checkpointer
         try
         {
             progress("audit", 0, 0);
-            AuditBeforeFreeze(pid);
+            using (CheckpointProfile.Measure("audit")) AuditBeforeFreeze(pid);
             progress("freeze", 0, 0);
-            try { freeze = TreeFreeze.Seize(pid); }
+            try { using (CheckpointProfile.Measure("seize")) freeze = TreeFreeze.Seize(pid); }
             catch (SyscallException e) when (e.Errno == Errno.ESRCH) { throw new TargetNotFoundException(pid); }
         }
         catch (Exception e)
@@ -94,19 +95,22 @@ public static class Checkpointer
             // process still runs (a page fault costs about 10 us in a VM).
             if (options.WriteBehind == WriteBehind.Deferred) writer.Preallocate(MemoryCheckpoint.EstimateImageBytes(pid));
             var frozen = System.Diagnostics.Stopwatch.StartNew();
-            freeze.StopAll();
+            using (CheckpointProfile.Measure("stop")) freeze.StopAll();
             UnprivilegedMode.CheckTarget(pid); // again, now that it cannot exec a setuid program any more
             threads.AddRange(freeze.Tracees.Select(t => t.Pid).Where(tid => tid != pid));
             int taskCount = threads.Count;
             TimeSpan stopping = frozen.Elapsed;
-            WriteImage(freeze, writer, progress, connections);
+            using (CheckpointProfile.Measure("inspect and write")) WriteImage(freeze, writer, progress, connections);
             if (options.Kill)
             {
                 // The image is about to be the only copy of the process: complete and on storage first.
-                writer.WriteTail();
-                imageComplete = true;
-                options.Durable?.Invoke();
-                freeze.KillAll();
+                using (CheckpointProfile.Measure("tail"))
+                {
+                    writer.WriteTail();
+                    imageComplete = true;
+                    options.Durable?.Invoke();
+                }
+                using (CheckpointProfile.Measure("kill")) freeze.KillAll();
                 connections.CloseAfterKill(); // in repair mode: no FIN, no RST; the network lock stays for the restore
                 var killed = new CheckpointResult(pid, writer.BytesWritten, frozen.Elapsed, stopping, taskCount);
                 if (options.WaitForReap) WaitUntilReaped(pid);
@@ -199,7 +203,8 @@ public static class Checkpointer
     {
         var objects = new ObjectTable();
         progress("inspect", 0, 0);
-        TreeObjectsSharing sharing = TreeSharing.Find(freeze.Processes);
+        TreeObjectsSharing sharing;
+        using (CheckpointProfile.Measure("tree sharing")) sharing = TreeSharing.Find(freeze.Processes);
         objects.UnlinkedFiles.FileTableOwner = sharing.FileTableOwner;
         using var descriptions = new FileDescriptions(freeze.Processes.Where(p => p.Threads is not null).Select(p => p.Pid)) { TcpConnections = connections };
         var processes = new List<ICheckpointedProcess>();
@@ -233,6 +238,7 @@ public static class Checkpointer
                 live.First(p => p.Pid == child).StopReportCollected = collected;
 
         progress("task", 0, 0);
+        using var writing = CheckpointProfile.Measure("write");
         HeaderWriter.Write(writer, firstThread!.Xstate);
         var table = processes.SelectMany(p => p.Ids).ToList();
         writer.Write(new TreeRecord { TaskCount = table.Count, ProcessCount = processes.Count });

@@ -77,30 +77,54 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
             throw new CheckpointRefusedException($"the main thread of process {pid} has exited while other threads run on: not supported");
         List<int> tids = freeze.Tracees.Select(t => t.Pid).ToList();
         // Read once per thread while frozen: for the refusals now and the TASK records later.
-        Dictionary<int, ProcStatus> statuses = tids.ToDictionary(tid => tid, ProcStatus.Read);
-        TaskCheckpoint.Refuse(pid, statuses);
-        KernelStateAudit.WhileFrozen(pid, tids);
-        int stopSignal = JobControl.StopSignalOf(freeze);
+        Dictionary<int, ProcStatus> statuses;
+        int stopSignal;
+        using (CheckpointProfile.Measure("inspect/status and audit while frozen"))
+        {
+            statuses = tids.ToDictionary(tid => tid, ProcStatus.Read);
+            TaskCheckpoint.Refuse(pid, statuses);
+            KernelStateAudit.WhileFrozen(pid, tids);
+            stopSignal = JobControl.StopSignalOf(freeze);
+        }
         var uses = new TaskObjectsRecord
         {
             MmObjRef = objects.RefOf(ObjectType.Mm, sharing.VmOwner(pid)), FileTableObjRef = objects.RefOf(ObjectType.FileTable, sharing.FileTableOwner(pid)),
             SignalHandlersObjRef = objects.RefOf(ObjectType.SignalHandlers, sharing.SighandOwner(pid)), SignalObjRef = objects.RefOf(ObjectType.Signal, pid),
         };
-        // A table shared with an earlier process of the tree (CLONE_FILES) was inspected, and is written, with it.
-        FilesCheckpoint? files = sharing.FileTableOwner(pid) == pid ? FilesCheckpoint.Inspect(pid, objects, descriptions) : null;
-        Files.Terminals.ControllingTerminalCheckpoint? terminal = Files.Terminals.ControllingTerminalCheckpoint.Inspect(pid, objects, descriptions.TreePids);
-        if (terminal is null) Files.Terminals.ControllingTerminalCheckpoint.RefuseDetached(pid, descriptions.TreePids);
-        List<PosixTimerRecord> timers = PosixTimers.Inspect(pid, tids.Count);
+        FilesCheckpoint? files;
+        Files.Terminals.ControllingTerminalCheckpoint? terminal;
+        List<PosixTimerRecord> timers;
+        using (CheckpointProfile.Measure("inspect/descriptors, terminal, timers"))
+        {
+            // A table shared with an earlier process of the tree (CLONE_FILES) was inspected, and is written, with it.
+            files = sharing.FileTableOwner(pid) == pid ? FilesCheckpoint.Inspect(pid, objects, descriptions) : null;
+            terminal = Files.Terminals.ControllingTerminalCheckpoint.Inspect(pid, objects, descriptions.TreePids);
+            if (terminal is null) Files.Terminals.ControllingTerminalCheckpoint.RefuseDetached(pid, descriptions.TreePids);
+            timers = PosixTimers.Inspect(pid, tids.Count);
+        }
         // Mappings are audited here too: before anything is injected. An address space shared with an
         // earlier process of the tree (CLONE_VM) was inspected, and is written, with it.
-        MemoryCheckpoint? memory = sharing.VmOwner(pid) == pid ? MemoryCheckpoint.Inspect(pid, objects, parentInTree) : null;
-        // Before anything is injected into any thread (see RseqCriticalSection).
-        foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
-        ulong syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
-        InjectedTaskState injected = InjectedTaskState.Read(freeze.Leader, syscallAddress);
-        timers = PosixTimers.ReadTimes(freeze.Leader, syscallAddress, timers);
-        Dictionary<int, bool> childStops = JobControl.ProbeCollected(freeze.Leader, syscallAddress, stoppedChildren);
-        List<ThreadCheckpoint> threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
+        MemoryCheckpoint? memory;
+        using (CheckpointProfile.Measure("inspect/memory"))
+            memory = sharing.VmOwner(pid) == pid ? MemoryCheckpoint.Inspect(pid, objects, parentInTree) : null;
+        ulong syscallAddress;
+        using (CheckpointProfile.Measure("inspect/rseq and syscall instruction"))
+        {
+            // Before anything is injected into any thread (see RseqCriticalSection).
+            foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
+            syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
+        }
+        InjectedTaskState injected;
+        Dictionary<int, bool> childStops;
+        using (CheckpointProfile.Measure("inspect/injected process state"))
+        {
+            injected = InjectedTaskState.Read(freeze.Leader, syscallAddress);
+            timers = PosixTimers.ReadTimes(freeze.Leader, syscallAddress, timers);
+            childStops = JobControl.ProbeCollected(freeze.Leader, syscallAddress, stoppedChildren);
+        }
+        List<ThreadCheckpoint> threads;
+        using (CheckpointProfile.Measure("inspect/threads"))
+            threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
         return new ProcessCheckpoint(freeze, statuses, tids, files, injected, threads, memory, ProcStat.Read(pid), uses, timers, stopSignal, childStops)
         {
             _terminal = terminal, _fsObjRef = sharing.SharesFs(pid) ? objects.RefOf(ObjectType.Fs, sharing.FsOwner(pid)) : 0,
@@ -126,6 +150,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
             writer.Write(_uses);
             objects.WriteUse(writer, ObjectType.Mm, _uses.MmObjRef, () =>
             {
+                using var step = CheckpointProfile.Measure("write/memory");
                 long total = _memory!.TotalPages;
                 progress("pages", 0, total);
                 _memory.Write(writer, _uses.MmObjRef, _stat, _injected.Brk, objects.SharedMemory, done => progress("pages", done, total));
@@ -146,7 +171,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
                 SignalsCheckpoint.WriteSignal(writer, _freeze.Leader, _injected, _uses.SignalObjRef, _timers);
                 _terminal?.Write(writer); // signal_struct's tty
             });
-            _threads[i].Write(writer);
+            using (CheckpointProfile.Measure("write/threads")) _threads[i].Write(writer);
             if (tid == pid && StopSignal != 0) writer.Write(JobControl.Record(pid, StopSignal, StopReportCollected));
             if (tid == pid && _injected.ChildSubreaper) writer.Write(new ChildSubreaperRecord { Pid = pid });
             if (_threads[i].ParentDeathSignal != 0) writer.Write(new ParentDeathSignalRecord { Tid = tid, Signal = _threads[i].ParentDeathSignal });

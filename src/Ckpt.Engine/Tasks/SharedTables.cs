@@ -96,7 +96,7 @@ public static class SharedTables
 
     /// <summary>
     /// The owner of each process's descriptor table and fs information: the first process in tree order
-    /// that uses the same object (kcmp KCMP_FILES / KCMP_FS against each owner found so far), the process
+    /// that uses the same object (kcmp KCMP_FILES / KCMP_FS: <see cref="KcmpIndex"/>), the process
     /// itself when it shares nothing.
     /// </summary>
     public static (Dictionary<int, int> FileTable, Dictionary<int, int> Fs) Owners(IReadOnlyList<int> live) =>
@@ -108,14 +108,10 @@ public static class SharedTables
 
     private static Dictionary<int, int> OwnersOf(IReadOnlyList<int> live, int kcmpType, string what)
     {
-        var owners = new List<int>();
+        // Owners sorted by kcmp's order: a tree of N processes costs N log N calls, not N^2 / 2.
+        var owners = new KcmpIndex(kcmpType, (owner, pid) => Same(owner, pid, kcmpType, what));
         var ownerOf = new Dictionary<int, int>();
-        foreach (int pid in live)
-        {
-            int owner = owners.FirstOrDefault(o => Same(o, pid, kcmpType, what));
-            if (owner == 0) owners.Add(owner = pid);
-            ownerOf[pid] = owner;
-        }
+        foreach (int pid in live) ownerOf[pid] = owners.Add(pid);
         return ownerOf;
     }
 

@@ -21,7 +21,8 @@ public static class KernelStateAudit
     /// descendant); nothing of it changes. A descendant's refusal names it.</summary>
     public static void BeforeFreeze(int root)
     {
-        List<int> tree = TreeFreeze.LiveProcessesNow(root);
+        List<int> tree;
+        using (CheckpointProfile.Measure("audit/tree listed")) tree = TreeFreeze.LiveProcessesNow(root);
         var threadsByProcess = new Dictionary<int, List<int>>();
         foreach (int pid in tree)
         {
@@ -34,7 +35,7 @@ public static class KernelStateAudit
                 throw new CheckpointRefusedException($"descendant {pid} ('{ProcessNames.CommOf(pid)}') of process {root}: {e.Message}");
             }
         }
-        OutsideRelationsAudit.Check(threadsByProcess);
+        using (CheckpointProfile.Measure("audit/outside relations")) OutsideRelationsAudit.Check(threadsByProcess);
     }
 
     /// <summary>
@@ -62,15 +63,24 @@ public static class KernelStateAudit
     // Returns the process's threads, for the tree-wide scan of outside relations.
     private static List<int> BeforeFreezeOne(int pid, List<int> tree)
     {
-        List<int> tids = ThreadStateAudit.Threads(pid);
-        foreach (int tid in tids) ThreadStateAudit.RefuseTracer(pid, tid);
-        ProcessStateAudit.Check(pid);
-        ProcessStateAudit.CheckMemoryPolicies(pid);
-        foreach (int tid in tids) ThreadStateAudit.CheckIfStillThere(pid, tid);
-        foreach (MapsEntry map in ProcMaps.ReadSmaps(pid)) MappingAudit.Check(pid, map);
+        List<int> tids;
+        using (CheckpointProfile.Measure("audit/threads and tracers"))
+        {
+            tids = ThreadStateAudit.Threads(pid);
+            foreach (int tid in tids) ThreadStateAudit.RefuseTracer(pid, tid);
+        }
+        using (CheckpointProfile.Measure("audit/process state")) ProcessStateAudit.Check(pid);
+        using (CheckpointProfile.Measure("audit/memory policies")) ProcessStateAudit.CheckMemoryPolicies(pid);
+        using (CheckpointProfile.Measure("audit/thread state"))
+            foreach (int tid in tids) ThreadStateAudit.CheckIfStillThere(pid, tid);
+        using (CheckpointProfile.Measure("audit/smaps"))
+            foreach (MapsEntry map in ProcMaps.ReadSmaps(pid)) MappingAudit.Check(pid, map);
         // The descriptor inspection itself, as a dry run: every kind's refusal, before the freeze.
-        using var descriptions = new FileDescriptions(tree);
-        FilesCheckpoint.Inspect(pid, new ObjectTable(), descriptions, dryRun: true);
+        using (CheckpointProfile.Measure("audit/descriptors dry run"))
+        {
+            using var descriptions = new FileDescriptions(tree);
+            FilesCheckpoint.Inspect(pid, new ObjectTable(), descriptions, dryRun: true);
+        }
         return tids;
     }
 

@@ -7,7 +7,7 @@ namespace Ckpt.Engine.Checkpoint.Audit;
 /// Relations with processes outside the checkpoint, found in one pass over /proc before the freeze:
 /// a process sharing the target's memory (clone with CLONE_VM but without CLONE_THREAD, or a vfork
 /// child not yet exec'ed) could change the code the engine injects and the memory being saved, and
-/// would lose its sharer on restore (kcmp KCMP_VM, one system call per process); a thread the target
+/// would lose its sharer on restore (kcmp KCMP_VM); a thread the target
 /// traces (PTRACE_ATTACH/SEIZE) would lose its tracer (TracerPid of every thread on the system); a
 /// descriptor table or fs information shared with a process outside (kcmp KCMP_FILES, KCMP_FS) would
 /// come back unshared.
@@ -20,25 +20,41 @@ public static class OutsideRelationsAudit
 {
     /// <summary>
     /// One pass over /proc for the whole tree (the processes and their threads): each other process is
-    /// compared with every process of the tree, and its threads' tracers are read once, so a tree of N
-    /// processes costs one scan, not N.
+    /// looked up among the tree's address spaces, descriptor tables and fs information (<see cref="KcmpIndex"/>:
+    /// a few kcmp calls each, not one per process of the tree), and its threads' tracers are read once, so a
+    /// tree of N processes costs one scan, not N.
     /// </summary>
     public static void Check(IReadOnlyDictionary<int, List<int>> threadsByProcess)
     {
         var processOfThread = new Dictionary<int, int>();
         foreach ((int pid, List<int> tids) in threadsByProcess)
             foreach (int tid in tids) processOfThread[tid] = pid;
+        // A failed kcmp (a process the engine may not inspect, or gone) is "not shared", as it always was.
+        KcmpIndex Index(int type)
+        {
+            var index = new KcmpIndex(type, (a, b) => Native.kcmp(a, b, type, 0, 0) == 0);
+            foreach (int pid in threadsByProcess.Keys) index.Add(pid);
+            return index;
+        }
+        KcmpIndex vm = Index(Native.KCMP_VM), files = Index(Native.KCMP_FILES), fs = Index(Native.KCMP_FS);
+        // Memory shared within the tree is kept (Checkpoint/TreeSharing), but not a vfork in progress.
+        foreach (IReadOnlyList<int> sharers in vm.Groups.Where(g => g.Count > 1))
+            foreach (int pid in sharers)
+                foreach (int other in sharers)
+                    if (other != pid && !IsKernelThread(other)) VforkAudit.Refuse(pid, other);
         foreach (string entry in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out int other)) continue;
-            foreach (int pid in threadsByProcess.Keys)
+            if (!threadsByProcess.ContainsKey(other))
             {
                 // A kernel thread has no memory, and neither has a process that is exiting: equal, but not shared.
-                // Memory shared within the tree is kept (Checkpoint/TreeSharing).
-                if (other != pid && !threadsByProcess.ContainsKey(other) && Native.kcmp(pid, other, Native.KCMP_VM, 0, 0) == 0 && !IsKernelThread(other) && ProcStat.IsZombie(pid) == false && HasMemory(pid))
-                    throw new CheckpointRefusedException($"process {other} shares the memory of process {pid} (clone with CLONE_VM but not CLONE_THREAD, or vfork; kcmp KCMP_VM): a process outside the checkpoint could change it, refused");
-                if (!threadsByProcess.ContainsKey(other)) RefuseSharedOutside(pid, other);
-                else if (other != pid && Native.kcmp(pid, other, Native.KCMP_VM, 0, 0) == 0 && !IsKernelThread(other)) VforkAudit.Refuse(pid, other);
+                foreach (int pid in vm.Find(other) ?? [])
+                {
+                    if (!IsKernelThread(other) && ProcStat.IsZombie(pid) == false && HasMemory(pid))
+                        throw new CheckpointRefusedException($"process {other} shares the memory of process {pid} (clone with CLONE_VM but not CLONE_THREAD, or vfork; kcmp KCMP_VM): a process outside the checkpoint could change it, refused");
+                }
+                RefuseSharedOutside(files.Find(other), other, "descriptor table (CLONE_FILES");
+                RefuseSharedOutside(fs.Find(other), other, "fs information (CLONE_FS: cwd, root, umask");
             }
             CheckTraced(other, processOfThread);
         }
@@ -46,11 +62,11 @@ public static class OutsideRelationsAudit
 
     // A descriptor table or fs information shared with a process outside the tree (clone with CLONE_FILES or
     // CLONE_FS) would come back unshared: that process would no longer see the tree's opens, closes, chdirs.
-    private static void RefuseSharedOutside(int pid, int other)
+    private static void RefuseSharedOutside(IReadOnlyList<int>? sharers, int other, string what)
     {
-        foreach (var (type, what) in new[] { (Native.KCMP_FILES, "descriptor table (CLONE_FILES"), (Native.KCMP_FS, "fs information (CLONE_FS: cwd, root, umask") })
+        foreach (int pid in sharers ?? [])
         {
-            if (Native.kcmp(pid, other, type, 0, 0) == 0 && !IsKernelThread(other) && ProcStat.IsZombie(pid) == false)
+            if (!IsKernelThread(other) && ProcStat.IsZombie(pid) == false)
                 throw new CheckpointRefusedException($"process {pid} shares its {what}; kcmp) with process {other}, outside the checkpointed tree: the sharing would be lost by a restore, refused");
         }
     }
