@@ -53,6 +53,14 @@ public sealed class ProcStat(string comm, string[] rest)
     /// True when the process has exited but is not reaped yet (state Z or X), false while it
     /// runs; null when it is gone altogether.
     /// </summary>
+    /// <summary>PF_EXITING in the flags of /proc/PID/stat (field 9): the leader is on its way out, not yet a zombie; false once gone.</summary>
+    public static bool IsExiting(int pid)
+    {
+        const long PF_EXITING = 0x4;
+        try { return (Read(pid).Field(9) & PF_EXITING) != 0; }
+        catch (IOException) { return false; }
+    }
+
     public static bool? IsZombie(int pid)
     {
         try

@@ -40,22 +40,27 @@ public static class KernelStateAudit
 
     /// <summary>
     /// A running descendant can change under the dry run: a shell's child between fork and exec closes
-    /// and duplicates descriptors, so one listed in /proc/PID/fd can be gone when it is opened (ENOENT).
-    /// Such a process is inspected again a moment later; the root is not retried, and a process that
-    /// keeps changing is reported as it is the last time.
+    /// and duplicates descriptors, so one listed in /proc/PID/fd can be gone when it is opened (ENOENT);
+    /// a process in exit (PF_EXITING, not a zombie yet) may have released its memory and descriptors
+    /// already (an empty coredump_filter). Such a process is inspected again a moment later; the root is
+    /// not retried, and a process that keeps changing is reported as it is the last time.
     /// </summary>
     private static List<int> BeforeFreezeOneSettled(int pid, List<int> tree, int root)
     {
-        const int Attempts = 5;
+        const int Attempts = 8;
         for (int attempt = 1; ; attempt++)
         {
             try { return BeforeFreezeOne(pid, tree); }
-            catch (SyscallException e) when (pid != root && e.Errno == Errno.ENOENT && attempt < Attempts && !HasExited(pid))
+            catch (Exception e) when (pid != root && attempt < Attempts && !HasExited(pid) && IsChanging(e, pid))
             {
                 Thread.Sleep(attempt);
             }
         }
     }
+
+    private static bool IsChanging(Exception e, int pid) =>
+        e is SyscallException { Errno: Errno.ENOENT }
+        || (e is CheckpointRefusedException or IOException or SyscallException && ProcStat.IsExiting(pid));
 
     // Gone, or a zombie whose parent has not reaped it yet (its /proc/PID/fd is gone already).
     private static bool HasExited(int pid) => ProcStat.IsZombie(pid) != false;
