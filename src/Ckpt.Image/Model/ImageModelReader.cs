@@ -231,13 +231,8 @@ public static partial class ImageModelReader
     {
         var chunks = new List<PageChunk>();
         ulong pages = (ulong)inherited.Length;
-        while (true)
+        while (NextPageArray(reader, vma, ref pages) is { } array)
         {
-            var array = Next<PageArrayRecord>(reader);
-            if (array.PageCount == 0) return chunks;
-            pages += array.PageCount;
-            if (pages > vma.PagesPopulated)
-                throw Error(reader, RecordType.PageArray, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} has more pages in its chunks (and inherited) than the {vma.PagesPopulated} it counted");
             // Pinned and not zeroed: a 1 GiB image has 256 chunks of 1024 addresses, which in the
             // ordinary heap the GC copied again and again while they were read (compaction of gen0).
             var addresses = GC.AllocateUninitializedArray<ulong>((int)array.PageCount, pinned: true);
@@ -246,6 +241,7 @@ public static partial class ImageModelReader
             chunks.Add(new PageChunk(addresses, reader.Position));
             reader.SkipPageContents();
         }
+        return chunks;
     }
 
     // A lazy restore's private anonymous VMA: the same counts checked, the addresses left for the page server.
@@ -253,17 +249,25 @@ public static partial class ImageModelReader
     {
         var chunks = new List<DeferredPageChunk>();
         ulong pages = 0;
-        while (true)
+        while (NextPageArray(reader, vma, ref pages) is { } array)
         {
-            var array = Next<PageArrayRecord>(reader);
-            if (array.PageCount == 0) return chunks;
-            pages += array.PageCount;
-            if (pages > vma.PagesPopulated)
-                throw Error(reader, RecordType.PageArray, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} has more pages in its chunks (and inherited) than the {vma.PagesPopulated} it counted");
             long addressesOffset = reader.Position;
             chunks.Add(new DeferredPageChunk((int)array.PageCount, addressesOffset, addressesOffset + (long)array.PageCount * sizeof(ulong), reader.CurrentRecordOffset));
             reader.SkipPageContents();
         }
+        return chunks;
+    }
+
+    /// <summary>The next PAGE_ARRAY of a VMA, its pages added to <paramref name="pages"/> and checked against the
+    /// VMA's count; null for the empty one that ends the VMA's chunks.</summary>
+    private static PageArrayRecord? NextPageArray(ImageReader reader, VmaRecord vma, ref ulong pages)
+    {
+        var array = Next<PageArrayRecord>(reader);
+        if (array.PageCount == 0) return null;
+        pages += array.PageCount;
+        if (pages > vma.PagesPopulated)
+            throw Error(reader, RecordType.PageArray, $"VMA 0x{vma.VmStart:x}-0x{vma.VmEnd:x} has more pages in its chunks (and inherited) than the {vma.PagesPopulated} it counted");
+        return array;
     }
 
     // ---- files ----
