@@ -58,9 +58,11 @@ public static class KernelStateAudit
         }
     }
 
+    // A refusal is looked at again too: a child between fork and exec can show a descriptor whose link and
+    // stat were read across its dup2 (a path that does not match the file). A real refusal repeats.
     private static bool IsChanging(Exception e, int pid) =>
-        e is SyscallException { Errno: Errno.ENOENT }
-        || (e is CheckpointRefusedException or IOException or SyscallException && ProcStat.IsExiting(pid));
+        e is SyscallException { Errno: Errno.ENOENT } or CheckpointRefusedException
+        || (e is IOException or SyscallException && ProcStat.IsExiting(pid));
 
     // Gone, or a zombie whose parent has not reaped it yet (its /proc/PID/fd is gone already).
     private static bool HasExited(int pid) => ProcStat.IsZombie(pid) != false;
