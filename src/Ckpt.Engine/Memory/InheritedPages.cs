@@ -110,7 +110,11 @@ public static unsafe class InheritedPages
         int parentPid = plan.Task.Ppid;
         int parentMem = ProcessMemory.OpenMem(parentPid, Native.O_RDONLY);
         int childMem = ProcessMemory.OpenMem(syscalls.Pid, Native.O_RDWR);
-        byte[] buffer = new byte[BatchPages * (int)PageSize];
+        // Sized to the longest run, and from the shared pool: a child usually inherits a few pages (libc
+        // data, its stack), and a fresh 4 MiB array per process was most of a tree restore's memory stage
+        // (the runtime zeroes it and faults it in).
+        int longestRun = plan.Vmas.SelectMany(v => Runs(v.InheritedPages)).Max(run => run.Pages);
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(longestRun * (int)PageSize);
         try
         {
             foreach (VmaImage vma in plan.Vmas.Where(v => v.InheritedPages.Count > 0))
@@ -128,6 +132,7 @@ public static unsafe class InheritedPages
         }
         finally
         {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
             Native.close(parentMem);
             Native.close(childMem);
         }
