@@ -23,28 +23,31 @@ public static class MemoryRestore
     private const ulong O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
-    /// <param name="imageFd">the image, open in the task (<see cref="PageWriter.AddImageOpen"/>)</param>
+    /// <param name="imageFd">the image, open in the task (<see cref="PageWriter.AddImageOpen"/>); closed here once the pages are in</param>
     /// <param name="pageServer">with a lazy restore: private anonymous memory is registered with it instead of filled</param>
     /// <returns>the memfds and deleted files made for mappings that a descriptor uses too: file objref -> parked descriptor (for FilesRestore)</returns>
     public static IReadOnlyDictionary<int, long> Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd, SharedMemoryRestore sharedMemory, LazyPageServer? pageServer = null)
     {
         var unlinked = new UnlinkedFileMappings(syscalls, plan, scratch);
-        MapAll(syscalls, plan, scratch, sharedMemory, unlinked);
+        // Two ptrace stops for most processes: one batch maps the VMAs and has the task fault in and read
+        // its long runs of pages; the engine then writes the rest; the second batch sets the protections.
+        SyscallBatch batch = MapAll(syscalls, plan, scratch, sharedMemory, unlinked);
+        InheritedPages.AddPopulates(batch, plan);
+        PageWriter.PendingPages pages = PageWriter.AddReads(batch, syscalls, plan, imageFd, pageServer is null ? null : LazyMemory.IsLazy);
+        pages.Finish(batch.Run());
+        InheritedPages.Copy(syscalls, plan);
         IReadOnlyDictionary<int, long> mappedFiles = unlinked.Finish();
         Membarrier.Register(syscalls, plan);
-        InheritedPages.Copy(syscalls, plan);
-        if (pageServer is null) PageWriter.WriteAll(syscalls, plan, scratch, imageFd);
-        else
-        {
-            LazyMemory.Register(syscalls, plan, pageServer);
-            PageWriter.WriteAll(syscalls, plan, scratch, imageFd, LazyMemory.IsLazy);
-        }
+        if (pageServer is not null) LazyMemory.Register(syscalls, plan, pageServer);
         var protections = new SyscallBatch(syscalls, scratch);
         foreach (VmaImage vma in plan.Vmas)
         {
             if (NeedsWriteWhileFilling(vma) && (vma.Record.Protection & PROT_WRITE) == 0)
                 protections.Add($"mprotect of {Describe(vma)}", SYS_mprotect, vma.Record.VmStart, vma.Length, vma.Record.Protection);
         }
+        // The pages are in: the task's descriptor of the image goes in the same stop (-1: it had none,
+        // the pages went through /proc/PID/mem).
+        if (imageFd >= 0) protections.Add("close of the image", SYS_close, (ulong)imageFd);
         protections.Run();
         sharedMemory.RemoveViews(syscalls, plan);
         return mappedFiles;
@@ -56,7 +59,8 @@ public static class MemoryRestore
     // Anonymous and file mappings, with their madvise flags, go in batches (SyscallBatch: one ptrace stop
     // for many calls); a shared anonymous or unlinked file mapping needs calls whose results the engine
     // reads, so the batch so far runs first, keeping the order, and those are injected one by one.
-    private static void MapAll(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, SharedMemoryRestore sharedMemory, UnlinkedFileMappings unlinked)
+    // Returns the last batch, not run yet: the caller adds the calls that fill the VMAs.
+    private static SyscallBatch MapAll(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, SharedMemoryRestore sharedMemory, UnlinkedFileMappings unlinked)
     {
         var batch = new SyscallBatch(syscalls, scratch);
         var paths = new Dictionary<string, ulong>(); // in the scratch area until the batch runs
@@ -92,7 +96,7 @@ public static class MemoryRestore
             }
             Advise(batch, vma);
         }
-        batch.Run();
+        return batch;
     }
 
     // The file's path, put in the scratch area once per batch; when the area is full, the batch runs

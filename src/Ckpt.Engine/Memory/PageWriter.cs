@@ -24,51 +24,87 @@ public static class PageWriter
     private const ulong O_RDONLY = 0, O_CLOEXEC = 0x80000;
     private const ulong AT_FDCWD = unchecked((ulong)-100);
 
+    /// <summary>
+    /// The task's share of the pages, added to <paramref name="batch"/> after the calls that map their
+    /// VMAs (one ptrace stop for both): per long run its MADV_POPULATE_WRITE and, with the image open in
+    /// the task, its pread64. Call <see cref="PendingPages.Finish"/> with the batch's results: it completes
+    /// short reads and writes the short runs (and, without the image in the task, the long ones) through
+    /// /proc/PID/mem.
+    /// </summary>
     /// <param name="imageFd">the image, open in the task (<see cref="AddImageOpen"/>), or -1: pages through /proc/PID/mem</param>
     /// <param name="lazy">VMAs left to the page server of a lazy restore (their pages are not written here)</param>
-    public static void WriteAll(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch, long imageFd, Func<VmaImage, bool>? lazy = null)
+    public static PendingPages AddReads(SyscallBatch batch, SyscallInjector syscalls, RestorePlan plan, long imageFd, Func<VmaImage, bool>? lazy = null)
     {
         int pageSize = (int)plan.Header.PageSize;
-        int mem = ProcessMemory.OpenMem(syscalls.Pid, Native.O_RDWR);
-        byte[] buffer = [];
-        var reads = new InTaskReads(syscalls, scratch, imageFd, pageSize);
-        try
+        var pending = new PendingPages(syscalls, plan, imageFd, pageSize);
+        foreach (VmaImage vma in plan.Vmas)
         {
-            foreach (VmaImage vma in plan.Vmas)
+            if (lazy?.Invoke(vma) == true) continue;
+            // Never a mapping left with zeros where the image has pages: only a page server reads deferred addresses.
+            if (vma.DeferredChunks.Count > 0)
+                throw new InvalidOperationException($"{MemoryRestore.Describe(vma)}: its page addresses were left for a lazy restore's page server");
+            foreach (PageChunk chunk in vma.Chunks)
             {
-                if (lazy?.Invoke(vma) == true) continue;
-                // Never a mapping left with zeros where the image has pages: only a page server reads deferred addresses.
-                if (vma.DeferredChunks.Count > 0)
-                    throw new InvalidOperationException($"{MemoryRestore.Describe(vma)}: its page addresses were left for a lazy restore's page server");
-                foreach (PageChunk chunk in vma.Chunks)
+                foreach (PageRun run in Runs(chunk, pageSize))
                 {
-                    foreach (PageRun run in Runs(chunk, pageSize))
+                    if (run.Pages < ShortRunPages)
                     {
-                        if (run.Pages < ShortRunPages)
-                        {
-                            WriteThroughMem(plan, mem, syscalls.Pid, run, pageSize, ref buffer);
-                            continue;
-                        }
-                        if (imageFd < 0)
-                        {
-                            Populate(syscalls, vma, run, pageSize);
-                            WriteThroughMem(plan, mem, syscalls.Pid, run, pageSize, ref buffer);
-                            continue;
-                        }
-                        reads.Add(vma, run);
+                        pending.ThroughMem.Add(run);
+                        continue;
                     }
+                    ulong length = (ulong)run.Pages * (ulong)pageSize;
+                    string where = Where(vma, run);
+                    // One call faults the whole run in, instead of one fault per page written.
+                    batch.Add($"madvise(MADV_POPULATE_WRITE) of {where}", SYS_madvise, run.Address, length, MADV_POPULATE_WRITE);
+                    if (imageFd < 0) pending.ThroughMem.Add(run);
+                    else pending.Reads.Add((vma, run, batch.Add($"pread64 of {where}", SYS_pread64, (ulong)imageFd, run.Address, length, (ulong)run.ContentsOffset)));
                 }
             }
-            reads.Run();
         }
-        finally
+        return pending;
+    }
+
+    /// <summary>What <see cref="AddReads"/> left for after its batch ran.</summary>
+    public sealed class PendingPages(SyscallInjector syscalls, RestorePlan plan, long imageFd, int pageSize)
+    {
+        internal readonly List<(VmaImage Vma, PageRun Run, int Entry)> Reads = [];
+        internal readonly List<PageRun> ThroughMem = [];
+
+        /// <param name="results">the results of the batch the reads were added to</param>
+        public void Finish(long[] results)
         {
-            Native.close(mem);
+            foreach (var (vma, run, entry) in Reads) FinishShortRead(vma, run, (ulong)results[entry]);
+            if (ThroughMem.Count == 0) return;
+            int mem = ProcessMemory.OpenMem(syscalls.Pid, Native.O_RDWR);
+            byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(ThroughMem.Max(r => r.Pages) * pageSize);
+            try
+            {
+                foreach (PageRun run in ThroughMem) WriteThroughMem(plan, mem, syscalls.Pid, run, pageSize, buffer);
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+                Native.close(mem);
+            }
+        }
+
+        // The kernel may end a read early: the rest by injected calls; the image ending inside a run is an error naming it.
+        private void FinishShortRead(VmaImage vma, PageRun run, ulong done)
+        {
+            ulong length = (ulong)run.Pages * (ulong)pageSize;
+            string where = Where(vma, run);
+            while (done < length)
+            {
+                if (done == 0) throw new IOException($"the image ends inside the contents of {where} (offset {run.ContentsOffset + (long)done})");
+                long read = syscalls.Call($"pread64 of {where}", SYS_pread64, (ulong)imageFd, run.Address + done, length - done, (ulong)run.ContentsOffset + done);
+                if (read == 0) throw new IOException($"the image ends inside the contents of {where} (offset {run.ContentsOffset + (long)done})");
+                done += (ulong)read;
+            }
         }
     }
 
     /// <summary>Contiguous pages of a chunk: where they go, how many, where their contents are in the image.</summary>
-    private readonly record struct PageRun(ulong Address, int Pages, long ContentsOffset);
+    internal readonly record struct PageRun(ulong Address, int Pages, long ContentsOffset);
 
     private static IEnumerable<PageRun> Runs(PageChunk chunk, int pageSize)
     {
@@ -105,57 +141,9 @@ public static class PageWriter
 
     private static string Where(VmaImage vma, PageRun run) => $"{run.Pages} pages at 0x{run.Address:x} of {MemoryRestore.Describe(vma)}";
 
-    // One call faults the whole run in, instead of one fault per page written.
-    private static void Populate(SyscallInjector syscalls, VmaImage vma, PageRun run, int pageSize) =>
-        syscalls.Call($"madvise(MADV_POPULATE_WRITE) of {Where(vma, run)}", SYS_madvise, run.Address, (ulong)run.Pages * (ulong)pageSize, MADV_POPULATE_WRITE);
-
-    /// <summary>
-    /// The long runs the task reads itself, in batches (<see cref="SyscallBatch"/>): per run its
-    /// madvise(MADV_POPULATE_WRITE) and its pread64. A short read (the kernel may stop early) is
-    /// finished by injected calls; the image ending inside a run is an error naming it.
-    /// </summary>
-    private sealed class InTaskReads(SyscallInjector syscalls, ScratchArea scratch, long imageFd, int pageSize)
-    {
-        private const int RunsPerBatch = 64;
-        private readonly SyscallBatch _batch = new(syscalls, scratch);
-        private readonly List<(VmaImage Vma, PageRun Run, int Read)> _pending = [];
-
-        public void Add(VmaImage vma, PageRun run)
-        {
-            ulong length = (ulong)run.Pages * (ulong)pageSize;
-            string where = Where(vma, run);
-            _batch.Add($"madvise(MADV_POPULATE_WRITE) of {where}", SYS_madvise, run.Address, length, MADV_POPULATE_WRITE);
-            int read = _batch.Add($"pread64 of {where}", SYS_pread64, (ulong)imageFd, run.Address, length, (ulong)run.ContentsOffset);
-            _pending.Add((vma, run, read));
-            if (_pending.Count == RunsPerBatch) Run();
-        }
-
-        public void Run()
-        {
-            long[] results = _batch.Run();
-            foreach (var (vma, run, read) in _pending)
-                FinishShortRead(vma, run, (ulong)results[read]);
-            _pending.Clear();
-        }
-
-        private void FinishShortRead(VmaImage vma, PageRun run, ulong done)
-        {
-            ulong length = (ulong)run.Pages * (ulong)pageSize;
-            string where = Where(vma, run);
-            while (done < length)
-            {
-                if (done == 0) throw new IOException($"the image ends inside the contents of {where} (offset {run.ContentsOffset + (long)done})");
-                long read = syscalls.Call($"pread64 of {where}", SYS_pread64, (ulong)imageFd, run.Address + done, length - done, (ulong)run.ContentsOffset + done);
-                if (read == 0) throw new IOException($"the image ends inside the contents of {where} (offset {run.ContentsOffset + (long)done})");
-                done += (ulong)read;
-            }
-        }
-    }
-
-    private static void WriteThroughMem(RestorePlan plan, int mem, int pid, PageRun run, int pageSize, ref byte[] buffer)
+    private static void WriteThroughMem(RestorePlan plan, int mem, int pid, PageRun run, int pageSize, byte[] buffer)
     {
         int length = run.Pages * pageSize;
-        if (buffer.Length < length) buffer = new byte[length];
         Span<byte> contents = buffer.AsSpan(0, length);
         for (int done = 0; done < length;)
         {

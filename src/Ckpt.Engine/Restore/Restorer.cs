@@ -141,8 +141,6 @@ public static class Restorer
             tree.EachThread("credentials", (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true, concurrent: true);
             // A child's memory after its parent's: it copies the pages it still shared with it (InheritedPages).
             tree.Stage("memory", p => { if (RestoresMemory(p)) p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], sharedMemory, server); }, reported: true, concurrent: true, afterParent: true);
-            // -1: the task could not open it (an unprivileged engine), the pages went through /proc/PID/mem.
-            tree.Stage("image closed", p => { if (imageFds.TryGetValue(p.Plan.Pid, out long fd) && fd >= 0) p.Leader.Call("close of the image", SyscallNumbers.SYS_close, (ulong)fd); }, concurrent: true);
             tree.Terminals.Publish(tree.PlacedFiles);
             tree.Stage("files", p =>
             {
@@ -167,18 +165,25 @@ public static class Restorer
                 ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, p.Plan, p.Scratch);
                 ThreadRestore.SetXstate(thread.Syscalls.Tracee, thread.Image);
             }, concurrent: true);
+            // One batch per thread (one ptrace stop).
             tree.EachThread("limits, scheduling, no_new_privs", (p, thread) =>
             {
+                p.Scratch.Reset();
+                var batch = new SyscallBatch(thread.Syscalls, p.Scratch);
                 // The leader comes first: limits (process-wide) are set with its restored credentials,
                 // so the kernel refuses a hard limit the recorded user could not have set; every
                 // thread's scheduling then sees them (RLIMIT_NICE, RLIMIT_RTPRIO).
-                if (thread.Tid == p.Plan.Pid) TaskStateRestore.SetLimits(thread.Syscalls, p.Plan, p.Scratch);
-                ThreadRestore.SetScheduling(thread.Syscalls, thread.Image, p.Scratch);
-                CredentialsRestore.RestoreLateFlags(thread.Syscalls, thread.Image);
+                if (thread.Tid == p.Plan.Pid) TaskStateRestore.AddLimits(batch, p.Plan, p.Scratch);
+                ThreadRestore.AddScheduling(batch, thread.Image, p.Scratch);
+                CredentialsRestore.AddLateFlags(batch, thread.Image);
                 // After the credentials (a change clears it), with every process under its restored parent.
-                ParentLinks.SetParentDeathSignal(thread.Syscalls, thread.Image);
+                ParentLinks.AddParentDeathSignal(batch, thread.Image);
+                // The dumpable flag with the process's last thread: every credential change (which resets it)
+                // is made, and an engine without CAP_SYS_PTRACE no longer writes the scratch area of a task
+                // that is not dumpable.
+                if (ReferenceEquals(thread, p.Threads[^1])) CredentialsRestore.AddDumpable(batch, p.Plan);
+                batch.Run();
             }, reported: true, concurrent: true);
-            tree.Stage("dumpable", p => CredentialsRestore.RestoreDumpable(p.Leader, p.Plan), concurrent: true);
             tree.Stage("scratch area removal", p => { if (RestoresMemory(p)) p.Scratch.Unmap(); }, concurrent: true);
             // Nothing runs before the whole image is known intact (hashed on another core meanwhile);
             // a lazy restore's page server checks it while the process runs (docs/SECURITY.md).

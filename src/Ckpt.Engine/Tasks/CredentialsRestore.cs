@@ -12,7 +12,7 @@ namespace Ckpt.Engine.Tasks;
 /// Groups, bounding set, gids, uids (capabilities kept across the uid change), then the
 /// capability sets, ambient capabilities and securebits as recorded. What needs the engine's
 /// privilege in the task (clone3 with set_tid, PR_SET_MM_MAP with an exe, the image opened for
-/// the pages) is done before. Late, with those credentials (<see cref="RestoreLateFlags"/>, per
+/// the pages) is done before. Late, with those credentials (<see cref="AddLateFlags"/>, per
 /// thread): no_new_privs, and once every thread has its credentials (which reset it) the
 /// process's dumpable flag (<see cref="RestoreDumpable"/>).
 /// </summary>
@@ -23,10 +23,11 @@ public static class CredentialsRestore
     private const ulong PR_SET_DUMPABLE = 4, PR_SET_NO_NEW_PRIVS = 38;
 
     /// <summary>no_new_privs (per thread, and it cannot be cleared): set late, after the credentials.</summary>
-    public static void RestoreLateFlags(SyscallInjector syscalls, Ckpt.Image.Model.ThreadImage thread)
+    /// <remarks>Added to <paramref name="batch"/>, which runs in the thread; the caller runs it.</remarks>
+    public static void AddLateFlags(SyscallBatch batch, Ckpt.Image.Model.ThreadImage thread)
     {
         if (thread.Task.NoNewPrivileges != 0)
-            syscalls.Call("prctl(PR_SET_NO_NEW_PRIVS, 1)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+            batch.Add("prctl(PR_SET_NO_NEW_PRIVS, 1)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     }
 
     /// <summary>
@@ -35,12 +36,13 @@ public static class CredentialsRestore
     /// comes back as 0, never more dumpable than it was. An image without the field (0) keeps what
     /// the exec and the credential change made.
     /// </summary>
-    public static void RestoreDumpable(SyscallInjector syscalls, RestorePlan plan)
+    /// <remarks>Added to <paramref name="batch"/>; the caller runs it.</remarks>
+    public static void AddDumpable(SyscallBatch batch, RestorePlan plan)
     {
         int recorded = plan.Task.Dumpable;
         if (recorded == 0) return;
         ulong value = recorded == 2 ? 1ul : 0ul;
-        syscalls.Call($"prctl(PR_SET_DUMPABLE, {value})", SYS_prctl, PR_SET_DUMPABLE, value);
+        batch.Add($"prctl(PR_SET_DUMPABLE, {value})", SYS_prctl, PR_SET_DUMPABLE, value);
     }
 
     /// <summary>

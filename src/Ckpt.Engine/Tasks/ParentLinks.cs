@@ -1,4 +1,5 @@
 using Ckpt.Engine.Linux;
+using Ckpt.Engine.Restore;
 using Ckpt.Image.Model;
 using static Ckpt.Engine.Linux.SyscallNumbers;
 
@@ -36,9 +37,10 @@ public static class ParentLinks
     }
 
     /// <summary>In a thread, with its restored credentials, late in the restore: its signal, if the image has one.</summary>
-    public static void SetParentDeathSignal(SyscallInjector thread, ThreadImage image)
+    /// <remarks>Added to <paramref name="batch"/>, which runs in the thread; the caller runs it.</remarks>
+    public static void AddParentDeathSignal(SyscallBatch batch, ThreadImage image)
     {
         if (image.ParentDeathSignal != 0)
-            thread.Call($"prctl(PR_SET_PDEATHSIG, {image.ParentDeathSignal})", SYS_prctl, PR_SET_PDEATHSIG, (ulong)image.ParentDeathSignal);
+            batch.Add($"prctl(PR_SET_PDEATHSIG, {image.ParentDeathSignal})", SYS_prctl, PR_SET_PDEATHSIG, (ulong)image.ParentDeathSignal);
     }
 }

@@ -37,11 +37,10 @@ public static unsafe class TaskStateRestore
     /// would for the recorded user. A limit the recorded user could not set fails the restore with EPERM,
     /// naming the limit and both values (docs/SECURITY.md).
     /// </summary>
-    public static void SetLimits(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    /// <remarks>Added to <paramref name="batch"/> (the scratch area reset before); the caller runs it.</remarks>
+    public static void AddLimits(SyscallBatch batch, RestorePlan plan, ScratchArea scratch)
     {
         SignalRecord signal = plan.Signal;
-        var batch = new SyscallBatch(syscalls, scratch);
-        scratch.Reset();
         for (int resource = 0; resource < SignalRecord.RlimitCapacity; resource++)
         {
             ulong current = signal.RlimitCurrent[resource], maximum = signal.RlimitMaximum[resource];
@@ -49,7 +48,6 @@ public static unsafe class TaskStateRestore
             batch.Add($"prlimit64(RLIMIT_{LimitNames[resource]}, soft {Show(current)}, hard {Show(maximum)}) with the restored credentials",
                 SYS_prlimit64, 0, (ulong)resource, limit, 0);
         }
-        batch.Run();
     }
 
     private static string Show(ulong limit) => limit == ulong.MaxValue ? "unlimited" : limit.ToString(System.Globalization.CultureInfo.InvariantCulture);

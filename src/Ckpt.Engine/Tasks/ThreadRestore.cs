@@ -89,16 +89,14 @@ public static unsafe class ThreadRestore
     /// Policy and nice value where they are not the default, set by the thread itself after its
     /// credentials: the kernel then allows only what the restored user may do.
     /// </summary>
-    public static void SetScheduling(SyscallInjector syscalls, ThreadImage thread, ScratchArea scratch)
+    /// <remarks>Added to <paramref name="batch"/>, which runs in the thread; the caller runs it.</remarks>
+    public static void AddScheduling(SyscallBatch batch, ThreadImage thread, ScratchArea scratch)
     {
         ThreadRecord record = thread.Thread;
         if (record.SchedulingPolicy != 0)
-        {
-            scratch.Reset();
-            syscalls.Call($"sched_setscheduler({record.SchedulingPolicy})", SYS_sched_setscheduler, 0, (ulong)record.SchedulingPolicy, scratch.PutStruct(record.SchedulingPriority));
-        }
+            batch.Add($"sched_setscheduler({record.SchedulingPolicy})", SYS_sched_setscheduler, 0, (ulong)record.SchedulingPolicy, scratch.PutStruct(record.SchedulingPriority));
         if (record.Nice != 0)
-            syscalls.Call($"setpriority(nice {record.Nice})", SYS_setpriority, 0 /* PRIO_PROCESS */, 0, (ulong)(long)record.Nice);
+            batch.Add($"setpriority(nice {record.Nice})", SYS_setpriority, 0 /* PRIO_PROCESS */, 0, (ulong)(long)record.Nice);
     }
 
     /// <summary>Writes the xsave area after checking this CPU's area has the same size.</summary>
