@@ -10,7 +10,10 @@ namespace Ckpt.Engine.Linux;
 /// PTRACE_SYSCALL to the call's entry stop and on to its exit stop, and rax is the result.
 /// Event stops in between are handled: a clone/fork made by the call reports the new task's id
 /// (<see cref="LastCreatedTask"/>), which PTRACE_O_TRACECLONE has attached to this tracer.
-/// Never single-steps: should the engine die, the kernel's automatic detach lets the task run.
+/// A task being checkpointed is never single-stepped: should the engine die, the kernel's automatic
+/// detach lets it run on, and a task last single-stepped would take a fatal SIGTRAP at its next syscall
+/// exit. A task the engine restores dies with the engine until its release (PTRACE_O_EXITKILL), so its
+/// calls step over the syscall instruction instead: one stop per call, not two (<see cref="StepsOverCalls"/>).
 /// </summary>
 public sealed class SyscallInjector
 {
@@ -18,12 +21,21 @@ public sealed class SyscallInjector
 
     private readonly UserRegisters _template;
 
-    public SyscallInjector(Tracee tracee, ulong syscallAddress, UserRegisters template)
+    public SyscallInjector(Tracee tracee, ulong syscallAddress, UserRegisters template, bool stepsOverCalls = false)
     {
         Tracee = tracee;
         SyscallAddress = syscallAddress;
         _template = template;
+        StepsOverCalls = stepsOverCalls;
     }
+
+    /// <summary>
+    /// Each call is one PTRACE_SINGLESTEP over the syscall instruction: the kernel reports the step when
+    /// the call returns (x86 SYSCALL_EXIT_TRAP) as a SIGTRAP stop that the next resume discards, and any
+    /// later PTRACE_CONT or PTRACE_SYSCALL (a batch, the release) clears the step state. Only for tasks the
+    /// engine restores (see the class summary).
+    /// </summary>
+    public bool StepsOverCalls { get; }
 
     /// <summary>
     /// For a task the engine created (<see cref="ProcessCreation"/>): from its PTRACE_EVENT_EXEC stop
@@ -33,12 +45,12 @@ public sealed class SyscallInjector
     public static SyscallInjector AtExecStop(Tracee tracee)
     {
         tracee.ResumeToSyscallStop("execve (exit)");
-        return new SyscallInjector(tracee, RemoteSyscall.FindSyscallInstruction(tracee.Pid), tracee.GetRegisters());
+        return new SyscallInjector(tracee, RemoteSyscall.FindSyscallInstruction(tracee.Pid), tracee.GetRegisters(), stepsOverCalls: true);
     }
 
     /// <summary>For a thread just created and stopped (PTRACE_EVENT_STOP) in a task this engine restores.</summary>
     public static SyscallInjector ForNewThread(Tracee thread, ulong syscallAddress) =>
-        new(thread, syscallAddress, thread.GetRegisters());
+        new(thread, syscallAddress, thread.GetRegisters(), stepsOverCalls: true);
 
     public Tracee Tracee { get; }
 
@@ -67,8 +79,12 @@ public sealed class SyscallInjector
         (regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9) = (a1, a2, a3, a4, a5, a6);
         Tracee.SetRegisters(regs);
         LastCreatedTask = 0;
-        RunToSyscallStop($"entry of injected syscall {number}");
-        RunToSyscallStop($"exit of injected syscall {number}");
+        if (StepsOverCalls) StepOverSyscall($"injected syscall {number}");
+        else
+        {
+            RunToSyscallStop($"entry of injected syscall {number}");
+            RunToSyscallStop($"exit of injected syscall {number}");
+        }
         UserRegisters after = Tracee.GetRegisters();
         if (after.Rip != SyscallAddress + 2)
             throw new InvalidOperationException($"task {Pid}: injected syscall {number} stopped at 0x{after.Rip:x}, expected 0x{SyscallAddress + 2:x}");
@@ -108,6 +124,23 @@ public sealed class SyscallInjector
     public UserRegisters GetRegisters() => Tracee.GetRegisters();
 
     public void SetRegisters(in UserRegisters registers) => Tracee.SetRegisters(registers);
+
+    private void StepOverSyscall(string what)
+    {
+        const int SIGTRAP = 5;
+        while (true)
+        {
+            int status = Tracee.StepToNextStop(what);
+            int ptraceEvent = WaitStatus.PtraceEvent(status);
+            if (ptraceEvent is PTRACE_EVENT_CLONE or PTRACE_EVENT_FORK or PTRACE_EVENT_VFORK)
+            {
+                LastCreatedTask = (int)Tracee.GetEventMessage();
+                continue;
+            }
+            if (WaitStatus.StopSignal(status) == SIGTRAP && ptraceEvent == 0) return;
+            throw new InvalidOperationException($"task {Pid}: {WaitStatus.Describe(status)} while stepping over {what}");
+        }
+    }
 
     private void RunToSyscallStop(string what)
     {

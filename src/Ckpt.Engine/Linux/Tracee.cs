@@ -15,7 +15,7 @@ namespace Ckpt.Engine.Linux;
 /// </summary>
 public sealed unsafe class Tracee
 {
-    private const int PTRACE_CONT = 7, PTRACE_KILL = 8, PTRACE_GETREGS = 12, PTRACE_SYSCALL = 24, PTRACE_SETREGS = 13,
+    private const int PTRACE_CONT = 7, PTRACE_KILL = 8, PTRACE_GETREGS = 12, PTRACE_SYSCALL = 24, PTRACE_SINGLESTEP = 9, PTRACE_SETREGS = 13,
         PTRACE_DETACH = 17, PTRACE_SETOPTIONS = 0x4200, PTRACE_GETEVENTMSG = 0x4201, PTRACE_GETREGSET = 0x4204, PTRACE_SETREGSET = 0x4205, PTRACE_SEIZE = 0x4206,
         PTRACE_INTERRUPT = 0x4207, PTRACE_PEEKSIGINFO = 0x4209, PTRACE_GETSIGMASK = 0x420a, PTRACE_SETSIGMASK = 0x420b,
         PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
@@ -142,6 +142,13 @@ public sealed unsafe class Tracee
         int status = ResumeToNextStop(what);
         if (!IsSyscallStop(status))
             throw new InvalidOperationException($"task {Pid}: {WaitStatus.Describe(status)} while waiting for the stop at {what}");
+    }
+
+    /// <summary>PTRACE_SINGLESTEP and the status of the next stop, whatever it is (the step's SIGTRAP, event, signal); see <see cref="SyscallInjector.StepsOverCalls"/>.</summary>
+    public int StepToNextStop(string what)
+    {
+        Request(PTRACE_SINGLESTEP, "PTRACE_SINGLESTEP", 0, 0);
+        return WaitForStop(what);
     }
 
     /// <summary>PTRACE_SYSCALL and the status of the next stop, whatever it is (syscall, event, signal).</summary>
