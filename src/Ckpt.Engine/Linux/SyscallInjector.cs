@@ -33,9 +33,10 @@ public sealed class SyscallInjector
     /// Each call is one PTRACE_SINGLESTEP over the syscall instruction: the kernel reports the step when
     /// the call returns (x86 SYSCALL_EXIT_TRAP) as a SIGTRAP stop that the next resume discards, and any
     /// later PTRACE_CONT or PTRACE_SYSCALL (a batch, the release) clears the step state. Only for tasks the
-    /// engine restores (see the class summary).
+    /// engine restores (see the class summary); turned off for a task that is left in a job-control stop at its
+    /// release (no resume clears the step state there, and the SIGCONT that ends the stop would meet a fatal SIGTRAP).
     /// </summary>
-    public bool StepsOverCalls { get; }
+    public bool StepsOverCalls { get; set; }
 
     /// <summary>
     /// For a task the engine created (<see cref="ProcessCreation"/>): from its PTRACE_EVENT_EXEC stop

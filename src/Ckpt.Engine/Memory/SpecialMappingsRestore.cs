@@ -30,7 +30,9 @@ public static class SpecialMappingsRestore
             if (mapping.IsSpecial || mapping.Start == scratch.Address || mapping.Start == scratch.CodeAddress) { kept.Add(mapping); continue; }
             batch.Add($"munmap of the stub's {Describe(mapping)}", SYS_munmap, mapping.Start, mapping.End - mapping.Start);
         }
-        var moves = PlanMoves(kept, plan);
+        // One already in its place (inherited from a creator that moved its own, StubTeardown) stays: no
+        // other mapping's recorded place can overlap it.
+        var moves = PlanMoves(kept, plan).Where(m => m.Current.Start != m.Target.VmStart).ToList();
         ulong vdsoShift = 0;
         if (moves.Count > 0)
         {

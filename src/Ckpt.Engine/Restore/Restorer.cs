@@ -103,35 +103,16 @@ public static class Restorer
         tree.Report("create");
         try
         {
-            using (StageProfile.Measure("create"))
-                TreeCreation.CreateAll(tree, reparentToCaller: options.Wait);
             tree.Independent = server is null && ProcessesIndependent(plan);
+            var stubs = new StubTeardown(tree, enabled: tree.Independent && Caller.Current.IsRoot && plan.Processes.All(p => p.Signal.ControllingTerminal is null));
+            using (StageProfile.Measure("create"))
+                TreeCreation.CreateAll(tree, reparentToCaller: options.Wait, stubs);
             tree.Stage("credentials after exec", p => UnprivilegedMode.CheckCreated(p.Plan.Pid, "the program the restore executed"));
-            // A descriptor table or fs information shared by processes (CLONE_FILES, CLONE_FS) is restored once,
-            // by its first sharer in tree order; the others were forked sharing it (TreeCreation, Tasks/SharedTables).
             // Three steps in one batch per process (one ptrace stop): close what the process inherited, empty its
-            // address space but for the special mappings (moved to their recorded places), open the image in it.
+            // address space but for the special mappings (moved to their recorded places), open the image in it;
+            // done before forking by a process with children when that saves its children the batch (StubTeardown).
             // The stage keeps the name of its progress phase ("special mappings").
-            // An address space shared by processes (CLONE_VM) is restored once, by its first sharer in tree order: the
-            // memory stages skip the others, which were forked sharing it (TreeCreation, Tasks/SharedTables).
-            var imageFds = new System.Collections.Concurrent.ConcurrentDictionary<int, long>();
-            tree.Stage("special mappings", p =>
-            {
-                p.Scratch.Reset();
-                var batch = new SyscallBatch(p.Leader, p.Scratch);
-                if (RestoresFileTable(p)) FilesRestore.AddClosesOfInherited(batch, p.Plan.Pid, tree.Terminals.KeptIn(p.Plan.Pid));
-                if (!RestoresMemory(p))
-                {
-                    // Its first sharer's stage, before this one, moved the vdso where the injected syscall instruction is.
-                    p.Leader.RelocateSyscall((long)(MemoryOwner(tree, p).Leader.SyscallAddress - p.Leader.SyscallAddress));
-                    batch.Run();
-                    return;
-                }
-                int imageOpen = PageWriter.AddImageOpen(batch, p.Plan, p.Scratch);
-                // The special mappings' calls come after (Run adds them and runs the batch); the open's
-                // descriptor is the lowest free one after the closes, as it was in a stage of its own.
-                imageFds[p.Plan.Pid] = PageWriter.ImageFdFrom(SpecialMappingsRestore.Run(p.Leader, p.Plan, p.Scratch, batch)[imageOpen], p.Plan.Pid, p.Plan);
-            }, reported: true, concurrent: true);
+            tree.Stage("special mappings", stubs.Stage, reported: true, concurrent: true);
             var sharedMemory = new SharedMemoryRestore();
             tree.Stage("shared memory objects", p => { if (RestoresMemory(p)) sharedMemory.MakeViews(p.Leader, p.Plan, p.Scratch); });
             tree.Stage("executable and mm fields", p => { if (RestoresMemory(p)) MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch); }, concurrent: true);
@@ -140,7 +121,7 @@ public static class Restorer
             tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
             tree.EachThread("credentials", (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true, concurrent: true);
             // A child's memory after its parent's: it copies the pages it still shared with it (InheritedPages).
-            tree.Stage("memory", p => { if (RestoresMemory(p)) p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, imageFds[p.Plan.Pid], sharedMemory, server); }, reported: true, concurrent: true, afterParent: true);
+            tree.Stage("memory", p => { if (RestoresMemory(p)) p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, stubs.ImageFd(p.Plan.Pid), sharedMemory, server); }, reported: true, concurrent: true, afterParent: true);
             tree.Terminals.Publish(tree.PlacedFiles);
             tree.Stage("files", p =>
             {
@@ -210,10 +191,6 @@ public static class Restorer
     }
 
     private static bool RestoresMemory(RestoreContext process) => SharedTables.RestoresMemory(process.Plan.Image, process.Plan.Process);
-
-    // The process that restores this one's address space (itself unless it is a later CLONE_VM sharer).
-    private static RestoreContext MemoryOwner(TreeRestoreContext tree, RestoreContext process) =>
-        tree.Processes.First(q => ReferenceEquals(q.Plan.Process.Memory, process.Plan.Process.Memory));
 
     // A lazy restore's page server that found the image damaged (a page address it read for a fault
     // during the restore) killed the process: that, not the dead process, is why the restore failed.

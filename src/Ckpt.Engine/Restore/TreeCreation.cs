@@ -100,7 +100,8 @@ public static unsafe class TreeCreation
     }
 
     /// <summary>Steps 1-4; every task made is added to <paramref name="tree"/> at once (killed on a failure).</summary>
-    public static void CreateAll(TreeRestoreContext tree, bool reparentToCaller)
+    /// <param name="stubs">told before a process forks a child: it may empty its address space first, for its children to inherit</param>
+    public static void CreateAll(TreeRestoreContext tree, bool reparentToCaller, StubTeardown stubs)
     {
         RestorePlan plan = tree.Plan;
         ProcessImage rootImage = plan.Processes[0];
@@ -149,7 +150,9 @@ public static unsafe class TreeCreation
             RestoreContext parent = tree.ByPid[ids.Ppid];
             RestoreContext creator = tree.ByPid[step.Creator];
             // A process in a session whose leader is gone is forked by that session's helper (its parent's child).
-            var (forker, forkerScratch) = SessionHelpers.Forks(plan, ids) ? sessionHelpers.HelperFor(tree, parent, ids.Sid) : (creator.Leader, creator.Scratch);
+            bool byHelper = SessionHelpers.Forks(plan, ids);
+            if (!byHelper) stubs.Forking(creator, ids.Pid);
+            var (forker, forkerScratch) = byHelper ? sessionHelpers.HelperFor(tree, parent, ids.Sid) : (creator.Leader, creator.Scratch);
             tree.Step = $"process {ids.Pid}: create (forked by {forker.Pid}{Describe(step)})";
             SyscallInjector child = Fork(tree, forker, forkerScratch, ids.Pid, CloneFlags(step), (ulong)ExitSignalOf(plan, ids.Pid));
             if (ids.Sid == ids.Pid) child.Call("setsid (the process led its session)", SYS_setsid);

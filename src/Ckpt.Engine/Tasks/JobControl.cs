@@ -78,6 +78,9 @@ public static class JobControl
     {
         if (process.Plan.Process.JobControlStop is not { } stop) return;
         int signal = stop.StopSignal;
+        // Left in the stop at the release, without the resume that clears a single step: no more steps
+        // (the PTRACE_CONT below clears those made so far).
+        foreach (RestoredThread thread in process.Threads) thread.Syscalls.StepsOverCalls = false;
         Tracee leader = process.Leader.Tracee;
         ulong mask = leader.GetSignalMask();
         leader.SetSignalMask(mask & ~(1ul << (signal - 1)));
