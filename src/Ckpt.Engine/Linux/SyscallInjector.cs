@@ -115,6 +115,13 @@ public sealed class SyscallInjector
         Tracee.SetRegisters(regs);
         Tracee.Continue();
         int status = Tracee.WaitForStop(what);
+        // A clone3 in the code (a parent forking its children in one batch) stops it at each fork event;
+        // the new task's id is in the call's result.
+        while (WaitStatus.PtraceEvent(status) is PTRACE_EVENT_CLONE or PTRACE_EVENT_FORK or PTRACE_EVENT_VFORK)
+        {
+            Tracee.Continue();
+            status = Tracee.WaitForStop(what);
+        }
         UserRegisters after = Tracee.GetRegisters();
         const int SIGTRAP = 5;
         if (WaitStatus.StopSignal(status) != SIGTRAP || WaitStatus.PtraceEvent(status) != 0 || after.Rip != expectedStop)

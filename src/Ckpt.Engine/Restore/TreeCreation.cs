@@ -143,6 +143,7 @@ public static unsafe class TreeCreation
         var zombies = new List<(ZombieImage Zombie, SyscallInjector Injector, RestoreContext Parent)>();
         IReadOnlyDictionary<int, CreationStep> steps = CreationSteps(plan);
         var sessionHelpers = new SessionHelpers();
+        var forkedEarly = new Dictionary<int, SyscallInjector>(); // by ForkChildren, with an earlier sibling
         foreach (TaskIdsRecord ids in plan.Image.TaskTable.Skip(1).Where(t => t.Pid == t.Tgid))
         {
             // A zombie shares nothing: its parent forks it.
@@ -154,7 +155,18 @@ public static unsafe class TreeCreation
             if (!byHelper) stubs.Forking(creator, ids.Pid);
             var (forker, forkerScratch) = byHelper ? sessionHelpers.HelperFor(tree, parent, ids.Sid) : (creator.Leader, creator.Scratch);
             tree.Step = $"process {ids.Pid}: create (forked by {forker.Pid}{Describe(step)})";
-            SyscallInjector child = Fork(tree, forker, forkerScratch, ids.Pid, CloneFlags(step), (ulong)ExitSignalOf(plan, ids.Pid));
+            if (!forkedEarly.Remove(ids.Pid, out SyscallInjector? child))
+            {
+                List<int> siblings = byHelper || !IsPlainFork(plan, steps, ids) ? [] : PlainChildren(plan, steps, creator.Plan.Pid, after: ids.Pid);
+                if (siblings.Count == 0) child = Fork(tree, forker, forkerScratch, ids.Pid, CloneFlags(step), (ulong)ExitSignalOf(plan, ids.Pid));
+                else
+                {
+                    foreach (int sibling in siblings) stubs.Forking(creator, sibling);
+                    var children = ForkChildren(tree, creator, [ids.Pid, .. siblings]);
+                    child = children[ids.Pid];
+                    foreach (int sibling in siblings) forkedEarly[sibling] = children[sibling];
+                }
+            }
             if (ids.Sid == ids.Pid) child.Call("setsid (the process led its session)", SYS_setsid);
             tree.Terminals.AcquireControllingTerminal(child, ids.Pid); // before it forks: its session's processes inherit it
             if (plan.Zombies.FirstOrDefault(z => z.Pid == ids.Pid) is { } zombie)
@@ -226,6 +238,49 @@ public static unsafe class TreeCreation
         if (WaitStatus.PtraceEvent(status) != PTRACE_EVENT_STOP)
             throw new InvalidOperationException($"new process {pid} {WaitStatus.Describe(status)} instead of its first ptrace stop");
         return SyscallInjector.ForNewThread(tracee, parent.SyscallAddress);
+    }
+
+    // A child its parent forks with nothing shared and no helper (most children): its later plain siblings
+    // can be forked in the same batch.
+    private static bool IsPlainFork(RestorePlan plan, IReadOnlyDictionary<int, CreationStep> steps, TaskIdsRecord ids) =>
+        !SessionHelpers.Forks(plan, ids) && (!steps.TryGetValue(ids.Pid, out CreationStep? step) || (step.Creator == ids.Ppid && CloneFlags(step) == 0));
+
+    private static List<int> PlainChildren(RestorePlan plan, IReadOnlyDictionary<int, CreationStep> steps, int parent, int after) =>
+        plan.Image.TaskTable.Where(t => t.Pid == t.Tgid).SkipWhile(t => t.Pid != after).Skip(1)
+            .Where(t => t.Ppid == parent && IsPlainFork(plan, steps, t)).Select(t => t.Pid).ToList();
+
+    // Plain children of one parent in one batch: a clone3 each (each stops the parent at its fork event; the
+    // batch goes on). Every child made is adopted before a failure is reported, so that a failed restore
+    // kills it too. A child is a copy of its parent inside the batch routine, stopped before its first instruction.
+    private static Dictionary<int, SyscallInjector> ForkChildren(TreeRestoreContext tree, RestoreContext parent, List<int> pids)
+    {
+        ScratchArea scratch = parent.Scratch;
+        scratch.Reset();
+        var batch = new SyscallBatch(parent.Leader, scratch);
+        foreach (int pid in pids)
+        {
+            var arguments = new CloneArgs { ExitSignal = (ulong)ExitSignalOf(tree.Plan, pid), SetTid = scratch.PutStruct(pid), SetTidSize = 1 };
+            batch.AddMayFail($"clone3(set_tid {pid})", SYS_clone3, scratch.PutStruct(arguments), (ulong)sizeof(CloneArgs));
+        }
+        long[] results = batch.Run();
+        var made = new Dictionary<int, SyscallInjector>();
+        for (int i = 0; i < pids.Count; i++)
+        {
+            if (results[i] <= 0) continue;
+            var tracee = Tracee.Adopt((int)results[i]);
+            tree.Created(tracee);
+            int status = tracee.WaitForStop($"creation of process {pids[i]}");
+            if (WaitStatus.PtraceEvent(status) != PTRACE_EVENT_STOP)
+                throw new InvalidOperationException($"new process {pids[i]} {WaitStatus.Describe(status)} instead of its first ptrace stop");
+            made[pids[i]] = SyscallInjector.ForNewThread(tracee, parent.Leader.SyscallAddress);
+        }
+        for (int i = 0; i < pids.Count; i++)
+        {
+            if (results[i] == -Errno.EEXIST) throw new PidInUseException(pids[i], ProcessNames.CommOf(pids[i]));
+            if (results[i] < 0) throw new SyscallException($"clone3(set_tid {pids[i]})", (int)-results[i], parent.Plan.Pid, "injected into the restored parent");
+            if (results[i] != pids[i]) throw new InvalidOperationException($"clone3(set_tid {pids[i]}) in process {parent.Plan.Pid} made process {results[i]}");
+        }
+        return made;
     }
 
     // execve injected into the new child (its arguments in its copy of the parent's scratch area):
