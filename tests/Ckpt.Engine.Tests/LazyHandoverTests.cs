@@ -8,7 +8,8 @@ namespace Ckpt.Engine.Tests;
 /// The handover of a lazy restore from the engine that restored the process to the page server
 /// process (<see cref="LazyHandover"/>, what `ckpt restore --lazy` does): the pages still missing
 /// at the handover are served by the server that took over, from every thread and through system
-/// calls; a server that does not answer fails the handover, and nothing is left serving the process.
+/// calls; a server whose end is closed (it died before the handover) fails the handover, and nothing
+/// is left serving the process.
 /// Here both ends are in the test process (the descriptors still travel by SCM_RIGHTS); the CLI
 /// tests in <see cref="LazyRestoreTests"/> run it across the two processes.
 /// </summary>
@@ -54,7 +55,7 @@ public sealed class LazyHandoverTests
     }
 
     [Fact]
-    public void A_server_that_does_not_answer_fails_the_handover()
+    public void A_server_that_is_gone_fails_the_handover()
     {
         using var target = Start("ckpt_lazy", "64");
         int pid = target.Pid;

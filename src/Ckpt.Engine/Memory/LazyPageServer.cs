@@ -34,8 +34,10 @@ public sealed unsafe class LazyPageServer
     private int _wake = (int)Native.syscall3(SyscallNumbers.SYS_eventfd2, 0, 0x80800, 0); // EFD_CLOEXEC | EFD_NONBLOCK: ends a poll early
     private readonly object _wakeLock = new();
     private Thread? _thread;
-    private byte[] _buffer = new byte[FillPages * PageSize];
-    private readonly byte[] _zeros = new byte[FaultWindowPages * PageSize];
+    // Grown on first use (a fault window, then 1 MiB for the fill): `ckpt restore --lazy` itself only
+    // serves the few faults before its handover, and a 1 MiB array made at once costs its return ~256 page faults.
+    private byte[] _buffer = [];
+    private readonly byte[] _zeros = new byte[PageSize];
 
     /// <summary>
     /// One address space served: the process (0 if a forked child could not be found), the engine's
