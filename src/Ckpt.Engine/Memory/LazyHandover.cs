@@ -108,7 +108,7 @@ public static unsafe partial class LazyHandover
         var hash = new Task<bool>(() => ImageChecksum.Matches(image, tailOffset, checksum), TaskCreationOptions.LongRunning);
         void StartHash() { lock (hash) if (hash.Status == TaskStatus.Created) hash.Start(); }
         LazyPageServer server = LazyPageServer.Adopt(image, () => { StartHash(); return hash.GetAwaiter().GetResult(); },
-            RestorePlan.ChecksumMismatch(tailOffset, checksum), spaces);
+            () => RestorePlan.ChecksumMismatch(tailOffset, checksum), spaces);
         server.BeforeFilling = StartHash;
         return server;
     }

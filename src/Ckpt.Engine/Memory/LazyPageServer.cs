@@ -27,7 +27,7 @@ public sealed unsafe class LazyPageServer
 
     private readonly SafeFileHandle _image;
     private readonly Func<bool> _checksumMatches;
-    private readonly ImageFormatException _mismatch;
+    private readonly Func<ImageFormatException> _mismatch; // made when needed: its message is formatted, on the return's path
     private readonly List<Space> _spaces = [];
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _filling, _stopping, _handingOver;
@@ -56,7 +56,8 @@ public sealed unsafe class LazyPageServer
     }
 
     /// <param name="checksumMatches">blocks until the whole image is hashed; false on a mismatch</param>
-    public LazyPageServer(SafeFileHandle image, Func<bool> checksumMatches, ImageFormatException mismatch)
+    /// <param name="mismatch">the error of a checksum that did not match</param>
+    public LazyPageServer(SafeFileHandle image, Func<bool> checksumMatches, Func<ImageFormatException> mismatch)
     {
         _image = image;
         _checksumMatches = checksumMatches;
@@ -77,7 +78,7 @@ public sealed unsafe class LazyPageServer
     public readonly record struct ServedSpace(int Pid, int Uffd, int HeldFd, int HeldUffd, LazyPages Pages, bool Gone);
 
     /// <summary>A page server for address spaces another one served until now (<see cref="HandOver"/>); it serves at once.</summary>
-    public static LazyPageServer Adopt(SafeFileHandle image, Func<bool> checksumMatches, ImageFormatException mismatch, IEnumerable<ServedSpace> spaces)
+    public static LazyPageServer Adopt(SafeFileHandle image, Func<bool> checksumMatches, Func<ImageFormatException> mismatch, IEnumerable<ServedSpace> spaces)
     {
         var server = new LazyPageServer(image, checksumMatches, mismatch);
         foreach (ServedSpace s in spaces)
@@ -343,7 +344,7 @@ public sealed unsafe class LazyPageServer
 
     private void Finish()
     {
-        if (!_checksumMatches()) throw _mismatch;
+        if (!_checksumMatches()) throw _mismatch();
         // Every page is in: the process no longer needs us, so a failure from here on leaves it running.
         Exception? failure = null;
         foreach (Space space in _spaces)
