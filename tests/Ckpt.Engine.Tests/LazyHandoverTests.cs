@@ -79,6 +79,43 @@ public sealed class LazyHandoverTests
         }
     }
 
+    /// <summary>
+    /// `ckpt restore --lazy` returns once its handover is sent, without waiting for the server to read it:
+    /// a server that dies before reading it (its socket closed with the message, and the userfaultfds in
+    /// it, still queued) leaves the process holding its own userfaultfd, blocked on the first missing page
+    /// it touches, never reading zeros where the image had data.
+    /// </summary>
+    [Fact]
+    public void A_server_that_dies_before_reading_the_handover_leaves_the_process_blocked()
+    {
+        const int SIGUSR1 = 10;
+        using var target = Start("ckpt_lazy", "64");
+        int pid = target.Pid;
+        string image = TempPath("handover-unread.img");
+        CheckpointAndKill(pid, image);
+
+        RestoreResult result = Restorer.Restore(new RestoreOptions(image, Lazy: true));
+        var (ours, theirs) = LazyHandover.CreateSocketPair();
+        try
+        {
+            Assert.True(result.PageServer!.RemainingPages > 0, "every page was in before the handover: the test proves nothing");
+            LazyHandover.Send(ours, result.PageServer); // returns at once: nobody reads
+            Native.close(theirs); // the server died with the message unread: its descriptors are dropped
+            theirs = -1;
+            Assert.Contains(RestoreEveryWorkloadTests.Descriptors(pid), d => d.Contains("userfaultfd"));
+            RestoreTestProcesses.Signal(pid, SIGUSR1); // the check touches every page, from four threads
+            Thread.Sleep(1500);
+            Assert.Equal([$"READY {pid}"], File.ReadAllLines(target.Log)); // neither PASS nor FAIL
+            Assert.Equal("handle_userfault", File.ReadAllText($"/proc/{pid}/wchan"));
+        }
+        finally
+        {
+            Native.close(ours);
+            if (theirs >= 0) Native.close(theirs);
+            RestoreTestProcesses.KillAndReap(pid);
+        }
+    }
+
     private static void CheckpointAndKill(int pid, string image)
     {
         try { RestoreTestCheckpoint.Checkpoint(pid, image, kill: true); }
