@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Ckpt.Engine.Linux;
 using Ckpt.Engine.Memory;
+using Ckpt.Engine.Restore;
 
 namespace Ckpt.Cli;
 
@@ -10,9 +11,10 @@ namespace Ckpt.Cli;
 /// thing (`--page-server-fd 3`: one end of a socket pair; its own session; standard descriptors on
 /// /dev/null; every other descriptor of the caller closed), so that its startup overlaps the restore,
 /// which the front does itself. Once the process runs, the front hands its userfaultfds, the image and
-/// the missing pages over (<see cref="LazyHandover"/>), and on the server's answer prints the pid,
-/// writes its result line (with "page_server_pid") and exits 0. If the server does not take over,
-/// the front kills the restored process and fails. The server fills the rest and exits once every
+/// the missing pages over (<see cref="LazyHandover"/>; it does not wait for the server to read them),
+/// prints the pid, writes its result line (with "page_server_pid") and exits 0 at once (<see cref="ExitNow"/>).
+/// If the server is gone before the handover (its spawn failed, or it died), the front kills the
+/// restored process and fails. The server fills the rest and exits once every
 /// page is in (and the image's checksum matched: a mismatch kills the process).
 /// </summary>
 internal static unsafe partial class LazyRestore
@@ -106,6 +108,19 @@ internal static unsafe partial class LazyRestore
         }
     }
 
+    /// <summary>
+    /// The end of a lazy restore that succeeded: the pid and the result line are written, the process
+    /// handed over, every handle closed; nothing is left to do but exit. _exit skips the runtime's
+    /// shutdown and libc's exit handlers (1.5-9 ms of a return that should take a few tens).
+    /// </summary>
+    public static void ExitNow()
+    {
+        StageProfile.Mark("exit");
+        Console.Out.Flush();
+        Console.Error.Flush();
+        _exit(0);
+    }
+
     /// <summary>The page server process: takes the restored process over from the front, fills every page, exits.</summary>
     public static int Serve(int socket)
     {
@@ -153,6 +168,9 @@ internal static unsafe partial class LazyRestore
             posix_spawnattr_destroy(attributes);
         }
     }
+
+    [LibraryImport("libc")]
+    private static partial void _exit(int status);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int kill(int pid, int signal);

@@ -3,6 +3,18 @@ using Ckpt.Cli;
 using Ckpt.Engine.Restore;
 
 StageProfile.Mark("main");
+if (RestoreArguments.TryParse(args) is { } restore) // before System.CommandLine is built: see RestoreArguments
+{
+    int restored;
+    try { restored = RestoreCommand.Execute(restore); }
+    catch (Exception e) when (e is not OperationCanceledException) // a bug: reported as System.CommandLine's Invoke reports it
+    {
+        Console.Error.WriteLine($"Unhandled exception: {e}");
+        restored = 1;
+    }
+    StageProfile.Mark("exit");
+    return restored;
+}
 
 var root = new RootCommand("ckpt: checkpoint and restore Linux processes (see docs/ARCHITECTURE.md)");
 root.Subcommands.Add(CheckpointCommand.Create());

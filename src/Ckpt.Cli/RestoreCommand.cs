@@ -9,7 +9,11 @@ namespace Ckpt.Cli;
 /// <summary>`ckpt restore --input FILE|- [--wait | --lazy] [--force] [--trust-image] [--shell-terminal] [--progress-fd N]`: prints the restored pid.</summary>
 public static class RestoreCommand
 {
-    public static Command Create()
+    /// <summary>The System.CommandLine definition of `ckpt restore` (help, errors, and every spelling <see cref="RestoreArguments.TryParse"/> leaves to it).</summary>
+    public static Command Create() => Define(out _);
+
+    /// <summary><see cref="Create"/>, and how to read a parse of it into <see cref="RestoreArguments"/> (for RestoreArgumentsTests).</summary>
+    internal static Command Define(out Func<ParseResult, RestoreArguments> read)
     {
         var input = new Option<string>("--input") { Description = "image file, or - for standard input", Required = true };
         var wait = new Option<bool>("--wait") { Description = "wait for the restored process and exit with its status" };
@@ -20,8 +24,19 @@ public static class RestoreCommand
         var pageServerFd = new Option<int?>("--page-server-fd") { Description = "internal: run as the page server of --lazy, taking the restored process over on this socket", Hidden = true };
         var shellTerminal = new Option<bool>("--shell-terminal") { Description = "give processes whose terminal was outside the image (the user's terminal) the terminal this restore runs on (its standard input's) instead of refusing them" };
         var command = new Command("restore", "Restore a process from an image, with its original pid") { input, wait, force, trustImage, shellTerminal, progressFd, lazy, pageServerFd };
-        command.SetAction(parse => Run(parse.GetValue(input)!, parse.GetValue(wait), parse.GetValue(force), parse.GetValue(trustImage), parse.GetValue(progressFd), parse.GetValue(lazy), parse.GetValue(pageServerFd), parse.GetValue(shellTerminal)));
+        read = parse => new RestoreArguments(parse.GetValue(input)!, parse.GetValue(wait), parse.GetValue(force), parse.GetValue(trustImage),
+            parse.GetValue(progressFd), parse.GetValue(lazy), parse.GetValue(pageServerFd), parse.GetValue(shellTerminal));
+        var readArguments = read;
+        command.SetAction(parse => Execute(readArguments(parse)));
         return command;
+    }
+
+    /// <summary>Runs `ckpt restore` with its parsed options; a lazy restore that succeeded exits here (<see cref="LazyRestore.ExitNow"/>).</summary>
+    internal static int Execute(RestoreArguments a)
+    {
+        int code = Run(a.Input, a.Wait, a.Force, a.TrustImage, a.ProgressFd, a.Lazy, a.PageServerFd, a.ShellTerminal);
+        if (code == 0 && a.Lazy && a.PageServerFd is null) LazyRestore.ExitNow();
+        return code;
     }
 
     // --shell-terminal: the terminal on standard input, by the path its descriptor leads to.

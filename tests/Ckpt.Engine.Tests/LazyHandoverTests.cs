@@ -8,7 +8,8 @@ namespace Ckpt.Engine.Tests;
 /// The handover of a lazy restore from the engine that restored the process to the page server
 /// process (<see cref="LazyHandover"/>, what `ckpt restore --lazy` does): the pages still missing
 /// at the handover are served by the server that took over, from every thread and through system
-/// calls; a server that does not answer fails the handover, and nothing is left serving the process.
+/// calls; a server whose end is closed (it died before the handover) fails the handover, and nothing
+/// is left serving the process.
 /// Here both ends are in the test process (the descriptors still travel by SCM_RIGHTS); the CLI
 /// tests in <see cref="LazyRestoreTests"/> run it across the two processes.
 /// </summary>
@@ -54,7 +55,7 @@ public sealed class LazyHandoverTests
     }
 
     [Fact]
-    public void A_server_that_does_not_answer_fails_the_handover()
+    public void A_server_that_is_gone_fails_the_handover()
     {
         using var target = Start("ckpt_lazy", "64");
         int pid = target.Pid;
@@ -74,6 +75,43 @@ public sealed class LazyHandoverTests
         finally
         {
             Native.close(ours);
+            RestoreTestProcesses.KillAndReap(pid);
+        }
+    }
+
+    /// <summary>
+    /// `ckpt restore --lazy` returns once its handover is sent, without waiting for the server to read it:
+    /// a server that dies before reading it (its socket closed with the message, and the userfaultfds in
+    /// it, still queued) leaves the process holding its own userfaultfd, blocked on the first missing page
+    /// it touches, never reading zeros where the image had data.
+    /// </summary>
+    [Fact]
+    public void A_server_that_dies_before_reading_the_handover_leaves_the_process_blocked()
+    {
+        const int SIGUSR1 = 10;
+        using var target = Start("ckpt_lazy", "64");
+        int pid = target.Pid;
+        string image = TempPath("handover-unread.img");
+        CheckpointAndKill(pid, image);
+
+        RestoreResult result = Restorer.Restore(new RestoreOptions(image, Lazy: true));
+        var (ours, theirs) = LazyHandover.CreateSocketPair();
+        try
+        {
+            Assert.True(result.PageServer!.RemainingPages > 0, "every page was in before the handover: the test proves nothing");
+            LazyHandover.Send(ours, result.PageServer); // returns at once: nobody reads
+            Native.close(theirs); // the server died with the message unread: its descriptors are dropped
+            theirs = -1;
+            Assert.Contains(RestoreEveryWorkloadTests.Descriptors(pid), d => d.Contains("userfaultfd"));
+            RestoreTestProcesses.Signal(pid, SIGUSR1); // the check touches every page, from four threads
+            Thread.Sleep(1500);
+            Assert.Equal([$"READY {pid}"], File.ReadAllLines(target.Log)); // neither PASS nor FAIL
+            Assert.Equal("handle_userfault", File.ReadAllText($"/proc/{pid}/wchan"));
+        }
+        finally
+        {
+            Native.close(ours);
+            if (theirs >= 0) Native.close(theirs);
             RestoreTestProcesses.KillAndReap(pid);
         }
     }

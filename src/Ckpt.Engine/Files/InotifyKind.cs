@@ -119,7 +119,24 @@ public sealed partial class InotifyKind : IDescriptorKind
             .OrderBy(f => f[3] == "/" ? 0 : 1).Select(f => Unescape(f[4]));
     }
 
-    private static string Unescape(string field) => System.Text.RegularExpressions.Regex.Replace(field, @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
+    // mountinfo escapes space, tab, newline and backslash as \ooo (three octal digits). No Regex: see InFlightFiles.KindName.
+    private static string Unescape(string field)
+    {
+        if (!field.Contains('\\')) return field;
+        var text = new System.Text.StringBuilder(field.Length);
+        for (int i = 0; i < field.Length; i++)
+        {
+            if (field[i] == '\\' && i + 3 < field.Length && IsOctal(field[i + 1]) && IsOctal(field[i + 2]) && IsOctal(field[i + 3]))
+            {
+                text.Append((char)((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 + (field[i + 3] - '0')));
+                i += 3;
+            }
+            else text.Append(field[i]);
+        }
+        return text.ToString();
+    }
+
+    private static bool IsOctal(char c) => c is >= '0' and <= '7';
 
     /// <summary>Bytes of queued events, by FIONREAD on a copy of the target's descriptor (the queue is not touched).</summary>
     private static unsafe int QueuedBytes(DescriptorInfo fd)

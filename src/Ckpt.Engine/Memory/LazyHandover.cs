@@ -11,10 +11,11 @@ namespace Ckpt.Engine.Memory;
 /// the page server process first thing, holding one end of a socket pair, and restores the process
 /// itself (serving its faults meanwhile, <see cref="LazyPageServer"/>) while the server starts on the
 /// other core. Once the process runs, the command stops serving and sends the server the image, every
-/// userfaultfd (SCM_RIGHTS) and the pages still missing (<see cref="Send"/>); the server answers one
-/// byte once it serves them (<see cref="Receive"/>), and the command exits. Faults in between wait in
-/// the userfaultfd, which the process itself holds until every page is in: whichever engine dies, the
-/// process never runs on with a zero page. The message comes from the engine that restored the
+/// userfaultfd (SCM_RIGHTS) and the pages still missing (<see cref="Send"/>) and exits without waiting
+/// for the server: a message in a unix socket keeps the descriptors it carries open until it is read,
+/// and the server (already executed, still starting) takes it whenever its startup is done
+/// (<see cref="Receive"/>). Faults in between wait in the userfaultfd, which the process itself holds
+/// until every page is in: whichever engine dies, the process never runs on with a zero page. The message comes from the engine that restored the
 /// process, over a socket only these two processes hold: it is not an image, and is read as trusted.
 /// </summary>
 public static unsafe partial class LazyHandover
@@ -34,9 +35,11 @@ public static unsafe partial class LazyHandover
     }
 
     /// <summary>
-    /// The restoring engine's side: stops <paramref name="server"/>, sends what it served, and returns
-    /// once the page server process said it serves; an <see cref="IOException"/> when it did not
-    /// (it died, or was never there).
+    /// The restoring engine's side: stops <paramref name="server"/> and sends what it served; an
+    /// <see cref="IOException"/> when the page server process's end is closed (it died, or was never
+    /// there). It does not wait for the server to read it (its startup, ~15 ms here, would be in the
+    /// command's return): a server that dies after this leaves the process blocked on its first missing
+    /// page, as when the server dies later (docs/RESTORE.md).
     /// </summary>
     public static void Send(int socket, LazyPageServer server) => server.HandOver(spaces =>
     {
@@ -61,16 +64,12 @@ public static unsafe partial class LazyHandover
         int[] descriptors = [(int)server.Image.DangerousGetHandle(), .. spaces.Select(s => s.Uffd)];
         SendHeader(socket, descriptors, payload.Length);
         WriteAll(socket, payload.GetBuffer().AsSpan(0, (int)payload.Length));
-        byte answer;
-        if (Native.read(socket, &answer, 1) != 1)
-            throw new IOException("the page server process did not take over the lazy restore (it exited before its answer)");
     });
 
     /// <summary>
     /// The page server process's side: the image, the userfaultfds and the missing pages sent by the
-    /// restoring engine, served from now on (filling starts with <see cref="LazyPageServer.StartFilling"/>);
-    /// the answer is sent once the serving thread runs. Null when the socket closed first (the restore
-    /// failed: nothing to serve).
+    /// restoring engine, served from now on (filling starts with <see cref="LazyPageServer.StartFilling"/>).
+    /// Null when the socket closed first (the restore failed: nothing to serve).
     /// </summary>
     public static LazyPageServer? Receive(int socket)
     {
@@ -109,10 +108,8 @@ public static unsafe partial class LazyHandover
         var hash = new Task<bool>(() => ImageChecksum.Matches(image, tailOffset, checksum), TaskCreationOptions.LongRunning);
         void StartHash() { lock (hash) if (hash.Status == TaskStatus.Created) hash.Start(); }
         LazyPageServer server = LazyPageServer.Adopt(image, () => { StartHash(); return hash.GetAwaiter().GetResult(); },
-            RestorePlan.ChecksumMismatch(tailOffset, checksum), spaces);
+            () => RestorePlan.ChecksumMismatch(tailOffset, checksum), spaces);
         server.BeforeFilling = StartHash;
-        byte answer = 1;
-        Native.write(socket, &answer, 1);
         return server;
     }
 

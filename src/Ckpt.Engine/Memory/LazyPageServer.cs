@@ -27,15 +27,17 @@ public sealed unsafe class LazyPageServer
 
     private readonly SafeFileHandle _image;
     private readonly Func<bool> _checksumMatches;
-    private readonly ImageFormatException _mismatch;
+    private readonly Func<ImageFormatException> _mismatch; // made when needed: its message is formatted, on the return's path
     private readonly List<Space> _spaces = [];
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _filling, _stopping, _handingOver;
     private int _wake = (int)Native.syscall3(SyscallNumbers.SYS_eventfd2, 0, 0x80800, 0); // EFD_CLOEXEC | EFD_NONBLOCK: ends a poll early
     private readonly object _wakeLock = new();
     private Thread? _thread;
-    private byte[] _buffer = new byte[FillPages * PageSize];
-    private readonly byte[] _zeros = new byte[FaultWindowPages * PageSize];
+    // Grown on first use (a fault window, then 1 MiB for the fill): `ckpt restore --lazy` itself only
+    // serves the few faults before its handover, and a 1 MiB array made at once costs its return ~256 page faults.
+    private byte[] _buffer = [];
+    private readonly byte[] _zeros = new byte[PageSize];
 
     /// <summary>
     /// One address space served: the process (0 if a forked child could not be found), the engine's
@@ -54,7 +56,8 @@ public sealed unsafe class LazyPageServer
     }
 
     /// <param name="checksumMatches">blocks until the whole image is hashed; false on a mismatch</param>
-    public LazyPageServer(SafeFileHandle image, Func<bool> checksumMatches, ImageFormatException mismatch)
+    /// <param name="mismatch">the error of a checksum that did not match</param>
+    public LazyPageServer(SafeFileHandle image, Func<bool> checksumMatches, Func<ImageFormatException> mismatch)
     {
         _image = image;
         _checksumMatches = checksumMatches;
@@ -75,7 +78,7 @@ public sealed unsafe class LazyPageServer
     public readonly record struct ServedSpace(int Pid, int Uffd, int HeldFd, int HeldUffd, LazyPages Pages, bool Gone);
 
     /// <summary>A page server for address spaces another one served until now (<see cref="HandOver"/>); it serves at once.</summary>
-    public static LazyPageServer Adopt(SafeFileHandle image, Func<bool> checksumMatches, ImageFormatException mismatch, IEnumerable<ServedSpace> spaces)
+    public static LazyPageServer Adopt(SafeFileHandle image, Func<bool> checksumMatches, Func<ImageFormatException> mismatch, IEnumerable<ServedSpace> spaces)
     {
         var server = new LazyPageServer(image, checksumMatches, mismatch);
         foreach (ServedSpace s in spaces)
@@ -341,7 +344,7 @@ public sealed unsafe class LazyPageServer
 
     private void Finish()
     {
-        if (!_checksumMatches()) throw _mismatch;
+        if (!_checksumMatches()) throw _mismatch();
         // Every page is in: the process no longer needs us, so a failure from here on leaves it running.
         Exception? failure = null;
         foreach (Space space in _spaces)

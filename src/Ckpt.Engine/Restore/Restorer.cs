@@ -52,7 +52,7 @@ public static class Restorer
             if (options.Lazy && (plan.Processes.Count != 1 || plan.Zombies.Count != 0))
                 throw new RestoreRefusedException($"--lazy restores one process; this image holds a tree of {plan.Processes.Count + plan.Zombies.Count} processes");
             if (options.Lazy)
-                server = new LazyPageServer(plan.ImageFile, () => { plan.StartChecksum(); return plan.ChecksumMatches.GetAwaiter().GetResult(); }, plan.ChecksumMismatch())
+                server = new LazyPageServer(plan.ImageFile, () => { plan.StartChecksum(); return plan.ChecksumMatches.GetAwaiter().GetResult(); }, plan.ChecksumMismatch)
                 { ImageTail = (plan.Image.TailOffset, plan.Image.Tail.Checksum) };
 
             RestoreResult? result = null;

@@ -68,8 +68,19 @@ public sealed class InFlightFiles(int pid, FilesCheckpoint table, FileDescriptio
     }
 
     /// <summary>"unix socket", "memfd", "pty master": a kind's class name in words.</summary>
-    private static string KindName(IDescriptorKind kind) =>
-        System.Text.RegularExpressions.Regex.Replace(kind.GetType().Name.Replace("Kind", ""), "(?<=[a-z])(?=[A-Z])", " ").ToLowerInvariant();
+    /// (No Regex: it is the engine's only other use of System.Text.RegularExpressions, whose code makes every
+    /// startup longer, see docs/benchmarks.md, issue 15.)
+    private static string KindName(IDescriptorKind kind)
+    {
+        string name = kind.GetType().Name.Replace("Kind", "");
+        var words = new System.Text.StringBuilder(name.Length + 4);
+        for (int i = 0; i < name.Length; i++)
+        {
+            if (i > 0 && char.IsAsciiLetterLower(name[i - 1]) && char.IsAsciiLetterUpper(name[i])) words.Append(' ');
+            words.Append(name[i]);
+        }
+        return words.ToString().ToLowerInvariant();
+    }
 
     /// <summary>
     /// Whether a socket of these processes has descriptors in flight in its receive queue (fdinfo's scm_fds, Linux 5.8+):
