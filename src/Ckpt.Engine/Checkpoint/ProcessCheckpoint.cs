@@ -108,23 +108,21 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         using (CheckpointProfile.Measure("inspect/memory"))
             memory = sharing.VmOwner(pid) == pid ? MemoryCheckpoint.Inspect(pid, objects, parentInTree) : null;
         ulong syscallAddress;
+        List<MapsEntry> maps;
         using (CheckpointProfile.Measure("inspect/rseq and syscall instruction"))
         {
             // Before anything is injected into any thread (see RseqCriticalSection).
             foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
-            syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
+            maps = ProcMaps.Read(pid);
+            syscallAddress = RemoteSyscall.FindSyscallInstruction(pid, maps);
         }
-        InjectedTaskState injected;
-        Dictionary<int, bool> childStops;
-        using (CheckpointProfile.Measure("inspect/injected process state"))
-        {
-            injected = InjectedTaskState.Read(freeze.Leader, syscallAddress);
-            timers = PosixTimers.ReadTimes(freeze.Leader, syscallAddress, timers);
-            childStops = JobControl.ProbeCollected(freeze.Leader, syscallAddress, stoppedChildren);
-        }
+        InjectedReads reads;
+        using (CheckpointProfile.Measure("inspect/injected state"))
+            reads = InjectedReads.Read(freeze, syscallAddress, maps, statuses, timers, stoppedChildren);
+        (InjectedTaskState injected, timers, Dictionary<int, bool> childStops) = (reads.Process, reads.Timers, reads.ChildStops);
         List<ThreadCheckpoint> threads;
         using (CheckpointProfile.Measure("inspect/threads"))
-            threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
+            threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, reads.Threads[t.Pid])).ToList();
         return new ProcessCheckpoint(freeze, statuses, tids, files, injected, threads, memory, ProcStat.Read(pid), uses, timers, stopSignal, childStops)
         {
             _terminal = terminal, _fsObjRef = sharing.SharesFs(pid) ? objects.RefOf(ObjectType.Fs, sharing.FsOwner(pid)) : 0,

@@ -39,6 +39,9 @@ public sealed class RemoteSyscall : IDisposable
     /// <summary>Address of <see cref="ScratchSize"/> bytes of task memory usable for arguments.</summary>
     public ulong Scratch { get; }
 
+    /// <summary>The task injected into.</summary>
+    public int Pid => _tracee.Pid;
+
     /// <summary>The registers the task had when injection began.</summary>
     public UserRegisters OriginalRegisters => _saved;
 
@@ -54,6 +57,22 @@ public sealed class RemoteSyscall : IDisposable
     /// <summary>Runs one system call and throws a <see cref="SyscallException"/> naming it on failure.</summary>
     public long Call(string name, long number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
         _injector.Call(name, number, a1, a2, a3, a4, a5, a6);
+
+    /// <summary>
+    /// Runs the <see cref="ProbeRoutine"/> over <paramref name="count"/> entries at <paramref name="entries"/> (one stop
+    /// for them all, at its int3); returns how many calls it made. The stop must be the routine's own trap
+    /// (SI_KERNEL): a SIGTRAP another process sent meanwhile fails the checkpoint rather than pass for it.
+    /// </summary>
+    public int RunRoutine(ProbeRoutine routine, ulong entries, int count)
+    {
+        const int SI_KERNEL = 0x80;
+        Interlocked.Add(ref SyscallInjector.InjectedCalls, count);
+        UserRegisters after = _injector.RunCode(routine.Address, routine.End, rbx: entries, r12: (ulong)count, r13: 0, $"a batch of {count} injected reads");
+        int code = _tracee.GetSignalCode();
+        if (code != SI_KERNEL)
+            throw new InvalidOperationException($"task {_tracee.Pid}: a SIGTRAP from another process (si_code {code}) arrived while the checkpoint read its state: try again");
+        return (int)after.R13;
+    }
 
     public void WriteScratch(int offset, ReadOnlySpan<byte> data) => ProcessMemory.Write(_tracee.Pid, Scratch + (ulong)offset, data);
 
@@ -72,9 +91,12 @@ public sealed class RemoteSyscall : IDisposable
     }
 
     /// <summary>The first `syscall` instruction (0f 05) in the task's [vdso].</summary>
-    public static ulong FindSyscallInstruction(int pid)
+    public static ulong FindSyscallInstruction(int pid) => FindSyscallInstruction(pid, ProcMaps.Read(pid));
+
+    /// <summary>The same, with the task's mappings already read.</summary>
+    public static ulong FindSyscallInstruction(int pid, IReadOnlyList<MapsEntry> maps)
     {
-        MapsEntry vdso = ProcMaps.Read(pid).FirstOrDefault(m => m.Name == "[vdso]")
+        MapsEntry vdso = maps.FirstOrDefault(m => m.Name == "[vdso]")
             ?? throw new InvalidOperationException($"process {pid} has no [vdso] mapping to run system calls through");
         byte[] code = ProcessMemory.ReadExact(pid, vdso.Start, checked((int)(vdso.End - vdso.Start)));
         for (int i = 0; i + 1 < code.Length; i++)
