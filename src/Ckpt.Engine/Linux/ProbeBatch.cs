@@ -52,6 +52,20 @@ public sealed class ProbeBatch(RemoteSyscall remote, ProbeRoutine? routine)
         if (_roundStart < _calls.Count) RunRound();
     }
 
+    /// <summary>
+    /// Starts the calls added as one run of the routine and returns at once (the task runs; <see cref="Finish"/>
+    /// collects them), where there is a routine and nothing was run yet. False: nothing started, <see cref="Run"/> does it.
+    /// </summary>
+    public bool TryStart()
+    {
+        if (routine is null || _roundStart != 0 || _calls.Count == 0) return false;
+        StartRound();
+        return true;
+    }
+
+    /// <summary>The calls <see cref="TryStart"/> started: their results and outputs.</summary>
+    public void Finish() => FinishRound();
+
     /// <summary>rax of a call: its result, or a negative errno.</summary>
     public long Result(int call) => _results[call];
 
@@ -68,36 +82,53 @@ public sealed class ProbeBatch(RemoteSyscall remote, ProbeRoutine? routine)
 
     private void RunRound()
     {
-        int count = _calls.Count - _roundStart;
-        var round = CollectionsMarshal.AsSpan(_calls).Slice(_roundStart, count);
+        if (routine is not null)
+        {
+            StartRound();
+            FinishRound();
+            return;
+        }
+        var round = CollectionsMarshal.AsSpan(_calls)[_roundStart..];
         bool anyOutput = false;
-        foreach (Call call in round) anyOutput |= call.OutputBytes > 0;
-        byte[] scratch;
-        if (routine is null)
+        foreach (Call call in round)
         {
-            foreach (Call call in round)
-            {
-                ulong[] a = call.Arguments;
-                _results.Add(remote.CallRaw(call.Number, Arg(a, 0), Arg(a, 1), Arg(a, 2), Arg(a, 3), Arg(a, 4), Arg(a, 5)));
-            }
-            scratch = anyOutput ? remote.ReadScratch(0, RemoteSyscall.ScratchSize) : [];
+            ulong[] a = call.Arguments;
+            _results.Add(remote.CallRaw(call.Number, Arg(a, 0), Arg(a, 1), Arg(a, 2), Arg(a, 3), Arg(a, 4), Arg(a, 5)));
+            anyOutput |= call.OutputBytes > 0;
         }
-        else
+        EndRound(anyOutput ? remote.ReadScratch(0, RemoteSyscall.ScratchSize) : []);
+    }
+
+    // The routine's run over the calls of this round: the entries into the scratch, then the task runs.
+    private void StartRound()
+    {
+        var round = CollectionsMarshal.AsSpan(_calls)[_roundStart..];
+        var entries = new byte[round.Length * EntrySize];
+        for (int i = 0; i < round.Length; i++)
         {
-            var entries = new byte[count * EntrySize];
-            for (int i = 0; i < count; i++)
-            {
-                var entry = MemoryMarshal.Cast<byte, ulong>(entries.AsSpan(i * EntrySize, EntrySize));
-                entry[0] = (ulong)round[i].Number;
-                round[i].Arguments.CopyTo(entry[1..]);
-            }
-            remote.WriteScratch(0, entries);
-            int made = remote.RunRoutine(routine, remote.Scratch, count);
-            if (made != count) throw new InvalidOperationException($"task {_pid}: the batch routine reports {made} of {count} calls made");
-            scratch = remote.ReadScratch(0, RemoteSyscall.ScratchSize);
-            for (int i = 0; i < count; i++) _results.Add(BitConverter.ToInt64(scratch, i * EntrySize + ResultOffset));
+            var entry = MemoryMarshal.Cast<byte, ulong>(entries.AsSpan(i * EntrySize, EntrySize));
+            entry[0] = (ulong)round[i].Number;
+            round[i].Arguments.CopyTo(entry[1..]);
         }
-        foreach (Call call in round) _outputs.Add(call.OutputBytes > 0 ? scratch.AsSpan(call.OutputOffset, call.OutputBytes).ToArray() : []);
+        remote.WriteScratch(0, entries);
+        remote.StartRoutine(routine!, remote.Scratch, round.Length);
+    }
+
+    private void FinishRound()
+    {
+        int count = _calls.Count - _roundStart;
+        int made = remote.FinishRoutine(routine!, count);
+        if (made != count) throw new InvalidOperationException($"task {_pid}: the batch routine reports {made} of {count} calls made");
+        byte[] scratch = remote.ReadScratch(0, RemoteSyscall.ScratchSize);
+        for (int i = 0; i < count; i++) _results.Add(BitConverter.ToInt64(scratch, i * EntrySize + ResultOffset));
+        EndRound(scratch);
+    }
+
+    // The outputs of the round's calls from the scratch as read after them; the next round starts empty.
+    private void EndRound(byte[] scratch)
+    {
+        foreach (Call call in CollectionsMarshal.AsSpan(_calls)[_roundStart..])
+            _outputs.Add(call.OutputBytes > 0 ? scratch.AsSpan(call.OutputOffset, call.OutputBytes).ToArray() : []);
         _roundStart = _calls.Count;
         _outputsUsed = 0;
     }

@@ -31,7 +31,18 @@ public sealed class ProbeRoutine
     public static ProbeRoutine? TryMap(RemoteSyscall remote, int pid, IReadOnlyList<MapsEntry> maps)
     {
         if (FreeAddress(maps) is not ulong address) return null;
-        long mapped = remote.CallRaw(SYS_mmap, address, PageSize, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, ulong.MaxValue, 0);
+        StartMap(remote, address);
+        remote.PassEntry();
+        return Mapped(remote, pid, address, remote.FinishCall());
+    }
+
+    /// <summary>Starts the injected mmap of the page at <paramref name="address"/> (<see cref="FreeAddress"/>); <see cref="Mapped"/> once it returned.</summary>
+    public static void StartMap(RemoteSyscall remote, ulong address) =>
+        remote.StartCall(SYS_mmap, address, PageSize, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, ulong.MaxValue, 0);
+
+    /// <summary>The routine once mmap returned <paramref name="mapped"/>: written into the page, or null (nothing left mapped) where that failed.</summary>
+    public static ProbeRoutine? Mapped(RemoteSyscall remote, int pid, ulong address, long mapped)
+    {
         if (mapped < 0 && mapped > -4096) return null;
         var routine = new ProbeRoutine((ulong)mapped);
         try
@@ -50,6 +61,15 @@ public sealed class ProbeRoutine
     /// <summary>Unmaps the page (through a session in any thread of the process).</summary>
     public void Unmap(RemoteSyscall remote) => remote.Call("munmap (batch routine)", SYS_munmap, Address, PageSize);
 
+    /// <summary><see cref="Unmap"/> in parts: started here, then <see cref="RemoteSyscall.PassEntry"/> and <see cref="FinishUnmap"/>.</summary>
+    public void StartUnmap(RemoteSyscall remote) => remote.StartCall(SYS_munmap, Address, PageSize);
+
+    public void FinishUnmap(RemoteSyscall remote)
+    {
+        long result = remote.FinishCall();
+        if (result < 0 && result > -4096) throw new SyscallException("munmap (batch routine)", (int)-result, remote.Pid, "injected into the task");
+    }
+
     /// <summary>
     /// The routine may run in a thread whose status this is. It stops at an int3, whose SIGTRAP the kernel
     /// forces: with SIGTRAP blocked (every signal is, in a session) it resets a caught or ignored SIGTRAP's
@@ -65,7 +85,7 @@ public sealed class ProbeRoutine
 
     // A page-aligned address from 256 MiB up with a free page below and above it: the routine's page
     // then touches no mapping (which it could merge with). Null if the address space has no such gap.
-    private static ulong? FreeAddress(IReadOnlyList<MapsEntry> maps)
+    public static ulong? FreeAddress(IReadOnlyList<MapsEntry> maps)
     {
         const ulong Lowest = 0x10000000, Highest = 0x7fff_ffff_f000;
         ulong candidate = Lowest;

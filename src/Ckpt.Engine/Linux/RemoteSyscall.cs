@@ -65,14 +65,34 @@ public sealed class RemoteSyscall : IDisposable
     /// </summary>
     public int RunRoutine(ProbeRoutine routine, ulong entries, int count)
     {
-        const int SI_KERNEL = 0x80;
+        StartRoutine(routine, entries, count);
+        return FinishRoutine(routine, count);
+    }
+
+    /// <summary><see cref="RunRoutine"/> in two parts (the task runs meanwhile; see <see cref="SyscallInjector.StartCall"/>).</summary>
+    public void StartRoutine(ProbeRoutine routine, ulong entries, int count)
+    {
         Interlocked.Add(ref SyscallInjector.InjectedCalls, count);
-        UserRegisters after = _injector.RunCode(routine.Address, routine.End, rbx: entries, r12: (ulong)count, r13: 0, $"a batch of {count} injected reads");
+        _injector.StartCode(routine.Address, rbx: entries, r12: (ulong)count, r13: 0);
+    }
+
+    public int FinishRoutine(ProbeRoutine routine, int count)
+    {
+        const int SI_KERNEL = 0x80;
+        UserRegisters after = _injector.FinishCode(routine.End, $"a batch of {count} injected reads");
         int code = _tracee.GetSignalCode();
         if (code != SI_KERNEL)
             throw new InvalidOperationException($"task {_tracee.Pid}: a SIGTRAP from another process (si_code {code}) arrived while the checkpoint read its state: try again");
         return (int)after.R13;
     }
+
+    /// <summary>One system call in three parts (<see cref="SyscallInjector.StartCall"/>): the task runs between them.</summary>
+    public void StartCall(long number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
+        _injector.StartCall(number, a1, a2, a3, a4, a5, a6);
+
+    public void PassEntry() => _injector.PassEntry();
+
+    public long FinishCall() => _injector.FinishCall();
 
     public void WriteScratch(int offset, ReadOnlySpan<byte> data) => ProcessMemory.Write(_tracee.Pid, Scratch + (ulong)offset, data);
 

@@ -151,6 +151,9 @@ public sealed unsafe class Tracee
         return WaitForStop(what);
     }
 
+    /// <summary>PTRACE_SYSCALL without waiting: the stop is collected later (<see cref="WaitForStop"/>), so several tasks can run at once.</summary>
+    public void ResumeToSyscall() => Request(PTRACE_SYSCALL, "PTRACE_SYSCALL", 0, 0);
+
     public static bool IsSyscallStop(int status) => WaitStatus.StopSignal(status) == (SIGTRAP | 0x80) && WaitStatus.PtraceEvent(status) == 0;
 
     /// <summary>PTRACE_GETEVENTMSG: the new task's id at a clone/fork event stop, the exit status at an exit stop.</summary>
