@@ -45,7 +45,7 @@ public sealed record InjectedReads(InjectedTaskState Process, List<PosixTimerRec
                     yield return true;
                     leader.PassEntry();
                     yield return true;
-                    routine = ProbeRoutine.Mapped(leader, pid, address, leader.FinishCall());
+                    routine = ProbeRoutine.Mapped(leader, address, leader.FinishCall());
                 }
                 var batch = new ProbeBatch(leader, RoutineFor(routine, statuses[pid]));
                 InjectedTaskState.Calls processCalls = InjectedTaskState.Add(batch, statuses[pid]);

@@ -88,7 +88,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         {
             statuses = tids.ToDictionary(tid => tid, ProcStatus.Read);
             TaskCheckpoint.Refuse(pid, statuses);
-            KernelStateAudit.WhileFrozen(pid, tids);
+            KernelStateAudit.WhileFrozen(pid, statuses);
             stopSignal = JobControl.StopSignalOf(freeze);
         }
         var uses = new TaskObjectsRecord

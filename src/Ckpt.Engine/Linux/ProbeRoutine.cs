@@ -26,29 +26,20 @@ public sealed class ProbeRoutine
     /// <summary>Where the routine stops (after its int3).</summary>
     public ulong End => Address + (ulong)Code.Length;
 
-    /// <summary>Maps and writes the routine through the session in a thread of the process; null where it cannot be.</summary>
-    /// <param name="maps">the process's mappings (/proc/PID/maps), to place the page</param>
-    public static ProbeRoutine? TryMap(RemoteSyscall remote, int pid, IReadOnlyList<MapsEntry> maps)
-    {
-        if (FreeAddress(maps) is not ulong address) return null;
-        StartMap(remote, address);
-        remote.PassEntry();
-        return Mapped(remote, pid, address, remote.FinishCall());
-    }
-
-    /// <summary>Starts the injected mmap of the page at <paramref name="address"/> (<see cref="FreeAddress"/>); <see cref="Mapped"/> once it returned.</summary>
+    /// <summary>Starts the injected mmap of the page at <paramref name="address"/> (<see cref="FreeAddress"/>: a page of the
+    /// process's mappings as /proc/PID/maps lists them); <see cref="Mapped"/> once it returned.</summary>
     public static void StartMap(RemoteSyscall remote, ulong address) =>
         remote.StartCall(SYS_mmap, address, PageSize, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, ulong.MaxValue, 0);
 
     /// <summary>The routine once mmap returned <paramref name="mapped"/>: written into the page, or null (nothing left mapped) where that failed.</summary>
-    public static ProbeRoutine? Mapped(RemoteSyscall remote, int pid, ulong address, long mapped)
+    public static ProbeRoutine? Mapped(RemoteSyscall remote, ulong address, long mapped)
     {
         if (mapped < 0 && mapped > -4096) return null;
         var routine = new ProbeRoutine((ulong)mapped);
         try
         {
             if ((ulong)mapped != address) throw new InvalidOperationException($"mmap placed the routine at 0x{mapped:x}, not at 0x{address:x}");
-            ProcessMemory.Write(pid, routine.Address, Code);
+            remote.WriteMemory(routine.Address, Code);
             return routine;
         }
         catch (Exception e) when (e is SyscallException or InvalidOperationException)

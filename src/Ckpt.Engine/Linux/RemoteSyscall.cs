@@ -23,6 +23,7 @@ public sealed class RemoteSyscall : IDisposable
     private readonly UserRegisters _saved;
     private readonly ulong _savedMask;
     private readonly byte[] _savedScratch;
+    private readonly int _memFd; // /proc/PID/mem, read and write, for the session's memory accesses
     private bool _disposed;
 
     private RemoteSyscall(Tracee tracee, ulong syscallAddress)
@@ -32,7 +33,17 @@ public sealed class RemoteSyscall : IDisposable
         _injector = new SyscallInjector(tracee, syscallAddress, _saved);
         _savedMask = tracee.GetSignalMask();
         Scratch = (_saved.Rsp - RedZone - ScratchSize) & ~63ul;
-        _savedScratch = ProcessMemory.ReadExact(tracee.Pid, Scratch, ScratchSize);
+        _memFd = ProcessMemory.OpenMem(tracee.Pid, Native.O_RDWR);
+        try
+        {
+            _savedScratch = new byte[ScratchSize];
+            ProcessMemory.ReadThroughMem(_memFd, tracee.Pid, Scratch, _savedScratch);
+        }
+        catch
+        {
+            Native.close(_memFd);
+            throw;
+        }
         tracee.SetSignalMask(ulong.MaxValue);
     }
 
@@ -94,20 +105,36 @@ public sealed class RemoteSyscall : IDisposable
 
     public long FinishCall() => _injector.FinishCall();
 
-    public void WriteScratch(int offset, ReadOnlySpan<byte> data) => ProcessMemory.Write(_tracee.Pid, Scratch + (ulong)offset, data);
+    public void WriteScratch(int offset, ReadOnlySpan<byte> data) => WriteMemory(Scratch + (ulong)offset, data);
 
-    public byte[] ReadScratch(int offset, int length) => ProcessMemory.ReadExact(_tracee.Pid, Scratch + (ulong)offset, length);
+    public byte[] ReadScratch(int offset, int length)
+    {
+        var bytes = new byte[length];
+        ProcessMemory.ReadThroughMem(_memFd, _tracee.Pid, Scratch + (ulong)offset, bytes);
+        return bytes;
+    }
+
+    /// <summary>Writes the task's memory through the session's /proc/PID/mem (forced: also where the mapping is not writable).</summary>
+    public void WriteMemory(ulong address, ReadOnlySpan<byte> data) => ProcessMemory.Write(_memFd, _tracee.Pid, address, data);
 
     public T ReadScratch<T>(int offset) where T : unmanaged => MemoryMarshal.Read<T>(ReadScratch(offset, Marshal.SizeOf<T>()));
 
     /// <summary>Puts back scratch bytes, registers and signal mask.</summary>
     public void Dispose()
     {
-        if (_disposed || !_tracee.Attached) return;
+        if (_disposed) return;
         _disposed = true;
-        ProcessMemory.Write(_tracee.Pid, Scratch, _savedScratch);
-        _tracee.SetRegisters(_saved);
-        _tracee.SetSignalMask(_savedMask);
+        try
+        {
+            if (!_tracee.Attached) return;
+            WriteMemory(Scratch, _savedScratch);
+            _tracee.SetRegisters(_saved);
+            _tracee.SetSignalMask(_savedMask);
+        }
+        finally
+        {
+            Native.close(_memFd);
+        }
     }
 
     /// <summary>The first `syscall` instruction (0f 05) in the task's [vdso].</summary>

@@ -121,9 +121,10 @@ public static class KernelStateAudit
     }
 
     /// <summary>The same per-process and per-thread checks on the frozen threads (tracer and /proc-wide scans excepted).</summary>
-    public static void WhileFrozen(int pid, IEnumerable<int> tids)
+    /// <param name="statuses">/proc/TID/status of each thread, read once frozen (the leader's is the process's)</param>
+    public static void WhileFrozen(int pid, IReadOnlyDictionary<int, ProcStatus> statuses)
     {
-        ProcessStateAudit.Check(pid);
-        foreach (int tid in tids) ThreadStateAudit.Check(pid, tid);
+        ProcessStateAudit.Check(pid, statuses[pid]);
+        foreach ((int tid, ProcStatus status) in statuses) ThreadStateAudit.Check(pid, tid, status);
     }
 }
