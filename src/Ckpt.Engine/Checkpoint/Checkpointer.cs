@@ -207,39 +207,49 @@ public static class Checkpointer
         using (CheckpointProfile.Measure("tree sharing")) sharing = TreeSharing.Find(freeze.Processes);
         objects.UnlinkedFiles.FileTableOwner = sharing.FileTableOwner;
         using var descriptions = new FileDescriptions(freeze.Processes.Where(p => p.Threads is not null).Select(p => p.Pid)) { TcpConnections = connections };
-        var processes = new List<ICheckpointedProcess>();
-        ThreadCheckpoint? firstThread = null;
+        // Every process is inspected first (refusals in tree order), then the tree's injected reads are made
+        // together (InjectedReads.ReadAll), then each process's threads are captured.
+        var inspected = new List<(FrozenProcess Frozen, ZombieCheckpoint? Zombie, ProcessCheckpoint.Inspection? Live)>();
         foreach (FrozenProcess frozen in freeze.Processes)
         {
             try
             {
                 if (frozen.Threads is null)
                 {
-                    processes.Add(ZombieCheckpoint.Inspect(frozen.Pid));
+                    inspected.Add((frozen, ZombieCheckpoint.Inspect(frozen.Pid), null));
                     continue;
                 }
                 var stoppedChildren = freeze.Processes.Where(c => c.ParentPid == frozen.Pid && c.Threads?.Leader.InGroupStop == true).Select(c => c.Pid).ToList();
                 // Its parent's memory is in the image before its own: pages they still share are stored once (InheritedPages).
                 int? parentInTree = frozen.Pid != freeze.Pid && freeze.Processes.Any(p => p.Pid == frozen.ParentPid && !p.IsZombie) ? frozen.ParentPid : null;
-                var process = ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions, stoppedChildren, parentInTree, sharing);
-                firstThread ??= process.FirstThread;
-                processes.Add(process);
+                inspected.Add((frozen, null, ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions, stoppedChildren, parentInTree, sharing)));
             }
             catch (CheckpointRefusedException e) when (frozen.Pid != freeze.Pid)
             {
                 throw new CheckpointRefusedException($"descendant {frozen.Pid} ('{ProcessNames.CommOf(frozen.Pid)}') of process {freeze.Pid}: {e.Message}");
             }
         }
+        var live = inspected.Where(p => p.Live is not null).ToList();
+        Exception?[] failures;
+        using (CheckpointProfile.Measure("inspect/injected state")) failures = InjectedReads.ReadAll(live.Select(p => p.Live!.Reading).ToList());
+        for (int i = 0; i < live.Count; i++)
+        {
+            if (failures[i] is CheckpointRefusedException e && live[i].Frozen.Pid != freeze.Pid)
+                throw new CheckpointRefusedException($"descendant {live[i].Frozen.Pid} ('{ProcessNames.CommOf(live[i].Frozen.Pid)}') of process {freeze.Pid}: {e.Message}");
+            if (failures[i] is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+        var processes = inspected.Select(p => p.Zombie ?? (ICheckpointedProcess)p.Live!.Complete()).ToList();
+        ThreadCheckpoint firstThread = processes.OfType<ProcessCheckpoint>().First().FirstThread;
 
         // A stopped process's parent was probed for its stop report (JobControl): tell the child.
-        var live = processes.OfType<ProcessCheckpoint>().ToList();
-        foreach (ProcessCheckpoint parent in live)
+        var checkpointed = processes.OfType<ProcessCheckpoint>().ToList();
+        foreach (ProcessCheckpoint parent in checkpointed)
             foreach (var (child, collected) in parent.ChildStopsCollected)
-                live.First(p => p.Pid == child).StopReportCollected = collected;
+                checkpointed.First(p => p.Pid == child).StopReportCollected = collected;
 
         progress("task", 0, 0);
         using var writing = CheckpointProfile.Measure("write");
-        HeaderWriter.Write(writer, firstThread!.Xstate);
+        HeaderWriter.Write(writer, firstThread.Xstate);
         var table = processes.SelectMany(p => p.Ids).ToList();
         writer.Write(new TreeRecord { TaskCount = table.Count, ProcessCount = processes.Count });
         foreach (TaskIdsRecord ids in table) writer.Write(ids);

@@ -68,7 +68,12 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
     /// <param name="stoppedChildren">its children (in the tree) stopped by job control, whose stop reports it is probed for</param>
     /// <param name="parentInTree">its parent, when that is a live process of the tree written before it (pages still shared are stored once)</param>
     /// <param name="sharing">the descriptor tables and fs information processes of the tree share (<see cref="TreeSharing"/>)</param>
-    public static ProcessCheckpoint Inspect(ThreadGroupFreeze freeze, ObjectTable objects, FileDescriptions descriptions, IReadOnlyList<int> stoppedChildren, int? parentInTree = null,
+    /// <summary>
+    /// Everything of the process but what is read by injection (<see cref="InjectedReads"/>), which the tree's
+    /// processes make together (<see cref="Inspection.Reading"/>); <see cref="Inspection.Complete"/> then captures
+    /// the threads. Object references are taken here, in tree order, as the image numbers them.
+    /// </summary>
+    public static Inspection Inspect(ThreadGroupFreeze freeze, ObjectTable objects, FileDescriptions descriptions, IReadOnlyList<int> stoppedChildren, int? parentInTree = null,
         TreeObjectsSharing? sharing = null)
     {
         sharing ??= TreeObjectsSharing.None;
@@ -83,7 +88,7 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         {
             statuses = tids.ToDictionary(tid => tid, ProcStatus.Read);
             TaskCheckpoint.Refuse(pid, statuses);
-            KernelStateAudit.WhileFrozen(pid, tids);
+            KernelStateAudit.WhileFrozen(pid, statuses);
             stopSignal = JobControl.StopSignalOf(freeze);
         }
         var uses = new TaskObjectsRecord
@@ -108,27 +113,35 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         using (CheckpointProfile.Measure("inspect/memory"))
             memory = sharing.VmOwner(pid) == pid ? MemoryCheckpoint.Inspect(pid, objects, parentInTree) : null;
         ulong syscallAddress;
+        List<MapsEntry> maps;
         using (CheckpointProfile.Measure("inspect/rseq and syscall instruction"))
         {
             // Before anything is injected into any thread (see RseqCriticalSection).
             foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
-            syscallAddress = RemoteSyscall.FindSyscallInstruction(pid);
+            maps = ProcMaps.Read(pid);
+            syscallAddress = RemoteSyscall.FindSyscallInstruction(pid, maps);
         }
-        InjectedTaskState injected;
-        Dictionary<int, bool> childStops;
-        using (CheckpointProfile.Measure("inspect/injected process state"))
+        int fsObjRef = sharing.SharesFs(pid) ? objects.RefOf(ObjectType.Fs, sharing.FsOwner(pid)) : 0;
+        // A process sharing the address space of an earlier one of the tree reads without a routine of its own.
+        var reading = new InjectedReads.Reading(freeze, syscallAddress, maps, statuses, timers, stoppedChildren, mayMapRoutine: sharing.VmOwner(pid) == pid);
+        return new Inspection(reading, reads =>
         {
-            injected = InjectedTaskState.Read(freeze.Leader, syscallAddress);
-            timers = PosixTimers.ReadTimes(freeze.Leader, syscallAddress, timers);
-            childStops = JobControl.ProbeCollected(freeze.Leader, syscallAddress, stoppedChildren);
-        }
-        List<ThreadCheckpoint> threads;
-        using (CheckpointProfile.Measure("inspect/threads"))
-            threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, syscallAddress)).ToList();
-        return new ProcessCheckpoint(freeze, statuses, tids, files, injected, threads, memory, ProcStat.Read(pid), uses, timers, stopSignal, childStops)
-        {
-            _terminal = terminal, _fsObjRef = sharing.SharesFs(pid) ? objects.RefOf(ObjectType.Fs, sharing.FsOwner(pid)) : 0,
-        };
+            List<ThreadCheckpoint> threads;
+            using (CheckpointProfile.Measure("inspect/threads"))
+                threads = freeze.Tracees.Select(t => ThreadCheckpoint.Capture(t, pid, reads.Threads[t.Pid])).ToList();
+            return new ProcessCheckpoint(freeze, statuses, tids, files, reads.Process, threads, memory, ProcStat.Read(pid), uses, reads.Timers, stopSignal, reads.ChildStops)
+            {
+                _terminal = terminal, _fsObjRef = fsObjRef,
+            };
+        });
+    }
+
+    /// <summary>A process inspected up to its injected reads: <see cref="Complete"/> once <see cref="InjectedReads.ReadAll"/> made them.</summary>
+    public sealed class Inspection(InjectedReads.Reading reading, Func<InjectedReads, ProcessCheckpoint> complete)
+    {
+        public InjectedReads.Reading Reading => reading;
+
+        public ProcessCheckpoint Complete() => complete(reading.Result ?? throw new InvalidOperationException($"process {reading.Pid}: its injected reads were not made"));
     }
 
     /// <summary>The xsave layout of the first thread, for the image header.</summary>

@@ -23,6 +23,7 @@ public sealed class RemoteSyscall : IDisposable
     private readonly UserRegisters _saved;
     private readonly ulong _savedMask;
     private readonly byte[] _savedScratch;
+    private readonly int _memFd; // /proc/PID/mem, read and write, for the session's memory accesses
     private bool _disposed;
 
     private RemoteSyscall(Tracee tracee, ulong syscallAddress)
@@ -32,12 +33,25 @@ public sealed class RemoteSyscall : IDisposable
         _injector = new SyscallInjector(tracee, syscallAddress, _saved);
         _savedMask = tracee.GetSignalMask();
         Scratch = (_saved.Rsp - RedZone - ScratchSize) & ~63ul;
-        _savedScratch = ProcessMemory.ReadExact(tracee.Pid, Scratch, ScratchSize);
+        _memFd = ProcessMemory.OpenMem(tracee.Pid, Native.O_RDWR);
+        try
+        {
+            _savedScratch = new byte[ScratchSize];
+            ProcessMemory.ReadThroughMem(_memFd, tracee.Pid, Scratch, _savedScratch);
+        }
+        catch
+        {
+            Native.close(_memFd);
+            throw;
+        }
         tracee.SetSignalMask(ulong.MaxValue);
     }
 
     /// <summary>Address of <see cref="ScratchSize"/> bytes of task memory usable for arguments.</summary>
     public ulong Scratch { get; }
+
+    /// <summary>The task injected into.</summary>
+    public int Pid => _tracee.Pid;
 
     /// <summary>The registers the task had when injection began.</summary>
     public UserRegisters OriginalRegisters => _saved;
@@ -55,26 +69,81 @@ public sealed class RemoteSyscall : IDisposable
     public long Call(string name, long number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
         _injector.Call(name, number, a1, a2, a3, a4, a5, a6);
 
-    public void WriteScratch(int offset, ReadOnlySpan<byte> data) => ProcessMemory.Write(_tracee.Pid, Scratch + (ulong)offset, data);
+    /// <summary>
+    /// Runs the <see cref="ProbeRoutine"/> over <paramref name="count"/> entries at <paramref name="entries"/> (one stop
+    /// for them all, at its int3); returns how many calls it made. The stop must be the routine's own trap
+    /// (SI_KERNEL): a SIGTRAP another process sent meanwhile fails the checkpoint rather than pass for it.
+    /// </summary>
+    public int RunRoutine(ProbeRoutine routine, ulong entries, int count)
+    {
+        StartRoutine(routine, entries, count);
+        return FinishRoutine(routine, count);
+    }
 
-    public byte[] ReadScratch(int offset, int length) => ProcessMemory.ReadExact(_tracee.Pid, Scratch + (ulong)offset, length);
+    /// <summary><see cref="RunRoutine"/> in two parts (the task runs meanwhile; see <see cref="SyscallInjector.StartCall"/>).</summary>
+    public void StartRoutine(ProbeRoutine routine, ulong entries, int count)
+    {
+        Interlocked.Add(ref SyscallInjector.InjectedCalls, count);
+        _injector.StartCode(routine.Address, rbx: entries, r12: (ulong)count, r13: 0);
+    }
+
+    public int FinishRoutine(ProbeRoutine routine, int count)
+    {
+        const int SI_KERNEL = 0x80;
+        UserRegisters after = _injector.FinishCode(routine.End, $"a batch of {count} injected reads");
+        int code = _tracee.GetSignalCode();
+        if (code != SI_KERNEL)
+            throw new InvalidOperationException($"task {_tracee.Pid}: a SIGTRAP from another process (si_code {code}) arrived while the checkpoint read its state: try again");
+        return (int)after.R13;
+    }
+
+    /// <summary>One system call in three parts (<see cref="SyscallInjector.StartCall"/>): the task runs between them.</summary>
+    public void StartCall(long number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
+        _injector.StartCall(number, a1, a2, a3, a4, a5, a6);
+
+    public void PassEntry() => _injector.PassEntry();
+
+    public long FinishCall() => _injector.FinishCall();
+
+    public void WriteScratch(int offset, ReadOnlySpan<byte> data) => WriteMemory(Scratch + (ulong)offset, data);
+
+    public byte[] ReadScratch(int offset, int length)
+    {
+        var bytes = new byte[length];
+        ProcessMemory.ReadThroughMem(_memFd, _tracee.Pid, Scratch + (ulong)offset, bytes);
+        return bytes;
+    }
+
+    /// <summary>Writes the task's memory through the session's /proc/PID/mem (forced: also where the mapping is not writable).</summary>
+    public void WriteMemory(ulong address, ReadOnlySpan<byte> data) => ProcessMemory.Write(_memFd, _tracee.Pid, address, data);
 
     public T ReadScratch<T>(int offset) where T : unmanaged => MemoryMarshal.Read<T>(ReadScratch(offset, Marshal.SizeOf<T>()));
 
     /// <summary>Puts back scratch bytes, registers and signal mask.</summary>
     public void Dispose()
     {
-        if (_disposed || !_tracee.Attached) return;
+        if (_disposed) return;
         _disposed = true;
-        ProcessMemory.Write(_tracee.Pid, Scratch, _savedScratch);
-        _tracee.SetRegisters(_saved);
-        _tracee.SetSignalMask(_savedMask);
+        try
+        {
+            if (!_tracee.Attached) return;
+            WriteMemory(Scratch, _savedScratch);
+            _tracee.SetRegisters(_saved);
+            _tracee.SetSignalMask(_savedMask);
+        }
+        finally
+        {
+            Native.close(_memFd);
+        }
     }
 
     /// <summary>The first `syscall` instruction (0f 05) in the task's [vdso].</summary>
-    public static ulong FindSyscallInstruction(int pid)
+    public static ulong FindSyscallInstruction(int pid) => FindSyscallInstruction(pid, ProcMaps.Read(pid));
+
+    /// <summary>The same, with the task's mappings already read.</summary>
+    public static ulong FindSyscallInstruction(int pid, IReadOnlyList<MapsEntry> maps)
     {
-        MapsEntry vdso = ProcMaps.Read(pid).FirstOrDefault(m => m.Name == "[vdso]")
+        MapsEntry vdso = maps.FirstOrDefault(m => m.Name == "[vdso]")
             ?? throw new InvalidOperationException($"process {pid} has no [vdso] mapping to run system calls through");
         byte[] code = ProcessMemory.ReadExact(pid, vdso.Start, checked((int)(vdso.End - vdso.Start)));
         for (int i = 0; i + 1 < code.Length; i++)

@@ -129,6 +129,70 @@ public sealed class SyscallInjector
         return after;
     }
 
+    /// <summary>
+    /// <see cref="CallRaw"/> in three parts, so that calls can be started in several tasks before the engine
+    /// waits for any (the tasks run at once): the registers and PTRACE_SYSCALL to the entry stop here, then
+    /// <see cref="PassEntry"/>, then <see cref="FinishCall"/>. For calls that create no task.
+    /// </summary>
+    public void StartCall(long number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    {
+        Interlocked.Increment(ref InjectedCalls);
+        UserRegisters regs = _template;
+        regs.Rip = SyscallAddress;
+        regs.Rax = (ulong)number;
+        regs.OrigRax = ulong.MaxValue;
+        (regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9) = (a1, a2, a3, a4, a5, a6);
+        Tracee.SetRegisters(regs);
+        LastCreatedTask = 0;
+        Tracee.ResumeToSyscall();
+    }
+
+    /// <summary>The entry stop of the call <see cref="StartCall"/> started, and on to its exit stop.</summary>
+    public void PassEntry()
+    {
+        AwaitSyscallStop("entry of an injected syscall");
+        Tracee.ResumeToSyscall();
+    }
+
+    /// <summary>The exit stop of the started call: its rax (negative errno on failure).</summary>
+    public long FinishCall()
+    {
+        AwaitSyscallStop("exit of an injected syscall");
+        UserRegisters after = Tracee.GetRegisters();
+        if (after.Rip != SyscallAddress + 2)
+            throw new InvalidOperationException($"task {Pid}: injected syscall {after.OrigRax} stopped at 0x{after.Rip:x}, expected 0x{SyscallAddress + 2:x}");
+        return (long)after.Rax;
+    }
+
+    /// <summary><see cref="RunCode"/> in two parts, like <see cref="StartCall"/>: the registers and PTRACE_CONT here.</summary>
+    public void StartCode(ulong entry, ulong rbx, ulong r12, ulong r13)
+    {
+        UserRegisters regs = _template;
+        regs.Rip = entry;
+        regs.OrigRax = ulong.MaxValue;
+        (regs.Rbx, regs.R12, regs.R13) = (rbx, r12, r13);
+        Tracee.SetRegisters(regs);
+        Tracee.Continue();
+    }
+
+    /// <summary>The stop at the code's int3 (see <see cref="RunCode"/>); the registers there.</summary>
+    public UserRegisters FinishCode(ulong expectedStop, string what)
+    {
+        int status = Tracee.WaitForStop(what);
+        UserRegisters after = Tracee.GetRegisters();
+        const int SIGTRAP = 5;
+        if (WaitStatus.StopSignal(status) != SIGTRAP || WaitStatus.PtraceEvent(status) != 0 || after.Rip != expectedStop)
+            throw new InvalidOperationException($"task {Pid}: {WaitStatus.Describe(status)} at 0x{after.Rip:x} during {what}, expected its end at 0x{expectedStop:x}");
+        return after;
+    }
+
+    private void AwaitSyscallStop(string what)
+    {
+        int status = Tracee.WaitForStop(what);
+        if (!Tracee.IsSyscallStop(status))
+            throw new InvalidOperationException($"task {Pid}: {WaitStatus.Describe(status)} while waiting for the stop at {what}");
+    }
+
     public UserRegisters GetRegisters() => Tracee.GetRegisters();
 
     public void SetRegisters(in UserRegisters registers) => Tracee.SetRegisters(registers);

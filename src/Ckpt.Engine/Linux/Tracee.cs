@@ -17,7 +17,7 @@ public sealed unsafe class Tracee
 {
     private const int PTRACE_CONT = 7, PTRACE_KILL = 8, PTRACE_GETREGS = 12, PTRACE_SYSCALL = 24, PTRACE_SINGLESTEP = 9, PTRACE_SETREGS = 13,
         PTRACE_DETACH = 17, PTRACE_SETOPTIONS = 0x4200, PTRACE_GETEVENTMSG = 0x4201, PTRACE_GETREGSET = 0x4204, PTRACE_SETREGSET = 0x4205, PTRACE_SEIZE = 0x4206,
-        PTRACE_INTERRUPT = 0x4207, PTRACE_PEEKSIGINFO = 0x4209, PTRACE_GETSIGMASK = 0x420a, PTRACE_SETSIGMASK = 0x420b,
+        PTRACE_INTERRUPT = 0x4207, PTRACE_GETSIGINFO = 0x4202, PTRACE_PEEKSIGINFO = 0x4209, PTRACE_GETSIGMASK = 0x420a, PTRACE_SETSIGMASK = 0x420b,
         PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
     private const int NT_X86_XSTATE = 0x202;
     private const int PTRACE_EVENT_STOP = 128;
@@ -158,6 +158,9 @@ public sealed unsafe class Tracee
         return WaitForStop(what);
     }
 
+    /// <summary>PTRACE_SYSCALL without waiting: the stop is collected later (<see cref="WaitForStop"/>), so several tasks can run at once.</summary>
+    public void ResumeToSyscall() => Request(PTRACE_SYSCALL, "PTRACE_SYSCALL", 0, 0);
+
     public static bool IsSyscallStop(int status) => WaitStatus.StopSignal(status) == (SIGTRAP | 0x80) && WaitStatus.PtraceEvent(status) == 0;
 
     /// <summary>PTRACE_GETEVENTMSG: the new task's id at a clone/fork event stop, the exit status at an exit stop.</summary>
@@ -209,6 +212,14 @@ public sealed unsafe class Tracee
     }
 
     public void SetSignalMask(ulong mask) => Request(PTRACE_SETSIGMASK, "PTRACE_SETSIGMASK", sizeof(ulong), (nint)(&mask));
+
+    /// <summary>si_code of the signal a signal-delivery stop reports (PTRACE_GETSIGINFO): SI_KERNEL (0x80) for a trap of the task's own.</summary>
+    public int GetSignalCode()
+    {
+        byte* siginfo = stackalloc byte[128];
+        Request(PTRACE_GETSIGINFO, "PTRACE_GETSIGINFO", 0, (nint)siginfo);
+        return *(int*)(siginfo + 8); // si_signo, si_errno, si_code
+    }
 
     /// <summary>Queued signals without dequeuing them: the thread's own queue, or the process-wide one.</summary>
     public List<byte[]> PeekSignals(bool shared)

@@ -27,10 +27,14 @@ public static class Membarrier
         (MembarrierRegistrations.PrivateExpeditedRseq, "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ"),
     ];
 
-    /// <summary>The registrations of the process the session is injected into; a kernel without the command (before 6.3) has none to report.</summary>
-    public static MembarrierRegistrations Read(RemoteSyscall remote, int pid)
+    /// <summary>Adds MEMBARRIER_CMD_GET_REGISTRATIONS to the leader's batch; <see cref="Registrations"/> judges it once run.</summary>
+    public static int Add(ProbeBatch batch) =>
+        batch.Add("membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS)", SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
+
+    /// <summary>The registrations of the process; a kernel without the command (before 6.3) has none to report.</summary>
+    public static MembarrierRegistrations Registrations(ProbeBatch batch, int call, int pid)
     {
-        long registrations = remote.CallRaw(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
+        long registrations = batch.Result(call);
         if (registrations is ENOSYS or EINVAL) return MembarrierRegistrations.None;
         if (registrations < 0) throw new SyscallException("membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS)", (int)-registrations, pid);
         var bits = (MembarrierRegistrations)registrations;

@@ -101,11 +101,10 @@ public static class PosixTimers
         int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value) ? value
             : throw new FormatException($"/proc/{pid}/timers: '{line}' is not what this engine reads");
 
-    /// <summary>The time left, interval and overrun of each timer, injected into the stopped leader.</summary>
-    public static List<PosixTimerRecord> ReadTimes(Tracee leader, ulong syscallAddress, List<PosixTimerRecord> timers)
+    /// <summary>The time left, interval and overrun of each timer, injected into the stopped leader (its session).</summary>
+    public static List<PosixTimerRecord> ReadTimes(RemoteSyscall remote, List<PosixTimerRecord> timers)
     {
         if (timers.Count == 0) return timers;
-        using var remote = RemoteSyscall.Begin(leader, syscallAddress);
         var read = new List<PosixTimerRecord>(timers.Count);
         foreach (PosixTimerRecord timer in timers)
         {

@@ -43,13 +43,12 @@ public static class JobControl
 
     /// <summary>
     /// For each stopped child: true when the parent has already collected its stop report (a
-    /// waitid with WNOWAIT, which leaves a report where it is, finds none).
+    /// waitid with WNOWAIT, which leaves a report where it is, finds none), injected into the parent's leader (its session).
     /// </summary>
-    public static Dictionary<int, bool> ProbeCollected(Tracee parent, ulong syscallAddress, IReadOnlyList<int> stoppedChildren)
+    public static Dictionary<int, bool> ProbeCollected(RemoteSyscall remote, IReadOnlyList<int> stoppedChildren)
     {
         var collected = new Dictionary<int, bool>();
         if (stoppedChildren.Count == 0) return collected;
-        using var remote = RemoteSyscall.Begin(parent, syscallAddress);
         foreach (int child in stoppedChildren)
         {
             remote.WriteScratch(0, new byte[128]);

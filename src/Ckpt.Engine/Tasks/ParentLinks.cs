@@ -8,7 +8,7 @@ namespace Ckpt.Engine.Tasks;
 /// <summary>
 /// The child-subreaper flag (per process) and the parent-death signal (per thread), both sides. Neither
 /// has a /proc source: the checkpoint reads them with prctl injected into the stopped task (in the
-/// injection sessions InjectedTaskState and ThreadCheckpoint open anyway); they are saved as CHILD_SUBREAPER
+/// injected batches of InjectedTaskState and ThreadProbes); they are saved as CHILD_SUBREAPER
 /// and PARENT_DEATH_SIGNAL records. The restore sets the subreaper flag right after the process is created
 /// (TreeCreation: before any process of the tree can be orphaned, a helper's exit included), and the
 /// parent-death signal last, after the credentials (which would clear it) and once every process is under
@@ -18,16 +18,24 @@ public static class ParentLinks
 {
     private const ulong PR_SET_PDEATHSIG = 1, PR_GET_PDEATHSIG = 2, PR_SET_CHILD_SUBREAPER = 36, PR_GET_CHILD_SUBREAPER = 37;
 
-    public static bool ReadChildSubreaper(RemoteSyscall remote)
+    /// <summary>Adds prctl(PR_GET_CHILD_SUBREAPER) to the leader's batch; <see cref="ChildSubreaper"/> reads it once run.</summary>
+    public static int AddChildSubreaper(ProbeBatch batch) =>
+        batch.Add("prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, sizeof(int), output => [PR_GET_CHILD_SUBREAPER, output]);
+
+    public static bool ChildSubreaper(ProbeBatch batch, int call)
     {
-        remote.Call("prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, remote.Scratch);
-        return remote.ReadScratch<int>(0) != 0;
+        batch.Checked(call);
+        return batch.Output<int>(call) != 0;
     }
 
-    public static int ReadParentDeathSignal(RemoteSyscall remote)
+    /// <summary>Adds prctl(PR_GET_PDEATHSIG) to a thread's batch; <see cref="ParentDeathSignal"/> reads it once run.</summary>
+    public static int AddParentDeathSignal(ProbeBatch batch) =>
+        batch.Add("prctl(PR_GET_PDEATHSIG)", SYS_prctl, sizeof(int), output => [PR_GET_PDEATHSIG, output]);
+
+    public static int ParentDeathSignal(ProbeBatch batch, int call)
     {
-        remote.Call("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, remote.Scratch);
-        return remote.ReadScratch<int>(0);
+        batch.Checked(call);
+        return batch.Output<int>(call);
     }
 
     /// <summary>In a process just created (stopped at its exec): the flag, if the image has it.</summary>

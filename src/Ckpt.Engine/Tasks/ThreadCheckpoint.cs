@@ -10,7 +10,7 @@ namespace Ckpt.Engine.Tasks;
 /// <summary>
 /// One stopped thread: registers, how it stopped inside a system call (and the restart block of an
 /// interrupted sleep), its blocked mask, queued thread-directed signals, alternate signal stack and
-/// clear_child_tid (both injected into the thread itself), robust futex list, name, scheduling,
+/// clear_child_tid (both injected into the thread itself: <see cref="ThreadProbes"/>), robust futex list, name, scheduling,
 /// rseq registration (<see cref="RseqCriticalSection.MoveToAbort"/> must have run before any
 /// injection into the process), and the xsave area. Read with <see cref="Capture"/> while frozen, written with <see cref="Write"/>.
 /// </summary>
@@ -20,25 +20,11 @@ public sealed record ThreadCheckpoint(
 {
     private const long ERESTARTSYS = -512, ERESTARTNOINTR = -513, ERESTARTNOHAND = -514, ERESTART_RESTARTBLOCK = -516;
     private const int XstateBvOffset = 512;
-    private const ulong PR_GET_TID_ADDRESS = 40;
 
-    /// <param name="syscallAddress">a `syscall` instruction in the process's vdso, for injection</param>
-    public static unsafe ThreadCheckpoint Capture(Tracee tracee, int tgid, ulong syscallAddress)
+    /// <param name="probes">what was read by injection into the thread (<see cref="ThreadProbes"/>); every injection session is closed</param>
+    public static unsafe ThreadCheckpoint Capture(Tracee tracee, int tgid, ThreadProbes probes)
     {
         int tid = tracee.Pid;
-        StackT stack;
-        ulong clearChildTid;
-        int parentDeathSignal;
-        using (var remote = RemoteSyscall.Begin(tracee, syscallAddress))
-        {
-            InjectedProbes.CheckThread(remote, tgid, tid);
-            parentDeathSignal = ParentLinks.ReadParentDeathSignal(remote);
-            remote.Call("sigaltstack", SYS_sigaltstack, 0, remote.Scratch);
-            stack = remote.ReadScratch<StackT>(0);
-            remote.Call("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, remote.Scratch);
-            clearChildTid = remote.ReadScratch<ulong>(0);
-        }
-
         UserRegisters regs = tracee.GetRegisters();
         var (state, number) = SyscallStateOf(regs);
         if (state == SyscallState.RestartBlock) number = RestartBlocks.OriginalSyscall(tid, regs);
@@ -50,17 +36,17 @@ public sealed record ThreadCheckpoint(
         var thread = new ThreadRecord
         {
             Tid = tid, SyscallState = state, SyscallNumber = number, SyscallResult = (long)regs.Rax,
-            BlockedSignals = tracee.GetSignalMask(), ClearChildTid = clearChildTid, PendingCount = pending.Count,
+            BlockedSignals = tracee.GetSignalMask(), ClearChildTid = probes.ClearChildTid, PendingCount = pending.Count,
         };
         ReadRobustList(tid, ref thread);
         ReadScheduling(tid, ref thread);
         RecordText.SetCString(thread.Comm, 16, File.ReadAllText($"/proc/{tgid}/task/{tid}/comm").TrimEnd('\n'));
         return new ThreadCheckpoint(thread, block,
-            new SignalStackRecord { StackPointer = stack.Pointer, StackSize = stack.Size, Flags = stack.Flags },
+            probes.SignalStack,
             new RseqRecord { Address = rseq.Address, Length = rseq.Length, Signature = rseq.Signature, Flags = rseq.Flags },
             ToRecord(regs),
             new CpuXstateRecord { XstateFeatures = BitConverter.ToUInt64(xstate, XstateBvOffset), Length = (uint)xstate.Length },
-            xstate, pending) { ParentDeathSignal = parentDeathSignal };
+            xstate, pending) { ParentDeathSignal = probes.ParentDeathSignal };
     }
 
     /// <summary>prctl(PR_GET_PDEATHSIG) of the thread: 0, or the signal it gets when its parent thread exits.</summary>

@@ -18,15 +18,23 @@ namespace Ckpt.Engine.Checkpoint.Audit;
 public static class KernelStateAudit
 {
     /// <summary>Every check that needs no stop, on the running tree (the root and every live
-    /// descendant); nothing of it changes. A descendant's refusal names it.</summary>
+    /// descendant); nothing of it changes. A descendant's refusal names it. The processes are audited on
+    /// two threads (each on its own: nothing of one process's audit is shared with another's), and
+    /// judged in tree order afterwards, so the refusal reported is the first in tree order, as one by one.</summary>
     public static void BeforeFreeze(int root)
     {
         List<int> tree;
         using (CheckpointProfile.Measure("audit/tree listed")) tree = TreeFreeze.LiveProcessesNow(root);
+        var outcomes = AuditEach(tree, pid => BeforeFreezeOneSettled(pid, tree, root));
         var threadsByProcess = new Dictionary<int, List<int>>();
-        foreach (int pid in tree)
+        for (int i = 0; i < tree.Count; i++)
         {
-            try { threadsByProcess[pid] = BeforeFreezeOneSettled(pid, tree, root); }
+            int pid = tree[i];
+            try
+            {
+                if (outcomes[i].Failure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+                threadsByProcess[pid] = outcomes[i].Threads!;
+            }
             // A descendant that exits meanwhile (a shell's short-lived command) is simply not in the tree.
             catch (Exception e) when (e is IOException or SyscallException && pid != root && HasExited(pid)) { }
             catch (CheckpointRefusedException) when (pid != root && HasExited(pid)) { }
@@ -36,6 +44,27 @@ public static class KernelStateAudit
             }
         }
         using (CheckpointProfile.Measure("audit/outside relations")) OutsideRelationsAudit.Check(threadsByProcess);
+    }
+
+    // Each process's audit on one of two threads (this one and a helper), taking the next process in tree
+    // order as they go: each process's threads or its failure, by index. A tree of one process stays on this thread.
+    private static (List<int>? Threads, Exception? Failure)[] AuditEach(List<int> tree, Func<int, List<int>> audit)
+    {
+        var outcomes = new (List<int>?, Exception?)[tree.Count];
+        int next = -1;
+        void Work()
+        {
+            for (int i; (i = Interlocked.Increment(ref next)) < tree.Count;)
+            {
+                try { outcomes[i] = (audit(tree[i]), null); }
+                catch (Exception e) { outcomes[i] = (null, e); }
+            }
+        }
+        Thread? helper = tree.Count > 1 ? new Thread(Work, 1 << 20) { Name = "ckpt-audit" } : null;
+        helper?.Start();
+        Work();
+        helper?.Join();
+        return outcomes;
     }
 
     /// <summary>
@@ -92,9 +121,10 @@ public static class KernelStateAudit
     }
 
     /// <summary>The same per-process and per-thread checks on the frozen threads (tracer and /proc-wide scans excepted).</summary>
-    public static void WhileFrozen(int pid, IEnumerable<int> tids)
+    /// <param name="statuses">/proc/TID/status of each thread, read once frozen (the leader's is the process's)</param>
+    public static void WhileFrozen(int pid, IReadOnlyDictionary<int, ProcStatus> statuses)
     {
-        ProcessStateAudit.Check(pid);
-        foreach (int tid in tids) ThreadStateAudit.Check(pid, tid);
+        ProcessStateAudit.Check(pid, statuses[pid]);
+        foreach ((int tid, ProcStatus status) in statuses) ThreadStateAudit.Check(pid, tid, status);
     }
 }

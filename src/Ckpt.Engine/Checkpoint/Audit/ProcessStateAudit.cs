@@ -11,10 +11,11 @@ namespace Ckpt.Engine.Checkpoint.Audit;
 public static class ProcessStateAudit
 {
     /// <summary>Every namespace kind of /proc/self/ns; the *_for_children ones too (a process that called unshare(CLONE_NEWPID) has one).</summary>
-    public static void Check(int pid)
+    /// <param name="status">/proc/PID/status if already read (frozen, it does not change), else read here</param>
+    public static void Check(int pid, ProcStatus? status = null)
     {
         CheckNamespaces(pid);
-        ProcStatus status = ProcStatus.Read(pid);
+        status ??= ProcStatus.Read(pid);
         if (status.Has("THP_enabled") && status.Number("THP_enabled") == 0)
             throw new CheckpointRefusedException($"process {pid} disabled transparent huge pages (prctl PR_SET_THP_DISABLE; THP_enabled: 0 in /proc/{pid}/status): not checkpointed");
         string ksm = $"/proc/{pid}/ksm_stat";

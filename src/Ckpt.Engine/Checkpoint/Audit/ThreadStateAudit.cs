@@ -38,10 +38,11 @@ public static class ThreadStateAudit
         catch (Exception e) when (e is IOException or SyscallException && !Directory.Exists($"/proc/{pid}/task/{tid}")) { }
     }
 
-    public static void Check(int pid, int tid)
+    /// <param name="status">/proc/TID/status if already read (frozen, it does not change), else read here</param>
+    public static void Check(int pid, int tid, ProcStatus? status = null)
     {
         string where = $"/proc/{pid}/task/{tid}/status";
-        ProcStatus status = ProcStatus.Read(tid);
+        status ??= ProcStatus.Read(tid);
         long seccomp = status.Number("Seccomp");
         if (seccomp != 0)
             throw new CheckpointRefusedException($"thread {tid} of process {pid} runs under seccomp (mode {seccomp}, {(seccomp == 2 ? "filter" : "strict")}) ({where}), which restore cannot rebuild");
