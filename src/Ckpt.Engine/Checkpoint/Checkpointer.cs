@@ -210,6 +210,12 @@ public static class Checkpointer
         // Every process is inspected first (refusals in tree order), then the tree's injected reads are made
         // together (InjectedReads.ReadAll), then each process's threads are captured.
         var inspected = new List<(FrozenProcess Frozen, ZombieCheckpoint? Zombie, ProcessCheckpoint.Inspection? Live)>();
+        // Its parent's memory is in the image before its own: pages they still share are stored once (InheritedPages).
+        int? ParentInTree(FrozenProcess frozen) =>
+            frozen.Pid != freeze.Pid && freeze.Processes.Any(p => p.Pid == frozen.ParentPid && !p.IsZombie) ? frozen.ParentPid : null;
+        var owners = freeze.Processes.Where(p => p.Threads is not null && sharing.VmOwner(p.Pid) == p.Pid).ToList();
+        // A tree's memory is read on the second core while this thread inspects the rest (MemoryPrefetch).
+        using Memory.MemoryPrefetch? prefetch = owners.Count > 1 ? new Memory.MemoryPrefetch(owners.Select(p => (p.Pid, ParentInTree(p)))) : null;
         foreach (FrozenProcess frozen in freeze.Processes)
         {
             try
@@ -220,9 +226,7 @@ public static class Checkpointer
                     continue;
                 }
                 var stoppedChildren = freeze.Processes.Where(c => c.ParentPid == frozen.Pid && c.Threads?.Leader.InGroupStop == true).Select(c => c.Pid).ToList();
-                // Its parent's memory is in the image before its own: pages they still share are stored once (InheritedPages).
-                int? parentInTree = frozen.Pid != freeze.Pid && freeze.Processes.Any(p => p.Pid == frozen.ParentPid && !p.IsZombie) ? frozen.ParentPid : null;
-                inspected.Add((frozen, null, ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions, stoppedChildren, parentInTree, sharing)));
+                inspected.Add((frozen, null, ProcessCheckpoint.Inspect(frozen.Threads, objects, descriptions, stoppedChildren, ParentInTree(frozen), sharing, prefetch)));
             }
             catch (CheckpointRefusedException e) when (frozen.Pid != freeze.Pid)
             {

@@ -73,8 +73,9 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
     /// processes make together (<see cref="Inspection.Reading"/>); <see cref="Inspection.Complete"/> then captures
     /// the threads. Object references are taken here, in tree order, as the image numbers them.
     /// </summary>
+    /// <param name="memoryPrefetch">where the process's memory was read ahead, on another thread (null: read here)</param>
     public static Inspection Inspect(ThreadGroupFreeze freeze, ObjectTable objects, FileDescriptions descriptions, IReadOnlyList<int> stoppedChildren, int? parentInTree = null,
-        TreeObjectsSharing? sharing = null)
+        TreeObjectsSharing? sharing = null, Memory.MemoryPrefetch? memoryPrefetch = null)
     {
         sharing ??= TreeObjectsSharing.None;
         int pid = freeze.Pid;
@@ -109,16 +110,24 @@ public sealed class ProcessCheckpoint : ICheckpointedProcess
         }
         // Mappings are audited here too: before anything is injected. An address space shared with an
         // earlier process of the tree (CLONE_VM) was inspected, and is written, with it.
-        MemoryCheckpoint? memory;
+        MemoryCheckpoint? memory = null;
+        MemoryReading? memoryRead = null;
         using (CheckpointProfile.Measure("inspect/memory"))
-            memory = sharing.VmOwner(pid) == pid ? MemoryCheckpoint.Inspect(pid, objects, parentInTree) : null;
+        {
+            if (sharing.VmOwner(pid) == pid)
+            {
+                memoryRead = memoryPrefetch?.Take(pid) ?? MemoryCheckpoint.Read(pid, parentInTree);
+                memory = MemoryCheckpoint.Inspect(memoryRead, objects);
+            }
+        }
         ulong syscallAddress;
         List<MapsEntry> maps;
         using (CheckpointProfile.Measure("inspect/rseq and syscall instruction"))
         {
             // Before anything is injected into any thread (see RseqCriticalSection).
             foreach (Tracee tracee in freeze.Tracees) RseqCriticalSection.MoveToAbort(tracee);
-            maps = ProcMaps.Read(pid);
+            // The mappings the memory's smaps listed, frozen since (a process sharing another's address space reads them).
+            maps = memoryRead?.Vmas.Select(v => v.Map).ToList() ?? ProcMaps.Read(pid);
             syscallAddress = RemoteSyscall.FindSyscallInstruction(pid, maps);
         }
         int fsObjRef = sharing.SharesFs(pid) ? objects.RefOf(ObjectType.Fs, sharing.FsOwner(pid)) : 0;

@@ -35,16 +35,40 @@ public sealed class MemoryCheckpoint
 
     /// <summary>Reads smaps and selects pages; refuses mappings it cannot describe, before any write.</summary>
     /// <param name="parentInTree">its parent, when the image holds the parent's memory before its own: pages still shared with it are inherited</param>
-    public static MemoryCheckpoint Inspect(int pid, ObjectTable objRefs, int? parentInTree = null)
+    public static MemoryCheckpoint Inspect(int pid, ObjectTable objRefs, int? parentInTree = null) => Inspect(Read(pid, parentInTree), objRefs);
+
+    /// <summary>
+    /// The /proc part of <see cref="Inspect(int, ObjectTable, int?)"/>: smaps with the mapping audit, the mapped files'
+    /// identities, the pages PAGEMAP_SCAN finds and those inherited from the parent. It takes no object reference,
+    /// so it may run on another thread ahead of the inspection in tree order (<see cref="MemoryPrefetch"/>).
+    /// </summary>
+    public static MemoryReading Read(int pid, int? parentInTree)
     {
         using InheritedPages.PagemapPair? pagemaps = parentInTree is int parent ? new InheritedPages.PagemapPair(pid, parent) : null;
-        var files = new Dictionary<(ulong, ulong), int>();
-        var vmas = new List<VmaPlanned>();
         using PageScan scan = PageScan.Open(pid);
+        var vmas = new List<MemoryReading.Vma>();
         foreach (MapsEntry map in ProcMaps.ReadSmaps(pid))
         {
             MappingAudit.Check(pid, map);
             VmaType type = TypeOf(map);
+            Native.Stat? stat = type is VmaType.File or VmaType.SharedFile ? Native.StatOrThrow($"/proc/{pid}/map_files/{map.Start:x}-{map.End:x}", pid) : null;
+            // Shared anonymous pages are each object's, found with its object reference (SharedMemoryObjects).
+            List<(ulong Start, ulong End)> pages = type is VmaType.Anon or VmaType.File ? scan.Populated(map.Start, map.End, anonymousOnly: true) : [];
+            List<ulong> inherited = [];
+            if (pagemaps is not null && pages.Count > 0) (inherited, pages) = InheritedPages.Split(pagemaps, pages);
+            vmas.Add(new MemoryReading.Vma(map, type, stat, pages, inherited));
+        }
+        return new MemoryReading(pid, vmas);
+    }
+
+    /// <summary>The object references of a <see cref="Read"/>'s mappings, taken in tree order.</summary>
+    public static MemoryCheckpoint Inspect(MemoryReading reading, ObjectTable objRefs)
+    {
+        int pid = reading.Pid;
+        var files = new Dictionary<(ulong, ulong), int>();
+        var vmas = new List<VmaPlanned>();
+        foreach (var (map, type, stat, scanned, inherited) in reading.Vmas)
+        {
             var record = new VmaRecord
             {
                 VmStart = map.Start, VmEnd = map.End, VmPgoff = map.Offset / (ulong)Environment.SystemPageSize,
@@ -53,34 +77,26 @@ public sealed class MemoryCheckpoint
             FileRecord? newFile = null;
             IInspectedFile? unlinked = null;
             string? path = null;
-            if (type is VmaType.File or VmaType.SharedFile)
+            if (stat is Native.Stat identity)
             {
                 path = map.Name;
-                Native.Stat stat = Native.StatOrThrow($"/proc/{pid}/map_files/{map.Start:x}-{map.End:x}", pid);
                 if (map.Name.EndsWith(" (deleted)", StringComparison.Ordinal))
                 {
-                    unlinked = objRefs.UnlinkedFiles.ForMapping(pid, map, stat, objRefs);
+                    unlinked = objRefs.UnlinkedFiles.ForMapping(pid, map, identity, objRefs);
                     record.FileObjRef = unlinked.File.ObjRef;
                 }
-                else if (!files.TryGetValue((stat.Device, stat.Inode), out int objRef))
+                else if (!files.TryGetValue((identity.Device, identity.Inode), out int objRef))
                 {
                     objRef = objRefs.Next();
-                    files[(stat.Device, stat.Inode)] = objRef;
-                    newFile = OpenFileRecords.Record(objRef, FileKind.Regular, stat, path, 0, 0);
+                    files[(identity.Device, identity.Inode)] = objRef;
+                    newFile = OpenFileRecords.Record(objRef, FileKind.Regular, identity, path, 0, 0);
                     record.FileObjRef = objRef;
                 }
                 else record.FileObjRef = objRef;
             }
-            List<(ulong Start, ulong End)> pages;
+            List<(ulong Start, ulong End)> pages = scanned;
             if (type == VmaType.SharedAnon)
                 (record.SharedMemoryObjRef, pages) = objRefs.SharedMemory.Inspect(pid, map, objRefs.Next);
-            else if (type is VmaType.Anon or VmaType.File)
-                pages = scan.Populated(map.Start, map.End, anonymousOnly: true);
-            else
-                pages = [];
-            List<ulong> inherited = [];
-            if (pagemaps is not null && type is VmaType.Anon or VmaType.File && pages.Count > 0)
-                (inherited, pages) = InheritedPages.Split(pagemaps, pages);
             record.PagesPopulated = (ulong)(inherited.Count + pages.Sum(r => (long)((r.End - r.Start) / (ulong)Environment.SystemPageSize)));
             vmas.Add(new VmaPlanned(map, record, newFile, path, pages, inherited) { Unlinked = unlinked });
         }
