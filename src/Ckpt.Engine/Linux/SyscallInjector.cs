@@ -72,14 +72,7 @@ public sealed class SyscallInjector
     /// <summary>Runs one system call; returns rax (negative errno on failure).</summary>
     public long CallRaw(long number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
     {
-        Interlocked.Increment(ref InjectedCalls);
-        UserRegisters regs = _template;
-        regs.Rip = SyscallAddress;
-        regs.Rax = (ulong)number;
-        regs.OrigRax = ulong.MaxValue;
-        (regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9) = (a1, a2, a3, a4, a5, a6);
-        Tracee.SetRegisters(regs);
-        LastCreatedTask = 0;
+        SetCallRegisters(number, a1, a2, a3, a4, a5, a6);
         if (StepsOverCalls) StepOverSyscall($"injected syscall {number}");
         else
         {
@@ -136,6 +129,13 @@ public sealed class SyscallInjector
     /// </summary>
     public void StartCall(long number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
     {
+        SetCallRegisters(number, a1, a2, a3, a4, a5, a6);
+        Tracee.ResumeToSyscall();
+    }
+
+    // The template with rip at the syscall instruction, the call's number and arguments, and orig_rax -1.
+    private void SetCallRegisters(long number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6)
+    {
         Interlocked.Increment(ref InjectedCalls);
         UserRegisters regs = _template;
         regs.Rip = SyscallAddress;
@@ -144,7 +144,6 @@ public sealed class SyscallInjector
         (regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9) = (a1, a2, a3, a4, a5, a6);
         Tracee.SetRegisters(regs);
         LastCreatedTask = 0;
-        Tracee.ResumeToSyscall();
     }
 
     /// <summary>The entry stop of the call <see cref="StartCall"/> started, and on to its exit stop.</summary>
