@@ -101,12 +101,7 @@ public sealed class SyscallInjector
     /// </summary>
     public UserRegisters RunCode(ulong entry, ulong expectedStop, ulong rbx, ulong r12, ulong r13, string what)
     {
-        UserRegisters regs = _template;
-        regs.Rip = entry;
-        regs.OrigRax = ulong.MaxValue;
-        (regs.Rbx, regs.R12, regs.R13) = (rbx, r12, r13);
-        Tracee.SetRegisters(regs);
-        Tracee.Continue();
+        StartCode(entry, rbx, r12, r13);
         int status = Tracee.WaitForStop(what);
         // A clone3 in the code (a parent forking its children in one batch) stops it at each fork event;
         // the new task's id is in the call's result.
