@@ -4,8 +4,8 @@ namespace Ckpt.Engine.Linux;
 /// <summary>
 /// Runs system calls inside a ptrace-stopped task, for checkpoint (<see cref="RemoteSyscall"/>,
 /// which puts everything back afterwards) and restore alike. Each call: registers = the template
-/// with rip at a `syscall` instruction of the task's own vdso (no code of ours: only a restore's
-/// <see cref="Restore.SyscallBatch"/> puts a routine of its own into the task),
+/// with rip at a `syscall` instruction of the task's own vdso (no code of ours: the batch routines,
+/// a restore's <see cref="Restore.SyscallBatch"/> and a checkpoint's <see cref="ProbeRoutine"/>, run from pages of their own),
 /// rax = number, orig_rax = -1 (so the kernel's restart logic cannot rewrite the call), then
 /// PTRACE_SYSCALL to the call's entry stop and on to its exit stop, and rax is the result.
 /// Event stops in between are handled: a clone/fork made by the call reports the new task's id
