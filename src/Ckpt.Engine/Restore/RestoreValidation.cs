@@ -95,9 +95,11 @@ public static class RestoreValidation
             throw new RestoreRefusedException($"the program {plan.ExePath} is missing");
     }
 
-    /// <summary>The lowest address an unprivileged mmap may use on this host.</summary>
-    public static ulong MmapMinAddress() =>
-        ulong.Parse(File.ReadAllText("/proc/sys/vm/mmap_min_addr").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>The lowest address an unprivileged mmap may use on this host (read once: every process of a tree is checked against it).</summary>
+    public static ulong MmapMinAddress() => s_mmapMinAddress.Value;
+
+    private static readonly Lazy<ulong> s_mmapMinAddress = new(() =>
+        ulong.Parse(File.ReadAllText("/proc/sys/vm/mmap_min_addr").Trim(), System.Globalization.CultureInfo.InvariantCulture));
 
     // A mapping below vm.mmap_min_addr (page 0 above all) turns kernel NULL-pointer bugs into
     // exploits: the kernel refuses it to unprivileged processes, and the engine, which maps as

@@ -111,7 +111,7 @@ public sealed unsafe class SyscallBatch(SyscallInjector syscalls, ScratchArea sc
             rbx: scratch.BatchEntries, r12: (ulong)count, r13: 0, $"a batch of {count} system calls ({_calls[first].Name}, ...)");
         int made = (int)after.R13;
         if (made < 1 || made > count) throw new InvalidOperationException($"task {syscalls.Pid}: the batch routine reports {made} of {count} calls made");
-        byte[] written = ProcessMemory.ReadExact(syscalls.Pid, scratch.BatchEntries, made * EntrySize);
+        byte[] written = ProcessMemory.ReadReadable(syscalls.Pid, scratch.BatchEntries, made * EntrySize);
         for (int i = 0; i < made; i++)
             results[first + i] = BitConverter.ToInt64(written, i * EntrySize + 64);
         if (made < count || (made > 0 && IsFailure(results[first + made - 1]) && !_calls[first + made - 1].MayFail))

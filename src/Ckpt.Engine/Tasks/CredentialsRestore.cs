@@ -18,6 +18,9 @@ namespace Ckpt.Engine.Tasks;
 /// </summary>
 public static class CredentialsRestore
 {
+    // The highest capability this kernel knows: read once for all the processes of a tree.
+    private static readonly Lazy<int> s_lastCapability = new(() => int.Parse(File.ReadAllText("/proc/sys/kernel/cap_last_cap").Trim()));
+
     private const ulong PR_CAPBSET_DROP = 24, PR_SET_KEEPCAPS = 8, PR_SET_SECUREBITS = 28, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2;
     private const uint LinuxCapabilityVersion3 = 0x20080522;
     private const ulong PR_SET_DUMPABLE = 4, PR_SET_NO_NEW_PRIVS = 38;
@@ -96,7 +99,7 @@ public static class CredentialsRestore
             ulong groups = plan.Groups.Length == 0 ? 0 : scratch.Put(MemoryMarshal.AsBytes(plan.Groups.AsSpan()));
             batch.Add("setgroups", SYS_setgroups, (ulong)plan.Groups.Length, groups);
         }
-        int lastCap = int.Parse(File.ReadAllText("/proc/sys/kernel/cap_last_cap").Trim());
+        int lastCap = s_lastCapability.Value;
         for (int cap = 0; cap <= lastCap; cap++)
         {
             if ((c.CapBounding & (1ul << cap)) == 0 && (engine.CapBounding & (1ul << cap)) != 0)
