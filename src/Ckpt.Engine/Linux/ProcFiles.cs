@@ -7,23 +7,29 @@ namespace Ckpt.Engine.Linux;
 /// ProcStat.Read (fields of stat, 1-based as in proc(5)), ProcFdInfo.Read, ProcLimits.Read,
 /// ProcAuxv.Read. Each throws a <see cref="FormatException"/> naming the file on bad contents.
 /// </summary>
-public sealed class ProcStatus(IReadOnlyDictionary<string, string> fields)
+public sealed class ProcStatus(string text)
 {
-    public static ProcStatus Read(int pid)
+    // The text as read, each line looked up when asked for: a restore reads the status of every process
+    // it makes for one or two lines, and splitting all fifty-odd into a dictionary was most of its allocations.
+    public static ProcStatus Read(int pid) => new(File.ReadAllText($"/proc/{pid}/status"));
+
+    public string Text(string key) => Find(key) ?? throw new FormatException($"/proc/PID/status has no '{key}' line");
+
+    private string? Find(string key)
     {
-        var fields = new Dictionary<string, string>();
-        foreach (string line in File.ReadAllLines($"/proc/{pid}/status"))
+        for (int start = 0; start < text.Length;)
         {
-            int colon = line.IndexOf(':');
-            if (colon > 0) fields[line[..colon]] = line[(colon + 1)..].Trim();
+            int end = text.IndexOf('\n', start);
+            if (end < 0) end = text.Length;
+            ReadOnlySpan<char> line = text.AsSpan(start, end - start);
+            if (line.Length > key.Length && line[key.Length] == ':' && line.StartsWith(key, StringComparison.Ordinal))
+                return line[(key.Length + 1)..].Trim().ToString();
+            start = end + 1;
         }
-        return new ProcStatus(fields);
+        return null;
     }
 
-    public string Text(string key) => fields.TryGetValue(key, out string? value) ? value
-        : throw new FormatException($"/proc/PID/status has no '{key}' line");
-
-    public bool Has(string key) => fields.ContainsKey(key);
+    public bool Has(string key) => Find(key) is not null;
 
     public long Number(string key) => long.Parse(Text(key), CultureInfo.InvariantCulture);
 
