@@ -101,7 +101,7 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
     public bool Independent { get; set; }
 
     /// <summary>Processes worked on at once by a concurrent stage: enough to keep both cores busy while most wait for their task.</summary>
-    private static readonly int ConcurrentProcesses = int.TryParse(Environment.GetEnvironmentVariable("CKPT_WORKERS"), out int w) ? w : 8;
+    private const int ConcurrentProcesses = 8;
 
     /// <summary>
     /// A step done once per process, in tree order; reported as a progress phase when <paramref name="reported"/>.
