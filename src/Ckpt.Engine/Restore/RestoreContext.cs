@@ -121,8 +121,21 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
         }
         foreach (RestoreContext process in _processes)
         {
-            Step = _processes.Count == 1 ? name : $"process {process.Plan.Pid}: {name}";
-            action(process);
+            Step = StepOf(process, name);
+            RunNamingItsStep(process, () => action(process));
+        }
+    }
+
+    private string StepOf(RestoreContext process, string name) => _processes.Count == 1 ? name : $"process {process.Plan.Pid}: {name}";
+
+    // A step that failed inside a stage doing several (StepFailedException) becomes the step named.
+    private void RunNamingItsStep(RestoreContext process, Action action)
+    {
+        try { action(); }
+        catch (StepFailedException e)
+        {
+            Step = e.Thread is { } tid ? $"thread {tid}: {e.Step}" : StepOf(process, e.Step);
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException!);
         }
     }
 
@@ -141,7 +154,7 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
             foreach (RestoredThread thread in process.Threads)
             {
                 Step = $"thread {thread.Tid}: {name}";
-                action(process, thread);
+                RunNamingItsStep(process, () => action(process, thread));
             }
         }
     }
@@ -159,8 +172,10 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
         }
         catch (ConcurrentItemException e)
         {
+            Exception failure = e.InnerException!;
+            if (failure is StepFailedException inStep) (name, failure) = (inStep.Step, inStep.InnerException!);
             Step = $"process {_processes[e.Index].Plan.Pid}: {name}";
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException!);
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
     }
 

@@ -137,34 +137,28 @@ public static class Restorer
             tree.Step = "queued UDP datagrams";
             UdpDatagramQueue.SendAll(tree);
             tree.Stage("file locks", p => { if (RestoresFileTable(p)) FileLocks.Run(p.Leader, p.Plan, p.Scratch); });
-            tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch, setFs: SharedTables.RestoresFs(p.Plan.Process)), concurrent: true);
-            // While every handler is still SIG_DFL, and before the parents' queues are restored (JobControl).
-            tree.Stage("job-control stop", p => JobControl.Stop(p, tree));
-            tree.Stage("signals", p => SignalsRestore.Run(p.Leader, p.Plan, p.Scratch), concurrent: true);
-            tree.EachThread("signal stack, rseq, robust list, name, queued signals, xstate", (p, thread) =>
+            if (LateStateStage.Applies(plan))
+                tree.Stage(LateStateStage.Limits, LateStateStage.Run, reported: true, concurrent: true);
+            else
             {
-                ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, p.Plan, p.Scratch);
-                ThreadRestore.SetXstate(thread.Syscalls.Tracee, thread.Image);
-            }, concurrent: true);
-            // One batch per thread (one ptrace stop).
-            tree.EachThread("limits, scheduling, no_new_privs", (p, thread) =>
-            {
-                p.Scratch.Reset();
-                var batch = new SyscallBatch(thread.Syscalls, p.Scratch);
-                // The leader comes first: limits (process-wide) are set with its restored credentials,
-                // so the kernel refuses a hard limit the recorded user could not have set; every
-                // thread's scheduling then sees them (RLIMIT_NICE, RLIMIT_RTPRIO).
-                if (thread.Tid == p.Plan.Pid) TaskStateRestore.AddLimits(batch, p.Plan, p.Scratch);
-                ThreadRestore.AddScheduling(batch, thread.Image, p.Scratch);
-                CredentialsRestore.AddLateFlags(batch, thread.Image);
-                // After the credentials (a change clears it), with every process under its restored parent.
-                ParentLinks.AddParentDeathSignal(batch, thread.Image);
-                // The dumpable flag with the process's last thread: every credential change (which resets it)
-                // is made, and an engine without CAP_SYS_PTRACE no longer writes the scratch area of a task
-                // that is not dumpable.
-                if (ReferenceEquals(thread, p.Threads[^1])) CredentialsRestore.AddDumpable(batch, p.Plan);
-                batch.Run();
-            }, reported: true, concurrent: true);
+                tree.Stage(LateStateStage.TaskState, p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch, setFs: SharedTables.RestoresFs(p.Plan.Process)), concurrent: true);
+                // While every handler is still SIG_DFL, and before the parents' queues are restored (JobControl).
+                tree.Stage("job-control stop", p => JobControl.Stop(p, tree));
+                tree.Stage(LateStateStage.Signals, p => SignalsRestore.Run(p.Leader, p.Plan, p.Scratch), concurrent: true);
+                tree.EachThread(LateStateStage.ThreadState, (p, thread) =>
+                {
+                    ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, p.Plan, p.Scratch);
+                    ThreadRestore.SetXstate(thread.Syscalls.Tracee, thread.Image);
+                }, concurrent: true);
+                // One batch per thread (one ptrace stop).
+                tree.EachThread(LateStateStage.Limits, (p, thread) =>
+                {
+                    p.Scratch.Reset();
+                    var batch = new SyscallBatch(thread.Syscalls, p.Scratch);
+                    LateStateStage.AddLimits(batch, p, thread);
+                    batch.Run();
+                }, reported: true, concurrent: true);
+            }
             tree.Stage("scratch area removal", p => { if (RestoresMemory(p)) p.Scratch.Unmap(); }, concurrent: true);
             // Nothing runs before the whole image is known intact (hashed on another core meanwhile);
             // a lazy restore's page server checks it while the process runs (docs/SECURITY.md).

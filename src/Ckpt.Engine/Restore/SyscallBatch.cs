@@ -16,6 +16,9 @@ public readonly record struct BatchArgument(ulong Value, int ResultOf)
     public static BatchArgument Result(int entry) => new(0, entry);
 }
 
+/// <summary>A restore step's name, for the calls of a batch that serves several steps; <paramref name="OfThread"/>: a step of each thread, not of the process.</summary>
+public sealed record BatchStep(string Name, bool OfThread = false);
+
 /// <summary>
 /// System calls a restoring task makes one after the other without a ptrace stop between them. An
 /// injected call costs two stops (entry and exit), each a round trip between the engine and the
@@ -49,11 +52,17 @@ public sealed unsafe class SyscallBatch(SyscallInjector syscalls, ScratchArea sc
         public long MayFail;             // 72  bit 0: go on after a failure of this call
     }
 
-    private readonly record struct Call(string Name, long Number, BatchArgument[] Arguments, bool MayFail);
+    private readonly record struct Call(string Name, long Number, BatchArgument[] Arguments, bool MayFail, BatchStep? Step);
 
     private readonly List<Call> _calls = [];
 
     public int Count => _calls.Count;
+
+    /// <summary>
+    /// The restore step the calls added from now on belong to, when one batch serves several (see
+    /// <see cref="LateStateStage"/>): a failed call is then reported as a failure of its own step.
+    /// </summary>
+    public BatchStep? Step { get; set; }
 
     /// <summary>Adds a call that must succeed; returns its entry (for <see cref="BatchArgument.Result"/> and <see cref="Run"/>'s results).</summary>
     public int Add(string name, long number, params BatchArgument[] arguments) => Append(name, number, arguments, mayFail: false);
@@ -68,7 +77,7 @@ public sealed unsafe class SyscallBatch(SyscallInjector syscalls, ScratchArea sc
         {
             if (argument.ResultOf >= _calls.Count) throw new ArgumentException($"{name}: uses the result of entry {argument.ResultOf}, which comes later");
         }
-        _calls.Add(new Call(name, number, arguments, mayFail));
+        _calls.Add(new Call(name, number, arguments, mayFail, Step));
         return _calls.Count - 1;
     }
 
@@ -126,7 +135,10 @@ public sealed unsafe class SyscallBatch(SyscallInjector syscalls, ScratchArea sc
             results[first + i] = BitConverter.ToInt64(written, HeaderSize + i * EntrySize + 64);
         int last = first + (int)made - 1;
         if ((int)made < count || (IsFailure(results[last]) && !_calls[last].MayFail))
-            throw new SyscallException(_calls[last].Name, (int)-results[last], syscalls.Pid, "injected into the task");
+        {
+            var failure = new SyscallException(_calls[last].Name, (int)-results[last], syscalls.Pid, "injected into the task");
+            throw _calls[last].Step is { } step ? new StepFailedException(step.Name, failure, step.OfThread ? syscalls.Pid : null) : failure;
+        }
     }
 
     private void ThrowUnexpectedStop(int status, ulong made, int count, string what)

@@ -20,14 +20,20 @@ public static unsafe class TaskStateRestore
     {
         scratch.Reset();
         var batch = new SyscallBatch(syscalls, scratch);
+        Add(batch, plan, scratch, setFs);
+        batch.Run();
+        // The name (comm) is set per thread, the leader's too, by ThreadRestore.SetThreadState.
+    }
+
+    /// <summary><see cref="Run"/>'s calls, added to a batch the caller runs (see Restore/LateStateStage).</summary>
+    public static void Add(SyscallBatch batch, RestorePlan plan, ScratchArea scratch, bool setFs)
+    {
         if (setFs)
         {
             batch.Add($"chdir({plan.Cwd})", SYS_chdir, scratch.PutString(plan.Cwd));
             batch.Add("umask", SYS_umask, plan.Task.Umask);
         }
         batch.Add("personality", SYS_personality, plan.Task.Personality);
-        batch.Run();
-        // The name (comm) is set per thread, the leader's too, by ThreadRestore.SetThreadState.
     }
 
     /// <summary>

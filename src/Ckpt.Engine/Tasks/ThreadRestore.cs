@@ -57,7 +57,14 @@ public static unsafe class ThreadRestore
     public static void SetThreadState(SyscallInjector syscalls, ThreadImage thread, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
-        var batch = new SyscallBatch(syscalls, scratch); // one ptrace stop for the calls up to the name
+        var batch = new SyscallBatch(syscalls, scratch); // one ptrace stop for all (a long queue: a few)
+        AddThreadState(batch, thread, plan, scratch);
+        batch.Run();
+    }
+
+    /// <summary><see cref="SetThreadState"/>'s calls, added to a batch that runs in the thread.</summary>
+    public static void AddThreadState(SyscallBatch batch, ThreadImage thread, RestorePlan plan, ScratchArea scratch)
+    {
         SignalStackRecord stack = thread.SignalStack;
         const int SS_DISABLE = 2;
         if ((stack.Flags & SS_DISABLE) == 0)
@@ -80,9 +87,8 @@ public static unsafe class ThreadRestore
         byte[] name = new byte[16];
         for (int i = 0; i < 15 && record.Comm[i] != 0; i++) name[i] = record.Comm[i];
         batch.Add($"prctl(PR_SET_NAME, {thread.Name})", SYS_prctl, PR_SET_NAME, scratch.Put(name));
-        batch.Run();
         foreach (SignalPendingRecord pending in thread.Pending)
-            SignalsRestore.Queue(syscalls, scratch, plan.Pid, thread.Tid, pending);
+            SignalsRestore.AddQueued(batch, scratch, plan.Pid, thread.Tid, pending);
     }
 
     /// <summary>
