@@ -108,11 +108,16 @@ public static unsafe class ThreadRestore
     /// <summary>Writes the xsave area after checking this CPU's area has the same size.</summary>
     public static void SetXstate(Tracee tracee, ThreadImage thread)
     {
-        byte[] current = tracee.GetXstate();
-        if (current.Length != thread.Xstate.Length)
-            throw new RestoreRefusedException($"this CPU's xsave area is {current.Length} bytes, the image's {thread.Xstate.Length}: FPU state cannot move between them");
+        int size = Volatile.Read(ref s_xstateSize);
+        if (size == 0) Volatile.Write(ref s_xstateSize, size = tracee.GetXstate().Length);
+        if (size != thread.Xstate.Length)
+            throw new RestoreRefusedException($"this CPU's xsave area is {size} bytes, the image's {thread.Xstate.Length}: FPU state cannot move between them");
         tracee.SetXstate(thread.Xstate);
     }
+
+    // The xsave area size of the tasks this engine makes, read from the first: every one is a fresh task on
+    // this CPU and kernel, without the permission for dynamically enabled features (AMX) that would enlarge it.
+    private static int s_xstateSize;
 
     /// <summary>
     /// The last step of a thread: its blocked mask and registers, PTRACE_O_EXITKILL off, and the
