@@ -36,7 +36,7 @@ public static class LateStateStage
                 batch.Step = new BatchStep(TaskState);
                 TaskStateRestore.Add(batch, plan, scratch, setFs: SharedTables.RestoresFs(plan.Process));
                 batch.Step = new BatchStep(Signals);
-                SignalsRestore.Add(batch, thread.Tid, plan, scratch);
+                SignalsRestore.Add(batch, process.Tree.IgnoredSignalsOfNewTasks, plan, scratch);
             }
             batch.Step = new BatchStep(ThreadState, OfThread: true);
             ThreadRestore.AddThreadState(batch, thread.Image, plan, scratch);

@@ -57,14 +57,16 @@ public static class Restorer
 
             RestoreResult? result = null;
             Exception? failure = null;
+            int tracerTid = 0;
             var tracer = new Thread(() =>
             {
+                tracerTid = (int)Native.syscall3(SyscallNumbers.SYS_gettid, 0, 0, 0);
                 try { result = RestoreOnTracerThread(plan, options, phase, server); }
                 catch (Exception e) { failure = e; }
             }, maxStackSize: 1 << 20) { Name = "ckpt restore tracer" };
             tracer.Start();
             tracer.Join();
-            TracerExit.WaitUntilDetached(plan.Processes.SelectMany(p => p.Threads).Select(t => t.Tid));
+            TracerExit.WaitUntilGone(tracerTid);
             if (failure is not null)
                 System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(DamageFoundByPageServer(server) ?? failure);
             // The tracer thread has exited: the kernel has detached every restored thread (SyscallReentry).
@@ -138,7 +140,10 @@ public static class Restorer
             UdpDatagramQueue.SendAll(tree);
             tree.Stage("file locks", p => { if (RestoresFileTable(p)) FileLocks.Run(p.Leader, p.Plan, p.Scratch); });
             if (LateStateStage.Applies(plan))
+            {
+                tree.IgnoredSignalsOfNewTasks = SignalsRestore.IgnoredSignals(plan.Pid);
                 tree.Stage(LateStateStage.Limits, LateStateStage.Run, reported: true, concurrent: true);
+            }
             else
             {
                 tree.Stage(LateStateStage.TaskState, p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch, setFs: SharedTables.RestoresFs(p.Plan.Process)), concurrent: true);

@@ -32,17 +32,22 @@ public static class SignalsRestore
     {
         scratch.Reset();
         var batch = new SyscallBatch(syscalls, scratch);
-        Add(batch, syscalls.Pid, plan, scratch);
+        Add(batch, IgnoredSignals(syscalls.Pid), plan, scratch);
         batch.Run();
     }
 
-    /// <summary><see cref="Run"/>'s calls, added to a batch that runs in the process's leader <paramref name="pid"/>.</summary>
-    public static void Add(SyscallBatch batch, int pid, RestorePlan plan, ScratchArea scratch)
+    /// <summary>The signals a task ignores now (SigIgn): what <see cref="Add"/> compares the image's actions with.</summary>
+    public static ulong IgnoredSignals(int pid) => ProcStatus.Read(pid).HexNumber("SigIgn");
+
+    /// <summary>
+    /// <see cref="Run"/>'s calls, added to a batch that runs in the process's leader, which ignores
+    /// <paramref name="ignoredNow"/> (<see cref="IgnoredSignals"/>).
+    /// </summary>
+    public static void Add(SyscallBatch batch, ulong ignoredNow, RestorePlan plan, ScratchArea scratch)
     {
         // The new task has just executed its program: execve left every action SIG_DFL, or SIG_IGN
         // where the engine ignored the signal, with no flags, mask or restorer. An action the image
         // has as it is now needs no call (most of the 64: a hundred processes save thousands of calls).
-        ulong ignoredNow = ProcStatus.Read(pid).HexNumber("SigIgn");
         foreach (SignalActionRecord action in plan.SignalActions)
         {
             if (action.Signal is SIGKILL or SIGSTOP) continue;

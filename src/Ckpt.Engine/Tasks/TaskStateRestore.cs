@@ -47,10 +47,15 @@ public static unsafe class TaskStateRestore
     public static void AddLimits(SyscallBatch batch, RestorePlan plan, ScratchArea scratch)
     {
         SignalRecord signal = plan.Signal;
+        // All the limits in one write to the task (a write per limit was most of a restore's writes).
+        var limits = new Rlimit[SignalRecord.RlimitCapacity];
+        for (int resource = 0; resource < limits.Length; resource++)
+            limits[resource] = new Rlimit { Current = signal.RlimitCurrent[resource], Maximum = signal.RlimitMaximum[resource] };
+        ulong first = scratch.Put(MemoryMarshal.AsBytes(limits.AsSpan()));
         for (int resource = 0; resource < SignalRecord.RlimitCapacity; resource++)
         {
             ulong current = signal.RlimitCurrent[resource], maximum = signal.RlimitMaximum[resource];
-            ulong limit = scratch.PutStruct(new Rlimit { Current = current, Maximum = maximum });
+            ulong limit = first + (ulong)(resource * sizeof(Rlimit));
             batch.Add($"prlimit64(RLIMIT_{LimitNames[resource]}, soft {Show(current)}, hard {Show(maximum)}) with the restored credentials",
                 SYS_prlimit64, 0, (ulong)resource, limit, 0);
         }
