@@ -117,11 +117,16 @@ public static class Restorer
             tree.Stage("special mappings", stubs.Stage, reported: true, concurrent: true);
             var sharedMemory = new SharedMemoryRestore();
             tree.Stage("shared memory objects", p => { if (RestoresMemory(p)) sharedMemory.MakeViews(p.Leader, p.Plan, p.Scratch); });
-            tree.Stage("executable and mm fields", p => { if (RestoresMemory(p)) MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch); }, concurrent: true);
-            tree.Stage("threads", ThreadRestore.CreateThreads, reported: true);
-            // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
-            tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
-            tree.EachThread("credentials", (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true, concurrent: true);
+            if (ExecutableAndCredentials.Joined(plan))
+                tree.Stage(ExecutableAndCredentials.Credentials, p => ExecutableAndCredentials.Run(p, RestoresMemory(p)), reported: true, concurrent: true);
+            else
+            {
+                tree.Stage(ExecutableAndCredentials.MmFields, p => { if (RestoresMemory(p)) MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch); }, concurrent: true);
+                tree.Stage("threads", ThreadRestore.CreateThreads, reported: true);
+                // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
+                tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
+                tree.EachThread(ExecutableAndCredentials.Credentials, (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true, concurrent: true);
+            }
             // A child's memory after its parent's: it copies the pages it still shared with it (InheritedPages).
             tree.Stage("memory", p => { if (RestoresMemory(p)) p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, stubs.ImageFd(p.Plan.Pid), sharedMemory, server); }, reported: true, concurrent: true, afterParent: true);
             tree.Terminals.Publish(tree.PlacedFiles);

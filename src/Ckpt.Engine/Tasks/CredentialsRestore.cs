@@ -90,6 +90,16 @@ public static class CredentialsRestore
     {
         scratch.Reset();
         var batch = new SyscallBatch(syscalls, scratch); // one ptrace stop for the calls below, in this order
+        Action<long[]> finish = Add(batch, syscalls, plan, scratch);
+        finish(batch.Run());
+    }
+
+    /// <summary>
+    /// The calls, added to a batch that runs in the thread <paramref name="syscalls"/> injects into; returns what
+    /// comes after the batch (given its results): the securebits, made again alone where the batch's try failed.
+    /// </summary>
+    public static Action<long[]> Add(SyscallBatch batch, SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    {
         CredentialsRecord c = plan.Credentials;
         // The task inherited the engine's groups and bounding set: calls that would change nothing are
         // left out, since they need CAP_SETGID / CAP_SETPCAP even then (an unprivileged restore has neither).
@@ -129,10 +139,13 @@ public static class CredentialsRestore
         }
         // Also clears the keep-caps bit set above unless the image had it.
         int securebits = batch.AddMayFail("prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS, c.SecureBits);
-        long result = batch.Run()[securebits];
-        if (result < 0 && c.SecureBits != 0)
-            syscalls.Call("prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS, c.SecureBits);
-        if (result < 0)
-            syscalls.Call("prctl(PR_SET_KEEPCAPS, 0)", SYS_prctl, PR_SET_KEEPCAPS, 0);
+        return results =>
+        {
+            long result = results[securebits];
+            if (result < 0 && c.SecureBits != 0)
+                syscalls.Call("prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS, c.SecureBits);
+            if (result < 0)
+                syscalls.Call("prctl(PR_SET_KEEPCAPS, 0)", SYS_prctl, PR_SET_KEEPCAPS, 0);
+        };
     }
 }
