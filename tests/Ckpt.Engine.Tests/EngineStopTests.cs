@@ -43,6 +43,16 @@ public sealed partial class EngineStopTests
 
         Assert.True(SpinWait.SpinUntil(() => File.ReadLines($"/proc/{target.Pid}/status").Contains("TracerPid:\t0"), TimeSpan.FromSeconds(5)),
             "the process is still traced");
+        // A SIGKILLed engine cannot release the process as it does itself (docs/RESTORE.md, "Release"): the
+        // kernel's detach wakes it out of pause(), and a signal that came before it re-entered the call from
+        // user space would be handled there and leave pause() waiting for ever (the workload's loop checks
+        // its flag before the call, not after). No engine can close that window; the signal is sent once
+        // the process sleeps inside pause() again (syscall 34).
+        Assert.True(SpinWait.SpinUntil(() => SleepsInPause(target.Pid), TimeSpan.FromSeconds(5)), "the process did not go back into pause()");
         target.RequirePass(); // alive, its memory intact, its signal handler working
     }
+
+    private static bool SleepsInPause(int pid) =>
+        File.ReadLines($"/proc/{pid}/status").Any(l => l.StartsWith("State:\tS", StringComparison.Ordinal))
+        && File.ReadAllText($"/proc/{pid}/syscall").StartsWith("34 ", StringComparison.Ordinal);
 }
