@@ -129,7 +129,7 @@ public sealed class ThreadGroupFreeze
     {
         try
         {
-            return Directory.GetDirectories($"/proc/{Pid}/task").Select(p => int.Parse(Path.GetFileName(p))).ToList();
+            return ProcText.ListNumbers($"/proc/{Pid}/task");
         }
         catch (DirectoryNotFoundException)
         {

@@ -88,7 +88,7 @@ public sealed class TreeFreeze
             if (ProcStat.IsZombie(pid) != false) continue; // gone or a zombie: nothing to audit
             found.Add(pid);
             List<int> tids;
-            try { tids = Directory.GetDirectories($"/proc/{pid}/task").Select(d => int.Parse(Path.GetFileName(d))).ToList(); }
+            try { tids = ProcText.ListNumbers($"/proc/{pid}/task"); }
             catch (DirectoryNotFoundException) { continue; } // exited meanwhile
             foreach (int child in tids.SelectMany(tid => ReadChildrenIfThere(pid, tid)).Distinct().Order()) pending.Enqueue(child);
         }
@@ -105,7 +105,7 @@ public sealed class TreeFreeze
     {
         try
         {
-            return File.ReadAllText($"/proc/{pid}/task/{tid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse);
+            return ProcText.ReadAllText($"/proc/{pid}/task/{tid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse);
         }
         catch (FileNotFoundException)
         {

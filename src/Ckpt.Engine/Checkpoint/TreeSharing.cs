@@ -37,22 +37,36 @@ public static class TreeSharing
     {
         var ours = new Dictionary<ulong, (int Pid, ulong Start)>();
         foreach (FrozenProcess process in live)
-            foreach (MapsEntry map in ProcMaps.Read(process.Pid).Where(IsSharedAnonymous))
+            foreach (MapsEntry map in SharedAnonymousMappings(process.Pid))
                 ours.TryAdd(map.Inode, (process.Pid, map.Start));
         if (ours.Count == 0) return;
         var inTree = live.Select(p => p.Pid).ToHashSet();
-        foreach (string entry in Directory.EnumerateDirectories("/proc"))
+        foreach (int other in ProcText.ListNumbers("/proc"))
         {
-            if (!int.TryParse(Path.GetFileName(entry), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int other) || inTree.Contains(other)) continue;
+            if (inTree.Contains(other)) continue;
             IReadOnlyList<MapsEntry> maps;
-            try { maps = ProcMaps.Read(other); }
+            try { maps = SharedAnonymousMappings(other); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; } // gone, or not ours to read
-            foreach (MapsEntry map in maps.Where(IsSharedAnonymous))
+            foreach (MapsEntry map in maps)
             {
                 if (ours.TryGetValue(map.Inode, out var mapper))
                     throw new CheckpointRefusedException($"process {mapper.Pid} maps shared anonymous memory at 0x{mapper.Start:x} (inode {map.Inode}) that process {other}, outside the checkpointed tree, maps too (at 0x{map.Start:x}): it would no longer be shared after a restore");
             }
         }
+    }
+
+    // Only the lines naming /dev/zero are parsed (every process of the machine is read).
+    private static List<MapsEntry> SharedAnonymousMappings(int pid)
+    {
+        string text = ProcText.ReadAllText($"/proc/{pid}/maps");
+        var found = new List<MapsEntry>();
+        foreach (Range range in ProcText.LineRanges(text))
+        {
+            if (!text.AsSpan()[range].Contains("/dev/zero", StringComparison.Ordinal)) continue;
+            MapsEntry map = ProcMaps.ParseHeader(text[range]);
+            if (IsSharedAnonymous(map)) found.Add(map);
+        }
+        return found;
     }
 
     private static bool IsSharedAnonymous(MapsEntry map) =>

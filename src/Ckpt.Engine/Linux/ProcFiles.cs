@@ -7,23 +7,43 @@ namespace Ckpt.Engine.Linux;
 /// ProcStat.Read (fields of stat, 1-based as in proc(5)), ProcFdInfo.Read, ProcLimits.Read,
 /// ProcAuxv.Read. Each throws a <see cref="FormatException"/> naming the file on bad contents.
 /// </summary>
-public sealed class ProcStatus(IReadOnlyDictionary<string, string> fields)
+public sealed class ProcStatus
 {
-    public static ProcStatus Read(int pid)
+    private readonly string? _text;
+    private readonly IReadOnlyDictionary<string, string>? _fields;
+
+    public ProcStatus(IReadOnlyDictionary<string, string> fields) => _fields = fields;
+
+    // The file's text, its lines looked up by key when asked (a checkpoint reads a status for every
+    // thread and looks at a dozen of its fifty-odd lines: no dictionary of them all).
+    private ProcStatus(string text) => _text = text;
+
+    public static ProcStatus Read(int pid) => new(ProcText.ReadAllText($"/proc/{pid}/status"));
+
+    public string Text(string key) => Find(key) ?? throw new FormatException($"/proc/PID/status has no '{key}' line");
+
+    public bool Has(string key) => Find(key) is not null;
+
+    // The value of the last "key:" line, trimmed (as a dictionary of the lines, later lines replacing earlier ones).
+    private string? Find(string key)
     {
-        var fields = new Dictionary<string, string>();
-        foreach (string line in File.ReadAllLines($"/proc/{pid}/status"))
+        if (_fields is not null) return _fields.TryGetValue(key, out string? value) ? value : null;
+        string text = _text!;
+        int at = text.Length;
+        while (at > 0)
         {
-            int colon = line.IndexOf(':');
-            if (colon > 0) fields[line[..colon]] = line[(colon + 1)..].Trim();
+            int found = text.LastIndexOf(key, at - 1, StringComparison.Ordinal);
+            if (found < 0) return null;
+            int colon = found + key.Length;
+            if ((found == 0 || text[found - 1] is '\n' or '\r') && colon < text.Length && text[colon] == ':')
+            {
+                int end = text.AsSpan(colon).IndexOfAny('\r', '\n');
+                return text.AsSpan(colon + 1, end < 0 ? text.Length - colon - 1 : end - 1).Trim().ToString();
+            }
+            at = found;
         }
-        return new ProcStatus(fields);
+        return null;
     }
-
-    public string Text(string key) => fields.TryGetValue(key, out string? value) ? value
-        : throw new FormatException($"/proc/PID/status has no '{key}' line");
-
-    public bool Has(string key) => fields.ContainsKey(key);
 
     public long Number(string key) => long.Parse(Text(key), CultureInfo.InvariantCulture);
 
@@ -43,7 +63,7 @@ public sealed class ProcStat(string comm, string[] rest)
 
     public static ProcStat Read(int pid)
     {
-        string text = File.ReadAllText($"/proc/{pid}/stat");
+        string text = ProcText.ReadAllText($"/proc/{pid}/stat");
         int open = text.IndexOf('('), close = text.LastIndexOf(')');
         if (open < 0 || close < open) throw new FormatException($"/proc/{pid}/stat: no (comm) field");
         return new ProcStat(text[(open + 1)..close], text[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries));
@@ -65,7 +85,7 @@ public sealed class ProcStat(string comm, string[] rest)
     {
         try
         {
-            string text = File.ReadAllText($"/proc/{pid}/stat");
+            string text = ProcText.ReadAllText($"/proc/{pid}/stat");
             return text[text.LastIndexOf(')') + 2] is 'Z' or 'X';
         }
         catch (IOException)
@@ -86,19 +106,24 @@ public sealed class ProcStat(string comm, string[] rest)
 /// </summary>
 public sealed record ProcFdInfo(long Position, uint Flags, IReadOnlyDictionary<string, string> Fields)
 {
+    /// <summary>The "lock:" lines (<see cref="Files.FileLocks"/>), from the same read.</summary>
+    public IReadOnlyList<string> LockLines { get; init; } = [];
+
     public static ProcFdInfo Read(int pid, int fd)
     {
         long position = 0;
         uint flags = 0;
         var fields = new Dictionary<string, string>();
-        foreach (string line in File.ReadAllLines($"/proc/{pid}/fdinfo/{fd}"))
+        List<string>? locks = null;
+        foreach (string line in ProcText.ReadAllLines($"/proc/{pid}/fdinfo/{fd}"))
         {
             if (line.StartsWith("pos:", StringComparison.Ordinal)) position = long.Parse(line[4..].Trim(), CultureInfo.InvariantCulture);
             else if (line.StartsWith("flags:", StringComparison.Ordinal)) flags = Convert.ToUInt32(line[6..].Trim(), 8);
+            else if (line.StartsWith("lock:", StringComparison.Ordinal)) (locks ??= []).Add(line);
             int colon = line.IndexOf(':');
             if (colon > 0) fields.TryAdd(line[..colon], line[(colon + 1)..].Trim());
         }
-        return new ProcFdInfo(position, flags, fields);
+        return new ProcFdInfo(position, flags, fields) { LockLines = (IReadOnlyList<string>?)locks ?? [] };
     }
 }
 
@@ -109,7 +134,7 @@ public static class ProcLimits
 
     public static (ulong Current, ulong Maximum)[] Read(int pid)
     {
-        string[] lines = File.ReadAllLines($"/proc/{pid}/limits");
+        string[] lines = ProcText.ReadAllLines($"/proc/{pid}/limits");
         var limits = new (ulong, ulong)[Count];
         // Row order is RLIMIT_CPU..RLIMIT_RTTIME after the heading; the values start at column 26.
         for (int i = 0; i < Count; i++)
@@ -130,7 +155,7 @@ public static class ProcAuxv
 {
     public static ulong[] Read(int pid)
     {
-        byte[] bytes = File.ReadAllBytes($"/proc/{pid}/auxv");
+        byte[] bytes = ProcText.ReadAllBytes($"/proc/{pid}/auxv");
         return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(bytes).ToArray();
     }
 }

@@ -100,15 +100,18 @@ public static class KernelStateAudit
     private static List<int> BeforeFreezeOne(int pid, List<int> tree)
     {
         List<int> tids;
+        // Each thread's status is read once for the checks below (this pass is a dry run: the frozen one reads again).
+        Dictionary<int, ProcStatus?> statuses;
         using (CheckpointProfile.Measure("audit/threads and tracers"))
         {
             tids = ThreadStateAudit.Threads(pid);
-            foreach (int tid in tids) ThreadStateAudit.RefuseTracer(pid, tid);
+            statuses = tids.ToDictionary(tid => tid, tid => ThreadStateAudit.StatusIfThere(pid, tid));
+            foreach (int tid in tids) ThreadStateAudit.RefuseTracer(pid, tid, statuses[tid]);
         }
-        using (CheckpointProfile.Measure("audit/process state")) ProcessStateAudit.Check(pid);
+        using (CheckpointProfile.Measure("audit/process state")) ProcessStateAudit.Check(pid, statuses.GetValueOrDefault(pid));
         using (CheckpointProfile.Measure("audit/memory policies")) ProcessStateAudit.CheckMemoryPolicies(pid);
         using (CheckpointProfile.Measure("audit/thread state"))
-            foreach (int tid in tids) ThreadStateAudit.CheckIfStillThere(pid, tid);
+            foreach (int tid in tids) ThreadStateAudit.CheckIfStillThere(pid, tid, statuses[tid]);
         using (CheckpointProfile.Measure("audit/smaps"))
             foreach (MapsEntry map in ProcMaps.ReadSmaps(pid)) MappingAudit.Check(pid, map);
         // The descriptor inspection itself, as a dry run: every kind's refusal, before the freeze.

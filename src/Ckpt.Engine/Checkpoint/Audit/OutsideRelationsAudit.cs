@@ -42,9 +42,8 @@ public static class OutsideRelationsAudit
             foreach (int pid in sharers)
                 foreach (int other in sharers)
                     if (other != pid && !IsKernelThread(other)) VforkAudit.Refuse(pid, other);
-        foreach (string entry in Directory.EnumerateDirectories("/proc"))
+        foreach (int other in ProcText.ListNumbers("/proc"))
         {
-            if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out int other)) continue;
             if (!threadsByProcess.ContainsKey(other))
             {
                 // A kernel thread has no memory, and neither has a process that is exiting: equal, but not shared.
@@ -89,12 +88,13 @@ public static class OutsideRelationsAudit
 
     private static void CheckTraced(int other, Dictionary<int, int> processOfThread)
     {
-        IEnumerable<string> threads;
-        try { threads = Directory.EnumerateDirectories($"/proc/{other}/task").ToList(); }
+        List<int> tids;
+        try { tids = ProcText.ListNumbers($"/proc/{other}/task"); }
         catch (IOException) { return; } // gone
         catch (UnauthorizedAccessException) { return; }
-        foreach (string thread in threads)
+        foreach (int tid in tids)
         {
+            string thread = $"/proc/{other}/task/{tid}";
             int tracer = TracerOf(thread);
             if (tracer != 0 && processOfThread.TryGetValue(tracer, out int pid))
                 throw new CheckpointRefusedException($"thread {tracer} of process {pid} traces thread {Path.GetFileName(thread)} of process {other} (TracerPid in {thread}/status): ptrace relationships are not checkpointed");
@@ -106,10 +106,12 @@ public static class OutsideRelationsAudit
     {
         try
         {
-            foreach (string line in File.ReadLines($"{threadDirectory}/status"))
+            string status = ProcText.ReadAllText($"{threadDirectory}/status");
+            foreach (Range range in ProcText.LineRanges(status))
             {
+                ReadOnlySpan<char> line = status.AsSpan()[range];
                 if (line.StartsWith("TracerPid:", StringComparison.Ordinal))
-                    return int.Parse(line.AsSpan(10).Trim(), CultureInfo.InvariantCulture);
+                    return int.Parse(line[10..].Trim(), CultureInfo.InvariantCulture);
             }
         }
         catch (IOException) { } // exited meanwhile
