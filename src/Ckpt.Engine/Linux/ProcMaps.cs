@@ -9,6 +9,9 @@ public sealed record MapsEntry(ulong Start, ulong End, string Permissions, ulong
     public uint Protection => (Permissions[0] == 'r' ? 1u : 0) | (Permissions[1] == 'w' ? 2u : 0) | (Permissions[2] == 'x' ? 4u : 0);
     public ulong Length => End - Start;
 
+    /// <summary>The device of the mapped file as maps shows it ("fd:01"; "00:00" for anonymous memory).</summary>
+    public string Device { get; init; } = "";
+
     /// <summary>smaps "ProtectionKey:" (pkey_mprotect); 0 where the kernel shows none.</summary>
     public int ProtectionKey { get; init; }
 
@@ -82,7 +85,7 @@ public static class ProcMaps
         if (fields.Length < 5) throw new FormatException($"unexpected /proc/PID/maps line: '{line}'");
         string[] range = fields[0].Split('-');
         return new MapsEntry(Hex(range[0]), Hex(range[1]), fields[1], Hex(fields[2]),
-            ulong.Parse(fields[4], CultureInfo.InvariantCulture), fields.Length == 6 ? fields[5].Trim() : "", []);
+            ulong.Parse(fields[4], CultureInfo.InvariantCulture), fields.Length == 6 ? fields[5].Trim() : "", []) { Device = fields[3] };
     }
 
     private static ulong Hex(string text) => ulong.Parse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
