@@ -15,13 +15,21 @@ namespace Ckpt.Engine.Checkpoint;
 /// </summary>
 public static class TreeSharing
 {
-    public static TreeObjectsSharing Find(IReadOnlyList<FrozenProcess> processes)
+    /// <summary>The address spaces and signal handlers processes share (kcmp), which <see cref="Find"/> takes.</summary>
+    public static MemorySharing MemoryOwners(IReadOnlyList<FrozenProcess> processes)
+    {
+        var (vm, sighand) = SharedTables.MemoryOwners(processes.Where(p => !p.IsZombie).Select(p => p.Pid).ToList());
+        return new MemorySharing(vm, sighand);
+    }
+
+    /// <param name="memory">the processes' <see cref="MemoryOwners"/>, found first so that their memory can be read ahead meanwhile</param>
+    public static TreeObjectsSharing Find(IReadOnlyList<FrozenProcess> processes, MemorySharing memory)
     {
         var live = processes.Where(p => !p.IsZombie).ToList();
         RefuseMemorySharedOutside(live);
         var pids = live.Select(p => p.Pid).ToList();
         var (fileTables, fs) = SharedTables.Owners(pids);
-        var (vm, sighand) = SharedTables.MemoryOwners(pids);
+        var (vm, sighand) = (memory.Vm, memory.Sighand);
         var members = live.Select(p => new TreeMember(p.Pid, p.ParentPid, (int)ProcStat.Read(p.Pid).Field(6), fileTables[p.Pid], fs[p.Pid], vm[p.Pid], sighand[p.Pid])).ToList();
         try { SharedTables.Plan(members); }
         catch (SharingNotCreatableException e) { throw new CheckpointRefusedException(e.Message); }
@@ -74,6 +82,12 @@ public static class TreeSharing
 }
 
 /// <summary>Which process of the tree owns (writes) each process's descriptor table, fs information, memory and signal handlers: the first sharer in tree order.</summary>
+/// <summary>Address spaces and signal handlers shared in the tree: process -> the first sharer in tree order.</summary>
+public sealed record MemorySharing(IReadOnlyDictionary<int, int> Vm, IReadOnlyDictionary<int, int> Sighand)
+{
+    public int VmOwner(int pid) => Vm.GetValueOrDefault(pid, pid);
+}
+
 public sealed class TreeObjectsSharing(IReadOnlyDictionary<int, int> fileTableOwners, IReadOnlyDictionary<int, int> fsOwners,
     IReadOnlyDictionary<int, int> vmOwners, IReadOnlyDictionary<int, int> sighandOwners)
 {
