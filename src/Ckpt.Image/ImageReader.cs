@@ -31,6 +31,7 @@ public sealed class ImageReader : IDisposable
     private long pendingTrailing;   // unread trailing bytes of the current record (padding included)
     private bool checksumComplete = true;
     private bool tailRead;
+    private long? streamLength; // an image does not grow while it is read: one fstat, not one per skipped chunk
 
     /// <param name="verifyChecksum">
     /// Hash every byte so that ReadTail can check the checksum; false lets skipped page
@@ -294,7 +295,7 @@ public sealed class ImageReader : IDisposable
         if (count == 0) return;
         if (!verifyChecksum && stream.CanSeek)
         {
-            if (Position + count > stream.Length) throw Error(null, "truncated: record runs past the end of the image");
+            if (Position + count > (streamLength ??= stream.Length)) throw Error(null, "truncated: record runs past the end of the image");
             stream.Seek(count, SeekOrigin.Current);
             Position += count;
             checksumComplete = false;

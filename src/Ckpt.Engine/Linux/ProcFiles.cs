@@ -7,43 +7,29 @@ namespace Ckpt.Engine.Linux;
 /// ProcStat.Read (fields of stat, 1-based as in proc(5)), ProcFdInfo.Read, ProcLimits.Read,
 /// ProcAuxv.Read. Each throws a <see cref="FormatException"/> naming the file on bad contents.
 /// </summary>
-public sealed class ProcStatus
+public sealed class ProcStatus(string text)
 {
-    private readonly string? _text;
-    private readonly IReadOnlyDictionary<string, string>? _fields;
-
-    public ProcStatus(IReadOnlyDictionary<string, string> fields) => _fields = fields;
-
-    // The file's text, its lines looked up by key when asked (a checkpoint reads a status for every
-    // thread and looks at a dozen of its fifty-odd lines: no dictionary of them all).
-    private ProcStatus(string text) => _text = text;
-
+    // The text as read, each line looked up when asked for: a restore reads the status of every process
+    // it makes for one or two lines, and splitting all fifty-odd into a dictionary was most of its allocations.
     public static ProcStatus Read(int pid) => new(ProcText.ReadAllText($"/proc/{pid}/status"));
 
     public string Text(string key) => Find(key) ?? throw new FormatException($"/proc/PID/status has no '{key}' line");
 
-    public bool Has(string key) => Find(key) is not null;
-
-    // The value of the last "key:" line, trimmed (as a dictionary of the lines, later lines replacing earlier ones).
     private string? Find(string key)
     {
-        if (_fields is not null) return _fields.TryGetValue(key, out string? value) ? value : null;
-        string text = _text!;
-        int at = text.Length;
-        while (at > 0)
+        for (int start = 0; start < text.Length;)
         {
-            int found = text.LastIndexOf(key, at - 1, StringComparison.Ordinal);
-            if (found < 0) return null;
-            int colon = found + key.Length;
-            if ((found == 0 || text[found - 1] is '\n' or '\r') && colon < text.Length && text[colon] == ':')
-            {
-                int end = text.AsSpan(colon).IndexOfAny('\r', '\n');
-                return text.AsSpan(colon + 1, end < 0 ? text.Length - colon - 1 : end - 1).Trim().ToString();
-            }
-            at = found;
+            int end = text.IndexOf('\n', start);
+            if (end < 0) end = text.Length;
+            ReadOnlySpan<char> line = text.AsSpan(start, end - start);
+            if (line.Length > key.Length && line[key.Length] == ':' && line.StartsWith(key, StringComparison.Ordinal))
+                return line[(key.Length + 1)..].Trim().ToString();
+            start = end + 1;
         }
         return null;
     }
+
+    public bool Has(string key) => Find(key) is not null;
 
     public long Number(string key) => long.Parse(Text(key), CultureInfo.InvariantCulture);
 

@@ -28,6 +28,23 @@ public static unsafe class ProcessMemory
         return buffer;
     }
 
+    /// <summary>
+    /// A read of readable memory (the results a batch stored in the scratch area): one process_vm_readv,
+    /// without the open and close of /proc/PID/mem that <see cref="ReadExact"/> pays (a tree's restore makes
+    /// a thousand such reads); through /proc/PID/mem when the kernel refuses it.
+    /// </summary>
+    public static byte[] ReadReadable(int pid, ulong address, int length)
+    {
+        byte[] buffer = new byte[length];
+        fixed (byte* bytes = buffer)
+        {
+            var local = new Iovec { Base = (nint)bytes, Length = (nuint)length };
+            var remote = new Iovec { Base = (nint)address, Length = (nuint)length };
+            if (process_vm_readv(pid, &local, 1, &remote, 1, 0) == length) return buffer;
+        }
+        return ReadExact(pid, address, length);
+    }
+
     public static void Write(int pid, ulong address, ReadOnlySpan<byte> data)
     {
         int fd = OpenMem(pid, O_RDWR);

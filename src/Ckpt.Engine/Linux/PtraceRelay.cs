@@ -23,8 +23,11 @@ public static unsafe class PtraceRelay
         public long Number;
         public int Pid;
         public nint Address, Data;
+        public long ThenNumber; // 0, or a second request made once the first succeeded (see CallThen)
+        public nint ThenAddress, ThenData;
         public long Result;
         public int Errno;
+        public bool FirstFailed;
         public readonly Futex Done = new(); // 1 once the tracer thread has made the request
 
         public void Dispose() => Done.Dispose();
@@ -72,22 +75,41 @@ public static unsafe class PtraceRelay
     [ThreadStatic] private static Request? t_request;
 
     /// <summary>ptrace(2), made on the tracer thread whichever thread asks; returns its result and errno (0 when it succeeded).</summary>
-    public static long Call(long request, int pid, nint address, nint data, out int errno)
+    public static long Call(long request, int pid, nint address, nint data, out int errno) =>
+        CallThen(request, address, data, 0, 0, 0, pid, out errno, out _);
+
+    /// <summary>
+    /// Two requests to one task, the second (<paramref name="thenRequest"/>, skipped when 0) made only once the
+    /// first succeeded: one hand-over to the tracer thread for both (setting an injected call's registers and
+    /// resuming the task is most of a restore's ptrace traffic). Returns the result and errno of the request
+    /// that failed, or of the last one; <paramref name="firstFailed"/> says which.
+    /// </summary>
+    public static long CallThen(long request, nint address, nint data, long thenRequest, nint thenAddress, nint thenData,
+        int pid, out int errno, out bool firstFailed)
     {
         RequestQueue? relay = t_relay;
-        if (relay is null)
-        {
-            long result = ptrace(request, pid, address, data);
-            errno = result == -1 ? LastErrno : 0;
-            return result;
-        }
+        if (relay is null) return Make(request, address, data, thenRequest, thenAddress, thenData, pid, out errno, out firstFailed);
         Request asked = t_request ??= new Request();
         (asked.Number, asked.Pid, asked.Address, asked.Data) = (request, pid, address, data);
+        (asked.ThenNumber, asked.ThenAddress, asked.ThenData) = (thenRequest, thenAddress, thenData);
         asked.Done.Set(0);
         relay.Add(asked);
         asked.Done.WaitWhile(0);
-        errno = asked.Errno;
+        (errno, firstFailed) = (asked.Errno, asked.FirstFailed);
         return asked.Result;
+    }
+
+    // On the tracer thread.
+    private static long Make(long request, nint address, nint data, long thenRequest, nint thenAddress, nint thenData,
+        int pid, out int errno, out bool firstFailed)
+    {
+        long result = ptrace(request, pid, address, data);
+        errno = result == -1 ? LastErrno : 0;
+        firstFailed = result == -1;
+        if (firstFailed || thenRequest == 0) return result;
+        result = ptrace(thenRequest, pid, thenAddress, thenData);
+        errno = result == -1 ? LastErrno : 0;
+        return result;
     }
 
     /// <summary>
@@ -147,8 +169,8 @@ public static unsafe class PtraceRelay
         pool.Start(Worker, running);
         while (relay.Take() is { } request)
         {
-            request.Result = ptrace(request.Number, request.Pid, request.Address, request.Data);
-            request.Errno = request.Result == -1 ? LastErrno : 0;
+            request.Result = Make(request.Number, request.Address, request.Data, request.ThenNumber, request.ThenAddress, request.ThenData,
+                request.Pid, out request.Errno, out request.FirstFailed);
             request.Done.Set(1);
         }
         pool.WaitAll(); // none still touches the queue when it is disposed

@@ -72,11 +72,15 @@ public sealed class SyscallInjector
     /// <summary>Runs one system call; returns rax (negative errno on failure).</summary>
     public long CallRaw(long number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
     {
-        SetCallRegisters(number, a1, a2, a3, a4, a5, a6);
-        if (StepsOverCalls) StepOverSyscall($"injected syscall {number}");
+        if (StepsOverCalls)
+        {
+            SetCallRegistersAndResume(TraceeResume.SingleStep, number, a1, a2, a3, a4, a5, a6);
+            StepOverSyscall($"injected syscall {number}");
+        }
         else
         {
-            RunToSyscallStop($"entry of injected syscall {number}");
+            SetCallRegistersAndResume(TraceeResume.ToSyscall, number, a1, a2, a3, a4, a5, a6);
+            AwaitSyscallStopPastEvents($"entry of injected syscall {number}");
             RunToSyscallStop($"exit of injected syscall {number}");
         }
         UserRegisters after = Tracee.GetRegisters();
@@ -95,11 +99,13 @@ public sealed class SyscallInjector
 
     /// <summary>
     /// Runs code of the engine's already in the task (<see cref="Restore.SyscallBatch"/>'s routine) from
-    /// <paramref name="entry"/> with rbx, r12 and r13 set, until it stops at its int3 (a SIGTRAP stop, not
-    /// delivered); returns the registers there. Any other stop is an error: like an injected call, it
-    /// runs with the task's signals as they are, and a restoring task has none it could take.
+    /// <paramref name="entry"/> with rbx, r12 and r13 set, until it stops with SIGTRAP (its int3: a stop, not
+    /// delivered); returns that stop's wait status. The registers are not read (one request to the tracer
+    /// thread fewer per batch): the code reports its end in memory, and the caller checks it. Any other
+    /// stop throws: like an injected call, the code runs with the task's signals as they are, and a
+    /// restoring task has none it could take.
     /// </summary>
-    public UserRegisters RunCode(ulong entry, ulong expectedStop, ulong rbx, ulong r12, ulong r13, string what)
+    public int RunCodeToTrap(ulong entry, ulong rbx, ulong r12, ulong r13, string what)
     {
         StartCode(entry, rbx, r12, r13);
         int status = Tracee.WaitForStop(what);
@@ -110,11 +116,10 @@ public sealed class SyscallInjector
             Tracee.Continue();
             status = Tracee.WaitForStop(what);
         }
-        UserRegisters after = Tracee.GetRegisters();
         const int SIGTRAP = 5;
-        if (WaitStatus.StopSignal(status) != SIGTRAP || WaitStatus.PtraceEvent(status) != 0 || after.Rip != expectedStop)
-            throw new InvalidOperationException($"task {Pid}: {WaitStatus.Describe(status)} at 0x{after.Rip:x} during {what}, expected its end at 0x{expectedStop:x}");
-        return after;
+        if (WaitStatus.StopSignal(status) != SIGTRAP || WaitStatus.PtraceEvent(status) != 0)
+            throw new InvalidOperationException($"task {Pid}: {WaitStatus.Describe(status)} at 0x{Tracee.GetRegisters().Rip:x} during {what}");
+        return status;
     }
 
     /// <summary>
@@ -124,12 +129,11 @@ public sealed class SyscallInjector
     /// </summary>
     public void StartCall(long number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
     {
-        SetCallRegisters(number, a1, a2, a3, a4, a5, a6);
-        Tracee.ResumeToSyscall();
+        SetCallRegistersAndResume(TraceeResume.ToSyscall, number, a1, a2, a3, a4, a5, a6);
     }
 
-    // The template with rip at the syscall instruction, the call's number and arguments, and orig_rax -1.
-    private void SetCallRegisters(long number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6)
+    // The template with rip at the syscall instruction, the call's number and arguments, and orig_rax -1; then the task resumed.
+    private void SetCallRegistersAndResume(TraceeResume how, long number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6)
     {
         Interlocked.Increment(ref InjectedCalls);
         UserRegisters regs = _template;
@@ -137,8 +141,8 @@ public sealed class SyscallInjector
         regs.Rax = (ulong)number;
         regs.OrigRax = ulong.MaxValue;
         (regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9) = (a1, a2, a3, a4, a5, a6);
-        Tracee.SetRegisters(regs);
         LastCreatedTask = 0;
+        Tracee.SetRegistersAndResume(regs, how);
     }
 
     /// <summary>The entry stop of the call <see cref="StartCall"/> started, and on to its exit stop.</summary>
@@ -158,18 +162,17 @@ public sealed class SyscallInjector
         return (long)after.Rax;
     }
 
-    /// <summary><see cref="RunCode"/> in two parts, like <see cref="StartCall"/>: the registers and PTRACE_CONT here.</summary>
+    /// <summary><see cref="RunCodeToTrap"/> in two parts, like <see cref="StartCall"/>: the registers and PTRACE_CONT here.</summary>
     public void StartCode(ulong entry, ulong rbx, ulong r12, ulong r13)
     {
         UserRegisters regs = _template;
         regs.Rip = entry;
         regs.OrigRax = ulong.MaxValue;
         (regs.Rbx, regs.R12, regs.R13) = (rbx, r12, r13);
-        Tracee.SetRegisters(regs);
-        Tracee.Continue();
+        Tracee.SetRegistersAndResume(regs, TraceeResume.Continue);
     }
 
-    /// <summary>The stop at the code's int3 (see <see cref="RunCode"/>); the registers there.</summary>
+    /// <summary>The stop at the code's int3 (see <see cref="RunCodeToTrap"/>); the registers there.</summary>
     public UserRegisters FinishCode(ulong expectedStop, string what)
     {
         int status = Tracee.WaitForStop(what);
@@ -191,16 +194,18 @@ public sealed class SyscallInjector
 
     public void SetRegisters(in UserRegisters registers) => Tracee.SetRegisters(registers);
 
+    // The step started by SetCallRegistersAndResume: a fork event on the way is noted and stepped past.
     private void StepOverSyscall(string what)
     {
         const int SIGTRAP = 5;
         while (true)
         {
-            int status = Tracee.StepToNextStop(what);
+            int status = Tracee.WaitForStop(what);
             int ptraceEvent = WaitStatus.PtraceEvent(status);
             if (ptraceEvent is PTRACE_EVENT_CLONE or PTRACE_EVENT_FORK or PTRACE_EVENT_VFORK)
             {
                 LastCreatedTask = (int)Tracee.GetEventMessage();
+                Tracee.Resume(TraceeResume.SingleStep);
                 continue;
             }
             if (WaitStatus.StopSignal(status) == SIGTRAP && ptraceEvent == 0) return;
@@ -210,14 +215,22 @@ public sealed class SyscallInjector
 
     private void RunToSyscallStop(string what)
     {
+        Tracee.Resume(TraceeResume.ToSyscall);
+        AwaitSyscallStopPastEvents(what);
+    }
+
+    // The task already resumed with PTRACE_SYSCALL: its next syscall stop, past the fork events on the way.
+    private void AwaitSyscallStopPastEvents(string what)
+    {
         while (true)
         {
-            int status = Tracee.ResumeToNextStop(what);
+            int status = Tracee.WaitForStop(what);
             if (Tracee.IsSyscallStop(status)) return;
             int ptraceEvent = WaitStatus.PtraceEvent(status);
             if (ptraceEvent is PTRACE_EVENT_CLONE or PTRACE_EVENT_FORK or PTRACE_EVENT_VFORK)
             {
                 LastCreatedTask = (int)Tracee.GetEventMessage();
+                Tracee.Resume(TraceeResume.ToSyscall);
                 continue;
             }
             throw new InvalidOperationException($"task {Pid}: {WaitStatus.Describe(status)} while waiting for the stop at {what}");

@@ -145,13 +145,6 @@ public sealed unsafe class Tracee
             throw new InvalidOperationException($"task {Pid}: {WaitStatus.Describe(status)} while waiting for the stop at {what}");
     }
 
-    /// <summary>PTRACE_SINGLESTEP and the status of the next stop, whatever it is (the step's SIGTRAP, event, signal); see <see cref="SyscallInjector.StepsOverCalls"/>.</summary>
-    public int StepToNextStop(string what)
-    {
-        Request(PTRACE_SINGLESTEP, "PTRACE_SINGLESTEP", 0, 0);
-        return WaitForStop(what);
-    }
-
     /// <summary>PTRACE_SYSCALL and the status of the next stop, whatever it is (syscall, event, signal).</summary>
     public int ResumeToNextStop(string what, int signal = 0)
     {
@@ -170,6 +163,29 @@ public sealed unsafe class Tracee
         ulong message;
         Request(PTRACE_GETEVENTMSG, "PTRACE_GETEVENTMSG", 0, (nint)(&message));
         return message;
+    }
+
+    /// <summary>Resumes the task <paramref name="how"/> without waiting for its next stop.</summary>
+    public void Resume(TraceeResume how) => Request((int)how, NameOf(how));
+
+    private static string NameOf(TraceeResume how) => how switch
+    {
+        TraceeResume.Continue => "PTRACE_CONT",
+        TraceeResume.ToSyscall => "PTRACE_SYSCALL",
+        _ => "PTRACE_SINGLESTEP",
+    };
+
+    /// <summary>
+    /// PTRACE_SETREGS then the resume <paramref name="how"/> in one request to the tracer thread
+    /// (<see cref="PtraceRelay.CallThen"/>): how every injected call and batch starts.
+    /// </summary>
+    public void SetRegistersAndResume(in UserRegisters registers, TraceeResume how)
+    {
+        fixed (UserRegisters* regs = &registers)
+        {
+            long result = PtraceRelay.CallThen(PTRACE_SETREGS, 0, (nint)regs, (int)how, 0, 0, Pid, out int errno, out bool firstFailed);
+            if (result == -1) Fail(firstFailed ? "PTRACE_SETREGS" : NameOf(how), errno);
+        }
     }
 
     public UserRegisters GetRegisters()
@@ -287,16 +303,18 @@ public sealed unsafe class Tracee
     private long Request(int request, string name, nint address = 0, nint data = 0)
     {
         long result = PtraceRelay.Call(request, Pid, address, data, out int errno);
-        if (result == -1 || (result < 0 && request != PTRACE_PEEKSIGINFO))
-        {
-            if (errno == Errno.ESRCH)
-            {
-                Attached = false;
-                throw new TraceeExitedException(Pid, $"was killed or exited (ptrace({name}): ESRCH)");
-            }
-            throw new SyscallException($"ptrace({name})", errno, Pid);
-        }
+        if (result == -1 || (result < 0 && request != PTRACE_PEEKSIGINFO)) Fail(name, errno);
         return result;
+    }
+
+    private void Fail(string name, int errno)
+    {
+        if (errno == Errno.ESRCH)
+        {
+            Attached = false;
+            throw new TraceeExitedException(Pid, $"was killed or exited (ptrace({name}): ESRCH)");
+        }
+        throw new SyscallException($"ptrace({name})", errno, Pid);
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -306,6 +324,17 @@ public sealed unsafe class Tracee
         public uint Flags;
         public int Count;
     }
+}
+
+/// <summary>How <see cref="Tracee.SetRegistersAndResume"/> resumes the task (the ptrace request).</summary>
+public enum TraceeResume
+{
+    /// <summary>PTRACE_CONT: to its next signal or event stop.</summary>
+    Continue = 7,
+    /// <summary>PTRACE_SINGLESTEP: one instruction (a syscall instruction: the whole call).</summary>
+    SingleStep = 9,
+    /// <summary>PTRACE_SYSCALL: to its next syscall-entry or -exit stop.</summary>
+    ToSyscall = 24,
 }
 
 /// <summary>struct ptrace_rseq_configuration.</summary>

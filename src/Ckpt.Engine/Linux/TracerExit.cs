@@ -13,6 +13,20 @@ public static class TracerExit
         }
     }
 
+    /// <summary>
+    /// Waits (at most about a second) until the engine's thread <paramref name="tracerTid"/> is gone: the kernel
+    /// detaches every task it traced in its exit, before the thread is reaped (exit_ptrace in exit_notify), so
+    /// one look at /proc/self/task answers for all the tasks, where <see cref="WaitUntilDetached"/> reads each one's status.
+    /// </summary>
+    public static void WaitUntilGone(int tracerTid)
+    {
+        for (int attempt = 0; attempt < 2000 && Directory.Exists($"/proc/self/task/{tracerTid}"); attempt++)
+        {
+            if (attempt < 1000) Thread.Yield();
+            else Thread.Sleep(1);
+        }
+    }
+
     // The tracer is the (exiting) tracer thread, a thread of this process, not the process itself.
     private static bool TracedByEngine(int tid, string engine)
     {

@@ -31,32 +31,42 @@ public static unsafe class MmFieldsRestore
         public uint ExeFd;
     }
 
-    // Two batches (one ptrace stop each): the fs ids and the open of the executable, then PR_SET_MM_MAP
-    // with the descriptor the open returned (inside the struct, so not an argument the batch can fill in).
     public static void Run(SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
         var batch = new SyscallBatch(syscalls, scratch);
+        Action<long[]> check = Add(batch, syscalls.Pid, plan, scratch);
+        check(batch.Run());
+    }
+
+    /// <summary>
+    /// Two steps in the leader <paramref name="pid"/>: <paramref name="batch"/> (empty) runs at once with the fs
+    /// ids and the open of the executable; then PR_SET_MM_MAP with the descriptor the open returned (inside the
+    /// struct, so not an argument a batch could fill in) and its close are added to it, for the caller to run
+    /// with calls of its own (one ptrace stop fewer). Returns the check of those results: it throws, naming the
+    /// call, when one failed.
+    /// </summary>
+    public static Action<long[]> Add(SyscallBatch batch, int pid, RestorePlan plan, ScratchArea scratch)
+    {
         if (!Caller.Current.IsRoot)
         {
             // An unprivileged restore executed the image's own program (TreeCreation), so the exe link
             // is already right; changing it would need CAP_CHECKPOINT_RESTORE in the task, which it
             // lost at the exec. ExeFd -1 leaves it.
             int map = AddSetMap(batch, plan, scratch, uint.MaxValue);
-            RequireSetMap(batch.Run()[map], syscalls.Pid, plan);
-            return;
+            return results => RequireSetMap(results[map], pid, plan);
         }
         var fileIds = CredentialsRestore.AddFileIds(batch, plan, scratch);
         // The recorded path is the kernel's resolved name: its last component is never a symlink.
         int open = batch.AddMayFail($"openat of the executable {plan.ExePath}", SYS_openat, AT_FDCWD,
             scratch.PutString(plan.ExePath), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0);
         long[] opened = batch.Run();
-        CredentialsRestore.CheckFileIds(opened, fileIds, syscalls.Pid, plan);
+        CredentialsRestore.CheckFileIds(opened, fileIds, pid, plan);
         long exe = opened[open];
-        if (exe < 0) throw new SyscallException($"openat of the executable {plan.ExePath} as uid {plan.Credentials.Fsuid}", (int)-exe, syscalls.Pid, "injected into the task");
+        if (exe < 0) throw new SyscallException($"openat of the executable {plan.ExePath} as uid {plan.Credentials.Fsuid}", (int)-exe, pid, "injected into the task");
         int setMap = AddSetMap(batch, plan, scratch, (uint)exe);
         batch.AddMayFail("close of the executable", SYS_close, (ulong)exe);
-        RequireSetMap(batch.Run()[setMap], syscalls.Pid, plan);
+        return results => RequireSetMap(results[setMap], pid, plan);
     }
 
     private static void RequireSetMap(long result, int pid, RestorePlan plan)

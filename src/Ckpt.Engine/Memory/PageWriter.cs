@@ -11,8 +11,9 @@ namespace Ckpt.Engine.Memory;
 /// from the image (both in a <see cref="SyscallBatch"/> with the other runs' calls) (opened inside the task by <see cref="AddImageOpen"/>
 /// while the task still has the engine's credentials, and closed after the memory). That is
 /// the restore's hardware floor, one copy from the page cache and no fault per page, where writing
-/// through /proc/PID/mem costs a second copy and a page-by-page walk. A short run is written
-/// through /proc/PID/mem: an injected call costs about as much as writing a few pages.
+/// through /proc/PID/mem costs a second copy and a page-by-page walk. A short run is read the same
+/// way without the madvise (its few faults cost less than the call); without the image in the task, it is
+/// written through /proc/PID/mem.
 /// When the task may not open the engine's descriptor (an unprivileged restore: the engine has file
 /// capabilities the task lacks, so the kernel refuses it /proc/ENGINE/fd), long runs are faulted in
 /// by the task and written through /proc/PID/mem as well.
@@ -47,15 +48,17 @@ public static class PageWriter
             {
                 foreach (PageRun run in Runs(chunk, pageSize))
                 {
-                    if (run.Pages < ShortRunPages)
+                    bool shortRun = run.Pages < ShortRunPages;
+                    if (imageFd < 0 && shortRun)
                     {
                         pending.ThroughMem.Add(run);
                         continue;
                     }
                     ulong length = (ulong)run.Pages * (ulong)pageSize;
                     string where = Where(vma, run);
-                    // One call faults the whole run in, instead of one fault per page written.
-                    batch.Add($"madvise(MADV_POPULATE_WRITE) of {where}", SYS_madvise, run.Address, length, MADV_POPULATE_WRITE);
+                    // One call faults a long run in, instead of one fault per page written; a short run's
+                    // few faults cost less than the call (the pread takes them).
+                    if (!shortRun) batch.Add($"madvise(MADV_POPULATE_WRITE) of {where}", SYS_madvise, run.Address, length, MADV_POPULATE_WRITE);
                     if (imageFd < 0) pending.ThroughMem.Add(run);
                     else pending.Reads.Add((vma, run, batch.Add($"pread64 of {where}", SYS_pread64, (ulong)imageFd, run.Address, length, (ulong)run.ContentsOffset)));
                 }

@@ -21,6 +21,8 @@ public sealed class RestoreContext(RestorePlan plan, TreeRestoreContext tree)
 
     public RestorePlan Plan { get; } = plan;
 
+    public TreeRestoreContext Tree { get; } = tree;
+
     /// <summary>The threads, the leader first (only the leader until the threads stage).</summary>
     public IReadOnlyList<RestoredThread> Threads => _threads;
 
@@ -32,7 +34,7 @@ public sealed class RestoreContext(RestorePlan plan, TreeRestoreContext tree)
     public IReadOnlyDictionary<int, long> MappedFiles { get; set; } = new Dictionary<int, long>();
 
     /// <summary>A task exists (created by an injected clone): kill it on failure.</summary>
-    public void Created(Tracee tracee) => tree.Created(tracee);
+    public void Created(Tracee tracee) => Tree.Created(tracee);
 
     public void AddThread(RestoredThread thread) => _threads.Add(thread);
 }
@@ -52,6 +54,14 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
     public RestorePlan Plan { get; } = plan;
 
     public IReadOnlyList<RestoreContext> Processes => _processes;
+
+    /// <summary>
+    /// The signals every task the restore made ignores before its signals are restored (SigIgn), read from the
+    /// root once (<see cref="LateStateStage"/>): each inherited them from the engine through its creator (SIG_IGN
+    /// survives fork and execve, and no creator's actions change before its children exist), so /proc/PID/status
+    /// need not be read for each.
+    /// </summary>
+    public ulong IgnoredSignalsOfNewTasks { get; set; }
 
     public Dictionary<int, RestoreContext> ByPid { get; } = [];
 
@@ -121,8 +131,21 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
         }
         foreach (RestoreContext process in _processes)
         {
-            Step = _processes.Count == 1 ? name : $"process {process.Plan.Pid}: {name}";
-            action(process);
+            Step = StepOf(process, name);
+            RunNamingItsStep(process, () => action(process));
+        }
+    }
+
+    private string StepOf(RestoreContext process, string name) => _processes.Count == 1 ? name : $"process {process.Plan.Pid}: {name}";
+
+    // A step that failed inside a stage doing several (StepFailedException) becomes the step named.
+    private void RunNamingItsStep(RestoreContext process, Action action)
+    {
+        try { action(); }
+        catch (StepFailedException e)
+        {
+            Step = e.Thread is { } tid ? $"thread {tid}: {e.Step}" : StepOf(process, e.Step);
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException!);
         }
     }
 
@@ -141,7 +164,7 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
             foreach (RestoredThread thread in process.Threads)
             {
                 Step = $"thread {thread.Tid}: {name}";
-                action(process, thread);
+                RunNamingItsStep(process, () => action(process, thread));
             }
         }
     }
@@ -159,8 +182,10 @@ public sealed class TreeRestoreContext(RestorePlan plan, Action<string>? phase)
         }
         catch (ConcurrentItemException e)
         {
+            Exception failure = e.InnerException!;
+            if (failure is StepFailedException inStep) (name, failure) = (inStep.Step, inStep.InnerException!);
             Step = $"process {_processes[e.Index].Plan.Pid}: {name}";
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException!);
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
     }
 

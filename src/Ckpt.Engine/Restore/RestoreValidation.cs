@@ -27,12 +27,14 @@ public static class RestoreValidation
         // First: a caller other than root learns nothing about another user's image's files.
         UnprivilegedMode.CheckImage(plan);
         CheckMachine(plan, force);
+        // The files a tree's processes map are mostly the same few (the program, libc): each is looked up once.
+        var identities = new Dictionary<string, FileIdentity?>();
         foreach (ProcessImage process in plan.Processes)
         {
             RestorePlan view = plan.ForProcess(process);
             CheckTask(view);
             CheckMemory(view);
-            CheckFiles(view);
+            CheckFiles(view, identities);
             Signals.PosixTimers.Validate(view);
         }
         TreeCreation.Validate(plan);
@@ -95,9 +97,11 @@ public static class RestoreValidation
             throw new RestoreRefusedException($"the program {plan.ExePath} is missing");
     }
 
-    /// <summary>The lowest address an unprivileged mmap may use on this host.</summary>
-    public static ulong MmapMinAddress() =>
-        ulong.Parse(File.ReadAllText("/proc/sys/vm/mmap_min_addr").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>The lowest address an unprivileged mmap may use on this host (read once: every process of a tree is checked against it).</summary>
+    public static ulong MmapMinAddress() => s_mmapMinAddress.Value;
+
+    private static readonly Lazy<ulong> s_mmapMinAddress = new(() =>
+        ulong.Parse(File.ReadAllText("/proc/sys/vm/mmap_min_addr").Trim(), System.Globalization.CultureInfo.InvariantCulture));
 
     // A mapping below vm.mmap_min_addr (page 0 above all) turns kernel NULL-pointer bugs into
     // exploits: the kernel refuses it to unprivileged processes, and the engine, which maps as
@@ -133,7 +137,7 @@ public static class RestoreValidation
         FileKind.Regular => S_IFREG, FileKind.Directory => S_IFDIR, FileKind.CharacterDevice => S_IFCHR, FileKind.BlockDevice => S_IFBLK, _ => 0,
     };
 
-    private static void CheckFiles(RestorePlan plan)
+    private static void CheckFiles(RestorePlan plan, Dictionary<string, FileIdentity?> identities)
     {
         foreach (VmaImage vma in plan.Vmas)
         {
@@ -144,7 +148,8 @@ public static class RestoreValidation
                 continue;
             }
             FileImage file = vma.File!;
-            FileIdentity identity = FileIdentity.Of(file.Path)
+            if (!identities.TryGetValue(file.Path, out FileIdentity? found)) identities[file.Path] = found = FileIdentity.Of(file.Path);
+            FileIdentity identity = found
                 ?? throw new RestoreRefusedException($"file {file.Path}, mapped at 0x{vma.Record.VmStart:x}, is missing");
             FileRecord r = file.Record;
             string? change = identity.Device != r.Device || identity.Inode != r.Inode ? $"it is another file now (device {identity.Device} inode {identity.Inode}, was {r.Device}/{r.Inode})"

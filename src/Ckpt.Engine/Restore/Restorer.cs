@@ -57,14 +57,16 @@ public static class Restorer
 
             RestoreResult? result = null;
             Exception? failure = null;
+            int tracerTid = 0;
             var tracer = new Thread(() =>
             {
+                tracerTid = (int)Native.syscall3(SyscallNumbers.SYS_gettid, 0, 0, 0);
                 try { result = RestoreOnTracerThread(plan, options, phase, server); }
                 catch (Exception e) { failure = e; }
             }, maxStackSize: 1 << 20) { Name = "ckpt restore tracer" };
             tracer.Start();
             tracer.Join();
-            TracerExit.WaitUntilDetached(plan.Processes.SelectMany(p => p.Threads).Select(t => t.Tid));
+            TracerExit.WaitUntilGone(tracerTid);
             if (failure is not null)
                 System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(DamageFoundByPageServer(server) ?? failure);
             // The tracer thread has exited: the kernel has detached every restored thread (SyscallReentry).
@@ -115,11 +117,16 @@ public static class Restorer
             tree.Stage("special mappings", stubs.Stage, reported: true, concurrent: true);
             var sharedMemory = new SharedMemoryRestore();
             tree.Stage("shared memory objects", p => { if (RestoresMemory(p)) sharedMemory.MakeViews(p.Leader, p.Plan, p.Scratch); });
-            tree.Stage("executable and mm fields", p => { if (RestoresMemory(p)) MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch); }, concurrent: true);
-            tree.Stage("threads", ThreadRestore.CreateThreads, reported: true);
-            // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
-            tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
-            tree.EachThread("credentials", (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true, concurrent: true);
+            if (ExecutableAndCredentials.Joined(plan))
+                tree.Stage(ExecutableAndCredentials.Credentials, p => ExecutableAndCredentials.Run(p, RestoresMemory(p)), reported: true, concurrent: true);
+            else
+            {
+                tree.Stage(ExecutableAndCredentials.MmFields, p => { if (RestoresMemory(p)) MmFieldsRestore.Run(p.Leader, p.Plan, p.Scratch); }, concurrent: true);
+                tree.Stage("threads", ThreadRestore.CreateThreads, reported: true);
+                // Once every thread a timer may signal exists, before the credentials drop CAP_CHECKPOINT_RESTORE.
+                tree.Stage("posix timers", p => PosixTimers.Run(p.Leader, p.Plan, p.Scratch));
+                tree.EachThread(ExecutableAndCredentials.Credentials, (p, thread) => CredentialsRestore.Run(thread.Syscalls, p.Plan, p.Scratch), reported: true, concurrent: true);
+            }
             // A child's memory after its parent's: it copies the pages it still shared with it (InheritedPages).
             tree.Stage("memory", p => { if (RestoresMemory(p)) p.MappedFiles = MemoryRestore.Run(p.Leader, p.Plan, p.Scratch, stubs.ImageFd(p.Plan.Pid), sharedMemory, server); }, reported: true, concurrent: true, afterParent: true);
             tree.Terminals.Publish(tree.PlacedFiles);
@@ -137,34 +144,31 @@ public static class Restorer
             tree.Step = "queued UDP datagrams";
             UdpDatagramQueue.SendAll(tree);
             tree.Stage("file locks", p => { if (RestoresFileTable(p)) FileLocks.Run(p.Leader, p.Plan, p.Scratch); });
-            tree.Stage("task state", p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch, setFs: SharedTables.RestoresFs(p.Plan.Process)), concurrent: true);
-            // While every handler is still SIG_DFL, and before the parents' queues are restored (JobControl).
-            tree.Stage("job-control stop", p => JobControl.Stop(p, tree));
-            tree.Stage("signals", p => SignalsRestore.Run(p.Leader, p.Plan, p.Scratch), concurrent: true);
-            tree.EachThread("signal stack, rseq, robust list, name, queued signals, xstate", (p, thread) =>
+            if (LateStateStage.Applies(plan))
             {
-                ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, p.Plan, p.Scratch);
-                ThreadRestore.SetXstate(thread.Syscalls.Tracee, thread.Image);
-            }, concurrent: true);
-            // One batch per thread (one ptrace stop).
-            tree.EachThread("limits, scheduling, no_new_privs", (p, thread) =>
+                tree.IgnoredSignalsOfNewTasks = SignalsRestore.IgnoredSignals(plan.Pid);
+                tree.Stage(LateStateStage.Limits, LateStateStage.Run, reported: true, concurrent: true);
+            }
+            else
             {
-                p.Scratch.Reset();
-                var batch = new SyscallBatch(thread.Syscalls, p.Scratch);
-                // The leader comes first: limits (process-wide) are set with its restored credentials,
-                // so the kernel refuses a hard limit the recorded user could not have set; every
-                // thread's scheduling then sees them (RLIMIT_NICE, RLIMIT_RTPRIO).
-                if (thread.Tid == p.Plan.Pid) TaskStateRestore.AddLimits(batch, p.Plan, p.Scratch);
-                ThreadRestore.AddScheduling(batch, thread.Image, p.Scratch);
-                CredentialsRestore.AddLateFlags(batch, thread.Image);
-                // After the credentials (a change clears it), with every process under its restored parent.
-                ParentLinks.AddParentDeathSignal(batch, thread.Image);
-                // The dumpable flag with the process's last thread: every credential change (which resets it)
-                // is made, and an engine without CAP_SYS_PTRACE no longer writes the scratch area of a task
-                // that is not dumpable.
-                if (ReferenceEquals(thread, p.Threads[^1])) CredentialsRestore.AddDumpable(batch, p.Plan);
-                batch.Run();
-            }, reported: true, concurrent: true);
+                tree.Stage(LateStateStage.TaskState, p => TaskStateRestore.Run(p.Leader, p.Plan, p.Scratch, setFs: SharedTables.RestoresFs(p.Plan.Process)), concurrent: true);
+                // While every handler is still SIG_DFL, and before the parents' queues are restored (JobControl).
+                tree.Stage("job-control stop", p => JobControl.Stop(p, tree));
+                tree.Stage(LateStateStage.Signals, p => SignalsRestore.Run(p.Leader, p.Plan, p.Scratch), concurrent: true);
+                tree.EachThread(LateStateStage.ThreadState, (p, thread) =>
+                {
+                    ThreadRestore.SetThreadState(thread.Syscalls, thread.Image, p.Plan, p.Scratch);
+                    ThreadRestore.SetXstate(thread.Syscalls.Tracee, thread.Image);
+                }, concurrent: true);
+                // One batch per thread (one ptrace stop).
+                tree.EachThread(LateStateStage.Limits, (p, thread) =>
+                {
+                    p.Scratch.Reset();
+                    var batch = new SyscallBatch(thread.Syscalls, p.Scratch);
+                    LateStateStage.AddLimits(batch, p, thread);
+                    batch.Run();
+                }, reported: true, concurrent: true);
+            }
             tree.Stage("scratch area removal", p => { if (RestoresMemory(p)) p.Scratch.Unmap(); }, concurrent: true);
             // Nothing runs before the whole image is known intact (hashed on another core meanwhile);
             // a lazy restore's page server checks it while the process runs (docs/SECURITY.md).

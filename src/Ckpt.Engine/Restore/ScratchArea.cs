@@ -12,13 +12,13 @@ public sealed class ScratchArea
 {
     public const ulong Size = 64 * 1024;
 
-    /// <summary>The top of the area holds the entries of a <see cref="SyscallBatch"/>; Put never reaches them.</summary>
-    public const ulong BatchEntriesSize = 16 * 1024;
+    /// <summary>The top of the area holds a <see cref="SyscallBatch"/>: its completion word, then its entries; Put never reaches them.</summary>
+    public const ulong BatchAreaSize = 16 * 1024;
 
     /// <summary>One page after the area, mapped with it (so nothing else is placed there), holds the batch routine: read and execute only once written.</summary>
     public const ulong CodeSize = 4096;
 
-    private const ulong PutLimit = Size - BatchEntriesSize;
+    private const ulong PutLimit = Size - BatchAreaSize;
     private const ulong MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
 
     private readonly SyscallInjector _syscalls;
@@ -32,8 +32,8 @@ public sealed class ScratchArea
 
     public ulong Address { get; }
 
-    /// <summary>Where the entries of a <see cref="SyscallBatch"/> go.</summary>
-    public ulong BatchEntries => Address + PutLimit;
+    /// <summary>Where a <see cref="SyscallBatch"/> goes.</summary>
+    public ulong BatchArea => Address + PutLimit;
 
     /// <summary>Where the batch routine goes, written with the first batch (<see cref="SyscallBatch"/>).</summary>
     public ulong CodeAddress => Address + Size;

@@ -16,6 +16,9 @@ public readonly record struct BatchArgument(ulong Value, int ResultOf)
     public static BatchArgument Result(int entry) => new(0, entry);
 }
 
+/// <summary>A restore step's name, for the calls of a batch that serves several steps; <paramref name="OfThread"/>: a step of each thread, not of the process.</summary>
+public sealed record BatchStep(string Name, bool OfThread = false);
+
 /// <summary>
 /// System calls a restoring task makes one after the other without a ptrace stop between them. An
 /// injected call costs two stops (entry and exit), each a round trip between the engine and the
@@ -30,7 +33,11 @@ public readonly record struct BatchArgument(ulong Value, int ResultOf)
 public sealed unsafe class SyscallBatch(SyscallInjector syscalls, ScratchArea scratch)
 {
     private const int EntrySize = 80;
-    private const int Capacity = (int)(ScratchArea.BatchEntriesSize / EntrySize);
+    // The batch area starts with the completion word (the routine's count of calls made, written at its
+    // end) and 8 bytes of padding; the entries follow.
+    private const int HeaderSize = 16;
+    private const ulong NotCompleted = ulong.MaxValue;
+    private const int Capacity = (int)((ScratchArea.BatchAreaSize - HeaderSize) / EntrySize);
     private const ulong PROT_READ = 1, PROT_EXEC = 4;
 
     /// <summary>Layout of one entry in the task, read by the routine.</summary>
@@ -45,11 +52,17 @@ public sealed unsafe class SyscallBatch(SyscallInjector syscalls, ScratchArea sc
         public long MayFail;             // 72  bit 0: go on after a failure of this call
     }
 
-    private readonly record struct Call(string Name, long Number, BatchArgument[] Arguments, bool MayFail);
+    private readonly record struct Call(string Name, long Number, BatchArgument[] Arguments, bool MayFail, BatchStep? Step);
 
     private readonly List<Call> _calls = [];
 
     public int Count => _calls.Count;
+
+    /// <summary>
+    /// The restore step the calls added from now on belong to, when one batch serves several (see
+    /// <see cref="LateStateStage"/>): a failed call is then reported as a failure of its own step.
+    /// </summary>
+    public BatchStep? Step { get; set; }
 
     /// <summary>Adds a call that must succeed; returns its entry (for <see cref="BatchArgument.Result"/> and <see cref="Run"/>'s results).</summary>
     public int Add(string name, long number, params BatchArgument[] arguments) => Append(name, number, arguments, mayFail: false);
@@ -64,7 +77,7 @@ public sealed unsafe class SyscallBatch(SyscallInjector syscalls, ScratchArea sc
         {
             if (argument.ResultOf >= _calls.Count) throw new ArgumentException($"{name}: uses the result of entry {argument.ResultOf}, which comes later");
         }
-        _calls.Add(new Call(name, number, arguments, mayFail));
+        _calls.Add(new Call(name, number, arguments, mayFail, Step));
         return _calls.Count - 1;
     }
 
@@ -106,19 +119,34 @@ public sealed unsafe class SyscallBatch(SyscallInjector syscalls, ScratchArea sc
                 else entries[i].ResultOf[a] = (byte)(argument.ResultOf - first + 1);
             }
         }
-        ProcessMemory.WriteWritable(syscalls.Pid, scratch.BatchEntries, MemoryMarshal.AsBytes(entries.AsSpan()));
-        UserRegisters after = syscalls.RunCode(scratch.CodeAddress, scratch.CodeAddress + (ulong)Routine.Length,
-            rbx: scratch.BatchEntries, r12: (ulong)count, r13: 0, $"a batch of {count} system calls ({_calls[first].Name}, ...)");
-        int made = (int)after.R13;
-        if (made < 1 || made > count) throw new InvalidOperationException($"task {syscalls.Pid}: the batch routine reports {made} of {count} calls made");
-        byte[] written = ProcessMemory.ReadExact(syscalls.Pid, scratch.BatchEntries, made * EntrySize);
-        for (int i = 0; i < made; i++)
-            results[first + i] = BitConverter.ToInt64(written, i * EntrySize + 64);
-        if (made < count || (made > 0 && IsFailure(results[first + made - 1]) && !_calls[first + made - 1].MayFail))
+        // The completion word starts as NotCompleted: whatever stops the task before the routine's end leaves it so.
+        byte[] area = new byte[HeaderSize + count * EntrySize];
+        BitConverter.TryWriteBytes(area.AsSpan(0, 8), NotCompleted);
+        MemoryMarshal.AsBytes(entries.AsSpan()).CopyTo(area.AsSpan(HeaderSize));
+        ProcessMemory.WriteWritable(syscalls.Pid, scratch.BatchArea, area);
+        string what = $"a batch of {count} system calls ({_calls[first].Name}, ...)";
+        int status = syscalls.RunCodeToTrap(scratch.CodeAddress, rbx: scratch.BatchArea + HeaderSize, r12: (ulong)count, r13: 0, what);
+        // The results and the completion word in one read, without the registers: a SIGTRAP stop with the
+        // word set is the routine's int3 (a trap anywhere before it would find the word untouched).
+        byte[] written = ProcessMemory.ReadReadable(syscalls.Pid, scratch.BatchArea, HeaderSize + count * EntrySize);
+        ulong made = BitConverter.ToUInt64(written, 0);
+        if (made < 1 || made > (ulong)count) ThrowUnexpectedStop(status, made, count, what);
+        for (int i = 0; i < (int)made; i++)
+            results[first + i] = BitConverter.ToInt64(written, HeaderSize + i * EntrySize + 64);
+        int last = first + (int)made - 1;
+        if ((int)made < count || (IsFailure(results[last]) && !_calls[last].MayFail))
         {
-            Call failed = _calls[first + made - 1];
-            throw new SyscallException(failed.Name, (int)-results[first + made - 1], syscalls.Pid, "injected into the task");
+            var failure = new SyscallException(_calls[last].Name, (int)-results[last], syscalls.Pid, "injected into the task");
+            throw _calls[last].Step is { } step ? new StepFailedException(step.Name, failure, step.OfThread ? syscalls.Pid : null) : failure;
         }
+    }
+
+    private void ThrowUnexpectedStop(int status, ulong made, int count, string what)
+    {
+        ulong stoppedAt = syscalls.GetRegisters().Rip;
+        string completion = made == NotCompleted ? "before the routine's end" : $"with {made} of {count} calls reported made";
+        throw new InvalidOperationException($"task {syscalls.Pid}: {WaitStatus.Describe(status)} at 0x{stoppedAt:x} during {what}, {completion} "
+            + $"(the routine ends at 0x{scratch.CodeAddress + (ulong)Routine.Length:x})");
     }
 
     private static bool IsFailure(long result) => result < 0 && result > -4096;
@@ -140,7 +168,7 @@ public sealed unsafe class SyscallBatch(SyscallInjector syscalls, ScratchArea sc
     /// The routine, x86-64. In: rbx = the entries, r12 = their count, r13 = 0. For each entry: the
     /// arguments that take an earlier result are filled in, the call is made, rax is stored; a failure
     /// (rax in -4095..-1) of an entry without MayFail ends the loop. Out, at the int3: r13 = the
-    /// number of calls made. rbx, r12, r13 and r15 survive the syscall instruction (it clobbers rcx and r11).
+    /// number of calls made, also stored in the completion word 16 bytes before the entries. rbx, r12, r13 and r15 survive the syscall instruction (it clobbers rcx and r11).
     /// </summary>
     private static readonly byte[] Routine =
     [
@@ -173,6 +201,7 @@ public sealed unsafe class SyscallBatch(SyscallInjector syscalls, ScratchArea sc
         0x72, 0xa5,                               // 59        jb next                   ; success
         0x41, 0xf6, 0x47, 0x48, 0x01,             // 5b        test byte [r15 + 72], 1
         0x75, 0x9e,                               // 60        jne next                  ; may fail
-        0xcc,                                     // 62 done:  int3
+        0x4c, 0x89, 0x6b, 0xf0,                   // 62 done:  mov [rbx - 16], r13       ; the completion word
+        0xcc,                                     // 66        int3
     ];
 }

@@ -18,6 +18,9 @@ namespace Ckpt.Engine.Tasks;
 /// </summary>
 public static class CredentialsRestore
 {
+    // The highest capability this kernel knows: read once for all the processes of a tree.
+    private static readonly Lazy<int> s_lastCapability = new(() => int.Parse(File.ReadAllText("/proc/sys/kernel/cap_last_cap").Trim()));
+
     private const ulong PR_CAPBSET_DROP = 24, PR_SET_KEEPCAPS = 8, PR_SET_SECUREBITS = 28, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2;
     private const uint LinuxCapabilityVersion3 = 0x20080522;
     private const ulong PR_SET_DUMPABLE = 4, PR_SET_NO_NEW_PRIVS = 38;
@@ -87,6 +90,16 @@ public static class CredentialsRestore
     {
         scratch.Reset();
         var batch = new SyscallBatch(syscalls, scratch); // one ptrace stop for the calls below, in this order
+        Action<long[]> finish = Add(batch, syscalls, plan, scratch);
+        finish(batch.Run());
+    }
+
+    /// <summary>
+    /// The calls, added to a batch that runs in the thread <paramref name="syscalls"/> injects into; returns what
+    /// comes after the batch (given its results): the securebits, made again alone where the batch's try failed.
+    /// </summary>
+    public static Action<long[]> Add(SyscallBatch batch, SyscallInjector syscalls, RestorePlan plan, ScratchArea scratch)
+    {
         CredentialsRecord c = plan.Credentials;
         // The task inherited the engine's groups and bounding set: calls that would change nothing are
         // left out, since they need CAP_SETGID / CAP_SETPCAP even then (an unprivileged restore has neither).
@@ -96,7 +109,7 @@ public static class CredentialsRestore
             ulong groups = plan.Groups.Length == 0 ? 0 : scratch.Put(MemoryMarshal.AsBytes(plan.Groups.AsSpan()));
             batch.Add("setgroups", SYS_setgroups, (ulong)plan.Groups.Length, groups);
         }
-        int lastCap = int.Parse(File.ReadAllText("/proc/sys/kernel/cap_last_cap").Trim());
+        int lastCap = s_lastCapability.Value;
         for (int cap = 0; cap <= lastCap; cap++)
         {
             if ((c.CapBounding & (1ul << cap)) == 0 && (engine.CapBounding & (1ul << cap)) != 0)
@@ -126,10 +139,13 @@ public static class CredentialsRestore
         }
         // Also clears the keep-caps bit set above unless the image had it.
         int securebits = batch.AddMayFail("prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS, c.SecureBits);
-        long result = batch.Run()[securebits];
-        if (result < 0 && c.SecureBits != 0)
-            syscalls.Call("prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS, c.SecureBits);
-        if (result < 0)
-            syscalls.Call("prctl(PR_SET_KEEPCAPS, 0)", SYS_prctl, PR_SET_KEEPCAPS, 0);
+        return results =>
+        {
+            long result = results[securebits];
+            if (result < 0 && c.SecureBits != 0)
+                syscalls.Call("prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS, c.SecureBits);
+            if (result < 0)
+                syscalls.Call("prctl(PR_SET_KEEPCAPS, 0)", SYS_prctl, PR_SET_KEEPCAPS, 0);
+        };
     }
 }

@@ -20,14 +20,20 @@ public static unsafe class TaskStateRestore
     {
         scratch.Reset();
         var batch = new SyscallBatch(syscalls, scratch);
+        Add(batch, plan, scratch, setFs);
+        batch.Run();
+        // The name (comm) is set per thread, the leader's too, by ThreadRestore.SetThreadState.
+    }
+
+    /// <summary><see cref="Run"/>'s calls, added to a batch the caller runs (see Restore/LateStateStage).</summary>
+    public static void Add(SyscallBatch batch, RestorePlan plan, ScratchArea scratch, bool setFs)
+    {
         if (setFs)
         {
             batch.Add($"chdir({plan.Cwd})", SYS_chdir, scratch.PutString(plan.Cwd));
             batch.Add("umask", SYS_umask, plan.Task.Umask);
         }
         batch.Add("personality", SYS_personality, plan.Task.Personality);
-        batch.Run();
-        // The name (comm) is set per thread, the leader's too, by ThreadRestore.SetThreadState.
     }
 
     /// <summary>
@@ -41,10 +47,15 @@ public static unsafe class TaskStateRestore
     public static void AddLimits(SyscallBatch batch, RestorePlan plan, ScratchArea scratch)
     {
         SignalRecord signal = plan.Signal;
+        // All the limits in one write to the task (a write per limit was most of a restore's writes).
+        var limits = new Rlimit[SignalRecord.RlimitCapacity];
+        for (int resource = 0; resource < limits.Length; resource++)
+            limits[resource] = new Rlimit { Current = signal.RlimitCurrent[resource], Maximum = signal.RlimitMaximum[resource] };
+        ulong first = scratch.Put(MemoryMarshal.AsBytes(limits.AsSpan()));
         for (int resource = 0; resource < SignalRecord.RlimitCapacity; resource++)
         {
             ulong current = signal.RlimitCurrent[resource], maximum = signal.RlimitMaximum[resource];
-            ulong limit = scratch.PutStruct(new Rlimit { Current = current, Maximum = maximum });
+            ulong limit = first + (ulong)(resource * sizeof(Rlimit));
             batch.Add($"prlimit64(RLIMIT_{LimitNames[resource]}, soft {Show(current)}, hard {Show(maximum)}) with the restored credentials",
                 SYS_prlimit64, 0, (ulong)resource, limit, 0);
         }

@@ -57,7 +57,14 @@ public static unsafe class ThreadRestore
     public static void SetThreadState(SyscallInjector syscalls, ThreadImage thread, RestorePlan plan, ScratchArea scratch)
     {
         scratch.Reset();
-        var batch = new SyscallBatch(syscalls, scratch); // one ptrace stop for the calls up to the name
+        var batch = new SyscallBatch(syscalls, scratch); // one ptrace stop for all (a long queue: a few)
+        AddThreadState(batch, thread, plan, scratch);
+        batch.Run();
+    }
+
+    /// <summary><see cref="SetThreadState"/>'s calls, added to a batch that runs in the thread.</summary>
+    public static void AddThreadState(SyscallBatch batch, ThreadImage thread, RestorePlan plan, ScratchArea scratch)
+    {
         SignalStackRecord stack = thread.SignalStack;
         const int SS_DISABLE = 2;
         if ((stack.Flags & SS_DISABLE) == 0)
@@ -80,9 +87,8 @@ public static unsafe class ThreadRestore
         byte[] name = new byte[16];
         for (int i = 0; i < 15 && record.Comm[i] != 0; i++) name[i] = record.Comm[i];
         batch.Add($"prctl(PR_SET_NAME, {thread.Name})", SYS_prctl, PR_SET_NAME, scratch.Put(name));
-        batch.Run();
         foreach (SignalPendingRecord pending in thread.Pending)
-            SignalsRestore.Queue(syscalls, scratch, plan.Pid, thread.Tid, pending);
+            SignalsRestore.AddQueued(batch, scratch, plan.Pid, thread.Tid, pending);
     }
 
     /// <summary>
@@ -102,11 +108,16 @@ public static unsafe class ThreadRestore
     /// <summary>Writes the xsave area after checking this CPU's area has the same size.</summary>
     public static void SetXstate(Tracee tracee, ThreadImage thread)
     {
-        byte[] current = tracee.GetXstate();
-        if (current.Length != thread.Xstate.Length)
-            throw new RestoreRefusedException($"this CPU's xsave area is {current.Length} bytes, the image's {thread.Xstate.Length}: FPU state cannot move between them");
+        int size = Volatile.Read(ref s_xstateSize);
+        if (size == 0) Volatile.Write(ref s_xstateSize, size = tracee.GetXstate().Length);
+        if (size != thread.Xstate.Length)
+            throw new RestoreRefusedException($"this CPU's xsave area is {size} bytes, the image's {thread.Xstate.Length}: FPU state cannot move between them");
         tracee.SetXstate(thread.Xstate);
     }
+
+    // The xsave area size of the tasks this engine makes, read from the first: every one is a fresh task on
+    // this CPU and kernel, without the permission for dynamically enabled features (AMX) that would enlarge it.
+    private static int s_xstateSize;
 
     /// <summary>
     /// The last step of a thread: its blocked mask and registers, PTRACE_O_EXITKILL off, and the
