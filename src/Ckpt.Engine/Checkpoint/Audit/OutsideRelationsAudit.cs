@@ -54,8 +54,10 @@ public static class OutsideRelationsAudit
                 }
                 RefuseSharedOutside(files.Find(other), other, "descriptor table (CLONE_FILES");
                 RefuseSharedOutside(fs.Find(other), other, "fs information (CLONE_FS: cwd, root, umask");
+                CheckTraced(other, processOfThread);
             }
-            CheckTraced(other, processOfThread);
+            // A thread of the tree traced by anyone, a thread of the tree included, is refused by its process's own
+            // audit (ThreadStateAudit.RefuseTracer), judged before this scan: its status is not read again here.
         }
     }
 
