@@ -8,7 +8,7 @@ namespace Ckpt.Engine.Checkpoint.Audit;
 /// a process sharing the target's memory (clone with CLONE_VM but without CLONE_THREAD, or a vfork
 /// child not yet exec'ed) could change the code the engine injects and the memory being saved, and
 /// would lose its sharer on restore (kcmp KCMP_VM); a thread the target
-/// traces (PTRACE_ATTACH/SEIZE) would lose its tracer (TracerPid of every thread on the system); a
+/// traces (PTRACE_ATTACH/SEIZE) would lose its tracer (TracerPid of every thread outside the tree); a
 /// descriptor table or fs information shared with a process outside (kcmp KCMP_FILES, KCMP_FS) would
 /// come back unshared.
 /// Processes the engine may not inspect (kcmp or status refused) cannot be judged and are skipped.
