@@ -203,19 +203,22 @@ public static class Checkpointer
     {
         var objects = new ObjectTable();
         progress("inspect", 0, 0);
+        // Its parent's memory is in the image before its own: pages they still share are stored once (InheritedPages).
+        int? ParentInTree(FrozenProcess frozen) =>
+            frozen.Pid != freeze.Pid && freeze.Processes.Any(p => p.Pid == frozen.ParentPid && !p.IsZombie) ? frozen.ParentPid : null;
+        MemorySharing memorySharing;
+        using (CheckpointProfile.Measure("tree sharing")) memorySharing = TreeSharing.MemoryOwners(freeze.Processes);
+        var owners = freeze.Processes.Where(p => p.Threads is not null && memorySharing.VmOwner(p.Pid) == p.Pid).ToList();
+        // A tree's memory is read on the second core while this thread finds the rest of the sharing and inspects the
+        // rest (MemoryPrefetch); a refusal of the sharing stops it (it only reads /proc).
+        using Memory.MemoryPrefetch? prefetch = owners.Count > 1 ? new Memory.MemoryPrefetch(owners.Select(p => (p.Pid, ParentInTree(p)))) : null;
         TreeObjectsSharing sharing;
-        using (CheckpointProfile.Measure("tree sharing")) sharing = TreeSharing.Find(freeze.Processes);
+        using (CheckpointProfile.Measure("tree sharing")) sharing = TreeSharing.Find(freeze.Processes, memorySharing);
         objects.UnlinkedFiles.FileTableOwner = sharing.FileTableOwner;
         using var descriptions = new FileDescriptions(freeze.Processes.Where(p => p.Threads is not null).Select(p => p.Pid)) { TcpConnections = connections };
         // Every process is inspected first (refusals in tree order), then the tree's injected reads are made
         // together (InjectedReads.ReadAll), then each process's threads are captured.
         var inspected = new List<(FrozenProcess Frozen, ZombieCheckpoint? Zombie, ProcessCheckpoint.Inspection? Live)>();
-        // Its parent's memory is in the image before its own: pages they still share are stored once (InheritedPages).
-        int? ParentInTree(FrozenProcess frozen) =>
-            frozen.Pid != freeze.Pid && freeze.Processes.Any(p => p.Pid == frozen.ParentPid && !p.IsZombie) ? frozen.ParentPid : null;
-        var owners = freeze.Processes.Where(p => p.Threads is not null && sharing.VmOwner(p.Pid) == p.Pid).ToList();
-        // A tree's memory is read on the second core while this thread inspects the rest (MemoryPrefetch).
-        using Memory.MemoryPrefetch? prefetch = owners.Count > 1 ? new Memory.MemoryPrefetch(owners.Select(p => (p.Pid, ParentInTree(p)))) : null;
         foreach (FrozenProcess frozen in freeze.Processes)
         {
             try

@@ -49,22 +49,56 @@ public sealed class TreeFreeze
     {
         _processes.Add(process);
         if (process.Threads is null) return; // a zombie has no children: they were reparented when it exited
-        foreach (int child in ChildrenOf(process.Threads))
+        // Every child is seized and asked to stop first, then each is waited for and added (its own children
+        // then): a hundred children stop side by side, not one scheduler round trip after the other.
+        var started = new List<(int Child, StartedFreeze? Started)>();
+        try
         {
-            if (_processes.Any(p => p.Pid == child)) continue;
-            FrozenProcess? frozen = Freeze(child, process.Pid);
-            if (frozen is not null) Add(frozen);
+            foreach (int child in ChildrenOf(process.Threads).Where(child => !_processes.Any(p => p.Pid == child)))
+                started.Add((child, StartFreeze(child)));
+            for (int i = 0; i < started.Count; i++)
+            {
+                var (child, pending) = started[i];
+                started[i] = (child, null); // finished here: added to the tree (released with it), or dropped
+                FrozenProcess? frozen = FinishFreeze(child, process.Pid, pending);
+                if (frozen is not null) Add(frozen);
+            }
+        }
+        finally
+        {
+            // A failure part of the way (a refusal, an error) leaves the children started and not finished yet
+            // as they were: each is waited for in its stop, then released as the tree's processes are.
+            foreach (var (_, pending) in started)
+                if (pending?.Threads is { } threads) ReleaseStarted(threads);
         }
     }
 
-    private static FrozenProcess? Freeze(int pid, int parent)
+    private static void ReleaseStarted(ThreadGroupFreeze threads)
     {
-        if (ProcStat.IsZombie(pid) is not false) return ProcStat.IsZombie(pid) is true ? new FrozenProcess(pid, parent, null) : null;
-        ThreadGroupFreeze? threads = null;
+        try { threads.StopAll(); }
+        catch (Exception) { /* exited, or refused: what is attached is released below, or by the kernel when the tracer thread exits */ }
+        try { if (threads.AnyAttached) threads.ReleaseAll(); }
+        catch (Exception) { /* the checkpoint's own failure is reported */ }
+    }
+
+    /// <summary>A child seized and asked to stop (<see cref="ThreadGroupFreeze.SeizeAndInterrupt"/>), or a zombie, or gone (null Threads).</summary>
+    private sealed record StartedFreeze(ThreadGroupFreeze? Threads, bool Zombie, Exception? Failure);
+
+    private static StartedFreeze StartFreeze(int pid)
+    {
+        if (ProcStat.IsZombie(pid) is not false) return new StartedFreeze(null, ProcStat.IsZombie(pid) is true, null);
+        try { return new StartedFreeze(ThreadGroupFreeze.SeizeAndInterrupt(pid), false, null); }
+        catch (Exception e) when (e is TraceeExitedException or SyscallException) { return new StartedFreeze(null, false, e); }
+    }
+
+    private static FrozenProcess? FinishFreeze(int pid, int parent, StartedFreeze? started)
+    {
+        if (started is { Threads: null, Failure: null }) return started.Zombie ? new FrozenProcess(pid, parent, null) : null;
+        ThreadGroupFreeze? threads = started?.Threads;
         try
         {
-            threads = ThreadGroupFreeze.Seize(pid);
-            threads.StopAll();
+            if (started?.Failure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+            threads!.StopAll();
             return new FrozenProcess(pid, parent, threads);
         }
         catch (Exception e) when (e is TraceeExitedException or SyscallException && ProcStat.IsZombie(pid) is not false)
@@ -88,7 +122,7 @@ public sealed class TreeFreeze
             if (ProcStat.IsZombie(pid) != false) continue; // gone or a zombie: nothing to audit
             found.Add(pid);
             List<int> tids;
-            try { tids = Directory.GetDirectories($"/proc/{pid}/task").Select(d => int.Parse(Path.GetFileName(d))).ToList(); }
+            try { tids = ProcText.ListNumbers($"/proc/{pid}/task"); }
             catch (DirectoryNotFoundException) { continue; } // exited meanwhile
             foreach (int child in tids.SelectMany(tid => ReadChildrenIfThere(pid, tid)).Distinct().Order()) pending.Enqueue(child);
         }
@@ -105,7 +139,7 @@ public sealed class TreeFreeze
     {
         try
         {
-            return File.ReadAllText($"/proc/{pid}/task/{tid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse);
+            return ProcText.ReadAllText($"/proc/{pid}/task/{tid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse);
         }
         catch (FileNotFoundException)
         {

@@ -39,9 +39,8 @@ public static class FileLocks
     public static List<FileLockRecord> Inspect(DescriptorInfo fd, int objRef)
     {
         var locks = new List<FileLockRecord>();
-        foreach (string line in File.ReadLines($"/proc/{fd.Pid}/fdinfo/{fd.Fd}"))
+        foreach (string line in fd.FdInfo.LockLines) // the fdinfo read for this descriptor's inspection
         {
-            if (!line.StartsWith("lock:", StringComparison.Ordinal)) continue;
             if (fd.StatKind is not (FileKind.Regular or FileKind.Directory))
                 throw new CheckpointRefusedException($"fd {fd.Fd} of process {fd.Pid} ({fd.Target}) holds a file lock on a {fd.StatKind}: only locks on regular files and directories are restored");
             locks.Add(Parse(line, fd, objRef));

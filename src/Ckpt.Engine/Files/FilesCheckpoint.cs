@@ -36,7 +36,7 @@ public sealed class FilesCheckpoint
         var table = new FilesCheckpoint();
         // GetFileSystemEntries, not GetFiles: a directory's descriptor is a link to a directory,
         // which GetFiles leaves out (it follows the link), and the fd would silently vanish.
-        var fds = Directory.GetFileSystemEntries($"/proc/{pid}/fd").Select(p => int.Parse(Path.GetFileName(p))).Order();
+        var fds = ProcText.ListNumbers($"/proc/{pid}/fd").Order();
         foreach (int fd in fds)
         {
             string target = new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget ?? "";

@@ -11,7 +11,7 @@ public sealed class ProcStatus(string text)
 {
     // The text as read, each line looked up when asked for: a restore reads the status of every process
     // it makes for one or two lines, and splitting all fifty-odd into a dictionary was most of its allocations.
-    public static ProcStatus Read(int pid) => new(File.ReadAllText($"/proc/{pid}/status"));
+    public static ProcStatus Read(int pid) => new(ProcText.ReadAllText($"/proc/{pid}/status"));
 
     public string Text(string key) => Find(key) ?? throw new FormatException($"/proc/PID/status has no '{key}' line");
 
@@ -49,7 +49,7 @@ public sealed class ProcStat(string comm, string[] rest)
 
     public static ProcStat Read(int pid)
     {
-        string text = File.ReadAllText($"/proc/{pid}/stat");
+        string text = ProcText.ReadAllText($"/proc/{pid}/stat");
         int open = text.IndexOf('('), close = text.LastIndexOf(')');
         if (open < 0 || close < open) throw new FormatException($"/proc/{pid}/stat: no (comm) field");
         return new ProcStat(text[(open + 1)..close], text[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries));
@@ -71,7 +71,7 @@ public sealed class ProcStat(string comm, string[] rest)
     {
         try
         {
-            string text = File.ReadAllText($"/proc/{pid}/stat");
+            string text = ProcText.ReadAllText($"/proc/{pid}/stat");
             return text[text.LastIndexOf(')') + 2] is 'Z' or 'X';
         }
         catch (IOException)
@@ -92,19 +92,24 @@ public sealed class ProcStat(string comm, string[] rest)
 /// </summary>
 public sealed record ProcFdInfo(long Position, uint Flags, IReadOnlyDictionary<string, string> Fields)
 {
+    /// <summary>The "lock:" lines (<see cref="Files.FileLocks"/>), from the same read.</summary>
+    public IReadOnlyList<string> LockLines { get; init; } = [];
+
     public static ProcFdInfo Read(int pid, int fd)
     {
         long position = 0;
         uint flags = 0;
         var fields = new Dictionary<string, string>();
-        foreach (string line in File.ReadAllLines($"/proc/{pid}/fdinfo/{fd}"))
+        List<string>? locks = null;
+        foreach (string line in ProcText.ReadAllLines($"/proc/{pid}/fdinfo/{fd}"))
         {
             if (line.StartsWith("pos:", StringComparison.Ordinal)) position = long.Parse(line[4..].Trim(), CultureInfo.InvariantCulture);
             else if (line.StartsWith("flags:", StringComparison.Ordinal)) flags = Convert.ToUInt32(line[6..].Trim(), 8);
+            else if (line.StartsWith("lock:", StringComparison.Ordinal)) (locks ??= []).Add(line);
             int colon = line.IndexOf(':');
             if (colon > 0) fields.TryAdd(line[..colon], line[(colon + 1)..].Trim());
         }
-        return new ProcFdInfo(position, flags, fields);
+        return new ProcFdInfo(position, flags, fields) { LockLines = (IReadOnlyList<string>?)locks ?? [] };
     }
 }
 
@@ -115,7 +120,7 @@ public static class ProcLimits
 
     public static (ulong Current, ulong Maximum)[] Read(int pid)
     {
-        string[] lines = File.ReadAllLines($"/proc/{pid}/limits");
+        string[] lines = ProcText.ReadAllLines($"/proc/{pid}/limits");
         var limits = new (ulong, ulong)[Count];
         // Row order is RLIMIT_CPU..RLIMIT_RTTIME after the heading; the values start at column 26.
         for (int i = 0; i < Count; i++)
@@ -136,7 +141,7 @@ public static class ProcAuxv
 {
     public static ulong[] Read(int pid)
     {
-        byte[] bytes = File.ReadAllBytes($"/proc/{pid}/auxv");
+        byte[] bytes = ProcText.ReadAllBytes($"/proc/{pid}/auxv");
         return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(bytes).ToArray();
     }
 }

@@ -9,6 +9,9 @@ public sealed record MapsEntry(ulong Start, ulong End, string Permissions, ulong
     public uint Protection => (Permissions[0] == 'r' ? 1u : 0) | (Permissions[1] == 'w' ? 2u : 0) | (Permissions[2] == 'x' ? 4u : 0);
     public ulong Length => End - Start;
 
+    /// <summary>The device of the mapped file as maps shows it ("fd:01"; "00:00" for anonymous memory).</summary>
+    public string Device { get; init; } = "";
+
     /// <summary>smaps "ProtectionKey:" (pkey_mprotect); 0 where the kernel shows none.</summary>
     public int ProtectionKey { get; init; }
 
@@ -37,19 +40,22 @@ public static class ProcMaps
         ["mm"] = 0x10000000, ["hg"] = 0x20000000, ["nh"] = 0x40000000, ["mg"] = 0x80000000,
     };
 
-    public static List<MapsEntry> Read(int pid) => File.ReadAllLines($"/proc/{pid}/maps").Select(ParseHeader).ToList();
+    public static List<MapsEntry> Read(int pid) => ProcText.ReadAllLines($"/proc/{pid}/maps").Select(ParseHeader).ToList();
 
     /// <summary>smaps: the maps line of each VMA plus its VmFlags.</summary>
     public static List<MapsEntry> ReadSmaps(int pid)
     {
         var entries = new List<MapsEntry>();
         MapsEntry? current = null;
-        foreach (string line in File.ReadAllLines($"/proc/{pid}/smaps"))
+        // About 25 lines per mapping, of which only three matter: strings for those only.
+        string text = ProcText.ReadAllText($"/proc/{pid}/smaps");
+        foreach (Range range in ProcText.LineRanges(text))
         {
+            ReadOnlySpan<char> line = text.AsSpan()[range];
             if (line.StartsWith("VmFlags:", StringComparison.Ordinal))
             {
                 if (current is null) throw new FormatException($"/proc/{pid}/smaps: VmFlags before any mapping");
-                entries.Add(current with { VmFlagNames = line[8..].Split(' ', StringSplitOptions.RemoveEmptyEntries) });
+                entries.Add(current with { VmFlagNames = line[8..].ToString().Split(' ', StringSplitOptions.RemoveEmptyEntries) });
                 current = null;
             }
             else if (line.StartsWith("ProtectionKey:", StringComparison.Ordinal) && current is not null)
@@ -58,14 +64,14 @@ public static class ProcMaps
             }
             else if (IsHeader(line))
             {
-                current = ParseHeader(line);
+                current = ParseHeader(line.ToString());
             }
         }
         return entries;
     }
 
     // A header starts "start-end " (hex); field lines start "Name:".
-    private static bool IsHeader(string line)
+    private static bool IsHeader(ReadOnlySpan<char> line)
     {
         int dash = line.IndexOf('-');
         int colon = line.IndexOf(':');
@@ -79,7 +85,7 @@ public static class ProcMaps
         if (fields.Length < 5) throw new FormatException($"unexpected /proc/PID/maps line: '{line}'");
         string[] range = fields[0].Split('-');
         return new MapsEntry(Hex(range[0]), Hex(range[1]), fields[1], Hex(fields[2]),
-            ulong.Parse(fields[4], CultureInfo.InvariantCulture), fields.Length == 6 ? fields[5].Trim() : "", []);
+            ulong.Parse(fields[4], CultureInfo.InvariantCulture), fields.Length == 6 ? fields[5].Trim() : "", []) { Device = fields[3] };
     }
 
     private static ulong Hex(string text) => ulong.Parse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture);

@@ -55,6 +55,7 @@ public static class SyscallNumbers
     public const long SYS_gettid = 186;
     public const long SYS_futex = 202;
     public const long SYS_sched_getaffinity = 204;
+    public const long SYS_getdents64 = 217;
     public const long SYS_set_tid_address = 218;
     public const long SYS_restart_syscall = 219;
     public const long SYS_clock_nanosleep = 230;

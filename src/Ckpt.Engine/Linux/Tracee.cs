@@ -23,6 +23,7 @@ public sealed unsafe class Tracee
     private const int PTRACE_EVENT_STOP = 128;
     public const int PTRACE_O_TRACESYSGOOD = 1;
     private const int MaxXstateSize = 64 * 1024;
+    [ThreadStatic] private static byte[]? t_xstateBuffer;
 
     private Tracee(int pid) => Pid = pid;
 
@@ -202,7 +203,9 @@ public sealed unsafe class Tracee
     /// <summary>The xsave area (FPU, SSE, AVX, AVX-512 ...) at the size the kernel reports.</summary>
     public byte[] GetXstate()
     {
-        byte[] buffer = new byte[MaxXstateSize];
+        // One buffer per thread: a fresh 64 KiB array per captured thread cost 16 page faults (a checkpoint of
+        // 100 processes spent more time faulting them in than in the ptrace calls).
+        byte[] buffer = t_xstateBuffer ??= new byte[MaxXstateSize];
         fixed (byte* bytes = buffer)
         {
             var iov = new Iovec { Base = (nint)bytes, Length = (nuint)buffer.Length };

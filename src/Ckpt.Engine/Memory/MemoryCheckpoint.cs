@@ -47,11 +47,19 @@ public sealed class MemoryCheckpoint
         using InheritedPages.PagemapPair? pagemaps = parentInTree is int parent ? new InheritedPages.PagemapPair(pid, parent) : null;
         using PageScan scan = PageScan.Open(pid);
         var vmas = new List<MemoryReading.Vma>();
+        // A program or library is mapped in four or five pieces: its file is looked at once (same device, inode and name).
+        var files = new Dictionary<(string Device, ulong Inode, string Name), Native.Stat>();
         foreach (MapsEntry map in ProcMaps.ReadSmaps(pid))
         {
             MappingAudit.Check(pid, map);
             VmaType type = TypeOf(map);
-            Native.Stat? stat = type is VmaType.File or VmaType.SharedFile ? Native.StatOrThrow($"/proc/{pid}/map_files/{map.Start:x}-{map.End:x}", pid) : null;
+            Native.Stat? stat = null;
+            if (type is VmaType.File or VmaType.SharedFile)
+            {
+                if (!files.TryGetValue((map.Device, map.Inode, map.Name), out Native.Stat identity))
+                    files[(map.Device, map.Inode, map.Name)] = identity = Native.StatOrThrow($"/proc/{pid}/map_files/{map.Start:x}-{map.End:x}", pid);
+                stat = identity;
+            }
             // Shared anonymous pages are each object's, found with its object reference (SharedMemoryObjects).
             List<(ulong Start, ulong End)> pages = type is VmaType.Anon or VmaType.File ? scan.Populated(map.Start, map.End, anonymousOnly: true) : [];
             List<ulong> inherited = [];

@@ -48,7 +48,7 @@ public static class PosixTimers
     /// <summary>The timers /proc/PID/timers lists (times not read yet), in id order; refuses what cannot be restored.</summary>
     public static List<PosixTimerRecord> Inspect(int pid, int threadCount)
     {
-        var timers = Parse(pid, File.ReadAllLines($"/proc/{pid}/timers"));
+        var timers = Parse(pid, ProcText.ReadAllLines($"/proc/{pid}/timers"));
         foreach (PosixTimerRecord timer in timers)
         {
             bool callersThreadClock = timer.ClockId == CLOCK_THREAD_CPUTIME_ID

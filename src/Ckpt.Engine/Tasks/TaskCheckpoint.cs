@@ -26,7 +26,7 @@ public static class TaskCheckpoint
             // Seccomp and the rest of the per-thread kernel state: Checkpoint/Audit/ThreadStateAudit.
             if (tid == pid) continue;
             // Set per task, restored once for the process: a thread with its own would be lost.
-            string personality = File.ReadAllText($"/proc/{pid}/task/{tid}/personality").Trim(), leaderPersonality = File.ReadAllText($"/proc/{pid}/personality").Trim();
+            string personality = ProcText.ReadAllText($"/proc/{pid}/task/{tid}/personality").Trim(), leaderPersonality = ProcText.ReadAllText($"/proc/{pid}/personality").Trim();
             if (personality != leaderPersonality)
                 throw new CheckpointRefusedException($"thread {tid} of process {pid} has its own personality ({personality}, the leader's {leaderPersonality}): per-thread personalities are not checkpointed");
             RefuseUnshared(pid, tid, Native.KCMP_FILES, "descriptor table");
@@ -72,7 +72,7 @@ public static class TaskCheckpoint
             Pgid = (int)stat.Field(5),
             Sid = (int)stat.Field(6),
             ExitSignal = (int)stat.Field(38),
-            Personality = uint.Parse(File.ReadAllText($"/proc/{pid}/personality").Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+            Personality = uint.Parse(ProcText.ReadAllText($"/proc/{pid}/personality").Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture),
             Umask = status.OctalNumber("Umask"),
             NoNewPrivileges = (int)status.Number("NoNewPrivs"),
             SeccompMode = (int)status.Number("Seccomp"),

@@ -40,7 +40,7 @@ public sealed record ThreadCheckpoint(
         };
         ReadRobustList(tid, ref thread);
         ReadScheduling(tid, ref thread);
-        RecordText.SetCString(thread.Comm, 16, File.ReadAllText($"/proc/{tgid}/task/{tid}/comm").TrimEnd('\n'));
+        RecordText.SetCString(thread.Comm, 16, ProcText.ReadAllText($"/proc/{tgid}/task/{tid}/comm").TrimEnd('\n'));
         return new ThreadCheckpoint(thread, block,
             probes.SignalStack,
             new RseqRecord { Address = rseq.Address, Length = rseq.Length, Signature = rseq.Signature, Flags = rseq.Flags },

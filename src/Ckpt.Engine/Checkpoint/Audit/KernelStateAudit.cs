@@ -25,7 +25,10 @@ public static class KernelStateAudit
     {
         List<int> tree;
         using (CheckpointProfile.Measure("audit/tree listed")) tree = TreeFreeze.LiveProcessesNow(root);
-        var outcomes = AuditEach(tree, pid => BeforeFreezeOneSettled(pid, tree, root));
+        // The scan of outside relations needs each process's threads only: in a tree it runs on the helper
+        // thread beside the per-process audits, with threads it lists itself, and is judged after them.
+        OutsideScan? outside = tree.Count > 1 ? new OutsideScan(tree) : null;
+        var outcomes = AuditEach(tree, pid => BeforeFreezeOneSettled(pid, tree, root), outside is null ? null : outside.Run);
         var threadsByProcess = new Dictionary<int, List<int>>();
         for (int i = 0; i < tree.Count; i++)
         {
@@ -43,15 +46,51 @@ public static class KernelStateAudit
                 throw new CheckpointRefusedException($"descendant {pid} ('{ProcessNames.CommOf(pid)}') of process {root}: {e.Message}");
             }
         }
-        using (CheckpointProfile.Measure("audit/outside relations")) OutsideRelationsAudit.Check(threadsByProcess);
+        // Threads that came or went meanwhile, or a descendant that exited: the scan again on what the audits saw.
+        if (outside is null || !outside.Saw(threadsByProcess))
+            using (CheckpointProfile.Measure("audit/outside relations")) OutsideRelationsAudit.Check(threadsByProcess);
+        else if (outside.Failure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+    }
+
+    /// <summary><see cref="OutsideRelationsAudit.Check"/> on the threads of the tree as listed when it starts.</summary>
+    private sealed class OutsideScan(List<int> tree)
+    {
+        private readonly Dictionary<int, List<int>> _threads = [];
+
+        public Exception? Failure { get; private set; }
+
+        public void Run()
+        {
+            foreach (int pid in tree)
+            {
+                try { _threads[pid] = ThreadStateAudit.Threads(pid); }
+                catch (Exception) { } // exited (or unreadable): the per-process audit tells, and the scan is made again
+            }
+            try
+            {
+                using (CheckpointProfile.Measure("audit/outside relations")) OutsideRelationsAudit.Check(_threads);
+            }
+            catch (Exception e) { Failure = e; }
+        }
+
+        /// <summary>Whether it scanned exactly these processes and threads.</summary>
+        public bool Saw(Dictionary<int, List<int>> threadsByProcess) =>
+            threadsByProcess.Count == _threads.Count
+            && threadsByProcess.All(p => _threads.TryGetValue(p.Key, out List<int>? tids) && tids.Order().SequenceEqual(p.Value.Order()));
     }
 
     // Each process's audit on one of two threads (this one and a helper), taking the next process in tree
     // order as they go: each process's threads or its failure, by index. A tree of one process stays on this thread.
-    private static (List<int>? Threads, Exception? Failure)[] AuditEach(List<int> tree, Func<int, List<int>> audit)
+    // The helper first runs alongside, if any.
+    private static (List<int>? Threads, Exception? Failure)[] AuditEach(List<int> tree, Func<int, List<int>> audit, Action? alongside = null)
     {
         var outcomes = new (List<int>?, Exception?)[tree.Count];
         int next = -1;
+        void HelperWork()
+        {
+            alongside?.Invoke();
+            Work();
+        }
         void Work()
         {
             for (int i; (i = Interlocked.Increment(ref next)) < tree.Count;)
@@ -60,7 +99,7 @@ public static class KernelStateAudit
                 catch (Exception e) { outcomes[i] = (null, e); }
             }
         }
-        Thread? helper = tree.Count > 1 ? new Thread(Work, 1 << 20) { Name = "ckpt-audit" } : null;
+        Thread? helper = tree.Count > 1 ? new Thread(HelperWork, 1 << 20) { Name = "ckpt-audit" } : null;
         helper?.Start();
         Work();
         helper?.Join();
@@ -100,15 +139,18 @@ public static class KernelStateAudit
     private static List<int> BeforeFreezeOne(int pid, List<int> tree)
     {
         List<int> tids;
+        // Each thread's status is read once for the checks below (this pass is a dry run: the frozen one reads again).
+        Dictionary<int, ProcStatus?> statuses;
         using (CheckpointProfile.Measure("audit/threads and tracers"))
         {
             tids = ThreadStateAudit.Threads(pid);
-            foreach (int tid in tids) ThreadStateAudit.RefuseTracer(pid, tid);
+            statuses = tids.ToDictionary(tid => tid, tid => ThreadStateAudit.StatusIfThere(pid, tid));
+            foreach (int tid in tids) ThreadStateAudit.RefuseTracer(pid, tid, statuses[tid]);
         }
-        using (CheckpointProfile.Measure("audit/process state")) ProcessStateAudit.Check(pid);
+        using (CheckpointProfile.Measure("audit/process state")) ProcessStateAudit.Check(pid, statuses.GetValueOrDefault(pid));
         using (CheckpointProfile.Measure("audit/memory policies")) ProcessStateAudit.CheckMemoryPolicies(pid);
         using (CheckpointProfile.Measure("audit/thread state"))
-            foreach (int tid in tids) ThreadStateAudit.CheckIfStillThere(pid, tid);
+            foreach (int tid in tids) ThreadStateAudit.CheckIfStillThere(pid, tid, statuses[tid]);
         using (CheckpointProfile.Measure("audit/smaps"))
             foreach (MapsEntry map in ProcMaps.ReadSmaps(pid)) MappingAudit.Check(pid, map);
         // The descriptor inspection itself, as a dry run: every kind's refusal, before the freeze.

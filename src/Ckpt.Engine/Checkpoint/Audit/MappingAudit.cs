@@ -32,24 +32,28 @@ public static class MappingAudit
         ("mg", "memory marked for KSM merging (MADV_MERGEABLE)"),
     ];
 
+    // Each flag's place in UnsavedFlags: a mapping's flags are looked up once each (every mapping of a tree is
+    // checked twice), and the refusal names the first unsaved flag in that list's order, as a scan of it would.
+    private static readonly Dictionary<string, int> UnsavedFlagOrder =
+        UnsavedFlags.Select((unsaved, index) => (unsaved.Flag, index)).ToDictionary(f => f.Flag, f => f.index);
+
     public static void Check(int pid, MapsEntry map)
     {
-        string where = $"0x{map.Start:x}-0x{map.End:x} in /proc/{pid}/smaps";
         if (SpecialMappings.Contains(map.Name)) return;
         string? what = KindByName(map);
         if (what is null)
         {
-            foreach (var (flag, description) in UnsavedFlags)
-            {
-                if (map.VmFlagNames.Contains(flag)) { what = $"{description} (VmFlags {flag})"; break; }
-            }
+            int first = -1;
+            foreach (string name in map.VmFlagNames)
+                if (UnsavedFlagOrder.TryGetValue(name, out int index) && (first < 0 || index < first)) first = index;
+            if (first >= 0) what = $"{UnsavedFlags[first].What} (VmFlags {UnsavedFlags[first].Flag})";
         }
         if (what is null && map.ProtectionKey != 0) what = $"memory with protection key {map.ProtectionKey} (pkey_mprotect)";
         if (what is null && map.Inode != 0 && map.Name.StartsWith("/dev/", StringComparison.Ordinal) && !map.Name.StartsWith("/dev/zero", StringComparison.Ordinal)
             && !IsRegularFile(map))
             what = "a device mapping";
         if (what is not null)
-            throw new CheckpointRefusedException($"process {pid} maps {what} at {where} ({(map.Name.Length > 0 ? map.Name : "anonymous")}): not checkpointed");
+            throw new CheckpointRefusedException($"process {pid} maps {what} at 0x{map.Start:x}-0x{map.End:x} in /proc/{pid}/smaps ({(map.Name.Length > 0 ? map.Name : "anonymous")}): not checkpointed");
     }
 
     // A file under /dev that is a regular file with the mapped inode (a program or data on /dev/shm, a

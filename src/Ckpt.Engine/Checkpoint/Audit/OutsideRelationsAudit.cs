@@ -8,7 +8,7 @@ namespace Ckpt.Engine.Checkpoint.Audit;
 /// a process sharing the target's memory (clone with CLONE_VM but without CLONE_THREAD, or a vfork
 /// child not yet exec'ed) could change the code the engine injects and the memory being saved, and
 /// would lose its sharer on restore (kcmp KCMP_VM); a thread the target
-/// traces (PTRACE_ATTACH/SEIZE) would lose its tracer (TracerPid of every thread on the system); a
+/// traces (PTRACE_ATTACH/SEIZE) would lose its tracer (TracerPid of every thread outside the tree); a
 /// descriptor table or fs information shared with a process outside (kcmp KCMP_FILES, KCMP_FS) would
 /// come back unshared.
 /// Processes the engine may not inspect (kcmp or status refused) cannot be judged and are skipped.
@@ -42,9 +42,8 @@ public static class OutsideRelationsAudit
             foreach (int pid in sharers)
                 foreach (int other in sharers)
                     if (other != pid && !IsKernelThread(other)) VforkAudit.Refuse(pid, other);
-        foreach (string entry in Directory.EnumerateDirectories("/proc"))
+        foreach (int other in ProcText.ListNumbers("/proc"))
         {
-            if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out int other)) continue;
             if (!threadsByProcess.ContainsKey(other))
             {
                 // A kernel thread has no memory, and neither has a process that is exiting: equal, but not shared.
@@ -55,8 +54,10 @@ public static class OutsideRelationsAudit
                 }
                 RefuseSharedOutside(files.Find(other), other, "descriptor table (CLONE_FILES");
                 RefuseSharedOutside(fs.Find(other), other, "fs information (CLONE_FS: cwd, root, umask");
+                CheckTraced(other, processOfThread);
             }
-            CheckTraced(other, processOfThread);
+            // A thread of the tree traced by anyone, a thread of the tree included, is refused by its process's own
+            // audit (ThreadStateAudit.RefuseTracer), judged before this scan: its status is not read again here.
         }
     }
 
@@ -89,12 +90,13 @@ public static class OutsideRelationsAudit
 
     private static void CheckTraced(int other, Dictionary<int, int> processOfThread)
     {
-        IEnumerable<string> threads;
-        try { threads = Directory.EnumerateDirectories($"/proc/{other}/task").ToList(); }
+        List<int> tids;
+        try { tids = ProcText.ListNumbers($"/proc/{other}/task"); }
         catch (IOException) { return; } // gone
         catch (UnauthorizedAccessException) { return; }
-        foreach (string thread in threads)
+        foreach (int tid in tids)
         {
+            string thread = $"/proc/{other}/task/{tid}";
             int tracer = TracerOf(thread);
             if (tracer != 0 && processOfThread.TryGetValue(tracer, out int pid))
                 throw new CheckpointRefusedException($"thread {tracer} of process {pid} traces thread {Path.GetFileName(thread)} of process {other} (TracerPid in {thread}/status): ptrace relationships are not checkpointed");
@@ -106,10 +108,12 @@ public static class OutsideRelationsAudit
     {
         try
         {
-            foreach (string line in File.ReadLines($"{threadDirectory}/status"))
+            string status = ProcText.ReadAllText($"{threadDirectory}/status");
+            foreach (Range range in ProcText.LineRanges(status))
             {
+                ReadOnlySpan<char> line = status.AsSpan()[range];
                 if (line.StartsWith("TracerPid:", StringComparison.Ordinal))
-                    return int.Parse(line.AsSpan(10).Trim(), CultureInfo.InvariantCulture);
+                    return int.Parse(line[10..].Trim(), CultureInfo.InvariantCulture);
             }
         }
         catch (IOException) { } // exited meanwhile

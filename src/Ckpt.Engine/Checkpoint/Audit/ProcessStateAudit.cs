@@ -19,13 +19,13 @@ public static class ProcessStateAudit
         if (status.Has("THP_enabled") && status.Number("THP_enabled") == 0)
             throw new CheckpointRefusedException($"process {pid} disabled transparent huge pages (prctl PR_SET_THP_DISABLE; THP_enabled: 0 in /proc/{pid}/status): not checkpointed");
         string ksm = $"/proc/{pid}/ksm_stat";
-        if (File.Exists(ksm) && File.ReadLines(ksm).Any(l => l.Replace(" ", "") == "ksm_merge_any:yes"))
+        if (ProcText.ReadAllTextIfExists(ksm) is { } ksmStat && ProcText.SplitLines(ksmStat).Any(l => l.Replace(" ", "") == "ksm_merge_any:yes"))
             throw new CheckpointRefusedException($"process {pid} asked KSM to merge all its memory (prctl PR_SET_MEMORY_MERGE; ksm_merge_any in {ksm}): not checkpointed");
         foreach (string name in InheritedFromEngine)
         {
             string file = $"/proc/{pid}/{name}";
-            if (!File.Exists(file)) continue;
-            string value = File.ReadAllText(file).Trim(), engine = EngineValues.Value[name];
+            if (ProcText.ReadAllTextIfExists(file) is not { } text) continue;
+            string value = text.Trim(), engine = EngineValues.Value[name];
             if (value != engine)
                 throw new CheckpointRefusedException($"process {pid} has {name} {value} ({file}), a restored process gets the engine's {engine}: not checkpointed");
         }
@@ -60,8 +60,8 @@ public static class ProcessStateAudit
     public static void CheckMemoryPolicies(int pid)
     {
         string file = $"/proc/{pid}/numa_maps";
-        if (!File.Exists(file)) return; // a kernel without NUMA: no policies
-        foreach (string line in File.ReadLines(file))
+        if (ProcText.ReadAllTextIfExists(file) is not { } policies) return; // a kernel without NUMA: no policies
+        foreach (string line in ProcText.SplitLines(policies))
         {
             string[] fields = line.Split(' ', 3);
             if (fields.Length >= 2 && fields[1] != "default")

@@ -19,12 +19,15 @@ public static class ThreadStateAudit
     private static readonly string[] SpeculationKeys = ["Speculation_Store_Bypass", "SpeculationIndirectBranch"];
 
     public static List<int> Threads(int pid) =>
-        Directory.GetDirectories($"/proc/{pid}/task").Select(d => int.Parse(Path.GetFileName(d), CultureInfo.InvariantCulture)).Order().ToList();
+        ProcText.ListNumbers($"/proc/{pid}/task").Order().ToList();
+
+    /// <summary>Before the freeze: /proc/TID/status, or null when the thread is gone (it may exit at any moment).</summary>
+    public static ProcStatus? StatusIfThere(int pid, int tid) => TryStatus(pid, tid);
 
     /// <summary>Before the freeze: a thread traced by someone else (a debugger, strace) cannot be seized, and its tracer would lose it.</summary>
-    public static void RefuseTracer(int pid, int tid)
+    /// <param name="status">its <see cref="StatusIfThere"/> (null: gone, nothing to refuse)</param>
+    public static void RefuseTracer(int pid, int tid, ProcStatus? status)
     {
-        ProcStatus? status = TryStatus(pid, tid);
         if (status is null) return;
         long tracer = status.Number("TracerPid");
         if (tracer != 0)
@@ -32,9 +35,11 @@ public static class ThreadStateAudit
     }
 
     /// <summary>Before the freeze a thread may exit at any moment: one that is gone is no longer part of the process.</summary>
-    public static void CheckIfStillThere(int pid, int tid)
+    /// <param name="status">its <see cref="StatusIfThere"/> (null: gone)</param>
+    public static void CheckIfStillThere(int pid, int tid, ProcStatus? status)
     {
-        try { Check(pid, tid); }
+        if (status is null) return;
+        try { Check(pid, tid, status); }
         catch (Exception e) when (e is IOException or SyscallException && !Directory.Exists($"/proc/{pid}/task/{tid}")) { }
     }
 
@@ -109,7 +114,7 @@ public static class ThreadStateAudit
     // calls semop, so the kernel has nothing to apply).
     private static void CheckSysvSemUndo(int pid, int tid)
     {
-        if (File.ReadLines("/proc/sysvipc/sem").Skip(1).All(string.IsNullOrWhiteSpace)) return;
+        if (ProcText.ReadAllLines("/proc/sysvipc/sem").Skip(1).All(string.IsNullOrWhiteSpace)) return;
         if (Native.syscall3(SYS_unshare, CLONE_SYSVSEM, 0, 0) != 0) throw new SyscallException("unshare(CLONE_SYSVSEM)", Native.LastErrno, Environment.ProcessId);
         int self = (int)Native.syscall3(SYS_gettid, 0, 0, 0);
         int order = Native.kcmp(tid, self, KCMP_SYSVSEM, 0, 0);
