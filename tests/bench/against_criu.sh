@@ -13,7 +13,8 @@ ckpt=${CKPT:-$PWD/artifacts/ckpt}
 criu=${CRIU:-$(command -v criu || true)}
 [ -n "$criu" ] || { echo "no criu binary (PATH or CRIU=)" >&2; exit 2; }
 work=$(mktemp -d /dev/shm/ckpt-against-criu.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+pid=
+trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"' EXIT # a failed run leaves no target behind
 gcc -O2 -Wall -Werror -o "$work/bench_target" tests/bench/bench_target.c
 ( for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
   exec setsid "$work/bench_target" "$mib" </dev/null >"$work/target.log" 2>&1 ) &
