@@ -14,7 +14,8 @@ criu=${CRIU:-$(command -v criu || true)}
 [ -n "$criu" ] || { echo "no criu binary (PATH or CRIU=)" >&2; exit 2; }
 work=$(mktemp -d /dev/shm/ckpt-against-criu.XXXXXX)
 pid=
-trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"' EXIT # a failed run leaves no target behind
+# A failed run leaves no target behind (only a bench_target is killed: the pid may have been reused).
+trap '[ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = bench_target ] && kill -9 "$pid"; rm -rf "$work"' EXIT
 gcc -O2 -Wall -Werror -o "$work/bench_target" tests/bench/bench_target.c
 ( for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
   exec setsid "$work/bench_target" "$mib" </dev/null >"$work/target.log" 2>&1 ) &
