@@ -40,7 +40,8 @@ public sealed partial class DeletedFifoKind : IDescriptorKind
     public IInspectedFile Inspect(DescriptorInfo fd, int objRef)
     {
         string what = $"fd {fd.Fd} of process {fd.Pid} (the deleted FIFO {fd.Target})";
-        uint[] uids = ProcStatus.Read(fd.Pid).Numbers("Uid"), gids = ProcStatus.Read(fd.Pid).Numbers("Gid");
+        ProcStatus status = ProcStatus.Read(fd.Pid);
+        uint[] uids = status.Numbers("Uid"), gids = status.Numbers("Gid");
         if (fd.Stat.Uid != uids[3] || fd.Stat.Gid != gids[3])
             throw new CheckpointRefusedException($"{what} is owned by uid {fd.Stat.Uid} gid {fd.Stat.Gid}, not by the process's filesystem uid {uids[3]} and gid {gids[3]}: the restore makes the FIFO again with the process's and could give it no other owner");
         return FifoKind.InspectEnd(fd, objRef, FileKind.DeletedFifo, what);

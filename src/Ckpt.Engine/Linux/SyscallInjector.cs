@@ -149,7 +149,7 @@ public sealed class SyscallInjector
     public void PassEntry()
     {
         AwaitSyscallStop("entry of an injected syscall");
-        Tracee.ResumeToSyscall();
+        Tracee.Resume(TraceeResume.ToSyscall);
     }
 
     /// <summary>The exit stop of the started call: its rax (negative errno on failure).</summary>

@@ -152,8 +152,6 @@ public sealed unsafe class Tracee
         return WaitForStop(what);
     }
 
-    /// <summary>PTRACE_SYSCALL without waiting: the stop is collected later (<see cref="WaitForStop"/>), so several tasks can run at once.</summary>
-    public void ResumeToSyscall() => Request(PTRACE_SYSCALL, "PTRACE_SYSCALL", 0, 0);
 
     public static bool IsSyscallStop(int status) => WaitStatus.StopSignal(status) == (SIGTRAP | 0x80) && WaitStatus.PtraceEvent(status) == 0;
 
@@ -165,7 +163,7 @@ public sealed unsafe class Tracee
         return message;
     }
 
-    /// <summary>Resumes the task <paramref name="how"/> without waiting for its next stop.</summary>
+    /// <summary>Resumes the task <paramref name="how"/> without waiting: its stop is collected later (<see cref="WaitForStop"/>), so several tasks can run at once.</summary>
     public void Resume(TraceeResume how) => Request((int)how, NameOf(how));
 
     private static string NameOf(TraceeResume how) => how switch
